@@ -1,0 +1,193 @@
+/*
+ * Latency sample sets, strict number and size parsing, bounded string copies and whole-file
+ * reads.  Parsing is strict on purpose: "12abc" or "-1" in a config file is an error, never
+ * silently 12 or 2^64-1.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util/util.h"
+
+void util_samples_add(struct util_samples *s, uint64_t value)
+{
+	if (s->count == 0 || value < s->min)
+		s->min = value;
+	if (value > s->max)
+		s->max = value;
+	s->count++;
+	s->sum += value;
+	s->ring[s->next] = value;
+	s->next = (s->next + 1) % UTIL_SAMPLES_MAX;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+uint64_t util_samples_percentile(const struct util_samples *s, double p)
+{
+	size_t n = s->count < UTIL_SAMPLES_MAX ? (size_t)s->count : UTIL_SAMPLES_MAX;
+	uint64_t *sorted, result;
+	size_t idx;
+
+	if (n == 0)
+		return 0;
+	sorted = malloc(n * sizeof(*sorted));
+	if (!sorted)
+		return 0;
+	memcpy(sorted, s->ring, n * sizeof(*sorted));
+	qsort(sorted, n, sizeof(*sorted), cmp_u64);
+	if (p < 0)
+		p = 0;
+	if (p > 100)
+		p = 100;
+	idx = (size_t)(p / 100.0 * (double)(n - 1) + 0.5);
+	result = sorted[idx];
+	free(sorted);
+	return result;
+}
+
+int util_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	unsigned long long v;
+	char *end;
+
+	if (!s || !*s || isspace((unsigned char)*s) || *s == '-' || *s == '+')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 0);
+	if (errno == ERANGE)
+		return -ERANGE;
+	if (*end != '\0' || end == s)
+		return -EINVAL;
+	if (v < min || v > max)
+		return -ERANGE;
+	*out = v;
+	return 0;
+}
+
+static int unit_shift(const char *u, unsigned *shift)
+{
+	static const char *const units = "KMGT";
+	const char *p;
+
+	if (!*u)
+		return -EINVAL;
+	p = strchr(units, toupper((unsigned char)u[0]));
+	if (!p)
+		return -EINVAL;
+	*shift = 10 * (unsigned)(p - units + 1);
+	u++;
+	if (*u == 'i' || *u == 'I')
+		u++;
+	if (*u == 'B' || *u == 'b')
+		u++;
+	return *u ? -EINVAL : 0;
+}
+
+int util_parse_size(const char *s, uint64_t default_unit, uint64_t *bytes)
+{
+	char digits[32];
+	size_t n = 0;
+	uint64_t value, mult = default_unit;
+	unsigned shift;
+	int ret;
+
+	if (!s)
+		return -EINVAL;
+	while (isdigit((unsigned char)s[n]) && n < sizeof(digits) - 1) {
+		digits[n] = s[n];
+		n++;
+	}
+	if (n == 0 || isdigit((unsigned char)s[n]))
+		return -EINVAL;
+	digits[n] = '\0';
+	ret = util_parse_u64(digits, 0, UINT64_MAX, &value);
+	if (ret)
+		return ret;
+	if (s[n]) {
+		ret = unit_shift(s + n, &shift);
+		if (ret)
+			return ret;
+		mult = 1ull << shift;
+	}
+	if (mult && value > UINT64_MAX / mult)
+		return -ERANGE;
+	*bytes = value * mult;
+	return 0;
+}
+
+int util_strlcpy(char *dst, const char *src, size_t size)
+{
+	size_t len = strlen(src);
+
+	if (size == 0)
+		return -ENAMETOOLONG;
+	if (len >= size) {
+		memcpy(dst, src, size - 1);
+		dst[size - 1] = '\0';
+		return -ENAMETOOLONG;
+	}
+	memcpy(dst, src, len + 1);
+	return 0;
+}
+
+int util_read_file(const char *path, size_t max, char **out, size_t *len)
+{
+	struct stat st;
+	char *buf = NULL;
+	size_t got = 0;
+	int fd, ret;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0) {
+		ret = -errno;
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		ret = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+		goto out;
+	}
+	if ((uint64_t)st.st_size > max) {
+		ret = -EFBIG;
+		goto out;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	while (got < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			ret = -errno;
+			goto out;
+		}
+		if (n == 0)
+			break; /* the file shrank: take what is there */
+		got += (size_t)n;
+	}
+	buf[got] = '\0';
+	*out = buf;
+	if (len)
+		*len = got;
+	buf = NULL;
+	ret = 0;
+out:
+	free(buf);
+	close(fd);
+	return ret;
+}

@@ -1,0 +1,128 @@
+/*
+ * util — small helpers every host module shares: logging with levels and rate limits, clocks,
+ * latency sample sets with percentiles, and strict number/size parsing.
+ *
+ * No state lives here: a logger, a rate limit or a sample set is a struct its owner holds.
+ */
+#ifndef LOCKSTEP_UTIL_H
+#define LOCKSTEP_UTIL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+/* ---- clocks ---- */
+
+static inline uint64_t util_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- logging ---- */
+
+enum util_log_level {
+	UTIL_LOG_ERROR = 0,
+	UTIL_LOG_WARN = 1,
+	UTIL_LOG_INFO = 2,
+	UTIL_LOG_DEBUG = 3,
+};
+
+/* Where a component's messages go, and with what prefix ("lockstep-vm[demo]"). */
+struct util_log {
+	char prefix[96];
+	enum util_log_level level;
+	int fd; /* usually 2 */
+};
+
+void util_log_init(struct util_log *log, const char *prefix, enum util_log_level level, int fd);
+/* Parses "error", "warn", "info", "debug"; -EINVAL otherwise. */
+int util_log_level_parse(const char *s, enum util_log_level *out);
+void util_logv(const struct util_log *log, enum util_log_level level, const char *fmt, va_list ap);
+void util_log(const struct util_log *log, enum util_log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/*
+ * A rate limit for messages a guest or a client can trigger at will: at most `burst` messages
+ * per `interval_ns`; the next message after a quiet interval says how many were dropped.
+ * Thread-safe (atomics), so vCPU threads can share one.
+ */
+struct util_ratelimit {
+	uint64_t interval_ns;
+	uint32_t burst;
+	uint64_t window_start; /* atomic */
+	uint32_t in_window;    /* atomic */
+	uint64_t suppressed;   /* atomic */
+};
+
+void util_ratelimit_init(struct util_ratelimit *rl, uint64_t interval_ns, uint32_t burst);
+/* True if a message may be printed now; *suppressed receives how many were dropped before. */
+bool util_ratelimit_allow(struct util_ratelimit *rl, uint64_t *suppressed);
+void util_log_limited(const struct util_log *log, struct util_ratelimit *rl,
+		      enum util_log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* ---- latency samples ---- */
+
+#define UTIL_SAMPLES_MAX 4096
+
+/* Keeps the most recent UTIL_SAMPLES_MAX samples of one latency, plus exact count/min/max. */
+struct util_samples {
+	uint64_t count;
+	uint64_t min, max;
+	uint64_t sum;
+	uint32_t next;
+	uint64_t ring[UTIL_SAMPLES_MAX];
+};
+
+void util_samples_add(struct util_samples *s, uint64_t value);
+/* p in [0, 100]; over the retained samples.  0 when there are none. */
+uint64_t util_samples_percentile(const struct util_samples *s, double p);
+
+/* ---- parsing ---- */
+
+/* Decimal (or 0x hex) unsigned integer filling the whole string, within [min, max]. */
+int util_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+/*
+ * A size: a number with an optional unit K, M, G or T (KiB...; also "KiB", "MiB", "GiB",
+ * "TiB", "KB"... read as binary units).  A bare number means `default_unit` bytes.
+ */
+int util_parse_size(const char *s, uint64_t default_unit, uint64_t *bytes);
+
+/* Copies at most size-1 bytes and always terminates; -ENAMETOOLONG if `src` did not fit. */
+int util_strlcpy(char *dst, const char *src, size_t size);
+
+/* ---- CPU sets ---- */
+
+#define UTIL_CPUSET_MAX 1024
+
+/* A set of host CPUs, as in the kernel's cpu_set_t but fixed at 1024 and comparable. */
+struct util_cpuset {
+	uint64_t bits[UTIL_CPUSET_MAX / 64];
+};
+
+static inline void util_cpuset_add(struct util_cpuset *set, unsigned cpu)
+{
+	if (cpu < UTIL_CPUSET_MAX)
+		set->bits[cpu / 64] |= 1ull << (cpu % 64);
+}
+
+static inline bool util_cpuset_has(const struct util_cpuset *set, unsigned cpu)
+{
+	return cpu < UTIL_CPUSET_MAX && (set->bits[cpu / 64] >> (cpu % 64)) & 1;
+}
+
+unsigned util_cpuset_count(const struct util_cpuset *set);
+/* "0-3,6,8-9" (libvirt/taskset list syntax); -EINVAL on anything else or an empty set. */
+int util_cpuset_parse(const char *s, struct util_cpuset *set);
+/* The list form of `set`, in canonical ranges; -ENAMETOOLONG if it did not fit. */
+int util_cpuset_format(const struct util_cpuset *set, char *buf, size_t size);
+
+/* Reads a whole file (at most `max` bytes; -EFBIG beyond).  *out is malloc'ed, NUL-terminated. */
+int util_read_file(const char *path, size_t max, char **out, size_t *len);
+
+#endif /* LOCKSTEP_UTIL_H */

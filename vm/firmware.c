@@ -1,0 +1,248 @@
+/*
+ * Firmware tables a guest uses to find its processors and interrupt controllers: ACPI (RSDP,
+ * RSDT, MADT) and the Intel MultiProcessor Specification 1.4 table, as a PC BIOS would leave
+ * them.  Both describe the same machine: vCPU n has APIC id n, the IOAPIC takes id `vcpus`,
+ * and ISA IRQ 0 arrives on IOAPIC pin 2.
+ *
+ * Placement follows where guests search: the RSDP in 0xE0000-0xFFFFF (ACPI), the MP floating
+ * pointer in 0xF0000-0xFFFFF (MP spec).
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "vm/vm_internal.h"
+
+#define RSDP_ADDR 0xe0000u
+#define RSDT_ADDR 0xe0040u
+#define MADT_ADDR 0xe0100u
+#define MPFP_ADDR 0xf0000u
+#define MPC_ADDR 0xf0010u
+
+#define LAPIC_ADDR 0xfee00000u
+#define IOAPIC_ADDR 0xfec00000u
+#define IOAPIC_PINS 24
+
+static const char oem_id[6] = { 'L', 'K', 'S', 'T', 'E', 'P' };
+static const char oem_table_id[8] = { 'L', 'O', 'C', 'K', 'S', 'T', 'E', 'P' };
+
+/* A little-endian byte writer over one guest-memory window. */
+struct blob {
+	uint8_t *base;
+	size_t len, cap;
+};
+
+static void put(struct blob *b, const void *data, size_t n)
+{
+	if (b->len + n <= b->cap)
+		memcpy(b->base + b->len, data, n);
+	b->len += n; /* past cap: caught by the caller's overflow check */
+}
+
+static void put8(struct blob *b, uint8_t v)
+{
+	put(b, &v, 1);
+}
+
+static void put16(struct blob *b, uint16_t v)
+{
+	put(b, &v, 2);
+}
+
+static void put32(struct blob *b, uint32_t v)
+{
+	put(b, &v, 4);
+}
+
+static uint8_t checksum(const uint8_t *p, size_t n)
+{
+	uint8_t sum = 0;
+
+	while (n--)
+		sum += *p++;
+	return (uint8_t)-sum;
+}
+
+static void acpi_header(struct blob *b, const char sig[4], uint8_t revision)
+{
+	put(b, sig, 4);
+	put32(b, 0); /* length, patched */
+	put8(b, revision);
+	put8(b, 0); /* checksum, patched */
+	put(b, oem_id, 6);
+	put(b, oem_table_id, 8);
+	put32(b, 1);	   /* OEM revision */
+	put(b, "LKSP", 4); /* creator */
+	put32(b, 1);
+}
+
+static void acpi_finish(struct blob *b)
+{
+	uint32_t len = (uint32_t)b->len;
+
+	memcpy(b->base + 4, &len, 4);
+	b->base[9] = checksum(b->base, b->len);
+}
+
+static int build_madt(struct blob *b, uint32_t vcpus)
+{
+	acpi_header(b, "APIC", 3);
+	put32(b, LAPIC_ADDR);
+	put32(b, 1); /* PCAT_COMPAT: the 8259s exist */
+	for (uint32_t i = 0; i < vcpus; i++) {
+		put8(b, 0); /* processor local APIC */
+		put8(b, 8);
+		put8(b, (uint8_t)i); /* ACPI processor id */
+		put8(b, (uint8_t)i); /* APIC id */
+		put32(b, 1);	     /* enabled */
+	}
+	put8(b, 1); /* IOAPIC */
+	put8(b, 12);
+	put8(b, (uint8_t)vcpus);
+	put8(b, 0);
+	put32(b, IOAPIC_ADDR);
+	put32(b, 0); /* GSI base */
+	put8(b, 2);  /* interrupt source override: ISA IRQ 0 -> GSI 2 */
+	put8(b, 10);
+	put8(b, 0);
+	put8(b, 0);
+	put32(b, 2);
+	put16(b, 0);
+	put8(b, 4); /* local APIC NMI on LINT1 of every processor */
+	put8(b, 6);
+	put8(b, 0xff);
+	put16(b, 0);
+	put8(b, 1);
+	if (b->len > b->cap)
+		return -ENOSPC;
+	acpi_finish(b);
+	return 0;
+}
+
+static int build_acpi(struct vm_memory *mem, uint32_t vcpus)
+{
+	struct blob madt = { vm_memory_ptr(mem, MADT_ADDR, 0x1000), 0, 0x1000 };
+	struct blob rsdt = { vm_memory_ptr(mem, RSDT_ADDR, 0xc0), 0, 0xc0 };
+	uint8_t *rsdp = vm_memory_ptr(mem, RSDP_ADDR, 20);
+	uint32_t rsdt_addr = RSDT_ADDR;
+	int ret;
+
+	ret = build_madt(&madt, vcpus);
+	if (ret)
+		return ret;
+	acpi_header(&rsdt, "RSDT", 1);
+	put32(&rsdt, MADT_ADDR);
+	acpi_finish(&rsdt);
+
+	memcpy(rsdp, "RSD PTR ", 8);
+	rsdp[8] = 0; /* checksum */
+	memcpy(rsdp + 9, oem_id, 6);
+	rsdp[15] = 0; /* revision 0: ACPI 1.0, RSDT only */
+	memcpy(rsdp + 16, &rsdt_addr, 4);
+	rsdp[8] = checksum(rsdp, 20);
+	return 0;
+}
+
+static void mp_io_interrupt(struct blob *b, uint8_t type, uint8_t irq, uint8_t ioapic, uint8_t pin)
+{
+	put8(b, 3);
+	put8(b, type);
+	put16(b, 0); /* polarity and trigger conform to the bus */
+	put8(b, 0);  /* ISA bus */
+	put8(b, irq);
+	put8(b, ioapic);
+	put8(b, pin);
+}
+
+static void mp_local_interrupt(struct blob *b, uint8_t type, uint8_t lint)
+{
+	put8(b, 4);
+	put8(b, type);
+	put16(b, 0);
+	put8(b, 0);
+	put8(b, 0);
+	put8(b, 0xff); /* every local APIC */
+	put8(b, lint);
+}
+
+static int build_mptable(struct vm_memory *mem, uint32_t vcpus)
+{
+	struct blob b = { vm_memory_ptr(mem, MPC_ADDR, 0x4000), 0, 0x4000 };
+	uint8_t *fp = vm_memory_ptr(mem, MPFP_ADDR, 16);
+	uint8_t ioapic = (uint8_t)vcpus;
+	uint16_t entries = 0;
+	uint32_t addr = MPC_ADDR;
+
+	put(&b, "PCMP", 4);
+	put16(&b, 0); /* base table length, patched */
+	put8(&b, 4);  /* spec 1.4 */
+	put8(&b, 0);  /* checksum, patched */
+	put(&b, "LOCKSTEP", 8);
+	put(&b, "LOCKSTEP VM ", 12);
+	put32(&b, 0);
+	put16(&b, 0);
+	put16(&b, 0); /* entry count, patched */
+	put32(&b, LAPIC_ADDR);
+	put16(&b, 0);
+	put8(&b, 0);
+	put8(&b, 0);
+	for (uint32_t i = 0; i < vcpus; i++, entries++) {
+		put8(&b, 0); /* processor */
+		put8(&b, (uint8_t)i);
+		put8(&b, 0x14);		  /* local APIC version */
+		put8(&b, i == 0 ? 3 : 1); /* enabled, boot processor */
+		put32(&b, 0x600);	  /* family 6 */
+		put32(&b, 0x201);	  /* FPU, APIC */
+		put32(&b, 0);
+		put32(&b, 0);
+	}
+	put8(&b, 1); /* bus 0: ISA */
+	put8(&b, 0);
+	put(&b, "ISA   ", 6);
+	put8(&b, 2); /* the IOAPIC */
+	put8(&b, ioapic);
+	put8(&b, 0x11);
+	put8(&b, 1);
+	put32(&b, IOAPIC_ADDR);
+	entries += 2;
+	mp_io_interrupt(&b, 3, 0, ioapic, 0); /* the 8259 as ExtINT on pin 0 */
+	entries++;
+	for (uint8_t irq = 0; irq < 16; irq++) {
+		if (irq == 2)
+			continue; /* the cascade: ISA IRQ 0 owns pin 2 */
+		mp_io_interrupt(&b, 0, irq, ioapic, irq == 0 ? 2 : irq);
+		entries++;
+	}
+	mp_local_interrupt(&b, 3, 0); /* ExtINT -> LINT0 */
+	mp_local_interrupt(&b, 1, 1); /* NMI -> LINT1 */
+	entries += 2;
+	if (b.len > b.cap)
+		return -ENOSPC;
+	b.base[4] = (uint8_t)b.len;
+	b.base[5] = (uint8_t)(b.len >> 8);
+	b.base[34] = (uint8_t)entries;
+	b.base[35] = (uint8_t)(entries >> 8);
+	b.base[7] = checksum(b.base, b.len);
+
+	memset(fp, 0, 16);
+	memcpy(fp, "_MP_", 4);
+	memcpy(fp + 4, &addr, 4);
+	fp[8] = 1; /* length in 16-byte units */
+	fp[9] = 4; /* spec 1.4 */
+	fp[10] = checksum(fp, 16);
+	return 0;
+}
+
+int vm_firmware_build(struct vm_memory *mem, uint32_t vcpus)
+{
+	int ret;
+
+	if (vcpus == 0 || vcpus > VM_VCPUS_MAX)
+		return -EINVAL;
+	if (!vm_memory_ptr(mem, VM_FIRMWARE_BASE, VM_FIRMWARE_SIZE))
+		return -ENOMEM;
+	memset(vm_memory_ptr(mem, VM_FIRMWARE_BASE, VM_FIRMWARE_SIZE), 0, VM_FIRMWARE_SIZE);
+	ret = build_acpi(mem, vcpus);
+	if (ret)
+		return ret;
+	return build_mptable(mem, vcpus);
+}

@@ -1,0 +1,296 @@
+/*
+ * The machine: builds a VM from its definition (KVM VM, RAM, image, firmware tables, devices,
+ * vCPUs), runs it until something asks it to stop, and tears it down in reverse order.
+ *
+ * The control (main) thread owns struct vm.  vCPU threads read it and report a stop through
+ * vm_request_stop(), whose first caller decides the reason and exit status; an eventfd wakes
+ * the control thread, which then kicks every vCPU out of KVM_RUN and joins them.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "pvlock/abi.h"
+#include "vm/vm_internal.h"
+
+#define IMAGE_MAX (512u << 20)
+#define COM1_PORT 0x3f8
+#define FWCFG_PORT 0x510
+
+void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, int exit_code)
+{
+	int expected = VM_STOP_NONE;
+	uint64_t one = 1;
+
+	/* exit_code is published before the reason, which readers acquire. */
+	if (atomic_load(&vm->stop_reason) != VM_STOP_NONE)
+		return;
+	vm->exit_code = exit_code;
+	if (!atomic_compare_exchange_strong(&vm->stop_reason, &expected, (int)reason))
+		return;
+	if (write(vm->stop_fd, &one, sizeof(one)) < 0) {
+		/* The counter cannot overflow with one write; nothing else can fail here. */
+	}
+}
+
+int vm_exit_status(const struct vm *vm)
+{
+	switch (atomic_load(&vm->stop_reason)) {
+	case VM_STOP_GUEST_EXIT:
+	case VM_STOP_GUEST_CRASH:
+	case VM_STOP_ERROR:
+	case VM_STOP_TIMEOUT:
+		return vm->exit_code;
+	default:
+		return VM_EXIT_OK;
+	}
+}
+
+static int load_image(struct vm *vm, int *status)
+{
+	char err[256];
+	uint8_t *image;
+	size_t len;
+	int ret;
+
+	ret = util_read_file(vm->cfg.kernel, IMAGE_MAX, (char **)&image, &len);
+	if (ret) {
+		util_log(&vm->log, UTIL_LOG_ERROR, "kernel %s: %s", vm->cfg.kernel,
+			 ret == -EFBIG ? "larger than 512 MiB" : strerror(-ret));
+		*status = ret == -EFBIG ? VM_EXIT_CONFIG : VM_EXIT_NOINPUT;
+		return ret;
+	}
+	ret = vm_multiboot_load(&vm->mem, image, len, vm->cfg.cmdline, &vm->boot, err, sizeof(err));
+	free(image);
+	if (ret) {
+		util_log(&vm->log, UTIL_LOG_ERROR, "kernel %s: %s", vm->cfg.kernel, err);
+		*status = VM_EXIT_CONFIG;
+	}
+	return ret;
+}
+
+static int open_serial_log(struct vm *vm, int *status)
+{
+	vm->serial_fd = -1;
+	if (!vm->cfg.serial_log)
+		return 0;
+	vm->serial_fd =
+		open(vm->cfg.serial_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_APPEND, 0640);
+	if (vm->serial_fd < 0) {
+		util_log(&vm->log, UTIL_LOG_ERROR, "serial log %s: %s", vm->cfg.serial_log,
+			 strerror(errno));
+		*status = VM_EXIT_NOINPUT;
+		return -errno;
+	}
+	return 0;
+}
+
+static int add_devices(struct vm *vm)
+{
+	int ret;
+
+	ret = vm_uart_new(vm, vm->serial_fd, vm->cfg.serial_stdout, &vm->uart);
+	if (!ret)
+		ret = vm_bus_add(&vm->pio, COM1_PORT, 8, vm_uart_io, vm->uart, "com1");
+	if (!ret)
+		ret = vm_fwcfg_new(vm, &vm->fwcfg);
+	if (!ret)
+		ret = vm_bus_add(&vm->pio, FWCFG_PORT, 12, vm_fwcfg_io, vm->fwcfg, "fw_cfg");
+	if (!ret)
+		ret = vm_platform_register(vm);
+	if (!ret)
+		ret = vm_doorbell_new(vm, &vm->doorbell);
+	if (!ret)
+		ret = vm_bus_add(&vm->mmio, LKS_DOORBELL_GPA_DEFAULT, LKS_DOORBELL_SIZE,
+				 vm_doorbell_io, vm->doorbell, "doorbell");
+	return ret;
+}
+
+static int create_vcpus(struct vm *vm)
+{
+	int ret = 0;
+
+	vm->vcpus = calloc(vm->cfg.vcpus, sizeof(*vm->vcpus));
+	if (!vm->vcpus)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < vm->cfg.vcpus && !ret; i++) {
+		ret = vm_vcpu_init(vm, &vm->vcpus[i], i);
+		if (!ret)
+			vm->nr_vcpus++;
+	}
+	if (!ret) {
+		/* Every vCPU's CPUID carries the TSC frequency, which only a vCPU can tell. */
+		ret = hv_vcpu_tsc_khz(vm->vcpus[0].hv);
+		vm->tsc_khz = ret > 0 ? (uint32_t)ret : 0;
+		ret = 0;
+	}
+	for (uint32_t i = 0; i < vm->nr_vcpus && !ret; i++)
+		ret = vm_vcpu_setup(&vm->vcpus[i]);
+	if (ret)
+		util_log(&vm->log, UTIL_LOG_ERROR, "cannot create vCPUs: %s", strerror(-ret));
+	return ret;
+}
+
+static int build(struct vm *vm, const struct vm_options *opts, int *status)
+{
+	char why[256] = "";
+	int ret;
+
+	*status = VM_EXIT_INTERNAL;
+	ret = hv_sys_open(opts->kvm_path, &vm->sys, why, sizeof(why));
+	if (ret) {
+		util_log(&vm->log, UTIL_LOG_ERROR, "%s", why);
+		*status = VM_EXIT_NOKVM;
+		return ret;
+	}
+	if (vm->cfg.vcpus > (uint32_t)hv_sys_max_vcpus(vm->sys)) {
+		util_log(&vm->log, UTIL_LOG_ERROR, "this KVM allows at most %d vCPUs per VM",
+			 hv_sys_max_vcpus(vm->sys));
+		*status = VM_EXIT_CONFIG;
+		return -EINVAL;
+	}
+	ret = vm_memory_init(&vm->mem, vm->cfg.memory);
+	if (ret) {
+		util_log(&vm->log, UTIL_LOG_ERROR, "cannot reserve %llu MiB of guest RAM: %s",
+			 (unsigned long long)(vm->cfg.memory >> 20), strerror(-ret));
+		return ret;
+	}
+	ret = load_image(vm, status);
+	if (ret)
+		return ret;
+	*status = VM_EXIT_INTERNAL;
+	ret = vm_firmware_build(&vm->mem, vm->cfg.vcpus);
+	if (ret)
+		return ret;
+	ret = open_serial_log(vm, status);
+	if (ret)
+		return ret;
+	*status = VM_EXIT_NOKVM;
+	ret = hv_vm_create(vm->sys, &vm->hv);
+	if (!ret)
+		ret = hv_vm_create_irqchip(vm->hv);
+	if (!ret)
+		ret = vm_memory_map(&vm->mem, vm->hv);
+	if (!ret)
+		ret = hv_sys_supported_cpuid(vm->sys, &vm->supported_cpuid);
+	if (ret) {
+		util_log(&vm->log, UTIL_LOG_ERROR, "cannot create the KVM VM: %s", strerror(-ret));
+		return ret;
+	}
+	*status = VM_EXIT_INTERNAL;
+	ret = add_devices(vm);
+	if (ret) {
+		util_log(&vm->log, UTIL_LOG_ERROR, "cannot create devices: %s", strerror(-ret));
+		return ret;
+	}
+	return create_vcpus(vm);
+}
+
+int vm_create(const struct vm_config *cfg, const struct vm_options *opts, struct vm **out,
+	      int *status)
+{
+	char prefix[96];
+	struct vm *vm;
+	int ret;
+
+	vm = calloc(1, sizeof(*vm));
+	if (!vm) {
+		*status = VM_EXIT_INTERNAL;
+		return -ENOMEM;
+	}
+	vm->start_ns = opts->start_ns ? opts->start_ns : util_now_ns();
+	vm->serial_fd = -1;
+	vm->kick_signal = SIGUSR1;
+	snprintf(prefix, sizeof(prefix), "lockstep-vm[%s]", cfg->name);
+	util_log_init(&vm->log, prefix, opts->quiet ? UTIL_LOG_ERROR : UTIL_LOG_INFO, 2);
+	util_ratelimit_init(&vm->guest_log_limit, 5ull * 1000000000ull, 10);
+	vm->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (vm->stop_fd < 0) {
+		free(vm);
+		*status = VM_EXIT_INTERNAL;
+		return -errno;
+	}
+	ret = vm_config_copy(&vm->cfg, cfg);
+	if (!ret)
+		ret = build(vm, opts, status);
+	else
+		*status = VM_EXIT_INTERNAL;
+	if (ret) {
+		vm_destroy(vm);
+		return ret;
+	}
+	*out = vm;
+	return 0;
+}
+
+void vm_destroy(struct vm *vm)
+{
+	if (!vm)
+		return;
+	for (uint32_t i = 0; i < vm->nr_vcpus; i++) {
+		vm_vcpu_join(&vm->vcpus[i]);
+		vm_vcpu_fini(&vm->vcpus[i]);
+	}
+	free(vm->vcpus);
+	vm_doorbell_free(vm->doorbell);
+	vm_fwcfg_free(vm->fwcfg);
+	vm_uart_free(vm->uart);
+	free(vm->supported_cpuid);
+	hv_vm_destroy(vm->hv);
+	hv_sys_close(vm->sys);
+	vm_memory_fini(&vm->mem);
+	if (vm->serial_fd >= 0)
+		close(vm->serial_fd);
+	close(vm->stop_fd);
+	vm_config_fini(&vm->cfg);
+	free(vm);
+}
+
+bool vm_wait_stop(struct vm *vm, uint64_t deadline_ns)
+{
+	for (;;) {
+		struct pollfd pfd = { .fd = vm->stop_fd, .events = POLLIN };
+		uint64_t now = util_now_ns();
+		int timeout_ms;
+
+		if (vm_stopping(vm))
+			return true;
+		if (deadline_ns && now >= deadline_ns)
+			return false;
+		timeout_ms = deadline_ns ? (int)((deadline_ns - now + 999999) / 1000000) : -1;
+		if (poll(&pfd, 1, timeout_ms) < 0 && errno != EINTR)
+			return vm_stopping(vm);
+	}
+}
+
+int vm_run(struct vm *vm)
+{
+	int ret = 0;
+
+	for (uint32_t i = 0; i < vm->nr_vcpus; i++) {
+		ret = vm_vcpu_start(&vm->vcpus[i]);
+		if (ret) {
+			util_log(&vm->log, UTIL_LOG_ERROR, "cannot start vCPU %u: %s", i,
+				 strerror(-ret));
+			vm_request_stop(vm, VM_STOP_ERROR, VM_EXIT_INTERNAL);
+			break;
+		}
+	}
+	return ret;
+}
+
+void vm_stop_vcpus(struct vm *vm)
+{
+	vm_request_stop(vm, VM_STOP_REQUEST, 0);
+	for (uint32_t i = 0; i < vm->nr_vcpus; i++)
+		if (vm->vcpus[i].thread_started)
+			vm_vcpu_kick(&vm->vcpus[i]);
+	for (uint32_t i = 0; i < vm->nr_vcpus; i++)
+		vm_vcpu_join(&vm->vcpus[i]);
+}

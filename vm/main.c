@@ -1,0 +1,380 @@
+/*
+ * lockstep-vm: runs one VM.  Reads a JSON definition and/or flags, builds the machine, runs it
+ * until the guest exits, resets or crashes (or a signal, a time limit or the controlling
+ * daemon stops it), and exits with a status that says which (enum vm_exit_status; a guest's
+ * debug-exit value V gives status V).
+ *
+ * This file is the control thread: argument handling, signals through a signalfd, the
+ * optional kick probe, and the statistics report.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "vm/vm_internal.h"
+
+#define KICK_PROBE_INTERVAL_NS 2000000ull
+
+struct cli {
+	struct vm_config cfg;
+	struct vm_options opts;
+	bool stats;
+	const char *stats_json;
+	uint64_t kick_probe;
+	uint64_t timeout_ms;
+};
+
+static void usage(FILE *out)
+{
+	fputs("usage: lockstep-vm [--config FILE] [options]\n"
+	      "Runs one SMP virtual machine on KVM.\n\n"
+	      "  -c, --config FILE       VM definition (JSON); flags below override it\n"
+	      "  -n, --name NAME         VM name (default: the kernel's file name)\n"
+	      "  -p, --vcpus N           number of vCPUs (1-254)\n"
+	      "  -m, --memory SIZE       guest RAM: MiB, or with a unit (512M, 2G)\n"
+	      "  -k, --kernel FILE       multiboot image to boot\n"
+	      "  -a, --cmdline STRING    kernel command line\n"
+	      "  -s, --serial-log FILE   write the serial console (COM1) to FILE\n"
+	      "      --console           copy the serial console to stdout\n"
+	      "      --timeout SECONDS   stop the VM after this long (exit status 124)\n"
+	      "      --stats             print run statistics to stderr at the end\n"
+	      "      --stats-json FILE   write run statistics as JSON ('-' = stdout)\n"
+	      "      --kick-probe N      kick running vCPUs N times to measure kick latency\n"
+	      "      --kvm PATH          KVM device (default /dev/kvm)\n"
+	      "  -q, --quiet             only report errors\n"
+	      "  -h, --help              this text\n"
+	      "      --version           print the version\n\n"
+	      "Exit status: the guest's debug-exit value (port 0xf4), 0 after a guest reset or a\n"
+	      "stop request, 64 usage, 65 bad definition or image, 66 unreadable file, 69 KVM\n"
+	      "unusable, 70 internal error, 80 guest crash, 124 timeout.\n",
+	      out);
+}
+
+static const char *base_name(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	return slash ? slash + 1 : path;
+}
+
+/* A name derived from the kernel's file name ("build/guest/hello.elf" -> "hello"). */
+static void default_name(struct vm_config *cfg)
+{
+	const char *b = base_name(cfg->kernel);
+	size_t n = 0;
+
+	while (b[n] && b[n] != '.' && n < VM_NAME_MAX)
+		n++;
+	memcpy(cfg->name, b, n);
+	cfg->name[n] = '\0';
+	if (!vm_config_name_valid(cfg->name))
+		strcpy(cfg->name, "vm");
+}
+
+static int set_string(char **dst, const char *src)
+{
+	char *copy = strdup(src);
+
+	if (!copy)
+		return -ENOMEM;
+	free(*dst);
+	*dst = copy;
+	return 0;
+}
+
+static int parse_args(struct cli *cli, int argc, char **argv)
+{
+	enum {
+		OPT_CONSOLE = 256,
+		OPT_STATS,
+		OPT_STATS_JSON,
+		OPT_KICK,
+		OPT_KVM,
+		OPT_TIMEOUT,
+		OPT_VERSION
+	};
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "name", required_argument, NULL, 'n' },
+		{ "vcpus", required_argument, NULL, 'p' },
+		{ "memory", required_argument, NULL, 'm' },
+		{ "kernel", required_argument, NULL, 'k' },
+		{ "cmdline", required_argument, NULL, 'a' },
+		{ "serial-log", required_argument, NULL, 's' },
+		{ "console", no_argument, NULL, OPT_CONSOLE },
+		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+		{ "stats", no_argument, NULL, OPT_STATS },
+		{ "stats-json", required_argument, NULL, OPT_STATS_JSON },
+		{ "kick-probe", required_argument, NULL, OPT_KICK },
+		{ "kvm", required_argument, NULL, OPT_KVM },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, OPT_VERSION },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *config = NULL;
+	struct vm_config flags;
+	bool name_given = false;
+	char err[512];
+	uint64_t u;
+	int opt, ret = 0;
+
+	/* Flags override the file, whatever their order: collect them first. */
+	vm_config_init(&flags);
+	flags.vcpus = 0;
+	flags.memory = 0;
+	while ((opt = getopt_long(argc, argv, "c:n:p:m:k:a:s:qh", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			config = optarg;
+			break;
+		case 'n':
+			if (!vm_config_name_valid(optarg)) {
+				fprintf(stderr, "lockstep-vm: --name: 1-63 characters of A-Z a-z "
+						"0-9 . _ - not starting with . or -\n");
+				goto usage;
+			}
+			strcpy(flags.name, optarg);
+			name_given = true;
+			break;
+		case 'p':
+			if (util_parse_u64(optarg, 1, VM_VCPUS_MAX, &u)) {
+				fprintf(stderr, "lockstep-vm: --vcpus must be between 1 and %d\n",
+					VM_VCPUS_MAX);
+				goto usage;
+			}
+			flags.vcpus = (uint32_t)u;
+			break;
+		case 'm':
+			if (util_parse_size(optarg, 1u << 20, &u) || u < VM_MEMORY_MIN ||
+			    u > VM_MEMORY_MAX || (u & ((1u << 20) - 1))) {
+				fprintf(stderr,
+					"lockstep-vm: --memory must be whole MiB between 2M "
+					"and 256G\n");
+				goto usage;
+			}
+			flags.memory = u;
+			break;
+		case 'k':
+			ret = set_string(&flags.kernel, optarg);
+			break;
+		case 'a':
+			if (strlen(optarg) > VM_CMDLINE_MAX) {
+				fprintf(stderr, "lockstep-vm: --cmdline is longer than %d bytes\n",
+					VM_CMDLINE_MAX);
+				goto usage;
+			}
+			ret = set_string(&flags.cmdline, optarg);
+			break;
+		case 's':
+			ret = set_string(&flags.serial_log, optarg);
+			break;
+		case OPT_CONSOLE:
+			flags.serial_stdout = true;
+			break;
+		case OPT_TIMEOUT:
+			if (util_parse_u64(optarg, 1, 86400, &u)) {
+				fprintf(stderr, "lockstep-vm: --timeout takes 1-86400 seconds\n");
+				goto usage;
+			}
+			cli->timeout_ms = u * 1000;
+			break;
+		case OPT_STATS:
+			cli->stats = true;
+			break;
+		case OPT_STATS_JSON:
+			cli->stats_json = optarg;
+			break;
+		case OPT_KICK:
+			if (util_parse_u64(optarg, 1, 1000000, &cli->kick_probe)) {
+				fprintf(stderr, "lockstep-vm: --kick-probe takes 1-1000000\n");
+				goto usage;
+			}
+			break;
+		case OPT_KVM:
+			cli->opts.kvm_path = optarg;
+			break;
+		case 'q':
+			cli->opts.quiet = true;
+			break;
+		case 'h':
+			usage(stdout);
+			vm_config_fini(&flags);
+			return 1;
+		case OPT_VERSION:
+			printf("lockstep-vm %s\n", LOCKSTEP_VERSION);
+			vm_config_fini(&flags);
+			return 1;
+		default:
+			goto usage;
+		}
+		if (ret)
+			goto fail;
+	}
+	if (optind < argc) {
+		fprintf(stderr, "lockstep-vm: unexpected argument '%s'\n", argv[optind]);
+		goto usage;
+	}
+	if (config && vm_config_load(&cli->cfg, config, err, sizeof(err))) {
+		fprintf(stderr, "lockstep-vm: %s: %s\n", config, err);
+		vm_config_fini(&flags);
+		return -VM_EXIT_CONFIG;
+	}
+	if (name_given)
+		strcpy(cli->cfg.name, flags.name);
+	if (flags.vcpus)
+		cli->cfg.vcpus = flags.vcpus;
+	if (flags.memory)
+		cli->cfg.memory = flags.memory;
+	if (flags.serial_stdout)
+		cli->cfg.serial_stdout = true;
+	if ((flags.kernel && (ret = set_string(&cli->cfg.kernel, flags.kernel))) ||
+	    (flags.cmdline && (ret = set_string(&cli->cfg.cmdline, flags.cmdline))) ||
+	    (flags.serial_log && (ret = set_string(&cli->cfg.serial_log, flags.serial_log))))
+		goto fail;
+	vm_config_fini(&flags);
+	if (!cli->cfg.kernel) {
+		fprintf(stderr, "lockstep-vm: no kernel: give --kernel FILE or a --config with "
+				"\"kernel\"\n");
+		return -VM_EXIT_USAGE;
+	}
+	if (!cli->cfg.name[0])
+		default_name(&cli->cfg);
+	if (vm_config_validate(&cli->cfg, err, sizeof(err))) {
+		fprintf(stderr, "lockstep-vm: %s\n", err);
+		return -VM_EXIT_CONFIG;
+	}
+	return 0;
+
+usage:
+	vm_config_fini(&flags);
+	usage(stderr);
+	return -VM_EXIT_USAGE;
+fail:
+	vm_config_fini(&flags);
+	fprintf(stderr, "lockstep-vm: %s\n", strerror(-ret));
+	return -VM_EXIT_INTERNAL;
+}
+
+static int block_control_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGHUP);
+	signal(SIGPIPE, SIG_IGN);
+	/* Blocked before any thread starts, so only the signalfd sees them. */
+	return -pthread_sigmask(SIG_BLOCK, set, NULL);
+}
+
+static void kick_next(struct vm *vm, uint32_t *next)
+{
+	for (uint32_t tries = 0; tries < vm->nr_vcpus; tries++) {
+		struct vm_vcpu *v = &vm->vcpus[(*next)++ % vm->nr_vcpus];
+
+		if (atomic_load(&v->tid)) {
+			vm_vcpu_kick(v);
+			return;
+		}
+	}
+}
+
+/* The control loop: waits for a stop, serving signals, the time limit and the kick probe. */
+static void control_loop(struct vm *vm, struct cli *cli, int sigfd)
+{
+	uint64_t deadline = cli->timeout_ms ? vm->start_ns + cli->timeout_ms * 1000000ull : 0;
+	uint64_t next_kick = util_now_ns() + KICK_PROBE_INTERVAL_NS;
+	uint64_t kicks_left = cli->kick_probe;
+	uint32_t kick_cursor = 0;
+
+	while (!vm_stopping(vm)) {
+		struct pollfd pfd[2] = { { vm->stop_fd, POLLIN, 0 }, { sigfd, POLLIN, 0 } };
+		uint64_t now = util_now_ns(), wake = deadline;
+		int timeout = -1;
+
+		if (kicks_left && (!wake || next_kick < wake))
+			wake = next_kick;
+		if (wake)
+			timeout = wake > now ? (int)((wake - now + 999999) / 1000000) : 0;
+		if (poll(pfd, 2, timeout) < 0 && errno != EINTR)
+			break;
+		if (pfd[1].revents & POLLIN) {
+			struct signalfd_siginfo si;
+
+			if (read(sigfd, &si, sizeof(si)) == sizeof(si))
+				util_log(&vm->log, UTIL_LOG_INFO, "stopping on signal %u",
+					 si.ssi_signo);
+			vm_request_stop(vm, VM_STOP_REQUEST, 0);
+		}
+		now = util_now_ns();
+		if (deadline && now >= deadline) {
+			util_log(&vm->log, UTIL_LOG_WARN, "time limit reached, stopping the VM");
+			vm_request_stop(vm, VM_STOP_TIMEOUT, VM_EXIT_TIMEOUT);
+		}
+		if (kicks_left && now >= next_kick) {
+			kick_next(vm, &kick_cursor);
+			kicks_left--;
+			next_kick = now + KICK_PROBE_INTERVAL_NS;
+		}
+	}
+}
+
+static void write_stats(struct vm *vm, struct cli *cli)
+{
+	json_t *report;
+
+	if (cli->stats)
+		vm_report_text(vm, STDERR_FILENO);
+	if (!cli->stats_json)
+		return;
+	report = vm_report_json(vm);
+	if (!report)
+		return;
+	if (strcmp(cli->stats_json, "-") == 0)
+		json_dumpf(report, stdout, JSON_INDENT(2));
+	else if (json_dump_file(report, cli->stats_json, JSON_INDENT(2)))
+		fprintf(stderr, "lockstep-vm: cannot write %s\n", cli->stats_json);
+	json_decref(report);
+}
+
+int main(int argc, char **argv)
+{
+	struct cli cli = { .opts.start_ns = util_now_ns() };
+	struct vm *vm = NULL;
+	sigset_t sigs;
+	int ret, status, sigfd;
+
+	vm_config_init(&cli.cfg);
+	ret = parse_args(&cli, argc, argv);
+	if (ret) {
+		vm_config_fini(&cli.cfg);
+		return ret > 0 ? 0 : -ret;
+	}
+	if (block_control_signals(&sigs) ||
+	    (sigfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK)) < 0) {
+		perror("lockstep-vm: signals");
+		vm_config_fini(&cli.cfg);
+		return VM_EXIT_INTERNAL;
+	}
+	ret = vm_create(&cli.cfg, &cli.opts, &vm, &status);
+	vm_config_fini(&cli.cfg);
+	if (ret) {
+		close(sigfd);
+		return status;
+	}
+	if (vm_run(vm) == 0)
+		control_loop(vm, &cli, sigfd);
+	vm_stop_vcpus(vm);
+	status = vm_exit_status(vm);
+	write_stats(vm, &cli);
+	vm_destroy(vm);
+	close(sigfd);
+	return status;
+}

@@ -1,0 +1,298 @@
+/*
+ * vCPU threads: one per vCPU, each looping on KVM_RUN and dispatching exits to the buses.
+ *
+ * A vCPU thread owns its hv_vcpu (KVM takes the vCPU mutex for the whole of KVM_RUN, so no
+ * other thread could use it anyway) and its counters.  Other threads reach it only by a kick
+ * (a signal that interrupts KVM_RUN) and by the VM's stop flag, which the thread checks after
+ * every exit.  An exit the guest can provoke never ends the process: unassigned I/O is
+ * answered with all-ones, guest crashes stop this VM with a report.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "vm/vm_internal.h"
+
+#define MULTIBOOT_BOOT_MAGIC 0x2badb002u
+
+/* Flat 4 GiB segment in the form KVM_SET_SREGS takes. */
+static struct kvm_segment flat_segment(uint16_t selector, uint8_t type)
+{
+	return (struct kvm_segment){
+		.base = 0,
+		.limit = 0xffffffff,
+		.selector = selector,
+		.type = type,
+		.present = 1,
+		.dpl = 0,
+		.db = 1,
+		.s = 1,
+		.l = 0,
+		.g = 1,
+		.avl = 0,
+		.unusable = 0,
+	};
+}
+
+/* The multiboot machine state: 32-bit protected mode, paging off, flat segments. */
+static int set_boot_state(struct vm_vcpu *vcpu)
+{
+	const struct vm_boot_entry *boot = &vcpu->vm->boot;
+	struct kvm_sregs sregs;
+	struct kvm_regs regs = {
+		.rip = boot->entry,
+		.rax = MULTIBOOT_BOOT_MAGIC,
+		.rbx = boot->ebx,
+		.rflags = 0x2,
+	};
+	int ret;
+
+	ret = hv_vcpu_get_sregs(vcpu->hv, &sregs);
+	if (ret)
+		return ret;
+	sregs.cs = flat_segment(0x08, 0xb);
+	sregs.ds = sregs.es = sregs.fs = sregs.gs = sregs.ss = flat_segment(0x10, 0x3);
+	sregs.cr0 = 0x11; /* PE, ET */
+	sregs.cr4 = 0;
+	sregs.efer = 0;
+	ret = hv_vcpu_set_sregs(vcpu->hv, &sregs);
+	if (ret)
+		return ret;
+	return hv_vcpu_set_regs(vcpu->hv, &regs);
+}
+
+int vm_vcpu_init(struct vm *vm, struct vm_vcpu *vcpu, uint32_t index)
+{
+	vcpu->vm = vm;
+	vcpu->index = index;
+	return hv_vcpu_create(vm->hv, index, &vcpu->hv);
+}
+
+int vm_vcpu_setup(struct vm_vcpu *vcpu)
+{
+	struct vm *vm = vcpu->vm;
+	struct kvm_cpuid2 *cpuid = NULL;
+	uint32_t index = vcpu->index;
+	int ret;
+
+	ret = vm_cpuid_build(vm->supported_cpuid, &vm->cfg, index, vm->tsc_khz, &cpuid);
+	if (!ret)
+		ret = hv_vcpu_set_cpuid(vcpu->hv, cpuid);
+	free(cpuid);
+	/* Statistics must be opened before the vCPU's first KVM_RUN; they are optional. */
+	if (!ret && hv_vcpu_stats_open(vcpu->hv, &vcpu->stats))
+		vcpu->stats = NULL;
+	/* Application processors wait in KVM for INIT-SIPI-SIPI; only the BSP is set up. */
+	if (!ret && index == 0)
+		ret = set_boot_state(vcpu);
+	return ret;
+}
+
+void vm_vcpu_fini(struct vm_vcpu *vcpu)
+{
+	hv_stats_close(vcpu->stats);
+	vcpu->stats = NULL;
+	hv_vcpu_destroy(vcpu->hv);
+	vcpu->hv = NULL;
+}
+
+static void log_guest_state(struct vm_vcpu *vcpu, const char *what)
+{
+	struct kvm_regs regs;
+	struct kvm_sregs sregs;
+
+	if (hv_vcpu_get_regs(vcpu->hv, &regs) || hv_vcpu_get_sregs(vcpu->hv, &sregs)) {
+		util_log(&vcpu->vm->log, UTIL_LOG_ERROR, "vCPU %u: %s", vcpu->index, what);
+		return;
+	}
+	util_log(&vcpu->vm->log, UTIL_LOG_ERROR,
+		 "vCPU %u: %s at rip=0x%llx rsp=0x%llx cs=0x%x cr0=0x%llx cr3=0x%llx cr4=0x%llx "
+		 "efer=0x%llx",
+		 vcpu->index, what, (unsigned long long)regs.rip, (unsigned long long)regs.rsp,
+		 sregs.cs.selector, (unsigned long long)sregs.cr0, (unsigned long long)sregs.cr3,
+		 (unsigned long long)sregs.cr4, (unsigned long long)sregs.efer);
+}
+
+static void guest_crash(struct vm_vcpu *vcpu, const char *what)
+{
+	log_guest_state(vcpu, what);
+	vm_request_stop(vcpu->vm, VM_STOP_GUEST_CRASH, VM_EXIT_GUEST_CRASH);
+}
+
+static void unassigned(struct vm_vcpu *vcpu, const char *space, uint64_t addr, struct vm_io *io)
+{
+	vcpu->counters.unassigned_io++;
+	if (!io->write)
+		memset(io->data, 0xff, (size_t)io->size * io->count);
+	util_log_limited(&vcpu->vm->log, &vcpu->vm->guest_log_limit, UTIL_LOG_DEBUG,
+			 "vCPU %u: %s %s of %u bytes at 0x%llx: nothing there", vcpu->index,
+			 io->write ? "write" : "read", space, io->size, (unsigned long long)addr);
+}
+
+static void handle_pio(struct vm_vcpu *vcpu, struct kvm_run *run)
+{
+	struct vm_io io = {
+		.size = run->io.size,
+		.count = run->io.count,
+		.write = run->io.direction == KVM_EXIT_IO_OUT,
+		.data = (uint8_t *)run + run->io.data_offset,
+		.vcpu = vcpu,
+	};
+
+	vcpu->counters.exits_io++;
+	if (!vm_bus_dispatch(&vcpu->vm->pio, run->io.port, &io))
+		unassigned(vcpu, "port", run->io.port, &io);
+}
+
+static void handle_mmio(struct vm_vcpu *vcpu, struct kvm_run *run)
+{
+	struct vm_io io = {
+		.size = run->mmio.len,
+		.count = 1,
+		.write = run->mmio.is_write,
+		.data = run->mmio.data,
+		.vcpu = vcpu,
+	};
+
+	vcpu->counters.exits_mmio++;
+	if (io.size == 0 || io.size > sizeof(run->mmio.data)) {
+		unassigned(vcpu, "mmio", run->mmio.phys_addr, &io);
+		return;
+	}
+	if (!vm_bus_dispatch(&vcpu->vm->mmio, run->mmio.phys_addr, &io))
+		unassigned(vcpu, "mmio", run->mmio.phys_addr, &io);
+}
+
+static void handle_system_event(struct vm_vcpu *vcpu, struct kvm_run *run)
+{
+	switch (run->system_event.type) {
+	case KVM_SYSTEM_EVENT_SHUTDOWN:
+		vm_request_stop(vcpu->vm, VM_STOP_GUEST_EXIT, 0);
+		break;
+	case KVM_SYSTEM_EVENT_RESET:
+		vm_request_stop(vcpu->vm, VM_STOP_GUEST_RESET, 0);
+		break;
+	default:
+		guest_crash(vcpu, "guest reported a crash");
+		break;
+	}
+}
+
+/* Handles one exit; false when the vCPU must stop running. */
+static bool handle_exit(struct vm_vcpu *vcpu, struct kvm_run *run)
+{
+	char what[96];
+
+	switch (run->exit_reason) {
+	case KVM_EXIT_IO:
+		handle_pio(vcpu, run);
+		return true;
+	case KVM_EXIT_MMIO:
+		handle_mmio(vcpu, run);
+		return true;
+	case KVM_EXIT_INTR:
+	case KVM_EXIT_IRQ_WINDOW_OPEN:
+		vcpu->counters.exits_intr++;
+		return true;
+	case KVM_EXIT_SYSTEM_EVENT:
+		handle_system_event(vcpu, run);
+		return false;
+	case KVM_EXIT_SHUTDOWN:
+		guest_crash(vcpu, "triple fault");
+		return false;
+	case KVM_EXIT_FAIL_ENTRY:
+		snprintf(what, sizeof(what), "invalid guest state (entry failure 0x%llx)",
+			 (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+		guest_crash(vcpu, what);
+		return false;
+	case KVM_EXIT_INTERNAL_ERROR:
+		snprintf(what, sizeof(what), "KVM internal error %u (%s)", run->internal.suberror,
+			 run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION ?
+				 "instruction emulation failed" :
+				 "see the KVM documentation");
+		guest_crash(vcpu, what);
+		return false;
+	default:
+		vcpu->counters.exits_other++;
+		snprintf(what, sizeof(what), "unexpected exit reason %u", run->exit_reason);
+		guest_crash(vcpu, what);
+		return false;
+	}
+}
+
+static void note_kick(struct vm_vcpu *vcpu)
+{
+	uint64_t sent = atomic_exchange(&vcpu->kick_sent_ns, 0);
+
+	vcpu->counters.kicks++;
+	if (sent)
+		util_samples_add(&vcpu->kick_latency, util_now_ns() - sent);
+}
+
+static void *vcpu_thread(void *arg)
+{
+	struct vm_vcpu *vcpu = arg;
+	struct vm *vm = vcpu->vm;
+	struct kvm_run *run = hv_vcpu_run_area(vcpu->hv);
+	char name[16];
+	int ret;
+
+	snprintf(name, sizeof(name), "vcpu%u", vcpu->index);
+	pthread_setname_np(pthread_self(), name);
+	atomic_store(&vcpu->tid, (int)syscall(SYS_gettid));
+	ret = hv_vcpu_set_kick_signal(vcpu->hv, vm->kick_signal);
+	if (ret) {
+		util_log(&vm->log, UTIL_LOG_ERROR, "vCPU %u: cannot set up kicks: %s", vcpu->index,
+			 strerror(-ret));
+		vm_request_stop(vm, VM_STOP_ERROR, VM_EXIT_INTERNAL);
+		return NULL;
+	}
+	while (!vm_stopping(vm)) {
+		ret = hv_vcpu_run(vcpu->hv);
+		if (ret == -EINTR) {
+			note_kick(vcpu);
+			continue;
+		}
+		if (ret == -EAGAIN)
+			continue;
+		if (ret < 0) {
+			util_log(&vm->log, UTIL_LOG_ERROR, "vCPU %u: KVM_RUN failed: %s",
+				 vcpu->index, strerror(-ret));
+			vm_request_stop(vm, VM_STOP_ERROR, VM_EXIT_INTERNAL);
+			break;
+		}
+		if (!handle_exit(vcpu, run))
+			break;
+	}
+	return NULL;
+}
+
+int vm_vcpu_start(struct vm_vcpu *vcpu)
+{
+	int ret = pthread_create(&vcpu->thread, NULL, vcpu_thread, vcpu);
+
+	if (ret)
+		return -ret;
+	vcpu->thread_started = true;
+	return 0;
+}
+
+int vm_vcpu_kick(struct vm_vcpu *vcpu)
+{
+	uint64_t expected = 0;
+
+	/* Latency is measured from the first of several unconsumed kicks. */
+	atomic_compare_exchange_strong(&vcpu->kick_sent_ns, &expected, util_now_ns());
+	return hv_vcpu_kick(vcpu->hv);
+}
+
+void vm_vcpu_join(struct vm_vcpu *vcpu)
+{
+	if (!vcpu->thread_started)
+		return;
+	pthread_join(vcpu->thread, NULL);
+	vcpu->thread_started = false;
+}

@@ -1,0 +1,259 @@
+/*
+ * Internals of lockstep-vm shared by the vm/ sources: the machine (struct vm), its vCPUs, the
+ * exit-dispatch bus, guest memory, boot loading and the platform devices.
+ *
+ * Threads: the main (control) thread builds everything, starts one thread per vCPU and then
+ * only waits for a stop; vCPU threads dispatch their exits to devices, which lock themselves.
+ * The bus is frozen before the first vCPU runs, so lookups take no lock.
+ */
+#ifndef LOCKSTEP_VM_INTERNAL_H
+#define LOCKSTEP_VM_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "hv/hv.h"
+#include "util/util.h"
+#include "vm/vm.h"
+
+struct vm;
+struct vm_vcpu;
+
+/* ---- guest memory ---- */
+
+#define VM_LOW_RAM_END 0xc0000000ull /* RAM above 3 GiB moves to 4 GiB */
+#define VM_HIGH_RAM_BASE 0x100000000ull
+
+struct vm_memory {
+	uint8_t *host;	    /* one mapping: low RAM, then high RAM */
+	uint64_t size;	    /* total RAM */
+	uint64_t low_size;  /* RAM at [0, low_size) */
+	uint64_t high_size; /* RAM at [4 GiB, 4 GiB + high_size) */
+};
+
+int vm_memory_init(struct vm_memory *mem, uint64_t size);
+void vm_memory_fini(struct vm_memory *mem);
+/* Registers the RAM slots with KVM. */
+int vm_memory_map(struct vm_memory *mem, struct hv_vm *hv);
+/* Host pointer for [gpa, gpa+len) if it lies wholly in RAM, else NULL. */
+void *vm_memory_ptr(const struct vm_memory *mem, uint64_t gpa, uint64_t len);
+
+/* ---- exit dispatch ---- */
+
+struct vm_io {
+	uint64_t offset; /* from the start of the device's range */
+	uint32_t size;	 /* bytes per access */
+	uint32_t count;	 /* repeats (string port I/O); 1 for MMIO */
+	bool write;
+	uint8_t *data; /* size * count bytes: written data, or where read data goes */
+	struct vm_vcpu *vcpu;
+};
+
+typedef void (*vm_io_fn)(void *opaque, struct vm_io *io);
+
+#define VM_BUS_MAX 32
+
+struct vm_bus {
+	const char *name; /* "pio" or "mmio" */
+	unsigned count;
+	struct vm_bus_range {
+		uint64_t base, len;
+		vm_io_fn fn;
+		void *opaque;
+		const char *name;
+	} ranges[VM_BUS_MAX];
+};
+
+int vm_bus_add(struct vm_bus *bus, uint64_t base, uint64_t len, vm_io_fn fn, void *opaque,
+	       const char *name);
+/* Calls the device covering `addr`; false if none does (the caller handles unassigned I/O). */
+bool vm_bus_dispatch(const struct vm_bus *bus, uint64_t addr, struct vm_io *io);
+
+/* ---- boot ---- */
+
+#define VM_BOOT_AREA 0x10000ull /* multiboot info, memory map, command line */
+#define VM_BOOT_AREA_SIZE 0x10000ull
+#define VM_FIRMWARE_BASE 0xe0000ull /* ACPI and MP tables */
+#define VM_FIRMWARE_SIZE 0x20000ull
+#define VM_EBDA_BASE 0x9fc00ull
+
+#define VM_ELF_MAX_SEGMENTS 32
+
+struct vm_elf {
+	bool is64;
+	uint16_t machine;
+	uint64_t entry;
+	unsigned nr_segments; /* PT_LOAD segments with memsz > 0 */
+	struct vm_elf_segment {
+		uint64_t paddr, vaddr, offset, filesz, memsz;
+		uint32_t flags;
+	} seg[VM_ELF_MAX_SEGMENTS];
+};
+
+/* Parses and checks an x86 ELF32/ELF64 executable: every offset and size is validated against
+ * the buffer, so the segments can be copied without further checks. */
+int vm_elf_parse(const uint8_t *buf, size_t len, struct vm_elf *out, char *err, size_t err_len);
+
+struct vm_multiboot_header {
+	size_t offset; /* in the image */
+	uint32_t flags;
+	uint32_t header_addr, load_addr, load_end_addr, bss_end_addr, entry_addr;
+};
+
+/* Finds a valid multiboot v1 header in the first 8 KiB; -ENOENT if there is none. */
+int vm_multiboot_find(const uint8_t *image, size_t len, struct vm_multiboot_header *hdr);
+
+/* Where and how the boot processor starts. */
+struct vm_boot_entry {
+	uint32_t entry;			 /* 32-bit protected-mode entry point */
+	uint32_t ebx;			 /* multiboot information address */
+	uint64_t image_start, image_end; /* guest-physical extent of the loaded image */
+};
+
+/* Loads a multiboot v1 image (ELF32, ELF64 or a.out-kludge flat binary) into guest memory and
+ * builds the multiboot information.  Errors name the problem in `err`. */
+int vm_multiboot_load(struct vm_memory *mem, const uint8_t *image, size_t len, const char *cmdline,
+		      struct vm_boot_entry *entry, char *err, size_t err_len);
+
+/* ACPI RSDP/RSDT/MADT and the MP table for `vcpus` processors, written into guest memory at
+ * VM_FIRMWARE_BASE. */
+int vm_firmware_build(struct vm_memory *mem, uint32_t vcpus);
+
+/* CPUID for vCPU `index`, from what KVM supports; the caller frees it. */
+int vm_cpuid_build(const struct kvm_cpuid2 *supported, const struct vm_config *cfg, uint32_t index,
+		   uint32_t tsc_khz, struct kvm_cpuid2 **out);
+
+/* ---- devices ---- */
+
+struct vm_uart;
+struct vm_fwcfg;
+struct vm_doorbell;
+
+struct vm_console_stats {
+	uint64_t bytes;
+	uint64_t first_byte_ns; /* CLOCK_MONOTONIC of the first byte, 0 = none yet */
+};
+
+int vm_uart_new(struct vm *vm, int log_fd, bool to_stdout, struct vm_uart **out);
+void vm_uart_free(struct vm_uart *uart);
+void vm_uart_io(void *opaque, struct vm_io *io);
+void vm_uart_stats(struct vm_uart *uart, struct vm_console_stats *st);
+
+int vm_fwcfg_new(struct vm *vm, struct vm_fwcfg **out);
+void vm_fwcfg_free(struct vm_fwcfg *fw);
+void vm_fwcfg_io(void *opaque, struct vm_io *io);
+
+/* Debug-exit port, reset ports (0xcf9, i8042 0x64) and the ports Linux pokes for delays. */
+int vm_platform_register(struct vm *vm);
+
+struct vm_doorbell_stats {
+	uint64_t calls[16]; /* by call number (LKS_CALL_*) */
+	uint64_t errors;    /* malformed accesses */
+};
+
+int vm_doorbell_new(struct vm *vm, struct vm_doorbell **out);
+void vm_doorbell_free(struct vm_doorbell *db);
+void vm_doorbell_io(void *opaque, struct vm_io *io);
+void vm_doorbell_stats(struct vm_doorbell *db, struct vm_doorbell_stats *st);
+
+/* ---- vCPUs ---- */
+
+struct vm_vcpu_counters {
+	uint64_t exits_io, exits_mmio, exits_intr, exits_other;
+	uint64_t kicks;
+	uint64_t unassigned_io;
+};
+
+struct vm_vcpu {
+	struct vm *vm;
+	uint32_t index;
+	struct hv_vcpu *hv;
+	struct hv_stats *stats;
+	pthread_t thread;
+	bool thread_started;
+	atomic_int tid;			    /* host thread id, 0 until the thread runs */
+	atomic_uint_least64_t kick_sent_ns; /* when the last kick was sent, 0 = consumed */
+	struct vm_vcpu_counters counters;   /* written by the vCPU thread only */
+	struct util_samples kick_latency;   /* kick sent -> KVM_RUN returned, in ns */
+};
+
+/* Creates the KVM vCPU; vm_vcpu_setup() then gives it CPUID, statistics and boot state. */
+int vm_vcpu_init(struct vm *vm, struct vm_vcpu *vcpu, uint32_t index);
+int vm_vcpu_setup(struct vm_vcpu *vcpu);
+void vm_vcpu_fini(struct vm_vcpu *vcpu);
+int vm_vcpu_start(struct vm_vcpu *vcpu);
+/* Makes the vCPU leave KVM_RUN as soon as possible (it re-checks the VM's state). */
+int vm_vcpu_kick(struct vm_vcpu *vcpu);
+void vm_vcpu_join(struct vm_vcpu *vcpu);
+
+/* ---- the machine ---- */
+
+enum vm_stop_reason {
+	VM_STOP_NONE = 0,
+	VM_STOP_GUEST_EXIT,  /* debug-exit port */
+	VM_STOP_GUEST_RESET, /* reset port or KVM system event */
+	VM_STOP_GUEST_CRASH, /* triple fault, emulation failure */
+	VM_STOP_REQUEST,     /* signal or control request */
+	VM_STOP_ERROR,	     /* host-side failure */
+	VM_STOP_TIMEOUT,     /* the run-time limit expired */
+};
+
+struct vm {
+	struct vm_config cfg;
+	struct util_log log;
+	struct util_ratelimit guest_log_limit; /* for messages a guest can trigger */
+	uint64_t start_ns;		       /* CLOCK_MONOTONIC at process start */
+
+	struct hv_sys *sys;
+	struct hv_vm *hv;
+	struct vm_memory mem;
+	struct vm_bus pio, mmio;
+	struct vm_uart *uart;
+	struct vm_fwcfg *fwcfg;
+	struct vm_doorbell *doorbell;
+	struct kvm_cpuid2 *supported_cpuid;
+	uint32_t tsc_khz;
+	int kick_signal;
+	int serial_fd;
+	struct vm_boot_entry boot;
+
+	uint32_t nr_vcpus;
+	struct vm_vcpu *vcpus;
+
+	int stop_fd;		/* eventfd: written once when the VM must stop */
+	atomic_int stop_reason; /* enum vm_stop_reason; first writer wins */
+	int exit_code;		/* the process exit status that goes with stop_reason */
+};
+
+struct vm_options {
+	const char *kvm_path;
+	bool quiet;
+	uint64_t start_ns; /* when the process started, for start-up figures */
+};
+
+/* Statistics at the end of a run: a table for people, JSON for tools. */
+void vm_report_text(struct vm *vm, int fd);
+json_t *vm_report_json(struct vm *vm);
+
+/* Builds the machine from its definition; on failure `*status` is the exit status to use. */
+int vm_create(const struct vm_config *cfg, const struct vm_options *opts, struct vm **out,
+	      int *status);
+void vm_destroy(struct vm *vm);
+/* Starts the vCPU threads. */
+int vm_run(struct vm *vm);
+/* Stops every vCPU thread: the stop flag first, then a kick, so none re-enters the guest. */
+void vm_stop_vcpus(struct vm *vm);
+/* First caller decides the reason and exit code; wakes the control thread. */
+void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, int exit_code);
+static inline bool vm_stopping(const struct vm *vm)
+{
+	return atomic_load_explicit(&vm->stop_reason, memory_order_acquire) != VM_STOP_NONE;
+}
+int vm_exit_status(const struct vm *vm);
+/* Waits until the VM stops or `deadline_ns` (CLOCK_MONOTONIC) passes; true if stopped. */
+bool vm_wait_stop(struct vm *vm, uint64_t deadline_ns);
+
+#endif /* LOCKSTEP_VM_INTERNAL_H */
