@@ -642,5 +642,12 @@ int vm_config_load(struct vm_config *cfg, const char *path, char *err, size_t er
 	}
 	ret = vm_config_parse(cfg, text, len, err, err_len);
 	free(text);
+	if (ret && err && err_len) {
+		char *detail = strdup(err);
+
+		if (detail)
+			snprintf(err, err_len, "%s: %s", path, detail);
+		free(detail);
+	}
 	return ret;
 }

@@ -222,10 +222,10 @@ static int parse_args(struct cli *cli, int argc, char **argv)
 		fprintf(stderr, "lockstep-vm: unexpected argument '%s'\n", argv[optind]);
 		goto usage;
 	}
-	if (config && vm_config_load(&cli->cfg, config, err, sizeof(err))) {
-		fprintf(stderr, "lockstep-vm: %s: %s\n", config, err);
+	if (config && (ret = vm_config_load(&cli->cfg, config, err, sizeof(err)))) {
+		fprintf(stderr, "lockstep-vm: %s\n", err);
 		vm_config_fini(&flags);
-		return -VM_EXIT_CONFIG;
+		return ret == -EINVAL || ret == -EFBIG ? -VM_EXIT_CONFIG : -VM_EXIT_NOINPUT;
 	}
 	if (name_given)
 		strcpy(cli->cfg.name, flags.name);
