@@ -61,7 +61,9 @@ typedef void (*rt_work_fn)(void *arg);
  * if it sleeps.  A CPU holds one work item: posting to a busy CPU first waits for it.
  * rt_wait_done() waits (sleeping, not spinning) until that CPU finished what was posted.
  * rt_on_cpu() is post + wait, or a plain call when cpu is the caller's.
- * rt_on_each_cpu() runs fn(arg) on every CPU, the caller's included, and waits for all.
+ * rt_on_each_cpu() runs fn(arg) on every CPU, the caller's included, and waits for all; call
+ * it from CPU 0 (which runs main() and takes no posted work).  Each CPU takes work from one
+ * poster at a time.
  */
 void rt_post(unsigned cpu, rt_work_fn fn, void *arg);
 void rt_wait_done(unsigned cpu);

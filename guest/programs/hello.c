@@ -1,18 +1,28 @@
 /*
  * hello: every CPU reports in.  Each CPU reads its APIC id at ring 0 twice, from its LAPIC's
- * ID register and from CPUID leaf 1 (ring-3 CPUID may answer with the outer host's values), and
- * CPU 0 checks both against the id the MADT gave that CPU and that all ids differ.
+ * ID register and from CPUID leaf 1 (ring-3 CPUID may answer with the outer host's values),
+ * and its IA32_APIC_BASE MSR; CPU 0 checks the ids against the one the MADT gave that CPU,
+ * that all ids differ, and that only CPU 0 carries the BSP flag.  The boot-CPU count from
+ * fw_cfg, when the platform has it, is printed for comparison.
  *
- *   result: program=hello cpus=N reported=N apic_ids=0,1,... ok=1
+ *   result: program=hello cpus=N reported=N apic_ids=0,1,... fw_cfg_cpus=N ok=1
  *
  * Exit 0 when every CPU reported consistent, distinct ids.
  */
 #include "guest/guest.h"
 
+#define MSR_APIC_BASE 0x1b
+#define APIC_BASE_BSP 0x100
+#define FW_CFG_SELECTOR 0x510
+#define FW_CFG_DATA 0x511
+#define FW_CFG_SIGNATURE 0x00
+#define FW_CFG_NB_CPUS 0x05
+
 struct report {
 	volatile uint32_t reported;
 	uint32_t lapic_id;
 	uint32_t cpuid_apic_id;
+	bool bsp_flag;
 };
 
 static void report_in(void *arg)
@@ -23,6 +33,7 @@ static void report_in(void *arg)
 	rt_cpuid(1, 0, regs);
 	report->lapic_id = rt_apic_read(RT_APIC_ID) >> 24;
 	report->cpuid_apic_id = regs[1] >> 24;
+	report->bsp_flag = rt_rdmsr(MSR_APIC_BASE) & APIC_BASE_BSP;
 	__atomic_store_n(&report->reported, 1, __ATOMIC_RELEASE);
 }
 
@@ -30,18 +41,34 @@ static bool check_cpu(const struct report *reports, unsigned cpu)
 {
 	const struct report *r = &reports[cpu];
 	unsigned madt_id = rt_cpu_apic_id(cpu);
-	bool ok = r->reported && r->lapic_id == madt_id && r->cpuid_apic_id == madt_id;
+	bool ok = r->reported && r->lapic_id == madt_id && r->cpuid_apic_id == madt_id &&
+		  r->bsp_flag == (cpu == 0);
 
 	for (unsigned other = 0; other < cpu; other++)
 		if (reports[other].lapic_id == r->lapic_id)
 			ok = false;
 	if (r->reported)
-		rt_printf("hello from cpu %u: apic_id=%u (lapic %u, cpuid %u, madt %u)%s\n", cpu,
+		rt_printf("hello from cpu %u: apic_id=%u (lapic %u, cpuid %u, madt %u)%s%s\n", cpu,
 			  r->lapic_id, r->lapic_id, r->cpuid_apic_id, madt_id,
-			  ok ? "" : "  MISMATCH");
+			  r->bsp_flag ? " bsp" : "", ok ? "" : "  MISMATCH");
 	else
 		rt_printf("cpu %u (madt apic id %u) did not report\n", cpu, madt_id);
 	return ok;
+}
+
+/* fw_cfg's boot-CPU count (QEMU's interface, which lockstep also offers); 0 without fw_cfg. */
+static unsigned fw_cfg_cpus(void)
+{
+	static const char signature[4] = { 'Q', 'E', 'M', 'U' };
+	unsigned cpus = 0;
+
+	rt_pio_out(FW_CFG_SELECTOR, 2, FW_CFG_SIGNATURE);
+	for (unsigned i = 0; i < sizeof(signature); i++)
+		if (rt_pio_in(FW_CFG_DATA, 1) != (uint8_t)signature[i])
+			return 0;
+	rt_pio_out(FW_CFG_SELECTOR, 2, FW_CFG_NB_CPUS);
+	cpus = rt_pio_in(FW_CFG_DATA, 1);
+	return cpus | rt_pio_in(FW_CFG_DATA, 1) << 8;
 }
 
 int main(void)
@@ -59,7 +86,7 @@ int main(void)
 		len += rt_snprintf(ids + len, sizeof(ids) - len, "%s%u", cpu ? "," : "",
 				   reports[cpu].lapic_id);
 	}
-	rt_printf("result: program=hello cpus=%u reported=%u apic_ids=%s ok=%d\n", cpus, reported,
-		  ids, good == cpus);
+	rt_printf("result: program=hello cpus=%u reported=%u apic_ids=%s fw_cfg_cpus=%u ok=%d\n",
+		  cpus, reported, ids, fw_cfg_cpus(), good == cpus);
 	return good == cpus ? RT_EXIT_PASS : RT_EXIT_FAIL;
 }

@@ -9,7 +9,8 @@
  * `samples=` (default 2000) timed calls each, after a short warm-up; median, min and p99 in TSC
  * cycles and in ns (TSC kHz from CPUID leaf LKS_CPUID_INFO, else calibrated).
  *
- *   result: program=latency doorbell_ns_median=... doorbell_ns_min=... doorbell_ns_p99=... ...
+ *   result: program=latency cpus=N samples=S tsc_khz=K doorbell_ns_median=... doorbell_ns_min=...
+ *           doorbell_ns_p99=... (and _cycles_) syscall_ns_median=... ...
  *
  * Exit 0 when the measurements ran (the doorbell answered PROBE correctly), 1 otherwise.
  */
@@ -76,12 +77,13 @@ int main(void)
 	size_t n = rt_arg_u64("samples", DEFAULT_SAMPLES);
 	uint64_t *cycles = rt_alloc((n ? n : 1) * sizeof(uint64_t), RT_CACHE_LINE);
 	struct rt_summary doorbell, syscall;
-	char line[512];
+	char line[768];
 	size_t len;
 	unsigned errors = 0;
 
-	len = rt_snprintf(line, sizeof(line), "result: program=latency samples=%zu tsc_khz=%lu", n,
-			  rt_tsc_khz());
+	len = rt_snprintf(line, sizeof(line),
+			  "result: program=latency cpus=%u samples=%zu tsc_khz=%lu", rt_cpu_count(),
+			  n, rt_tsc_khz());
 	if (ls->present) {
 		int64_t probe = rt_doorbell_call(ls->doorbell, LKS_CALL_PROBE, 0, 0, 0);
 		uint64_t tsc0 = rt_rdtsc_ordered();

@@ -153,8 +153,9 @@ bsp_long_mode:
  * stack top, no I/O bitmap), writes its GDT descriptor and loads it, loads the IDT (whose gates
  * ring-3 code fills: the CPU reads them only when an event arrives), enables the local APIC (spurious vector 0xff), masks LINT0 (the in-kernel LAPIC resets the
  * BSP's to ExtINT), arms the timer LVT for one-shot RT_VEC_TIMER at divide-by-1, and records
- * the APIC id read from the LAPIC.  lidt and ltr happen here because some hosts (PVM) refuse
- * them once the CPU has run ring-3 code.  Clobbers rax, rcx, rdx.
+ * the APIC id read from the LAPIC.  Each CPU loads its tables here, on its way up, so that no
+ * syscall needs lidt or ltr (they fault in some hosts' ring-0 modes, see entry.S).  Clobbers
+ * rax, rcx, rdx.
  */
 	.text
 	.globl rt_cpu_init_ring0

@@ -6,7 +6,7 @@
  * - Syscall: ring 3 executes `ud2` with the number in RAX and arguments in RDI/RSI/RDX.  An
  *   exception is the one way into ring 0 that is real on every host: on the PVM-based KVM of
  *   the development machines, code entered by SYSCALL runs in a mode where privileged
- *   instructions (sti, hlt, lidt, ltr, string I/O) fault, and `int n` raises #UD.  The #UD
+ *   instructions (sti, lidt, ltr, rep outsb were seen) fault, and `int n` raises #UD.  The #UD
  *   handler checks that the fault is a ring-3 ud2, steps over it, calls the handler from
  *   rt_syscall_table (guest/rt/kernel.c) on the CPU's ring-0 stack, and returns with IRETQ.
  *   Ring 3 always resumes with interrupts enabled.  Any other #UD is an exception as below.

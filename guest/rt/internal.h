@@ -122,8 +122,9 @@ static inline bool rt_at_ring0(void)
 	return (cs & 3) == 0;
 }
 
-/* kernel.c: ring-0 console output (used by the trap handler and by rt_write at ring 0). */
+/* kernel.c: ring-0 console output and exit (the trap handler; rt_write/rt_exit at ring 0). */
 void rt_kernel_write(const char *buf, size_t len);
+__attribute__((noreturn)) void rt_kernel_exit(uint32_t code);
 
 /* bootinfo.c */
 void rt_bootinfo_init(uint32_t magic, uint32_t info_addr);

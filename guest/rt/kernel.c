@@ -7,8 +7,7 @@
  * and only the privileged instruction itself (port I/O, HLT, CPUID, LAPIC access, MSRs)
  * happens here.  Handlers run with interrupts off, on the CPU's ring-0 stack.
  *
- * Descriptor-table loads (lidt, ltr) are not offered: on the PVM-based KVM of the development
- * machines they fail once a CPU has been to ring 3, so each CPU loads its tables on its way up
+ * Descriptor-table loads are not offered: each CPU loads its tables on its way up
  * (rt_cpu_init_ring0 in boot.S).
  */
 #include "guest/rt/internal.h"
@@ -36,7 +35,7 @@ static long sys_write(uint64_t buf, uint64_t len, uint64_t a2)
 	return 0;
 }
 
-static __attribute__((noreturn)) void kernel_exit(uint32_t code)
+void rt_kernel_exit(uint32_t code)
 {
 	__asm__ __volatile__("outl %0, %1" ::"a"(code), "Nd"((uint16_t)RT_DEBUG_EXIT_PORT));
 	/* No debug-exit device: stop here. */
@@ -46,7 +45,7 @@ static __attribute__((noreturn)) void kernel_exit(uint32_t code)
 
 static long sys_exit(uint64_t code, uint64_t a1, uint64_t a2)
 {
-	kernel_exit(code);
+	rt_kernel_exit(code);
 }
 
 /*
@@ -207,5 +206,5 @@ void rt_trap(struct rt_trap_frame *frame)
 	if (len > (int)sizeof(line) - 1)
 		len = sizeof(line) - 1;
 	rt_kernel_write(line, len);
-	kernel_exit(RT_EXIT_CRASH);
+	rt_kernel_exit(RT_EXIT_CRASH);
 }

@@ -298,6 +298,8 @@ int rt_printf(const char *fmt, ...)
 
 void rt_exit(int code)
 {
+	if (rt_at_ring0())
+		rt_kernel_exit(code);
 	rt_syscall(RT_SYS_EXIT, code, 0, 0);
 	__builtin_unreachable();
 }
