@@ -1,7 +1,9 @@
 /*
- * The CPU list from ACPI: find the RSDP (EBDA's first KiB, then 0xE0000-0xFFFFF on 16-byte
- * boundaries), follow the XSDT (revision 2+) or the RSDT to the MADT ("APIC"), and collect the
- * APIC ids of the enabled Processor Local APIC (and x2APIC) entries in table order.
+ * The CPU list from ACPI: find the RSDP (0xE0000-0xFFFFF on 16-byte boundaries, where lockstep
+ * and SeaBIOS put it; the EBDA is not searched because page 0, which holds the BIOS data area's
+ * pointer to it, is unmapped to catch NULL pointers), follow the XSDT (revision 2+) or the RSDT
+ * to the MADT ("APIC"), and collect the APIC ids of the enabled Processor Local APIC (and
+ * x2APIC) entries in table order.
  *
  * Runs once on the BSP at ring 3: the firmware areas and the tables are identity-mapped and
  * user-readable, and the scan is a few thousand native instructions there.  Tables whose
@@ -9,7 +11,6 @@
  */
 #include "guest/rt/internal.h"
 
-#define EBDA_SEGMENT_PTR 0x40e
 #define BIOS_AREA_START 0xe0000
 #define BIOS_AREA_END 0x100000
 #define IDENTITY_MAP_END 0x100000000ull
@@ -86,21 +87,6 @@ static const struct acpi_rsdp *rsdp_scan(uintptr_t start, uintptr_t end)
 	return NULL;
 }
 
-static const struct acpi_rsdp *rsdp_find(void)
-{
-	uintptr_t bda_word = EBDA_SEGMENT_PTR;
-	uintptr_t ebda;
-
-	/* Hide the constant low address from the compiler, which takes it for a null offset. */
-	__asm__("" : "+r"(bda_word));
-	ebda = (uintptr_t) * (const volatile uint16_t *)bda_word << 4;
-	const struct acpi_rsdp *rsdp = NULL;
-
-	if (ebda >= 0x80000 && ebda < 0xa0000)
-		rsdp = rsdp_scan(ebda, ebda + 1024);
-	return rsdp ? rsdp : rsdp_scan(BIOS_AREA_START, BIOS_AREA_END);
-}
-
 static const struct acpi_header *table_at(uint64_t addr, const char *signature)
 {
 	const struct acpi_header *table = (const void *)(uintptr_t)addr;
@@ -116,7 +102,7 @@ static const struct acpi_header *table_at(uint64_t addr, const char *signature)
 
 static const struct acpi_madt *madt_find(void)
 {
-	const struct acpi_rsdp *rsdp = rsdp_find();
+	const struct acpi_rsdp *rsdp = rsdp_scan(BIOS_AREA_START, BIOS_AREA_END);
 	const struct acpi_header *root;
 	size_t entry_size;
 

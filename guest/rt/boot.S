@@ -4,7 +4,8 @@
  *
  * Ring-0 code is expensive on some hosts (emulated instruction by instruction), so everything
  * that can be data is data: the identity page tables are assembled here (2 MiB pages over the
- * first 4 GiB, all user-accessible so ring 3 reaches RAM, the doorbell and firmware tables), the
+ * first 4 GiB, all user-accessible so ring 3 reaches RAM, the doorbell and firmware tables;
+ * 4 KiB pages below 2 MiB so that page 0 can stay unmapped), the
  * GDT's code and data descriptors are static, and the IDT's gates are filled in by ring-3 C
  * code (guest/rt/start.c).  The ring-0 work left is about fifty instructions per CPU.
  *
@@ -49,15 +50,24 @@ rt_pdpt:
 	.quad rt_pd + 0x3000 + PTE_TABLE
 	.fill 508, 8, 0
 	.balign 4096
-rt_pd: /* four page directories back to back: 2048 entries of 2 MiB */
-	.set pd_addr, 0
-	.rept 2048
+rt_pd: /* four page directories back to back: 2048 entries of 2 MiB, but 4 KiB pages below 2 MiB */
+	.quad rt_pt_low + PTE_TABLE
+	.set pd_addr, 0x200000
+	.rept 2047
 	.if pd_addr >= MMIO_HOLE_START
 	.quad pd_addr | PTE_RAM | PTE_PCD | PTE_PWT
 	.else
 	.quad pd_addr | PTE_RAM
 	.endif
 	.set pd_addr, pd_addr + 0x200000
+	.endr
+	.balign 4096
+rt_pt_low: /* page 0 stays unmapped so that NULL pointers fault, at either ring */
+	.quad 0
+	.set pt_addr, 0x1000
+	.rept 511
+	.quad pt_addr | PTE_TABLE
+	.set pt_addr, pt_addr + 0x1000
 	.endr
 
 	.data
