@@ -1,6 +1,6 @@
 /*
  * The guest runtime's internal interfaces: the per-CPU structure, the runtime's state, the
- * syscall instruction wrapper, and the functions the runtime's files call in one another.
+ * syscall wrapper, and the functions the runtime's files call in one another.
  * Programs include guest/guest.h only.
  */
 #ifndef LOCKSTEP_GUEST_RT_INTERNAL_H
