@@ -13,6 +13,49 @@
 #include <stdint.h>
 #include <time.h>
 
+/* ---- intrusive doubly linked lists (as in the kernel) ---- */
+
+struct util_list {
+	struct util_list *prev, *next;
+};
+
+#define UTIL_LIST_INIT(name)     \
+	{                        \
+		&(name), &(name) \
+	}
+#define util_container_of(ptr, type, member) \
+	((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+#define util_list_for_each(pos, head) \
+	for ((pos) = (head)->next; (pos) != (head); (pos) = (pos)->next)
+#define util_list_for_each_safe(pos, tmp, head)                          \
+	for ((pos) = (head)->next, (tmp) = (pos)->next; (pos) != (head); \
+	     (pos) = (tmp), (tmp) = (pos)->next)
+
+static inline void util_list_init(struct util_list *head)
+{
+	head->prev = head->next = head;
+}
+
+static inline bool util_list_empty(const struct util_list *head)
+{
+	return head->next == head;
+}
+
+static inline void util_list_add_tail(struct util_list *head, struct util_list *node)
+{
+	node->prev = head->prev;
+	node->next = head;
+	head->prev->next = node;
+	head->prev = node;
+}
+
+static inline void util_list_del(struct util_list *node)
+{
+	node->prev->next = node->next;
+	node->next->prev = node->prev;
+	node->prev = node->next = node;
+}
+
 /* ---- clocks ---- */
 
 static inline uint64_t util_now_ns(void)

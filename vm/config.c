@@ -154,6 +154,7 @@ void vm_config_fini(struct vm_config *cfg)
 
 static int dup_str(char **dst, const char *src)
 {
+	free(*dst); /* parsing over a config replaces its strings */
 	if (!src) {
 		*dst = NULL;
 		return 0;

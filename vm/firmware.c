@@ -4,6 +4,9 @@
  * them.  Both describe the same machine: vCPU n has APIC id n, the IOAPIC takes id `vcpus`,
  * and ISA IRQ 0 arrives on IOAPIC pin 2.
  *
+ * The FADT describes the ACPI PM registers of vm/acpi_pm.c (power button, soft-off) and the
+ * DSDT carries only the \_S5 sleep package, which is what a guest needs to power off.
+ *
  * Placement follows where guests search: the RSDP in 0xE0000-0xFFFFF (ACPI), the MP floating
  * pointer in 0xF0000-0xFFFFF (MP spec).
  */
@@ -14,7 +17,10 @@
 
 #define RSDP_ADDR 0xe0000u
 #define RSDT_ADDR 0xe0040u
+#define FACS_ADDR 0xe00c0u /* 64-byte aligned, as ACPI requires */
 #define MADT_ADDR 0xe0100u
+#define FADT_ADDR 0xe1100u
+#define DSDT_ADDR 0xe1200u
 #define MPFP_ADDR 0xf0000u
 #define MPC_ADDR 0xf0010u
 
@@ -107,6 +113,12 @@ static int build_madt(struct blob *b, uint32_t vcpus)
 	put8(b, 0);
 	put32(b, 2);
 	put16(b, 0);
+	put8(b, 2); /* interrupt source override: the SCI, ISA IRQ 9, level, active high */
+	put8(b, 10);
+	put8(b, 0);
+	put8(b, VM_ACPI_SCI_IRQ);
+	put32(b, VM_ACPI_SCI_IRQ);
+	put16(b, 0xd);
 	put8(b, 4); /* local APIC NMI on LINT1 of every processor */
 	put8(b, 6);
 	put8(b, 0xff);
@@ -118,10 +130,66 @@ static int build_madt(struct blob *b, uint32_t vcpus)
 	return 0;
 }
 
+/* ACPI 1.0 FADT (revision 1, 116 bytes): fixed-feature power button, PM1a blocks, SCI 9. */
+static void build_fadt(struct blob *b)
+{
+	static const uint8_t zeros[8] = { 0 };
+
+	acpi_header(b, "FACP", 1);
+	put32(b, FACS_ADDR);
+	put32(b, DSDT_ADDR);
+	put8(b, 0); /* INT_MODEL (ACPI 1.0) */
+	put8(b, 0); /* preferred PM profile: unspecified */
+	put16(b, VM_ACPI_SCI_IRQ);
+	put32(b, 0);	  /* SMI_CMD: no SMM, the machine is always in ACPI mode */
+	put(b, zeros, 4); /* ACPI_ENABLE, ACPI_DISABLE, S4BIOS_REQ, PSTATE_CNT */
+	put32(b, VM_ACPI_PM1_EVT);
+	put32(b, 0); /* PM1b_EVT_BLK */
+	put32(b, VM_ACPI_PM1_CNT);
+	put32(b, 0);	  /* PM1b_CNT_BLK */
+	put32(b, 0);	  /* PM2_CNT_BLK */
+	put32(b, 0);	  /* PM_TMR_BLK: no PM timer */
+	put32(b, 0);	  /* GPE0_BLK */
+	put32(b, 0);	  /* GPE1_BLK */
+	put8(b, 4);	  /* PM1_EVT_LEN */
+	put8(b, 2);	  /* PM1_CNT_LEN */
+	put(b, zeros, 7); /* PM2_CNT_LEN .. CST_CNT */
+	put16(b, 101);	  /* P_LVL2_LAT > 100: no C2 */
+	put16(b, 1001);	  /* P_LVL3_LAT > 1000: no C3 */
+	put(b, zeros, 8); /* FLUSH_SIZE, FLUSH_STRIDE, DUTY_OFFSET/WIDTH, DAY/MON_ALRM */
+	put8(b, 0);	  /* CENTURY */
+	put16(b, 0);	  /* IAPC_BOOT_ARCH */
+	put8(b, 0);
+	put32(b, 0x25); /* WBINVD, PROC_C1, no sleep button; the power button is fixed */
+	acpi_finish(b);
+}
+
+static void build_dsdt(struct blob *b)
+{
+	/* Name (\_S5, Package () { 5, 5, 0, 0 }): SLP_TYP 5 is soft-off in vm/acpi_pm.c. */
+	static const uint8_t s5[] = { 0x08, '_',  'S',	'5',  '_',  0x12, 0x08,
+				      0x04, 0x0a, 0x05, 0x0a, 0x05, 0x00, 0x00 };
+
+	acpi_header(b, "DSDT", 1);
+	put(b, s5, sizeof(s5));
+	acpi_finish(b);
+}
+
+static void build_facs(uint8_t *facs)
+{
+	uint32_t len = 64;
+
+	memset(facs, 0, 64);
+	memcpy(facs, "FACS", 4);
+	memcpy(facs + 4, &len, 4);
+}
+
 static int build_acpi(struct vm_memory *mem, uint32_t vcpus)
 {
 	struct blob madt = { vm_memory_ptr(mem, MADT_ADDR, 0x1000), 0, 0x1000 };
-	struct blob rsdt = { vm_memory_ptr(mem, RSDT_ADDR, 0xc0), 0, 0xc0 };
+	struct blob rsdt = { vm_memory_ptr(mem, RSDT_ADDR, 0x80), 0, 0x80 };
+	struct blob fadt = { vm_memory_ptr(mem, FADT_ADDR, 0x100), 0, 0x100 };
+	struct blob dsdt = { vm_memory_ptr(mem, DSDT_ADDR, 0x100), 0, 0x100 };
 	uint8_t *rsdp = vm_memory_ptr(mem, RSDP_ADDR, 20);
 	uint32_t rsdt_addr = RSDT_ADDR;
 	int ret;
@@ -129,7 +197,11 @@ static int build_acpi(struct vm_memory *mem, uint32_t vcpus)
 	ret = build_madt(&madt, vcpus);
 	if (ret)
 		return ret;
+	build_fadt(&fadt);
+	build_dsdt(&dsdt);
+	build_facs(vm_memory_ptr(mem, FACS_ADDR, 64));
 	acpi_header(&rsdt, "RSDT", 1);
+	put32(&rsdt, FADT_ADDR);
 	put32(&rsdt, MADT_ADDR);
 	acpi_finish(&rsdt);
 

@@ -105,6 +105,11 @@ static int add_devices(struct vm *vm)
 	if (!ret)
 		ret = vm_platform_register(vm);
 	if (!ret)
+		ret = vm_acpi_pm_new(vm, &vm->acpi_pm);
+	if (!ret)
+		ret = vm_bus_add(&vm->pio, VM_ACPI_PM1_EVT, 6, vm_acpi_pm_io, vm->acpi_pm,
+				 "acpi-pm");
+	if (!ret)
 		ret = vm_doorbell_new(vm, &vm->doorbell);
 	if (!ret)
 		ret = vm_bus_add(&vm->mmio, LKS_DOORBELL_GPA_DEFAULT, LKS_DOORBELL_SIZE,
@@ -239,6 +244,7 @@ void vm_destroy(struct vm *vm)
 	}
 	free(vm->vcpus);
 	vm_doorbell_free(vm->doorbell);
+	vm_acpi_pm_free(vm->acpi_pm);
 	vm_fwcfg_free(vm->fwcfg);
 	vm_uart_free(vm->uart);
 	free(vm->supported_cpuid);

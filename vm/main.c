@@ -29,6 +29,9 @@ struct cli {
 	const char *stats_json;
 	uint64_t kick_probe;
 	uint64_t timeout_ms;
+	int control_fd; /* from lockstepd, -1 = none */
+	const char *control_socket;
+	const char *exit_file;
 };
 
 static void usage(FILE *out)
@@ -48,6 +51,9 @@ static void usage(FILE *out)
 	      "      --stats-json FILE   write run statistics as JSON ('-' = stdout)\n"
 	      "      --kick-probe N      kick running vCPUs N times to measure kick latency\n"
 	      "      --kvm PATH          KVM device (default /dev/kvm)\n"
+	      "      --control-fd FD     lockstepd's end of the control channel\n"
+	      "      --control-socket P  listen on P (mode 0600) for a restarted lockstepd\n"
+	      "      --exit-file P       write the final stop reason and status to P (JSON)\n"
 	      "  -q, --quiet             only report errors\n"
 	      "  -h, --help              this text\n"
 	      "      --version           print the version\n\n"
@@ -98,7 +104,10 @@ static int parse_args(struct cli *cli, int argc, char **argv)
 		OPT_KICK,
 		OPT_KVM,
 		OPT_TIMEOUT,
-		OPT_VERSION
+		OPT_VERSION,
+		OPT_CONTROL_FD,
+		OPT_CONTROL_SOCKET,
+		OPT_EXIT_FILE
 	};
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
@@ -114,6 +123,9 @@ static int parse_args(struct cli *cli, int argc, char **argv)
 		{ "stats-json", required_argument, NULL, OPT_STATS_JSON },
 		{ "kick-probe", required_argument, NULL, OPT_KICK },
 		{ "kvm", required_argument, NULL, OPT_KVM },
+		{ "control-fd", required_argument, NULL, OPT_CONTROL_FD },
+		{ "control-socket", required_argument, NULL, OPT_CONTROL_SOCKET },
+		{ "exit-file", required_argument, NULL, OPT_EXIT_FILE },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, OPT_VERSION },
@@ -201,6 +213,20 @@ static int parse_args(struct cli *cli, int argc, char **argv)
 		case OPT_KVM:
 			cli->opts.kvm_path = optarg;
 			break;
+		case OPT_CONTROL_FD:
+			if (util_parse_u64(optarg, 3, 1 << 20, &u) || fcntl((int)u, F_GETFD) < 0) {
+				fprintf(stderr,
+					"lockstep-vm: --control-fd: not an open descriptor\n");
+				goto usage;
+			}
+			cli->control_fd = (int)u;
+			break;
+		case OPT_CONTROL_SOCKET:
+			cli->control_socket = optarg;
+			break;
+		case OPT_EXIT_FILE:
+			cli->exit_file = optarg;
+			break;
 		case 'q':
 			cli->opts.quiet = true;
 			break;
@@ -286,24 +312,31 @@ static void kick_next(struct vm *vm, uint32_t *next)
 	}
 }
 
-/* The control loop: waits for a stop, serving signals, the time limit and the kick probe. */
-static void control_loop(struct vm *vm, struct cli *cli, int sigfd)
+/*
+ * The control loop: serves the control channel, signals, the time limit and the kick probe
+ * until `done` says to stop.
+ */
+static void control_loop(struct vm *vm, struct cli *cli, struct vm_control *ctl, int sigfd,
+			 bool (*done)(struct vm *vm, struct vm_control *ctl))
 {
 	uint64_t deadline = cli->timeout_ms ? vm->start_ns + cli->timeout_ms * 1000000ull : 0;
 	uint64_t next_kick = util_now_ns() + KICK_PROBE_INTERVAL_NS;
 	uint64_t kicks_left = cli->kick_probe;
 	uint32_t kick_cursor = 0;
 
-	while (!vm_stopping(vm)) {
-		struct pollfd pfd[2] = { { vm->stop_fd, POLLIN, 0 }, { sigfd, POLLIN, 0 } };
+	while (!done(vm, ctl)) {
+		struct pollfd pfd[4] = { { vm->stop_fd, POLLIN, 0 }, { sigfd, POLLIN, 0 } };
+		int nctl = vm_control_pollfds(ctl, &pfd[2]);
 		uint64_t now = util_now_ns(), wake = deadline;
 		int timeout = -1;
 
 		if (kicks_left && (!wake || next_kick < wake))
 			wake = next_kick;
+		if (ctl->conn_fd >= 0 && !ctl->hello_sent)
+			wake = now + 1000000; /* vCPU threads are still reporting in */
 		if (wake)
 			timeout = wake > now ? (int)((wake - now + 999999) / 1000000) : 0;
-		if (poll(pfd, 2, timeout) < 0 && errno != EINTR)
+		if (poll(pfd, 2 + (nfds_t)nctl, timeout) < 0 && errno != EINTR)
 			break;
 		if (pfd[1].revents & POLLIN) {
 			struct signalfd_siginfo si;
@@ -311,19 +344,47 @@ static void control_loop(struct vm *vm, struct cli *cli, int sigfd)
 			if (read(sigfd, &si, sizeof(si)) == sizeof(si))
 				util_log(&vm->log, UTIL_LOG_INFO, "stopping on signal %u",
 					 si.ssi_signo);
+			ctl->release = true;
 			vm_request_stop(vm, VM_STOP_REQUEST, 0);
 		}
+		vm_control_handle(ctl, &pfd[2], nctl);
 		now = util_now_ns();
 		if (deadline && now >= deadline) {
 			util_log(&vm->log, UTIL_LOG_WARN, "time limit reached, stopping the VM");
+			ctl->release = true;
 			vm_request_stop(vm, VM_STOP_TIMEOUT, VM_EXIT_TIMEOUT);
 		}
-		if (kicks_left && now >= next_kick) {
+		if (kicks_left && now >= next_kick && !vm_stopping(vm)) {
 			kick_next(vm, &kick_cursor);
 			kicks_left--;
 			next_kick = now + KICK_PROBE_INTERVAL_NS;
 		}
 	}
+}
+
+static bool vm_has_stopped(struct vm *vm, struct vm_control *ctl)
+{
+	return vm_stopping(vm);
+}
+
+static bool controller_released(struct vm *vm, struct vm_control *ctl)
+{
+	return ctl->release;
+}
+
+/* The final word for a daemon that was away when the VM stopped: {"reason", "status"}. */
+static void write_exit_file(const char *path, struct vm *vm, int status)
+{
+	char tmp[4096];
+	json_t *rec;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+		return;
+	rec = json_pack("{s:s, s:i}", "reason", vm_stop_reason_name(atomic_load(&vm->stop_reason)),
+			"status", status);
+	if (rec && json_dump_file(rec, tmp, JSON_COMPACT) == 0 && rename(tmp, path) != 0)
+		unlink(tmp);
+	json_decref(rec);
 }
 
 static void write_stats(struct vm *vm, struct cli *cli)
@@ -346,8 +407,10 @@ static void write_stats(struct vm *vm, struct cli *cli)
 
 int main(int argc, char **argv)
 {
-	struct cli cli = { .opts.start_ns = util_now_ns() };
+	struct cli cli = { .opts.start_ns = util_now_ns(), .control_fd = -1 };
+	struct vm_control ctl;
 	struct vm *vm = NULL;
+	bool preserve;
 	sigset_t sigs;
 	int ret, status, sigfd;
 
@@ -369,11 +432,30 @@ int main(int argc, char **argv)
 		close(sigfd);
 		return status;
 	}
+	ret = vm_control_init(&ctl, vm, cli.control_fd, cli.control_socket);
+	if (ret) {
+		util_log(&vm->log, UTIL_LOG_ERROR, "control socket %s: %s", cli.control_socket,
+			 strerror(-ret));
+		vm_destroy(vm);
+		close(sigfd);
+		return VM_EXIT_INTERNAL;
+	}
 	if (vm_run(vm) == 0)
-		control_loop(vm, &cli, sigfd);
+		control_loop(vm, &cli, &ctl, sigfd, vm_has_stopped);
 	vm_stop_vcpus(vm);
 	status = vm_exit_status(vm);
+	/* A crashed guest can be kept for inspection until its controller lets it go. */
+	preserve = vm->cfg.on_crash == VM_ON_CRASH_PRESERVE &&
+		   atomic_load(&vm->stop_reason) == VM_STOP_GUEST_CRASH && ctl.conn_fd >= 0 &&
+		   !ctl.release;
+	vm_control_stopped(&ctl, status, preserve);
+	if (preserve)
+		control_loop(vm, &cli, &ctl, sigfd, controller_released);
 	write_stats(vm, &cli);
+	if (cli.exit_file)
+		write_exit_file(cli.exit_file, vm, status);
+	vm_control_stopped(&ctl, status, false);
+	vm_control_fini(&ctl);
 	vm_destroy(vm);
 	close(sigfd);
 	return status;

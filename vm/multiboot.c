@@ -187,7 +187,8 @@ static int load_flat(struct vm_memory *mem, const uint8_t *image, size_t len,
 		return fail(err, err_len, "multiboot entry_addr 0x%x is outside the loaded image",
 			    h->entry_addr);
 	memcpy(vm_memory_ptr(mem, h->load_addr, load_size), image + load_offset, load_size);
-	memset(vm_memory_ptr(mem, load_end, bss_end - load_end), 0, bss_end - load_end);
+	if (bss_end > load_end) /* an empty range at the end of RAM has no pointer */
+		memset(vm_memory_ptr(mem, load_end, bss_end - load_end), 0, bss_end - load_end);
 	entry->entry = h->entry_addr;
 	entry->image_start = h->load_addr;
 	entry->image_end = bss_end;

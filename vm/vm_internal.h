@@ -9,6 +9,7 @@
 #ifndef LOCKSTEP_VM_INTERNAL_H
 #define LOCKSTEP_VM_INTERNAL_H
 
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -118,7 +119,12 @@ struct vm_boot_entry {
 int vm_multiboot_load(struct vm_memory *mem, const uint8_t *image, size_t len, const char *cmdline,
 		      struct vm_boot_entry *entry, char *err, size_t err_len);
 
-/* ACPI RSDP/RSDT/MADT and the MP table for `vcpus` processors, written into guest memory at
+/* The ACPI PM registers (vm/acpi_pm.c) the FADT points at, and the SCI's ISA IRQ. */
+#define VM_ACPI_PM1_EVT 0x600 /* PM1_STS (16 bits), PM1_EN (16 bits) */
+#define VM_ACPI_PM1_CNT 0x604 /* PM1_CNT (16 bits) */
+#define VM_ACPI_SCI_IRQ 9
+
+/* ACPI RSDP/RSDT/FADT/FACS/DSDT/MADT and the MP table for `vcpus` processors, written into guest memory at
  * VM_FIRMWARE_BASE. */
 int vm_firmware_build(struct vm_memory *mem, uint32_t vcpus);
 
@@ -145,6 +151,14 @@ void vm_uart_stats(struct vm_uart *uart, struct vm_console_stats *st);
 int vm_fwcfg_new(struct vm *vm, struct vm_fwcfg **out);
 void vm_fwcfg_free(struct vm_fwcfg *fw);
 void vm_fwcfg_io(void *opaque, struct vm_io *io);
+
+/* ACPI fixed-feature power management: the power button (how `vm.shutdown` asks a guest to
+ * stop) and soft-off (S5), raising the SCI on IOAPIC pin 9. */
+struct vm_acpi_pm;
+int vm_acpi_pm_new(struct vm *vm, struct vm_acpi_pm **out);
+void vm_acpi_pm_free(struct vm_acpi_pm *pm);
+void vm_acpi_pm_io(void *opaque, struct vm_io *io);
+void vm_acpi_pm_power_button(struct vm_acpi_pm *pm);
 
 /* Debug-exit port, reset ports (0xcf9, i8042 0x64) and the ports Linux pokes for delays. */
 int vm_platform_register(struct vm *vm);
@@ -193,12 +207,13 @@ void vm_vcpu_join(struct vm_vcpu *vcpu);
 
 enum vm_stop_reason {
 	VM_STOP_NONE = 0,
-	VM_STOP_GUEST_EXIT,  /* debug-exit port */
-	VM_STOP_GUEST_RESET, /* reset port or KVM system event */
-	VM_STOP_GUEST_CRASH, /* triple fault, emulation failure */
-	VM_STOP_REQUEST,     /* signal or control request */
-	VM_STOP_ERROR,	     /* host-side failure */
-	VM_STOP_TIMEOUT,     /* the run-time limit expired */
+	VM_STOP_GUEST_EXIT,	/* debug-exit port */
+	VM_STOP_GUEST_RESET,	/* reset port or KVM system event */
+	VM_STOP_GUEST_POWEROFF, /* ACPI soft-off */
+	VM_STOP_GUEST_CRASH,	/* triple fault, emulation failure */
+	VM_STOP_REQUEST,	/* signal or control request */
+	VM_STOP_ERROR,		/* host-side failure */
+	VM_STOP_TIMEOUT,	/* the run-time limit expired */
 };
 
 struct vm {
@@ -214,6 +229,7 @@ struct vm {
 	struct vm_uart *uart;
 	struct vm_fwcfg *fwcfg;
 	struct vm_doorbell *doorbell;
+	struct vm_acpi_pm *acpi_pm;
 	struct kvm_cpuid2 *supported_cpuid;
 	uint32_t tsc_khz;
 	int kick_signal;
@@ -233,6 +249,29 @@ struct vm_options {
 	bool quiet;
 	uint64_t start_ns; /* when the process started, for start-up figures */
 };
+
+/* ---- the control channel to lockstepd (vm/control.c) ---- */
+
+struct vm_control {
+	struct vm *vm;
+	int conn_fd;   /* the controller, -1 = none */
+	int listen_fd; /* private socket for a restarted daemon, -1 = none */
+	char *listen_path;
+	bool hello_sent;
+	bool release; /* the controller asked the process to end */
+	size_t inlen;
+	char inbuf[64 << 10];
+};
+
+const char *vm_stop_reason_name(enum vm_stop_reason reason);
+int vm_control_init(struct vm_control *ctl, struct vm *vm, int control_fd, const char *socket_path);
+void vm_control_fini(struct vm_control *ctl);
+/* Adds the channel's fds to a poll set (at most 2); returns how many. */
+int vm_control_pollfds(struct vm_control *ctl, struct pollfd *pfd);
+void vm_control_handle(struct vm_control *ctl, const struct pollfd *pfd, int n);
+void vm_control_send(struct vm_control *ctl, json_t *msg);
+/* Tells the controller the VM stopped (and whether the process stays for inspection). */
+void vm_control_stopped(struct vm_control *ctl, int status, bool preserved);
 
 /* Statistics at the end of a run: a table for people, JSON for tools. */
 void vm_report_text(struct vm *vm, int fd);

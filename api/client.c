@@ -1,0 +1,182 @@
+/*
+ * Blocking JSON-RPC client (see client.h).  Frames are lines; a reply is matched by its id,
+ * and anything else that arrives meanwhile (notifications) waits in a queue.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "api/client.h"
+
+#define CLIENT_FRAME_MAX (64u << 20)
+
+struct api_client {
+	int fd;
+	long long next_id;
+	char *buf;
+	size_t len, cap;
+	json_t *queue; /* notifications not yet taken */
+};
+
+int api_client_connect(const char *path, struct api_client **out)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	struct api_client *c;
+
+	if (strlen(path) >= sizeof(addr.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(addr.sun_path, path);
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->queue = json_array();
+	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+		int ret = -errno;
+
+		api_client_close(c);
+		return ret;
+	}
+	*out = c;
+	return 0;
+}
+
+void api_client_close(struct api_client *c)
+{
+	if (!c)
+		return;
+	if (c->fd >= 0)
+		close(c->fd);
+	json_decref(c->queue);
+	free(c->buf);
+	free(c);
+}
+
+static int send_all(int fd, const char *p, size_t len)
+{
+	while (len) {
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Reads the next frame (a JSON value); -ETIMEDOUT if none within timeout_ms. */
+static int read_frame(struct api_client *c, int timeout_ms, json_t **msg)
+{
+	for (;;) {
+		char *nl = c->buf ? memchr(c->buf, '\n', c->len) : NULL;
+		struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+		ssize_t n;
+		int ret;
+
+		if (nl) {
+			size_t line = (size_t)(nl - c->buf);
+
+			*msg = json_loadb(c->buf, line, 0, NULL);
+			memmove(c->buf, nl + 1, c->len - line - 1);
+			c->len -= line + 1;
+			if (!*msg)
+				return -EPROTO;
+			return 0;
+		}
+		if (c->len == c->cap) {
+			size_t cap = c->cap ? c->cap * 2 : 65536;
+			char *p;
+
+			if (cap > CLIENT_FRAME_MAX)
+				return -E2BIG;
+			p = realloc(c->buf, cap);
+			if (!p)
+				return -ENOMEM;
+			c->buf = p;
+			c->cap = cap;
+		}
+		ret = poll(&pfd, 1, timeout_ms);
+		if (ret < 0 && errno == EINTR)
+			continue;
+		if (ret < 0)
+			return -errno;
+		if (ret == 0)
+			return -ETIMEDOUT;
+		n = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -ECONNRESET;
+		c->len += (size_t)n;
+	}
+}
+
+int api_client_call(struct api_client *c, const char *method, json_t *params, json_t **result,
+		    json_t **error)
+{
+	long long id = ++c->next_id;
+	json_t *req, *msg;
+	char *text;
+	int ret;
+
+	*result = NULL;
+	if (error)
+		*error = NULL;
+	req = json_pack("{s:s, s:I, s:s, s:o}", "jsonrpc", "2.0", "id", id, "method", method,
+			"params", params ? params : json_object());
+	text = req ? json_dumps(req, JSON_COMPACT) : NULL;
+	json_decref(req);
+	if (!text)
+		return -ENOMEM;
+	ret = send_all(c->fd, text, strlen(text));
+	if (!ret)
+		ret = send_all(c->fd, "\n", 1);
+	free(text);
+	while (!ret) {
+		ret = read_frame(c, -1, &msg);
+		if (ret)
+			break;
+		if (json_integer_value(json_object_get(msg, "id")) == id &&
+		    json_is_integer(json_object_get(msg, "id"))) {
+			json_t *err = json_object_get(msg, "error");
+
+			if (err) {
+				if (error)
+					*error = json_incref(err);
+				ret = -EPROTO;
+			} else {
+				*result = json_incref(json_object_get(msg, "result"));
+			}
+			json_decref(msg);
+			return ret;
+		}
+		json_array_append_new(c->queue, msg);
+	}
+	return ret;
+}
+
+int api_client_next_notification(struct api_client *c, int timeout_ms, json_t **msg)
+{
+	if (json_array_size(c->queue)) {
+		*msg = json_incref(json_array_get(c->queue, 0));
+		json_array_remove(c->queue, 0);
+		return 0;
+	}
+	return read_frame(c, timeout_ms, msg);
+}
+
+const char *api_client_error_message(const json_t *error)
+{
+	const char *m = json_string_value(json_object_get(error, "message"));
+
+	return m ? m : "unknown error";
+}

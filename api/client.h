@@ -1,0 +1,31 @@
+/*
+ * A blocking JSON-RPC 2.0 client for lockstepd's socket: used by the lockstep CLI, the
+ * benchmarks and tests.  One request at a time; notifications that arrive while waiting for a
+ * reply are queued for api_client_next_notification().
+ */
+#ifndef LOCKSTEP_API_CLIENT_H
+#define LOCKSTEP_API_CLIENT_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+struct api_client;
+
+int api_client_connect(const char *path, struct api_client **out);
+void api_client_close(struct api_client *c);
+
+/*
+ * Calls `method` with `params` (stolen; NULL = none).  Returns 0 and *result (owned by the
+ * caller), or -EPROTO with *error set to the JSON-RPC error object (owned by the caller), or
+ * another -errno if the connection failed.
+ */
+int api_client_call(struct api_client *c, const char *method, json_t *params, json_t **result,
+		    json_t **error);
+/* Waits up to timeout_ms (-1 = forever) for a notification; 0 and *msg, or -ETIMEDOUT. */
+int api_client_next_notification(struct api_client *c, int timeout_ms, json_t **msg);
+
+/* "message (errno text)" of an error object, for people. */
+const char *api_client_error_message(const json_t *error);
+
+#endif /* LOCKSTEP_API_CLIENT_H */

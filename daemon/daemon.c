@@ -1,0 +1,165 @@
+/*
+ * The daemon object: directories and the single-instance lock, the libuv loop, start-up
+ * (definitions, re-attachment, autostart) and a graceful stop that leaves VMs running.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "daemon/daemon.h"
+
+static int take_lock(struct daemon *d)
+{
+	char path[PATH_MAX], pid[32];
+	int fd, n;
+
+	snprintf(path, sizeof(path), "%s/lockstepd.pid", d->opts.run_dir);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		n = (int)read(fd, pid, sizeof(pid) - 1);
+		pid[n > 0 ? n : 0] = '\0';
+		util_log(&d->log, UTIL_LOG_ERROR,
+			 "another lockstepd (pid %s) serves %s: stop it first or use --run-dir",
+			 pid[0] ? strtok(pid, "\n") : "?", d->opts.run_dir);
+		close(fd);
+		return -EBUSY;
+	}
+	n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+	if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
+		/* The lock is what matters; the pid is for people. */
+	}
+	d->lock_fd = fd;
+	return 0;
+}
+
+static void on_signal(uv_signal_t *h, int signo)
+{
+	struct daemon *d = h->data;
+
+	util_log(&d->log, UTIL_LOG_INFO, "signal %d: stopping (running VMs keep running)", signo);
+	d->quitting = true;
+	uv_stop(d->loop);
+}
+
+static void autostart(struct daemon *d)
+{
+	struct util_list *pos;
+
+	util_list_for_each(pos, &d->vms) {
+		struct dvm *vm = util_container_of(pos, struct dvm, link);
+		int ret;
+
+		if (!vm->cfg.autostart || vm->worker)
+			continue;
+		ret = dvm_start(vm);
+		util_log(&d->log, ret ? UTIL_LOG_ERROR : UTIL_LOG_INFO, "autostart %s: %s",
+			 vm->cfg.name, ret ? strerror(-ret) : "started");
+	}
+}
+
+int daemon_init(struct daemon *d, const struct daemon_options *opts)
+{
+	int ret;
+
+	*d = (struct daemon){ .opts = *opts, .lock_fd = -1, .next_domain_id = 1 };
+	d->start_ns = util_now_ns();
+	util_log_init(&d->log, "lockstepd", opts->log_level, 2);
+	util_list_init(&d->clients);
+	util_list_init(&d->vms);
+	util_list_init(&d->follows);
+	d->loop = malloc(sizeof(*d->loop));
+	if (!d->loop || uv_loop_init(d->loop)) {
+		free(d->loop);
+		d->loop = NULL;
+		return -ENOMEM;
+	}
+	ret = store_init(d);
+	if (ret) {
+		util_log(&d->log, UTIL_LOG_ERROR, "cannot create %s or %s: %s", opts->run_dir,
+			 opts->state_dir, strerror(-ret));
+		return ret;
+	}
+	ret = take_lock(d);
+	if (ret)
+		return ret;
+	if (topology_init(d))
+		util_log(&d->log, UTIL_LOG_WARN, "hwloc could not read the host topology");
+	uv_timer_init(d->loop, &d->console_timer);
+	d->console_timer.data = d;
+	uv_signal_init(d->loop, &d->sig_term);
+	uv_signal_init(d->loop, &d->sig_int);
+	d->sig_term.data = d->sig_int.data = d;
+	uv_signal_start(&d->sig_term, on_signal, SIGTERM);
+	uv_signal_start(&d->sig_int, on_signal, SIGINT);
+
+	store_load_definitions(d);
+	store_recover_runtime(d);
+	autostart(d);
+	ret = server_listen(d);
+	if (ret) {
+		util_log(&d->log, UTIL_LOG_ERROR, "cannot listen on %s: %s", opts->socket_path,
+			 uv_strerror(ret));
+		return ret;
+	}
+	util_log(&d->log, UTIL_LOG_INFO, "lockstepd %s serving %s (%u VMs defined)",
+		 LOCKSTEP_VERSION, opts->socket_path, registry_count(d));
+	return 0;
+}
+
+int daemon_run(struct daemon *d)
+{
+	return uv_run(d->loop, UV_RUN_DEFAULT) < 0;
+}
+
+static void close_any(uv_handle_t *h, void *arg)
+{
+	if (!uv_is_closing(h))
+		uv_close(h, NULL);
+}
+
+void daemon_fini(struct daemon *d)
+{
+	struct util_list *pos, *tmp;
+
+	d->quitting = true;
+	if (d->loop) {
+		server_close(d);
+		/* Workers are left running; only our handles on them go. */
+		util_list_for_each_safe(pos, tmp, &d->vms) {
+			struct dvm *vm = util_container_of(pos, struct dvm, link);
+
+			console_unfollow_vm(d, vm);
+			if (vm->worker) {
+				vm->worker->finished = true;
+				worker_free(vm->worker);
+				vm->worker = NULL;
+			}
+			while (!util_list_empty(&vm->shutdown_waiters)) {
+				struct dvm_waiter *w = util_container_of(vm->shutdown_waiters.next,
+									 struct dvm_waiter, link);
+
+				util_list_del(&w->link);
+				api_call_fail(w->call, API_INTERNAL_ERROR, "lockstepd is stopping");
+				free(w);
+			}
+			util_list_del(&vm->link);
+			uv_close((uv_handle_t *)&vm->shutdown_timer, NULL);
+			vm_config_fini(&vm->cfg);
+			uv_run(d->loop, UV_RUN_NOWAIT);
+			free(vm);
+		}
+		uv_walk(d->loop, close_any, NULL);
+		uv_run(d->loop, UV_RUN_DEFAULT);
+		uv_loop_close(d->loop);
+		free(d->loop);
+	}
+	topology_fini(d);
+	if (d->lock_fd >= 0)
+		close(d->lock_fd);
+}

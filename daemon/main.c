@@ -1,0 +1,256 @@
+/*
+ * lockstepd: the host daemon.  Parses options, takes the run directory's lock (one daemon per
+ * run directory), loads stored definitions, re-attaches to VMs that outlived a previous
+ * daemon, starts autostart VMs, then serves JSON-RPC on its socket until SIGTERM/SIGINT.
+ *
+ * Stopping the daemon leaves running VMs running: their workers are in sessions of their own
+ * and the next daemon finds them through the run directory.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "daemon/daemon.h"
+
+static void usage(FILE *out)
+{
+	fputs("usage: lockstepd [options]\n"
+	      "The lockstep host daemon: runs SMP VMs, one lockstep-vm worker each.\n\n"
+	      "  --run-dir DIR        runtime state and the socket (default /run/lockstep)\n"
+	      "  --state-dir DIR      stored definitions (default /var/lib/lockstep)\n"
+	      "  --socket PATH        JSON-RPC socket (default RUN_DIR/lockstepd.sock)\n"
+	      "  --vm-binary PATH     the worker (default: lockstep-vm beside lockstepd)\n"
+	      "  --foreground         stay in the foreground, log to stderr\n"
+	      "  --log-level LEVEL    error, warn, info (default) or debug\n"
+	      "  --max-clients N      concurrent API clients (default 256)\n"
+	      "  --max-vms N          defined VMs (default 1024)\n"
+	      "  --max-frame BYTES    largest JSON-RPC frame (default 1048576)\n"
+	      "  --shutdown-timeout S default vm.shutdown timeout in seconds (default 30)\n"
+	      "  --version            print the version\n",
+	      out);
+}
+
+static void default_vm_binary(char *buf, size_t size)
+{
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	char *slash;
+
+	if (n <= 0) {
+		util_strlcpy(buf, "lockstep-vm", size);
+		return;
+	}
+	self[n] = '\0';
+	slash = strrchr(self, '/');
+	/* Replace lockstepd's own name with the worker's, in place. */
+	if (!slash || (size_t)(slash - self) + sizeof("/lockstep-vm") > size) {
+		util_strlcpy(buf, "lockstep-vm", size);
+		return;
+	}
+	strcpy(slash, "/lockstep-vm");
+	util_strlcpy(buf, self, size);
+}
+
+static int parse_args(struct daemon_options *o, int argc, char **argv)
+{
+	enum {
+		RUN = 256,
+		STATE,
+		SOCK,
+		VMBIN,
+		FG,
+		LEVEL,
+		CLIENTS,
+		VMS,
+		FRAME,
+		TIMEOUT,
+		VERSION
+	};
+	static const struct option longopts[] = {
+		{ "run-dir", required_argument, NULL, RUN },
+		{ "state-dir", required_argument, NULL, STATE },
+		{ "socket", required_argument, NULL, SOCK },
+		{ "vm-binary", required_argument, NULL, VMBIN },
+		{ "foreground", no_argument, NULL, FG },
+		{ "log-level", required_argument, NULL, LEVEL },
+		{ "max-clients", required_argument, NULL, CLIENTS },
+		{ "max-vms", required_argument, NULL, VMS },
+		{ "max-frame", required_argument, NULL, FRAME },
+		{ "shutdown-timeout", required_argument, NULL, TIMEOUT },
+		{ "version", no_argument, NULL, VERSION },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	uint64_t u;
+	int opt;
+
+	*o = (struct daemon_options){
+		.log_level = UTIL_LOG_INFO,
+		.max_clients = 256,
+		.max_vms = 1024,
+		.max_frame = 1u << 20,
+		.shutdown_timeout_ms = 30000,
+	};
+	strcpy(o->run_dir, "/run/lockstep");
+	strcpy(o->state_dir, "/var/lib/lockstep");
+	default_vm_binary(o->vm_binary, sizeof(o->vm_binary));
+	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		int bad = 0;
+
+		switch (opt) {
+		case RUN:
+			bad = util_strlcpy(o->run_dir, optarg, sizeof(o->run_dir));
+			break;
+		case STATE:
+			bad = util_strlcpy(o->state_dir, optarg, sizeof(o->state_dir));
+			break;
+		case SOCK:
+			bad = util_strlcpy(o->socket_path, optarg, 108);
+			break;
+		case VMBIN:
+			bad = util_strlcpy(o->vm_binary, optarg, sizeof(o->vm_binary));
+			break;
+		case FG:
+			o->foreground = true;
+			break;
+		case LEVEL:
+			bad = util_log_level_parse(optarg, &o->log_level);
+			break;
+		case CLIENTS:
+			bad = util_parse_u64(optarg, 1, 65536, &u);
+			o->max_clients = (unsigned)u;
+			break;
+		case VMS:
+			bad = util_parse_u64(optarg, 1, 100000, &u);
+			o->max_vms = (unsigned)u;
+			break;
+		case FRAME:
+			bad = util_parse_u64(optarg, 1024, 64u << 20, &u);
+			o->max_frame = (size_t)u;
+			break;
+		case TIMEOUT:
+			bad = util_parse_u64(optarg, 1, 3600, &u);
+			o->shutdown_timeout_ms = u * 1000;
+			break;
+		case VERSION:
+			printf("lockstepd %s\n", LOCKSTEP_VERSION);
+			return 1;
+		case 'h':
+			usage(stdout);
+			return 1;
+		default:
+			usage(stderr);
+			return -1;
+		}
+		if (bad) {
+			fprintf(stderr, "lockstepd: bad value for --%s: %s\n",
+				longopts[opt - RUN].name, optarg);
+			return -1;
+		}
+	}
+	if (optind < argc) {
+		usage(stderr);
+		return -1;
+	}
+	if (!o->socket_path[0] &&
+	    snprintf(o->socket_path, 108, "%s/lockstepd.sock", o->run_dir) >= 108) {
+		fprintf(stderr, "lockstepd: the socket path is too long: use --socket\n");
+		return -1;
+	}
+	if (access(o->vm_binary, X_OK) < 0) {
+		fprintf(stderr, "lockstepd: worker binary %s: %s (use --vm-binary)\n", o->vm_binary,
+			strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Classic double-fork daemonisation; the parent returns once the child is ready to serve. */
+static int daemonize(int *ready_fd)
+{
+	int pipefd[2];
+	pid_t pid;
+	char c;
+
+	if (pipe(pipefd) < 0)
+		return -errno;
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid > 0) {
+		close(pipefd[1]);
+		/* The daemon writes one byte when it serves; EOF without it means it failed. */
+		exit(read(pipefd[0], &c, 1) == 1 ? 0 : 1);
+	}
+	close(pipefd[0]);
+	setsid();
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid > 0)
+		_exit(0);
+	*ready_fd = pipefd[1];
+	return 0;
+}
+
+static void redirect_output(const struct daemon_options *o)
+{
+	char path[PATH_MAX];
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	int log;
+
+	snprintf(path, sizeof(path), "%s/lockstepd.log", o->run_dir);
+	log = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (null >= 0)
+		dup2(null, 0);
+	if (log >= 0) {
+		dup2(log, 1);
+		dup2(log, 2);
+		close(log);
+	}
+	if (null >= 0)
+		close(null);
+}
+
+int main(int argc, char **argv)
+{
+	struct daemon_options opts;
+	struct daemon d;
+	int ready_fd = -1, ret;
+
+	ret = parse_args(&opts, argc, argv);
+	if (ret)
+		return ret > 0 ? 0 : 64;
+	signal(SIGPIPE, SIG_IGN);
+	if (mkdir(opts.run_dir, 0755) < 0 && errno != EEXIST) {
+		fprintf(stderr, "lockstepd: %s: %s\n", opts.run_dir, strerror(errno));
+		return 1;
+	}
+	if (!opts.foreground) {
+		ret = daemonize(&ready_fd);
+		if (ret) {
+			fprintf(stderr, "lockstepd: cannot daemonise: %s\n", strerror(-ret));
+			return 1;
+		}
+	}
+	ret = daemon_init(&d, &opts);
+	if (ret)
+		return 1;
+	if (!opts.foreground) {
+		redirect_output(&opts);
+		if (write(ready_fd, "1", 1) != 1) {
+			/* The parent is gone; nothing to tell. */
+		}
+		close(ready_fd);
+	}
+	ret = daemon_run(&d);
+	daemon_fini(&d);
+	return ret ? 1 : 0;
+}

@@ -1,0 +1,498 @@
+/*
+ * The JSON-RPC methods of lockstepd.  Each handler checks its parameters (naming any that is
+ * wrong), finds its VM, and either answers at once or parks the call on the VM until the
+ * worker reports (vm.start, vm.shutdown, vm.destroy, vm.info's statistics).
+ * Loop thread only.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <sys/stat.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemon/daemon.h"
+
+#define CONSOLE_READ_MAX (1u << 20)
+
+static const char *const name_only[] = { "name", NULL };
+
+static struct dvm *lookup(struct daemon *d, struct api_call *call, json_t *params)
+{
+	const char *name;
+	struct dvm *vm;
+
+	if (!api_param_string(call, params, "name", true, VM_NAME_MAX + 64, &name))
+		return NULL;
+	vm = registry_find(d, name);
+	if (!vm)
+		api_call_fail(call, API_NO_SUCH_VM, "no VM named \"%.64s\"", name);
+	return vm;
+}
+
+json_t *dvm_summary_json(struct dvm *vm)
+{
+	return json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:i, s:i, s:b, s:s, s:s, s:i}", "name",
+			 vm->cfg.name, "uuid", vm->cfg.uuid, "state", dvm_state_name(vm->state),
+			 "reason", vm->reason, "vcpus", (int)vm->cfg.vcpus, "memory_mib",
+			 (json_int_t)(vm->cfg.memory >> 20), "id", vm->domain_id, "pid",
+			 vm->worker ? (int)vm->worker->pid : 0, "autostart", vm->cfg.autostart,
+			 "on_crash", vm_on_crash_name(vm->cfg.on_crash), "policy",
+			 vm_sched_policy_name(vm->cfg.sched.policy), "last_status",
+			 vm->last_status);
+}
+
+/* Parks a call on the VM until it starts (for_stop false) or stops. */
+static struct dvm_waiter *park(struct dvm *vm, struct api_call *call, bool for_stop)
+{
+	struct dvm_waiter *w = calloc(1, sizeof(*w));
+
+	if (!w) {
+		api_call_fail(call, API_INTERNAL_ERROR, "out of memory");
+		return NULL;
+	}
+	w->call = call;
+	w->for_stop = for_stop;
+	util_list_add_tail(&vm->shutdown_waiters, &w->link);
+	return w;
+}
+
+/* ---- daemon ---- */
+
+static void daemon_info(void *ctx, struct api_call *call, json_t *params)
+{
+	struct daemon *d = ctx;
+	static const char *const none[] = { NULL };
+	struct util_list *pos;
+	int running = 0;
+
+	if (!api_params_only(call, params, none))
+		return;
+	util_list_for_each(pos, &d->vms)
+		running += util_container_of(pos, struct dvm, link)->worker != NULL;
+	api_call_reply(call, json_pack("{s:s, s:i, s:f, s:s, s:s, s:s, s:{s:i, s:i}, s:i, s:o}",
+				       "version", LOCKSTEP_VERSION, "pid", (int)getpid(),
+				       "uptime_s", (double)(util_now_ns() - d->start_ns) / 1e9,
+				       "socket", d->opts.socket_path, "run_dir", d->opts.run_dir,
+				       "state_dir", d->opts.state_dir, "vms", "defined",
+				       (int)registry_count(d), "running", running, "clients",
+				       (int)d->nr_clients, "topology", topology_json(d)));
+}
+
+static void events_subscribe(void *ctx, struct api_call *call, json_t *params)
+{
+	static const char *const none[] = { NULL };
+	struct api_session *s = api_call_session(call);
+
+	if (!api_params_only(call, params, none))
+		return;
+	if (s)
+		((struct client *)api_session_opaque(s))->subscribed = true;
+	api_call_reply(call, json_pack("{s:b}", "subscribed", true));
+}
+
+/* ---- definitions ---- */
+
+static bool absolute_paths(struct api_call *call, const struct vm_config *cfg)
+{
+	if (cfg->kernel && cfg->kernel[0] != '/') {
+		api_call_fail(call, API_BAD_DEFINITION,
+			      "\"kernel\" must be an absolute path (the daemon has no working "
+			      "directory of yours)");
+		return false;
+	}
+	if (cfg->serial_log && cfg->serial_log[0] != '/') {
+		api_call_fail(call, API_BAD_DEFINITION, "\"serial.log\" must be an absolute path");
+		return false;
+	}
+	return true;
+}
+
+static void vm_define(void *ctx, struct api_call *call, json_t *params)
+{
+	static const char *const allowed[] = { "definition", NULL };
+	struct daemon *d = ctx;
+	json_t *def = json_object_get(params, "definition");
+	struct vm_config cfg;
+	struct dvm *vm;
+	char err[512];
+	bool created;
+	int ret;
+
+	if (!api_params_only(call, params, allowed))
+		return;
+	if (!json_is_object(def)) {
+		api_call_fail(call, API_INVALID_PARAMS,
+			      "parameter \"definition\" must be an object");
+		return;
+	}
+	vm_config_init(&cfg);
+	if (vm_config_from_json(&cfg, def, err, sizeof(err)) ||
+	    vm_config_validate(&cfg, err, sizeof(err))) {
+		api_call_fail(call, API_BAD_DEFINITION, "%s", err);
+		goto out;
+	}
+	if (!absolute_paths(call, &cfg))
+		goto out;
+	vm = registry_find(d, cfg.name);
+	if (vm && cfg.uuid[0] && strcasecmp(cfg.uuid, vm->cfg.uuid) != 0) {
+		api_call_fail(call, API_VM_EXISTS, "VM %s exists with another uuid (%s)", cfg.name,
+			      vm->cfg.uuid);
+		goto out;
+	}
+	created = !vm;
+	ret = vm ? registry_redefine(vm, &cfg) : registry_define(d, &cfg, &vm);
+	if (ret == -EEXIST)
+		api_call_fail(call, API_VM_EXISTS, "another VM has uuid %s", cfg.uuid);
+	else if (ret == -ENOSPC)
+		api_call_fail(call, API_LIMIT, "at most %u VMs may be defined", d->opts.max_vms);
+	else if (ret)
+		api_call_fail_errno(call, ret, "cannot store the definition of %s", cfg.name);
+	else {
+		if (created)
+			events_lifecycle(vm, "defined");
+		api_call_reply(call, json_pack("{s:s, s:s, s:b}", "name", vm->cfg.name, "uuid",
+					       vm->cfg.uuid, "created", created));
+	}
+out:
+	vm_config_fini(&cfg);
+}
+
+static void vm_undefine(void *ctx, struct api_call *call, json_t *params)
+{
+	struct dvm *vm;
+	char name[VM_NAME_MAX + 1];
+	int ret;
+
+	if (!api_params_only(call, params, name_only) || !(vm = lookup(ctx, call, params)))
+		return;
+	if (vm->worker) {
+		api_call_fail(call, API_BAD_STATE, "VM %s is %s: destroy or shut it down first",
+			      vm->cfg.name, dvm_state_name(vm->state));
+		return;
+	}
+	strcpy(name, vm->cfg.name);
+	events_lifecycle(vm, "undefined");
+	ret = registry_undefine(vm);
+	if (ret)
+		api_call_fail_errno(call, ret, "cannot remove the definition of %s", name);
+	else
+		api_call_reply(call, json_pack("{s:s}", "name", name));
+}
+
+/* ---- lifecycle ---- */
+
+static void vm_start(void *ctx, struct api_call *call, json_t *params)
+{
+	struct dvm *vm;
+	int ret;
+
+	if (!api_params_only(call, params, name_only) || !(vm = lookup(ctx, call, params)))
+		return;
+	if (vm->worker) {
+		api_call_fail(call, API_BAD_STATE, "VM %s is already %s%s", vm->cfg.name,
+			      dvm_state_name(vm->state),
+			      vm->state == DVM_CRASHED ? " (preserved): destroy it first" : "");
+		return;
+	}
+	ret = dvm_start(vm);
+	if (ret) {
+		api_call_fail_errno(call, ret, "cannot start %s", vm->cfg.name);
+		return;
+	}
+	park(vm, call, false);
+}
+
+static void shutdown_timeout(uv_timer_t *t)
+{
+	struct dvm *vm = t->data;
+	struct util_list *pos, *tmp;
+
+	util_list_for_each_safe(pos, tmp, &vm->shutdown_waiters) {
+		struct dvm_waiter *w = util_container_of(pos, struct dvm_waiter, link);
+
+		if (!w->for_stop || w->destroy)
+			continue;
+		util_list_del(&w->link);
+		api_call_fail(w->call, API_TIMEOUT,
+			      "VM %s did not shut down in time: the guest may ignore the ACPI "
+			      "power button; vm.destroy stops it at once",
+			      vm->cfg.name);
+		free(w);
+	}
+	if (vm->state == DVM_STOPPING)
+		dvm_set_state(vm, DVM_RUNNING, "shutdown-timeout");
+}
+
+static void powerdown_sent(struct dvm *vm, void *arg, json_t *result, const char *error, int err)
+{
+	if (error)
+		util_log(&vm->d->log, UTIL_LOG_WARN, "VM %s: power button: %s", vm->cfg.name,
+			 error);
+}
+
+static void vm_shutdown(void *ctx, struct api_call *call, json_t *params)
+{
+	static const char *const allowed[] = { "name", "timeout", NULL };
+	struct daemon *d = ctx;
+	uint64_t timeout = d->opts.shutdown_timeout_ms / 1000;
+	struct dvm *vm;
+	int ret;
+
+	if (!api_params_only(call, params, allowed) || !(vm = lookup(d, call, params)) ||
+	    !api_param_uint(call, params, "timeout", false, 1, 3600, &timeout))
+		return;
+	if (!vm->worker || (vm->state != DVM_RUNNING && vm->state != DVM_STOPPING)) {
+		api_call_fail(call, API_BAD_STATE, "VM %s is %s, not running", vm->cfg.name,
+			      dvm_state_name(vm->state));
+		return;
+	}
+	ret = worker_request(vm->worker, "powerdown", NULL, powerdown_sent, NULL);
+	if (ret) {
+		api_call_fail_errno(call, ret, "cannot reach the worker of %s", vm->cfg.name);
+		return;
+	}
+	dvm_set_state(vm, DVM_STOPPING, "shutdown");
+	park(vm, call, true);
+	uv_timer_start(&vm->shutdown_timer, shutdown_timeout, timeout * 1000, 0);
+}
+
+static void vm_destroy(void *ctx, struct api_call *call, json_t *params)
+{
+	struct dvm_waiter *w;
+	struct dvm *vm;
+
+	if (!api_params_only(call, params, name_only) || !(vm = lookup(ctx, call, params)))
+		return;
+	if (!vm->worker) {
+		if (vm->state == DVM_CRASHED) {
+			dvm_set_state(vm, DVM_SHUTOFF, "destroyed");
+			api_call_reply(call, dvm_summary_json(vm));
+		} else {
+			api_call_fail(call, API_BAD_STATE, "VM %s is not running", vm->cfg.name);
+		}
+		return;
+	}
+	w = park(vm, call, true);
+	if (!w)
+		return;
+	w->destroy = true;
+	vm->destroying = true;
+	worker_destroy(vm->worker);
+}
+
+static void vm_list(void *ctx, struct api_call *call, json_t *params)
+{
+	static const char *const allowed[] = { "state", NULL };
+	struct daemon *d = ctx;
+	const char *state = NULL;
+	struct util_list *pos;
+	json_t *list;
+
+	if (!api_params_only(call, params, allowed) ||
+	    !api_param_string(call, params, "state", false, 16, &state))
+		return;
+	list = json_array();
+	util_list_for_each(pos, &d->vms) {
+		struct dvm *vm = util_container_of(pos, struct dvm, link);
+
+		if (!state || strcmp(state, dvm_state_name(vm->state)) == 0 ||
+		    (strcmp(state, "active") == 0 && vm->worker))
+			json_array_append_new(list, dvm_summary_json(vm));
+	}
+	api_call_reply(call, list);
+}
+
+/* ---- information ---- */
+
+/* One vCPU thread as the host sees it: affinity, state and where it last ran. */
+static json_t *vcpu_json(pid_t pid, json_t *entry)
+{
+	int tid = (int)json_integer_value(json_object_get(entry, "tid"));
+	json_t *out = json_pack("{s:O, s:i}", "vcpu", json_object_get(entry, "vcpu"), "tid", tid);
+	char path[96], buf[1024], *p;
+	cpu_set_t set;
+	FILE *f;
+
+	if (tid > 0 && sched_getaffinity(tid, sizeof(set), &set) == 0) {
+		struct util_cpuset cs = { { 0 } };
+		char list[256];
+
+		for (unsigned c = 0; c < CPU_SETSIZE && c < UTIL_CPUSET_MAX; c++)
+			if (CPU_ISSET(c, &set))
+				util_cpuset_add(&cs, c);
+		if (!util_cpuset_format(&cs, list, sizeof(list)))
+			json_object_set_new(out, "affinity", json_string(list));
+	}
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)pid, tid);
+	f = tid > 0 ? fopen(path, "re") : NULL;
+	if (f && fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')'))) {
+		char state = 0;
+		int field = 2, cpu = -1;
+
+		for (char *q = p + 1; *q; q++) {
+			if (*q != ' ')
+				continue;
+			field++;
+			if (field == 3)
+				state = q[1];
+			if (field == 39)
+				cpu = atoi(q + 1);
+		}
+		json_object_set_new(out, "thread_state", json_sprintf("%c", state));
+		json_object_set_new(out, "cpu", json_integer(cpu));
+	}
+	if (f)
+		fclose(f);
+	return out;
+}
+
+static json_t *info_json(struct dvm *vm)
+{
+	json_t *info = dvm_summary_json(vm);
+	json_t *vcpus = json_array();
+	size_t i;
+	json_t *e;
+
+	json_object_set_new(info, "definition", vm_config_to_json(&vm->cfg));
+	if (vm->worker && vm->worker->vcpus)
+		json_array_foreach(vm->worker->vcpus, i, e)
+			json_array_append_new(vcpus, vcpu_json(vm->worker->pid, e));
+	json_object_set_new(info, "vcpu", vcpus);
+	return info;
+}
+
+static void stats_replied(struct dvm *vm, void *arg, json_t *result, const char *error, int err)
+{
+	struct api_call *call = arg;
+	json_t *info = info_json(vm);
+
+	if (result)
+		json_object_set(info, "stats", result);
+	else
+		json_object_set_new(info, "stats_error", json_string(error));
+	api_call_reply(call, info);
+}
+
+static void vm_info(void *ctx, struct api_call *call, json_t *params)
+{
+	struct dvm *vm;
+
+	if (!api_params_only(call, params, name_only) || !(vm = lookup(ctx, call, params)))
+		return;
+	if (!vm->worker || worker_request(vm->worker, "stats", NULL, stats_replied, call) != 0)
+		api_call_reply(call, info_json(vm));
+}
+
+static void vm_console(void *ctx, struct api_call *call, json_t *params)
+{
+	static const char *const allowed[] = { "name", "offset", "max", "tail", "follow", NULL };
+	uint64_t offset = 0, max = CONSOLE_READ_MAX, tail = 0;
+	struct api_session *s;
+	bool follow = false;
+	struct dvm *vm;
+	char path[PATH_MAX];
+	struct stat st;
+
+	if (!api_params_only(call, params, allowed) || !(vm = lookup(ctx, call, params)) ||
+	    !api_param_uint(call, params, "offset", false, 0, UINT64_MAX >> 1, &offset) ||
+	    !api_param_uint(call, params, "max", false, 0, CONSOLE_READ_MAX, &max) ||
+	    !api_param_uint(call, params, "tail", false, 1, CONSOLE_READ_MAX, &tail) ||
+	    !api_param_bool(call, params, "follow", false, &follow))
+		return;
+	if (tail && stat(dvm_console_path(vm, path, sizeof(path)), &st) == 0)
+		offset = (uint64_t)st.st_size > tail ? (uint64_t)st.st_size - tail : 0;
+	s = api_call_session(call);
+	if (follow && s) {
+		struct client *c = api_session_opaque(s);
+		uint64_t size = stat(dvm_console_path(vm, path, sizeof(path)), &st) == 0 ?
+					(uint64_t)st.st_size :
+					0;
+		/* Followers get what the read below does not cover. */
+		int ret = console_follow(c, vm, offset + max < size ? offset + max : size);
+
+		if (ret) {
+			api_call_fail_errno(call, ret, "cannot follow the console of %s",
+					    vm->cfg.name);
+			return;
+		}
+	}
+	console_read(vm, call, offset, max);
+}
+
+static void vcpu_pin(void *ctx, struct api_call *call, json_t *params)
+{
+	static const char *const allowed[] = { "name", "vcpu", "cpus", "config", NULL };
+	struct daemon *d = ctx;
+	struct util_cpuset cpus;
+	bool config = false, live = false;
+	const char *list;
+	uint64_t vcpu;
+	struct dvm *vm;
+	cpu_set_t set;
+
+	if (!api_params_only(call, params, allowed) || !(vm = lookup(d, call, params)) ||
+	    !api_param_uint(call, params, "vcpu", true, 0, VM_VCPUS_MAX - 1, &vcpu) ||
+	    !api_param_string(call, params, "cpus", true, 1024, &list) ||
+	    !api_param_bool(call, params, "config", false, &config))
+		return;
+	if (vcpu >= vm->cfg.vcpus) {
+		api_call_fail(call, API_INVALID_PARAMS, "VM %s has %u vCPUs (0-%u)", vm->cfg.name,
+			      vm->cfg.vcpus, vm->cfg.vcpus - 1);
+		return;
+	}
+	if (util_cpuset_parse(list, &cpus)) {
+		api_call_fail(call, API_INVALID_PARAMS,
+			      "parameter \"cpus\" must be a CPU list such as \"0-3,6\"");
+		return;
+	}
+	CPU_ZERO(&set);
+	for (unsigned c = 0; c < CPU_SETSIZE; c++) {
+		if (!util_cpuset_has(&cpus, c))
+			continue;
+		if (c >= (unsigned)sysconf(_SC_NPROCESSORS_ONLN)) {
+			api_call_fail(call, API_INVALID_PARAMS,
+				      "host CPU %u does not exist (the "
+				      "host has %ld)",
+				      c, sysconf(_SC_NPROCESSORS_ONLN));
+			return;
+		}
+		CPU_SET(c, &set);
+	}
+	if (vm->worker && vm->worker->vcpus) {
+		json_t *e = json_array_get(vm->worker->vcpus, vcpu);
+		int tid = (int)json_integer_value(json_object_get(e, "tid"));
+
+		if (tid <= 0 || sched_setaffinity(tid, sizeof(set), &set) < 0) {
+			api_call_fail_errno(call, tid <= 0 ? ESRCH : errno,
+					    "cannot pin vCPU %llu of %s", (unsigned long long)vcpu,
+					    vm->cfg.name);
+			return;
+		}
+		live = true;
+	}
+	if (config || !vm->worker) {
+		int ret = dvm_set_pin(vm, (uint32_t)vcpu, &cpus);
+
+		if (ret) {
+			api_call_fail_errno(call, ret, "cannot store the pin of %s", vm->cfg.name);
+			return;
+		}
+		config = true;
+	}
+	api_call_reply(call,
+		       json_pack("{s:s, s:I, s:s, s:b, s:b}", "name", vm->cfg.name, "vcpu",
+				 (json_int_t)vcpu, "cpus", list, "live", live, "config", config));
+}
+
+const struct api_method daemon_methods[] = {
+	{ "daemon.info", daemon_info, false }, { "events.subscribe", events_subscribe, false },
+	{ "vm.define", vm_define, true },      { "vm.undefine", vm_undefine, true },
+	{ "vm.start", vm_start, true },	       { "vm.shutdown", vm_shutdown, true },
+	{ "vm.destroy", vm_destroy, true },    { "vm.list", vm_list, false },
+	{ "vm.info", vm_info, false },	       { "vm.console", vm_console, false },
+	{ "vcpu.pin", vcpu_pin, true },
+};
+
+const size_t daemon_nr_methods = sizeof(daemon_methods) / sizeof(daemon_methods[0]);

@@ -1,0 +1,79 @@
+/*
+ * The host's CPU topology from hwloc: packages, NUMA nodes, cores and their hardware threads.
+ * Loaded once at start (the topology of a running host does not change under us; CPU hotplug
+ * is out of scope) and reported by daemon.info; the scheduler places vCPUs with it.
+ */
+#include <errno.h>
+#include <hwloc.h>
+#include <stdlib.h>
+
+#include "daemon/daemon.h"
+
+int topology_init(struct daemon *d)
+{
+	hwloc_topology_t topo;
+
+	if (hwloc_topology_init(&topo) < 0)
+		return -ENOMEM;
+	if (hwloc_topology_load(topo) < 0) {
+		hwloc_topology_destroy(topo);
+		return -EIO;
+	}
+	d->topology = topo;
+	return 0;
+}
+
+void topology_fini(struct daemon *d)
+{
+	if (d->topology)
+		hwloc_topology_destroy((hwloc_topology_t)d->topology);
+	d->topology = NULL;
+}
+
+static json_t *cpuset_json(hwloc_const_bitmap_t set)
+{
+	char *s = NULL;
+	json_t *j;
+
+	if (hwloc_bitmap_list_asprintf(&s, set) < 0)
+		return json_null();
+	j = json_string(s);
+	free(s);
+	return j;
+}
+
+static json_t *objects_json(hwloc_topology_t topo, hwloc_obj_type_t type)
+{
+	int n = hwloc_get_nbobjs_by_type(topo, type);
+	json_t *list = json_array();
+
+	for (int i = 0; i < n; i++) {
+		hwloc_obj_t o = hwloc_get_obj_by_type(topo, type, (unsigned)i);
+		json_t *e = json_pack("{s:i, s:o}", "index", (int)o->logical_index, "cpus",
+				      cpuset_json(o->cpuset));
+
+		if (type == HWLOC_OBJ_NUMANODE && o->attr)
+			json_object_set_new(
+				e, "memory_mib",
+				json_integer((json_int_t)(o->attr->numanode.local_memory >> 20)));
+		json_array_append_new(list, e);
+	}
+	return list;
+}
+
+json_t *topology_json(struct daemon *d)
+{
+	hwloc_topology_t topo = d->topology;
+	int cores, pus;
+
+	if (!topo)
+		return json_null();
+	cores = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_CORE);
+	pus = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_PU);
+	return json_pack("{s:i, s:i, s:i, s:b, s:o, s:o, s:o}", "packages",
+			 hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_PACKAGE), "cores", cores, "cpus",
+			 pus, "smt", pus > cores, "numa_nodes",
+			 objects_json(topo, HWLOC_OBJ_NUMANODE), "core_list",
+			 objects_json(topo, HWLOC_OBJ_CORE), "allowed_cpus",
+			 cpuset_json(hwloc_topology_get_allowed_cpuset(topo)));
+}
