@@ -8,6 +8,7 @@
  * header in the first 8 KiB on a 4-byte boundary, flags 0-15 are requirements the loader must
  * meet or refuse.  Images must not overlap the boot area or the firmware tables.
  */
+#include <elf.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -228,6 +229,14 @@ int vm_multiboot_load(struct vm_memory *mem, const uint8_t *image, size_t len, c
 	if (cmdline_len > VM_CMDLINE_MAX)
 		return fail(err, err_len, "the command line is longer than %d bytes",
 			    VM_CMDLINE_MAX);
+	/* An ELF file is checked as one first: "truncated" says more than "no header". */
+	if (len >= SELFMAG && memcmp(image, ELFMAG, SELFMAG) == 0) {
+		struct vm_elf elf;
+
+		ret = vm_elf_parse(image, len, &elf, err, err_len);
+		if (ret)
+			return ret;
+	}
 	if (vm_multiboot_find(image, len, &hdr))
 		return fail(err, err_len,
 			    "no multiboot header in the first 8 KiB: lockstep boots "
