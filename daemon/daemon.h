@@ -99,6 +99,7 @@ struct dvm {
 	bool timer_init;
 	bool destroying; /* vm.destroy in progress: the worker's end is no crash */
 	bool undefine_pending;
+	uint64_t pvlock_events; /* preemption episodes the worker reported */
 };
 
 struct dvm_waiter {

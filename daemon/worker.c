@@ -126,6 +126,15 @@ static void handle_event(struct worker *w, json_t *msg, const char *event)
 		w->vcpus = json_incref(json_object_get(msg, "vcpus"));
 		if (vm->state == DVM_STARTING)
 			dvm_set_state(vm, DVM_RUNNING, "booted");
+	} else if (strcmp(event, "pvlock") == 0) {
+		/* Lock-holder/waiter preemption seen by the worker's detector: pass it on. */
+		json_t *ev = json_deep_copy(msg);
+
+		json_object_del(ev, "event");
+		json_object_set_new(ev, "type", json_string("pvlock"));
+		json_object_set_new(ev, "vm", json_string(vm->cfg.name));
+		vm->pvlock_events++;
+		events_emit(vm->d, ev);
 	} else if (strcmp(event, "stopped") == 0) {
 		const char *reason = json_string_value(json_object_get(msg, "reason"));
 

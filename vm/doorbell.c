@@ -39,7 +39,6 @@ void vm_doorbell_free(struct vm_doorbell *db)
 
 static int64_t call(struct vm_doorbell *db, struct vm_vcpu *vcpu, uint32_t nr)
 {
-	(void)vcpu;
 	switch (nr) {
 	case LKS_CALL_PROBE:
 		return (int64_t)LKS_PROBE_VALUE;
@@ -48,7 +47,10 @@ static int64_t call(struct vm_doorbell *db, struct vm_vcpu *vcpu, uint32_t nr)
 	case LKS_CALL_TIME_NS:
 		return (int64_t)util_now_ns();
 	default:
-		return LKS_ENOSYS; /* WAIT, KICK, YIELD_TO, SHARED_SETUP: the pvlock module */
+		/* WAIT, KICK, YIELD_TO, SHARED_SETUP; unknown numbers get LKS_ENOSYS there. */
+		if (!db->vm->lockwatch)
+			return LKS_ENOSYS;
+		return vm_lockwatch_call(db->vm->lockwatch, vcpu, nr);
 	}
 }
 
@@ -69,6 +71,12 @@ void vm_doorbell_io(void *opaque, struct vm_io *io)
 
 	if (io->write) {
 		/* A KICK write that reached userspace matched no vCPU's ioeventfd. */
+		if (io->offset == LKS_DB_KICK && db->vm->lockwatch) {
+			uint64_t value = 0;
+
+			memcpy(&value, io->data, io->size < 8 ? io->size : 8);
+			vm_lockwatch_bad_kick(db->vm->lockwatch, io->vcpu, value);
+		}
 		bad_access(db, io,
 			   io->offset == LKS_DB_KICK ? "kick of a vCPU that does not exist" :
 						       "not a call register");

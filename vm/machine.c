@@ -110,6 +110,8 @@ static int add_devices(struct vm *vm)
 		ret = vm_bus_add(&vm->pio, VM_ACPI_PM1_EVT, 6, vm_acpi_pm_io, vm->acpi_pm,
 				 "acpi-pm");
 	if (!ret)
+		ret = vm_lockwatch_new(vm, &vm->lockwatch);
+	if (!ret)
 		ret = vm_doorbell_new(vm, &vm->doorbell);
 	if (!ret)
 		ret = vm_bus_add(&vm->mmio, LKS_DOORBELL_GPA_DEFAULT, LKS_DOORBELL_SIZE,
@@ -140,6 +142,35 @@ static int create_vcpus(struct vm *vm)
 	if (ret)
 		util_log(&vm->log, UTIL_LOG_ERROR, "cannot create vCPUs: %s", strerror(-ret));
 	return ret;
+}
+
+/*
+ * Pause-loop exiting: on under overcommit, where it catches spinning vCPUs; off when every
+ * vCPU has a host CPU to itself (pinned or gang-scheduled within the host's size), where an
+ * exit only slows a spinner whose lock holder is running anyway.  Must precede the vCPUs.
+ */
+static int set_pause_exits(struct vm *vm)
+{
+	const struct vm_pvlock_config *pc = &vm->cfg.pvlock;
+	long host_cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	bool dedicated = (vm->cfg.sched.policy == VM_SCHED_PINNED ||
+			  vm->cfg.sched.policy == VM_SCHED_GANG) &&
+			 vm->cfg.vcpus <= (uint32_t)host_cpus;
+	bool off = pc->pause_exits == VM_PAUSE_EXITS_OFF ||
+		   (pc->pause_exits == VM_PAUSE_EXITS_AUTO && dedicated);
+	int ret;
+
+	vm->pause_exits = true;
+	if (!off)
+		return 0;
+	ret = hv_vm_disable_exits(vm->hv, KVM_X86_DISABLE_EXITS_PAUSE);
+	if (ret && pc->pause_exits == VM_PAUSE_EXITS_OFF) {
+		util_log(&vm->log, UTIL_LOG_ERROR, "this KVM cannot turn off pause exits: %s",
+			 strerror(-ret));
+		return ret;
+	}
+	vm->pause_exits = ret != 0;
+	return 0;
 }
 
 static int build(struct vm *vm, const struct vm_options *opts, int *status)
@@ -188,6 +219,9 @@ static int build(struct vm *vm, const struct vm_options *opts, int *status)
 		util_log(&vm->log, UTIL_LOG_ERROR, "cannot create the KVM VM: %s", strerror(-ret));
 		return ret;
 	}
+	ret = set_pause_exits(vm);
+	if (ret)
+		return ret;
 	*status = VM_EXIT_INTERNAL;
 	ret = add_devices(vm);
 	if (ret) {
@@ -244,6 +278,7 @@ void vm_destroy(struct vm *vm)
 	}
 	free(vm->vcpus);
 	vm_doorbell_free(vm->doorbell);
+	vm_lockwatch_free(vm->lockwatch);
 	vm_acpi_pm_free(vm->acpi_pm);
 	vm_fwcfg_free(vm->fwcfg);
 	vm_uart_free(vm->uart);

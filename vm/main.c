@@ -327,13 +327,16 @@ static void control_loop(struct vm *vm, struct cli *cli, struct vm_control *ctl,
 	while (!done(vm, ctl)) {
 		struct pollfd pfd[4] = { { vm->stop_fd, POLLIN, 0 }, { sigfd, POLLIN, 0 } };
 		int nctl = vm_control_pollfds(ctl, &pfd[2]);
-		uint64_t now = util_now_ns(), wake = deadline;
+		uint64_t now = util_now_ns(), wake = deadline, watch;
 		int timeout = -1;
 
 		if (kicks_left && (!wake || next_kick < wake))
 			wake = next_kick;
 		if (ctl->conn_fd >= 0 && !ctl->hello_sent)
 			wake = now + 1000000; /* vCPU threads are still reporting in */
+		watch = vm_lockwatch_tick(vm->lockwatch, ctl);
+		if (watch && (!wake || now + watch < wake))
+			wake = now + watch;
 		if (wake)
 			timeout = wake > now ? (int)((wake - now + 999999) / 1000000) : 0;
 		if (poll(pfd, 2 + (nfds_t)nctl, timeout) < 0 && errno != EINTR)

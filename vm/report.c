@@ -85,7 +85,39 @@ json_t *vm_report_json(struct vm *vm)
 					    json_null(),
 			"serial_bytes", (json_int_t)con.bytes, "vcpu", vcpus, "doorbell", "calls",
 			calls, "errors", (json_int_t)db.errors);
+	if (obj && vm->lockwatch)
+		json_object_set_new(obj, "pvlock", vm_lockwatch_json(vm->lockwatch));
+	if (obj)
+		json_object_set_new(obj, "kvm_pv_features", vm_kvm_features_json(vm));
 	return obj;
+}
+
+/* One line per vCPU of pvlock calls and detected preemption, where anything happened. */
+static void print_pvlock(FILE *out, struct vm *vm)
+{
+	json_t *pv = vm_lockwatch_json(vm->lockwatch), *v;
+	bool header = false;
+	size_t i;
+
+	json_array_foreach(json_object_get(pv, "vcpu"), i, v) {
+		json_t *ev = json_object_get(v, "culprit_events");
+		long long waits = (long long)json_integer_value(json_object_get(v, "waits"));
+		long long lhp = (long long)json_integer_value(json_object_get(ev, "lhp"));
+		long long lwp = (long long)json_integer_value(json_object_get(ev, "lwp"));
+		long long ple = (long long)json_integer_value(json_object_get(ev, "ple"));
+
+		if (!waits && !lhp && !lwp && !ple)
+			continue;
+		if (!header)
+			fprintf(out, "  %-5s %8s %8s %8s %8s %6s %6s %6s\n", "vcpu", "waits",
+				"woken", "timeout", "wait ms", "lhp", "lwp", "ple");
+		header = true;
+		fprintf(out, "  %-5zu %8lld %8lld %8lld %8.1f %6lld %6lld %6lld\n", i, waits,
+			(long long)json_integer_value(json_object_get(v, "waits_woken")),
+			(long long)json_integer_value(json_object_get(v, "waits_timeout")),
+			json_real_value(json_object_get(v, "wait_ms")), lhp, lwp, ple);
+	}
+	json_decref(pv);
 }
 
 void vm_report_text(struct vm *vm, int fd)
@@ -128,5 +160,7 @@ void vm_report_text(struct vm *vm, int fd)
 			(double)util_samples_percentile(&v->kick_latency, 50) / 1e3,
 			(double)util_samples_percentile(&v->kick_latency, 99) / 1e3);
 	}
+	if (vm->lockwatch)
+		print_pvlock(out, vm);
 	fclose(out);
 }

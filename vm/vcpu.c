@@ -223,7 +223,7 @@ static bool handle_exit(struct vm_vcpu *vcpu, struct kvm_run *run)
 	}
 }
 
-static void note_kick(struct vm_vcpu *vcpu)
+void vm_vcpu_note_kick(struct vm_vcpu *vcpu)
 {
 	uint64_t sent = atomic_exchange(&vcpu->kick_sent_ns, 0);
 
@@ -253,7 +253,7 @@ static void *vcpu_thread(void *arg)
 	while (!vm_stopping(vm)) {
 		ret = hv_vcpu_run(vcpu->hv);
 		if (ret == -EINTR) {
-			note_kick(vcpu);
+			vm_vcpu_note_kick(vcpu);
 			continue;
 		}
 		if (ret == -EAGAIN)

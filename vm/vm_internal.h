@@ -17,6 +17,8 @@
 #include <sys/types.h>
 
 #include "hv/hv.h"
+#include "pvlock/pvlock.h"
+#include "pvlock/sampler.h"
 #include "util/util.h"
 #include "vm/vm.h"
 
@@ -173,6 +175,25 @@ void vm_doorbell_free(struct vm_doorbell *db);
 void vm_doorbell_io(void *opaque, struct vm_io *io);
 void vm_doorbell_stats(struct vm_doorbell *db, struct vm_doorbell_stats *st);
 
+/* ---- pvlock glue (vm/lockwatch.c) ---- */
+
+struct vm_lockwatch;
+struct vm_control;
+
+/* Sets up the pvlock calls (per-vCPU kick eventfds and their ioeventfds) for the VM. */
+int vm_lockwatch_new(struct vm *vm, struct vm_lockwatch **out);
+void vm_lockwatch_free(struct vm_lockwatch *lw);
+/* A doorbell call other than PROBE/NOP/TIME, from vCPU `vcpu` with its argument registers. */
+int64_t vm_lockwatch_call(struct vm_lockwatch *lw, struct vm_vcpu *vcpu, uint32_t nr);
+void vm_lockwatch_bad_kick(struct vm_lockwatch *lw, struct vm_vcpu *vcpu, uint64_t value);
+/* Detector period: the control loop calls vm_lockwatch_tick() at least this often. */
+#define VM_LOCKWATCH_PERIOD_NS 2000000ull
+/* Takes a sample if one is due; events go to the controller.  Returns ns until the next. */
+uint64_t vm_lockwatch_tick(struct vm_lockwatch *lw, struct vm_control *ctl);
+json_t *vm_lockwatch_json(struct vm_lockwatch *lw);
+/* KVM paravirtual features (CPUID 0x40000001 EAX) the VM's vCPUs were given. */
+json_t *vm_kvm_features_json(struct vm *vm);
+
 /* ---- vCPUs ---- */
 
 struct vm_vcpu_counters {
@@ -199,6 +220,8 @@ int vm_vcpu_init(struct vm *vm, struct vm_vcpu *vcpu, uint32_t index);
 int vm_vcpu_setup(struct vm_vcpu *vcpu);
 void vm_vcpu_fini(struct vm_vcpu *vcpu);
 int vm_vcpu_start(struct vm_vcpu *vcpu);
+/* Counts a kick that reached the vCPU thread (and its latency). */
+void vm_vcpu_note_kick(struct vm_vcpu *vcpu);
 /* Makes the vCPU leave KVM_RUN as soon as possible (it re-checks the VM's state). */
 int vm_vcpu_kick(struct vm_vcpu *vcpu);
 void vm_vcpu_join(struct vm_vcpu *vcpu);
@@ -230,8 +253,10 @@ struct vm {
 	struct vm_fwcfg *fwcfg;
 	struct vm_doorbell *doorbell;
 	struct vm_acpi_pm *acpi_pm;
+	struct vm_lockwatch *lockwatch; /* pvlock calls and the preemption detector */
 	struct kvm_cpuid2 *supported_cpuid;
 	uint32_t tsc_khz;
+	bool pause_exits; /* PAUSE still exits (PLE / pause filter), so its statistics mean something */
 	int kick_signal;
 	int serial_fd;
 	struct vm_boot_entry boot;

@@ -1,0 +1,237 @@
+/*
+ * lockstep-vm's side of pvlock: it gives the pvlock calls their environment (guest memory,
+ * sleeping a vCPU thread out of KVM_RUN, scheduler hints), and runs the lock-holder-preemption
+ * detector from the control thread: every VM_LOCKWATCH_PERIOD_NS once the guest registered its
+ * shared page (every ten periods when only pause-loop statistics are watched), with episodes
+ * forwarded to lockstepd as "pvlock" events (rate-limited; the counters stay exact).
+ *
+ * The calls run on vCPU threads, the detector on the control thread; they share only the
+ * pvlock_vm, whose shared-page pointer is atomic.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vm/vm_internal.h"
+
+#define PLE_ONLY_PERIODS 10
+#define EVENTS_PER_S 100
+
+struct vm_lockwatch {
+	struct vm *vm;
+	struct pvlock_vm *pv;
+	struct pvlock_detector *det;
+	struct pvlock_sampler *sampler;
+	struct pvlock_sample *samples;
+	bool threads_known;
+	uint64_t next_ns;
+	struct util_ratelimit event_limit;
+	struct vm_control *ctl; /* during a tick: where events go */
+	uint64_t events_dropped;
+};
+
+static void *guest_ptr(void *opaque, uint64_t gpa, uint64_t len)
+{
+	struct vm *vm = opaque;
+
+	return vm_memory_ptr(&vm->mem, gpa, len);
+}
+
+/* Sleeps a vCPU thread on its kick eventfd; the VMM's kick signal interrupts it. */
+static int sleep_vcpu(void *opaque, uint32_t vcpu, int fd, uint64_t timeout_ns)
+{
+	struct vm *vm = opaque;
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	struct timespec ts = { .tv_sec = (time_t)(timeout_ns / 1000000000ull),
+			       .tv_nsec = (long)(timeout_ns % 1000000000ull) };
+	sigset_t mask;
+	int ret;
+
+	if (vm_stopping(vm))
+		return -EINTR;
+	pthread_sigmask(SIG_BLOCK, NULL, &mask);
+	sigdelset(&mask, vm->kick_signal);
+	ret = ppoll(&pfd, 1, timeout_ns ? &ts : NULL, &mask);
+	if (ret < 0) {
+		if (errno == EINTR)
+			vm_vcpu_note_kick(&vm->vcpus[vcpu]);
+		return -EINTR;
+	}
+	return ret > 0 ? 1 : 0;
+}
+
+static void on_event(void *opaque, const struct pvlock_event *ev)
+{
+	struct vm_lockwatch *lw = opaque;
+	uint64_t dropped;
+
+	if (!lw->ctl || lw->ctl->conn_fd < 0)
+		return;
+	if (!util_ratelimit_allow(&lw->event_limit, &dropped)) {
+		lw->events_dropped++;
+		return;
+	}
+	vm_control_send(lw->ctl,
+			json_pack("{s:s, s:s, s:b, s:I, s:i, s:i, s:I}", "event", "pvlock", "kind",
+				  pvlock_event_name(ev->kind), "ended", ev->ended, "lock",
+				  (json_int_t)ev->lock, "culprit", (int)ev->culprit, "waiters",
+				  (int)ev->nr_waiters, "duration_ns", (json_int_t)ev->duration_ns));
+}
+
+int vm_lockwatch_new(struct vm *vm, struct vm_lockwatch **out)
+{
+	const struct pvlock_env env = {
+		.opaque = vm,
+		.guest_ptr = guest_ptr,
+		.sleep = sleep_vcpu,
+	};
+	struct vm_lockwatch *lw = calloc(1, sizeof(*lw));
+	int ret;
+
+	if (!lw)
+		return -ENOMEM;
+	lw->vm = vm;
+	util_ratelimit_init(&lw->event_limit, 1000000000ull, EVENTS_PER_S);
+	lw->samples = calloc(vm->cfg.vcpus, sizeof(*lw->samples));
+	if (!lw->samples) {
+		free(lw);
+		return -ENOMEM;
+	}
+	ret = pvlock_detector_new(vm->cfg.vcpus, on_event, lw, &lw->det);
+	if (!ret)
+		ret = pvlock_sampler_new(vm->cfg.vcpus, &lw->sampler);
+	if (!ret && vm->cfg.pvlock.enabled)
+		ret = pvlock_vm_new(&env, vm->hv, vm->cfg.vcpus, LKS_DOORBELL_GPA_DEFAULT, &lw->pv);
+	if (ret) {
+		vm_lockwatch_free(lw);
+		return ret;
+	}
+	*out = lw;
+	return 0;
+}
+
+void vm_lockwatch_free(struct vm_lockwatch *lw)
+{
+	if (!lw)
+		return;
+	pvlock_vm_free(lw->pv);
+	pvlock_sampler_free(lw->sampler);
+	pvlock_detector_free(lw->det);
+	free(lw->samples);
+	free(lw);
+}
+
+int64_t vm_lockwatch_call(struct vm_lockwatch *lw, struct vm_vcpu *vcpu, uint32_t nr)
+{
+	struct kvm_regs regs;
+
+	if (!lw->pv)
+		return LKS_ENOSYS; /* pvlock is disabled for this VM */
+	if (hv_vcpu_exit_regs(vcpu->hv, &regs))
+		return LKS_EFAULT;
+	return pvlock_call(lw->pv, vcpu->index, nr, regs.rdi, regs.rsi, regs.rdx);
+}
+
+void vm_lockwatch_bad_kick(struct vm_lockwatch *lw, struct vm_vcpu *vcpu, uint64_t value)
+{
+	if (lw->pv)
+		pvlock_bad_kick(lw->pv, vcpu->index, value);
+}
+
+/* The sampler needs every vCPU's host thread, known once the threads have started. */
+static bool learn_threads(struct vm_lockwatch *lw)
+{
+	struct vm *vm = lw->vm;
+
+	if (lw->threads_known)
+		return true;
+	for (uint32_t i = 0; i < vm->nr_vcpus; i++)
+		if (!atomic_load(&vm->vcpus[i].tid))
+			return false;
+	for (uint32_t i = 0; i < vm->nr_vcpus; i++) {
+		pvlock_sampler_set_thread(lw->sampler, i, atomic_load(&vm->vcpus[i].tid));
+		pvlock_sampler_set_stats(lw->sampler, i, vm->vcpus[i].stats);
+	}
+	lw->threads_known = true;
+	return true;
+}
+
+uint64_t vm_lockwatch_tick(struct vm_lockwatch *lw, struct vm_control *ctl)
+{
+	uint64_t now = util_now_ns(), period = VM_LOCKWATCH_PERIOD_NS;
+	uint32_t nr_pub = 0;
+	bool shared = lw->pv && pvlock_shared_page(lw->pv, &nr_pub);
+
+	if (!shared && !lw->vm->pause_exits)
+		return 0; /* nothing to watch (yet) */
+	if (!shared)
+		period *= PLE_ONLY_PERIODS;
+	if (now < lw->next_ns)
+		return lw->next_ns - now;
+	lw->next_ns = now + period;
+	if (!learn_threads(lw))
+		return period;
+	pvlock_sampler_sample(lw->sampler, lw->pv, lw->vm->pause_exits, lw->samples);
+	lw->ctl = ctl;
+	pvlock_detector_feed(lw->det, now, lw->samples);
+	lw->ctl = NULL;
+	return period;
+}
+
+static json_t *vcpu_json(struct vm_lockwatch *lw, uint32_t i)
+{
+	struct pvlock_vcpu_calls c = { 0 };
+	struct pvlock_vcpu_detect d;
+	json_t *events = json_object(), *ms = json_object();
+
+	if (lw->pv)
+		pvlock_vcpu_calls(lw->pv, i, &c);
+	pvlock_detector_vcpu(lw->det, i, &d);
+	for (int k = 0; k < PVLOCK_EVENT_KINDS; k++) {
+		json_object_set_new(events, pvlock_event_name(k),
+				    json_integer((json_int_t)d.events[k]));
+		json_object_set_new(ms, pvlock_event_name(k), json_real((double)d.ns[k] / 1e6));
+	}
+	return json_pack("{s:i, s:I, s:I, s:I, s:I, s:f, s:I, s:I, s:I, s:o, s:o}", "vcpu", (int)i,
+			 "waits", (json_int_t)c.waits, "waits_changed", (json_int_t)c.waits_changed,
+			 "waits_woken", (json_int_t)c.waits_woken, "waits_timeout",
+			 (json_int_t)c.waits_timeout, "wait_ms", (double)c.wait_ns / 1e6, "kicks",
+			 (json_int_t)c.kicks, "yields", (json_int_t)c.yields, "errors",
+			 (json_int_t)c.errors, "culprit_events", events, "culprit_ms", ms);
+}
+
+json_t *vm_lockwatch_json(struct vm_lockwatch *lw)
+{
+	json_t *vcpus = json_array();
+	uint32_t nr_pub = 0;
+
+	for (uint32_t i = 0; i < lw->vm->nr_vcpus; i++)
+		json_array_append_new(vcpus, vcpu_json(lw, i));
+	return json_pack("{s:b, s:b, s:b, s:I, s:o}", "enabled", lw->pv != NULL, "shared_page",
+			 lw->pv && pvlock_shared_page(lw->pv, &nr_pub), "pause_exits",
+			 lw->vm->pause_exits, "events_dropped", (json_int_t)lw->events_dropped,
+			 "vcpu", vcpus);
+}
+
+json_t *vm_kvm_features_json(struct vm *vm)
+{
+	json_t *list = json_array();
+	const struct kvm_cpuid2 *c = vm->supported_cpuid;
+	uint32_t eax = 0;
+
+	for (uint32_t i = 0; c && i < c->nent; i++)
+		if (c->entries[i].function == 0x40000001u)
+			eax = c->entries[i].eax;
+	if (vm->cfg.pvlock.kvm_features != VM_KVM_FEATURES_HOST)
+		eax &= vm->cfg.pvlock.kvm_features;
+	for (unsigned bit = 0; bit < 32; bit++) {
+		const char *name = vm_kvm_feature_name(bit);
+
+		if (eax & (1u << bit))
+			json_array_append_new(list, name ? json_string(name) :
+							   json_sprintf("bit%u", bit));
+	}
+	return list;
+}
