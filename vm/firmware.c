@@ -153,7 +153,7 @@ static void build_fadt(struct blob *b)
 	put32(b, 0);	  /* GPE1_BLK */
 	put8(b, 4);	  /* PM1_EVT_LEN */
 	put8(b, 2);	  /* PM1_CNT_LEN */
-	put(b, zeros, 7); /* PM2_CNT_LEN .. CST_CNT */
+	put(b, zeros, 6); /* PM2_CNT_LEN .. CST_CNT */
 	put16(b, 101);	  /* P_LVL2_LAT > 100: no C2 */
 	put16(b, 1001);	  /* P_LVL3_LAT > 1000: no C3 */
 	put(b, zeros, 8); /* FLUSH_SIZE, FLUSH_STRIDE, DUTY_OFFSET/WIDTH, DAY/MON_ALRM */
