@@ -73,6 +73,7 @@ int daemon_init(struct daemon *d, const struct daemon_options *opts)
 	util_list_init(&d->clients);
 	util_list_init(&d->vms);
 	util_list_init(&d->follows);
+	util_list_init(&d->listeners);
 	d->loop = malloc(sizeof(*d->loop));
 	if (!d->loop || uv_loop_init(d->loop)) {
 		free(d->loop);
@@ -140,14 +141,7 @@ void daemon_fini(struct daemon *d)
 				worker_free(vm->worker);
 				vm->worker = NULL;
 			}
-			while (!util_list_empty(&vm->shutdown_waiters)) {
-				struct dvm_waiter *w = util_container_of(vm->shutdown_waiters.next,
-									 struct dvm_waiter, link);
-
-				util_list_del(&w->link);
-				api_call_fail(w->call, API_INTERNAL_ERROR, "lockstepd is stopping");
-				free(w);
-			}
+			dvm_fail_waiters(vm, API_INTERNAL_ERROR, "lockstepd is stopping");
 			util_list_del(&vm->link);
 			uv_close((uv_handle_t *)&vm->shutdown_timer, NULL);
 			vm_config_fini(&vm->cfg);

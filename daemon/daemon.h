@@ -102,12 +102,32 @@ struct dvm {
 	uint64_t pvlock_events; /* preemption episodes the worker reported */
 };
 
+/*
+ * How an operation on a VM ends: code 0 (done) or an API_* code with a message a person can
+ * act on.  Called exactly once, possibly before the operation function returns.
+ */
+typedef void (*dvm_done_fn)(struct dvm *vm, void *arg, int code, const char *message);
+
 struct dvm_waiter {
 	struct util_list link;
-	struct api_call *call;
-	bool for_stop; /* vm.shutdown and vm.destroy wait for the stop; vm.start for "running" */
-	bool destroy;  /* a vm.destroy: no shutdown timeout applies */
+	dvm_done_fn done;
+	void *arg;
+	bool for_stop; /* shutdown and destroy wait for the stop; start for "running" */
+	bool destroy;  /* a destroy: no shutdown timeout applies */
 };
+
+/* The operations on a VM, shared by the JSON-RPC methods and the libvirt endpoint
+ * (daemon/ops.c). */
+void dvm_op_start(struct dvm *vm, dvm_done_fn done, void *arg);
+/* Presses the guest's power button and waits up to timeout_ms for it to stop. */
+void dvm_op_shutdown(struct dvm *vm, uint64_t timeout_ms, dvm_done_fn done, void *arg);
+void dvm_op_destroy(struct dvm *vm, dvm_done_fn done, void *arg);
+/* Pins a vCPU now (if running) and/or in the definition (config, or when not running).
+ * Returns 0 or an API_* code with `err` filled. */
+int dvm_op_pin(struct dvm *vm, uint32_t vcpu, const struct util_cpuset *cpus, bool config,
+	       bool *live, bool *stored, char *err, size_t err_len);
+/* Fails every parked operation (the daemon is going away). */
+void dvm_fail_waiters(struct dvm *vm, int code, const char *message);
 
 struct dvm *registry_find(struct daemon *d, const char *name);
 struct dvm *registry_find_uuid(struct daemon *d, const char *uuid);
@@ -162,6 +182,16 @@ struct client {
 	pid_t pid;
 	struct util_list follows; /* console followers on this client */
 };
+
+/* Internal subscribers to events (the libvirt endpoint); `event` is borrowed. */
+struct daemon_listener {
+	struct util_list link;
+	void (*fn)(void *arg, json_t *event);
+	void *arg;
+};
+
+void daemon_add_listener(struct daemon *d, struct daemon_listener *l);
+void daemon_remove_listener(struct daemon_listener *l);
 
 int server_listen(struct daemon *d);
 void server_close(struct daemon *d);
@@ -221,6 +251,7 @@ struct daemon {
 
 	struct util_list vms;
 	int next_domain_id;
+	struct util_list listeners; /* struct daemon_listener */
 
 	uv_signal_t sig_term, sig_int;
 	uv_timer_t console_timer;

@@ -43,19 +43,15 @@ json_t *dvm_summary_json(struct dvm *vm)
 			 vm->last_status);
 }
 
-/* Parks a call on the VM until it starts (for_stop false) or stops. */
-static struct dvm_waiter *park(struct dvm *vm, struct api_call *call, bool for_stop)
+/* Completes a JSON-RPC call from a VM operation: the VM's summary, or the error. */
+static void reply_summary(struct dvm *vm, void *arg, int code, const char *message)
 {
-	struct dvm_waiter *w = calloc(1, sizeof(*w));
+	struct api_call *call = arg;
 
-	if (!w) {
-		api_call_fail(call, API_INTERNAL_ERROR, "out of memory");
-		return NULL;
-	}
-	w->call = call;
-	w->for_stop = for_stop;
-	util_list_add_tail(&vm->shutdown_waiters, &w->link);
-	return w;
+	if (code)
+		api_call_fail(call, code, "%s", message);
+	else
+		api_call_reply(call, dvm_summary_json(vm));
 }
 
 /* ---- daemon ---- */
@@ -186,50 +182,9 @@ static void vm_undefine(void *ctx, struct api_call *call, json_t *params)
 static void vm_start(void *ctx, struct api_call *call, json_t *params)
 {
 	struct dvm *vm;
-	int ret;
 
-	if (!api_params_only(call, params, name_only) || !(vm = lookup(ctx, call, params)))
-		return;
-	if (vm->worker) {
-		api_call_fail(call, API_BAD_STATE, "VM %s is already %s%s", vm->cfg.name,
-			      dvm_state_name(vm->state),
-			      vm->state == DVM_CRASHED ? " (preserved): destroy it first" : "");
-		return;
-	}
-	ret = dvm_start(vm);
-	if (ret) {
-		api_call_fail_errno(call, ret, "cannot start %s", vm->cfg.name);
-		return;
-	}
-	park(vm, call, false);
-}
-
-static void shutdown_timeout(uv_timer_t *t)
-{
-	struct dvm *vm = t->data;
-	struct util_list *pos, *tmp;
-
-	util_list_for_each_safe(pos, tmp, &vm->shutdown_waiters) {
-		struct dvm_waiter *w = util_container_of(pos, struct dvm_waiter, link);
-
-		if (!w->for_stop || w->destroy)
-			continue;
-		util_list_del(&w->link);
-		api_call_fail(w->call, API_TIMEOUT,
-			      "VM %s did not shut down in time: the guest may ignore the ACPI "
-			      "power button; vm.destroy stops it at once",
-			      vm->cfg.name);
-		free(w);
-	}
-	if (vm->state == DVM_STOPPING)
-		dvm_set_state(vm, DVM_RUNNING, "shutdown-timeout");
-}
-
-static void powerdown_sent(struct dvm *vm, void *arg, json_t *result, const char *error, int err)
-{
-	if (error)
-		util_log(&vm->d->log, UTIL_LOG_WARN, "VM %s: power button: %s", vm->cfg.name,
-			 error);
+	if (api_params_only(call, params, name_only) && (vm = lookup(ctx, call, params)))
+		dvm_op_start(vm, reply_summary, call);
 }
 
 static void vm_shutdown(void *ctx, struct api_call *call, json_t *params)
@@ -238,48 +193,18 @@ static void vm_shutdown(void *ctx, struct api_call *call, json_t *params)
 	struct daemon *d = ctx;
 	uint64_t timeout = d->opts.shutdown_timeout_ms / 1000;
 	struct dvm *vm;
-	int ret;
 
-	if (!api_params_only(call, params, allowed) || !(vm = lookup(d, call, params)) ||
-	    !api_param_uint(call, params, "timeout", false, 1, 3600, &timeout))
-		return;
-	if (!vm->worker || (vm->state != DVM_RUNNING && vm->state != DVM_STOPPING)) {
-		api_call_fail(call, API_BAD_STATE, "VM %s is %s, not running", vm->cfg.name,
-			      dvm_state_name(vm->state));
-		return;
-	}
-	ret = worker_request(vm->worker, "powerdown", NULL, powerdown_sent, NULL);
-	if (ret) {
-		api_call_fail_errno(call, ret, "cannot reach the worker of %s", vm->cfg.name);
-		return;
-	}
-	dvm_set_state(vm, DVM_STOPPING, "shutdown");
-	park(vm, call, true);
-	uv_timer_start(&vm->shutdown_timer, shutdown_timeout, timeout * 1000, 0);
+	if (api_params_only(call, params, allowed) && (vm = lookup(d, call, params)) &&
+	    api_param_uint(call, params, "timeout", false, 1, 3600, &timeout))
+		dvm_op_shutdown(vm, timeout * 1000, reply_summary, call);
 }
 
 static void vm_destroy(void *ctx, struct api_call *call, json_t *params)
 {
-	struct dvm_waiter *w;
 	struct dvm *vm;
 
-	if (!api_params_only(call, params, name_only) || !(vm = lookup(ctx, call, params)))
-		return;
-	if (!vm->worker) {
-		if (vm->state == DVM_CRASHED) {
-			dvm_set_state(vm, DVM_SHUTOFF, "destroyed");
-			api_call_reply(call, dvm_summary_json(vm));
-		} else {
-			api_call_fail(call, API_BAD_STATE, "VM %s is not running", vm->cfg.name);
-		}
-		return;
-	}
-	w = park(vm, call, true);
-	if (!w)
-		return;
-	w->destroy = true;
-	vm->destroying = true;
-	worker_destroy(vm->worker);
+	if (api_params_only(call, params, name_only) && (vm = lookup(ctx, call, params)))
+		dvm_op_destroy(vm, reply_summary, call);
 }
 
 static void vm_list(void *ctx, struct api_call *call, json_t *params)
@@ -424,66 +349,32 @@ static void vm_console(void *ctx, struct api_call *call, json_t *params)
 static void vcpu_pin(void *ctx, struct api_call *call, json_t *params)
 {
 	static const char *const allowed[] = { "name", "vcpu", "cpus", "config", NULL };
-	struct daemon *d = ctx;
 	struct util_cpuset cpus;
-	bool config = false, live = false;
+	bool config = false, live, stored;
 	const char *list;
 	uint64_t vcpu;
 	struct dvm *vm;
-	cpu_set_t set;
+	char err[256];
+	int code;
 
-	if (!api_params_only(call, params, allowed) || !(vm = lookup(d, call, params)) ||
+	if (!api_params_only(call, params, allowed) || !(vm = lookup(ctx, call, params)) ||
 	    !api_param_uint(call, params, "vcpu", true, 0, VM_VCPUS_MAX - 1, &vcpu) ||
 	    !api_param_string(call, params, "cpus", true, 1024, &list) ||
 	    !api_param_bool(call, params, "config", false, &config))
 		return;
-	if (vcpu >= vm->cfg.vcpus) {
-		api_call_fail(call, API_INVALID_PARAMS, "VM %s has %u vCPUs (0-%u)", vm->cfg.name,
-			      vm->cfg.vcpus, vm->cfg.vcpus - 1);
-		return;
-	}
 	if (util_cpuset_parse(list, &cpus)) {
 		api_call_fail(call, API_INVALID_PARAMS,
 			      "parameter \"cpus\" must be a CPU list such as \"0-3,6\"");
 		return;
 	}
-	CPU_ZERO(&set);
-	for (unsigned c = 0; c < CPU_SETSIZE; c++) {
-		if (!util_cpuset_has(&cpus, c))
-			continue;
-		if (c >= (unsigned)sysconf(_SC_NPROCESSORS_ONLN)) {
-			api_call_fail(call, API_INVALID_PARAMS,
-				      "host CPU %u does not exist (the "
-				      "host has %ld)",
-				      c, sysconf(_SC_NPROCESSORS_ONLN));
-			return;
-		}
-		CPU_SET(c, &set);
-	}
-	if (vm->worker && vm->worker->vcpus) {
-		json_t *e = json_array_get(vm->worker->vcpus, vcpu);
-		int tid = (int)json_integer_value(json_object_get(e, "tid"));
-
-		if (tid <= 0 || sched_setaffinity(tid, sizeof(set), &set) < 0) {
-			api_call_fail_errno(call, tid <= 0 ? ESRCH : errno,
-					    "cannot pin vCPU %llu of %s", (unsigned long long)vcpu,
-					    vm->cfg.name);
-			return;
-		}
-		live = true;
-	}
-	if (config || !vm->worker) {
-		int ret = dvm_set_pin(vm, (uint32_t)vcpu, &cpus);
-
-		if (ret) {
-			api_call_fail_errno(call, ret, "cannot store the pin of %s", vm->cfg.name);
-			return;
-		}
-		config = true;
+	code = dvm_op_pin(vm, (uint32_t)vcpu, &cpus, config, &live, &stored, err, sizeof(err));
+	if (code) {
+		api_call_fail(call, code, "%s", err);
+		return;
 	}
 	api_call_reply(call,
 		       json_pack("{s:s, s:I, s:s, s:b, s:b}", "name", vm->cfg.name, "vcpu",
-				 (json_int_t)vcpu, "cpus", list, "live", live, "config", config));
+				 (json_int_t)vcpu, "cpus", list, "live", live, "config", stored));
 }
 
 const struct api_method daemon_methods[] = {

@@ -243,13 +243,13 @@ void dvm_set_state(struct dvm *vm, enum dvm_state state, const char *reason)
 }
 
 /*
- * Answers the calls waiting on this VM.  When it starts running, the vm.start callers; when
- * its worker is gone, the stop waiters (vm.shutdown, vm.destroy) succeed and start waiters
- * learn it did not start.
+ * Ends the operations waiting on this VM.  When it starts running, the starts; when its worker
+ * is gone, the stops (shutdown, destroy) succeed and the starts learn it did not start.
  */
 void dvm_answer_waiters(struct dvm *vm, bool stopped)
 {
 	struct util_list *pos, *tmp;
+	char msg[512];
 
 	util_list_for_each_safe(pos, tmp, &vm->shutdown_waiters) {
 		struct dvm_waiter *w = util_container_of(pos, struct dvm_waiter, link);
@@ -257,18 +257,32 @@ void dvm_answer_waiters(struct dvm *vm, bool stopped)
 		if (!stopped && w->for_stop)
 			continue;
 		util_list_del(&w->link);
-		if (stopped && !w->for_stop)
-			api_call_fail(
-				w->call, API_BAD_STATE,
-				"VM %s did not start: %s (exit status %d); its log is %s/vms/%s.log",
+		if (stopped && !w->for_stop) {
+			snprintf(
+				msg, sizeof(msg),
+				"VM %s did not start: %s (exit status %d); its log is %.200s/vms/%s.log",
 				vm->cfg.name, vm->reason, vm->last_status, vm->d->opts.run_dir,
 				vm->cfg.name);
-		else
-			api_call_reply(w->call, dvm_summary_json(vm));
+			w->done(vm, w->arg, API_BAD_STATE, msg);
+		} else {
+			w->done(vm, w->arg, 0, NULL);
+		}
 		free(w);
 	}
 	if (util_list_empty(&vm->shutdown_waiters) && vm->timer_init)
 		uv_timer_stop(&vm->shutdown_timer);
+}
+
+void dvm_fail_waiters(struct dvm *vm, int code, const char *message)
+{
+	while (!util_list_empty(&vm->shutdown_waiters)) {
+		struct dvm_waiter *w =
+			util_container_of(vm->shutdown_waiters.next, struct dvm_waiter, link);
+
+		util_list_del(&w->link);
+		w->done(vm, w->arg, code, message);
+		free(w);
+	}
 }
 
 static bool may_restart(struct dvm *vm)

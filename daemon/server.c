@@ -221,10 +221,25 @@ void server_close(struct daemon *d)
 		client_close(util_container_of(pos, struct client, link));
 }
 
+void daemon_add_listener(struct daemon *d, struct daemon_listener *l)
+{
+	util_list_add_tail(&d->listeners, &l->link);
+}
+
+void daemon_remove_listener(struct daemon_listener *l)
+{
+	util_list_del(&l->link);
+}
+
 void events_emit(struct daemon *d, json_t *event)
 {
-	struct util_list *pos;
+	struct util_list *pos, *tmp;
 
+	util_list_for_each_safe(pos, tmp, &d->listeners) {
+		struct daemon_listener *l = util_container_of(pos, struct daemon_listener, link);
+
+		l->fn(l->arg, event);
+	}
 	util_list_for_each(pos, &d->clients) {
 		struct client *c = util_container_of(pos, struct client, link);
 
