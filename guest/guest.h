@@ -154,6 +154,30 @@ const char *rt_cmdline(void);
 const char *rt_arg(const char *key); /* NULL if absent */
 uint64_t rt_arg_u64(const char *key, uint64_t fallback);
 
+/* ---- Power: the ACPI power button, soft-off, reset, crash ---------------------------------- */
+
+/*
+ * rt_power_button_enable() finds the FADT, switches legacy firmware into ACPI mode, routes the
+ * SCI through the IOAPIC to CPU 0 and enables the fixed-feature power button.  False (with the
+ * reason printed) when the platform lacks any of it.  Call it, and the two below, on CPU 0.
+ * A press interrupts CPU 0 and moves rt_power_button_word(), which CPU 0 can rt_wait_while on;
+ * rt_power_button_pressed() then says (and acknowledges) whether it was the power button.
+ * A press made before rt_power_button_enable() is reported after it.
+ */
+bool rt_power_button_enable(void);
+const volatile uint32_t *rt_power_button_word(void);
+bool rt_power_button_pressed(void);
+
+/*
+ * rt_poweroff: ACPI soft-off (\_S5's SLP_TYP | SLP_EN to PM1a_CNT); where that is missing or
+ * does nothing, exit 0 through the debug-exit port.  rt_reset: port 0xCF9 (then the keyboard
+ * controller, then a triple fault).  rt_triple_fault: what a crashed kernel does; lockstep-vm
+ * reports a guest crash, QEMU resets (or stops with -no-reboot).
+ */
+__attribute__((noreturn)) void rt_poweroff(void);
+__attribute__((noreturn)) void rt_reset(void);
+__attribute__((noreturn)) void rt_triple_fault(void);
+
 /* ---- Lockstep ---------------------------------------------------------------------------- */
 
 struct rt_lockstep {

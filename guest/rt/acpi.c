@@ -1,23 +1,32 @@
 /*
- * The CPU list from ACPI: find the RSDP (0xE0000-0xFFFFF on 16-byte boundaries, where lockstep
- * and SeaBIOS put it; the EBDA is not searched because page 0, which holds the BIOS data area's
- * pointer to it, is unmapped to catch NULL pointers), follow the XSDT (revision 2+) or the RSDT
- * to the MADT ("APIC"), and collect the APIC ids of the enabled Processor Local APIC (and
- * x2APIC) entries in table order.
+ * Finding ACPI tables, and what the MADT says: find the RSDP (0xE0000-0xFFFFF on 16-byte
+ * boundaries, where lockstep and SeaBIOS put it; the EBDA is not searched because page 0, which
+ * holds the BIOS data area's pointer to it, is unmapped to catch NULL pointers), follow the XSDT
+ * (revision 2+) or the RSDT to a table by signature.  From the MADT ("APIC"): the APIC ids of
+ * the enabled Processor Local APIC (and x2APIC) entries in table order (the CPU list), and how
+ * an ISA interrupt reaches an IOAPIC pin (the SCI, guest/rt/power.c).
  *
- * Runs once on the BSP at ring 3: the firmware areas and the tables are identity-mapped and
- * user-readable, and the scan is a few thousand native instructions there.  Tables whose
+ * Runs on the BSP at ring 3: the firmware areas and the tables are identity-mapped and
+ * user-readable, and a scan is a few thousand native instructions there.  Tables whose
  * checksum fails are ignored, like a missing table.
  */
-#include "guest/rt/internal.h"
+#include "guest/rt/acpi.h"
 
 #define BIOS_AREA_START 0xe0000
 #define BIOS_AREA_END 0x100000
 #define IDENTITY_MAP_END 0x100000000ull
 
 #define MADT_LOCAL_APIC 0
+#define MADT_IOAPIC 1
+#define MADT_SOURCE_OVERRIDE 2
 #define MADT_LOCAL_X2APIC 9
 #define MADT_ENABLED 0x1
+#define MADT_POLARITY_MASK 0x3 /* override flags: 0 bus default, 1 high, 3 low */
+#define MADT_POLARITY_LOW 0x3
+#define MADT_TRIGGER_MASK 0xc /* 0 bus default, 4 edge, 0xc level */
+#define MADT_TRIGGER_SHIFT 2
+#define MADT_TRIGGER_LEVEL 0x3
+#define MADT_FLAGS_DEFAULT 0x0
 
 struct acpi_rsdp {
 	char signature[8]; /* "RSD PTR " */
@@ -32,30 +41,27 @@ struct acpi_rsdp {
 	uint8_t reserved[3];
 } __attribute__((packed));
 
-struct acpi_header {
-	char signature[4];
-	uint32_t length;
-	uint8_t revision;
-	uint8_t checksum;
-	char oem_id[6];
-	char oem_table_id[8];
-	uint32_t oem_revision;
-	uint32_t creator_id;
-	uint32_t creator_revision;
-} __attribute__((packed));
-
-struct acpi_madt {
-	struct acpi_header header;
-	uint32_t lapic_address;
-	uint32_t flags;
-	uint8_t entries[];
-} __attribute__((packed));
-
 struct madt_local_apic {
 	uint8_t type, length;
 	uint8_t processor_id;
 	uint8_t apic_id;
 	uint32_t flags;
+} __attribute__((packed));
+
+struct madt_ioapic {
+	uint8_t type, length;
+	uint8_t ioapic_id;
+	uint8_t reserved;
+	uint32_t address;
+	uint32_t gsi_base;
+} __attribute__((packed));
+
+struct madt_source_override {
+	uint8_t type, length;
+	uint8_t bus; /* 0: ISA */
+	uint8_t source;
+	uint32_t gsi;
+	uint16_t flags;
 } __attribute__((packed));
 
 struct madt_local_x2apic {
@@ -87,7 +93,7 @@ static const struct acpi_rsdp *rsdp_scan(uintptr_t start, uintptr_t end)
 	return NULL;
 }
 
-static const struct acpi_header *table_at(uint64_t addr, const char *signature)
+const struct acpi_header *rt_acpi_table_at(uint64_t addr, const char *signature)
 {
 	const struct acpi_header *table = (const void *)(uintptr_t)addr;
 
@@ -100,7 +106,7 @@ static const struct acpi_header *table_at(uint64_t addr, const char *signature)
 	return checksum_ok(table, table->length) ? table : NULL;
 }
 
-static const struct acpi_madt *madt_find(void)
+const struct acpi_header *rt_acpi_find(const char *signature)
 {
 	const struct acpi_rsdp *rsdp = rsdp_scan(BIOS_AREA_START, BIOS_AREA_END);
 	const struct acpi_header *root;
@@ -109,10 +115,10 @@ static const struct acpi_madt *madt_find(void)
 	if (!rsdp)
 		return NULL;
 	if (rsdp->revision >= 2 && rsdp->xsdt_address &&
-	    (root = table_at(rsdp->xsdt_address, "XSDT"))) {
+	    (root = rt_acpi_table_at(rsdp->xsdt_address, "XSDT"))) {
 		entry_size = 8;
 	} else {
-		root = table_at(rsdp->rsdt_address, "RSDT");
+		root = rt_acpi_table_at(rsdp->rsdt_address, "RSDT");
 		entry_size = 4;
 	}
 	if (!root)
@@ -122,11 +128,78 @@ static const struct acpi_madt *madt_find(void)
 		uint64_t addr = 0;
 
 		memcpy(&addr, entry, entry_size);
-		const struct acpi_header *table = table_at(addr, "APIC");
-		if (table && table->length >= sizeof(struct acpi_madt))
-			return (const struct acpi_madt *)table;
+		const struct acpi_header *table = rt_acpi_table_at(addr, signature);
+		if (table)
+			return table;
 	}
 	return NULL;
+}
+
+static const struct acpi_madt *madt_find(void)
+{
+	const struct acpi_header *table = rt_acpi_find("APIC");
+
+	if (!table || table->length < sizeof(struct acpi_madt))
+		return NULL;
+	return (const struct acpi_madt *)table;
+}
+
+/* Calls visit(entry, arg) for each well-formed MADT entry until it returns true. */
+static bool madt_each(const struct acpi_madt *madt, bool (*visit)(const uint8_t *entry, void *arg),
+		      void *arg)
+{
+	const uint8_t *pos = madt->entries;
+	const uint8_t *end = (const uint8_t *)madt + madt->header.length;
+
+	for (; pos + 2 <= end && pos[1] >= 2 && pos + pos[1] <= end; pos += pos[1])
+		if (visit(pos, arg))
+			return true;
+	return false;
+}
+
+static bool find_override(const uint8_t *entry, void *arg)
+{
+	const struct madt_source_override *o = (const void *)entry;
+	struct rt_irq_route *route = arg;
+
+	if (entry[0] != MADT_SOURCE_OVERRIDE || entry[1] < sizeof(*o) || o->bus != 0 ||
+	    o->source != route->gsi)
+		return false;
+	route->gsi = o->gsi;
+	if ((o->flags & MADT_POLARITY_MASK) != MADT_FLAGS_DEFAULT)
+		route->active_low = (o->flags & MADT_POLARITY_MASK) == MADT_POLARITY_LOW;
+	if ((o->flags & MADT_TRIGGER_MASK) != MADT_FLAGS_DEFAULT)
+		route->level = ((o->flags & MADT_TRIGGER_MASK) >> MADT_TRIGGER_SHIFT) ==
+			       MADT_TRIGGER_LEVEL;
+	return true;
+}
+
+/* IOAPICs do not say in the MADT how many pins they have: take the one with the highest base
+ * at or below the GSI, the caller checks the pin against the IOAPIC's version register. */
+static bool find_ioapic(const uint8_t *entry, void *arg)
+{
+	const struct madt_ioapic *io = (const void *)entry;
+	struct rt_irq_route *route = arg;
+
+	if (entry[0] != MADT_IOAPIC || entry[1] < sizeof(*io) || io->gsi_base > route->gsi)
+		return false;
+	if (!route->ioapic_address || io->gsi_base >= route->ioapic_gsi_base) {
+		route->ioapic_address = io->address;
+		route->ioapic_gsi_base = io->gsi_base;
+	}
+	return false;
+}
+
+bool rt_acpi_isa_irq_route(unsigned irq, bool sci, struct rt_irq_route *out)
+{
+	const struct acpi_madt *madt = madt_find();
+
+	if (!madt)
+		return false;
+	*out = (struct rt_irq_route){ .gsi = irq, .active_low = sci, .level = sci };
+	madt_each(madt, find_override, out);
+	madt_each(madt, find_ioapic, out);
+	return out->ioapic_address != 0;
 }
 
 unsigned rt_acpi_cpu_apic_ids(uint8_t *apic_ids, unsigned max)

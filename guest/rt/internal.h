@@ -52,6 +52,20 @@ struct rt_cpu {
 	struct rt_tss tss __attribute__((aligned(RT_CPU_OFF_TSS)));
 };
 
+/* ACPI power management as the firmware tables describe it (guest/rt/power.c). */
+struct rt_acpi_pm {
+	bool probed;		 /* the fields below are filled */
+	bool fixed_power_button; /* the FADT's power button is a fixed feature */
+	bool button_enabled;	 /* SCI routed, PWRBTN_EN set */
+	uint16_t pm1a_evt;	 /* PM1a_STS; 0 = none */
+	uint16_t pm1a_en;	 /* PM1a_EN: the second half of the event block */
+	uint16_t pm1a_cnt;
+	uint16_t smi_cmd; /* legacy firmware: write acpi_enable here for ACPI mode */
+	uint8_t acpi_enable;
+	uint16_t sci_irq;
+	int s5_sleep_type; /* SLP_TYP of soft-off from \_S5; -1 unknown */
+};
+
 /*
  * The runtime's mutable state, in one place.  A freestanding kernel has no caller to hang
  * state off: the boot path, the ring-0 entry points (in assembly) and every CPU reach it by
@@ -79,6 +93,8 @@ struct rt_state {
 
 	uint64_t heap_next; /* bump allocator, advanced with compare-and-swap */
 	uint64_t heap_end;
+
+	struct rt_acpi_pm acpi_pm;
 
 	volatile uint32_t console_lock;
 	uint64_t boot_tsc;

@@ -135,6 +135,22 @@ static long sys_wrmsr(uint64_t msr, uint64_t value, uint64_t a2)
 	return 0;
 }
 
+/*
+ * An empty IDT turns the next exception into a triple fault: the #UD below cannot be
+ * delivered (#GP), nor can that (#DF), and the CPU shuts down.  What a crashing kernel looks
+ * like to the VMM.
+ */
+static long sys_triple_fault(uint64_t a0, uint64_t a1, uint64_t a2)
+{
+	static const struct {
+		uint16_t limit;
+		uint64_t base;
+	} __attribute__((packed)) empty_idt = { 0, 0 };
+
+	__asm__ __volatile__("lidt %0; ud2" ::"m"(empty_idt));
+	__builtin_unreachable();
+}
+
 const rt_syscall_fn rt_syscall_table[RT_SYS_COUNT] = {
 	[RT_SYS_NOP] = sys_nop,
 	[RT_SYS_WRITE] = sys_write,
@@ -148,6 +164,7 @@ const rt_syscall_fn rt_syscall_table[RT_SYS_COUNT] = {
 	[RT_SYS_PIO_OUT] = sys_pio_out,
 	[RT_SYS_RDMSR] = sys_rdmsr,
 	[RT_SYS_WRMSR] = sys_wrmsr,
+	[RT_SYS_TRIPLE_FAULT] = sys_triple_fault,
 };
 
 /* The frame exception_common (entry.S) builds: pushed registers, then what the CPU pushed. */

@@ -57,6 +57,7 @@
 /* Interrupt vectors.  0-31 are exceptions; programs may use RT_VEC_USER_FIRST..LAST. */
 #define RT_VEC_WAKE 0x40  /* wakes a CPU sleeping in RT_SYS_WAIT */
 #define RT_VEC_TIMER 0x41 /* LAPIC one-shot timer: bounds RT_SYS_WAIT */
+#define RT_VEC_SCI 0x42	  /* the ACPI SCI, edge-triggered to CPU 0 (guest/rt/power.c) */
 #define RT_VEC_USER_FIRST 0x50
 #define RT_VEC_USER_LAST 0xef
 #define RT_VEC_SPURIOUS 0xff
@@ -65,19 +66,20 @@
  * Syscall numbers (RAX); arguments in RDI, RSI, RDX; result in RAX.  RCX, R8-R11 are
  * clobbered.  A syscall is a `ud2` at ring 3 (entry.S); the ring-0 side is guest/rt/kernel.c.
  */
-#define RT_SYS_NOP 0	    /* () -> 0 */
-#define RT_SYS_WRITE 1	    /* (buf, len): COM1, one rep outsb */
-#define RT_SYS_EXIT 2	    /* (code): debug-exit port, does not return */
-#define RT_SYS_WAIT 3	    /* (word, value, timeout_ns): hlt unless *word != value */
-#define RT_SYS_SEND_IPI 4   /* (apic id, ICR low dword) */
-#define RT_SYS_CPUID 5	    /* (leaf, subleaf, uint32_t out[4]) */
-#define RT_SYS_APIC_READ 6  /* (register offset) -> value */
-#define RT_SYS_APIC_WRITE 7 /* (register offset, value) */
-#define RT_SYS_PIO_IN 8	    /* (port, width 1/2/4) -> value */
-#define RT_SYS_PIO_OUT 9    /* (port, width 1/2/4, value) */
-#define RT_SYS_RDMSR 10	    /* (msr) -> value */
-#define RT_SYS_WRMSR 11	    /* (msr, value) */
-#define RT_SYS_COUNT 12
+#define RT_SYS_NOP 0	       /* () -> 0 */
+#define RT_SYS_WRITE 1	       /* (buf, len): COM1, one rep outsb */
+#define RT_SYS_EXIT 2	       /* (code): debug-exit port, does not return */
+#define RT_SYS_WAIT 3	       /* (word, value, timeout_ns): hlt unless *word != value */
+#define RT_SYS_SEND_IPI 4      /* (apic id, ICR low dword) */
+#define RT_SYS_CPUID 5	       /* (leaf, subleaf, uint32_t out[4]) */
+#define RT_SYS_APIC_READ 6     /* (register offset) -> value */
+#define RT_SYS_APIC_WRITE 7    /* (register offset, value) */
+#define RT_SYS_PIO_IN 8	       /* (port, width 1/2/4) -> value */
+#define RT_SYS_PIO_OUT 9       /* (port, width 1/2/4, value) */
+#define RT_SYS_RDMSR 10	       /* (msr) -> value */
+#define RT_SYS_WRMSR 11	       /* (msr, value) */
+#define RT_SYS_TRIPLE_FAULT 12 /* (): shuts the machine down the hard way */
+#define RT_SYS_COUNT 13
 
 /* Hardware. */
 #define RT_LAPIC_BASE 0xfee00000
