@@ -1,0 +1,376 @@
+/*
+ * vm_firmware_build: the ACPI and MP tables a guest reads to find its processors, parsed back
+ * the way a guest would.  For 1, 4 and 254 vCPUs: the RSDP at 0xE0000 with a valid checksum,
+ * RSDT -> MADT with valid checksums, exactly N enabled local APICs with ids 0..N-1, one IOAPIC
+ * at 0xFEC00000 with id N, the IRQ0 -> GSI 2 override; the MP floating pointer found by
+ * scanning 0xF0000-0xFFFFF, the configuration table's checksum, N processor entries with only
+ * CPU 0 the BSP, the IOAPIC and its IRQ0 -> pin 2 assignment.  0 and 255 vCPUs are refused.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "tests/unit/vm/vmtest.h"
+
+#define MIB (1ull << 20)
+
+static uint8_t sum8(const uint8_t *p, size_t n)
+{
+	uint8_t s = 0;
+
+	while (n--)
+		s += *p++;
+	return s;
+}
+
+static uint16_t rd16(const uint8_t *p)
+{
+	uint16_t v;
+
+	memcpy(&v, p, 2);
+	return v;
+}
+
+static uint32_t rd32(const uint8_t *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, 4);
+	return v;
+}
+
+static const uint8_t *guest(const struct vm_memory *mem, uint64_t gpa, uint64_t len)
+{
+	const uint8_t *p = vm_memory_ptr(mem, gpa, len);
+
+	assert_non_null(p);
+	return p;
+}
+
+/* An ACPI table at `gpa`: signature, length within the firmware area, checksum. */
+static const uint8_t *acpi_table(const struct vm_memory *mem, uint32_t gpa, const char *sig,
+				 uint32_t *len)
+{
+	const uint8_t *t = guest(mem, gpa, 36);
+
+	assert_memory_equal(t, sig, 4);
+	*len = rd32(t + 4);
+	assert_true(*len >= 36);
+	assert_true(gpa >= 0xe0000 && gpa + *len <= 0x100000);
+	t = guest(mem, gpa, *len);
+	assert_int_equal(sum8(t, *len), 0);
+	assert_memory_equal(t + 10, "LKSTEP", 6); /* OEM id */
+	return t;
+}
+
+/* The table with signature `sig` among the RSDT's entries; exactly one must exist. */
+static const uint8_t *rsdt_find(const struct vm_memory *mem, const uint8_t *rsdt, uint32_t rsdt_len,
+				const char *sig, uint32_t *len)
+{
+	const uint8_t *found = NULL;
+
+	for (uint32_t off = 36; off < rsdt_len; off += 4) {
+		uint32_t addr = rd32(rsdt + off);
+
+		assert_true(addr >= 0xe0000 && addr < 0x100000);
+		if (memcmp(guest(mem, addr, 4), sig, 4) != 0)
+			continue;
+		assert_null(found);
+		found = acpi_table(mem, addr, sig, len);
+	}
+	if (!found)
+		fail_msg("no %s table in the RSDT", sig);
+	return found;
+}
+
+static const uint8_t *find_rsdt(const struct vm_memory *mem, uint32_t *len)
+{
+	const uint8_t *rsdp = guest(mem, 0xe0000, 20), *rsdt;
+
+	assert_memory_equal(rsdp, "RSD PTR ", 8);
+	assert_int_equal(sum8(rsdp, 20), 0);
+	assert_int_equal(rsdp[15], 0); /* revision 0: ACPI 1.0, 20 bytes */
+	rsdt = acpi_table(mem, rd32(rsdp + 16), "RSDT", len);
+	assert_int_equal((*len - 36) % 4, 0);
+	/* Every table the RSDT lists is whole and checksummed. */
+	for (uint32_t off = 36; off < *len; off += 4) {
+		uint32_t addr = rd32(rsdt + off), tlen;
+		char sig[4];
+
+		memcpy(sig, guest(mem, addr, 4), 4);
+		acpi_table(mem, addr, sig, &tlen);
+	}
+	return rsdt;
+}
+
+static void check_acpi(const struct vm_memory *mem, uint32_t vcpus)
+{
+	const uint8_t *rsdt, *madt, *e, *end;
+	uint32_t rsdt_len, madt_len, lapics = 0, ioapics = 0, nmis = 0;
+	bool irq0_to_gsi2 = false;
+
+	rsdt = find_rsdt(mem, &rsdt_len);
+	madt = rsdt_find(mem, rsdt, rsdt_len, "APIC", &madt_len);
+	assert_int_equal(rd32(madt + 36), 0xfee00000); /* local APIC address */
+	assert_int_equal(rd32(madt + 40) & 1, 1);      /* PCAT_COMPAT */
+
+	end = madt + madt_len;
+	for (e = madt + 44; e < end; e += e[1]) {
+		assert_true(e[1] >= 2 && e + e[1] <= end);
+		switch (e[0]) {
+		case 0: /* processor local APIC */
+			assert_int_equal(e[1], 8);
+			assert_int_equal(e[2], lapics); /* ACPI processor id */
+			assert_int_equal(e[3], lapics); /* APIC id */
+			assert_int_equal(rd32(e + 4) & 1, 1);
+			lapics++;
+			break;
+		case 1: /* IOAPIC */
+			assert_int_equal(e[1], 12);
+			assert_int_equal(e[2], vcpus);
+			assert_int_equal(rd32(e + 4), 0xfec00000);
+			assert_int_equal(rd32(e + 8), 0); /* GSI base */
+			ioapics++;
+			break;
+		case 2: /* interrupt source override */
+			assert_int_equal(e[1], 10);
+			assert_int_equal(e[2], 0); /* ISA */
+			if (e[3] == 0) {
+				assert_false(irq0_to_gsi2);
+				assert_int_equal(rd32(e + 4), 2);
+				assert_int_equal(rd16(e + 8), 0); /* conforms to the bus */
+				irq0_to_gsi2 = true;
+			}
+			break;
+		case 4: /* local APIC NMI */
+			assert_int_equal(e[1], 6);
+			assert_int_equal(e[2], 0xff);
+			assert_int_equal(e[5], 1); /* LINT1 */
+			nmis++;
+			break;
+		default:
+			fail_msg("unexpected MADT entry type %u", e[0]);
+		}
+	}
+	assert_ptr_equal(e, end);
+	assert_int_equal(lapics, vcpus);
+	assert_int_equal(ioapics, 1);
+	assert_true(irq0_to_gsi2);
+	assert_int_equal(nmis, 1);
+}
+
+/* Scans for "_MP_" as a guest does: 16-byte boundaries, valid checksum. */
+static const uint8_t *find_mp(const struct vm_memory *mem)
+{
+	const uint8_t *found = NULL;
+
+	for (uint32_t a = 0xf0000; a < 0x100000; a += 16) {
+		const uint8_t *p = guest(mem, a, 16);
+
+		if (memcmp(p, "_MP_", 4) != 0)
+			continue;
+		assert_null(found); /* exactly one */
+		assert_int_equal(p[8], 1);
+		assert_int_equal(sum8(p, 16), 0);
+		found = p;
+	}
+	assert_non_null(found);
+	return found;
+}
+
+static void check_mp(const struct vm_memory *mem, uint32_t vcpus)
+{
+	const uint8_t *fp = find_mp(mem), *t, *e;
+	uint32_t cpus = 0, ioapics = 0, buses = 0, count = 0;
+	bool irq0_to_pin2 = false;
+	uint16_t len, entries;
+
+	assert_int_equal(fp[9], 4);  /* spec 1.4 */
+	assert_int_equal(fp[11], 0); /* a configuration table is present */
+	t = guest(mem, rd32(fp + 4), 44);
+	assert_memory_equal(t, "PCMP", 4);
+	len = rd16(t + 4);
+	entries = rd16(t + 34);
+	assert_true(rd32(fp + 4) + len <= 0x100000);
+	t = guest(mem, rd32(fp + 4), len);
+	assert_int_equal(sum8(t, len), 0);
+	assert_int_equal(t[6], 4);
+	assert_int_equal(rd32(t + 36), 0xfee00000);
+
+	for (e = t + 44; e < t + len; count++) {
+		switch (e[0]) {
+		case 0:						   /* processor */
+			assert_int_equal(e[1], cpus);		   /* APIC id */
+			assert_int_equal(e[3] & 1, 1);		   /* enabled */
+			assert_int_equal(!!(e[3] & 2), cpus == 0); /* BSP: CPU 0 only */
+			cpus++;
+			e += 20;
+			break;
+		case 1: /* bus */
+			assert_memory_equal(e + 2, "ISA   ", 6);
+			buses++;
+			e += 8;
+			break;
+		case 2: /* IOAPIC */
+			assert_int_equal(e[1], vcpus);
+			assert_int_equal(e[3] & 1, 1);
+			assert_int_equal(rd32(e + 4), 0xfec00000);
+			ioapics++;
+			e += 8;
+			break;
+		case 3:				       /* I/O interrupt assignment */
+			assert_int_equal(e[6], vcpus); /* destination IOAPIC id */
+			if (e[1] == 0 && e[5] == 0)
+				irq0_to_pin2 = e[7] == 2;
+			e += 8;
+			break;
+		case 4: /* local interrupt assignment */
+			e += 8;
+			break;
+		default:
+			fail_msg("unexpected MP entry type %u", e[0]);
+		}
+	}
+	assert_ptr_equal(e, t + len);
+	assert_int_equal(count, entries);
+	assert_int_equal(cpus, vcpus);
+	assert_int_equal(buses, 1);
+	assert_int_equal(ioapics, 1);
+	assert_true(irq0_to_pin2);
+}
+
+static void build_and_check(uint32_t vcpus)
+{
+	struct vm_memory mem;
+
+	assert_int_equal(vm_memory_init(&mem, 8 * MIB), 0);
+	/* Leftovers in the area must not survive. */
+	memset(vm_memory_ptr(&mem, 0xe0000, 0x20000), 0x5a, 0x20000);
+	assert_int_equal(vm_firmware_build(&mem, vcpus), 0);
+	check_acpi(&mem, vcpus);
+	check_mp(&mem, vcpus);
+	vm_memory_fini(&mem);
+}
+
+static void test_one_vcpu(void **state)
+{
+	build_and_check(1);
+}
+
+static void test_four_vcpus(void **state)
+{
+	build_and_check(4);
+}
+
+static void test_max_vcpus(void **state)
+{
+	build_and_check(254);
+}
+
+/* Building again with fewer vCPUs leaves no entry of the larger machine behind. */
+static void test_rebuild_smaller(void **state)
+{
+	struct vm_memory mem;
+
+	assert_int_equal(vm_memory_init(&mem, 8 * MIB), 0);
+	assert_int_equal(vm_firmware_build(&mem, 254), 0);
+	assert_int_equal(vm_firmware_build(&mem, 2), 0);
+	check_acpi(&mem, 2);
+	check_mp(&mem, 2);
+	/* Nothing outside the firmware area was written. */
+	assert_int_equal(*(const uint8_t *)guest(&mem, 0xdffff, 1), 0);
+	assert_int_equal(*(const uint8_t *)guest(&mem, 0x100000, 1), 0);
+	vm_memory_fini(&mem);
+}
+
+/* The RSDT entry with signature `sig`, or 0. */
+static uint32_t rsdt_lookup(const struct vm_memory *mem, const char *sig)
+{
+	uint32_t rsdt_len;
+	const uint8_t *rsdt = find_rsdt(mem, &rsdt_len);
+
+	for (uint32_t off = 36; off < rsdt_len; off += 4)
+		if (memcmp(guest(mem, rd32(rsdt + off), 4), sig, 4) == 0)
+			return rd32(rsdt + off);
+	return 0;
+}
+
+/*
+ * The ACPI 1.0 FADT, where the machine has one (the PM registers of the power button and
+ * soft-off): 116 bytes with every field at its offset in the specification (ACPI 1.0b
+ * table 5-7), the FACS 64-byte aligned, the DSDT whole.
+ */
+static void test_fadt_layout(void **state)
+{
+	struct vm_memory mem;
+	const uint8_t *fadt, *facs, *dsdt;
+	uint32_t addr, len, dsdt_len;
+
+	assert_int_equal(vm_memory_init(&mem, 8 * MIB), 0);
+	assert_int_equal(vm_firmware_build(&mem, 4), 0);
+	addr = rsdt_lookup(&mem, "FACP");
+	if (!addr) {
+		vm_memory_fini(&mem);
+		skip(); /* no FADT in this machine */
+	}
+	fadt = acpi_table(&mem, addr, "FACP", &len);
+	assert_int_equal(len, 116);
+	assert_int_equal(fadt[8], 1); /* revision */
+
+	facs = guest(&mem, rd32(fadt + 36), 64);
+	assert_int_equal(rd32(fadt + 36) % 64, 0);
+	assert_memory_equal(facs, "FACS", 4);
+	assert_int_equal(rd32(facs + 4), 64);
+	dsdt = acpi_table(&mem, rd32(fadt + 40), "DSDT", &dsdt_len);
+	assert_non_null(memmem(dsdt + 36, dsdt_len - 36, "_S5_", 4));
+
+	assert_int_equal(rd16(fadt + 46), 9);	  /* SCI_INT */
+	assert_int_equal(rd32(fadt + 48), 0);	  /* SMI_CMD: always in ACPI mode */
+	assert_int_equal(rd32(fadt + 56), 0x600); /* PM1a_EVT_BLK */
+	assert_int_equal(rd32(fadt + 64), 0x604); /* PM1a_CNT_BLK */
+	assert_int_equal(rd32(fadt + 76), 0);	  /* PM_TMR_BLK */
+	assert_int_equal(fadt[88], 4);		  /* PM1_EVT_LEN */
+	assert_int_equal(fadt[89], 2);		  /* PM1_CNT_LEN */
+	assert_int_equal(fadt[91], 0);		  /* PM_TM_LEN */
+	assert_true(rd16(fadt + 96) > 100);	  /* P_LVL2_LAT: no C2 */
+	assert_true(rd16(fadt + 98) > 1000);	  /* P_LVL3_LAT: no C3 */
+	assert_int_equal(rd32(fadt + 112), 0x25); /* flags: WBINVD, PROC_C1, SLP_BUTTON */
+	vm_memory_fini(&mem);
+}
+
+static void test_refused(void **state)
+{
+	struct vm_memory mem;
+
+	assert_int_equal(vm_memory_init(&mem, 8 * MIB), 0);
+	assert_int_equal(vm_firmware_build(&mem, 0), -EINVAL);
+	assert_int_equal(vm_firmware_build(&mem, 255), -EINVAL);
+	assert_int_equal(vm_firmware_build(&mem, UINT32_MAX), -EINVAL);
+	vm_memory_fini(&mem);
+
+	/* RAM that does not reach the top of the firmware area. */
+	assert_int_equal(vm_memory_init(&mem, 0x100000 - 0x1000), 0);
+	assert_int_equal(vm_firmware_build(&mem, 1), -ENOMEM);
+	vm_memory_fini(&mem);
+	assert_int_equal(vm_memory_init(&mem, 0x100000), 0);
+	assert_int_equal(vm_firmware_build(&mem, 1), 0);
+	check_acpi(&mem, 1);
+	vm_memory_fini(&mem);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_one_vcpu),    cmocka_unit_test(test_four_vcpus),
+		cmocka_unit_test(test_max_vcpus),   cmocka_unit_test(test_rebuild_smaller),
+		cmocka_unit_test(test_fadt_layout), cmocka_unit_test(test_refused),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

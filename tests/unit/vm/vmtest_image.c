@@ -1,0 +1,168 @@
+/*
+ * Guest images for the loader tests and the multiboot fuzz seeds, built in memory: an ELF32 or
+ * ELF64 executable with a multiboot header and program headers at fixed offsets (vmtest.h),
+ * segment bytes in a known pattern, or a flat a.out-kludge image.  The builders take whatever
+ * they are given, including nonsense, so tests can describe broken images too.
+ */
+#include <elf.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/unit/vm/vmtest.h"
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	memcpy(p, &v, 4);
+}
+
+void vmtest_mb_header(uint8_t *p, uint32_t flags)
+{
+	put32(p, VMTEST_MB_MAGIC);
+	put32(p + 4, flags);
+	put32(p + 8, -(VMTEST_MB_MAGIC + flags));
+}
+
+static uint64_t round_up(uint64_t v, uint64_t align)
+{
+	return (v + align - 1) / align * align;
+}
+
+uint64_t vmtest_elf_data_offset(const struct vmtest_elf *spec, unsigned i)
+{
+	uint64_t off = VMTEST_ELF_DATA;
+
+	for (unsigned j = 0; j < i; j++)
+		off += round_up(spec->seg[j].filesz, VMTEST_ELF_DATA_ALIGN);
+	return off;
+}
+
+static void put_ehdr(const struct vmtest_elf *spec, uint8_t *buf)
+{
+	if (spec->is64) {
+		Elf64_Ehdr eh = {
+			.e_type = ET_EXEC,
+			.e_machine = EM_X86_64,
+			.e_version = EV_CURRENT,
+			.e_entry = spec->entry,
+			.e_phoff = VMTEST_ELF_PHOFF,
+			.e_ehsize = sizeof(Elf64_Ehdr),
+			.e_phentsize = sizeof(Elf64_Phdr),
+			.e_phnum = (uint16_t)spec->nr_segments,
+		};
+
+		memcpy(eh.e_ident, ELFMAG, SELFMAG);
+		eh.e_ident[EI_CLASS] = ELFCLASS64;
+		eh.e_ident[EI_DATA] = ELFDATA2LSB;
+		eh.e_ident[EI_VERSION] = EV_CURRENT;
+		memcpy(buf, &eh, sizeof(eh));
+	} else {
+		Elf32_Ehdr eh = {
+			.e_type = ET_EXEC,
+			.e_machine = EM_386,
+			.e_version = EV_CURRENT,
+			.e_entry = (Elf32_Addr)spec->entry,
+			.e_phoff = VMTEST_ELF_PHOFF,
+			.e_ehsize = sizeof(Elf32_Ehdr),
+			.e_phentsize = sizeof(Elf32_Phdr),
+			.e_phnum = (uint16_t)spec->nr_segments,
+		};
+
+		memcpy(eh.e_ident, ELFMAG, SELFMAG);
+		eh.e_ident[EI_CLASS] = ELFCLASS32;
+		eh.e_ident[EI_DATA] = ELFDATA2LSB;
+		eh.e_ident[EI_VERSION] = EV_CURRENT;
+		memcpy(buf, &eh, sizeof(eh));
+	}
+}
+
+static void put_phdr(const struct vmtest_elf *spec, unsigned i, uint8_t *buf)
+{
+	const struct vmtest_segment *s = &spec->seg[i];
+	uint64_t off = vmtest_elf_data_offset(spec, i);
+	uint32_t type = s->type ? s->type : PT_LOAD;
+
+	if (spec->is64) {
+		Elf64_Phdr ph = {
+			.p_type = type,
+			.p_flags = PF_R | PF_X,
+			.p_offset = off,
+			.p_vaddr = s->vaddr,
+			.p_paddr = s->paddr,
+			.p_filesz = s->filesz,
+			.p_memsz = s->memsz,
+			.p_align = 0x1000,
+		};
+
+		memcpy(buf + VMTEST_ELF_PHOFF + i * sizeof(ph), &ph, sizeof(ph));
+	} else {
+		Elf32_Phdr ph = {
+			.p_type = type,
+			.p_flags = PF_R | PF_X,
+			.p_offset = (Elf32_Off)off,
+			.p_vaddr = (Elf32_Addr)s->vaddr,
+			.p_paddr = (Elf32_Addr)s->paddr,
+			.p_filesz = (Elf32_Word)s->filesz,
+			.p_memsz = (Elf32_Word)s->memsz,
+			.p_align = 0x1000,
+		};
+
+		memcpy(buf + VMTEST_ELF_PHOFF + i * sizeof(ph), &ph, sizeof(ph));
+	}
+}
+
+int vmtest_build_elf(const struct vmtest_elf *spec, uint8_t **out, size_t *len)
+{
+	size_t mb_offset = spec->mb_offset ? spec->mb_offset : VMTEST_ELF_MB_OFFSET;
+	unsigned last = spec->nr_segments - 1;
+	uint64_t size;
+	uint8_t *buf;
+
+	if (spec->nr_segments == 0 || spec->nr_segments > VMTEST_MAX_SEGMENTS)
+		return -EINVAL;
+	/* The file ends with the last segment's bytes. */
+	size = vmtest_elf_data_offset(spec, last) + spec->seg[last].filesz;
+	if (size < mb_offset + 12)
+		size = mb_offset + 12;
+	buf = calloc(1, size);
+	if (!buf)
+		return -ENOMEM;
+	put_ehdr(spec, buf);
+	if (!spec->no_multiboot)
+		vmtest_mb_header(buf + mb_offset, spec->mb_flags);
+	for (unsigned i = 0; i < spec->nr_segments; i++) {
+		uint64_t off = vmtest_elf_data_offset(spec, i);
+
+		put_phdr(spec, i, buf);
+		for (uint64_t k = 0; k < spec->seg[i].filesz; k++)
+			buf[off + k] = vmtest_pattern(i, k);
+	}
+	*out = buf;
+	*len = size;
+	return 0;
+}
+
+int vmtest_build_flat(const struct vmtest_flat *spec, uint8_t **out, size_t *len)
+{
+	uint32_t flags = VMTEST_MB_AOUT_KLUDGE | spec->extra_flags;
+	uint8_t *buf, *h;
+
+	if (spec->header_offset + 32 > spec->file_size)
+		return -EINVAL;
+	buf = malloc(spec->file_size);
+	if (!buf)
+		return -ENOMEM;
+	for (size_t k = 0; k < spec->file_size; k++)
+		buf[k] = vmtest_pattern(0, k);
+	h = buf + spec->header_offset;
+	vmtest_mb_header(h, flags);
+	put32(h + 12, spec->header_addr ? spec->header_addr :
+					  spec->load_addr + (uint32_t)spec->header_offset);
+	put32(h + 16, spec->load_addr);
+	put32(h + 20, spec->load_end_addr);
+	put32(h + 24, spec->bss_end_addr);
+	put32(h + 28, spec->entry_addr);
+	*out = buf;
+	*len = spec->file_size;
+	return 0;
+}
