@@ -10,19 +10,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "vm/vm.h"
+#include "tests/unit/vm/vmtest.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static char *dump(const struct vm_config *cfg)
 {
-	json_t *obj = vm_config_to_json(cfg);
-	char *s;
+	char *s = vmtest_config_dump(cfg);
 
-	if (!obj)
-		abort();
-	s = json_dumps(obj, JSON_SORT_KEYS | JSON_COMPACT);
-	json_decref(obj);
 	if (!s)
 		abort();
 	return s;

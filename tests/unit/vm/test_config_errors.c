@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "vm/vm.h"
+#include "tests/unit/vm/vmtest.h"
 
 /* A config that differs from the defaults everywhere, to see that a failed parse keeps it. */
 static const char base_definition[] =
@@ -26,12 +26,8 @@ static const char base_definition[] =
 
 static char *dump(const struct vm_config *cfg)
 {
-	json_t *obj = vm_config_to_json(cfg);
-	char *s;
+	char *s = vmtest_config_dump(cfg);
 
-	assert_non_null(obj);
-	s = json_dumps(obj, JSON_SORT_KEYS | JSON_COMPACT);
-	json_decref(obj);
 	assert_non_null(s);
 	return s;
 }

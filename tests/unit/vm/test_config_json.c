@@ -16,7 +16,7 @@
 
 #include <cmocka.h>
 
-#include "vm/vm.h"
+#include "tests/unit/vm/vmtest.h"
 
 static const char full_definition[] =
 	"{\"name\": \"db\", \"uuid\": \"00000000-0000-0000-0000-0000000000ff\", \"vcpus\": 254, "
@@ -31,12 +31,8 @@ static const char full_definition[] =
 
 static char *dump(const struct vm_config *cfg)
 {
-	json_t *obj = vm_config_to_json(cfg);
-	char *s;
+	char *s = vmtest_config_dump(cfg);
 
-	assert_non_null(obj);
-	s = json_dumps(obj, JSON_SORT_KEYS | JSON_COMPACT);
-	json_decref(obj);
 	assert_non_null(s);
 	return s;
 }

@@ -15,6 +15,18 @@
 
 #include "vm/vm_internal.h"
 
+/* ---- VM definitions ---- */
+
+/* The definition as compact JSON with sorted keys (malloc'ed), to compare two configs. */
+static inline char *vmtest_config_dump(const struct vm_config *cfg)
+{
+	json_t *obj = vm_config_to_json(cfg);
+	char *s = obj ? json_dumps(obj, JSON_SORT_KEYS | JSON_COMPACT) : NULL;
+
+	json_decref(obj);
+	return s;
+}
+
 /* ---- guest images ---- */
 
 #define VMTEST_MB_MAGIC 0x1badb002u
