@@ -89,30 +89,35 @@ int hv_vcpu_set_cpuid(struct hv_vcpu *vcpu, const struct kvm_cpuid2 *cpuid)
 	return hv_ioctl(vcpu->fd, KVM_SET_CPUID2, (void *)cpuid);
 }
 
+/* struct kvm_msrs ends in a flexible array: room for one entry behind it. */
+union one_msr {
+	struct kvm_msrs hdr;
+	uint8_t bytes[sizeof(struct kvm_msrs) + sizeof(struct kvm_msr_entry)];
+};
+
 int hv_vcpu_get_msr(struct hv_vcpu *vcpu, uint32_t index, uint64_t *value)
 {
-	struct {
-		struct kvm_msrs hdr;
-		struct kvm_msr_entry entry;
-	} msrs = { .hdr.nmsrs = 1, .entry.index = index };
-	int ret = hv_ioctl(vcpu->fd, KVM_GET_MSRS, &msrs);
+	union one_msr m = { .hdr.nmsrs = 1 };
+	int ret;
 
+	m.hdr.entries[0].index = index;
+	ret = hv_ioctl(vcpu->fd, KVM_GET_MSRS, &m);
 	if (ret < 0)
 		return ret;
 	if (ret != 1)
 		return -EINVAL; /* KVM returns how many it read: 0 = not an MSR it knows */
-	*value = msrs.entry.data;
+	*value = m.hdr.entries[0].data;
 	return 0;
 }
 
 int hv_vcpu_set_msr(struct hv_vcpu *vcpu, uint32_t index, uint64_t value)
 {
-	struct {
-		struct kvm_msrs hdr;
-		struct kvm_msr_entry entry;
-	} msrs = { .hdr.nmsrs = 1, .entry = { .index = index, .data = value } };
-	int ret = hv_ioctl(vcpu->fd, KVM_SET_MSRS, &msrs);
+	union one_msr m = { .hdr.nmsrs = 1 };
+	int ret;
 
+	m.hdr.entries[0].index = index;
+	m.hdr.entries[0].data = value;
+	ret = hv_ioctl(vcpu->fd, KVM_SET_MSRS, &m);
 	if (ret < 0)
 		return ret;
 	return ret == 1 ? 0 : -EINVAL;

@@ -160,7 +160,8 @@ static inline bool util_cpuset_has(const struct util_cpuset *set, unsigned cpu)
 }
 
 unsigned util_cpuset_count(const struct util_cpuset *set);
-/* "0-3,6,8-9" (libvirt/taskset list syntax); -EINVAL on anything else or an empty set. */
+/* "0-3,6,8-9" (libvirt/taskset list syntax); -EINVAL on anything else or an empty string,
+ * -ERANGE for a CPU of 1024 or more. */
 int util_cpuset_parse(const char *s, struct util_cpuset *set);
 /* The list form of `set`, in canonical ranges; -ENAMETOOLONG if it did not fit. */
 int util_cpuset_format(const struct util_cpuset *set, char *buf, size_t size);

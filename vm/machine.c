@@ -25,28 +25,36 @@
 
 void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, int exit_code)
 {
-	int expected = VM_STOP_NONE;
 	uint64_t one = 1;
 
-	/* exit_code is published before the reason, which readers acquire. */
-	if (atomic_load(&vm->stop_reason) != VM_STOP_NONE)
+	/* The first request decides both the reason and the code, together. */
+	pthread_mutex_lock(&vm->stop_lock);
+	if (atomic_load(&vm->stop_reason) != VM_STOP_NONE) {
+		pthread_mutex_unlock(&vm->stop_lock);
 		return;
+	}
 	vm->exit_code = exit_code;
-	if (!atomic_compare_exchange_strong(&vm->stop_reason, &expected, (int)reason))
-		return;
+	atomic_store_explicit(&vm->stop_reason, (int)reason, memory_order_release);
+	pthread_mutex_unlock(&vm->stop_lock);
 	if (write(vm->stop_fd, &one, sizeof(one)) < 0) {
 		/* The counter cannot overflow with one write; nothing else can fail here. */
 	}
 }
 
-int vm_exit_status(const struct vm *vm)
+int vm_exit_status(struct vm *vm)
 {
-	switch (atomic_load(&vm->stop_reason)) {
+	int reason, code;
+
+	pthread_mutex_lock(&vm->stop_lock);
+	reason = atomic_load(&vm->stop_reason);
+	code = vm->exit_code;
+	pthread_mutex_unlock(&vm->stop_lock);
+	switch (reason) {
 	case VM_STOP_GUEST_EXIT:
 	case VM_STOP_GUEST_CRASH:
 	case VM_STOP_ERROR:
 	case VM_STOP_TIMEOUT:
-		return vm->exit_code;
+		return code;
 	default:
 		return VM_EXIT_OK;
 	}
@@ -121,11 +129,17 @@ static int add_devices(struct vm *vm)
 
 static int create_vcpus(struct vm *vm)
 {
-	int ret = 0;
+	int ret;
 
 	vm->vcpus = calloc(vm->cfg.vcpus, sizeof(*vm->vcpus));
 	if (!vm->vcpus)
 		return -ENOMEM;
+	/* Every gate starts open: without lockstepd's scheduler the vCPUs run freely. */
+	ret = sched_page_create(vm->cfg.vcpus, &vm->sched_fd, &vm->sched_page);
+	if (ret)
+		return ret;
+	for (uint32_t i = 0; i < vm->cfg.vcpus; i++)
+		vm->vcpus[i].slot = &vm->sched_page->slot[i];
 	for (uint32_t i = 0; i < vm->cfg.vcpus && !ret; i++) {
 		ret = vm_vcpu_init(vm, &vm->vcpus[i], i);
 		if (!ret)
@@ -245,10 +259,12 @@ int vm_create(const struct vm_config *cfg, const struct vm_options *opts, struct
 	}
 	vm->start_ns = opts->start_ns ? opts->start_ns : util_now_ns();
 	vm->serial_fd = -1;
-	vm->kick_signal = SIGUSR1;
+	vm->sched_fd = -1;
+	vm->kick_signal = VM_KICK_SIGNAL;
 	snprintf(prefix, sizeof(prefix), "lockstep-vm[%s]", cfg->name);
 	util_log_init(&vm->log, prefix, opts->quiet ? UTIL_LOG_ERROR : UTIL_LOG_INFO, 2);
 	util_ratelimit_init(&vm->guest_log_limit, 5ull * 1000000000ull, 10);
+	pthread_mutex_init(&vm->stop_lock, NULL);
 	vm->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (vm->stop_fd < 0) {
 		free(vm);
@@ -277,6 +293,9 @@ void vm_destroy(struct vm *vm)
 		vm_vcpu_fini(&vm->vcpus[i]);
 	}
 	free(vm->vcpus);
+	sched_page_unmap(vm->sched_page);
+	if (vm->sched_fd >= 0)
+		close(vm->sched_fd);
 	vm_doorbell_free(vm->doorbell);
 	vm_lockwatch_free(vm->lockwatch);
 	vm_acpi_pm_free(vm->acpi_pm);
@@ -289,6 +308,7 @@ void vm_destroy(struct vm *vm)
 	if (vm->serial_fd >= 0)
 		close(vm->serial_fd);
 	close(vm->stop_fd);
+	pthread_mutex_destroy(&vm->stop_lock);
 	vm_config_fini(&vm->cfg);
 	free(vm);
 }

@@ -19,6 +19,7 @@
 #include "hv/hv.h"
 #include "pvlock/pvlock.h"
 #include "pvlock/sampler.h"
+#include "sched/sched.h"
 #include "util/util.h"
 #include "vm/vm.h"
 
@@ -212,6 +213,7 @@ struct vm_vcpu {
 	atomic_int tid;			    /* host thread id, 0 until the thread runs */
 	atomic_uint_least64_t kick_sent_ns; /* when the last kick was sent, 0 = consumed */
 	struct vm_vcpu_counters counters;   /* written by the vCPU thread only */
+	struct sched_slot *slot;	    /* its gate in the sched page */
 	struct util_samples kick_latency;   /* kick sent -> KVM_RUN returned, in ns */
 };
 
@@ -263,10 +265,13 @@ struct vm {
 
 	uint32_t nr_vcpus;
 	struct vm_vcpu *vcpus;
+	int sched_fd; /* the sched page's memfd, which lockstepd maps through /proc */
+	struct sched_page *sched_page;
 
-	int stop_fd;		/* eventfd: written once when the VM must stop */
-	atomic_int stop_reason; /* enum vm_stop_reason; first writer wins */
-	int exit_code;		/* the process exit status that goes with stop_reason */
+	int stop_fd;		   /* eventfd: written once when the VM must stop */
+	pthread_mutex_t stop_lock; /* makes stop_reason and exit_code one decision */
+	atomic_int stop_reason;	   /* enum vm_stop_reason; first writer wins */
+	int exit_code;		   /* the process exit status that goes with stop_reason */
 };
 
 struct vm_options {
@@ -316,7 +321,7 @@ static inline bool vm_stopping(const struct vm *vm)
 {
 	return atomic_load_explicit(&vm->stop_reason, memory_order_acquire) != VM_STOP_NONE;
 }
-int vm_exit_status(const struct vm *vm);
+int vm_exit_status(struct vm *vm);
 /* Waits until the VM stops or `deadline_ns` (CLOCK_MONOTONIC) passes; true if stopped. */
 bool vm_wait_stop(struct vm *vm, uint64_t deadline_ns);
 

@@ -27,6 +27,7 @@ struct vm *vmtest_vm_new(const char *name, uint32_t vcpus, uint64_t memory, int 
 	vm->pio.name = "pio";
 	vm->mmio.name = "mmio";
 	vm->serial_fd = -1;
+	pthread_mutex_init(&vm->stop_lock, NULL);
 	vm->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (vm->stop_fd < 0 || vm_memory_init(&vm->mem, memory)) {
 		if (vm->stop_fd >= 0)
