@@ -91,6 +91,12 @@ int daemon_init(struct daemon *d, const struct daemon_options *opts)
 		return ret;
 	if (topology_init(d))
 		util_log(&d->log, UTIL_LOG_WARN, "hwloc could not read the host topology");
+	topology_sched_host(d, &d->host);
+	ret = scheduler_new(&d->host, VM_KICK_SIGNAL, &d->scheduler);
+	if (ret) {
+		util_log(&d->log, UTIL_LOG_ERROR, "cannot start the scheduler: %s", strerror(-ret));
+		return ret;
+	}
 	uv_timer_init(d->loop, &d->console_timer);
 	d->console_timer.data = d;
 	uv_signal_init(d->loop, &d->sig_term);
@@ -129,6 +135,9 @@ void daemon_fini(struct daemon *d)
 	struct util_list *pos, *tmp;
 
 	d->quitting = true;
+	/* First: with the scheduler gone every gate is open and the VMs run on unscheduled. */
+	scheduler_free(d->scheduler);
+	d->scheduler = NULL;
 	if (d->loop) {
 		server_close(d);
 		/* Workers are left running; only our handles on them go. */

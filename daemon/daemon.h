@@ -18,6 +18,7 @@
 #include <uv.h>
 
 #include "api/api.h"
+#include "daemon/scheduler.h"
 #include "util/util.h"
 #include "vm/vm.h"
 
@@ -100,6 +101,7 @@ struct dvm {
 	bool destroying; /* vm.destroy in progress: the worker's end is no crash */
 	bool undefine_pending;
 	uint64_t pvlock_events; /* preemption episodes the worker reported */
+	bool scheduled;		/* handed to the scheduler thread (under its domain id) */
 };
 
 /*
@@ -211,9 +213,25 @@ void console_unfollow_vm(struct daemon *d, struct dvm *vm);
 int topology_init(struct daemon *d);
 void topology_fini(struct daemon *d);
 json_t *topology_json(struct daemon *d);
+/* The host's CPUs (cores, SMT siblings, NUMA nodes) as the scheduler wants them. */
+void topology_sched_host(struct daemon *d, struct sched_host *host);
+
+/* ---- scheduling glue (daemon/schedglue.c) ---- */
+
+/* The engine's parameters for a definition (pins included; `pins` has cfg.vcpus entries). */
+void dvm_sched_params(const struct vm_config *cfg, struct sched_vm_params *p,
+		      struct util_cpuset *pins);
+/* Refuses a policy the host cannot give the VM; fills err.  0 or -E2BIG/-EINVAL. */
+int dvm_sched_check(struct daemon *d, const struct vm_config *cfg, char *err, size_t err_len);
+/* Hands a running VM to the scheduler (after its worker's hello); logs failures. */
+void dvm_sched_attach(struct dvm *vm, int sched_fd);
+void dvm_sched_detach(struct dvm *vm);
 
 /* ---- methods (daemon/methods.c) ---- */
 
+void method_sched_get(void *ctx, struct api_call *call, json_t *params);
+void method_sched_set(void *ctx, struct api_call *call, json_t *params);
+void method_sched_stats(void *ctx, struct api_call *call, json_t *params);
 extern const struct api_method daemon_methods[];
 extern const size_t daemon_nr_methods;
 json_t *dvm_summary_json(struct dvm *vm);
@@ -258,7 +276,9 @@ struct daemon {
 	bool console_timer_on;
 	struct util_list follows; /* every console follower */
 
-	void *topology; /* hwloc_topology_t */
+	void *topology;		/* hwloc_topology_t */
+	struct sched_host host; /* the CPUs VMs may use, for the scheduler */
+	struct scheduler *scheduler;
 	bool quitting;
 };
 

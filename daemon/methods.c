@@ -131,6 +131,10 @@ static void vm_define(void *ctx, struct api_call *call, json_t *params)
 	}
 	if (!absolute_paths(call, &cfg))
 		goto out;
+	if (dvm_sched_check(d, &cfg, err, sizeof(err))) {
+		api_call_fail(call, API_BAD_DEFINITION, "%s", err);
+		goto out;
+	}
 	vm = registry_find(d, cfg.name);
 	if (vm && cfg.uuid[0] && strcasecmp(cfg.uuid, vm->cfg.uuid) != 0) {
 		api_call_fail(call, API_VM_EXISTS, "VM %s exists with another uuid (%s)", cfg.name,
@@ -378,12 +382,13 @@ static void vcpu_pin(void *ctx, struct api_call *call, json_t *params)
 }
 
 const struct api_method daemon_methods[] = {
-	{ "daemon.info", daemon_info, false }, { "events.subscribe", events_subscribe, false },
-	{ "vm.define", vm_define, true },      { "vm.undefine", vm_undefine, true },
-	{ "vm.start", vm_start, true },	       { "vm.shutdown", vm_shutdown, true },
-	{ "vm.destroy", vm_destroy, true },    { "vm.list", vm_list, false },
-	{ "vm.info", vm_info, false },	       { "vm.console", vm_console, false },
-	{ "vcpu.pin", vcpu_pin, true },
+	{ "daemon.info", daemon_info, false },	 { "events.subscribe", events_subscribe, false },
+	{ "vm.define", vm_define, true },	 { "vm.undefine", vm_undefine, true },
+	{ "vm.start", vm_start, true },		 { "vm.shutdown", vm_shutdown, true },
+	{ "vm.destroy", vm_destroy, true },	 { "vm.list", vm_list, false },
+	{ "vm.info", vm_info, false },		 { "vm.console", vm_console, false },
+	{ "vcpu.pin", vcpu_pin, true },		 { "sched.get", method_sched_get, false },
+	{ "sched.set", method_sched_set, true }, { "sched.stats", method_sched_stats, false },
 };
 
 const size_t daemon_nr_methods = sizeof(daemon_methods) / sizeof(daemon_methods[0]);

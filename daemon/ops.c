@@ -168,6 +168,8 @@ int dvm_op_pin(struct dvm *vm, uint32_t vcpu, const struct util_cpuset *cpus, bo
 			return API_SYSTEM_ERROR;
 		}
 		*live = true;
+		if (vm->scheduled) /* the scheduler keeps the pin rather than placing it anew */
+			scheduler_set_pin(vm->d->scheduler, vm->domain_id, vcpu, cpus);
 	}
 	if (config || !vm->worker) {
 		int ret = dvm_set_pin(vm, vcpu, cpus);

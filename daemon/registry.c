@@ -302,6 +302,7 @@ void dvm_worker_gone(struct dvm *vm, bool crashed, const char *reason, int statu
 	bool destroyed = vm->destroying;
 	bool restart = false, reboot = false;
 
+	dvm_sched_detach(vm);
 	vm->worker = NULL;
 	vm->destroying = false;
 	worker_free(w);

@@ -6,6 +6,8 @@
 #include <errno.h>
 #include <hwloc.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "daemon/daemon.h"
 
@@ -76,4 +78,37 @@ json_t *topology_json(struct daemon *d)
 			 objects_json(topo, HWLOC_OBJ_NUMANODE), "core_list",
 			 objects_json(topo, HWLOC_OBJ_CORE), "allowed_cpus",
 			 cpuset_json(hwloc_topology_get_allowed_cpuset(topo)));
+}
+
+void topology_sched_host(struct daemon *d, struct sched_host *host)
+{
+	hwloc_topology_t topo = d->topology;
+	hwloc_const_cpuset_t allowed;
+	int n;
+
+	memset(host, 0, sizeof(*host));
+	if (!topo) {
+		/* No topology: every online CPU its own core. */
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+		for (long i = 0; i < cpus && i < SCHED_MAX_CPUS; i++)
+			host->cpu[host->nr_cpus++] =
+				(struct sched_cpu){ .os_index = (uint32_t)i, .core = (uint32_t)i };
+		return;
+	}
+	allowed = hwloc_topology_get_allowed_cpuset(topo);
+	n = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_PU);
+	for (int i = 0; i < n && host->nr_cpus < SCHED_MAX_CPUS; i++) {
+		hwloc_obj_t pu = hwloc_get_obj_by_type(topo, HWLOC_OBJ_PU, (unsigned)i);
+		hwloc_obj_t core = hwloc_get_ancestor_obj_by_type(topo, HWLOC_OBJ_CORE, pu);
+		hwloc_obj_t node = hwloc_get_ancestor_obj_by_type(topo, HWLOC_OBJ_NUMANODE, pu);
+
+		if (!hwloc_bitmap_isset(allowed, pu->os_index))
+			continue;
+		host->cpu[host->nr_cpus++] = (struct sched_cpu){
+			.os_index = pu->os_index,
+			.core = core ? core->logical_index : pu->logical_index,
+			.numa = node ? node->logical_index : 0,
+		};
+	}
 }

@@ -122,8 +122,11 @@ static void handle_event(struct worker *w, json_t *msg, const char *event)
 	struct dvm *vm = w->vm;
 
 	if (strcmp(event, "hello") == 0) {
+		json_t *fd = json_object_get(msg, "sched_fd");
+
 		json_decref(w->vcpus);
 		w->vcpus = json_incref(json_object_get(msg, "vcpus"));
+		dvm_sched_attach(vm, fd ? (int)json_integer_value(fd) : -1);
 		if (vm->state == DVM_STARTING)
 			dvm_set_state(vm, DVM_RUNNING, "booted");
 	} else if (strcmp(event, "pvlock") == 0) {
@@ -134,6 +137,10 @@ static void handle_event(struct worker *w, json_t *msg, const char *event)
 		json_object_set_new(ev, "type", json_string("pvlock"));
 		json_object_set_new(ev, "vm", json_string(vm->cfg.name));
 		vm->pvlock_events++;
+		if (!json_is_true(json_object_get(msg, "ended")) && vm->scheduled)
+			scheduler_preempted(
+				vm->d->scheduler, vm->domain_id,
+				(uint32_t)json_integer_value(json_object_get(msg, "culprit")));
 		events_emit(vm->d, ev);
 	} else if (strcmp(event, "stopped") == 0) {
 		const char *reason = json_string_value(json_object_get(msg, "reason"));

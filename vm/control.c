@@ -155,9 +155,9 @@ static json_t *vcpu_list(struct vm *vm)
 
 static json_t *info_json(struct vm *vm)
 {
-	return json_pack("{s:i, s:s, s:s, s:o}", "pid", (int)getpid(), "name", vm->cfg.name,
+	return json_pack("{s:i, s:s, s:s, s:o, s:i}", "pid", (int)getpid(), "name", vm->cfg.name,
 			 "state", vm_stop_reason_name(atomic_load(&vm->stop_reason)), "vcpus",
-			 vcpu_list(vm));
+			 vcpu_list(vm), "sched_fd", vm->sched_fd);
 }
 
 static void maybe_hello(struct vm_control *ctl)

@@ -53,13 +53,24 @@ static int sleep_vcpu(void *opaque, uint32_t vcpu, int fd, uint64_t timeout_ns)
 		return -EINTR;
 	pthread_sigmask(SIG_BLOCK, NULL, &mask);
 	sigdelset(&mask, vm->kick_signal);
+	/* Asleep in WAIT a vCPU needs no host CPU: the scheduler may give its slot away. */
+	sched_slot_set_state(vm->vcpus[vcpu].slot, SCHED_VCPU_PVWAIT);
 	ret = ppoll(&pfd, 1, timeout_ns ? &ts : NULL, &mask);
+	sched_slot_set_state(vm->vcpus[vcpu].slot, SCHED_VCPU_RUNNING);
 	if (ret < 0) {
 		if (errno == EINTR)
 			vm_vcpu_note_kick(&vm->vcpus[vcpu]);
 		return -EINTR;
 	}
 	return ret > 0 ? 1 : 0;
+}
+
+/* YIELD_TO: the scheduler reads the request from the sched page at its next tick. */
+static void yield_to(void *opaque, uint32_t from, uint32_t to)
+{
+	struct vm *vm = opaque;
+
+	__atomic_store_n(&vm->sched_page->yield_to, to + 1, __ATOMIC_RELEASE);
 }
 
 static void on_event(void *opaque, const struct pvlock_event *ev)
@@ -86,6 +97,7 @@ int vm_lockwatch_new(struct vm *vm, struct vm_lockwatch **out)
 		.opaque = vm,
 		.guest_ptr = guest_ptr,
 		.sleep = sleep_vcpu,
+		.yield_to = yield_to,
 	};
 	struct vm_lockwatch *lw = calloc(1, sizeof(*lw));
 	int ret;

@@ -232,6 +232,11 @@ void vm_vcpu_note_kick(struct vm_vcpu *vcpu)
 		util_samples_add(&vcpu->kick_latency, util_now_ns() - sent);
 }
 
+static bool keep_waiting(void *arg)
+{
+	return !vm_stopping(arg);
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vm_vcpu *vcpu = arg;
@@ -250,7 +255,12 @@ static void *vcpu_thread(void *arg)
 		vm_request_stop(vm, VM_STOP_ERROR, VM_EXIT_INTERNAL);
 		return NULL;
 	}
+	sched_slot_set_state(vcpu->slot, SCHED_VCPU_RUNNING);
+	__atomic_store_n(&vcpu->slot->tid, (uint32_t)atomic_load(&vcpu->tid), __ATOMIC_RELEASE);
 	while (!vm_stopping(vm)) {
+		/* The scheduler's gate: KVM_RUN is entered only while it is open. */
+		if (!sched_gate_pass(vcpu->slot, keep_waiting, vm))
+			break;
 		ret = hv_vcpu_run(vcpu->hv);
 		if (ret == -EINTR) {
 			vm_vcpu_note_kick(vcpu);
@@ -267,6 +277,7 @@ static void *vcpu_thread(void *arg)
 		if (!handle_exit(vcpu, run))
 			break;
 	}
+	sched_slot_set_state(vcpu->slot, SCHED_VCPU_EXITED);
 	return NULL;
 }
 
@@ -286,6 +297,7 @@ int vm_vcpu_kick(struct vm_vcpu *vcpu)
 
 	/* Latency is measured from the first of several unconsumed kicks. */
 	atomic_compare_exchange_strong(&vcpu->kick_sent_ns, &expected, util_now_ns());
+	sched_gate_nudge(vcpu->slot); /* in case it waits at a closed gate */
 	return hv_vcpu_kick(vcpu->hv);
 }
 

@@ -9,6 +9,7 @@
 #ifndef LOCKSTEP_VM_H
 #define LOCKSTEP_VM_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -26,6 +27,8 @@
 #define VM_DEVICES_MAX 16
 #define VM_QUANTUM_US_DEFAULT 5000
 #define VM_SKEW_US_DEFAULT 2000
+/* The signal that kicks a vCPU thread out of KVM_RUN (lockstepd's scheduler sends it too). */
+#define VM_KICK_SIGNAL SIGUSR1
 
 /* What lockstep-vm's exit status means (the daemon and scripts rely on these). */
 enum vm_exit_status {

@@ -1,0 +1,93 @@
+/*
+ * Between the VM registry and the scheduler thread: turning a definition's "sched" section
+ * into the engine's parameters, refusing policies the host cannot give a VM (at define time
+ * and at run time, with the alternatives named), and handing running VMs to the scheduler
+ * when their worker says hello (also after a daemon restart).  Loop thread only.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/daemon.h"
+
+void dvm_sched_params(const struct vm_config *cfg, struct sched_vm_params *p,
+		      struct util_cpuset *pins)
+{
+	memset(pins, 0, cfg->vcpus * sizeof(*pins));
+	for (uint32_t i = 0; i < cfg->sched.nr_pins; i++)
+		if (cfg->sched.pins[i].vcpu < cfg->vcpus)
+			pins[cfg->sched.pins[i].vcpu] = cfg->sched.pins[i].cpus;
+	*p = (struct sched_vm_params){
+		.nr_vcpus = cfg->vcpus,
+		/* enum vm_sched_policy and enum sched_policy list the policies alike */
+		.policy = (enum sched_policy)cfg->sched.policy,
+		.quantum_ns = (uint64_t)cfg->sched.quantum_us * 1000,
+		.skew_ns = (uint64_t)cfg->sched.skew_us * 1000,
+		.has_cpus = cfg->sched.has_cpus,
+		.cpus = cfg->sched.cpus,
+		.pin = pins,
+	};
+}
+
+int dvm_sched_check(struct daemon *d, const struct vm_config *cfg, char *err, size_t err_len)
+{
+	unsigned cpus = sched_host_cpus(&d->host, cfg->sched.has_cpus ? &cfg->sched.cpus : NULL);
+
+	if (cpus == 0) {
+		snprintf(err, err_len, "\"sched.cpus\" names no CPU this host has");
+		return -EINVAL;
+	}
+	if (cfg->sched.policy == VM_SCHED_GANG && cfg->vcpus > cpus) {
+		snprintf(
+			err, err_len,
+			"gang scheduling runs every vCPU at once, so it needs a host CPU per vCPU: "
+			"%s has %u vCPUs and %u host CPUs; use \"relaxed\" or \"adaptive\"",
+			cfg->name, cfg->vcpus, cpus);
+		return -E2BIG;
+	}
+	return 0;
+}
+
+void dvm_sched_attach(struct dvm *vm, int sched_fd)
+{
+	struct daemon *d = vm->d;
+	struct util_cpuset *pins;
+	struct sched_vm_params p;
+	int *tids;
+	char err[256] = "";
+	size_t i;
+	json_t *e;
+	int ret;
+
+	if (vm->scheduled || !vm->worker || !vm->worker->vcpus || sched_fd < 0 ||
+	    json_array_size(vm->worker->vcpus) != vm->cfg.vcpus)
+		return;
+	pins = calloc(vm->cfg.vcpus, sizeof(*pins));
+	tids = calloc(vm->cfg.vcpus, sizeof(*tids));
+	if (!pins || !tids) {
+		free(pins);
+		free(tids);
+		return;
+	}
+	json_array_foreach(vm->worker->vcpus, i, e)
+		tids[i] = (int)json_integer_value(json_object_get(e, "tid"));
+	dvm_sched_params(&vm->cfg, &p, pins);
+	ret = scheduler_attach(d->scheduler, vm->domain_id, vm->worker->pid, sched_fd, tids,
+			       vm->cfg.vcpus, &p, err, sizeof(err));
+	if (ret)
+		util_log(&d->log, UTIL_LOG_ERROR, "VM %s runs unscheduled: %s", vm->cfg.name,
+			 err[0] ? err : strerror(-ret));
+	else
+		vm->scheduled = true;
+	free(pins);
+	free(tids);
+}
+
+void dvm_sched_detach(struct dvm *vm)
+{
+	if (!vm->scheduled)
+		return;
+	scheduler_detach(vm->d->scheduler, vm->domain_id);
+	vm->scheduled = false;
+}

@@ -1,0 +1,449 @@
+/*
+ * lockstepd's scheduler thread: it owns the scheduling engine (sched/), reads every scheduled
+ * vCPU's run and wait times from /proc/PID/task/TID/schedstat and its state from the VM's
+ * sched page, and applies the engine's decisions: gate open (store + futex wake), gate close
+ * (store + a kick signal to the vCPU thread, so KVM_RUN returns at once), and CPU affinity.
+ *
+ * The loop thread hands it VMs (when a worker says hello), policy changes, preemption events
+ * and queries through the functions below, under the scheduler's mutex; the thread holds the
+ * mutex for one tick at a time (tens of microseconds) and sleeps between ticks on a condition
+ * variable, so a change takes effect at once.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daemon/scheduler.h"
+
+struct sched_entry {
+	int id; /* the VM's domain id */
+	pid_t pid;
+	uint32_t nr;
+	struct sched_page *page;
+	int *schedstat_fd;
+	struct sched_obs *obs;
+	uint64_t kicks; /* gate closes that had to kick a vCPU out */
+};
+
+struct scheduler {
+	pthread_t thread;
+	bool running;
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	bool quit;
+	int kick_signal;
+	struct sched *engine;
+	struct sched_entry **vms;
+	unsigned nr_vms, cap;
+	uint64_t ticks;
+	uint64_t cpu_ns; /* the thread's CPU time, as of the last tick */
+	uint64_t started_ns;
+};
+
+static uint64_t now_ns(void)
+{
+	return util_now_ns();
+}
+
+static struct sched_entry *find(struct scheduler *sch, int id)
+{
+	for (unsigned i = 0; i < sch->nr_vms; i++)
+		if (sch->vms[i]->id == id)
+			return sch->vms[i];
+	return NULL;
+}
+
+static void entry_free(struct sched_entry *e)
+{
+	if (!e)
+		return;
+	for (uint32_t i = 0; e->schedstat_fd && i < e->nr; i++)
+		if (e->schedstat_fd[i] >= 0)
+			close(e->schedstat_fd[i]);
+	free(e->schedstat_fd);
+	free(e->obs);
+	sched_page_unmap(e->page);
+	free(e);
+}
+
+static void read_schedstat(int fd, struct sched_obs *o)
+{
+	char buf[128];
+	unsigned long long exec, wait;
+	ssize_t n = fd >= 0 ? pread(fd, buf, sizeof(buf) - 1, 0) : -1;
+
+	if (n <= 0)
+		return; /* the thread is gone: keep the last values */
+	buf[n] = '\0';
+	if (sscanf(buf, "%llu %llu", &exec, &wait) == 2) {
+		o->exec_ns = exec;
+		o->wait_ns = wait;
+	}
+}
+
+static const struct sched_obs *observe(void *arg, int id)
+{
+	struct sched_entry *e = find(arg, id);
+
+	if (!e)
+		return NULL;
+	for (uint32_t i = 0; i < e->nr; i++) {
+		const struct sched_slot *slot = &e->page->slot[i];
+
+		read_schedstat(e->schedstat_fd[i], &e->obs[i]);
+		e->obs[i].state = __atomic_load_n(&slot->state, __ATOMIC_ACQUIRE);
+		e->obs[i].entry_ns = __atomic_load_n(&slot->entry_ns, __ATOMIC_RELAXED);
+	}
+	return e->obs;
+}
+
+static void apply(void *arg, int id, const struct sched_decision *d)
+{
+	struct scheduler *sch = arg;
+	struct sched_entry *e = find(sch, id);
+	uint64_t now = now_ns();
+
+	if (!e)
+		return;
+	for (uint32_t i = 0; i < e->nr; i++) {
+		struct sched_slot *slot = &e->page->slot[i];
+		pid_t tid = (pid_t)__atomic_load_n(&slot->tid, __ATOMIC_ACQUIRE);
+
+		if (d[i].affinity_changed && tid > 0) {
+			cpu_set_t set;
+
+			CPU_ZERO(&set);
+			for (unsigned c = 0; c < CPU_SETSIZE; c++)
+				if (util_cpuset_has(&d[i].affinity, c))
+					CPU_SET(c, &set);
+			sched_setaffinity(tid, sizeof(set), &set);
+		}
+		if (d[i].gate_open) {
+			sched_gate_open(slot, now);
+		} else if (__atomic_load_n(&slot->gate, __ATOMIC_RELAXED) == SCHED_GATE_OPEN) {
+			sched_gate_close(slot, now);
+			/* Out of KVM_RUN now; a vCPU asleep in a pv WAIT needs no kick. */
+			if (tid > 0 &&
+			    __atomic_load_n(&slot->state, __ATOMIC_ACQUIRE) == SCHED_VCPU_RUNNING) {
+				syscall(SYS_tgkill, e->pid, tid, sch->kick_signal);
+				e->kicks++;
+			}
+		}
+	}
+}
+
+static uint64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* A guest's YIELD_TO asks for a vCPU to run: treated like a reported preemption. */
+static void take_yield_requests(struct scheduler *sch, uint64_t now)
+{
+	for (unsigned i = 0; i < sch->nr_vms; i++) {
+		struct sched_entry *e = sch->vms[i];
+		uint32_t want = __atomic_exchange_n(&e->page->yield_to, 0, __ATOMIC_ACQ_REL);
+
+		if (want && want <= e->nr)
+			sched_vm_preempted(sch->engine, e->id, want - 1, now);
+	}
+}
+
+static void *scheduler_thread(void *arg)
+{
+	struct scheduler *sch = arg;
+
+	pthread_setname_np(pthread_self(), "scheduler");
+	pthread_mutex_lock(&sch->lock);
+	while (!sch->quit) {
+		uint64_t now = now_ns(), next;
+		struct timespec until;
+
+		take_yield_requests(sch, now);
+		next = sched_tick(sch->engine, now, observe, apply, sch);
+		sch->ticks++;
+		sch->cpu_ns = thread_cpu_ns();
+		now += next;
+		until.tv_sec = (time_t)(now / 1000000000ull);
+		until.tv_nsec = (long)(now % 1000000000ull);
+		pthread_cond_timedwait(&sch->wake, &sch->lock, &until);
+	}
+	pthread_mutex_unlock(&sch->lock);
+	return NULL;
+}
+
+int scheduler_new(const struct sched_host *host, int kick_signal, struct scheduler **out)
+{
+	struct scheduler *sch = calloc(1, sizeof(*sch));
+	pthread_condattr_t attr;
+	int ret;
+
+	if (!sch)
+		return -ENOMEM;
+	ret = sched_new(host, &sch->engine);
+	if (ret) {
+		free(sch);
+		return ret;
+	}
+	sch->kick_signal = kick_signal;
+	sch->started_ns = now_ns();
+	pthread_mutex_init(&sch->lock, NULL);
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&sch->wake, &attr);
+	pthread_condattr_destroy(&attr);
+	ret = -pthread_create(&sch->thread, NULL, scheduler_thread, sch);
+	if (ret) {
+		scheduler_free(sch);
+		return ret;
+	}
+	sch->running = true;
+	*out = sch;
+	return 0;
+}
+
+void scheduler_free(struct scheduler *sch)
+{
+	if (!sch)
+		return;
+	if (sch->running) {
+		pthread_mutex_lock(&sch->lock);
+		sch->quit = true;
+		pthread_cond_signal(&sch->wake);
+		pthread_mutex_unlock(&sch->lock);
+		pthread_join(sch->thread, NULL);
+	}
+	/* Leave every gate open: the workers run on without a scheduler. */
+	for (unsigned i = 0; i < sch->nr_vms; i++) {
+		for (uint32_t v = 0; v < sch->vms[i]->nr; v++)
+			sched_gate_open(&sch->vms[i]->page->slot[v], now_ns());
+		entry_free(sch->vms[i]);
+	}
+	free(sch->vms);
+	sched_free(sch->engine);
+	pthread_cond_destroy(&sch->wake);
+	pthread_mutex_destroy(&sch->lock);
+	free(sch);
+}
+
+int scheduler_attach(struct scheduler *sch, int id, pid_t pid, int sched_fd, const int *tids,
+		     uint32_t nr, const struct sched_vm_params *params, char *err, size_t err_len)
+{
+	struct sched_entry *e;
+	char path[64];
+	uint32_t page_nr;
+	int fd, ret;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)pid, sched_fd);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(err, err_len, "cannot open the worker's sched page: %s", strerror(errno));
+		return -errno;
+	}
+	e = calloc(1, sizeof(*e));
+	if (!e) {
+		close(fd);
+		return -ENOMEM;
+	}
+	e->id = id;
+	e->pid = pid;
+	ret = sched_page_map(fd, &e->page, &page_nr);
+	close(fd);
+	if (ret || page_nr != nr) {
+		snprintf(err, err_len, "the worker's sched page is not what lockstepd expects");
+		free(e);
+		return ret ? ret : -EPROTO;
+	}
+	e->nr = nr;
+	e->schedstat_fd = calloc(nr, sizeof(int));
+	e->obs = calloc(nr, sizeof(*e->obs));
+	if (!e->schedstat_fd || !e->obs) {
+		entry_free(e);
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < nr; i++) {
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/schedstat", (int)pid, tids[i]);
+		e->schedstat_fd[i] = open(path, O_RDONLY | O_CLOEXEC);
+	}
+	pthread_mutex_lock(&sch->lock);
+	if (sch->nr_vms == sch->cap) {
+		unsigned cap = sch->cap ? sch->cap * 2 : 8;
+		struct sched_entry **vms = realloc(sch->vms, cap * sizeof(*vms));
+
+		if (!vms) {
+			ret = -ENOMEM;
+			goto unlock;
+		}
+		sch->vms = vms;
+		sch->cap = cap;
+	}
+	ret = sched_vm_add(sch->engine, id, params, now_ns(), err, err_len);
+	if (!ret) {
+		sch->vms[sch->nr_vms++] = e;
+		e = NULL;
+		pthread_cond_signal(&sch->wake);
+	}
+unlock:
+	pthread_mutex_unlock(&sch->lock);
+	entry_free(e);
+	return ret;
+}
+
+void scheduler_detach(struct scheduler *sch, int id)
+{
+	struct sched_entry *e = NULL;
+
+	pthread_mutex_lock(&sch->lock);
+	for (unsigned i = 0; i < sch->nr_vms; i++) {
+		if (sch->vms[i]->id != id)
+			continue;
+		e = sch->vms[i];
+		sch->vms[i] = sch->vms[--sch->nr_vms];
+		sched_vm_remove(sch->engine, id);
+		break;
+	}
+	pthread_mutex_unlock(&sch->lock);
+	if (!e)
+		return;
+	for (uint32_t v = 0; v < e->nr; v++)
+		sched_gate_open(&e->page->slot[v], now_ns());
+	entry_free(e);
+}
+
+int scheduler_set_policy(struct scheduler *sch, int id, enum sched_policy policy,
+			 uint64_t quantum_ns, uint64_t skew_ns, char *err, size_t err_len)
+{
+	int ret;
+
+	pthread_mutex_lock(&sch->lock);
+	ret = sched_vm_set_policy(sch->engine, id, policy, quantum_ns, skew_ns, err, err_len);
+	pthread_cond_signal(&sch->wake);
+	pthread_mutex_unlock(&sch->lock);
+	return ret;
+}
+
+void scheduler_set_pin(struct scheduler *sch, int id, uint32_t vcpu, const struct util_cpuset *c)
+{
+	pthread_mutex_lock(&sch->lock);
+	sched_vm_set_pin(sch->engine, id, vcpu, c);
+	pthread_mutex_unlock(&sch->lock);
+}
+
+void scheduler_preempted(struct scheduler *sch, int id, uint32_t culprit)
+{
+	pthread_mutex_lock(&sch->lock);
+	sched_vm_preempted(sch->engine, id, culprit, now_ns());
+	pthread_cond_signal(&sch->wake);
+	pthread_mutex_unlock(&sch->lock);
+}
+
+static double ms(uint64_t ns)
+{
+	return (double)ns / 1e6;
+}
+
+static json_t *vcpus_json(const struct sched_entry *e, const struct sched_vcpu_stats *vs)
+{
+	json_t *list = json_array();
+
+	for (uint32_t i = 0; i < e->nr; i++) {
+		const struct sched_slot *slot = &e->page->slot[i];
+		uint64_t stops = slot->stops;
+
+		json_array_append_new(
+			list,
+			json_pack("{s:i, s:f, s:f, s:f, s:I, s:f, s:I, s:f, s:f}", "vcpu", (int)i,
+				  "run_ms", ms(vs[i].run_ns), "stopped_ms", ms(vs[i].stopped_ns),
+				  "preempted_ms", ms(vs[i].wait_ns), "slices",
+				  (json_int_t)vs[i].slices, "max_skew_us",
+				  (double)vs[i].max_skew_ns / 1e3, "gate_stops", (json_int_t)stops,
+				  "gate_latency_us_mean",
+				  stops ? (double)slot->gate_latency_ns / (double)stops / 1e3 : 0.0,
+				  "gate_latency_us_max", (double)slot->gate_latency_max_ns / 1e3));
+	}
+	return list;
+}
+
+json_t *scheduler_stats_json(struct scheduler *sch, int id)
+{
+	struct sched_vcpu_stats *vs;
+	struct sched_vm_stats st;
+	struct sched_entry *e;
+	json_t *out = NULL;
+
+	pthread_mutex_lock(&sch->lock);
+	e = find(sch, id);
+	vs = e ? calloc(e->nr, sizeof(*vs)) : NULL;
+	if (e && vs && sched_vm_stats(sch->engine, id, &st, vs, e->nr) == 0) {
+		double run = (double)st.run_ns;
+
+		out = json_pack(
+			"{s:s, s:b, s:f, s:f, s:f, s:I, s:I, s:f, s:f, s:f, s:f, s:I, s:I, "
+			"s:I, s:o}",
+			"policy", sched_policy_name(st.policy), "coscheduling", st.coscheduling,
+			"watched_ms", ms(st.watched_ns), "run_ms", ms(st.run_ns), "corun_fraction",
+			run > 0 ? (double)st.corun_ns / run : 0.0, "slices", (json_int_t)st.slices,
+			"interleaved_slices", (json_int_t)st.interleaved_slices, "leak_ms",
+			ms(st.leak_ns), "max_skew_us", (double)st.max_skew_ns / 1e3,
+			"costart_skew_us_max", (double)st.costart_skew_ns_max / 1e3,
+			"costart_skew_us_mean",
+			st.costarts ? (double)st.costart_skew_ns_total / (double)st.costarts / 1e3 :
+				      0.0,
+			"preemption_events", (json_int_t)st.lhp_events, "boosts",
+			(json_int_t)st.boosts, "kicks", (json_int_t)e->kicks, "vcpu",
+			vcpus_json(e, vs));
+	}
+	pthread_mutex_unlock(&sch->lock);
+	free(vs);
+	return out;
+}
+
+json_t *scheduler_self_json(struct scheduler *sch)
+{
+	json_t *out;
+	double elapsed;
+
+	pthread_mutex_lock(&sch->lock);
+	elapsed = (double)(now_ns() - sch->started_ns) / 1e9;
+	out = json_pack("{s:I, s:I, s:f, s:f}", "vms", (json_int_t)sch->nr_vms, "ticks",
+			(json_int_t)sch->ticks, "cpu_ms", ms(sch->cpu_ns), "cpu_ms_per_s",
+			elapsed > 0 ? ms(sch->cpu_ns) / elapsed : 0.0);
+	pthread_mutex_unlock(&sch->lock);
+	return out;
+}
+
+json_t *scheduler_slices_json(struct scheduler *sch, unsigned n)
+{
+	struct sched_slice_record rec[256];
+	json_t *list = json_array();
+	unsigned got;
+
+	if (n > 256)
+		n = 256;
+	pthread_mutex_lock(&sch->lock);
+	got = sched_recent_slices(sch->engine, rec, n);
+	pthread_mutex_unlock(&sch->lock);
+	for (unsigned i = 0; i < got; i++) {
+		json_t *vms = json_array();
+
+		for (int k = 0; k < 4; k++)
+			if (rec[i].vm[k] >= 0)
+				json_array_append_new(vms, json_integer(rec[i].vm[k]));
+		json_array_append_new(list, json_pack("{s:I, s:I, s:o}", "start_ns",
+						      (json_int_t)rec[i].start_ns, "end_ns",
+						      (json_int_t)rec[i].end_ns, "vms", vms));
+	}
+	return list;
+}

@@ -1,0 +1,423 @@
+/*
+ * The scheduling engine: VMs and their parameters, observation of every vCPU at each tick
+ * (how long it ran and waited since the last one), accounting, and the per-policy decisions
+ * (gates and affinity).  Pure: the caller feeds observations and applies decisions, so the
+ * same code runs in lockstepd's scheduler thread and in unit tests on a simulated clock.
+ *
+ *   host      gates open, the VM's allowed CPUs (or its pins); Linux schedules the threads
+ *   pinned    gates open, each vCPU on its pinned or placed CPU
+ *   gang      all vCPUs of a VM run in the same slices, on distinct placed CPUs; VMs rotate
+ *   relaxed   a vCPU that runs ahead of its slowest active sibling by more than the skew
+ *             bound is co-stopped until the sibling catches up (sched/relaxed.c)
+ *   adaptive  host until a preemption episode is reported, then co-scheduled (gang when the
+ *             VM fits its CPUs, relaxed otherwise) with the preempted vCPU run first
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sched/engine_internal.h"
+
+static const char *const policy_names[] = { "host", "pinned", "gang", "relaxed", "adaptive" };
+
+const char *sched_policy_name(enum sched_policy p)
+{
+	return (unsigned)p < 5 ? policy_names[p] : "unknown";
+}
+
+int sched_policy_parse(const char *str, enum sched_policy *out)
+{
+	for (int i = 0; i < 5; i++) {
+		if (strcmp(str, policy_names[i]) == 0) {
+			*out = (enum sched_policy)i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+int sched_new(const struct sched_host *host, struct sched **out)
+{
+	struct sched *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return -ENOMEM;
+	s->host = *host;
+	*out = s;
+	return 0;
+}
+
+static void vm_free(struct engine_vm *vm)
+{
+	if (!vm)
+		return;
+	free(vm->pin);
+	free(vm->place);
+	free(vm->v);
+	free(vm->decisions);
+	free(vm);
+}
+
+void sched_free(struct sched *s)
+{
+	if (!s)
+		return;
+	for (unsigned i = 0; i < s->nr_vms; i++)
+		vm_free(s->vms[i]);
+	free(s->vms);
+	free(s);
+}
+
+struct engine_vm *engine_find(const struct sched *s, int id)
+{
+	for (unsigned i = 0; i < s->nr_vms; i++)
+		if (s->vms[i]->id == id)
+			return s->vms[i];
+	return NULL;
+}
+
+void engine_allowed(const struct sched *s, const struct engine_vm *vm, struct util_cpuset *out)
+{
+	memset(out, 0, sizeof(*out));
+	for (uint32_t i = 0; i < s->host.nr_cpus; i++) {
+		unsigned cpu = s->host.cpu[i].os_index;
+
+		if (!vm->p.has_cpus || util_cpuset_has(&vm->p.cpus, cpu))
+			util_cpuset_add(out, cpu);
+	}
+}
+
+bool engine_in_gang(const struct engine_vm *vm, uint64_t now)
+{
+	if (vm->p.policy == SCHED_GANG)
+		return true;
+	return vm->p.policy == SCHED_ADAPTIVE && now < vm->cosched_until &&
+	       vm->distinct_cpus >= vm->p.nr_vcpus;
+}
+
+/* Checks a policy against the VM's size; fills err for a person. */
+static int check_policy(const struct sched *s, const struct sched_vm_params *p, char *err,
+			size_t err_len)
+{
+	struct engine_vm probe = { .p = *p };
+	struct util_cpuset allowed;
+	unsigned cpus;
+
+	engine_allowed(s, &probe, &allowed);
+	cpus = util_cpuset_count(&allowed);
+	if (cpus == 0) {
+		snprintf(err, err_len, "none of the VM's CPUs exists on this host");
+		return -EINVAL;
+	}
+	if (p->policy == SCHED_GANG && p->nr_vcpus > cpus) {
+		snprintf(
+			err, err_len,
+			"gang scheduling runs every vCPU at once, so it needs a host CPU per vCPU: "
+			"this VM has %u vCPUs and %u host CPUs; use \"relaxed\" or \"adaptive\"",
+			p->nr_vcpus, cpus);
+		return -E2BIG;
+	}
+	return 0;
+}
+
+static void place(struct sched *s, struct engine_vm *vm)
+{
+	struct util_cpuset allowed;
+
+	engine_allowed(s, vm, &allowed);
+	vm->distinct_cpus = sched_place(&s->host, &allowed, vm->p.nr_vcpus, vm->place);
+}
+
+int sched_vm_add(struct sched *s, int id, const struct sched_vm_params *params, uint64_t now,
+		 char *err, size_t err_len)
+{
+	uint32_t n = params->nr_vcpus;
+	struct engine_vm *vm;
+	int ret;
+
+	if (n == 0 || engine_find(s, id))
+		return -EINVAL;
+	ret = check_policy(s, params, err, err_len);
+	if (ret)
+		return ret;
+	if (s->nr_vms == s->cap) {
+		unsigned cap = s->cap ? s->cap * 2 : 8;
+		struct engine_vm **vms = realloc(s->vms, cap * sizeof(*vms));
+
+		if (!vms)
+			return -ENOMEM;
+		s->vms = vms;
+		s->cap = cap;
+	}
+	vm = calloc(1, sizeof(*vm));
+	if (!vm)
+		return -ENOMEM;
+	vm->id = id;
+	vm->p = *params;
+	vm->p.pin = NULL;
+	vm->pin = calloc(n, sizeof(*vm->pin));
+	vm->place = calloc(n, sizeof(*vm->place));
+	vm->v = calloc(n, sizeof(*vm->v));
+	vm->decisions = calloc(n, sizeof(*vm->decisions));
+	if (!vm->pin || !vm->place || !vm->v || !vm->decisions) {
+		vm_free(vm);
+		return -ENOMEM;
+	}
+	if (params->pin)
+		memcpy(vm->pin, params->pin, n * sizeof(*vm->pin));
+	if (!vm->p.quantum_ns)
+		vm->p.quantum_ns = 5000000ull;
+	if (!vm->p.skew_ns)
+		vm->p.skew_ns = 2000000ull;
+	for (uint32_t i = 0; i < n; i++)
+		vm->v[i].gate_open = true;
+	vm->st.policy = params->policy;
+	place(s, vm);
+	s->vms[s->nr_vms++] = vm;
+	(void)now;
+	return 0;
+}
+
+void sched_vm_remove(struct sched *s, int id)
+{
+	for (unsigned i = 0; i < s->nr_vms; i++) {
+		if (s->vms[i]->id != id)
+			continue;
+		gang_forget(s, id);
+		vm_free(s->vms[i]);
+		s->vms[i] = s->vms[--s->nr_vms];
+		if (s->rr > s->nr_vms)
+			s->rr = 0;
+		return;
+	}
+}
+
+int sched_vm_set_policy(struct sched *s, int id, enum sched_policy policy, uint64_t quantum_ns,
+			uint64_t skew_ns, char *err, size_t err_len)
+{
+	struct engine_vm *vm = engine_find(s, id);
+	struct sched_vm_params p;
+	int ret;
+
+	if (!vm) {
+		snprintf(err, err_len, "the scheduler does not know this VM");
+		return -ENOENT;
+	}
+	p = vm->p;
+	p.policy = policy;
+	if (quantum_ns)
+		p.quantum_ns = quantum_ns;
+	if (skew_ns)
+		p.skew_ns = skew_ns;
+	ret = check_policy(s, &p, err, err_len);
+	if (ret)
+		return ret;
+	vm->p = p;
+	vm->st.policy = policy;
+	vm->cosched_until = vm->boost_until = 0;
+	for (uint32_t i = 0; i < p.nr_vcpus; i++) {
+		vm->v[i].costopped = false;
+		vm->v[i].affinity_sent = false; /* the new policy places the threads anew */
+	}
+	if (policy != SCHED_GANG)
+		gang_forget(s, id);
+	return 0;
+}
+
+void sched_vm_set_pin(struct sched *s, int id, uint32_t vcpu, const struct util_cpuset *cpus)
+{
+	struct engine_vm *vm = engine_find(s, id);
+
+	if (!vm || vcpu >= vm->p.nr_vcpus)
+		return;
+	vm->pin[vcpu] = *cpus;
+	vm->v[vcpu].affinity_sent = false;
+}
+
+void sched_vm_preempted(struct sched *s, int id, uint32_t culprit, uint64_t now)
+{
+	struct engine_vm *vm = engine_find(s, id);
+
+	if (!vm)
+		return;
+	vm->st.lhp_events++;
+	if (vm->p.policy != SCHED_ADAPTIVE)
+		return;
+	vm->cosched_until = now + ADAPTIVE_HOLD_NS;
+	if (culprit < vm->p.nr_vcpus && !engine_in_gang(vm, now)) {
+		vm->boost_vcpu = culprit;
+		vm->boost_until = now + ADAPTIVE_BOOST_NS;
+		vm->st.boosts++;
+	}
+}
+
+/* How the vCPU spent the interval, from its cumulative run and wait times. */
+static void observe(struct engine_vm *vm, uint32_t i, const struct sched_obs *o, uint64_t dt)
+{
+	struct engine_vcpu *v = &vm->v[i];
+	uint64_t d_exec = 0, d_wait = 0;
+
+	if (v->valid && o->exec_ns >= v->last_exec && o->wait_ns >= v->last_wait) {
+		d_exec = o->exec_ns - v->last_exec;
+		d_wait = o->wait_ns - v->last_wait;
+	}
+	v->valid = true;
+	v->last_exec = o->exec_ns;
+	v->last_wait = o->wait_ns;
+	if (d_exec > dt)
+		d_exec = dt; /* sampling jitter */
+	v->d_exec = d_exec;
+	if (d_wait > d_exec)
+		v->act = ACT_PREEMPTED;
+	else if (d_exec * 2 > dt || (d_exec && o->state == SCHED_VCPU_RUNNING))
+		v->act = ACT_RUNNING;
+	else
+		v->act = ACT_IDLE;
+	v->st.run_ns += d_exec;
+	v->st.wait_ns += d_wait;
+	if (!v->gate_open) {
+		v->st.stopped_ns += dt;
+		/* The first interval after a close includes the way out of KVM_RUN. */
+		if (v->closed_ticks++ > 0)
+			vm->st.leak_ns += d_exec;
+	} else {
+		v->closed_ticks = 0;
+	}
+}
+
+static void account_vm(struct engine_vm *vm, uint64_t dt)
+{
+	uint64_t lo = UINT64_MAX, hi = 0;
+
+	for (uint32_t i = 0; i < vm->p.nr_vcpus; i++) {
+		uint64_t e = vm->v[i].d_exec;
+
+		if (e < lo)
+			lo = e;
+		if (e > hi)
+			hi = e;
+	}
+	vm->st.watched_ns += dt;
+	vm->st.run_ns += hi;
+	vm->st.corun_ns += lo;
+}
+
+/* The costart spread: from the gates opening to the last vCPU passing its gate. */
+static void account_costart(struct engine_vm *vm, const struct sched_obs *obs, uint64_t now)
+{
+	uint64_t first = UINT64_MAX, last = 0, spread;
+
+	if (!vm->costart_at)
+		return;
+	for (uint32_t i = 0; i < vm->p.nr_vcpus; i++) {
+		if (obs[i].entry_ns < vm->costart_at) {
+			/* Not through yet; a vCPU asleep in a pv WAIT may never come: give up. */
+			if (now - vm->costart_at > vm->p.quantum_ns)
+				vm->costart_at = 0;
+			return;
+		}
+		if (obs[i].entry_ns < first)
+			first = obs[i].entry_ns;
+		if (obs[i].entry_ns > last)
+			last = obs[i].entry_ns;
+	}
+	spread = last - first;
+	vm->st.costarts++;
+	vm->st.costart_skew_ns_total += spread;
+	if (spread > vm->st.costart_skew_ns_max)
+		vm->st.costart_skew_ns_max = spread;
+	vm->costart_at = 0;
+}
+
+static void decide_affinity(struct sched *s, struct engine_vm *vm, uint64_t now,
+			    struct sched_decision *d, uint32_t i)
+{
+	struct util_cpuset want;
+	bool dedicated = vm->p.policy == SCHED_PINNED || engine_in_gang(vm, now);
+
+	memset(&want, 0, sizeof(want));
+	if (util_cpuset_count(&vm->pin[i]))
+		want = vm->pin[i];
+	else if (dedicated)
+		util_cpuset_add(&want, vm->place[i]);
+	else
+		engine_allowed(s, vm, &want);
+	d->affinity = want;
+	d->affinity_changed =
+		!vm->v[i].affinity_sent || memcmp(&want, &vm->v[i].affinity, sizeof(want)) != 0;
+	vm->v[i].affinity = want;
+	vm->v[i].affinity_sent = true;
+}
+
+static void decide_gates(struct engine_vm *vm, uint64_t now, uint64_t dt)
+{
+	if (engine_in_gang(vm, now)) {
+		for (uint32_t i = 0; i < vm->p.nr_vcpus; i++)
+			vm->v[i].gate_open = vm->in_slice;
+		return;
+	}
+	switch (vm->p.policy) {
+	case SCHED_RELAXED:
+		relaxed_decide(vm, dt);
+		break;
+	case SCHED_ADAPTIVE:
+		adaptive_decide(vm, now, dt);
+		break;
+	default:
+		for (uint32_t i = 0; i < vm->p.nr_vcpus; i++)
+			vm->v[i].gate_open = true;
+		break;
+	}
+}
+
+uint64_t sched_tick(struct sched *s, uint64_t now, sched_obs_fn obs_fn, sched_decide_fn decide,
+		    void *arg)
+{
+	uint64_t dt = s->last_tick && now > s->last_tick ? now - s->last_tick : 0;
+	bool busy = false;
+
+	s->last_tick = now;
+	for (unsigned k = 0; k < s->nr_vms; k++) {
+		struct engine_vm *vm = s->vms[k];
+		const struct sched_obs *obs = obs_fn(arg, vm->id);
+
+		if (!obs)
+			continue;
+		for (uint32_t i = 0; i < vm->p.nr_vcpus; i++)
+			observe(vm, i, &obs[i], dt);
+		account_vm(vm, dt);
+		account_costart(vm, obs, now);
+		gang_account(s, vm, dt);
+	}
+	gang_tick(s, now);
+	for (unsigned k = 0; k < s->nr_vms; k++) {
+		struct engine_vm *vm = s->vms[k];
+		struct sched_decision *d = vm->decisions;
+
+		decide_gates(vm, now, dt);
+		vm->st.coscheduling = engine_in_gang(vm, now) || vm->p.policy == SCHED_RELAXED ||
+				      (vm->p.policy == SCHED_ADAPTIVE && now < vm->cosched_until);
+		if (vm->p.policy != SCHED_HOST && vm->p.policy != SCHED_PINNED)
+			busy = true;
+		for (uint32_t i = 0; i < vm->p.nr_vcpus; i++) {
+			d[i].gate_open = vm->v[i].gate_open;
+			decide_affinity(s, vm, now, &d[i], i);
+		}
+		decide(arg, vm->id, d);
+	}
+	return busy ? SCHED_TICK_NS : SCHED_IDLE_TICK_NS;
+}
+
+int sched_vm_stats(const struct sched *s, int id, struct sched_vm_stats *st,
+		   struct sched_vcpu_stats *vcpus, uint32_t nr)
+{
+	const struct engine_vm *vm = engine_find(s, id);
+
+	if (!vm)
+		return -ENOENT;
+	*st = vm->st;
+	for (uint32_t i = 0; vcpus && i < nr && i < vm->p.nr_vcpus; i++)
+		vcpus[i] = vm->v[i].st;
+	return 0;
+}

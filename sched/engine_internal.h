@@ -1,0 +1,82 @@
+/*
+ * Internals of the scheduling engine, shared by sched/engine.c (VMs, observation, accounting,
+ * the tick), sched/gang.c (slices) and sched/relaxed.c (relaxed and adaptive).
+ */
+#ifndef LOCKSTEP_SCHED_ENGINE_INTERNAL_H
+#define LOCKSTEP_SCHED_ENGINE_INTERNAL_H
+
+#include "sched/sched.h"
+
+#define SCHED_TICK_NS 1000000ull       /* observation period while anything is co-scheduled */
+#define SCHED_IDLE_TICK_NS 10000000ull /* ... and while only host/pinned VMs run */
+#define ADAPTIVE_HOLD_NS 500000000ull  /* co-schedule this long after the last episode */
+#define ADAPTIVE_BOOST_NS 2000000ull   /* run a preempted holder alone this long */
+#define SLICE_LOG 256
+#define SLICE_VMS 4
+
+enum vcpu_activity {
+	ACT_IDLE = 0,  /* neither ran nor waited: halted, in a pvlock WAIT, or stopped */
+	ACT_RUNNING,   /* ran for most of the interval */
+	ACT_PREEMPTED, /* runnable, waited for a CPU more than it ran */
+};
+
+struct engine_vcpu {
+	bool valid; /* last_* hold a previous observation */
+	uint64_t last_exec, last_wait;
+	enum vcpu_activity act;
+	uint64_t d_exec;       /* in the last interval */
+	bool gate_open;	       /* as decided */
+	bool costopped;	       /* relaxed: closed because it ran ahead */
+	bool was_active;       /* relaxed: active in the previous interval */
+	uint64_t progress;     /* relaxed: run time while active */
+	unsigned closed_ticks; /* consecutive intervals with its gate closed */
+	bool affinity_sent;
+	struct util_cpuset affinity;
+	struct sched_vcpu_stats st;
+};
+
+struct engine_vm {
+	int id;
+	struct sched_vm_params p;
+	struct util_cpuset *pin; /* per vCPU; empty = not pinned */
+	uint32_t *place;	 /* host CPU per vCPU */
+	unsigned distinct_cpus;	 /* how many distinct CPUs the placement uses */
+	struct engine_vcpu *v;
+	struct sched_decision *decisions; /* per vCPU, handed to the caller each tick */
+	struct sched_vm_stats st;
+	uint64_t cosched_until; /* adaptive */
+	uint32_t boost_vcpu;
+	uint64_t boost_until;
+	bool in_slice;	     /* gang: its gates are open in the current slice */
+	uint64_t costart_at; /* gang: gates opened at; 0 = no co-start pending */
+	uint64_t slice_exec; /* gang: exec while outside the current slice */
+};
+
+struct sched {
+	struct sched_host host;
+	struct engine_vm **vms;
+	unsigned nr_vms, cap;
+	uint64_t last_tick;
+	/* gang slices */
+	uint64_t slice_start, slice_end;
+	int slice_vm[SLICE_VMS];
+	unsigned slice_n;
+	unsigned rr; /* rotation cursor into vms[] */
+	struct sched_slice_record log[SLICE_LOG];
+	unsigned log_head, log_count;
+};
+
+struct engine_vm *engine_find(const struct sched *s, int id);
+/* Whether the VM takes part in gang slices now (gang, or adaptive while co-scheduling and
+ * narrow enough). */
+bool engine_in_gang(const struct engine_vm *vm, uint64_t now);
+/* The host CPUs a VM may use (its cpus, or all). */
+void engine_allowed(const struct sched *s, const struct engine_vm *vm, struct util_cpuset *out);
+
+void gang_tick(struct sched *s, uint64_t now);
+void gang_account(struct sched *s, struct engine_vm *vm, uint64_t dt);
+void gang_forget(struct sched *s, int id);
+void relaxed_decide(struct engine_vm *vm, uint64_t dt);
+void adaptive_decide(struct engine_vm *vm, uint64_t now, uint64_t dt);
+
+#endif /* LOCKSTEP_SCHED_ENGINE_INTERNAL_H */

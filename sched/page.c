@@ -1,0 +1,169 @@
+/*
+ * The sched page: shared memory (a memfd) between lockstepd's scheduler thread and one VM's
+ * worker, and the gate protocol on it.
+ *
+ * The gate is a futex word in a MAP_SHARED mapping, so the futex works across the two
+ * processes.  The worker's vCPU thread passes its gate before every KVM_RUN: if the gate is
+ * closed it publishes STOPPED (and how long after the close it got there: the gate latency)
+ * and sleeps on the futex; the scheduler opens a gate by storing OPEN and waking the futex.
+ * Closing is a store plus a kick of the vCPU thread (done by the caller, with tgkill), which
+ * makes KVM_RUN return at once.  No lock is ever held across KVM_RUN.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sched/sched.h"
+
+#define GATE_RECHECK_NS 50000000ull /* a stop request is noticed at least this often */
+
+size_t sched_page_size(uint32_t nr_vcpus)
+{
+	size_t len = sizeof(struct sched_page) + (size_t)nr_vcpus * sizeof(struct sched_slot);
+
+	return (len + 4095) & ~(size_t)4095;
+}
+
+int sched_page_create(uint32_t nr_vcpus, int *fd_out, struct sched_page **out)
+{
+	size_t len = sched_page_size(nr_vcpus);
+	struct sched_page *page;
+	int fd, ret;
+
+	fd = memfd_create("lockstep-sched", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0)
+		return -errno;
+	if (ftruncate(fd, (off_t)len) < 0 ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
+		ret = -errno;
+		close(fd);
+		return ret;
+	}
+	page = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (page == MAP_FAILED) {
+		ret = -errno;
+		close(fd);
+		return ret;
+	}
+	page->magic = SCHED_PAGE_MAGIC;
+	page->version = SCHED_PAGE_VERSION;
+	page->nr_vcpus = nr_vcpus;
+	for (uint32_t i = 0; i < nr_vcpus; i++)
+		page->slot[i].gate = SCHED_GATE_OPEN; /* no scheduler: run freely */
+	*fd_out = fd;
+	*out = page;
+	return 0;
+}
+
+int sched_page_map(int fd, struct sched_page **out, uint32_t *nr_vcpus)
+{
+	struct sched_page *page;
+	struct stat st;
+	uint32_t n;
+
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if ((size_t)st.st_size < sizeof(struct sched_page))
+		return -EINVAL;
+	page = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (page == MAP_FAILED)
+		return -errno;
+	n = page->nr_vcpus;
+	if (page->magic != SCHED_PAGE_MAGIC || page->version != SCHED_PAGE_VERSION ||
+	    sched_page_size(n) != (size_t)st.st_size) {
+		munmap(page, (size_t)st.st_size);
+		return -EINVAL;
+	}
+	*out = page;
+	*nr_vcpus = n;
+	return 0;
+}
+
+void sched_page_unmap(struct sched_page *page)
+{
+	if (page)
+		munmap(page, sched_page_size(page->nr_vcpus));
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void futex_wait(uint32_t *word, uint32_t expected, uint64_t timeout_ns)
+{
+	struct timespec ts = { .tv_sec = (time_t)(timeout_ns / 1000000000ull),
+			       .tv_nsec = (long)(timeout_ns % 1000000000ull) };
+
+	syscall(SYS_futex, word, FUTEX_WAIT, expected, &ts, NULL, 0);
+}
+
+static void futex_wake(uint32_t *word)
+{
+	syscall(SYS_futex, word, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
+}
+
+void sched_slot_set_state(struct sched_slot *slot, enum sched_vcpu_state state)
+{
+	__atomic_store_n(&slot->state, (uint32_t)state, __ATOMIC_RELEASE);
+}
+
+bool sched_gate_pass(struct sched_slot *slot, bool (*keep_waiting)(void *arg), void *arg)
+{
+	uint64_t arrived, closed, latency;
+
+	if (__atomic_load_n(&slot->gate, __ATOMIC_ACQUIRE) == SCHED_GATE_OPEN) {
+		sched_slot_set_state(slot, SCHED_VCPU_RUNNING);
+		__atomic_store_n(&slot->entry_ns, now_ns(), __ATOMIC_RELAXED);
+		return true;
+	}
+	arrived = now_ns();
+	closed = __atomic_load_n(&slot->close_ns, __ATOMIC_RELAXED);
+	latency = closed && arrived > closed ? arrived - closed : 0;
+	slot->stops++;
+	slot->gate_latency_ns += latency;
+	if (latency > slot->gate_latency_max_ns)
+		slot->gate_latency_max_ns = latency;
+	sched_slot_set_state(slot, SCHED_VCPU_STOPPED);
+	while (__atomic_load_n(&slot->gate, __ATOMIC_ACQUIRE) != SCHED_GATE_OPEN) {
+		if (!keep_waiting(arg)) {
+			slot->stopped_ns += now_ns() - arrived;
+			return false;
+		}
+		futex_wait(&slot->gate, SCHED_GATE_CLOSED, GATE_RECHECK_NS);
+	}
+	slot->stopped_ns += now_ns() - arrived;
+	sched_slot_set_state(slot, SCHED_VCPU_RUNNING);
+	__atomic_store_n(&slot->entry_ns, now_ns(), __ATOMIC_RELAXED);
+	return true;
+}
+
+void sched_gate_nudge(struct sched_slot *slot)
+{
+	futex_wake(&slot->gate);
+}
+
+void sched_gate_open(struct sched_slot *slot, uint64_t now)
+{
+	if (__atomic_load_n(&slot->gate, __ATOMIC_RELAXED) == SCHED_GATE_OPEN)
+		return;
+	__atomic_store_n(&slot->open_ns, now, __ATOMIC_RELAXED);
+	__atomic_store_n(&slot->gate, SCHED_GATE_OPEN, __ATOMIC_RELEASE);
+	futex_wake(&slot->gate);
+}
+
+void sched_gate_close(struct sched_slot *slot, uint64_t now)
+{
+	if (__atomic_load_n(&slot->gate, __ATOMIC_RELAXED) == SCHED_GATE_CLOSED)
+		return;
+	__atomic_store_n(&slot->close_ns, now, __ATOMIC_RELAXED);
+	__atomic_store_n(&slot->gate, SCHED_GATE_CLOSED, __ATOMIC_RELEASE);
+}
