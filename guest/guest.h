@@ -82,6 +82,8 @@ void rt_on_each_cpu(rt_work_fn fn, void *arg);
 bool rt_wait_while(const volatile uint32_t *word, uint32_t value, uint64_t timeout_ns);
 /* Wakes every CPU sleeping on word.  Call after storing the new value. */
 void rt_wake(const volatile uint32_t *word);
+/* Wakes that one CPU if it sleeps on word: a targeted rt_wake (one IPI at most). */
+void rt_wake_cpu(unsigned cpu, const volatile uint32_t *word);
 
 struct rt_barrier {
 	uint32_t parties;

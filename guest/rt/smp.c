@@ -103,6 +103,15 @@ void rt_wake(const volatile uint32_t *word)
 	}
 }
 
+void rt_wake_cpu(unsigned index, const volatile uint32_t *word)
+{
+	struct rt_cpu *cpu = cpu_by_index(index);
+
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (cpu != rt_this_cpu() && cpu->sleeping && cpu->wait_word == word)
+		rt_send_icr(cpu->apic_id, ICR_FIXED | ICR_ASSERT | RT_VEC_WAKE);
+}
+
 void rt_barrier_init(struct rt_barrier *barrier, unsigned parties)
 {
 	barrier->parties = parties;

@@ -1,0 +1,131 @@
+/*
+ * The guest lock library: spinlocks and barriers for guest programs, each in a plain form
+ * (spin until done: the baseline that suffers from lock-holder and waiter preemption) and a
+ * paravirtual form that spins for a while, then sleeps in the host and is kicked awake.
+ *
+ * - ticket lock: FIFO by ticket number; pv waiters sleep with LKS_CALL_WAIT on the
+ *   now-serving word, and the unlocker kicks the one CPU whose ticket comes next.
+ * - MCS (queued) lock: each waiter spins on its own node; pv waiters sleep on their node and
+ *   the unlocker kicks its successor.
+ * - sense-reversing barrier: pv waiters sleep on the sense word; the last CPU to arrive kicks
+ *   every sleeper.
+ *
+ * All locks of a program share one struct lk_domain: the per-CPU records that kickers read to
+ * find whom to wake, the MCS queue nodes, and the pv plumbing.  Under lockstep the domain
+ * registers the shared page (pvlock/abi.h, LKS_CALL_SHARED_SETUP) in which every pv lock
+ * operation publishes what its CPU holds and waits for, so the host can see lock-holder
+ * preemption; it waits with LKS_CALL_WAIT and kicks through the in-kernel fast path (a 4-byte
+ * write of the vCPU number to the doorbell's LKS_DB_KICK).  Where lockstep's pv calls are
+ * missing (QEMU, or a host without them) pv locks fall back to the runtime's own sleep and
+ * wake (rt_wait_while, rt_wake_cpu: HLT and an IPI); lk_backend_name() says which is used.
+ *
+ * Everything runs at ring 3.  Locks are not reentrant; MCS locks nest up to LK_MCS_DEPTH deep
+ * per CPU and are released in reverse order.  A CPU's index (rt_cpu_index) names it.
+ */
+#ifndef LOCKSTEP_GUEST_LOCKS_H
+#define LOCKSTEP_GUEST_LOCKS_H
+
+#include "guest/guest.h"
+
+#define LK_DEFAULT_SPIN 1024		/* PAUSEs a pv waiter spins before it sleeps */
+#define LK_DEFAULT_WAIT_TIMEOUT_NS 0ull /* no bound on one sleep */
+#define LK_MCS_DEPTH 4			/* MCS locks one CPU may hold at once */
+
+enum lk_mode {
+	LK_PLAIN, /* spin until done */
+	LK_PV,	  /* spin up to the domain's threshold, then sleep until kicked */
+};
+
+enum lk_backend {
+	LK_BACKEND_LOCKSTEP, /* LKS_CALL_WAIT and the KICK doorbell */
+	LK_BACKEND_RUNTIME,  /* no lockstep pv calls: rt_wait_while / rt_wake_cpu */
+};
+
+struct lk_config {
+	uint32_t spin_threshold;  /* PAUSE iterations before sleeping; 0 = LK_DEFAULT_SPIN */
+	uint64_t wait_timeout_ns; /* bound on one sleep (a safety net), 0 = none */
+	/*
+	 * Kick the next waiter when a lock is *taken*, not only when it is released: its wake-up
+	 * (tens of µs under overcommit) then overlaps the critical section instead of following
+	 * it.  The waiter, once awake, spins again before it goes back to sleep.
+	 */
+	bool prewake;
+	bool force_runtime; /* use the runtime fallback even where lockstep offers pv calls */
+};
+
+/* Per-CPU counts of what the pv paths did (plain locks count nothing). */
+struct lk_stats {
+	uint64_t acquisitions; /* pv lock acquisitions */
+	uint64_t contended;    /* ... that had to wait */
+	uint64_t sleeps;       /* WAITs (or runtime sleeps) entered */
+	uint64_t woken;	       /* WAIT returned LKS_WAIT_WOKEN */
+	uint64_t changed;      /* WAIT returned LKS_WAIT_CHANGED at once */
+	uint64_t timeouts;     /* WAIT returned LKS_WAIT_TIMEOUT */
+	uint64_t errors;       /* WAIT returned an error */
+	uint64_t kicks;	       /* kicks sent */
+	uint64_t prewakes;     /* ... of which when a lock was taken (lk_config.prewake) */
+};
+
+struct lk_domain;
+
+/*
+ * Creates the domain: call once, on CPU 0, before any CPU uses a lock.  Under lockstep it
+ * probes WAIT and the KICK fast path and registers the shared page.  NULL config = defaults.
+ */
+struct lk_domain *lk_domain_new(const struct lk_config *config);
+enum lk_backend lk_backend(const struct lk_domain *domain);
+/* "lockstep" or "runtime", and why in a sentence (e.g. "lockstep host lacks WAIT (-38)"). */
+const char *lk_backend_name(const struct lk_domain *domain);
+const char *lk_backend_reason(const struct lk_domain *domain);
+/* How kicks are sent under lockstep: "ioeventfd" (the 4-byte write) or "call". */
+const char *lk_kick_method(const struct lk_domain *domain);
+uint32_t lk_spin_threshold(const struct lk_domain *domain); /* PAUSEs, as configured */
+/* LKS_CALL_SHARED_SETUP's result: 0 = the host reads the shared page; < 0 = it does not. */
+int64_t lk_shared_page_status(const struct lk_domain *domain);
+void lk_stats(const struct lk_domain *domain, unsigned cpu, struct lk_stats *out);
+
+/* ---- Ticket lock ------------------------------------------------------------------------- */
+
+struct lk_ticket {
+	volatile uint32_t head;	    /* the ticket being served: what pv waiters WAIT on */
+	volatile uint32_t tail;	    /* the next ticket to hand out */
+	volatile uint32_t sleepers; /* pv waiters inside (or entering) a sleep */
+	enum lk_mode mode;
+	struct lk_domain *domain;
+} __attribute__((aligned(RT_CACHE_LINE)));
+
+void lk_ticket_init(struct lk_ticket *lock, struct lk_domain *domain, enum lk_mode mode);
+void lk_ticket_lock(struct lk_ticket *lock);
+void lk_ticket_unlock(struct lk_ticket *lock);
+
+/* ---- MCS queued lock --------------------------------------------------------------------- */
+
+struct lk_mcs {
+	volatile uint32_t tail; /* the last queued CPU's node (encoded), 0 = free */
+	enum lk_mode mode;
+	struct lk_domain *domain;
+} __attribute__((aligned(RT_CACHE_LINE)));
+
+void lk_mcs_init(struct lk_mcs *lock, struct lk_domain *domain, enum lk_mode mode);
+void lk_mcs_lock(struct lk_mcs *lock);
+void lk_mcs_unlock(struct lk_mcs *lock);
+
+/* ---- Sense-reversing barrier ------------------------------------------------------------- */
+
+struct lk_barrier {
+	volatile uint32_t arrived; /* CPUs at the barrier this round */
+	uint32_t parties;
+	enum lk_mode mode;
+	struct lk_domain *domain;
+	volatile uint32_t *local_sense; /* per CPU, one cache line apart */
+	/* On its own line: waiters read it while arrivals update `arrived`. */
+	volatile uint32_t sense __attribute__((aligned(RT_CACHE_LINE))); /* flips each round */
+	volatile uint32_t sleepers;
+} __attribute__((aligned(RT_CACHE_LINE)));
+
+/* parties = how many CPUs wait at it each round (CPUs 0 .. parties-1 or any such set). */
+void lk_barrier_init(struct lk_barrier *barrier, struct lk_domain *domain, enum lk_mode mode,
+		     unsigned parties);
+void lk_barrier_wait(struct lk_barrier *barrier);
+
+#endif /* LOCKSTEP_GUEST_LOCKS_H */

@@ -1,0 +1,93 @@
+/*
+ * Sense-reversing barrier, plain and paravirtual.
+ *
+ * Each CPU flips its own sense on arrival and counts itself in `arrived`; the last to arrive
+ * resets the count and sets the shared `sense` to the new value, which releases the others.
+ * The count is reset before the sense flips, and no CPU can arrive for the next round before
+ * it has seen the flip, so rounds never mix.  `sense` has a cache line of its own: waiters
+ * read it while arrivals hammer `arrived`.
+ *
+ * Plain waiters spin on `sense`, which under overcommit means a round can end only once every
+ * vCPU has had a host time slice since the previous one.  pv waiters spin up to the domain's
+ * threshold, then sleep with WAIT(&sense, old sense) after marking themselves asleep in their
+ * CPU record; the last arrival flips the sense, fences, and kicks every CPU whose record says
+ * it sleeps at this barrier (`sleepers` spares the scan when nobody does).  Waiters publish
+ * LKS_STATE_BARRIER with `waiting` = the barrier while they wait.
+ */
+#include "guest/locks/internal.h"
+
+#define SENSE_STRIDE (RT_CACHE_LINE / sizeof(uint32_t))
+
+void lk_barrier_init(struct lk_barrier *barrier, struct lk_domain *domain, enum lk_mode mode,
+		     unsigned parties)
+{
+	barrier->arrived = 0;
+	barrier->parties = parties;
+	barrier->mode = mode;
+	barrier->domain = domain;
+	barrier->local_sense = rt_alloc(domain->nr_cpus * RT_CACHE_LINE, RT_CACHE_LINE);
+	barrier->sense = 0;
+	barrier->sleepers = 0;
+}
+
+static void release_sleepers(struct lk_barrier *barrier)
+{
+	struct lk_domain *domain = barrier->domain;
+	struct lk_cpu *me = lk_this_cpu(domain);
+
+	for (unsigned i = 0; i < domain->nr_cpus; i++) {
+		struct lk_cpu *cpu = domain->cpu[i];
+
+		if (cpu != me && cpu->state == LK_SLEEPING && cpu->wait_object == barrier)
+			lk_kick_sleeper(domain, me, cpu, &cpu->state, &barrier->sense);
+	}
+}
+
+static void wait_pv(struct lk_barrier *barrier, uint32_t sense)
+{
+	const struct lk_domain *domain = barrier->domain;
+	struct lk_cpu *me = lk_this_cpu(domain);
+	uint64_t spins = 0;
+
+	me->wait_object = barrier;
+	lk_pub_wait_begin(me, barrier, LKS_STATE_BARRIER);
+	for (;;) {
+		for (uint32_t i = 0; i < domain->spin_threshold; i++) {
+			if (barrier->sense == sense)
+				goto released;
+			rt_pause();
+			lk_pub_spins(me, ++spins);
+		}
+		lk_sleep_on(domain, me, &me->state, &barrier->sleepers, &barrier->sense, sense ^ 1,
+			    LKS_STATE_BARRIER);
+		if (barrier->sense == sense)
+			break;
+	}
+released:
+	me->wait_object = NULL;
+	lk_pub_wait_end(me);
+}
+
+void lk_barrier_wait(struct lk_barrier *barrier)
+{
+	volatile uint32_t *local = &barrier->local_sense[rt_cpu_index() * SENSE_STRIDE];
+	uint32_t sense = *local ^ 1;
+
+	*local = sense;
+	if (__atomic_add_fetch(&barrier->arrived, 1, __ATOMIC_ACQ_REL) == barrier->parties) {
+		barrier->arrived = 0;
+		__atomic_store_n(&barrier->sense, sense, __ATOMIC_RELEASE);
+		if (barrier->mode == LK_PV) {
+			__atomic_thread_fence(__ATOMIC_SEQ_CST);
+			if (barrier->sleepers)
+				release_sleepers(barrier);
+		}
+		return;
+	}
+	if (barrier->mode == LK_PV) {
+		wait_pv(barrier, sense);
+		return;
+	}
+	while (__atomic_load_n(&barrier->sense, __ATOMIC_ACQUIRE) != sense)
+		rt_pause();
+}
