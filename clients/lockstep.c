@@ -5,6 +5,8 @@
  *   lockstep vm define FILE | start NAME | shutdown NAME [--timeout S] | destroy NAME
  *   lockstep vm undefine NAME | info NAME | console NAME [-f] [--tail BYTES]
  *   lockstep vm pin NAME VCPU CPUS [--config]
+ *   lockstep sched show NAME | set NAME [POLICY] [--quantum US] [--skew US] [--config]
+ *   lockstep sched stats [NAME]
  *   lockstep events | daemon info
  *
  * Exit status: 0 done, 1 lockstepd refused (its message is printed), 2 bad usage,
@@ -22,19 +24,9 @@
 #include "api/client.h"
 #include "util/util.h"
 
-enum {
-	EXIT_REFUSED = 1,
-	EXIT_USAGE = 2,
-	EXIT_UNREACHABLE = 3
-};
+#include "clients/cli.h"
 
-struct cli {
-	const char *socket;
-	bool json;
-	struct api_client *c;
-};
-
-static void usage(FILE *out)
+void usage(FILE *out)
 {
 	fputs("usage: lockstep [--socket PATH] [--json] COMMAND\n\n"
 	      "  vm list [--state STATE]           defined VMs (state: running, shutoff, ...)\n"
@@ -46,6 +38,11 @@ static void usage(FILE *out)
 	      "  vm info NAME                      state, vCPU threads, KVM statistics\n"
 	      "  vm console NAME [-f] [--tail N]   the serial console (-f: keep following)\n"
 	      "  vm pin NAME VCPU CPUS [--config]  pin a vCPU to host CPUs (--config: persist)\n"
+	      "  sched show NAME                   a VM's scheduling policy and parameters\n"
+	      "  sched set NAME [POLICY] [--quantum US] [--skew US] [--config]\n"
+	      "                                    change them (policy: host, pinned, gang,\n"
+	      "                                    relaxed, adaptive; --config: also store)\n"
+	      "  sched stats [NAME]                co-run, skew, gate latency, slices\n"
 	      "  events                            print lifecycle events as they happen\n"
 	      "  daemon info                       version, host topology, counts\n\n"
 	      "The socket is $LOCKSTEP_SOCKET or /run/lockstep/lockstepd.sock by default.\n"
@@ -66,7 +63,7 @@ static int connect_daemon(struct cli *cli)
 }
 
 /* Calls a method; prints the error and returns an exit status on failure. */
-static int call(struct cli *cli, const char *method, json_t *params, json_t **result)
+int call(struct cli *cli, const char *method, json_t *params, json_t **result)
 {
 	json_t *error = NULL;
 	int ret;
@@ -86,20 +83,20 @@ static int call(struct cli *cli, const char *method, json_t *params, json_t **re
 	return 0;
 }
 
-static void print_json(json_t *v)
+void print_json(json_t *v)
 {
 	json_dumpf(v, stdout, JSON_INDENT(2) | JSON_ENCODE_ANY);
 	putchar('\n');
 }
 
-static const char *str(json_t *obj, const char *key)
+const char *str(json_t *obj, const char *key)
 {
 	const char *s = json_string_value(json_object_get(obj, key));
 
 	return s ? s : "-";
 }
 
-static long long num(json_t *obj, const char *key)
+long long num(json_t *obj, const char *key)
 {
 	return (long long)json_integer_value(json_object_get(obj, key));
 }
@@ -460,6 +457,8 @@ int main(int argc, char **argv)
 	argv += optind;
 	if (argc >= 1 && strcmp(argv[0], "vm") == 0)
 		ret = vm_command(&cli, argc - 1, argv + 1);
+	else if (argc >= 1 && strcmp(argv[0], "sched") == 0)
+		ret = sched_command(&cli, argc - 1, argv + 1);
 	else if (argc == 1 && strcmp(argv[0], "events") == 0)
 		ret = events(&cli);
 	else if (argc == 2 && strcmp(argv[0], "daemon") == 0 && strcmp(argv[1], "info") == 0)

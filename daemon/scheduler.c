@@ -17,12 +17,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "daemon/scheduler.h"
+
+#define SWITCH_WAIT_MAX_NS 2000000ull /* give up waiting for a vCPU to leave after this */
 
 struct sched_entry {
 	int id; /* the VM's domain id */
@@ -31,6 +34,8 @@ struct sched_entry {
 	struct sched_page *page;
 	int *schedstat_fd;
 	struct sched_obs *obs;
+	bool *closing;	/* gate closed this tick: wait for the vCPU to leave */
+	bool *opening;	/* gate to open once the closing vCPUs are out */
 	uint64_t kicks; /* gate closes that had to kick a vCPU out */
 };
 
@@ -45,7 +50,10 @@ struct scheduler {
 	struct sched_entry **vms;
 	unsigned nr_vms, cap;
 	uint64_t ticks;
-	uint64_t cpu_ns; /* the thread's CPU time, as of the last tick */
+	uint64_t switches;	  /* ticks that closed gates */
+	uint64_t switch_wait_ns;  /* total time waiting for closed vCPUs to leave */
+	uint64_t switch_timeouts; /* ... that gave up */
+	uint64_t cpu_ns;	  /* the thread's CPU time, as of the last tick */
 	uint64_t started_ns;
 };
 
@@ -71,6 +79,8 @@ static void entry_free(struct sched_entry *e)
 			close(e->schedstat_fd[i]);
 	free(e->schedstat_fd);
 	free(e->obs);
+	free(e->closing);
+	free(e->opening);
 	sched_page_unmap(e->page);
 	free(e);
 }
@@ -106,6 +116,12 @@ static const struct sched_obs *observe(void *arg, int id)
 	return e->obs;
 }
 
+/*
+ * Applies one VM's decisions: affinity at once, gate closes at once (with a kick out of
+ * KVM_RUN), gate opens only after every closed vCPU has left (switch_gates): an incoming vCPU
+ * woken onto a CPU whose outgoing vCPU has not yet seen its kick would compete with it for
+ * that CPU, and the host's scheduler could then take milliseconds to let the outgoing one out.
+ */
 static void apply(void *arg, int id, const struct sched_decision *d)
 {
 	struct scheduler *sch = arg;
@@ -117,6 +133,7 @@ static void apply(void *arg, int id, const struct sched_decision *d)
 	for (uint32_t i = 0; i < e->nr; i++) {
 		struct sched_slot *slot = &e->page->slot[i];
 		pid_t tid = (pid_t)__atomic_load_n(&slot->tid, __ATOMIC_ACQUIRE);
+		bool open = __atomic_load_n(&slot->gate, __ATOMIC_RELAXED) == SCHED_GATE_OPEN;
 
 		if (d[i].affinity_changed && tid > 0) {
 			cpu_set_t set;
@@ -127,16 +144,51 @@ static void apply(void *arg, int id, const struct sched_decision *d)
 					CPU_SET(c, &set);
 			sched_setaffinity(tid, sizeof(set), &set);
 		}
-		if (d[i].gate_open) {
-			sched_gate_open(slot, now);
-		} else if (__atomic_load_n(&slot->gate, __ATOMIC_RELAXED) == SCHED_GATE_OPEN) {
-			sched_gate_close(slot, now);
-			/* Out of KVM_RUN now; a vCPU asleep in a pv WAIT needs no kick. */
-			if (tid > 0 &&
-			    __atomic_load_n(&slot->state, __ATOMIC_ACQUIRE) == SCHED_VCPU_RUNNING) {
-				syscall(SYS_tgkill, e->pid, tid, sch->kick_signal);
-				e->kicks++;
-			}
+		e->opening[i] = d[i].gate_open && !open;
+		e->closing[i] = !d[i].gate_open && open;
+		if (!e->closing[i])
+			continue;
+		sched_gate_close(slot, now);
+		/* Out of KVM_RUN now; a vCPU asleep in a pv WAIT needs no kick. */
+		if (tid > 0 &&
+		    __atomic_load_n(&slot->state, __ATOMIC_ACQUIRE) == SCHED_VCPU_RUNNING) {
+			syscall(SYS_tgkill, e->pid, tid, sch->kick_signal);
+			e->kicks++;
+		}
+	}
+}
+
+/* Waits (briefly) for the closed vCPUs to reach their gates, then opens the new ones. */
+static void switch_gates(struct scheduler *sch)
+{
+	uint64_t start = now_ns(), deadline = start + SWITCH_WAIT_MAX_NS;
+	bool closed = false, late = false;
+
+	for (unsigned k = 0; k < sch->nr_vms; k++) {
+		struct sched_entry *e = sch->vms[k];
+
+		for (uint32_t i = 0; i < e->nr; i++) {
+			if (!e->closing[i])
+				continue;
+			closed = true;
+			/* The worker wakes the state word when its vCPU stops at the gate. */
+			if (!late && sched_slot_wait_left(&e->page->slot[i], deadline))
+				late = true;
+		}
+	}
+	if (closed) {
+		sch->switches++;
+		sch->switch_wait_ns += now_ns() - start;
+		sch->switch_timeouts += late;
+	}
+	for (unsigned k = 0; k < sch->nr_vms; k++) {
+		struct sched_entry *e = sch->vms[k];
+		uint64_t now = now_ns();
+
+		for (uint32_t i = 0; i < e->nr; i++) {
+			if (e->opening[i])
+				sched_gate_open(&e->page->slot[i], now);
+			e->opening[i] = e->closing[i] = false;
 		}
 	}
 }
@@ -164,8 +216,16 @@ static void take_yield_requests(struct scheduler *sch, uint64_t now)
 static void *scheduler_thread(void *arg)
 {
 	struct scheduler *sch = arg;
+	struct sched_param rt = { .sched_priority = 1 };
 
 	pthread_setname_np(pthread_self(), "scheduler");
+	/*
+	 * Slices must switch on time even when every CPU runs vCPUs: a real-time priority puts
+	 * the scheduler ahead of them for its few microseconds per tick (the kernel's RT
+	 * throttling bounds it regardless).  Without the privilege it runs as a normal thread.
+	 */
+	pthread_setschedparam(pthread_self(), SCHED_FIFO, &rt);
+	prctl(PR_SET_TIMERSLACK, 1000);
 	pthread_mutex_lock(&sch->lock);
 	while (!sch->quit) {
 		uint64_t now = now_ns(), next;
@@ -173,6 +233,7 @@ static void *scheduler_thread(void *arg)
 
 		take_yield_requests(sch, now);
 		next = sched_tick(sch->engine, now, observe, apply, sch);
+		switch_gates(sch);
 		sch->ticks++;
 		sch->cpu_ns = thread_cpu_ns();
 		now += next;
@@ -269,7 +330,9 @@ int scheduler_attach(struct scheduler *sch, int id, pid_t pid, int sched_fd, con
 	e->nr = nr;
 	e->schedstat_fd = calloc(nr, sizeof(int));
 	e->obs = calloc(nr, sizeof(*e->obs));
-	if (!e->schedstat_fd || !e->obs) {
+	e->closing = calloc(nr, sizeof(bool));
+	e->opening = calloc(nr, sizeof(bool));
+	if (!e->schedstat_fd || !e->obs || !e->closing || !e->opening) {
 		entry_free(e);
 		return -ENOMEM;
 	}
@@ -417,9 +480,13 @@ json_t *scheduler_self_json(struct scheduler *sch)
 
 	pthread_mutex_lock(&sch->lock);
 	elapsed = (double)(now_ns() - sch->started_ns) / 1e9;
-	out = json_pack("{s:I, s:I, s:f, s:f}", "vms", (json_int_t)sch->nr_vms, "ticks",
-			(json_int_t)sch->ticks, "cpu_ms", ms(sch->cpu_ns), "cpu_ms_per_s",
-			elapsed > 0 ? ms(sch->cpu_ns) / elapsed : 0.0);
+	out = json_pack("{s:I, s:I, s:f, s:f, s:I, s:f, s:I}", "vms", (json_int_t)sch->nr_vms,
+			"ticks", (json_int_t)sch->ticks, "cpu_ms", ms(sch->cpu_ns), "cpu_ms_per_s",
+			elapsed > 0 ? ms(sch->cpu_ns) / elapsed : 0.0, "switches",
+			(json_int_t)sch->switches, "switch_wait_us_mean",
+			sch->switches ? (double)sch->switch_wait_ns / (double)sch->switches / 1e3 :
+					0.0,
+			"switch_timeouts", (json_int_t)sch->switch_timeouts);
 	pthread_mutex_unlock(&sch->lock);
 	return out;
 }

@@ -22,6 +22,27 @@
 
 #define GATE_RECHECK_NS 50000000ull /* a stop request is noticed at least this often */
 
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void futex_wait(uint32_t *word, uint32_t expected, uint64_t timeout_ns)
+{
+	struct timespec ts = { .tv_sec = (time_t)(timeout_ns / 1000000000ull),
+			       .tv_nsec = (long)(timeout_ns % 1000000000ull) };
+
+	syscall(SYS_futex, word, FUTEX_WAIT, expected, &ts, NULL, 0);
+}
+
+static void futex_wake(uint32_t *word)
+{
+	syscall(SYS_futex, word, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
+}
+
 size_t sched_page_size(uint32_t nr_vcpus)
 {
 	size_t len = sizeof(struct sched_page) + (size_t)nr_vcpus * sizeof(struct sched_slot);
@@ -90,30 +111,26 @@ void sched_page_unmap(struct sched_page *page)
 		munmap(page, sched_page_size(page->nr_vcpus));
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static void futex_wait(uint32_t *word, uint32_t expected, uint64_t timeout_ns)
-{
-	struct timespec ts = { .tv_sec = (time_t)(timeout_ns / 1000000000ull),
-			       .tv_nsec = (long)(timeout_ns % 1000000000ull) };
-
-	syscall(SYS_futex, word, FUTEX_WAIT, expected, &ts, NULL, 0);
-}
-
-static void futex_wake(uint32_t *word)
-{
-	syscall(SYS_futex, word, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
-}
-
 void sched_slot_set_state(struct sched_slot *slot, enum sched_vcpu_state state)
 {
-	__atomic_store_n(&slot->state, (uint32_t)state, __ATOMIC_RELEASE);
+	uint32_t old = __atomic_exchange_n(&slot->state, (uint32_t)state, __ATOMIC_ACQ_REL);
+
+	/* The scheduler may be waiting for this vCPU to leave KVM_RUN (sched_slot_wait_left). */
+	if (old == SCHED_VCPU_RUNNING && state != SCHED_VCPU_RUNNING)
+		futex_wake(&slot->state);
+}
+
+int sched_slot_wait_left(struct sched_slot *slot, uint64_t deadline_ns)
+{
+	for (;;) {
+		uint64_t now = now_ns();
+
+		if (__atomic_load_n(&slot->state, __ATOMIC_ACQUIRE) != SCHED_VCPU_RUNNING)
+			return 0;
+		if (now >= deadline_ns)
+			return -ETIMEDOUT;
+		futex_wait(&slot->state, SCHED_VCPU_RUNNING, deadline_ns - now);
+	}
 }
 
 bool sched_gate_pass(struct sched_slot *slot, bool (*keep_waiting)(void *arg), void *arg)

@@ -74,7 +74,8 @@ bool sched_gate_pass(struct sched_slot *slot, bool (*keep_waiting)(void *arg), v
 void sched_slot_set_state(struct sched_slot *slot, enum sched_vcpu_state state);
 /* Wakes a vCPU waiting at its gate without opening it (so it can notice a stop). */
 void sched_gate_nudge(struct sched_slot *slot);
-/* Scheduler side. */
+/* Scheduler side: waits until the vCPU is no longer RUNNING (0) or the deadline (-ETIMEDOUT). */
+int sched_slot_wait_left(struct sched_slot *slot, uint64_t deadline_ns);
 void sched_gate_open(struct sched_slot *slot, uint64_t now_ns);
 void sched_gate_close(struct sched_slot *slot, uint64_t now_ns);
 

@@ -228,6 +228,13 @@ void vm_vcpu_note_kick(struct vm_vcpu *vcpu)
 	uint64_t sent = atomic_exchange(&vcpu->kick_sent_ns, 0);
 
 	vcpu->counters.kicks++;
+	/* A kick from lockstepd's scheduler comes with a gate closed since the last entry. */
+	if (!sent && __atomic_load_n(&vcpu->slot->gate, __ATOMIC_ACQUIRE) == SCHED_GATE_CLOSED) {
+		uint64_t closed = __atomic_load_n(&vcpu->slot->close_ns, __ATOMIC_RELAXED);
+
+		if (closed > __atomic_load_n(&vcpu->slot->entry_ns, __ATOMIC_RELAXED))
+			sent = closed;
+	}
 	if (sent)
 		util_samples_add(&vcpu->kick_latency, util_now_ns() - sent);
 }
