@@ -180,6 +180,7 @@ struct client {
 	bool subscribed;
 	bool closing;
 	bool dead; /* to be closed by the sweeper */
+	bool eof;  /* the client half-closed: close once its replies are out */
 	uid_t uid;
 	pid_t pid;
 	struct util_list follows; /* console followers on this client */

@@ -91,8 +91,14 @@ static void client_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	if (n > 0 && !c->dead)
 		api_session_feed(c->session, buf->base, (size_t)n);
 	free(buf->base);
-	if (n < 0)
+	if (n == UV_EOF) {
+		/* A half-close ends the requests, not the replies: the sweeper closes the
+		 * connection once every call is answered and written. */
+		c->eof = true;
+		uv_read_stop(s);
+	} else if (n < 0) {
 		client_close(c);
+	}
 }
 
 /* Root, the daemon's own user, and members of the "lockstep" group may drive lockstepd. */
@@ -167,7 +173,8 @@ static void on_connection(uv_stream_t *server, int status)
 	uv_read_start((uv_stream_t *)&c->pipe, client_alloc, client_read);
 }
 
-/* Closes clients marked dead while the loop was inside their session. */
+/* Closes clients marked dead while the loop was inside their session, and half-closed ones
+ * that have nothing more coming. */
 static void sweep_dead_clients(uv_check_t *h)
 {
 	struct daemon *d = h->data;
@@ -176,7 +183,8 @@ static void sweep_dead_clients(uv_check_t *h)
 	util_list_for_each_safe(pos, tmp, &d->clients) {
 		struct client *c = util_container_of(pos, struct client, link);
 
-		if (c->dead)
+		if (c->dead || (c->eof && !api_session_pending(c->session) &&
+				!uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe)))
 			client_close(c);
 	}
 }
