@@ -5,7 +5,9 @@
  * mode, descriptor tables, every CPU the ACPI MADT lists), then calls main() on CPU 0 at ring 3
  * and ends the VM with main's return value through the debug-exit port.  All program code runs
  * at ring 3, natively even where ring 0 is emulated; the runtime enters ring 0 only through the
- * few syscalls below (serial output, exit, HLT, IPIs, CPUID, port I/O, MSRs).
+ * few syscalls below (serial output, exit, HLT, IPIs, CPUID, port I/O, MSRs, a deliberate
+ * triple fault).  ACPI power management (the power button, soft-off) is here too; spinlocks
+ * and barriers, plain and paravirtual, are in the lock library, guest/locks.h.
  *
  * CPUs are numbered by index: 0 is the boot CPU, the others follow the MADT's order.  CPUs
  * other than 0 sit idle (halted) until work is posted to them with rt_post() or rt_on_cpu().
