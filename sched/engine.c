@@ -170,8 +170,10 @@ int sched_vm_add(struct sched *s, int id, const struct sched_vm_params *params, 
 		vm->p.quantum_ns = 5000000ull;
 	if (!vm->p.skew_ns)
 		vm->p.skew_ns = 2000000ull;
-	for (uint32_t i = 0; i < n; i++)
+	for (uint32_t i = 0; i < n; i++) {
 		vm->v[i].gate_open = true;
+		vm->v[i].was_active = true; /* until seen idle: a new VM's vCPUs are busy booting */
+	}
 	vm->st.policy = params->policy;
 	place(s, vm);
 	s->vms[s->nr_vms++] = vm;
@@ -352,6 +354,11 @@ static void decide_affinity(struct sched *s, struct engine_vm *vm, uint64_t now,
 
 static void decide_gates(struct engine_vm *vm, uint64_t now, uint64_t dt)
 {
+	/* The first look at a VM only sets the baselines its run times are measured from. */
+	if (!vm->baseline_taken) {
+		vm->baseline_taken = true;
+		return;
+	}
 	if (engine_in_gang(vm, now)) {
 		for (uint32_t i = 0; i < vm->p.nr_vcpus; i++)
 			vm->v[i].gate_open = vm->in_slice;
@@ -375,7 +382,6 @@ uint64_t sched_tick(struct sched *s, uint64_t now, sched_obs_fn obs_fn, sched_de
 		    void *arg)
 {
 	uint64_t dt = s->last_tick && now > s->last_tick ? now - s->last_tick : 0;
-	bool busy = false;
 
 	s->last_tick = now;
 	for (unsigned k = 0; k < s->nr_vms; k++) {
@@ -398,15 +404,14 @@ uint64_t sched_tick(struct sched *s, uint64_t now, sched_obs_fn obs_fn, sched_de
 		decide_gates(vm, now, dt);
 		vm->st.coscheduling = engine_in_gang(vm, now) || vm->p.policy == SCHED_RELAXED ||
 				      (vm->p.policy == SCHED_ADAPTIVE && now < vm->cosched_until);
-		if (vm->p.policy != SCHED_HOST && vm->p.policy != SCHED_PINNED)
-			busy = true;
 		for (uint32_t i = 0; i < vm->p.nr_vcpus; i++) {
 			d[i].gate_open = vm->v[i].gate_open;
 			decide_affinity(s, vm, now, &d[i], i);
 		}
 		decide(arg, vm->id, d);
 	}
-	return busy ? SCHED_TICK_NS : SCHED_IDLE_TICK_NS;
+	/* Co-run accounting needs ticks shorter than the host's slices, whatever the policy. */
+	return s->nr_vms ? SCHED_TICK_NS : SCHED_IDLE_TICK_NS;
 }
 
 int sched_vm_stats(const struct sched *s, int id, struct sched_vm_stats *st,

@@ -44,6 +44,7 @@ struct engine_vm {
 	struct engine_vcpu *v;
 	struct sched_decision *decisions; /* per vCPU, handed to the caller each tick */
 	struct sched_vm_stats st;
+	bool baseline_taken;	/* observed once: deltas from now on mean something */
 	uint64_t cosched_until; /* adaptive */
 	uint32_t boost_vcpu;
 	uint64_t boost_until;
