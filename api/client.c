@@ -141,12 +141,21 @@ int api_client_call(struct api_client *c, const char *method, json_t *params, js
 	if (!ret)
 		ret = send_all(c->fd, "\n", 1);
 	free(text);
+	/* A server that refuses the connection (too many clients, not allowed) says why before
+	 * it closes, possibly before the request went out: read that either way. */
+	if (ret == -EPIPE || ret == -ECONNRESET)
+		ret = 0;
 	while (!ret) {
+		json_t *msg_id;
+
 		ret = read_frame(c, -1, &msg);
 		if (ret)
 			break;
-		if (json_integer_value(json_object_get(msg, "id")) == id &&
-		    json_is_integer(json_object_get(msg, "id"))) {
+		msg_id = json_object_get(msg, "id");
+		/* An error with a null id is the server's answer to a request it could not read
+		 * (too large, not allowed): with one request at a time, it is about this one. */
+		if ((json_is_integer(msg_id) && json_integer_value(msg_id) == id) ||
+		    (json_is_null(msg_id) && json_object_get(msg, "error"))) {
 			json_t *err = json_object_get(msg, "error");
 
 			if (err) {
