@@ -453,15 +453,15 @@ json_t *scheduler_stats_json(struct scheduler *sch, int id)
 		double run = (double)st.run_ns;
 
 		out = json_pack(
-			"{s:s, s:b, s:f, s:f, s:f, s:I, s:I, s:f, s:f, s:f, s:f, s:I, s:I, "
-			"s:I, s:o}",
+			"{s:s, s:b, s:f, s:f, s:f, s:f, s:I, s:I, s:f, s:f, s:f, s:f, s:I, "
+			"s:I, s:I, s:o}",
 			"policy", sched_policy_name(st.policy), "coscheduling", st.coscheduling,
 			"watched_ms", ms(st.watched_ns), "run_ms", ms(st.run_ns), "corun_fraction",
-			run > 0 ? (double)st.corun_ns / run : 0.0, "slices", (json_int_t)st.slices,
-			"interleaved_slices", (json_int_t)st.interleaved_slices, "leak_ms",
-			ms(st.leak_ns), "max_skew_us", (double)st.max_skew_ns / 1e3,
-			"costart_skew_us_max", (double)st.costart_skew_ns_max / 1e3,
-			"costart_skew_us_mean",
+			run > 0 ? (double)st.corun_ns / run : 0.0, "corun_ms", ms(st.corun_ns),
+			"slices", (json_int_t)st.slices, "interleaved_slices",
+			(json_int_t)st.interleaved_slices, "leak_ms", ms(st.leak_ns), "max_skew_us",
+			(double)st.max_skew_ns / 1e3, "costart_skew_us_max",
+			(double)st.costart_skew_ns_max / 1e3, "costart_skew_us_mean",
 			st.costarts ? (double)st.costart_skew_ns_total / (double)st.costarts / 1e3 :
 				      0.0,
 			"preemption_events", (json_int_t)st.lhp_events, "boosts",
