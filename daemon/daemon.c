@@ -114,6 +114,11 @@ int daemon_init(struct daemon *d, const struct daemon_options *opts)
 			 uv_strerror(ret));
 		return ret;
 	}
+	if (!opts->no_virt) {
+		ret = virt_server_start(d);
+		if (ret)
+			return ret;
+	}
 	util_log(&d->log, UTIL_LOG_INFO, "lockstepd %s serving %s (%u VMs defined)",
 		 LOCKSTEP_VERSION, opts->socket_path, registry_count(d));
 	return 0;
@@ -140,6 +145,7 @@ void daemon_fini(struct daemon *d)
 	d->scheduler = NULL;
 	if (d->loop) {
 		server_close(d);
+		virt_server_stop(d);
 		/* Workers are left running; only our handles on them go. */
 		util_list_for_each_safe(pos, tmp, &d->vms) {
 			struct dvm *vm = util_container_of(pos, struct dvm, link);

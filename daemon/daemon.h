@@ -25,6 +25,7 @@
 struct daemon;
 struct dvm;
 struct worker;
+struct ucred;
 
 enum dvm_state {
 	DVM_SHUTOFF = 0, /* defined, not running */
@@ -198,6 +199,8 @@ void daemon_remove_listener(struct daemon_listener *l);
 
 int server_listen(struct daemon *d);
 void server_close(struct daemon *d);
+/* Root, the daemon's own user and members of the "lockstep" group may change things. */
+bool server_peer_allowed(struct daemon *d, const struct ucred *cred);
 /* Sends an event notification to every subscribed client.  Steals `event`. */
 void events_emit(struct daemon *d, json_t *event);
 void events_lifecycle(struct dvm *vm, const char *what);
@@ -237,6 +240,14 @@ extern const struct api_method daemon_methods[];
 extern const size_t daemon_nr_methods;
 json_t *dvm_summary_json(struct dvm *vm);
 
+/* ---- libvirt remote protocol endpoint (daemon/virt_server.c) ---- */
+
+struct virt_server;
+
+/* Listens on the libvirt sockets; a default path that another daemon serves is skipped. */
+int virt_server_start(struct daemon *d);
+void virt_server_stop(struct daemon *d);
+
 /* ---- the daemon ---- */
 
 #define DAEMON_DIR_MAX 3072 /* leaves room for "/vms/NAME.suffix" in a PATH_MAX buffer */
@@ -252,6 +263,9 @@ struct daemon_options {
 	unsigned max_vms;
 	size_t max_frame;
 	uint64_t shutdown_timeout_ms;
+	char virt_socket[108];	  /* libvirt endpoint; "" = /run/libvirt/virtlockstepd-sock */
+	char virt_socket_ro[108]; /* "" = virt_socket + "-ro" */
+	bool no_virt;
 };
 
 struct daemon {
@@ -280,6 +294,7 @@ struct daemon {
 	void *topology;		/* hwloc_topology_t */
 	struct sched_host host; /* the CPUs VMs may use, for the scheduler */
 	struct scheduler *scheduler;
+	struct virt_server *virt; /* the libvirt endpoint, or NULL */
 	bool quitting;
 };
 

@@ -33,6 +33,10 @@ static void usage(FILE *out)
 	      "  --max-vms N          defined VMs (default 1024)\n"
 	      "  --max-frame BYTES    largest JSON-RPC frame (default 1048576)\n"
 	      "  --shutdown-timeout S default vm.shutdown timeout in seconds (default 30)\n"
+	      "  --virt-socket PATH   libvirt endpoint for virsh\n"
+	      "                       (default /run/libvirt/virtlockstepd-sock)\n"
+	      "  --virt-socket-ro P   its read-only twin (default: the above + \"-ro\")\n"
+	      "  --no-virt            no libvirt endpoint\n"
 	      "  --version            print the version\n",
 	      out);
 }
@@ -71,7 +75,10 @@ static int parse_args(struct daemon_options *o, int argc, char **argv)
 		VMS,
 		FRAME,
 		TIMEOUT,
-		VERSION
+		VERSION,
+		VIRT,
+		VIRT_RO,
+		NO_VIRT
 	};
 	static const struct option longopts[] = {
 		{ "run-dir", required_argument, NULL, RUN },
@@ -85,6 +92,9 @@ static int parse_args(struct daemon_options *o, int argc, char **argv)
 		{ "max-frame", required_argument, NULL, FRAME },
 		{ "shutdown-timeout", required_argument, NULL, TIMEOUT },
 		{ "version", no_argument, NULL, VERSION },
+		{ "virt-socket", required_argument, NULL, VIRT },
+		{ "virt-socket-ro", required_argument, NULL, VIRT_RO },
+		{ "no-virt", no_argument, NULL, NO_VIRT },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -138,6 +148,15 @@ static int parse_args(struct daemon_options *o, int argc, char **argv)
 		case TIMEOUT:
 			bad = util_parse_u64(optarg, 1, 3600, &u);
 			o->shutdown_timeout_ms = u * 1000;
+			break;
+		case VIRT:
+			bad = util_strlcpy(o->virt_socket, optarg, sizeof(o->virt_socket));
+			break;
+		case VIRT_RO:
+			bad = util_strlcpy(o->virt_socket_ro, optarg, sizeof(o->virt_socket_ro));
+			break;
+		case NO_VIRT:
+			o->no_virt = true;
 			break;
 		case VERSION:
 			printf("lockstepd %s\n", LOCKSTEP_VERSION);

@@ -102,7 +102,7 @@ static void client_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 }
 
 /* Root, the daemon's own user, and members of the "lockstep" group may drive lockstepd. */
-static bool peer_allowed(struct daemon *d, const struct ucred *cred)
+bool server_peer_allowed(struct daemon *d, const struct ucred *cred)
 {
 	struct passwd *pw;
 	gid_t groups[256];
@@ -147,7 +147,8 @@ static void on_connection(uv_stream_t *server, int status)
 		return;
 	}
 	if (uv_fileno((uv_handle_t *)&c->pipe, &fd) ||
-	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || !peer_allowed(d, &cred)) {
+	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
+	    !server_peer_allowed(d, &cred)) {
 		util_log(&d->log, UTIL_LOG_WARN,
 			 "refused a client (uid %d): not root, not the "
 			 "daemon's user, not in group lockstep",
