@@ -103,6 +103,11 @@ struct dvm {
 	bool undefine_pending;
 	uint64_t pvlock_events; /* preemption episodes the worker reported */
 	bool scheduled;		/* handed to the scheduler thread (under its domain id) */
+	/* How the last run ended, for vm.info and sched.stats once the worker is gone (NULL
+	 * while running and before the first run): the worker's end-of-run report and the
+	 * scheduler's accounting at detach. */
+	json_t *last_stats;
+	json_t *last_sched;
 };
 
 /*

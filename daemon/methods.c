@@ -289,6 +289,10 @@ static json_t *info_json(struct dvm *vm)
 		json_array_foreach(vm->worker->vcpus, i, e)
 			json_array_append_new(vcpus, vcpu_json(vm->worker->pid, e));
 	json_object_set_new(info, "vcpu", vcpus);
+	if (!vm->worker && (vm->last_stats || vm->last_sched))
+		json_object_set_new(info, "last_run",
+				    json_pack("{s:O*, s:O*}", "stats", vm->last_stats, "sched",
+					      vm->last_sched));
 	return info;
 }
 

@@ -116,8 +116,13 @@ static json_t *vm_stats(struct daemon *d, struct dvm *vm)
 	json_t *out = json_pack("{s:s, s:s, s:b}", "name", vm->cfg.name, "state",
 				dvm_state_name(vm->state), "scheduled", vm->scheduled);
 
-	if (st)
+	if (st) {
 		json_object_update_new(out, st);
+	} else if (!vm->scheduled && vm->last_sched) {
+		/* The accounting of the run that ended, so a caller need not race the stop. */
+		json_object_update(out, vm->last_sched);
+		json_object_set_new(out, "final", json_true());
+	}
 	return out;
 }
 

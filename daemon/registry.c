@@ -205,6 +205,8 @@ static void timer_closed(uv_handle_t *h)
 {
 	struct dvm *vm = h->data;
 
+	json_decref(vm->last_stats);
+	json_decref(vm->last_sched);
 	vm_config_fini(&vm->cfg);
 	free(vm);
 }
@@ -340,6 +342,10 @@ int dvm_start(struct dvm *vm)
 
 	if (vm->worker)
 		return -EBUSY;
+	/* A run that crashes before its report must not show the previous run's figures. */
+	json_decref(vm->last_stats);
+	json_decref(vm->last_sched);
+	vm->last_stats = vm->last_sched = NULL;
 	vm->domain_id = vm->d->next_domain_id++;
 	vm->started_realtime = (uint64_t)time(NULL);
 	ret = worker_spawn(vm);

@@ -88,6 +88,8 @@ void dvm_sched_detach(struct dvm *vm)
 {
 	if (!vm->scheduled)
 		return;
+	json_decref(vm->last_sched);
+	vm->last_sched = scheduler_stats_json(vm->d->scheduler, vm->domain_id);
 	scheduler_detach(vm->d->scheduler, vm->domain_id);
 	vm->scheduled = false;
 }

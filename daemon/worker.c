@@ -149,6 +149,10 @@ static void handle_event(struct worker *w, json_t *msg, const char *event)
 		w->stop_status = (int)json_integer_value(json_object_get(msg, "status"));
 		w->stopped_event = true;
 		w->preserved = json_is_true(json_object_get(msg, "preserved"));
+		if (json_is_object(json_object_get(msg, "stats"))) {
+			json_decref(vm->last_stats);
+			vm->last_stats = json_incref(json_object_get(msg, "stats"));
+		}
 		if (w->preserved)
 			dvm_set_state(vm, DVM_CRASHED, "guest-crash");
 	}

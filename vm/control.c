@@ -6,7 +6,8 @@
  * controller at a time: a new connection replaces the old one.
  *
  * Worker -> daemon events:  {"event":"hello", "pid", "name", "vcpus":[{"vcpu","tid"}]}
- *                           {"event":"stopped", "reason", "status"}
+ *                           {"event":"stopped", "reason", "status", "preserved",
+ *                            "stats"} (the end-of-run report: it outlives the worker)
  * Daemon -> worker requests {"id":N, "cmd":"info"|"stats"|"powerdown"|"stop"|"ping"}
  *                  replies  {"id":N, "result":{...}} or {"id":N, "error":"...", "errno":E}
  *
@@ -286,7 +287,9 @@ void vm_control_stopped(struct vm_control *ctl, int status, bool preserved)
 {
 	struct vm *vm = ctl->vm;
 
-	vm_control_send(ctl, json_pack("{s:s, s:s, s:i, s:b}", "event", "stopped", "reason",
-				       vm_stop_reason_name(atomic_load(&vm->stop_reason)), "status",
-				       status, "preserved", preserved));
+	/* The vCPU threads are joined: the report's counters are final. */
+	vm_control_send(ctl,
+			json_pack("{s:s, s:s, s:i, s:b, s:o*}", "event", "stopped", "reason",
+				  vm_stop_reason_name(atomic_load(&vm->stop_reason)), "status",
+				  status, "preserved", preserved, "stats", vm_report_json(vm)));
 }
