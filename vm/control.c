@@ -27,6 +27,8 @@
 #include "vm/vm_internal.h"
 
 #define CONTROL_MSG_MAX (64u << 10)
+/* Largest end-of-run report sent with "stopped": well inside a socket's send buffer. */
+#define CONTROL_REPORT_MAX (64u << 10)
 
 static const char *const stop_reason_names[] = {
 	[VM_STOP_NONE] = "running",
@@ -286,10 +288,15 @@ void vm_control_handle(struct vm_control *ctl, const struct pollfd *pfd, int n)
 void vm_control_stopped(struct vm_control *ctl, int status, bool preserved)
 {
 	struct vm *vm = ctl->vm;
-
 	/* The vCPU threads are joined: the report's counters are final. */
-	vm_control_send(ctl,
-			json_pack("{s:s, s:s, s:i, s:b, s:o*}", "event", "stopped", "reason",
-				  vm_stop_reason_name(atomic_load(&vm->stop_reason)), "status",
-				  status, "preserved", preserved, "stats", vm_report_json(vm)));
+	json_t *report = vm_report_json(vm);
+
+	/* A send that fills the socket drops the connection, and this event with it. */
+	if (report && json_dumpb(report, NULL, 0, JSON_COMPACT) > CONTROL_REPORT_MAX) {
+		json_decref(report);
+		report = NULL;
+	}
+	vm_control_send(ctl, json_pack("{s:s, s:s, s:i, s:b, s:o*}", "event", "stopped", "reason",
+				       vm_stop_reason_name(atomic_load(&vm->stop_reason)), "status",
+				       status, "preserved", preserved, "stats", report));
 }
