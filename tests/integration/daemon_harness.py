@@ -198,7 +198,7 @@ class Daemon:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [self.env.lockstepd, "--foreground", "--run-dir", self.run_dir, "--state-dir",
-             self.state_dir, "--log-level", "debug"] + self.args,
+             self.state_dir, "--log-level", "debug", "--no-virt"] + self.args,
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
         log.close()
 

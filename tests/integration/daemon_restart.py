@@ -36,8 +36,8 @@ def main():
         plan = {
             "steady": "heartbeat_ms=20",  # runs throughout
             "killed": "",  # its worker is killed while no daemon runs
-            "exits": "exit_after_ms=400",  # the guest powers off by itself meanwhile
-            "crashes": "crash_after_ms=400",  # the guest triple-faults meanwhile
+            "exits": "exit_after_ms=1500",  # the guest ends by itself meanwhile
+            "crashes": "crash_after_ms=1500",  # the guest triple-faults meanwhile
         }
         for name, cmdline in plan.items():
             c.result("vm.define", definition=env.definition(name, "idle", cmdline))
