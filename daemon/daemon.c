@@ -159,6 +159,8 @@ void daemon_fini(struct daemon *d)
 			dvm_fail_waiters(vm, API_INTERNAL_ERROR, "lockstepd is stopping");
 			util_list_del(&vm->link);
 			uv_close((uv_handle_t *)&vm->shutdown_timer, NULL);
+			json_decref(vm->last_stats);
+			json_decref(vm->last_sched);
 			vm_config_fini(&vm->cfg);
 			uv_run(d->loop, UV_RUN_NOWAIT);
 			free(vm);
