@@ -260,8 +260,10 @@ int main(int argc, char **argv)
 		}
 	}
 	ret = daemon_init(&d, &opts);
-	if (ret)
+	if (ret) {
+		daemon_fini(&d); /* what init set up before it failed */
 		return 1;
+	}
 	if (!opts.foreground) {
 		redirect_output(&opts);
 		if (write(ready_fd, "1", 1) != 1) {
