@@ -68,8 +68,10 @@ int call(struct cli *cli, const char *method, json_t *params, json_t **result)
 	json_t *error = NULL;
 	int ret;
 
-	if (!cli->c && (ret = connect_daemon(cli)))
+	if (!cli->c && (ret = connect_daemon(cli))) {
+		json_decref(params); /* api_client_call would have taken it */
 		return ret;
+	}
 	ret = api_client_call(cli->c, method, params, result, &error);
 	if (ret == -EPROTO) {
 		fprintf(stderr, "lockstep: %s\n", api_client_error_message(error));
