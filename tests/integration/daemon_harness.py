@@ -196,9 +196,12 @@ class Daemon:
     def start(self):
         os.makedirs(self.root, exist_ok=True)
         log = open(self.log_path, "ab")
+        # No libvirt endpoint unless the test names its socket: the default path is the
+        # host's /run/libvirt, shared by every test running in parallel.
+        virt = [] if any(a.startswith("--virt-socket") for a in self.args) else ["--no-virt"]
         self.proc = subprocess.Popen(
             [self.env.lockstepd, "--foreground", "--run-dir", self.run_dir, "--state-dir",
-             self.state_dir, "--log-level", "debug", "--no-virt"] + self.args,
+             self.state_dir, "--log-level", "debug"] + virt + self.args,
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
         log.close()
 
