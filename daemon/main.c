@@ -36,7 +36,7 @@ static void usage(FILE *out)
 	      "  --virt-socket PATH   libvirt endpoint for virsh\n"
 	      "                       (default /run/libvirt/virtlockstepd-sock)\n"
 	      "  --virt-socket-ro P   its read-only twin (default: the above + \"-ro\")\n"
-	      "  --no-virt            no libvirt endpoint\n"
+	      "  --no-virt            no libvirt endpoint, unless --virt-socket names one\n"
 	      "  --version            print the version\n",
 	      out);
 }
@@ -178,6 +178,8 @@ static int parse_args(struct daemon_options *o, int argc, char **argv)
 		usage(stderr);
 		return -1;
 	}
+	if (o->virt_socket[0]) /* naming a socket asks for the endpoint, whatever the order */
+		o->no_virt = false;
 	if (!o->socket_path[0] &&
 	    snprintf(o->socket_path, 108, "%s/lockstepd.sock", o->run_dir) >= 108) {
 		fprintf(stderr, "lockstepd: the socket path is too long: use --socket\n");
