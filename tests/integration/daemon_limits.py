@@ -13,8 +13,8 @@ usage: daemon_limits.py BIN_DIR GUEST_DIR
   and nobody else notices;
 - peer credentials (root only, with util-linux's setpriv): a non-root client cannot open
   the socket (mode 0660); where the socket's mode would let it, lockstepd itself refuses it
-  (closes the connection) unless its group is "lockstep" (the group is created for the test
-  if the host has none, and removed again).
+  with -32006 (which the CLI shows) unless its group is "lockstep" (the group is created for
+  the test if the host has none, and removed again).
 """
 import grp
 import json
@@ -30,6 +30,7 @@ import daemon_harness as dh  # noqa: E402
 from daemon_harness import check, ok  # noqa: E402
 
 NOBODY = 65534
+DENIED = "not allowed: only root, lockstepd's user and group lockstep may connect"
 
 
 def refused_frame(sock):
@@ -202,11 +203,16 @@ def peer_credentials(env):
         # Where the mode lets anyone connect, lockstepd checks the peer itself.
         os.chmod(d.socket, 0o666)
         err, frames = as_nobody(env, d.socket)
-        # It closes the connection; any frame it sends first can only be a -32006 error.
-        check(err is None and all(f["id"] is None and f["error"]["code"] == dh.PERMISSION
-                                  for f in frames), "lockstepd refuses uid 65534", err, frames)
+        check(err is None and frames == [{"jsonrpc": "2.0", "id": None, "error": {
+            "code": dh.PERMISSION, "message": DENIED}}],
+              "lockstepd refuses uid 65534 with -32006 and closes", err, frames)
         check(f"refused a client (uid {NOBODY})" in d.log(), "and logs it", d.log())
-        ok("peer credentials: lockstepd refuses a non-root client")
+        p = subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}",
+                            "--clear-groups", env.lockstep, "--socket", d.socket, "vm", "list"],
+                           capture_output=True, text=True, timeout=30)
+        check((p.returncode, p.stderr) == (1, f"lockstep: {DENIED}\n"),
+              "the CLI shows the refusal", p.returncode, p.stderr)
+        ok("peer credentials: lockstepd refuses a non-root client with -32006")
 
         err, frames = as_nobody(env, d.socket, gid=gid)
         check(err is None and frames and frames[0].get("result", {}).get("pid") == d.pid,
