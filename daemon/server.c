@@ -123,6 +123,15 @@ bool server_peer_allowed(struct daemon *d, const struct ucred *cred)
 	return false;
 }
 
+/* Tells a client why it is turned away (a JSON-RPC error with a null id), then closes it. */
+static void refuse(struct client *c, const char *frame)
+{
+	uv_buf_t buf = uv_buf_init((char *)frame, (unsigned)strlen(frame));
+
+	uv_try_write((uv_stream_t *)&c->pipe, &buf, 1);
+	uv_close((uv_handle_t *)&c->pipe, client_closed);
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
 	static const struct api_session_ops ops = { .send = client_send };
@@ -153,7 +162,9 @@ static void on_connection(uv_stream_t *server, int status)
 			 "refused a client (uid %d): not root, not the "
 			 "daemon's user, not in group lockstep",
 			 (int)cred.uid);
-		uv_close((uv_handle_t *)&c->pipe, client_closed);
+		refuse(c, "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32006,"
+			  "\"message\":\"not allowed: only root, lockstepd's user and group "
+			  "lockstep may connect\"}}\n");
 		return;
 	}
 	c->uid = cred.uid;
@@ -161,12 +172,8 @@ static void on_connection(uv_stream_t *server, int status)
 	limits.max_frame = d->opts.max_frame;
 	if (d->nr_clients >= d->opts.max_clients ||
 	    api_session_new(daemon_methods, daemon_nr_methods, d, &ops, c, &limits, &c->session)) {
-		static const char busy[] = "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":"
-					   "-32007,\"message\":\"too many clients\"}}\n";
-		uv_buf_t buf = uv_buf_init((char *)busy, sizeof(busy) - 1);
-
-		uv_try_write((uv_stream_t *)&c->pipe, &buf, 1);
-		uv_close((uv_handle_t *)&c->pipe, client_closed);
+		refuse(c, "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32007,"
+			  "\"message\":\"too many clients\"}}\n");
 		return;
 	}
 	util_list_add_tail(&d->clients, &c->link);
