@@ -6,6 +6,7 @@
  * exactly what was sent to it.
  *
  *   result: program=ipi cpus=N rounds=R pairs=P sent=S delivered=D timeouts=0 ack_ns_median=...
+ *           elapsed_us=... ipis_per_s=...   (all pairs, one after the other, as a throughput)
  *
  * Exit 0 when every IPI was acknowledged and the counts match, 1 otherwise.
  */
@@ -65,7 +66,7 @@ int main(void)
 	unsigned cpus = rt_cpu_count(), pairs = 0;
 	bool self = rt_arg_u64("self", 1);
 	uint32_t *before = rt_alloc(cpus * sizeof(*before), RT_CACHE_LINE);
-	uint64_t sent = 0, delivered = 0;
+	uint64_t sent = 0, delivered = 0, start, elapsed_ns;
 	struct rt_summary ack;
 	bool ok = true;
 
@@ -76,6 +77,7 @@ int main(void)
 	for (unsigned cpu = 0; cpu < cpus; cpu++)
 		before[cpu] = rt_irq_count(cpu, IPI_VECTOR);
 
+	start = rt_rdtsc();
 	for (unsigned receiver = 0; receiver < cpus; receiver++) {
 		for (unsigned sender = 0; sender < cpus; sender++) {
 			if (sender == receiver && !self)
@@ -85,6 +87,7 @@ int main(void)
 			pairs++;
 		}
 	}
+	elapsed_ns = rt_cycles_to_ns(rt_rdtsc() - start);
 
 	for (unsigned receiver = 0; receiver < cpus; receiver++) {
 		uint32_t got = rt_irq_count(receiver, IPI_VECTOR) - before[receiver], want = 0;
@@ -99,9 +102,11 @@ int main(void)
 	}
 	ok &= test->timeouts == 0;
 	rt_summarize(test->ack_cycles, test->samples, &ack);
-	rt_printf("result: program=ipi cpus=%u rounds=%lu pairs=%u sent=%lu delivered=%lu "
-		  "timeouts=%u ack_ns_median=%lu ack_ns_p99=%lu ok=%d\n",
-		  cpus, test->rounds, pairs, sent, delivered, test->timeouts,
-		  rt_cycles_to_ns(ack.median), rt_cycles_to_ns(ack.p99), ok);
+	rt_printf(
+		"result: program=ipi cpus=%u rounds=%lu pairs=%u sent=%lu delivered=%lu "
+		"timeouts=%u ack_ns_median=%lu ack_ns_p99=%lu elapsed_us=%lu ipis_per_s=%lu ok=%d\n",
+		cpus, test->rounds, pairs, sent, delivered, test->timeouts,
+		rt_cycles_to_ns(ack.median), rt_cycles_to_ns(ack.p99), elapsed_ns / 1000,
+		elapsed_ns ? delivered * 1000000000ul / elapsed_ns : 0, ok);
 	return ok ? RT_EXIT_PASS : RT_EXIT_FAIL;
 }
