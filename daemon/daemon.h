@@ -120,8 +120,9 @@ struct dvm_waiter {
 	struct util_list link;
 	dvm_done_fn done;
 	void *arg;
-	bool for_stop; /* shutdown and destroy wait for the stop; start for "running" */
-	bool destroy;  /* a destroy: no shutdown timeout applies */
+	bool for_stop;	      /* shutdown and destroy wait for the stop; start for "running" */
+	bool destroy;	      /* a destroy: no shutdown timeout applies */
+	uint64_t deadline_ns; /* a shutdown's own timeout (CLOCK_MONOTONIC), 0 = none */
 };
 
 /* The operations on a VM, shared by the JSON-RPC methods and the libvirt endpoint
@@ -205,7 +206,9 @@ void daemon_remove_listener(struct daemon_listener *l);
 int server_listen(struct daemon *d);
 void server_close(struct daemon *d);
 /* Root, the daemon's own user and members of the "lockstep" group may change things. */
-bool server_peer_allowed(struct daemon *d, const struct ucred *cred);
+/* Reads the peer's credentials on `fd` into *cred; true if it may use lockstepd (root, the
+ * daemon's user, or a process holding group "lockstep"). */
+bool server_peer_allowed(struct daemon *d, int fd, struct ucred *cred);
 /* Sends an event notification to every subscribed client.  Steals `event`. */
 void events_emit(struct daemon *d, json_t *event);
 void events_lifecycle(struct dvm *vm, const char *what);

@@ -28,6 +28,8 @@ static void done_now(struct dvm *vm, dvm_done_fn done, void *arg, int code, cons
 	done(vm, arg, code, msg);
 }
 
+static void shutdown_timeout(uv_timer_t *t);
+
 /* Parks an operation on the VM until it starts (for_stop false) or stops. */
 static struct dvm_waiter *park(struct dvm *vm, dvm_done_fn done, void *arg, bool for_stop)
 {
@@ -63,10 +65,32 @@ void dvm_op_start(struct dvm *vm, dvm_done_fn done, void *arg)
 	park(vm, done, arg, false);
 }
 
+/* Arms the VM's timer for the earliest deadline among its waiting shutdowns. */
+static void arm_shutdown_timer(struct dvm *vm)
+{
+	uint64_t earliest = UINT64_MAX, now = util_now_ns();
+	struct util_list *pos;
+
+	util_list_for_each(pos, &vm->shutdown_waiters) {
+		struct dvm_waiter *w = util_container_of(pos, struct dvm_waiter, link);
+
+		if (w->deadline_ns && w->deadline_ns < earliest)
+			earliest = w->deadline_ns;
+	}
+	if (earliest == UINT64_MAX)
+		uv_timer_stop(&vm->shutdown_timer);
+	else
+		uv_timer_start(&vm->shutdown_timer, shutdown_timeout,
+			       earliest > now ? (earliest - now + 999999) / 1000000 : 0, 0);
+}
+
+/* Fails the shutdowns whose own timeout passed; the VM runs on. */
 static void shutdown_timeout(uv_timer_t *t)
 {
 	struct dvm *vm = t->data;
 	struct util_list *pos, *tmp;
+	uint64_t now = util_now_ns();
+	bool waiting = false;
 	char msg[256];
 
 	snprintf(msg, sizeof(msg),
@@ -76,13 +100,19 @@ static void shutdown_timeout(uv_timer_t *t)
 	util_list_for_each_safe(pos, tmp, &vm->shutdown_waiters) {
 		struct dvm_waiter *w = util_container_of(pos, struct dvm_waiter, link);
 
-		if (!w->for_stop || w->destroy)
+		if (!w->deadline_ns)
 			continue;
+		if (w->deadline_ns > now) {
+			waiting = true;
+			continue;
+		}
 		util_list_del(&w->link);
 		w->done(vm, w->arg, API_TIMEOUT, msg);
 		free(w);
 	}
-	if (vm->state == DVM_STOPPING)
+	if (waiting)
+		arm_shutdown_timer(vm);
+	else if (vm->state == DVM_STOPPING)
 		dvm_set_state(vm, DVM_RUNNING, "shutdown-timeout");
 }
 
@@ -95,6 +125,7 @@ static void powerdown_sent(struct dvm *vm, void *arg, json_t *result, const char
 
 void dvm_op_shutdown(struct dvm *vm, uint64_t timeout_ms, dvm_done_fn done, void *arg)
 {
+	struct dvm_waiter *w;
 	int ret;
 
 	if (!vm->worker || (vm->state != DVM_RUNNING && vm->state != DVM_STOPPING)) {
@@ -109,8 +140,11 @@ void dvm_op_shutdown(struct dvm *vm, uint64_t timeout_ms, dvm_done_fn done, void
 		return;
 	}
 	dvm_set_state(vm, DVM_STOPPING, "shutdown");
-	if (park(vm, done, arg, true))
-		uv_timer_start(&vm->shutdown_timer, shutdown_timeout, timeout_ms, 0);
+	w = park(vm, done, arg, true);
+	if (!w)
+		return;
+	w->deadline_ns = util_now_ns() + timeout_ms * 1000000ull;
+	arm_shutdown_timer(vm);
 }
 
 void dvm_op_destroy(struct dvm *vm, dvm_done_fn done, void *arg)

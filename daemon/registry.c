@@ -211,6 +211,19 @@ static void timer_closed(uv_handle_t *h)
 	free(vm);
 }
 
+/* A forgotten VM leaves nothing behind in the run directory (names come and go). */
+static void remove_run_files(struct dvm *vm)
+{
+	static const char *const suffixes[] = { ".console", ".log", ".def.json",
+						".exit",    ".run", ".ctl" };
+	char path[PATH_MAX];
+
+	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+		dvm_run_path(vm, suffixes[i], path, sizeof(path));
+		unlink(path);
+	}
+}
+
 int registry_undefine(struct dvm *vm)
 {
 	int ret;
@@ -221,6 +234,7 @@ int registry_undefine(struct dvm *vm)
 	if (ret)
 		return ret;
 	console_unfollow_vm(vm->d, vm);
+	remove_run_files(vm);
 	util_list_del(&vm->link);
 	uv_close((uv_handle_t *)&vm->shutdown_timer, timer_closed);
 	return 0;

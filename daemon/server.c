@@ -7,7 +7,6 @@
  */
 #include <errno.h>
 #include <grp.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,22 +101,28 @@ static void client_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 }
 
 /* Root, the daemon's own user, and members of the "lockstep" group may drive lockstepd. */
-bool server_peer_allowed(struct daemon *d, const struct ucred *cred)
+bool server_peer_allowed(struct daemon *d, int fd, struct ucred *cred)
 {
-	struct passwd *pw;
+	socklen_t len = sizeof(*cred);
 	gid_t groups[256];
-	int n = 256;
+	socklen_t glen = sizeof(groups);
 
+	memset(cred, 0, sizeof(*cred));
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, &len) < 0) {
+		cred->uid = (uid_t)-1;
+		return false;
+	}
 	if (cred->uid == 0 || cred->uid == geteuid())
 		return true;
 	if (d->group == (gid_t)-1)
 		return false;
 	if (cred->gid == d->group)
 		return true;
-	pw = getpwuid(cred->uid);
-	if (!pw || getgrouplist(pw->pw_name, pw->pw_gid, groups, &n) < 0)
+	/* The groups the peer process holds now, not what the group database says of its user:
+	 * a process that dropped its groups is not let in. */
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &glen) < 0)
 		return false;
-	for (int i = 0; i < n; i++)
+	for (size_t i = 0; i < glen / sizeof(groups[0]); i++)
 		if (groups[i] == d->group)
 			return true;
 	return false;
@@ -137,8 +142,7 @@ static void on_connection(uv_stream_t *server, int status)
 	static const struct api_session_ops ops = { .send = client_send };
 	struct daemon *d = server->data;
 	struct api_limits limits = API_LIMITS_DEFAULT;
-	struct ucred cred;
-	socklen_t len = sizeof(cred);
+	struct ucred cred = { .pid = 0, .uid = (uid_t)-1, .gid = (gid_t)-1 };
 	struct client *c;
 	uv_os_fd_t fd;
 
@@ -155,9 +159,7 @@ static void on_connection(uv_stream_t *server, int status)
 		uv_close((uv_handle_t *)&c->pipe, client_closed);
 		return;
 	}
-	if (uv_fileno((uv_handle_t *)&c->pipe, &fd) ||
-	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
-	    !server_peer_allowed(d, &cred)) {
+	if (uv_fileno((uv_handle_t *)&c->pipe, &fd) || !server_peer_allowed(d, fd, &cred)) {
 		util_log(&d->log, UTIL_LOG_WARN,
 			 "refused a client (uid %d): not root, not the "
 			 "daemon's user, not in group lockstep",

@@ -161,7 +161,6 @@ static void on_connection(uv_stream_t *server, int status)
 	struct virt_server *srv = vs->srv;
 	struct daemon *d = srv->d;
 	struct ucred cred = { .pid = 0, .uid = (uid_t)-1 };
-	socklen_t len = sizeof(cred);
 	struct api_virt_config cfg = {
 		.handlers = &srv->handlers,
 		.type = "lockstep",
@@ -192,8 +191,7 @@ static void on_connection(uv_stream_t *server, int status)
 		return;
 	}
 	if (uv_fileno((uv_handle_t *)&c->pipe, &fd) ||
-	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
-	    (!vs->read_only && !server_peer_allowed(d, &cred))) {
+	    (!server_peer_allowed(d, fd, &cred) && (!vs->read_only || cred.uid == (uid_t)-1))) {
 		util_log_limited(
 			&d->log, &srv->complaints, UTIL_LOG_WARN,
 			"refused a libvirt client (uid %d) on %s: not root, not the "
