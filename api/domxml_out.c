@@ -65,7 +65,7 @@ static char *dump(xmlDoc *doc, xmlNode *root)
 
 static int format_cpu(xmlNode *root, const struct vm_config *cfg)
 {
-	char list[1024];
+	char list[4096]; /* every other CPU of 1024 fits */
 	xmlNode *vcpu, *tune;
 
 	vcpu = child_uint(root, "vcpu", cfg->vcpus);
