@@ -149,8 +149,7 @@ def autostart(env, d):
     env.fails(d, "autostart", "nosuch")
     d.stop()
     d.start()
-    check(env.ok(d, "domstate", "demo").strip() == "running",
-          "an autostart domain starts with the daemon")
+    ve.wait_state(env, d, "demo", "running (booted)")  # an autostart domain starts with it
     env.ok(d, "autostart", "--disable", "demo")
     check(ve.fields(env.ok(d, "dominfo", "demo"))["Autostart"] == "disable", "--disable")
     env.ok(d, "destroy", "demo")
