@@ -265,6 +265,7 @@ static void errors_and_transients(virConnectPtr conn, const char *kernel)
 
 struct hammer {
 	virConnectPtr conn;
+	const char *name; /* a defined domain */
 	int calls, failures;
 };
 
@@ -273,7 +274,7 @@ static void *hammer(void *arg)
 	struct hammer *h = arg;
 
 	for (int i = 0; i < h->calls; i++) {
-		virDomainPtr dom = virDomainLookupByName(h->conn, "keep");
+		virDomainPtr dom = virDomainLookupByName(h->conn, h->name);
 		virDomainInfo info;
 		char *host = virConnectGetHostname(h->conn);
 
@@ -288,7 +289,7 @@ static void *hammer(void *arg)
 
 /* Calls from several threads share one connection: the client library interleaves them and
  * matches replies by serial. */
-static double overlap(virConnectPtr conn, int threads, int calls)
+static double overlap(virConnectPtr conn, const char *name, int threads, int calls)
 {
 	struct hammer h[8];
 	pthread_t t[8];
@@ -296,7 +297,7 @@ static double overlap(virConnectPtr conn, int threads, int calls)
 	int failures = 0;
 
 	for (int i = 0; i < threads; i++) {
-		h[i] = (struct hammer){ .conn = conn, .calls = calls };
+		h[i] = (struct hammer){ .conn = conn, .name = name, .calls = calls };
 		pthread_create(&t[i], NULL, hammer, &h[i]);
 	}
 	for (int i = 0; i < threads; i++) {
@@ -319,12 +320,24 @@ static virConnectPtr open_conn(const char *uri, pthread_t *loop)
 	return conn;
 }
 
+/* Needs one defined domain: the first one listed. */
 static int bench(const char *uri, double seconds)
 {
 	pthread_t loop;
 	virConnectPtr conn = open_conn(uri, &loop);
-	double t0 = now();
+	virDomainPtr *doms = NULL;
+	char name[64];
+	double t0;
 	long n = 0;
+	int ndoms;
+
+	ndoms = virConnectListAllDomains(conn, &doms, 0);
+	CHECK(ndoms > 0, "--bench needs a defined domain");
+	snprintf(name, sizeof(name), "%s", virDomainGetName(doms[0]));
+	for (int i = 0; i < ndoms; i++)
+		virDomainFree(doms[i]);
+	free(doms);
+	t0 = now();
 
 	while (now() - t0 < seconds) {
 		unsigned long v;
@@ -334,7 +347,7 @@ static int bench(const char *uri, double seconds)
 	}
 	printf("round trips, 1 thread:  %.0f/s (virConnectGetVersion)\n", n / (now() - t0));
 	printf("round trips, 4 threads: %.0f/s (lookup + info + hostname)\n",
-	       overlap(conn, 4, (int)(2000 * seconds)));
+	       overlap(conn, name, 4, (int)(2000 * seconds)));
 	virConnectClose(conn);
 	return 0;
 }
@@ -364,7 +377,7 @@ int main(int argc, char **argv)
 	lifecycle(conn, argv[2], &cur);
 	errors_and_transients(conn, argv[2]);
 	printf("ok   8 threads x 100 x 3 calls overlapping on one connection (%.0f calls/s)\n",
-	       overlap(conn, 8, 100));
+	       overlap(conn, "keep", 8, 100));
 	sleep(3);
 	CHECK(virConnectIsAlive(conn) == 1, "keepalive: alive after 3 idle seconds");
 	printf("ok   keepalive (1 s, 3 probes): alive after 3 idle seconds\n");
