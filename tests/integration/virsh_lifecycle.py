@@ -3,7 +3,7 @@
 
 usage: virsh_lifecycle.py BIN_DIR GUEST_DIR
 
-start, reboot, shutdown (the idle guest powers off on the ACPI button), start --force-boot,
+start, reboot, reset, shutdown [--mode acpi] (the idle guest powers off on the ACPI button), start --force-boot,
 destroy [--graceful], create FILE (transient: gone once destroyed), a guest reset (lockstepd
 restarts the VM: a reboot event), crashes with on_crash preserve and destroy, autostart
 [--disable] (kept across a daemon restart), undefine, and the errors of each command in the
@@ -90,8 +90,11 @@ def lifecycle(env, d, watch):
     out = env.ok(d, "reboot", "demo")
     check("is being rebooted" in out, "reboot", out)
     check(env.ok(d, "domstate", "demo").strip() == "running", "running after reboot")
-    check(env.ok(d, "domid", "demo").strip() != first_id, "a reboot gives a new domain id")
-    ok("reboot (destroy + start)")
+    second_id = env.ok(d, "domid", "demo").strip()
+    check(second_id != first_id, "a reboot gives a new domain id")
+    check("was reset" in env.ok(d, "reset", "demo"), "reset")
+    check(env.ok(d, "domid", "demo").strip() not in (first_id, second_id), "reset: new id")
+    ok("reboot and reset (destroy + start)")
 
     out = env.ok(d, "shutdown", "demo")
     check("is being shutdown" in out, "shutdown", out)
@@ -102,13 +105,17 @@ def lifecycle(env, d, watch):
     ok("shutdown (the guest powers off on the ACPI button); errors when shut off")
 
     env.ok(d, "start", "--force-boot", "demo")
+    check("is being shutdown" in env.ok(d, "shutdown", "--mode", "acpi", "demo"), "acpi")
+    ve.wait_state(env, d, "demo", "shut off (shutdown)")
+    env.fails(d, "shutdown", "--mode", "agent", "demo")
+    env.ok(d, "start", "demo")
     out = env.ok(d, "destroy", "--graceful", "demo")
     check("destroyed" in out, "destroy --graceful", out)
     check(env.ok(d, "domstate", "demo", "--reason").strip() == "shut off (destroyed)",
           "destroyed")
     env.ok(d, "start", "demo")
     env.ok(d, "destroy", "demo")
-    ok("start --force-boot, destroy --graceful, destroy")
+    ok("start --force-boot, shutdown --mode acpi, destroy --graceful, destroy")
 
     out = env.ok(d, "create", env.write("temp.xml", env.xml("temp", vcpus=1)))
     check("Domain 'temp' created" in out, "create", out)
