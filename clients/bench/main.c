@@ -6,6 +6,7 @@
  *
  *   lockstep-bench api --socket S --method vm.list|vm.info --clients N --seconds S [--json]
  *   lockstep-bench start-latency --socket S --kernel K [--runs N] [--json]
+ *   lockstep-bench matrix [--socket S | --spawn] [--preset quick|full] ... (matrix.c)
  */
 #include <errno.h>
 #include <signal.h>
@@ -23,6 +24,8 @@ static const struct {
 	{ "api", bench_api, "JSON-RPC throughput and latency of one method, N clients at once" },
 	{ "start-latency", bench_start_latency,
 	  "time from vm.start to the guest's first serial byte" },
+	{ "matrix", bench_matrix,
+	  "workloads x policies x overcommit, scored against the fair-share bound" },
 };
 
 #define NR_SUBCOMMANDS (sizeof(subcommands) / sizeof(subcommands[0]))

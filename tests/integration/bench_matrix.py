@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""lockstep-bench matrix --preset quick, as a smoke run: no figure is asserted.
+
+usage: bench_matrix.py BIN_DIR GUEST_DIR
+
+Runs the quick matrix against a lockstepd of the bench's own (--spawn) and checks that it
+exits 0 and leaves a well-formed result directory:
+  - results.jsonl: JSON lines; a run record (host, versions, options), a gang-check record
+    showing lockstepd refused gang for a VM wider than the host, one kept measurement of
+    every planned cell and of the references, each lockstep VM with its result line and the
+    figures of its last run (worker report and scheduler accounting), and a summary;
+  - table.md: a table per workload, n/a for gang at 2x one, the targets and noise sections;
+  - efficiency.svg (XML with the panels' titles) and efficiency.png (a PNG).
+Timings are not checked: the machine may be busy (--force), and the figures then mean
+nothing, but every path of the benchmark still runs.  ctest runs it alone (RUN_SERIAL).
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import xml.etree.ElementTree as ET
+
+sys.path.insert(0, os.path.dirname(__file__))
+import lockstep_test as lt  # noqa: E402
+
+QUICK_WORKLOADS = ["ticket-plain", "ticket-pv", "barrier-plain", "ipi"]
+POLICIES = ["host", "pinned", "gang", "relaxed", "adaptive"]
+LAYOUTS = ["1x", "2x one", "2x several"]
+
+
+def check(cond, what, *context):
+    if not cond:
+        lt.fail(what, "\n".join(repr(c)[:2000] for c in context) or None)
+
+
+def records(path):
+    out = []
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                lt.fail(f"results.jsonl line {n} is not JSON: {e}", line[:500])
+    return out
+
+
+def check_measurements(recs, qemu):
+    kept = [r for r in recs if r["type"] == "measurement" and not r["discarded"]]
+    cells = {(r["workload"], r["policy"], r["layout"]) for r in kept if not r["reference_run"]}
+    for w in QUICK_WORKLOADS:
+        refs = [r for r in kept if r["workload"] == w and r["reference_run"]]
+        check(len(refs) == 2, f"{w}: two reference runs (start and end of its block)", refs)
+        for p in POLICIES + (["qemu"] if qemu else []):
+            for lay in LAYOUTS:
+                if p == "gang" and lay == "2x one":
+                    check((w, p, lay) not in cells, "gang 2x one is n/a, not run")
+                    continue
+                check((w, p, lay) in cells, f"a measurement of {w} / {p} / {lay}")
+    for r in kept:
+        check(r["status"] == "ok", "every kept measurement succeeded", r.get("reason"))
+        check(r["throughput"] > 0 and "efficiency" in r, "throughput and efficiency", r)
+        check(len(r["vms"]) == r["vms_count"], "one record per VM", r)
+        for vm in r["vms"]:
+            check(vm.get("result", {}).get("program"), "each VM's result line", vm)
+            if r["vmm"] == "lockstep":
+                last = vm.get("last_run") or {}
+                check("pvlock" in last.get("stats", {}), "the worker's end-of-run report", vm)
+                check(last.get("sched", {}).get("policy") == r["policy"],
+                      "the scheduler's accounting of the run", last.get("sched"))
+            if r["workload"].endswith("-pv") and r["vmm"] == "lockstep":
+                check(vm["backend"] == "lockstep", "pv runs on lockstep's doorbell", vm)
+
+
+def check_outputs(out, recs):
+    table = open(os.path.join(out, "table.md")).read()
+    for w in QUICK_WORKLOADS:
+        check(f"(`{w}`)" in table, f"table.md has a table for {w}", table)
+    check("| 2x one | 1 VM × 4 |" in table and "n/a" in table, "gang 2x one shown as n/a", table)
+    check("## Targets" in table and "## Noise" in table, "targets and noise sections", table)
+    svg = ET.parse(os.path.join(out, "efficiency.svg")).getroot()
+    check(svg.tag.endswith("svg"), "efficiency.svg is SVG", svg.tag)
+    text = " ".join(t for t in svg.itertext())
+    check("ticket lock, plain" in text, "the SVG has the workload panels", text[:500])
+    with open(os.path.join(out, "efficiency.png"), "rb") as f:
+        check(f.read(8) == b"\x89PNG\r\n\x1a\n", "efficiency.png is a PNG")
+    check(recs[-1]["type"] == "summary" and recs[-1]["cells"], "a summary record at the end")
+
+
+def main():
+    bin_dir, guest_dir = sys.argv[1], sys.argv[2]
+    lt.need_kvm()
+    bench = os.path.join(bin_dir, "lockstep-bench")
+    for prog in (bench, os.path.join(bin_dir, "lockstepd")):
+        if not os.access(prog, os.X_OK):
+            lt.fail(f"{prog} is not built")
+    if not shutil.which("gnuplot"):
+        lt.skip("gnuplot is not installed (scripts/deps.sh installs gnuplot-nox)")
+    out = tempfile.mkdtemp(prefix="bench_matrix.")
+    try:
+        cmd = [bench, "matrix", "--preset", "quick", "--spawn", "--out", out, "--guest-dir",
+               guest_dir, "--force", "--wait-idle", "0", "--retries", "0", "--no-progress"]
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           timeout=540)
+        check(p.returncode == 0, f"lockstep-bench matrix exited {p.returncode}", p.stdout)
+        recs = records(os.path.join(out, "results.jsonl"))
+        run = recs[0]
+        check(run["type"] == "run" and run["host"]["cpus"] >= 1 and run["lockstepd"]["version"],
+              "a run record with the host and versions first", run)
+        qemu = run["qemu"].startswith("ran")
+        gang = [r for r in recs if r["type"] == "gang-check"]
+        check(gang and all(r["refused"] for r in gang), "lockstepd refused wide gang VMs", gang)
+        check_measurements(recs, qemu)
+        check_outputs(out, recs)
+        print(f"PASS: quick matrix, {len(recs)} records, QEMU: {run['qemu']}")
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
