@@ -47,9 +47,18 @@ struct lk_config {
 	/*
 	 * Kick the next waiter when a lock is *taken*, not only when it is released: its wake-up
 	 * (tens of µs under overcommit) then overlaps the critical section instead of following
-	 * it.  The waiter, once awake, spins again before it goes back to sleep.
+	 * it.  The waiter, once awake, spins again before it goes back to sleep.  The kick is
+	 * made by the new holder, so its cost (a doorbell write) lands inside the critical
+	 * section.
 	 */
 	bool prewake;
+	/*
+	 * At release, besides the next waiter, kick the sleepers queued up to this many places
+	 * behind it (ticket locks: tickets next+1 .. next+wake_ahead; MCS: the successor's
+	 * successors).  The same head start as prewake, paid for outside the critical section by
+	 * the releaser.  0 = only the next waiter.
+	 */
+	uint32_t wake_ahead;
 	bool force_runtime; /* use the runtime fallback even where lockstep offers pv calls */
 };
 
@@ -63,7 +72,7 @@ struct lk_stats {
 	uint64_t timeouts;     /* WAIT returned LKS_WAIT_TIMEOUT */
 	uint64_t errors;       /* WAIT returned an error */
 	uint64_t kicks;	       /* kicks sent */
-	uint64_t prewakes;     /* ... of which when a lock was taken (lk_config.prewake) */
+	uint64_t prewakes;     /* ... of which ahead of the waiter's turn (prewake, wake_ahead) */
 };
 
 struct lk_domain;

@@ -129,6 +129,7 @@ struct lk_domain *lk_domain_new(const struct lk_config *config)
 	domain->spin_threshold = config->spin_threshold ? config->spin_threshold : LK_DEFAULT_SPIN;
 	domain->wait_timeout_ns = config->wait_timeout_ns;
 	domain->prewake = config->prewake;
+	domain->wake_ahead = config->wake_ahead;
 	domain->nr_cpus = rt_cpu_count();
 	for (unsigned i = 0; i < domain->nr_cpus; i++) {
 		struct lk_cpu *cpu = rt_alloc(sizeof(*cpu), RT_CACHE_LINE);

@@ -61,6 +61,7 @@ struct lk_domain {
 	enum lk_backend backend;
 	bool kick_by_call; /* LKS_CALL_KICK instead of the LKS_DB_KICK write */
 	bool prewake;
+	uint32_t wake_ahead;
 	uint32_t spin_threshold;
 	uint64_t wait_timeout_ns;
 	volatile uint8_t *doorbell;

@@ -16,7 +16,8 @@
  * node says it sleeps.  The rare wait of a releaser for its successor's link sleeps the same
  * way on `next`, and the successor kicks it after linking.  With prewake, a CPU that takes
  * the lock kicks its already-linked successor if it sleeps, so that successor is awake when
- * the lock comes.  Publication to the shared page: `waiting` = this lock while queued,
+ * the lock comes; with wake_ahead = N the releaser also kicks the sleepers linked up to N
+ * places behind its successor.  Publication to the shared page: `waiting` = this lock while queued,
  * `holding` once taken (see guest/locks/internal.h).
  */
 #include "guest/locks/internal.h"
@@ -109,6 +110,26 @@ void lk_mcs_lock(struct lk_mcs *lock)
 	}
 }
 
+/*
+ * Kicks the sleepers up to `count` places behind `node` in the queue, ahead of their turn.
+ * The links may be stale by the time they are read (a node further on may have been granted,
+ * released and reused): the worst that does is a spurious kick, which its CPU re-checks.
+ */
+static void wake_queue_ahead(const struct lk_domain *domain, struct lk_cpu *me,
+			     struct lk_mcs_node *node, uint32_t count)
+{
+	for (uint32_t i = 0; i < count; i++) {
+		uint32_t next = __atomic_load_n(&node->next, __ATOMIC_ACQUIRE);
+
+		if (!next)
+			return;
+		node = code_node(domain, next);
+		if (lk_kick_sleeper(domain, me, code_cpu(domain, next), &node->state,
+				    &node->granted))
+			me->stats.prewakes++;
+	}
+}
+
 /* The tail says a successor has swapped itself in: wait until it has linked itself to us. */
 static uint32_t wait_link(struct lk_mcs *lock, struct lk_cpu *me, struct lk_mcs_node *node)
 {
@@ -165,4 +186,5 @@ void lk_mcs_unlock(struct lk_mcs *lock)
 		return;
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	lk_kick_sleeper(domain, me, code_cpu(domain, next), &succ->state, &succ->granted);
+	wake_queue_ahead(domain, me, succ, domain->wake_ahead);
 }

@@ -12,9 +12,11 @@
  * having written into their CPU's record (guest/locks/internal.h) which lock and which ticket
  * they wait for.  The unlocker stores the new `head`, fences, and, only if the lock's
  * `sleepers` count says anyone sleeps, scans the CPU records for the one sleeping for ticket
- * head + 1 and kicks it: only that CPU can proceed, so no other is disturbed.  With prewake,
- * the CPU that takes ticket t also kicks the sleeper holding ticket t + 1, so that it is
- * awake and spinning when t is released.  The host sees the hand-off through the shared
+ * head + 1 and kicks it: only that CPU can proceed, so no other is disturbed.  Two options
+ * give sleepers a head start on their wake-up, which under overcommit takes far longer than
+ * a critical section: with prewake the CPU that takes ticket t kicks the sleeper holding
+ * t + 1 (from inside its critical section); with wake_ahead = N the releaser also kicks the
+ * sleepers holding the N tickets after the next one (outside it).  The host sees the hand-off through the shared
  * page: `waiting` = this lock while waiting (SPINNING or SLEEPING), `holding` once taken.
  */
 #include "guest/locks/internal.h"
@@ -28,18 +30,26 @@ void lk_ticket_init(struct lk_ticket *lock, struct lk_domain *domain, enum lk_mo
 	lock->domain = domain;
 }
 
-/* Kicks the CPU sleeping for `ticket`, if there is one (there is at most one). */
-static bool kick_ticket_holder(struct lk_ticket *lock, struct lk_cpu *me, uint32_t ticket)
+/*
+ * Kicks the CPUs sleeping for tickets first .. first + count - 1 (one CPU holds each ticket),
+ * in one pass over the CPU records.  Returns how many kicks went out for tickets after
+ * `first` + `ahead_from` - 1, i.e. ahead of their turn.
+ */
+static unsigned kick_ticket_holders(struct lk_ticket *lock, struct lk_cpu *me, uint32_t first,
+				    uint32_t count, uint32_t ahead_from)
 {
 	struct lk_domain *domain = lock->domain;
+	unsigned ahead = 0;
 
 	for (unsigned i = 0; i < domain->nr_cpus; i++) {
 		struct lk_cpu *cpu = domain->cpu[i];
+		uint32_t place = cpu->want - first;
 
-		if (cpu->state == LK_SLEEPING && cpu->wait_object == lock && cpu->want == ticket)
-			return lk_kick_sleeper(domain, me, cpu, &cpu->state, &lock->head);
+		if (cpu->state == LK_SLEEPING && cpu->wait_object == lock && place < count &&
+		    lk_kick_sleeper(domain, me, cpu, &cpu->state, &lock->head))
+			ahead += place >= ahead_from;
 	}
-	return false;
+	return ahead;
 }
 
 static void ticket_wait_pv(struct lk_ticket *lock, struct lk_cpu *me, uint32_t ticket)
@@ -85,8 +95,8 @@ void lk_ticket_lock(struct lk_ticket *lock)
 	if (__atomic_load_n(&lock->head, __ATOMIC_ACQUIRE) != ticket)
 		ticket_wait_pv(lock, me, ticket);
 	lk_pub_acquired(me, lock);
-	if (lock->domain->prewake && lock->sleepers && kick_ticket_holder(lock, me, ticket + 1))
-		me->stats.prewakes++;
+	if (lock->domain->prewake && lock->sleepers)
+		me->stats.prewakes += kick_ticket_holders(lock, me, ticket + 1, 1, 0);
 }
 
 void lk_ticket_unlock(struct lk_ticket *lock)
@@ -104,5 +114,6 @@ void lk_ticket_unlock(struct lk_ticket *lock)
 	__atomic_store_n(&lock->head, next, __ATOMIC_RELEASE);
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	if (lock->sleepers)
-		kick_ticket_holder(lock, me, next);
+		me->stats.prewakes +=
+			kick_ticket_holders(lock, me, next, 1 + lock->domain->wake_ahead, 1);
 }

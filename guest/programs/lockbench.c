@@ -12,6 +12,8 @@
  *   duration_ms=          (default 2000)
  *   spin=                 pv: PAUSEs before sleeping (default LK_DEFAULT_SPIN)
  *   prewake=0|1           pv: kick the next waiter when the lock is taken (default 0)
+ *   wake_ahead=N          pv: at release also kick the sleepers N places behind the next
+ *                         waiter (default 0)
  *   backend=runtime       pv: use the runtime's HLT/IPI fallback even under lockstep
  *   timeout_us=           pv: bound on one sleep (default none)
  *
@@ -111,6 +113,7 @@ static bool parse_args(struct lockbench *bench, struct lk_config *config)
 	bench->mode = mode && !strcmp(mode, "pv") ? LK_PV : LK_PLAIN;
 	config->spin_threshold = rt_arg_u64("spin", LK_DEFAULT_SPIN);
 	config->prewake = rt_arg_u64("prewake", 0);
+	config->wake_ahead = rt_arg_u64("wake_ahead", 0);
 	config->wait_timeout_ns = rt_arg_u64("timeout_us", 0) * 1000;
 	config->force_runtime = backend && !strcmp(backend, "runtime");
 	return true;
@@ -155,20 +158,22 @@ static bool report(const struct lockbench *bench, const struct lk_config *config
 			  st.changed, st.timeouts, st.errors, st.kicks, st.prewakes);
 	}
 	elapsed_ns = rt_cycles_to_ns(end - bench->start.start_tsc);
-	rt_printf("result: program=lockbench lock=%s mode=%s cpus=%u backend=%s kick=%s "
-		  "shared=%s cs=%lu ncs=%lu spin=%u prewake=%d duration_ms=%lu acquisitions=%lu "
-		  "acq_per_s=%lu fairness=%s jain=%s max_wait_us=%lu sleeps=%lu kicks=%lu "
-		  "counter=%lu counter_ok=%d\n",
-		  bench->mcs ? "mcs" : "ticket", bench->mode == LK_PV ? "pv" : "plain", cpus,
-		  bench->mode == LK_PV ? lk_backend_name(bench->domain) : "none",
-		  bench->mode == LK_PV ? lk_kick_method(bench->domain) : "none",
-		  shared_page_state(bench->domain, shared, sizeof(shared)), rt_arg_u64("cs", 2000),
-		  rt_arg_u64("ncs", 2000), lk_spin_threshold(bench->domain), config->prewake,
-		  elapsed_ns / NS_PER_MS, sum, elapsed_ns ? sum * 1000000000ul / elapsed_ns : 0,
-		  bench_milli(fairness, sizeof(fairness), bench_min_max_milli(acq, cpus)),
-		  bench_milli(jain, sizeof(jain), bench_jain_milli(acq, cpus)),
-		  rt_cycles_to_ns(longest) / 1000, sleeps, kicks, bench->counter,
-		  bench->counter == sum);
+	rt_printf(
+		"result: program=lockbench lock=%s mode=%s cpus=%u backend=%s kick=%s "
+		"shared=%s cs=%lu ncs=%lu spin=%u prewake=%d wake_ahead=%u duration_ms=%lu acquisitions=%lu "
+		"acq_per_s=%lu fairness=%s jain=%s max_wait_us=%lu sleeps=%lu kicks=%lu "
+		"counter=%lu counter_ok=%d\n",
+		bench->mcs ? "mcs" : "ticket", bench->mode == LK_PV ? "pv" : "plain", cpus,
+		bench->mode == LK_PV ? lk_backend_name(bench->domain) : "none",
+		bench->mode == LK_PV ? lk_kick_method(bench->domain) : "none",
+		shared_page_state(bench->domain, shared, sizeof(shared)), rt_arg_u64("cs", 2000),
+		rt_arg_u64("ncs", 2000), lk_spin_threshold(bench->domain), config->prewake,
+		config->wake_ahead, elapsed_ns / NS_PER_MS, sum,
+		elapsed_ns ? sum * 1000000000ul / elapsed_ns : 0,
+		bench_milli(fairness, sizeof(fairness), bench_min_max_milli(acq, cpus)),
+		bench_milli(jain, sizeof(jain), bench_jain_milli(acq, cpus)),
+		rt_cycles_to_ns(longest) / 1000, sleeps, kicks, bench->counter,
+		bench->counter == sum);
 	return bench->counter == sum;
 }
 
