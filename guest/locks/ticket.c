@@ -43,10 +43,14 @@ static unsigned kick_ticket_holders(struct lk_ticket *lock, struct lk_cpu *me, u
 
 	for (unsigned i = 0; i < domain->nr_cpus; i++) {
 		struct lk_cpu *cpu = domain->cpu[i];
-		uint32_t place = cpu->want - first;
+		uint32_t place;
 
-		if (cpu->state == LK_SLEEPING && cpu->wait_object == lock && place < count &&
-		    lk_kick_sleeper(domain, me, cpu, &cpu->state, &lock->head))
+		/* state first: the waiter writes wait_object and want before it. */
+		if (__atomic_load_n(&cpu->state, __ATOMIC_ACQUIRE) != LK_SLEEPING ||
+		    cpu->wait_object != lock)
+			continue;
+		place = cpu->want - first;
+		if (place < count && lk_kick_sleeper(domain, me, cpu, &cpu->state, &lock->head))
 			ahead += place >= ahead_from;
 	}
 	return ahead;
