@@ -10,6 +10,8 @@
  * - sense-reversing barrier: pv waiters sleep on the sense word; the last CPU to arrive kicks
  *   every sleeper.
  *
+ * A third mode, LK_PUBLISHED, spins like the plain form and publishes like the pv one.
+ *
  * All locks of a program share one struct lk_domain: the per-CPU records that kickers read to
  * find whom to wake, the MCS queue nodes, and the pv plumbing.  Under lockstep the domain
  * registers the shared page (pvlock/abi.h, LKS_CALL_SHARED_SETUP) in which every pv lock
@@ -34,6 +36,12 @@
 enum lk_mode {
 	LK_PLAIN, /* spin until done */
 	LK_PV,	  /* spin up to the domain's threshold, then sleep until kicked */
+	/*
+	 * Spin until done like LK_PLAIN, but publish holding and waiting like LK_PV: the host's
+	 * preemption detector sees a spinning workload, which on hosts without pause-loop
+	 * exits it otherwise cannot.
+	 */
+	LK_PUBLISHED,
 };
 
 enum lk_backend {

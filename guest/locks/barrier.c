@@ -12,7 +12,8 @@
  * threshold, then sleep with WAIT(&sense, old sense) after marking themselves asleep in their
  * CPU record; the last arrival flips the sense, fences, and kicks every CPU whose record says
  * it sleeps at this barrier (`sleepers` spares the scan when nobody does).  Waiters publish
- * LKS_STATE_BARRIER with `waiting` = the barrier while they wait.
+ * LKS_STATE_BARRIER with `waiting` = the barrier while they wait; published waiters
+ * (LK_PUBLISHED) do that too, but spin until released.
  */
 #include "guest/locks/internal.h"
 
@@ -43,7 +44,8 @@ static void release_sleepers(struct lk_barrier *barrier)
 	}
 }
 
-static void wait_pv(struct lk_barrier *barrier, uint32_t sense)
+/* The wait of a visible (pv or published) waiter: published, and for pv ending in sleeps. */
+static void wait_visible(struct lk_barrier *barrier, uint32_t sense)
 {
 	const struct lk_domain *domain = barrier->domain;
 	struct lk_cpu *me = lk_this_cpu(domain);
@@ -58,6 +60,8 @@ static void wait_pv(struct lk_barrier *barrier, uint32_t sense)
 			rt_pause();
 			lk_pub_spins(me, ++spins);
 		}
+		if (barrier->mode != LK_PV)
+			continue;
 		lk_sleep_on(domain, me, &me->state, &barrier->sleepers, &barrier->sense, sense ^ 1,
 			    LKS_STATE_BARRIER);
 		if (barrier->sense == sense)
@@ -84,8 +88,8 @@ void lk_barrier_wait(struct lk_barrier *barrier)
 		}
 		return;
 	}
-	if (barrier->mode == LK_PV) {
-		wait_pv(barrier, sense);
+	if (barrier->mode != LK_PLAIN) {
+		wait_visible(barrier, sense);
 		return;
 	}
 	while (__atomic_load_n(&barrier->sense, __ATOMIC_ACQUIRE) != sense)

@@ -17,7 +17,8 @@
  * way on `next`, and the successor kicks it after linking.  With prewake, a CPU that takes
  * the lock kicks its already-linked successor if it sleeps, so that successor is awake when
  * the lock comes; with wake_ahead = N the releaser also kicks the sleepers linked up to N
- * places behind its successor.  Publication to the shared page: `waiting` = this lock while queued,
+ * places behind its successor.  Published waiters (LK_PUBLISHED) spin like plain ones and
+ * publish like pv ones.  Publication to the shared page: `waiting` = this lock while queued,
  * `holding` once taken (see guest/locks/internal.h).
  */
 #include "guest/locks/internal.h"
@@ -47,7 +48,8 @@ void lk_mcs_init(struct lk_mcs *lock, struct lk_domain *domain, enum lk_mode mod
 	lock->domain = domain;
 }
 
-static void wait_granted_pv(struct lk_mcs *lock, struct lk_cpu *me, struct lk_mcs_node *node)
+/* The wait of a visible (pv or published) waiter: published, and for pv ending in sleeps. */
+static void wait_granted_visible(struct lk_mcs *lock, struct lk_cpu *me, struct lk_mcs_node *node)
 {
 	const struct lk_domain *domain = lock->domain;
 	uint64_t spins = 0;
@@ -61,6 +63,8 @@ static void wait_granted_pv(struct lk_mcs *lock, struct lk_cpu *me, struct lk_mc
 			rt_pause();
 			lk_pub_spins(me, ++spins);
 		}
+		if (lock->mode != LK_PV)
+			continue;
 		lk_sleep_on(domain, me, &node->state, NULL, &node->granted, 0, LKS_STATE_SPINNING);
 		if (__atomic_load_n(&node->granted, __ATOMIC_ACQUIRE))
 			return;
@@ -92,15 +96,18 @@ void lk_mcs_lock(struct lk_mcs *lock)
 				rt_pause();
 			return;
 		}
-		/* Our half of the link-wait protocol: the link, the fence, then its state. */
-		__atomic_thread_fence(__ATOMIC_SEQ_CST);
-		lk_kick_sleeper(domain, me, code_cpu(domain, prev), &pred->link_state, &pred->next);
-		wait_granted_pv(lock, me, node);
+		if (lock->mode == LK_PV) {
+			/* Our half of the link-wait protocol: the link, the fence, its state. */
+			__atomic_thread_fence(__ATOMIC_SEQ_CST);
+			lk_kick_sleeper(domain, me, code_cpu(domain, prev), &pred->link_state,
+					&pred->next);
+		}
+		wait_granted_visible(lock, me, node);
 	} else if (lock->mode == LK_PLAIN) {
 		return;
 	}
 	lk_pub_acquired(me, lock);
-	if (domain->prewake) {
+	if (lock->mode == LK_PV && domain->prewake) {
 		uint32_t next = __atomic_load_n(&node->next, __ATOMIC_ACQUIRE);
 
 		if (next && lk_kick_sleeper(domain, me, code_cpu(domain, next),
@@ -148,6 +155,8 @@ static uint32_t wait_link(struct lk_mcs *lock, struct lk_cpu *me, struct lk_mcs_
 				goto linked;
 			rt_pause();
 		}
+		if (lock->mode != LK_PV)
+			continue;
 		lk_sleep_on(domain, me, &node->link_state, NULL, &node->next, 0,
 			    LKS_STATE_SPINNING);
 		if ((next = __atomic_load_n(&node->next, __ATOMIC_ACQUIRE)))
@@ -169,7 +178,7 @@ void lk_mcs_unlock(struct lk_mcs *lock)
 	if (!me->mcs_depth)
 		rt_panic("lk_mcs_unlock: cpu %u holds no MCS lock", me->index);
 	me->mcs_depth = depth;
-	if (lock->mode == LK_PV)
+	if (lock->mode != LK_PLAIN)
 		lk_pub_released(me);
 	next = __atomic_load_n(&node->next, __ATOMIC_ACQUIRE);
 	if (!next) {
@@ -182,7 +191,7 @@ void lk_mcs_unlock(struct lk_mcs *lock)
 	}
 	succ = code_node(domain, next);
 	__atomic_store_n(&succ->granted, 1, __ATOMIC_RELEASE);
-	if (lock->mode == LK_PLAIN)
+	if (lock->mode != LK_PV)
 		return;
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	lk_kick_sleeper(domain, me, code_cpu(domain, next), &succ->state, &succ->granted);

@@ -16,7 +16,8 @@
  * give sleepers a head start on their wake-up, which under overcommit takes far longer than
  * a critical section: with prewake the CPU that takes ticket t kicks the sleeper holding
  * t + 1 (from inside its critical section); with wake_ahead = N the releaser also kicks the
- * sleepers holding the N tickets after the next one (outside it).  The host sees the hand-off through the shared
+ * sleepers holding the N tickets after the next one (outside it).  Published waiters
+ * (LK_PUBLISHED) spin like plain ones and publish like pv ones.  The host sees the hand-off through the shared
  * page: `waiting` = this lock while waiting (SPINNING or SLEEPING), `holding` once taken.
  */
 #include "guest/locks/internal.h"
@@ -56,7 +57,8 @@ static unsigned kick_ticket_holders(struct lk_ticket *lock, struct lk_cpu *me, u
 	return ahead;
 }
 
-static void ticket_wait_pv(struct lk_ticket *lock, struct lk_cpu *me, uint32_t ticket)
+/* The wait of a visible (pv or published) waiter: published, and for pv ending in sleeps. */
+static void ticket_wait_visible(struct lk_ticket *lock, struct lk_cpu *me, uint32_t ticket)
 {
 	const struct lk_domain *domain = lock->domain;
 	uint64_t spins = 0;
@@ -72,6 +74,8 @@ static void ticket_wait_pv(struct lk_ticket *lock, struct lk_cpu *me, uint32_t t
 			rt_pause();
 			lk_pub_spins(me, ++spins);
 		}
+		if (lock->mode != LK_PV)
+			continue;
 		uint32_t head = __atomic_load_n(&lock->head, __ATOMIC_ACQUIRE);
 
 		if (head == ticket)
@@ -97,9 +101,9 @@ void lk_ticket_lock(struct lk_ticket *lock)
 	}
 	me = lk_this_cpu(lock->domain);
 	if (__atomic_load_n(&lock->head, __ATOMIC_ACQUIRE) != ticket)
-		ticket_wait_pv(lock, me, ticket);
+		ticket_wait_visible(lock, me, ticket);
 	lk_pub_acquired(me, lock);
-	if (lock->domain->prewake && lock->sleepers)
+	if (lock->mode == LK_PV && lock->domain->prewake && lock->sleepers)
 		me->stats.prewakes += kick_ticket_holders(lock, me, ticket + 1, 1, 0);
 }
 
@@ -116,6 +120,8 @@ void lk_ticket_unlock(struct lk_ticket *lock)
 	lk_pub_released(me);
 	/* The store, then the fence, then `sleepers`: the releaser's half of the protocol. */
 	__atomic_store_n(&lock->head, next, __ATOMIC_RELEASE);
+	if (lock->mode != LK_PV)
+		return;
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	if (lock->sleepers)
 		me->stats.prewakes +=

@@ -11,7 +11,7 @@
  * and below (r + 2) * N -- nobody got past the next barrier.  Every CPU checks that every
  * round, and all must end with the same number of rounds.
  *
- *   mode=plain|pv   (default plain)
+ *   mode=plain|pv|published   (default plain; see lockbench)
  *   work=           cycles of work per round on each CPU (default 2000)
  *   duration_ms=    (default 2000)
  *   spin=, backend=runtime, timeout_us=   pv options as in lockbench
@@ -76,17 +76,16 @@ static void run(void *arg)
 
 static bool parse_args(struct barrierbench *bench, struct lk_config *config)
 {
-	const char *mode = rt_arg("mode"), *backend = rt_arg("backend");
+	const char *backend = rt_arg("backend");
+	int mode;
 
-	if (mode && strcmp(mode, "plain") && strcmp(mode, "pv")) {
-		rt_printf("barrierbench: mode=%s: expected plain or pv\n", mode);
+	if (!bench_parse_mode("barrierbench", &mode))
 		return false;
-	}
 	if (backend && strcmp(backend, "runtime") && strcmp(backend, "auto")) {
 		rt_printf("barrierbench: backend=%s: expected runtime or auto\n", backend);
 		return false;
 	}
-	bench->mode = mode && !strcmp(mode, "pv") ? LK_PV : LK_PLAIN;
+	bench->mode = mode;
 	config->spin_threshold = rt_arg_u64("spin", LK_DEFAULT_SPIN);
 	config->wait_timeout_ns = rt_arg_u64("timeout_us", 0) * 1000;
 	config->force_runtime = backend && !strcmp(backend, "runtime");
@@ -120,7 +119,7 @@ static bool report(const struct barrierbench *bench)
 	rt_printf("result: program=barrierbench mode=%s cpus=%u backend=%s kick=%s work=%lu "
 		  "spin=%u duration_ms=%lu rounds=%lu rounds_per_s=%lu sleeps=%lu kicks=%lu "
 		  "errors=%lu same_rounds=%d ok=%d\n",
-		  bench->mode == LK_PV ? "pv" : "plain", bench->cpus,
+		  bench_mode_name(bench->mode), bench->cpus,
 		  bench->mode == LK_PV ? lk_backend_name(bench->domain) : "none",
 		  bench->mode == LK_PV ? lk_kick_method(bench->domain) : "none",
 		  rt_arg_u64("work", 2000), lk_spin_threshold(bench->domain),

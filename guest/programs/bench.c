@@ -2,7 +2,36 @@
  * Shared pieces of the lock benchmarks (see bench.h): work calibration, the start line, and
  * integer-only statistics.
  */
+#include "guest/locks.h"
 #include "guest/programs/bench.h"
+
+static const char *const mode_names[] = {
+	[LK_PLAIN] = "plain",
+	[LK_PV] = "pv",
+	[LK_PUBLISHED] = "published",
+};
+
+bool bench_parse_mode(const char *program, int *mode)
+{
+	const char *text = rt_arg("mode");
+
+	*mode = LK_PLAIN;
+	if (!text)
+		return true;
+	for (unsigned i = 0; i < RT_ARRAY_SIZE(mode_names); i++) {
+		if (!strcmp(text, mode_names[i])) {
+			*mode = i;
+			return true;
+		}
+	}
+	rt_printf("%s: mode=%s: expected plain, pv or published\n", program, text);
+	return false;
+}
+
+const char *bench_mode_name(int mode)
+{
+	return (unsigned)mode < RT_ARRAY_SIZE(mode_names) ? mode_names[mode] : "?";
+}
 
 #define CALIBRATION_ITERATIONS 1000000ull
 #define CALIBRATION_RUNS 7

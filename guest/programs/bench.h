@@ -35,6 +35,10 @@ struct bench_start {
 void bench_start_init(struct bench_start *start, unsigned parties, uint64_t duration_ns);
 uint64_t bench_start_wait(struct bench_start *start);
 
+/* mode=plain|pv|published as an enum lk_mode (plain when absent); false if malformed. */
+bool bench_parse_mode(const char *program, int *mode);
+const char *bench_mode_name(int mode);
+
 /* "0.912" from 912 (thousandths), into buf. */
 const char *bench_milli(char *buf, size_t size, uint64_t milli);
 

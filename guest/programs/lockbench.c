@@ -7,7 +7,8 @@
  * it equals the sum of the CPUs' acquisitions exactly when the lock excluded properly.
  *
  *   lock=ticket|mcs       (default ticket)
- *   mode=plain|pv         (default plain)
+ *   mode=plain|pv|published  (default plain; published spins like plain and publishes in the
+ *                         shared page like pv, for the host's preemption detector)
  *   cs=, ncs=             work in TSC cycles (defaults 2000, 2000), as calibrated loop counts
  *   duration_ms=          (default 2000)
  *   spin=                 pv: PAUSEs before sleeping (default LK_DEFAULT_SPIN)
@@ -95,22 +96,21 @@ static void run(void *arg)
 
 static bool parse_args(struct lockbench *bench, struct lk_config *config)
 {
-	const char *lock = rt_arg("lock"), *mode = rt_arg("mode"), *backend = rt_arg("backend");
+	const char *lock = rt_arg("lock"), *backend = rt_arg("backend");
+	int mode;
 
 	if (lock && strcmp(lock, "ticket") && strcmp(lock, "mcs")) {
 		rt_printf("lockbench: lock=%s: expected ticket or mcs\n", lock);
 		return false;
 	}
-	if (mode && strcmp(mode, "plain") && strcmp(mode, "pv")) {
-		rt_printf("lockbench: mode=%s: expected plain or pv\n", mode);
+	if (!bench_parse_mode("lockbench", &mode))
 		return false;
-	}
 	if (backend && strcmp(backend, "runtime") && strcmp(backend, "auto")) {
 		rt_printf("lockbench: backend=%s: expected runtime or auto\n", backend);
 		return false;
 	}
 	bench->mcs = lock && !strcmp(lock, "mcs");
-	bench->mode = mode && !strcmp(mode, "pv") ? LK_PV : LK_PLAIN;
+	bench->mode = mode;
 	config->spin_threshold = rt_arg_u64("spin", LK_DEFAULT_SPIN);
 	config->prewake = rt_arg_u64("prewake", 0);
 	config->wake_ahead = rt_arg_u64("wake_ahead", 0);
@@ -163,7 +163,7 @@ static bool report(const struct lockbench *bench, const struct lk_config *config
 		"shared=%s cs=%lu ncs=%lu spin=%u prewake=%d wake_ahead=%u duration_ms=%lu acquisitions=%lu "
 		"acq_per_s=%lu fairness=%s jain=%s max_wait_us=%lu sleeps=%lu kicks=%lu "
 		"counter=%lu counter_ok=%d\n",
-		bench->mcs ? "mcs" : "ticket", bench->mode == LK_PV ? "pv" : "plain", cpus,
+		bench->mcs ? "mcs" : "ticket", bench_mode_name(bench->mode), cpus,
 		bench->mode == LK_PV ? lk_backend_name(bench->domain) : "none",
 		bench->mode == LK_PV ? lk_kick_method(bench->domain) : "none",
 		shared_page_state(bench->domain, shared, sizeof(shared)), rt_arg_u64("cs", 2000),
