@@ -300,16 +300,21 @@ static int block_control_signals(sigset_t *set)
 	return -pthread_sigmask(SIG_BLOCK, set, NULL);
 }
 
-static void kick_next(struct vm *vm, uint32_t *next)
+/*
+ * Kicks the next vCPU whose previous kick has been seen, so every probe kick is one sample:
+ * two kicks pending at once would merge into one signal.  False if none was ready.
+ */
+static bool kick_next(struct vm *vm, uint32_t *next)
 {
 	for (uint32_t tries = 0; tries < vm->nr_vcpus; tries++) {
 		struct vm_vcpu *v = &vm->vcpus[(*next)++ % vm->nr_vcpus];
 
-		if (atomic_load(&v->tid)) {
+		if (atomic_load(&v->tid) && !atomic_load(&v->kick_sent_ns)) {
 			vm_vcpu_kick(v);
-			return;
+			return true;
 		}
 	}
+	return false;
 }
 
 /*
@@ -358,8 +363,8 @@ static void control_loop(struct vm *vm, struct cli *cli, struct vm_control *ctl,
 			vm_request_stop(vm, VM_STOP_TIMEOUT, VM_EXIT_TIMEOUT);
 		}
 		if (kicks_left && now >= next_kick && !vm_stopping(vm)) {
-			kick_next(vm, &kick_cursor);
-			kicks_left--;
+			if (kick_next(vm, &kick_cursor))
+				kicks_left--;
 			next_kick = now + KICK_PROBE_INTERVAL_NS;
 		}
 	}
