@@ -22,6 +22,10 @@
  * LKS_DB_KICK is matched by a per-vCPU ioeventfd, so the kicker does not leave the kernel.
  * Writes that match no vCPU reach the VMM, which counts them as errors (a write has no result).
  *
+ * Malformed accesses: an 8-byte read that is not an aligned call register returns LKS_EINVAL;
+ * narrower reads return that many low bytes of LKS_EINVAL; writes other than the KICK
+ * register are ignored.  All of them are counted and logged (rate-limited); the VM runs on.
+ *
  * vCPU numbers equal the vCPUs' APIC ids (lockstep assigns APIC id n to vCPU n).
  * Addresses passed to calls are guest-physical.
  */
@@ -61,8 +65,14 @@ enum lks_call {
 	LKS_CALL_WAIT = 2,
 	LKS_CALL_KICK = 3,     /* (rdi = vCPU) -> 0; wakes that vCPU's WAIT (or its next WAIT) */
 	LKS_CALL_YIELD_TO = 4, /* (rdi = vCPU) -> 0; asks the scheduler to run that vCPU */
-	LKS_CALL_SHARED_SETUP = 5, /* (rdi = GPA, rsi = size) -> 0; registers the shared page */
-	LKS_CALL_TIME_NS = 6,	   /* () -> host CLOCK_MONOTONIC in ns */
+	/*
+	 * SHARED_SETUP(rdi = GPA, 64-byte aligned; rsi = size, from sizeof(struct
+	 * lks_shared_page) to 1 MiB) -> 0; registers the shared page, replacing any earlier
+	 * one.  A page with fewer slots than vCPUs is accepted (the host reads the slots it has).
+	 * (0, 0) unregisters it.
+	 */
+	LKS_CALL_SHARED_SETUP = 5,
+	LKS_CALL_TIME_NS = 6, /* () -> host CLOCK_MONOTONIC in ns */
 	LKS_CALL_NR
 };
 
