@@ -39,7 +39,7 @@ struct run {
 	struct mx_report *report;
 	FILE *jsonl;
 	char out_dir[PATH_MAX];
-	unsigned total, done, discarded, failed;
+	unsigned total, done, discarded, failed, failed_once;
 	uint64_t started_ns;
 	double pingpong_min, pingpong_max, foreign_max;
 };
@@ -166,13 +166,15 @@ static void progress(struct run *r, unsigned rep, size_t w, struct cell c,
 
 /*
  * One measurement of one cell, again while other processes disturbed it (up to --retries
- * times, each after a quiet spell).  The disturbed ones are written as discarded.
+ * times, each after a quiet spell), and once more if it failed.  The attempts not kept are
+ * written as discarded, with their reason.
  */
 static void measure(struct run *r, unsigned rep, size_t w, struct cell c, struct mx_measurement *m,
 		    struct mx_host_sample *h)
 {
 	const struct mx_layout *l = layout_of(r, c.layout);
 	int daemon_pid = mx_lockstep_daemon_pid(r->ls);
+	bool failed_before = false;
 
 	for (unsigned attempt = 0;; attempt++) {
 		struct mx_cpu_clock a, b;
@@ -194,6 +196,16 @@ static void measure(struct run *r, unsigned rep, size_t w, struct cell c, struct
 						  r->pingpong_min :
 						  h->pingpong_ns;
 			r->pingpong_max = fmax(r->pingpong_max, h->pingpong_ns);
+		}
+		/* A failure is run once more, so one broken start does not cost a cell. */
+		if (m->status == MX_FAILED && !failed_before) {
+			failed_before = true;
+			r->failed_once++;
+			write_record(r, measurement_json(r, rep, w, c, m, h, attempt, true, 0));
+			if (!r->o->progress_bar)
+				fprintf(stderr, "    failed (%s); once more\n", m->reason);
+			mx_measurement_fini(m);
+			continue;
 		}
 		if (foreign <= r->o->noisy_fraction || attempt >= r->o->retries) {
 			r->foreign_max = fmax(r->foreign_max, foreign);
@@ -446,14 +458,14 @@ int mx_matrix_run(struct mx_matrix *mx)
 	if (mx->o->progress_bar)
 		fputc('\n', stderr);
 	ret = mx_report_write(r.report, r.out_dir, (double)(util_now_ns() - r.started_ns) / 1e9,
-			      r.discarded, &summary);
+			      r.discarded, r.failed_once, &summary);
 	if (summary)
 		write_record(&r, summary);
 	fprintf(stderr,
-		"lockstep-bench matrix: %u measurements (%u failed, %u discarded for "
-		"other load) in %.0f s; results in %s\n",
-		r.done, r.failed, r.discarded, (double)(util_now_ns() - r.started_ns) / 1e9,
-		r.out_dir);
+		"lockstep-bench matrix: %u measurements (%u failed, %u run again after a failure, "
+		"%u discarded for other load) in %.0f s; results in %s\n",
+		r.done, r.failed, r.failed_once, r.discarded,
+		(double)(util_now_ns() - r.started_ns) / 1e9, r.out_dir);
 	teardown(&r);
 	if (ret)
 		return BENCH_EXIT_FAILED;

@@ -234,7 +234,7 @@ void mx_report_rep_state(struct mx_report *r, unsigned rep, double pingpong_min,
 			 double pingpong_max, double load1);
 /* table.md, efficiency.dat/.gp/.svg/.png; *summary: the medians, for results.jsonl. */
 int mx_report_write(struct mx_report *r, const char *dir, double seconds, unsigned discarded,
-		    json_t **summary);
+		    unsigned failed_once, json_t **summary);
 
 /* Median and range of one cell over its repetitions. */
 struct mx_stat {

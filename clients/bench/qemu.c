@@ -17,6 +17,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -80,6 +81,7 @@ static int spawn(struct mx_qemu *q, struct qemu_vm *vm, const char *image, unsig
 		int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
 		int out = open(vm->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (in >= 0)
 			dup2(in, STDIN_FILENO);
 		if (out >= 0) {

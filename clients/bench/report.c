@@ -308,8 +308,9 @@ static void targets(FILE *f, const struct mx_report *r, json_t *summary)
 	json_object_set_new(summary, "targets_2x", t);
 
 	t = json_array();
-	fprintf(f, "\n`adaptive` against the best policy of each cell above 1× (target: within "
-		   "10 %%), and against `host` where there are no locks (target: no worse):\n\n"
+	fprintf(f, "\n`adaptive` against the best policy of each cell (target: within 10 %%), "
+		   "and against `host` where there are no locks (target: no worse; marked "
+		   "worse below 0.95, the noise allowance):\n\n"
 		   "| workload | worst adaptive / best | at | adaptive / host (no locks) |\n"
 		   "|---|---|---|---|\n");
 	for (size_t w = 0; w < mx_nr_workloads && r->o->policies[MX_ADAPTIVE]; w++) {
@@ -321,7 +322,7 @@ static void targets(FILE *f, const struct mx_report *r, json_t *summary)
 		for (unsigned l = 0; l < r->nr_layouts; l++) {
 			struct mx_stat best, ad, host;
 
-			if (r->layouts[l].overcommit <= 1.0 || best_policy(r, w, l, &best) < 0 ||
+			if (best_policy(r, w, l, &best) < 0 ||
 			    !mx_report_cell(r, w, MX_ADAPTIVE, l, &ad) || best.median <= 0)
 				continue;
 			if (ad.median / best.median < worst) {
@@ -337,7 +338,7 @@ static void targets(FILE *f, const struct mx_report *r, json_t *summary)
 		fprintf(f, "| %s | %.2f%s | %s |", mx_workloads[w].name, worst,
 			worst >= 0.9 ? "" : " **(miss)**", at);
 		if (vs_host < DBL_MAX)
-			fprintf(f, " %.2f%s |\n", vs_host, vs_host >= 0.97 ? "" : " **(worse)**");
+			fprintf(f, " %.2f%s |\n", vs_host, vs_host >= 0.95 ? "" : " **(worse)**");
 		else
 			fprintf(f, " |\n");
 		json_array_append_new(t, json_pack("{s:s, s:f, s:s, s:f*}", "workload",
@@ -349,7 +350,7 @@ static void targets(FILE *f, const struct mx_report *r, json_t *summary)
 }
 
 static void noise(FILE *f, const struct mx_report *r, double seconds, unsigned discarded,
-		  json_t *summary)
+		  unsigned failed_once, json_t *summary)
 {
 	double pp_lo = 0, pp_hi = 0, worst_ref = 0;
 
@@ -383,12 +384,18 @@ static void noise(FILE *f, const struct mx_report *r, double seconds, unsigned d
 		"processes used more than %.2f CPUs meanwhile; the most any kept one saw was "
 		"%.2f CPUs.\n",
 		discarded, r->o->noisy_fraction, r->foreign_max);
+	if (failed_once)
+		fprintf(f,
+			"- %u measurements failed once and were run again (their reasons are in "
+			"results.jsonl: discarded records with status \"failed\").\n",
+			failed_once);
 	fprintf(f, "- The run took %.0f min.\n", seconds / 60);
 	json_object_set_new(summary, "noise",
-			    json_pack("{s:f, s:f, s:f, s:i, s:f, s:f}", "pingpong_ns_min", pp_lo,
-				      "pingpong_ns_max", pp_hi, "reference_spread_max", worst_ref,
-				      "discarded", (int)discarded, "foreign_cpus_max",
-				      r->foreign_max, "seconds", seconds));
+			    json_pack("{s:f, s:f, s:f, s:i, s:i, s:f, s:f}", "pingpong_ns_min",
+				      pp_lo, "pingpong_ns_max", pp_hi, "reference_spread_max",
+				      worst_ref, "discarded", (int)discarded, "failed_once",
+				      (int)failed_once, "foreign_cpus_max", r->foreign_max,
+				      "seconds", seconds));
 }
 
 static void header(FILE *f, const struct mx_report *r)
@@ -425,7 +432,11 @@ static void header(FILE *f, const struct mx_report *r)
 		"(the mean of the two scores the block).  A VM's share is min(its vCPUs ÷ all "
 		"vCPUs of the cell, its vCPUs ÷ host CPUs).  A cell's efficiency is the "
 		"share-weighted mean over its VMs = their summed throughput ÷ the reference.  "
-		"1.0 is the machine's physical limit.  Cells show the median over repetitions "
+		"1.0 is what the machine does for this workload at full contention; above 1 "
+		"happens where vCPUs of different VMs share the host instead of contending for "
+		"one lock (pv waiters sleep and let another VM's vCPU run).  `ipi` mostly waits "
+		"for interrupts, so no share bounds it: each of its VMs counts with share 1 and "
+		"the cell shows their mean.  Cells show the median over repetitions "
 		"and (min–max).  n/a: `gang` needs a host CPU per vCPU and lockstepd refuses "
 		"wider VMs.  †: the VMs' measurement windows overlapped less than 90 %%.  ‡: "
 		"some repetitions failed (see results.jsonl).  QEMU: `-accel kvm -smp N`, "
@@ -434,7 +445,7 @@ static void header(FILE *f, const struct mx_report *r)
 }
 
 int mx_report_write(struct mx_report *r, const char *dir, double seconds, unsigned discarded,
-		    json_t **summary)
+		    unsigned failed_once, json_t **summary)
 {
 	char path[4200], err[256];
 	json_t *sum = json_pack("{s:s}", "type", "summary"), *cells = json_array();
@@ -482,7 +493,7 @@ int mx_report_write(struct mx_report *r, const char *dir, double seconds, unsign
 	}
 	json_object_set_new(sum, "cells", cells);
 	targets(f, r, sum);
-	noise(f, r, seconds, discarded, sum);
+	noise(f, r, seconds, discarded, failed_once, sum);
 	ret = mx_plot_write(r, r->o, r->layouts, r->nr_layouts, dir, err, sizeof(err));
 	if (ret) {
 		fprintf(f, "\n(No plot: %s.)\n", err);

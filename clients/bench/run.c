@@ -17,6 +17,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -83,6 +84,8 @@ static int spawn_daemon(struct mx_lockstep *ls, const char *log_path, char *err,
 	if (ls->spawned == 0) {
 		int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 
+		/* An interrupted benchmark takes its daemon along (its VMs end on their own). */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		if (fd >= 0) {
 			dup2(fd, STDOUT_FILENO);
 			dup2(fd, STDERR_FILENO);
@@ -396,6 +399,15 @@ static json_t *collect(struct mx_lockstep *ls, const struct mx_workload *w, stru
 	if (!text || mx_parse_console(w, text, res))
 		res->ok = false;
 	res->ok = res->ok && status == 0 && vm->stopped;
+	/* A VM the scheduler never took ran under no policy at all: its figure is not the
+	 * cell's (lockstepd's log says why). */
+	if (res->ok && !json_object_get(json_object_get(info, "last_run"), "sched") &&
+	    m->status == MX_OK) {
+		m->status = MX_FAILED;
+		snprintf(m->reason, sizeof(m->reason),
+			 "%s ran unscheduled: lockstepd did not attach it to its scheduler",
+			 vm->name);
+	}
 	if (!res->ok && m->status == MX_OK) {
 		m->status = MX_FAILED;
 		snprintf(m->reason, sizeof(m->reason), "%s: %s (exit status %d, %s)", vm->name,
