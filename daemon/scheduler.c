@@ -26,6 +26,7 @@
 #include "daemon/scheduler.h"
 
 #define SWITCH_WAIT_MAX_NS 2000000ull /* give up waiting for a vCPU to leave after this */
+#define SCHED_SAMPLE_PERIOD_US 1000   /* the engine's tick */
 
 struct sched_entry {
 	int id; /* the VM's domain id */
@@ -34,9 +35,10 @@ struct sched_entry {
 	struct sched_page *page;
 	int *schedstat_fd;
 	struct sched_obs *obs;
-	bool *closing;	/* gate closed this tick: wait for the vCPU to leave */
-	bool *opening;	/* gate to open once the closing vCPUs are out */
-	uint64_t kicks; /* gate closes that had to kick a vCPU out */
+	bool *closing;	      /* gate closed this tick: wait for the vCPU to leave */
+	bool *opening;	      /* gate to open once the closing vCPUs are out */
+	uint64_t last_sample; /* the worker's sample_ns the last observation used */
+	uint64_t kicks;	      /* gate closes that had to kick a vCPU out */
 };
 
 struct scheduler {
@@ -100,19 +102,39 @@ static void read_schedstat(int fd, struct sched_obs *o)
 	}
 }
 
+/*
+ * The VM's vCPUs as of its worker's latest sample (exact CPU time and how each spent the
+ * interval: see vm/runstate.c).  Workers that do not sample fall back to the kernel's
+ * schedstat, which lags a running thread by up to a scheduler tick.
+ */
 static const struct sched_obs *observe(void *arg, int id)
 {
 	struct sched_entry *e = find(arg, id);
+	uint64_t sample;
 
 	if (!e)
 		return NULL;
+	sample = __atomic_load_n(&e->page->sample_ns, __ATOMIC_ACQUIRE);
 	for (uint32_t i = 0; i < e->nr; i++) {
 		const struct sched_slot *slot = &e->page->slot[i];
+		struct sched_obs *o = &e->obs[i];
 
-		read_schedstat(e->schedstat_fd[i], &e->obs[i]);
-		e->obs[i].state = __atomic_load_n(&slot->state, __ATOMIC_ACQUIRE);
-		e->obs[i].entry_ns = __atomic_load_n(&slot->entry_ns, __ATOMIC_RELAXED);
+		if (sample) {
+			uint64_t cpu = __atomic_load_n(&slot->cpu_ns, __ATOMIC_RELAXED);
+
+			o->run = __atomic_load_n(&slot->run, __ATOMIC_RELAXED);
+			/* Waiting time is what a preempted vCPU did not run of the interval. */
+			if (o->run == SCHED_RUN_PREEMPTED && e->last_sample &&
+			    sample - e->last_sample > cpu - o->exec_ns)
+				o->wait_ns += sample - e->last_sample - (cpu - o->exec_ns);
+			o->exec_ns = cpu;
+		} else {
+			read_schedstat(e->schedstat_fd[i], o);
+		}
+		o->state = __atomic_load_n(&slot->state, __ATOMIC_ACQUIRE);
+		o->entry_ns = __atomic_load_n(&slot->entry_ns, __ATOMIC_RELAXED);
 	}
+	e->last_sample = sample;
 	return e->obs;
 }
 
@@ -354,6 +376,9 @@ int scheduler_attach(struct scheduler *sch, int id, pid_t pid, int sched_fd, con
 	}
 	ret = sched_vm_add(sch->engine, id, params, now_ns(), err, err_len);
 	if (!ret) {
+		/* Ask the worker for exact run-state samples at the tick rate. */
+		__atomic_store_n(&e->page->sample_period_us, SCHED_SAMPLE_PERIOD_US,
+				 __ATOMIC_RELAXED);
 		sch->vms[sch->nr_vms++] = e;
 		e = NULL;
 		pthread_cond_signal(&sch->wake);
@@ -382,6 +407,7 @@ void scheduler_detach(struct scheduler *sch, int id)
 		return;
 	for (uint32_t v = 0; v < e->nr; v++)
 		sched_gate_open(&e->page->slot[v], now_ns());
+	__atomic_store_n(&e->page->sample_period_us, 0, __ATOMIC_RELAXED);
 	entry_free(e);
 }
 

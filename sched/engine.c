@@ -270,7 +270,13 @@ static void observe(struct engine_vm *vm, uint32_t i, const struct sched_obs *o,
 	if (d_exec > dt)
 		d_exec = dt; /* sampling jitter */
 	v->d_exec = d_exec;
-	if (d_wait > d_exec)
+	if (o->run == SCHED_RUN_RUNNING)
+		v->act = ACT_RUNNING;
+	else if (o->run == SCHED_RUN_PREEMPTED)
+		v->act = ACT_PREEMPTED;
+	else if (o->run == SCHED_RUN_IDLE)
+		v->act = ACT_IDLE;
+	else if (d_wait > d_exec)
 		v->act = ACT_PREEMPTED;
 	else if (d_exec * 2 > dt || (d_exec && o->state == SCHED_VCPU_RUNNING))
 		v->act = ACT_RUNNING;
@@ -394,7 +400,7 @@ uint64_t sched_tick(struct sched *s, uint64_t now, sched_obs_fn obs_fn, sched_de
 			observe(vm, i, &obs[i], dt);
 		account_vm(vm, dt);
 		account_costart(vm, obs, now);
-		gang_account(s, vm, dt);
+		gang_account(s, vm, now);
 	}
 	gang_tick(s, now);
 	for (unsigned k = 0; k < s->nr_vms; k++) {

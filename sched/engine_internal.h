@@ -12,6 +12,7 @@
 #define ADAPTIVE_HOLD_NS 500000000ull  /* co-schedule this long after the last episode */
 #define ADAPTIVE_BOOST_NS 2000000ull   /* run a preempted holder alone this long */
 #define SLICE_LOG 256
+#define SLICE_SETTLE_NS 2000000ull /* a slice's switch-over, not checked for interleaving */
 #define SLICE_VMS 4
 
 enum vcpu_activity {
@@ -75,7 +76,7 @@ bool engine_in_gang(const struct engine_vm *vm, uint64_t now);
 void engine_allowed(const struct sched *s, const struct engine_vm *vm, struct util_cpuset *out);
 
 void gang_tick(struct sched *s, uint64_t now);
-void gang_account(struct sched *s, struct engine_vm *vm, uint64_t dt);
+void gang_account(struct sched *s, struct engine_vm *vm, uint64_t now);
 void gang_forget(struct sched *s, int id);
 void relaxed_decide(struct engine_vm *vm, uint64_t dt);
 void adaptive_decide(struct engine_vm *vm, uint64_t now, uint64_t dt);

@@ -50,16 +50,21 @@ static void log_slice(struct sched *s, uint64_t now)
 		r->vm[k] = k < s->slice_n ? s->slice_vm[k] : -1;
 }
 
-/* Closes the slice that ends now: did anyone outside it run meanwhile? */
+/*
+ * Closes the slice that ends now: did anyone outside it run meanwhile?  Only the settled part
+ * of the slice counts: its first SLICE_SETTLE_NS hold the switch itself (the outgoing vCPUs
+ * leaving KVM_RUN) and samples that straddle it.
+ */
 static void end_slice(struct sched *s, uint64_t now)
 {
 	uint64_t len = now - s->slice_start;
 	bool interleaved = false;
 
+	len = len > SLICE_SETTLE_NS ? len - SLICE_SETTLE_NS : 0;
 	for (unsigned k = 0; k < s->nr_vms; k++) {
 		struct engine_vm *vm = s->vms[k];
 
-		if (!vm->in_slice && vm->slice_exec * 10 > len && engine_in_gang(vm, now))
+		if (!vm->in_slice && len && vm->slice_exec * 10 > len && engine_in_gang(vm, now))
 			interleaved = true;
 		vm->slice_exec = 0;
 	}
@@ -125,9 +130,9 @@ void gang_tick(struct sched *s, uint64_t now)
 		start_slice(s, now);
 }
 
-void gang_account(struct sched *s, struct engine_vm *vm, uint64_t dt)
+void gang_account(struct sched *s, struct engine_vm *vm, uint64_t now)
 {
-	if (vm->in_slice)
+	if (vm->in_slice || now - s->slice_start <= SLICE_SETTLE_NS)
 		return;
 	for (uint32_t i = 0; i < vm->p.nr_vcpus; i++)
 		vm->slice_exec += vm->v[i].d_exec;

@@ -25,7 +25,7 @@
 /* ---- the sched page ---- */
 
 #define SCHED_PAGE_MAGIC 0x4c4b5343u /* "LKSC" */
-#define SCHED_PAGE_VERSION 1u
+#define SCHED_PAGE_VERSION 2u
 #define SCHED_GATE_CLOSED 0u
 #define SCHED_GATE_OPEN 1u
 
@@ -49,15 +49,33 @@ struct sched_slot {
 	uint64_t stops;		  /* worker: times it stopped at a closed gate */
 	uint64_t gate_latency_ns; /* worker: total of (stopped at the gate - gate closed) */
 	uint64_t gate_latency_max_ns;
-	uint64_t reserved[5];
+	/*
+	 * Worker, every sample (see sched_page.sample_ns): the vCPU thread's CPU time, exact
+	 * (the kernel's per-thread schedstat lags a running thread by up to a tick), and how it
+	 * spent the last interval (enum sched_run).
+	 */
+	uint64_t cpu_ns;
+	uint32_t run;
+	uint32_t reserved1;
+	uint64_t reserved[3];
 } __attribute__((aligned(128)));
+
+enum sched_run {
+	SCHED_RUN_UNKNOWN = 0,
+	SCHED_RUN_RUNNING,   /* ran for most of the interval */
+	SCHED_RUN_PREEMPTED, /* runnable but mostly waiting for a host CPU */
+	SCHED_RUN_IDLE,	     /* blocked: halted, asleep in a pv WAIT, at a closed gate */
+};
 
 struct sched_page {
 	uint32_t magic;
 	uint32_t version;
 	uint32_t nr_vcpus;
 	uint32_t yield_to; /* worker: a vCPU asked for vCPU (yield_to - 1) to run; 0 = none */
-	uint64_t reserved[7];
+	uint32_t sample_period_us; /* scheduler: how often the worker should sample, 0 = never */
+	uint32_t reserved0;
+	uint64_t sample_ns; /* worker: CLOCK_MONOTONIC of the latest sample of every slot */
+	uint64_t reserved[5];
 	struct sched_slot slot[];
 } __attribute__((aligned(128)));
 
@@ -127,10 +145,11 @@ struct sched_vm_params {
 
 /* What the engine is told about one vCPU at each tick. */
 struct sched_obs {
-	uint64_t exec_ns; /* cumulative time on a CPU (schedstat) */
-	uint64_t wait_ns; /* cumulative time runnable but waiting for a CPU (schedstat) */
+	uint64_t exec_ns; /* cumulative time on a CPU */
+	uint64_t wait_ns; /* cumulative time runnable but waiting for a CPU */
 	enum sched_vcpu_state state;
-	uint64_t entry_ns; /* when it last passed an open gate (sched page) */
+	uint64_t entry_ns;  /* when it last passed an open gate (sched page) */
+	enum sched_run run; /* how it spent the last interval, if known (else from the times) */
 };
 
 /* What the engine decided for one vCPU. */

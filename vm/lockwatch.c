@@ -1,9 +1,10 @@
 /*
  * lockstep-vm's side of pvlock: it gives the pvlock calls their environment (guest memory,
  * sleeping a vCPU thread out of KVM_RUN, scheduler hints), and runs the lock-holder-preemption
- * detector from the control thread: every VM_LOCKWATCH_PERIOD_NS once the guest registered its
- * shared page (every ten periods when only pause-loop statistics are watched), with episodes
- * forwarded to lockstepd as "pvlock" events (rate-limited; the counters stay exact).
+ * detector from the control thread on every run-state sample (vm/runstate.c: every 2 ms, or
+ * faster while lockstepd's scheduler asks) once the guest registered its shared page or
+ * pause-loop statistics are watched, with episodes forwarded to lockstepd as "pvlock" events
+ * (rate-limited; the counters stay exact).
  *
  * The calls run on vCPU threads, the detector on the control thread; they share only the
  * pvlock_vm, whose shared-page pointer is atomic.
@@ -16,7 +17,6 @@
 
 #include "vm/vm_internal.h"
 
-#define PLE_ONLY_PERIODS 10
 #define EVENTS_PER_S 100
 
 struct vm_lockwatch {
@@ -25,8 +25,7 @@ struct vm_lockwatch {
 	struct pvlock_detector *det;
 	struct pvlock_sampler *sampler;
 	struct pvlock_sample *samples;
-	bool threads_known;
-	uint64_t next_ns;
+	bool stats_known;
 	struct util_ratelimit event_limit;
 	struct vm_control *ctl; /* during a tick: where events go */
 	uint64_t events_dropped;
@@ -152,44 +151,44 @@ void vm_lockwatch_bad_kick(struct vm_lockwatch *lw, struct vm_vcpu *vcpu, uint64
 		pvlock_bad_kick(lw->pv, vcpu->index, value);
 }
 
-/* The sampler needs every vCPU's host thread, known once the threads have started. */
-static bool learn_threads(struct vm_lockwatch *lw)
+bool vm_lockwatch_wants_samples(struct vm_lockwatch *lw)
+{
+	uint32_t nr_pub = 0;
+
+	return (lw->pv && pvlock_shared_page(lw->pv, &nr_pub)) || lw->vm->pause_exits;
+}
+
+/* The PLE statistics need each vCPU's KVM statistics, known once the vCPUs exist. */
+static void learn_stats(struct vm_lockwatch *lw)
 {
 	struct vm *vm = lw->vm;
 
-	if (lw->threads_known)
-		return true;
+	if (lw->stats_known)
+		return;
 	for (uint32_t i = 0; i < vm->nr_vcpus; i++)
-		if (!atomic_load(&vm->vcpus[i].tid))
-			return false;
-	for (uint32_t i = 0; i < vm->nr_vcpus; i++) {
-		pvlock_sampler_set_thread(lw->sampler, i, atomic_load(&vm->vcpus[i].tid));
 		pvlock_sampler_set_stats(lw->sampler, i, vm->vcpus[i].stats);
-	}
-	lw->threads_known = true;
-	return true;
+	lw->stats_known = true;
 }
 
 uint64_t vm_lockwatch_tick(struct vm_lockwatch *lw, struct vm_control *ctl)
 {
-	uint64_t now = util_now_ns(), period = VM_LOCKWATCH_PERIOD_NS;
-	uint32_t nr_pub = 0;
-	bool shared = lw->pv && pvlock_shared_page(lw->pv, &nr_pub);
+	struct vm *vm = lw->vm;
+	enum pvlock_run_state run[VM_VCPUS_MAX];
 
-	if (!shared && !lw->vm->pause_exits)
-		return 0; /* nothing to watch (yet) */
-	if (!shared)
-		period *= PLE_ONLY_PERIODS;
-	if (now < lw->next_ns)
-		return lw->next_ns - now;
-	lw->next_ns = now + period;
-	if (!learn_threads(lw))
-		return period;
-	pvlock_sampler_sample(lw->sampler, lw->pv, lw->vm->pause_exits, lw->samples);
+	if (!vm_lockwatch_wants_samples(lw))
+		return 0;
+	if (!vm->runstate_fresh)
+		return VM_LOCKWATCH_PERIOD_NS; /* the run-state sampler decides the pace */
+	vm->runstate_fresh = false;
+	learn_stats(lw);
+	/* enum sched_run and enum pvlock_run_state name the same states in the same order. */
+	for (uint32_t i = 0; i < vm->nr_vcpus; i++)
+		run[i] = (enum pvlock_run_state)vm->vcpus[i].run.state;
+	pvlock_sampler_sample(lw->sampler, lw->pv, vm->pause_exits, run, lw->samples);
 	lw->ctl = ctl;
-	pvlock_detector_feed(lw->det, now, lw->samples);
+	pvlock_detector_feed(lw->det, vm->vcpus[0].run.sample_ns, lw->samples);
 	lw->ctl = NULL;
-	return period;
+	return VM_LOCKWATCH_PERIOD_NS;
 }
 
 static json_t *vcpu_json(struct vm_lockwatch *lw, uint32_t i)

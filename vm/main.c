@@ -332,13 +332,16 @@ static void control_loop(struct vm *vm, struct cli *cli, struct vm_control *ctl,
 	while (!done(vm, ctl)) {
 		struct pollfd pfd[4] = { { vm->stop_fd, POLLIN, 0 }, { sigfd, POLLIN, 0 } };
 		int nctl = vm_control_pollfds(ctl, &pfd[2]);
-		uint64_t now = util_now_ns(), wake = deadline, watch;
+		uint64_t now = util_now_ns(), wake = deadline, watch, sample;
 		int timeout = -1;
 
 		if (kicks_left && (!wake || next_kick < wake))
 			wake = next_kick;
 		if (ctl->conn_fd >= 0 && !ctl->hello_sent)
 			wake = now + 1000000; /* vCPU threads are still reporting in */
+		sample = vm_runstate_tick(vm, vm_lockwatch_wants_samples(vm->lockwatch));
+		if (sample && (!wake || now + sample < wake))
+			wake = now + sample;
 		watch = vm_lockwatch_tick(vm->lockwatch, ctl);
 		if (watch && (!wake || now + watch < wake))
 			wake = now + watch;

@@ -68,6 +68,7 @@ int vm_vcpu_init(struct vm *vm, struct vm_vcpu *vcpu, uint32_t index)
 {
 	vcpu->vm = vm;
 	vcpu->index = index;
+	vm_runstate_init(vcpu);
 	return hv_vcpu_create(vm->hv, index, &vcpu->hv);
 }
 
@@ -93,6 +94,7 @@ int vm_vcpu_setup(struct vm_vcpu *vcpu)
 
 void vm_vcpu_fini(struct vm_vcpu *vcpu)
 {
+	vm_runstate_fini(vcpu);
 	hv_stats_close(vcpu->stats);
 	vcpu->stats = NULL;
 	hv_vcpu_destroy(vcpu->hv);

@@ -189,7 +189,11 @@ int64_t vm_lockwatch_call(struct vm_lockwatch *lw, struct vm_vcpu *vcpu, uint32_
 void vm_lockwatch_bad_kick(struct vm_lockwatch *lw, struct vm_vcpu *vcpu, uint64_t value);
 /* Detector period: the control loop calls vm_lockwatch_tick() at least this often. */
 #define VM_LOCKWATCH_PERIOD_NS 2000000ull
-/* Takes a sample if one is due; events go to the controller.  Returns ns until the next. */
+/* Whether the detector needs vCPU run-state samples (the guest registered its shared page,
+ * or pause-loop statistics are watched). */
+bool vm_lockwatch_wants_samples(struct vm_lockwatch *lw);
+/* Feeds the detector with the latest run-state sample, if it is new; events go to the
+ * controller.  Returns ns until it wants to look again (0: nothing to watch). */
 uint64_t vm_lockwatch_tick(struct vm_lockwatch *lw, struct vm_control *ctl);
 json_t *vm_lockwatch_json(struct vm_lockwatch *lw);
 /* KVM paravirtual features (CPUID 0x40000001 EAX) the VM's vCPUs were given. */
@@ -203,6 +207,15 @@ struct vm_vcpu_counters {
 	uint64_t unassigned_io;
 };
 
+/* What the control thread last sampled of a vCPU thread (vm/runstate.c). */
+struct vm_runstate {
+	bool clock_valid;
+	clockid_t clock; /* the thread's CPU-time clock */
+	int stat_fd;	 /* /proc/self/task/TID/stat */
+	uint64_t cpu_ns, sample_ns;
+	enum sched_run state;
+};
+
 struct vm_vcpu {
 	struct vm *vm;
 	uint32_t index;
@@ -214,6 +227,7 @@ struct vm_vcpu {
 	atomic_uint_least64_t kick_sent_ns; /* when the last kick was sent, 0 = consumed */
 	struct vm_vcpu_counters counters;   /* written by the vCPU thread only */
 	struct sched_slot *slot;	    /* its gate in the sched page */
+	struct vm_runstate run;		    /* control thread only */
 	struct util_samples kick_latency;   /* kick sent -> KVM_RUN returned, in ns */
 };
 
@@ -227,6 +241,13 @@ void vm_vcpu_note_kick(struct vm_vcpu *vcpu);
 /* Makes the vCPU leave KVM_RUN as soon as possible (it re-checks the VM's state). */
 int vm_vcpu_kick(struct vm_vcpu *vcpu);
 void vm_vcpu_join(struct vm_vcpu *vcpu);
+
+/* Run-state sampling of the vCPU threads (vm/runstate.c), control thread only. */
+void vm_runstate_init(struct vm_vcpu *v);
+void vm_runstate_fini(struct vm_vcpu *v);
+/* Samples every vCPU if one is due (for lockstepd's scheduler, or for the detector when
+ * `detector`); returns ns until the next sample, 0 if nobody wants samples. */
+uint64_t vm_runstate_tick(struct vm *vm, bool detector);
 
 /* ---- the machine ---- */
 
@@ -267,6 +288,8 @@ struct vm {
 	struct vm_vcpu *vcpus;
 	int sched_fd; /* the sched page's memfd, which lockstepd maps through /proc */
 	struct sched_page *sched_page;
+	uint64_t runstate_next_ns; /* when the control thread samples the vCPUs next */
+	bool runstate_fresh;	   /* a sample was taken since the detector last looked */
 
 	int stop_fd;		   /* eventfd: written once when the VM must stop */
 	pthread_mutex_t stop_lock; /* makes stop_reason and exit_code one decision */

@@ -14,7 +14,6 @@
 #include <cmocka.h>
 
 #include "pvlock/pvlock.h"
-#include "pvlock/sampler.h"
 
 #define MS 1000000ull
 #define LOCK_A 0x200000ull
@@ -214,14 +213,6 @@ static void ple_threshold_and_hysteresis(void **state)
 	pvlock_detector_free(det);
 }
 
-static void run_state_rule(void **state)
-{
-	assert_int_equal(pvlock_classify(900000, 100000), PVLOCK_RUN_RUNNING);
-	assert_int_equal(pvlock_classify(100000, 900000), PVLOCK_RUN_PREEMPTED);
-	assert_int_equal(pvlock_classify(0, 0), PVLOCK_RUN_IDLE);
-	assert_int_equal(pvlock_classify(10, 0), PVLOCK_RUN_RUNNING);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -231,7 +222,6 @@ int main(void)
 		cmocka_unit_test(barrier_preemption),
 		cmocka_unit_test(ple_spinning_from_statistics),
 		cmocka_unit_test(ple_threshold_and_hysteresis),
-		cmocka_unit_test(run_state_rule),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
