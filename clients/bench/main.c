@@ -7,6 +7,7 @@
  *   lockstep-bench api --socket S --method vm.list|vm.info --clients N --seconds S [--json]
  *   lockstep-bench start-latency --socket S --kernel K [--runs N] [--json]
  *   lockstep-bench matrix [--socket S | --spawn] [--preset quick|full] ... (matrix.c)
+ *   lockstep-bench wake [--rounds N] [--json]                                 (wake.c)
  */
 #include <errno.h>
 #include <signal.h>
@@ -26,6 +27,7 @@ static const struct {
 	  "time from vm.start to the guest's first serial byte" },
 	{ "matrix", bench_matrix,
 	  "workloads x policies x overcommit, scored against the fair-share bound" },
+	{ "wake", bench_wake, "eventfd wake-up between two host threads (pv KICK's yardstick)" },
 };
 
 #define NR_SUBCOMMANDS (sizeof(subcommands) / sizeof(subcommands[0]))
