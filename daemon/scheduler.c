@@ -133,6 +133,7 @@ static const struct sched_obs *observe(void *arg, int id)
 		}
 		o->state = __atomic_load_n(&slot->state, __ATOMIC_ACQUIRE);
 		o->entry_ns = __atomic_load_n(&slot->entry_ns, __ATOMIC_RELAXED);
+		o->sample_ns = sample;
 	}
 	e->last_sample = sample;
 	return e->obs;

@@ -398,6 +398,8 @@ uint64_t sched_tick(struct sched *s, uint64_t now, sched_obs_fn obs_fn, sched_de
 			continue;
 		for (uint32_t i = 0; i < vm->p.nr_vcpus; i++)
 			observe(vm, i, &obs[i], dt);
+		vm->prev_sample_ns = vm->sample_ns;
+		vm->sample_ns = obs[0].sample_ns ? obs[0].sample_ns : now;
 		account_vm(vm, dt);
 		account_costart(vm, obs, now);
 		gang_account(s, vm, now);

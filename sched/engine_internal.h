@@ -49,9 +49,10 @@ struct engine_vm {
 	uint64_t cosched_until; /* adaptive */
 	uint32_t boost_vcpu;
 	uint64_t boost_until;
-	bool in_slice;	     /* gang: its gates are open in the current slice */
-	uint64_t costart_at; /* gang: gates opened at; 0 = no co-start pending */
-	uint64_t slice_exec; /* gang: exec while outside the current slice */
+	bool in_slice;			    /* gang: its gates are open in the current slice */
+	uint64_t costart_at;		    /* gang: gates opened at; 0 = no co-start pending */
+	uint64_t slice_exec;		    /* gang: exec while outside the current slice */
+	uint64_t prev_sample_ns, sample_ns; /* when its last two observations were taken */
 };
 
 struct sched {

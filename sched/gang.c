@@ -22,12 +22,16 @@ static bool overlaps(const struct engine_vm *a, const struct engine_vm *b)
 	return false;
 }
 
+/* Whether every vCPU of the slice idled through a whole sample interval within the slice
+ * (an interval that began before it saw them stopped at their gates). */
 static bool slice_idle(const struct sched *s)
 {
 	for (unsigned k = 0; k < s->slice_n; k++) {
 		const struct engine_vm *vm = engine_find(s, s->slice_vm[k]);
 
-		for (uint32_t i = 0; vm && i < vm->p.nr_vcpus; i++)
+		if (!vm || vm->prev_sample_ns < s->slice_start)
+			return false;
+		for (uint32_t i = 0; i < vm->p.nr_vcpus; i++)
 			if (vm->v[i].act != ACT_IDLE)
 				return false;
 	}
@@ -132,7 +136,8 @@ void gang_tick(struct sched *s, uint64_t now)
 
 void gang_account(struct sched *s, struct engine_vm *vm, uint64_t now)
 {
-	if (vm->in_slice || now - s->slice_start <= SLICE_SETTLE_NS)
+	/* Only run time measured wholly inside the settled part of the slice counts. */
+	if (vm->in_slice || vm->prev_sample_ns < s->slice_start + SLICE_SETTLE_NS)
 		return;
 	for (uint32_t i = 0; i < vm->p.nr_vcpus; i++)
 		vm->slice_exec += vm->v[i].d_exec;

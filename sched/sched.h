@@ -150,6 +150,7 @@ struct sched_obs {
 	enum sched_vcpu_state state;
 	uint64_t entry_ns;  /* when it last passed an open gate (sched page) */
 	enum sched_run run; /* how it spent the last interval, if known (else from the times) */
+	uint64_t sample_ns; /* when exec_ns/wait_ns were taken, if not at the tick (0) */
 };
 
 /* What the engine decided for one vCPU. */

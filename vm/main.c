@@ -21,6 +21,7 @@
 #include "vm/vm_internal.h"
 
 #define KICK_PROBE_INTERVAL_NS 2000000ull
+#define CONTROL_RECHECK_NS 50000000ull
 
 struct cli {
 	struct vm_config cfg;
@@ -345,6 +346,12 @@ static void control_loop(struct vm *vm, struct cli *cli, struct vm_control *ctl,
 		watch = vm_lockwatch_tick(vm->lockwatch, ctl);
 		if (watch && (!wake || now + watch < wake))
 			wake = now + watch;
+		/*
+		 * What asks for samples changes without waking us: lockstepd's scheduler writes
+		 * the sched page, the guest registers its shared page.  Look again soon.
+		 */
+		if (!wake || wake > now + CONTROL_RECHECK_NS)
+			wake = now + CONTROL_RECHECK_NS;
 		if (wake)
 			timeout = wake > now ? (int)((wake - now + 999999) / 1000000) : 0;
 		if (poll(pfd, 2 + (nfds_t)nctl, timeout) < 0 && errno != EINTR)
