@@ -21,6 +21,11 @@
 #include "util/util.h"
 
 #define QUIET_SECONDS 3
+/*
+ * VMs of one cell whose measurement windows overlapped less than this ran partly alone
+ * (one booted late), which inflates the cell: such a measurement counts as failed.
+ */
+#define MIN_CONCURRENCY 0.8
 #define RETRY_QUIET_SECONDS 2
 #define REFERENCE UINT_MAX /* a cell's layout index for the reference runs */
 #define MAX_CELLS (MX_NR_POLICIES * 2 * MX_MAX_OVERCOMMIT + 2)
@@ -190,6 +195,13 @@ static void measure(struct run *r, unsigned rep, size_t w, struct cell c, struct
 			mx_lockstep_run(r->ls, &mx_workloads[w], c.policy, l, r->o->duration_ms, m);
 		mx_cpu_clock_read(&b, daemon_pid);
 		mx_cpu_clock_diff(&a, &b, h);
+		if (m->status == MX_OK && mx_workloads[w].cpu_bound && m->nr_vms > 1 &&
+		    m->concurrency < MIN_CONCURRENCY) {
+			m->status = MX_FAILED;
+			snprintf(m->reason, sizeof(m->reason),
+				 "the VMs' measurement windows overlapped only %.0f %%",
+				 100 * m->concurrency);
+		}
 		foreign = h->elapsed_s > 0 ? h->foreign_s / h->elapsed_s : 0;
 		if (h->pingpong_ns > 0) {
 			r->pingpong_min = r->pingpong_min > 0 && r->pingpong_min < h->pingpong_ns ?
@@ -263,8 +275,8 @@ static void run_block(struct run *r, unsigned rep, size_t w)
 		progress(r, rep, w, e[i].cell, &e[i].m, e[0].m.status == MX_OK ? 1 : 0);
 	}
 	reference = reference_of(&e[0], &e[n + 1]);
-	if (reference > 0)
-		mx_report_reference(r->report, w, reference);
+	mx_report_reference(r->report, w, reference, e[0].m.status == MX_OK ? e[0].m.throughput : 0,
+			    e[n + 1].m.status == MX_OK ? e[n + 1].m.throughput : 0);
 	for (unsigned i = 0; i < n + 2; i++) {
 		mx_measurement_score(&e[i].m, reference);
 		write_record(r, measurement_json(r, rep, w, e[i].cell, &e[i].m, &e[i].h, 0, false,

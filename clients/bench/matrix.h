@@ -226,7 +226,9 @@ void mx_report_set_run(struct mx_report *r, json_t *run);
 /* One scored measurement of a cell; the reference runs go to mx_report_reference. */
 void mx_report_add(struct mx_report *r, size_t workload, enum mx_policy p, unsigned layout,
 		   const struct mx_measurement *m, const struct mx_host_sample *h);
-void mx_report_reference(struct mx_report *r, size_t workload, double throughput);
+/* A block's reference (0: none) and its two runs (0: failed). */
+void mx_report_reference(struct mx_report *r, size_t workload, double reference, double first,
+			 double last);
 void mx_report_na(struct mx_report *r, size_t workload, enum mx_policy p, unsigned layout,
 		  const char *why);
 void mx_report_qemu_status(struct mx_report *r, const char *status);
@@ -236,7 +238,7 @@ void mx_report_rep_state(struct mx_report *r, unsigned rep, double pingpong_min,
 int mx_report_write(struct mx_report *r, const char *dir, double seconds, unsigned discarded,
 		    unsigned failed_once, json_t **summary);
 
-/* Median and range of one cell over its repetitions. */
+/* Median and range of one cell over its repetitions (at most 2 x MX_MAX_REPS values). */
 struct mx_stat {
 	unsigned n;
 	double median, min, max;

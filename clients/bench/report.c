@@ -29,11 +29,16 @@ struct mx_report {
 	const struct mx_layout *layouts;
 	unsigned nr_layouts, host_cpus;
 	struct series cell[MX_MAX_WORKLOADS][MX_NR_POLICIES][MAX_LAYOUTS];
-	double ref[MX_MAX_WORKLOADS][MX_MAX_REPS];
+	double ref[MX_MAX_WORKLOADS][MX_MAX_REPS]; /* per block: the mean of its two runs */
 	unsigned nr_ref[MX_MAX_WORKLOADS];
+	double ref_runs[MX_MAX_WORKLOADS][2 * MX_MAX_REPS];
+	unsigned nr_ref_runs[MX_MAX_WORKLOADS];
 	double pp_min[MX_MAX_REPS], pp_max[MX_MAX_REPS], load[MX_MAX_REPS];
 	unsigned reps_done;
 	double foreign_max;
+	/* Every measurement's ping-pong, to tell the host's fast state from its slow one. */
+	double *pingpong;
+	size_t nr_pingpong, cap_pingpong;
 	char qemu_status[512];
 	json_t *run;
 };
@@ -53,8 +58,10 @@ struct mx_report *mx_report_new(const struct mx_options *o, const struct mx_layo
 
 void mx_report_free(struct mx_report *r)
 {
-	if (r)
+	if (r) {
 		json_decref(r->run);
+		free(r->pingpong);
+	}
 	free(r);
 }
 
@@ -71,6 +78,17 @@ void mx_report_add(struct mx_report *r, size_t w, enum mx_policy p, unsigned lay
 	double foreign = h->elapsed_s > 0 ? h->foreign_s / h->elapsed_s : 0;
 
 	r->foreign_max = fmax(r->foreign_max, foreign);
+	if (h->pingpong_ns > 0 && r->nr_pingpong == r->cap_pingpong) {
+		size_t cap = r->cap_pingpong ? 2 * r->cap_pingpong : 1024;
+		double *grown = realloc(r->pingpong, cap * sizeof(*grown));
+
+		if (grown) {
+			r->pingpong = grown;
+			r->cap_pingpong = cap;
+		}
+	}
+	if (h->pingpong_ns > 0 && r->nr_pingpong < r->cap_pingpong)
+		r->pingpong[r->nr_pingpong++] = h->pingpong_ns;
 	if (m->status != MX_OK) {
 		s->failed++;
 		return;
@@ -84,10 +102,14 @@ void mx_report_add(struct mx_report *r, size_t w, enum mx_policy p, unsigned lay
 	snprintf(s->backend, sizeof(s->backend), "%s", m->vm[0].backend);
 }
 
-void mx_report_reference(struct mx_report *r, size_t w, double throughput)
+void mx_report_reference(struct mx_report *r, size_t w, double reference, double first, double last)
 {
-	if (r->nr_ref[w] < MX_MAX_REPS)
-		r->ref[w][r->nr_ref[w]++] = throughput;
+	if (reference > 0 && r->nr_ref[w] < MX_MAX_REPS)
+		r->ref[w][r->nr_ref[w]++] = reference;
+	if (first > 0 && r->nr_ref_runs[w] < 2 * MX_MAX_REPS)
+		r->ref_runs[w][r->nr_ref_runs[w]++] = first;
+	if (last > 0 && r->nr_ref_runs[w] < 2 * MX_MAX_REPS)
+		r->ref_runs[w][r->nr_ref_runs[w]++] = last;
 }
 
 void mx_report_na(struct mx_report *r, size_t w, enum mx_policy p, unsigned layout, const char *why)
@@ -121,7 +143,7 @@ static int cmp_double(const void *a, const void *b)
 
 void mx_stat_of(const double *v, unsigned n, struct mx_stat *out)
 {
-	double sorted[MX_MAX_REPS];
+	double sorted[2 * MX_MAX_REPS]; /* the reference runs are the longest list */
 
 	*out = (struct mx_stat){ .n = n };
 	if (!n)
@@ -353,6 +375,7 @@ static void noise(FILE *f, const struct mx_report *r, double seconds, unsigned d
 		  unsigned failed_once, json_t *summary)
 {
 	double pp_lo = 0, pp_hi = 0, worst_ref = 0;
+	size_t slow = 0;
 
 	for (unsigned i = 0; i < r->reps_done; i++) {
 		if (r->pp_min[i] > 0 && (pp_lo == 0 || r->pp_min[i] < pp_lo))
@@ -361,24 +384,27 @@ static void noise(FILE *f, const struct mx_report *r, double seconds, unsigned d
 	}
 	fprintf(f,
 		"\n## Noise\n\n- The reference (one VM, %u vCPUs pinned, no overcommit) "
-		"spread between blocks, (max − min) / median:",
+		"over all its runs, (max − min) / median:",
 		r->host_cpus);
 	for (size_t w = 0; w < mx_nr_workloads; w++) {
 		struct mx_stat s;
 
 		if (!r->o->workloads[w])
 			continue;
-		mx_stat_of(r->ref[w], r->nr_ref[w], &s);
+		mx_stat_of(r->ref_runs[w], r->nr_ref_runs[w], &s);
 		if (s.n > 1 && s.median > 0) {
 			fprintf(f, " %s %.0f %%;", mx_workloads[w].name,
 				100 * (s.max - s.min) / s.median);
 			worst_ref = fmax(worst_ref, (s.max - s.min) / s.median);
 		}
 	}
+	for (size_t i = 0; i < r->nr_pingpong; i++)
+		slow += r->pingpong[i] > 2 * pp_lo;
 	fprintf(f,
 		"\n- Cache-line round trip between two host CPUs, measured before every "
-		"measurement: %.0f–%.0f ns (the outer hypervisor's fast and slow states).\n",
-		pp_lo, pp_hi);
+		"measurement: %.0f–%.0f ns; %.0f %% of the measurements ran in the slow state "
+		"(over twice the fastest round trip).\n",
+		pp_lo, pp_hi, r->nr_pingpong ? 100.0 * (double)slow / (double)r->nr_pingpong : 0.0);
 	fprintf(f,
 		"- Other load: %u measurements were discarded and run again because other "
 		"processes used more than %.2f CPUs meanwhile; the most any kept one saw was "
@@ -391,11 +417,12 @@ static void noise(FILE *f, const struct mx_report *r, double seconds, unsigned d
 			failed_once);
 	fprintf(f, "- The run took %.0f min.\n", seconds / 60);
 	json_object_set_new(summary, "noise",
-			    json_pack("{s:f, s:f, s:f, s:i, s:i, s:f, s:f}", "pingpong_ns_min",
-				      pp_lo, "pingpong_ns_max", pp_hi, "reference_spread_max",
-				      worst_ref, "discarded", (int)discarded, "failed_once",
-				      (int)failed_once, "foreign_cpus_max", r->foreign_max,
-				      "seconds", seconds));
+			    json_pack("{s:f, s:f, s:f, s:f, s:i, s:i, s:f, s:f}", "pingpong_ns_min",
+				      pp_lo, "pingpong_ns_max", pp_hi, "pingpong_slow_fraction",
+				      r->nr_pingpong ? (double)slow / (double)r->nr_pingpong : 0.0,
+				      "reference_spread_max", worst_ref, "discarded",
+				      (int)discarded, "failed_once", (int)failed_once,
+				      "foreign_cpus_max", r->foreign_max, "seconds", seconds));
 }
 
 static void header(FILE *f, const struct mx_report *r)
