@@ -26,7 +26,6 @@
 #include "daemon/scheduler.h"
 
 #define SWITCH_WAIT_MAX_NS 2000000ull /* give up waiting for a vCPU to leave after this */
-#define SCHED_SAMPLE_PERIOD_US 1000   /* the engine's tick */
 
 struct sched_entry {
 	int id; /* the VM's domain id */
@@ -377,8 +376,9 @@ int scheduler_attach(struct scheduler *sch, int id, pid_t pid, int sched_fd, con
 	}
 	ret = sched_vm_add(sch->engine, id, params, now_ns(), err, err_len);
 	if (!ret) {
-		/* Ask the worker for exact run-state samples at the tick rate. */
-		__atomic_store_n(&e->page->sample_period_us, SCHED_SAMPLE_PERIOD_US,
+		/* Ask the worker for exact run-state samples at the pace the policy needs. */
+		__atomic_store_n(&e->page->sample_period_us,
+				 (uint32_t)(sched_vm_sample_period(sch->engine, id) / 1000),
 				 __ATOMIC_RELAXED);
 		sch->vms[sch->nr_vms++] = e;
 		e = NULL;
@@ -419,6 +419,14 @@ int scheduler_set_policy(struct scheduler *sch, int id, enum sched_policy policy
 
 	pthread_mutex_lock(&sch->lock);
 	ret = sched_vm_set_policy(sch->engine, id, policy, quantum_ns, skew_ns, err, err_len);
+	if (!ret) {
+		struct sched_entry *e = find(sch, id);
+
+		if (e)
+			__atomic_store_n(&e->page->sample_period_us,
+					 (uint32_t)(sched_vm_sample_period(sch->engine, id) / 1000),
+					 __ATOMIC_RELAXED);
+	}
 	pthread_cond_signal(&sch->wake);
 	pthread_mutex_unlock(&sch->lock);
 	return ret;

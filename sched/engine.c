@@ -360,10 +360,12 @@ static void decide_affinity(struct sched *s, struct engine_vm *vm, uint64_t now,
 
 static void decide_gates(struct engine_vm *vm, uint64_t now, uint64_t dt)
 {
-	/* The first look at a VM only sets the baselines its run times are measured from. */
+	/* The first look at a VM sets the baselines its run times are measured from: policies
+	 * that decide from run times wait for the next. */
 	if (!vm->baseline_taken) {
 		vm->baseline_taken = true;
-		return;
+		if (!engine_in_gang(vm, now))
+			return;
 	}
 	if (engine_in_gang(vm, now)) {
 		for (uint32_t i = 0; i < vm->p.nr_vcpus; i++)
@@ -382,6 +384,34 @@ static void decide_gates(struct engine_vm *vm, uint64_t now, uint64_t dt)
 			vm->v[i].gate_open = true;
 		break;
 	}
+}
+
+uint64_t sched_vm_sample_period(const struct sched *s, int id)
+{
+	const struct engine_vm *vm = engine_find(s, id);
+
+	/*
+	 * Relaxed and adaptive decide from run states every tick; host VMs are watched as finely
+	 * for a co-run figure that can be compared.  Gang and pinned VMs only need accounting:
+	 * one host tick (4 ms) resolves it, and every sample costs the VM a wake-up.
+	 */
+	if (vm && (vm->p.policy == SCHED_GANG || vm->p.policy == SCHED_PINNED))
+		return SCHED_COARSE_TICK_NS;
+	return SCHED_TICK_NS;
+}
+
+/* When the engine wants to look again: every millisecond while a VM decides from run states,
+ * else at the end of the gang slice or after one host tick. */
+static uint64_t next_tick(const struct sched *s, uint64_t now)
+{
+	uint64_t next = s->nr_vms ? SCHED_COARSE_TICK_NS : SCHED_IDLE_TICK_NS;
+
+	for (unsigned k = 0; k < s->nr_vms; k++)
+		if (sched_vm_sample_period(s, s->vms[k]->id) < next)
+			next = sched_vm_sample_period(s, s->vms[k]->id);
+	if (s->slice_n && s->slice_end > now && s->slice_end - now < next)
+		next = s->slice_end - now;
+	return next;
 }
 
 uint64_t sched_tick(struct sched *s, uint64_t now, sched_obs_fn obs_fn, sched_decide_fn decide,
@@ -418,8 +448,7 @@ uint64_t sched_tick(struct sched *s, uint64_t now, sched_obs_fn obs_fn, sched_de
 		}
 		decide(arg, vm->id, d);
 	}
-	/* Co-run accounting needs ticks shorter than the host's slices, whatever the policy. */
-	return s->nr_vms ? SCHED_TICK_NS : SCHED_IDLE_TICK_NS;
+	return next_tick(s, now);
 }
 
 int sched_vm_stats(const struct sched *s, int id, struct sched_vm_stats *st,

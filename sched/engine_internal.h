@@ -7,10 +7,11 @@
 
 #include "sched/sched.h"
 
-#define SCHED_TICK_NS 1000000ull       /* observation period while anything is co-scheduled */
-#define SCHED_IDLE_TICK_NS 10000000ull /* ... and while only host/pinned VMs run */
-#define ADAPTIVE_HOLD_NS 500000000ull  /* co-schedule this long after the last episode */
-#define ADAPTIVE_BOOST_NS 2000000ull   /* run a preempted holder alone this long */
+#define SCHED_TICK_NS 1000000ull	/* observation period while a VM decides from run states */
+#define SCHED_COARSE_TICK_NS 4000000ull /* ... while VMs only need accounting (a host tick) */
+#define SCHED_IDLE_TICK_NS 100000000ull /* ... and while no VM runs */
+#define ADAPTIVE_HOLD_NS 500000000ull	/* co-schedule this long after the last episode */
+#define ADAPTIVE_BOOST_NS 2000000ull	/* run a preempted holder alone this long */
 #define SLICE_LOG 256
 #define SLICE_SETTLE_NS 2000000ull /* a slice's switch-over, not checked for interleaving */
 #define SLICE_VMS 4

@@ -213,6 +213,8 @@ typedef void (*sched_decide_fn)(void *arg, int id, const struct sched_decision *
 uint64_t sched_tick(struct sched *s, uint64_t now_ns, sched_obs_fn obs, sched_decide_fn decide,
 		    void *arg);
 
+/* How often the VM's worker should sample its vCPUs for the engine (ns). */
+uint64_t sched_vm_sample_period(const struct sched *s, int id);
 int sched_vm_stats(const struct sched *s, int id, struct sched_vm_stats *vm,
 		   struct sched_vcpu_stats *vcpus, uint32_t nr);
 /* The last `n` gang slices (oldest first): which VM ids ran in each. */
