@@ -241,6 +241,8 @@ void dvm_sched_detach(struct dvm *vm);
 
 /* ---- methods (daemon/methods.c) ---- */
 
+/* The VM named by params.name, or NULL with the call failed (missing name, no such VM). */
+struct dvm *method_find_vm(struct daemon *d, struct api_call *call, json_t *params);
 void method_sched_get(void *ctx, struct api_call *call, json_t *params);
 void method_sched_set(void *ctx, struct api_call *call, json_t *params);
 void method_sched_stats(void *ctx, struct api_call *call, json_t *params);

@@ -18,7 +18,7 @@
 
 static const char *const name_only[] = { "name", NULL };
 
-static struct dvm *lookup(struct daemon *d, struct api_call *call, json_t *params)
+struct dvm *method_find_vm(struct daemon *d, struct api_call *call, json_t *params)
 {
 	const char *name;
 	struct dvm *vm;
@@ -165,7 +165,7 @@ static void vm_undefine(void *ctx, struct api_call *call, json_t *params)
 	char name[VM_NAME_MAX + 1];
 	int ret;
 
-	if (!api_params_only(call, params, name_only) || !(vm = lookup(ctx, call, params)))
+	if (!api_params_only(call, params, name_only) || !(vm = method_find_vm(ctx, call, params)))
 		return;
 	if (vm->worker) {
 		api_call_fail(call, API_BAD_STATE, "VM %s is %s: destroy or shut it down first",
@@ -187,7 +187,7 @@ static void vm_start(void *ctx, struct api_call *call, json_t *params)
 {
 	struct dvm *vm;
 
-	if (api_params_only(call, params, name_only) && (vm = lookup(ctx, call, params)))
+	if (api_params_only(call, params, name_only) && (vm = method_find_vm(ctx, call, params)))
 		dvm_op_start(vm, reply_summary, call);
 }
 
@@ -198,7 +198,7 @@ static void vm_shutdown(void *ctx, struct api_call *call, json_t *params)
 	uint64_t timeout = d->opts.shutdown_timeout_ms / 1000;
 	struct dvm *vm;
 
-	if (api_params_only(call, params, allowed) && (vm = lookup(d, call, params)) &&
+	if (api_params_only(call, params, allowed) && (vm = method_find_vm(d, call, params)) &&
 	    api_param_uint(call, params, "timeout", false, 1, 3600, &timeout))
 		dvm_op_shutdown(vm, timeout * 1000, reply_summary, call);
 }
@@ -207,7 +207,7 @@ static void vm_destroy(void *ctx, struct api_call *call, json_t *params)
 {
 	struct dvm *vm;
 
-	if (api_params_only(call, params, name_only) && (vm = lookup(ctx, call, params)))
+	if (api_params_only(call, params, name_only) && (vm = method_find_vm(ctx, call, params)))
 		dvm_op_destroy(vm, reply_summary, call);
 }
 
@@ -240,9 +240,8 @@ static json_t *vcpu_json(pid_t pid, json_t *entry)
 {
 	int tid = (int)json_integer_value(json_object_get(entry, "tid"));
 	json_t *out = json_pack("{s:O, s:i}", "vcpu", json_object_get(entry, "vcpu"), "tid", tid);
-	char path[96], buf[1024], *p;
+	struct util_proc_stat st;
 	cpu_set_t set;
-	FILE *f;
 
 	if (tid > 0 && sched_getaffinity(tid, sizeof(set), &set) == 0) {
 		struct util_cpuset cs = { { 0 } };
@@ -254,26 +253,10 @@ static json_t *vcpu_json(pid_t pid, json_t *entry)
 		if (!util_cpuset_format(&cs, list, sizeof(list)))
 			json_object_set_new(out, "affinity", json_string(list));
 	}
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)pid, tid);
-	f = tid > 0 ? fopen(path, "re") : NULL;
-	if (f && fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')'))) {
-		char state = 0;
-		int field = 2, cpu = -1;
-
-		for (char *q = p + 1; *q; q++) {
-			if (*q != ' ')
-				continue;
-			field++;
-			if (field == 3)
-				state = q[1];
-			if (field == 39)
-				cpu = atoi(q + 1);
-		}
-		json_object_set_new(out, "thread_state", json_sprintf("%c", state));
-		json_object_set_new(out, "cpu", json_integer(cpu));
+	if (tid > 0 && util_proc_stat_read((int)pid, tid, &st) == 0) {
+		json_object_set_new(out, "thread_state", json_sprintf("%c", st.state));
+		json_object_set_new(out, "cpu", json_integer(st.cpu));
 	}
-	if (f)
-		fclose(f);
 	return out;
 }
 
@@ -312,7 +295,7 @@ static void vm_info(void *ctx, struct api_call *call, json_t *params)
 {
 	struct dvm *vm;
 
-	if (!api_params_only(call, params, name_only) || !(vm = lookup(ctx, call, params)))
+	if (!api_params_only(call, params, name_only) || !(vm = method_find_vm(ctx, call, params)))
 		return;
 	if (!vm->worker || worker_request(vm->worker, "stats", NULL, stats_replied, call) != 0)
 		api_call_reply(call, info_json(vm));
@@ -328,7 +311,7 @@ static void vm_console(void *ctx, struct api_call *call, json_t *params)
 	char path[PATH_MAX];
 	struct stat st;
 
-	if (!api_params_only(call, params, allowed) || !(vm = lookup(ctx, call, params)) ||
+	if (!api_params_only(call, params, allowed) || !(vm = method_find_vm(ctx, call, params)) ||
 	    !api_param_uint(call, params, "offset", false, 0, UINT64_MAX >> 1, &offset) ||
 	    !api_param_uint(call, params, "max", false, 0, CONSOLE_READ_MAX, &max) ||
 	    !api_param_uint(call, params, "tail", false, 1, CONSOLE_READ_MAX, &tail) ||
@@ -365,7 +348,7 @@ static void vcpu_pin(void *ctx, struct api_call *call, json_t *params)
 	char err[256];
 	int code;
 
-	if (!api_params_only(call, params, allowed) || !(vm = lookup(ctx, call, params)) ||
+	if (!api_params_only(call, params, allowed) || !(vm = method_find_vm(ctx, call, params)) ||
 	    !api_param_uint(call, params, "vcpu", true, 0, VM_VCPUS_MAX - 1, &vcpu) ||
 	    !api_param_string(call, params, "cpus", true, 1024, &list) ||
 	    !api_param_bool(call, params, "config", false, &config))

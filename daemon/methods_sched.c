@@ -10,19 +10,6 @@
 
 #include "daemon/daemon.h"
 
-static struct dvm *find_vm(struct daemon *d, struct api_call *call, json_t *params)
-{
-	const char *name;
-	struct dvm *vm;
-
-	if (!api_param_string(call, params, "name", true, VM_NAME_MAX + 64, &name))
-		return NULL;
-	vm = registry_find(d, name);
-	if (!vm)
-		api_call_fail(call, API_NO_SUCH_VM, "no VM named \"%.64s\"", name);
-	return vm;
-}
-
 static json_t *sched_json(const struct vm_config *cfg)
 {
 	json_t *out = json_pack(
@@ -41,7 +28,7 @@ void method_sched_get(void *ctx, struct api_call *call, json_t *params)
 	struct dvm *vm;
 	json_t *out;
 
-	if (!api_params_only(call, params, allowed) || !(vm = find_vm(ctx, call, params)))
+	if (!api_params_only(call, params, allowed) || !(vm = method_find_vm(ctx, call, params)))
 		return;
 	out = sched_json(&vm->cfg);
 	json_object_set_new(out, "name", json_string(vm->cfg.name));
@@ -63,7 +50,7 @@ void method_sched_set(void *ctx, struct api_call *call, json_t *params)
 	struct dvm *vm;
 	int ret;
 
-	if (!api_params_only(call, params, allowed) || !(vm = find_vm(d, call, params)) ||
+	if (!api_params_only(call, params, allowed) || !(vm = method_find_vm(d, call, params)) ||
 	    !api_param_string(call, params, "policy", false, 16, &policy_name) ||
 	    !api_param_uint(call, params, "quantum_us", false, 100, 1000000, &quantum) ||
 	    !api_param_uint(call, params, "skew_us", false, 10, 1000000, &skew) ||
@@ -139,7 +126,7 @@ void method_sched_stats(void *ctx, struct api_call *call, json_t *params)
 		return;
 	vms = json_array();
 	if (json_object_get(params, "name")) {
-		struct dvm *vm = find_vm(d, call, params);
+		struct dvm *vm = method_find_vm(d, call, params);
 
 		if (!vm) {
 			json_decref(vms);

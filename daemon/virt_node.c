@@ -63,40 +63,16 @@ static void node_facts(struct daemon *d, struct node_facts *f)
 
 int virt_thread_stat(pid_t pid, pid_t tid, uint64_t *cpu_ns, int *cpu, char *state)
 {
-	char path[64], buf[1024], *p;
-	unsigned long long utime = 0, stime = 0;
 	long ticks = sysconf(_SC_CLK_TCK);
-	int field = 2;
-	FILE *f;
+	struct util_proc_stat st;
+	int ret = util_proc_stat_read((int)pid, (int)tid, &st);
 
-	if (tid > 0)
-		snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)pid, (int)tid);
-	else
-		snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return -errno;
-	p = fgets(buf, sizeof(buf), f);
-	fclose(f);
-	/* Field 2 (comm) may hold spaces: count fields from the last ')'. */
-	if (!p || !(p = strrchr(buf, ')')))
-		return -EIO;
-	*cpu = -1;
-	*state = '?';
-	for (p++; *p; p++) {
-		if (*p != ' ')
-			continue;
-		field++;
-		if (field == 3)
-			*state = p[1];
-		else if (field == 14)
-			utime = strtoull(p + 1, NULL, 10);
-		else if (field == 15)
-			stime = strtoull(p + 1, NULL, 10);
-		else if (field == 39)
-			*cpu = atoi(p + 1);
-	}
-	*cpu_ns = ticks > 0 ? (utime + stime) * (1000000000ull / (unsigned long long)ticks) : 0;
+	if (ret)
+		return ret;
+	*cpu = st.cpu;
+	*state = st.state;
+	*cpu_ns =
+		ticks > 0 ? (st.utime + st.stime) * (1000000000ull / (unsigned long long)ticks) : 0;
 	return 0;
 }
 

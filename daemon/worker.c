@@ -31,28 +31,12 @@ extern char **environ;
 /* starttime (field 22) of /proc/PID/stat: a pid and this together name one process. */
 static int proc_start_ticks(pid_t pid, uint64_t *ticks)
 {
-	char path[64], buf[1024];
-	unsigned long long v;
-	char *p;
-	FILE *f;
-	int field;
+	struct util_proc_stat st;
+	int ret = util_proc_stat_read((int)pid, 0, &st);
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return -errno;
-	p = fgets(buf, sizeof(buf), f);
-	fclose(f);
-	if (!p || !(p = strrchr(buf, ')')))
-		return -EIO;
-	/* Field 2 (comm) ends at the last ')'; count the space-separated fields after it. */
-	for (field = 2; *p && field < 21; p++)
-		if (*p == ' ')
-			field++;
-	if (sscanf(p, " %llu", &v) != 1)
-		return -EIO;
-	*ticks = v;
-	return 0;
+	if (!ret)
+		*ticks = st.start_ticks;
+	return ret;
 }
 
 /* The owner (its VM) and each initialised libuv handle hold a reference. */

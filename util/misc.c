@@ -4,6 +4,8 @@
  * silently 12 or 2^64-1.
  */
 #include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -190,4 +192,69 @@ out:
 	free(buf);
 	close(fd);
 	return ret;
+}
+
+int util_error(char *err, size_t err_len, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err && err_len) {
+		va_start(ap, fmt);
+		vsnprintf(err, err_len, fmt, ap);
+		va_end(ap);
+	}
+	return code;
+}
+
+int util_proc_stat_parse(const char *line, struct util_proc_stat *out)
+{
+	const char *p = strrchr(line, ')');
+	unsigned long long start = 0, utime = 0, stime = 0;
+	int field = 2, cpu = -1;
+	char state;
+
+	if (!p || p[1] != ' ' || !p[2])
+		return -EIO;
+	state = p[2];
+	/* Fields from 3 on are separated by single spaces. */
+	for (p += 1; *p; p++) {
+		if (*p != ' ')
+			continue;
+		field++;
+		if (field == 14)
+			utime = strtoull(p + 1, NULL, 10);
+		else if (field == 15)
+			stime = strtoull(p + 1, NULL, 10);
+		else if (field == 22)
+			start = strtoull(p + 1, NULL, 10);
+		else if (field == 39)
+			cpu = atoi(p + 1);
+	}
+	if (field < 22)
+		return -EIO;
+	*out = (struct util_proc_stat){
+		.state = state, .cpu = cpu, .utime = utime, .stime = stime, .start_ticks = start
+	};
+	return 0;
+}
+
+int util_proc_stat_read(int pid, int tid, struct util_proc_stat *out)
+{
+	char path[64], buf[1024];
+	ssize_t n;
+	int fd;
+
+	if (tid > 0)
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", pid, tid);
+	else
+		snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return n < 0 ? -errno : -EIO;
+	buf[n] = '\0';
+	return util_proc_stat_parse(buf, out);
 }

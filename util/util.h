@@ -166,6 +166,25 @@ int util_cpuset_parse(const char *s, struct util_cpuset *set);
 /* The list form of `set`, in canonical ranges; -ENAMETOOLONG if it did not fit. */
 int util_cpuset_format(const struct util_cpuset *set, char *buf, size_t size);
 
+/* Formats a message into err (if err and err_len) and returns `code`: the one-line way for
+ * parsers to fail with a reason. */
+int util_error(char *err, size_t err_len, int code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* ---- /proc/PID[/task/TID]/stat ---- */
+
+struct util_proc_stat {
+	char state;	       /* field 3: R, S, D, Z, ... */
+	int cpu;	       /* field 39: where it runs or last ran */
+	uint64_t utime, stime; /* fields 14, 15: CPU time in clock ticks */
+	uint64_t start_ticks;  /* field 22: with the pid, names one process */
+};
+
+/* Parses a stat line (the command name in field 2 may hold spaces and parentheses). */
+int util_proc_stat_parse(const char *line, struct util_proc_stat *out);
+/* Reads /proc/PID/stat (tid 0) or /proc/PID/task/TID/stat. */
+int util_proc_stat_read(int pid, int tid, struct util_proc_stat *out);
+
 /* Reads a whole file (at most `max` bytes; -EFBIG beyond).  *out is malloc'ed, NUL-terminated. */
 int util_read_file(const char *path, size_t max, char **out, size_t *len);
 

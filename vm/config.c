@@ -38,19 +38,8 @@ struct parse {
 	size_t err_len;
 };
 
-static int fail(struct parse *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int fail(struct parse *p, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (p->err && p->err_len) {
-		va_start(ap, fmt);
-		vsnprintf(p->err, p->err_len, fmt, ap);
-		va_end(ap);
-	}
-	return -EINVAL;
-}
+/* Fails the parse with a message naming what is wrong; -EINVAL. */
+#define fail(p, ...) util_error((p)->err, (p)->err_len, -EINVAL, __VA_ARGS__)
 
 const char *vm_sched_policy_name(enum vm_sched_policy policy)
 {

@@ -11,20 +11,8 @@
 
 #include "vm/vm.h"
 
-static int fail(char *err, size_t err_len, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t err_len, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && err_len) {
-		va_start(ap, fmt);
-		vsnprintf(err, err_len, fmt, ap);
-		va_end(ap);
-	}
-	return -EINVAL;
-}
+/* Fails with a message for a person; -EINVAL. */
+#define fail(err, err_len, ...) util_error((err), (err_len), -EINVAL, __VA_ARGS__)
 
 int vm_config_validate(const struct vm_config *cfg, char *err, size_t err_len)
 {

@@ -12,20 +12,8 @@
 
 #include "vm/vm_internal.h"
 
-static int fail(char *err, size_t err_len, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t err_len, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && err_len) {
-		va_start(ap, fmt);
-		vsnprintf(err, err_len, fmt, ap);
-		va_end(ap);
-	}
-	return -ENOEXEC;
-}
+/* Fails with a message for a person; -ENOEXEC. */
+#define fail(err, err_len, ...) util_error((err), (err_len), -ENOEXEC, __VA_ARGS__)
 
 /* The program-header fields both classes share, widened to 64 bits. */
 static void read_phdr(const uint8_t *p, bool is64, uint32_t *type, struct vm_elf_segment *seg)

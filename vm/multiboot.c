@@ -49,20 +49,8 @@ struct mb_mmap_entry {
 	uint32_t type;
 } __attribute__((packed));
 
-static int fail(char *err, size_t err_len, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t err_len, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && err_len) {
-		va_start(ap, fmt);
-		vsnprintf(err, err_len, fmt, ap);
-		va_end(ap);
-	}
-	return -ENOEXEC;
-}
+/* Fails with a message for a person; -ENOEXEC. */
+#define fail(err, err_len, ...) util_error((err), (err_len), -ENOEXEC, __VA_ARGS__)
 
 static uint32_t rd32(const uint8_t *p)
 {

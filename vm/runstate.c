@@ -52,18 +52,17 @@ static bool prepare(struct vm_vcpu *v)
 	return true;
 }
 
-/* 'R' or 'S' etc. from the thread's stat line (field 3, after the comm's closing paren). */
+/* 'R' or 'S' etc.: the thread's state, from its open stat file. */
 static char thread_state(int fd)
 {
-	char buf[256];
+	struct util_proc_stat st;
+	char buf[1024];
 	ssize_t n = fd >= 0 ? pread(fd, buf, sizeof(buf) - 1, 0) : -1;
-	char *p;
 
 	if (n <= 0)
 		return '?';
 	buf[n] = '\0';
-	p = strrchr(buf, ')');
-	return p && p[1] == ' ' ? p[2] : '?';
+	return util_proc_stat_parse(buf, &st) ? '?' : st.state;
 }
 
 static void sample_vcpu(struct vm_vcpu *v, uint64_t now)
