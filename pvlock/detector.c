@@ -3,10 +3,10 @@
  *
  * Each sample says, per vCPU, whether it is running, preempted (runnable, waiting for a host
  * CPU) or idle, and what it published in the guest's shared page.  From that:
- *   LHP  a vCPU holds lock L, is preempted, and another vCPU waits for L;
+ *   LHP  a vCPU holds lock L, is preempted, and another vCPU spins for L;
  *   LWP  nobody holds L, a waiter of L is preempted and another waiter of L runs (with FIFO
  *        locks the free lock belongs to the preempted one: everyone behind it spins);
- *   barrier preemption is reported as LWP on the barrier's address: vCPUs wait at a barrier
+ *   barrier preemption is reported as LWP on the barrier's address: vCPUs spin at a barrier
  *        while a vCPU that has not arrived is preempted;
  *   PLE  (pvlock/ple.c) KVM's directed-yield statistics show a vCPU spinning.
  * A condition that holds in consecutive samples is one episode: reported when it begins and
@@ -174,8 +174,13 @@ static void examine_lock(struct pvlock_detector *det, uint64_t now_ns,
 		    (late == UINT32_MAX || s[i].pub.wait_start_tsc < s[late].pub.wait_start_tsc))
 			late = i;
 	}
+	/*
+	 * Only episodes that burn CPU count: a waiter that runs (spins) while the one it waits
+	 * for cannot.  Waiters asleep in a pv WAIT cost nothing, and co-scheduling them would
+	 * only take CPUs from work that can run.
+	 */
 	if (holder != UINT32_MAX) {
-		if (s[holder].run == PVLOCK_RUN_PREEMPTED)
+		if (s[holder].run == PVLOCK_RUN_PREEMPTED && running_waiters)
 			pvlock_detector_observe(det, now_ns, PVLOCK_LHP, lock, holder, waiters);
 	} else if (late != UINT32_MAX && running_waiters) {
 		pvlock_detector_observe(det, now_ns, PVLOCK_LWP, lock, late, waiters);
@@ -189,13 +194,18 @@ static void examine_barrier(struct pvlock_detector *det, uint64_t now_ns,
 	uint64_t barrier = s[first].pub.waiting;
 	uint32_t waiters = 0;
 
+	uint32_t spinning = 0;
+
 	for (uint32_t i = 0; i < det->nr_vcpus; i++) {
 		if (s[i].pub.state != LKS_STATE_BARRIER || s[i].pub.waiting != barrier)
 			continue;
 		if (i < first)
 			return;
 		waiters++;
+		spinning += s[i].run == PVLOCK_RUN_RUNNING;
 	}
+	if (!spinning)
+		return; /* everyone waiting sleeps: nothing burns */
 	for (uint32_t i = 0; i < det->nr_vcpus; i++) {
 		bool arrived = s[i].pub.state == LKS_STATE_BARRIER && s[i].pub.waiting == barrier;
 

@@ -104,6 +104,41 @@ static void preempted_holder_nobody_waits(void **state)
 	pvlock_detector_free(det);
 }
 
+/* Waiters asleep in a pv WAIT burn nothing: a preempted holder then is no episode. */
+static void sleeping_waiters_are_no_episode(void **state)
+{
+	struct pvlock_sample s[3];
+	struct pvlock_detector *det;
+	struct recorder r = { .n = 0 };
+
+	assert_int_equal(pvlock_detector_new(3, record, &r, &det), 0);
+	memset(s, 0, sizeof(s));
+	holds(&s[0], LOCK_A);
+	s[0].run = PVLOCK_RUN_PREEMPTED;
+	waits(&s[1], LOCK_A, LKS_STATE_SLEEPING, 1);
+	waits(&s[2], LOCK_A, LKS_STATE_SLEEPING, 2);
+	s[1].run = s[2].run = PVLOCK_RUN_IDLE;
+	pvlock_detector_feed(det, 1 * MS, s);
+	/* Nor does a barrier whose arrivals all sleep while the last one is preempted. */
+	memset(s, 0, sizeof(s));
+	waits(&s[0], BARRIER, LKS_STATE_BARRIER, 0);
+	waits(&s[1], BARRIER, LKS_STATE_BARRIER, 0);
+	s[0].run = s[1].run = PVLOCK_RUN_IDLE;
+	s[2].run = PVLOCK_RUN_PREEMPTED;
+	pvlock_detector_feed(det, 2 * MS, s);
+	assert_int_equal(r.n, 0);
+	/* One waiter wakes and spins: now the holder's preemption costs a CPU. */
+	memset(s, 0, sizeof(s));
+	holds(&s[0], LOCK_A);
+	s[0].run = PVLOCK_RUN_PREEMPTED;
+	waits(&s[1], LOCK_A, LKS_STATE_SPINNING, 1);
+	s[1].run = PVLOCK_RUN_RUNNING;
+	pvlock_detector_feed(det, 3 * MS, s);
+	assert_int_equal(r.n, 1);
+	assert_int_equal(r.ev[0].kind, PVLOCK_LHP);
+	pvlock_detector_free(det);
+}
+
 static void lock_waiter_preemption(void **state)
 {
 	struct pvlock_sample s[4];
@@ -218,6 +253,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(lock_holder_preemption),
 		cmocka_unit_test(preempted_holder_nobody_waits),
+		cmocka_unit_test(sleeping_waiters_are_no_episode),
 		cmocka_unit_test(lock_waiter_preemption),
 		cmocka_unit_test(barrier_preemption),
 		cmocka_unit_test(ple_spinning_from_statistics),
