@@ -32,7 +32,8 @@ static void usage(FILE *out)
 	      "         [--workloads W,...] [--policies P,...] [--overcommit 1,1.5,2,3]\n"
 	      "         [--layouts one,several] [--reps N] [--duration-ms N] [--out DIR]\n"
 	      "         [--qemu | --no-qemu] [--guest-dir DIR] [--force] [--wait-idle S]\n"
-	      "         [--retries N] [--no-progress]\n\n"
+	      "         [--retries N] [--no-progress]\n"
+	      "       lockstep-bench matrix --report DIR\n\n"
 	      "Runs every workload under every policy at every overcommit, as one VM and as\n"
 	      "several, and scores each against the machine's fair-share bound.\n\n"
 	      "  --socket S       use a running lockstepd (no VM may be running on it)\n"
@@ -51,7 +52,8 @@ static void usage(FILE *out)
 	      "  --force          run even though the machine is busy\n"
 	      "  --wait-idle S    wait this long for a quiet machine (default 120)\n"
 	      "  --retries N      re-runs of a measurement disturbed by other load (default 3)\n"
-	      "  --no-progress    plain lines even on a terminal\n",
+	      "  --no-progress    plain lines even on a terminal\n"
+	      "  --report DIR     no run: table.md and the plots again from DIR/results.jsonl\n",
 	      out);
 }
 
@@ -171,7 +173,8 @@ static int parse(struct mx_options *o, char *guest_dir, int argc, char **argv)
 		FORCE,
 		WAIT_IDLE,
 		RETRIES,
-		NO_PROGRESS
+		NO_PROGRESS,
+		REPORT
 	};
 	static const struct option longopts[] = {
 		{ "socket", required_argument, NULL, SOCKET },
@@ -191,6 +194,7 @@ static int parse(struct mx_options *o, char *guest_dir, int argc, char **argv)
 		{ "wait-idle", required_argument, NULL, WAIT_IDLE },
 		{ "retries", required_argument, NULL, RETRIES },
 		{ "no-progress", no_argument, NULL, NO_PROGRESS },
+		{ "report", required_argument, NULL, REPORT },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -265,6 +269,9 @@ static int parse(struct mx_options *o, char *guest_dir, int argc, char **argv)
 		case NO_PROGRESS:
 			no_progress = true;
 			break;
+		case REPORT:
+			o->report_dir = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 1;
@@ -276,6 +283,8 @@ static int parse(struct mx_options *o, char *guest_dir, int argc, char **argv)
 		usage(stderr);
 		return -EINVAL;
 	}
+	if (o->report_dir)
+		return 0; /* everything else comes from the run being reported */
 	apply_preset(o, strcmp(o->preset, "full") == 0, any_workload, any_policy);
 	o->progress_bar = !no_progress && isatty(STDERR_FILENO);
 	if (!o->guest_dir) {
@@ -301,7 +310,7 @@ static int parse(struct mx_options *o, char *guest_dir, int argc, char **argv)
 }
 
 /* total = ceil(oc x h) vCPUs; "one": one VM; "several": VMs of h, the last takes the rest. */
-static void make_layout(struct mx_layout *l, double oc, bool several, unsigned h)
+void mx_make_layout(struct mx_layout *l, double oc, bool several, unsigned h)
 {
 	unsigned total = (unsigned)ceil(oc * h - 1e-9);
 
@@ -323,7 +332,7 @@ static void make_layout(struct mx_layout *l, double oc, bool several, unsigned h
 		snprintf(l->label, sizeof(l->label), "%gx %s", oc, l->several ? "several" : "one");
 }
 
-static unsigned plan_layouts(const struct mx_options *o, unsigned h, struct mx_layout *out)
+unsigned mx_plan_layouts(const struct mx_options *o, unsigned h, struct mx_layout *out)
 {
 	unsigned n = 0;
 
@@ -334,7 +343,7 @@ static unsigned plan_layouts(const struct mx_options *o, unsigned h, struct mx_l
 
 			if ((several && !o->layout_several) || (!several && !o->layout_one))
 				continue;
-			make_layout(&l, o->overcommit[i], several, h);
+			mx_make_layout(&l, o->overcommit[i], several, h);
 			/* At 1x (or any level within the host) the layouts coincide. */
 			for (unsigned k = 0; k < n; k++)
 				dup |= strcmp(out[k].label, l.label) == 0;
@@ -354,9 +363,11 @@ int bench_matrix(int argc, char **argv)
 
 	if (ret)
 		return ret > 0 ? 0 : BENCH_EXIT_USAGE;
+	if (o.report_dir)
+		return mx_matrix_report(o.report_dir) ? BENCH_EXIT_FAILED : 0;
 	mx.host_cpus = mx_host_cpus();
-	make_layout(&mx.reference, 1, false, mx.host_cpus);
-	mx.nr_layouts = plan_layouts(&o, mx.host_cpus, mx.layouts);
+	mx_make_layout(&mx.reference, 1, false, mx.host_cpus);
+	mx.nr_layouts = mx_plan_layouts(&o, mx.host_cpus, mx.layouts);
 	if (!mx.nr_layouts) {
 		fprintf(stderr, "lockstep-bench matrix: no layout to run\n");
 		return BENCH_EXIT_USAGE;

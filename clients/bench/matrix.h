@@ -134,6 +134,7 @@ struct mx_options {
 	double noisy_fraction; /* foreign CPU time per host CPU second that counts as noise */
 	const char *memory;
 	bool progress_bar;
+	const char *report_dir; /* --report: no run, only the report of an earlier one */
 };
 
 /* A planned matrix and the state of its run (drive.c). */
@@ -146,6 +147,11 @@ struct mx_matrix {
 };
 
 int mx_matrix_run(struct mx_matrix *mx);
+/* The layouts of the options' overcommit levels on h host CPUs (matrix.c). */
+void mx_make_layout(struct mx_layout *l, double overcommit, bool several, unsigned h);
+unsigned mx_plan_layouts(const struct mx_options *o, unsigned h, struct mx_layout *out);
+/* --report DIR: table.md and the plots again from DIR/results.jsonl (replay.c). */
+int mx_matrix_report(const char *dir);
 
 /* ---- workload.c ---- */
 extern const struct mx_workload mx_workloads[];
@@ -248,7 +254,7 @@ void mx_stat_of(const double *v, unsigned n, struct mx_stat *out);
 bool mx_report_cell(const struct mx_report *r, size_t workload, enum mx_policy p, unsigned layout,
 		    struct mx_stat *eff);
 int mx_plot_write(const struct mx_report *r, const struct mx_options *o,
-		  const struct mx_layout *layouts, unsigned nr_layouts, const char *dir, char *err,
-		  size_t err_len);
+		  const struct mx_layout *layouts, unsigned nr_layouts, unsigned host_cpus,
+		  const char *dir, char *err, size_t err_len);
 
 #endif /* LOCKSTEP_BENCH_MATRIX_H */

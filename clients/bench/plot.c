@@ -1,7 +1,9 @@
 /*
  * The matrix as a picture: efficiency against overcommit, one panel per workload, one line
  * per policy (QEMU included), solid for one VM and dashed for several, with the range over
- * repetitions as error bars.  Writes the data (efficiency.dat) and a gnuplot script
+ * repetitions as thin error bars, each policy's points nudged sideways so that the bars
+ * of one overcommit level do not hide each other.  Writes the data (efficiency.dat) and a
+ * gnuplot script
  * (efficiency.gp) beside the images so a plot can be redrawn or restyled, then runs gnuplot
  * twice: efficiency.svg and efficiency.png.
  */
@@ -18,6 +20,7 @@
 
 #define PANEL_W 560
 #define PANEL_H 380
+#define NUDGE 0.03 /* x offset between policies, in overcommit units */
 
 static const char *const colours[MX_NR_POLICIES] = {
 	[MX_HOST] = "#d62728",	  [MX_PINNED] = "#ff7f0e",   [MX_GANG] = "#1f77b4",
@@ -41,13 +44,16 @@ static int cmp_layout(const void *a, const void *b)
 }
 
 /*
- * One gnuplot data block per (workload, policy, layout kind): "overcommit median min max".
- * Returns the block's index, or -1 when it has fewer than one point.
+ * One gnuplot data block per (workload, policy, layout kind): "x median min max overcommit"
+ * where x is the overcommit nudged by policy.  Returns the block's index, or -1 when it has
+ * no point.
  */
 static int write_block(FILE *dat, const struct mx_report *r, size_t w, enum mx_policy p,
 		       bool several, const struct mx_layout *layouts, unsigned nr_layouts,
 		       unsigned host_cpus, int *next_index)
 {
+	double x_offset = ((double)p - (MX_NR_POLICIES - 1) / 2.0) * NUDGE;
+
 	const struct mx_layout *sorted[2 * MX_MAX_OVERCOMMIT];
 	unsigned points = 0;
 
@@ -63,7 +69,8 @@ static int write_block(FILE *dat, const struct mx_report *r, size_t w, enum mx_p
 		if (!points)
 			fprintf(dat, "# %s %s %s\n", mx_workloads[w].name, mx_policy_name(p),
 				several ? "several" : "one");
-		fprintf(dat, "%g %.4f %.4f %.4f\n", sorted[k]->overcommit, e.median, e.min, e.max);
+		fprintf(dat, "%.3f %.4f %.4f %.4f %g\n", sorted[k]->overcommit + x_offset, e.median,
+			e.min, e.max, sorted[k]->overcommit);
 		points++;
 	}
 	if (!points)
@@ -72,7 +79,26 @@ static int write_block(FILE *dat, const struct mx_report *r, size_t w, enum mx_p
 	return (*next_index)++;
 }
 
-static void axes(FILE *gp, const struct mx_options *o)
+/* The highest median of any cell: every panel gets the same scale, up to it. */
+static double highest_median(const struct mx_report *r, const struct mx_options *o,
+			     unsigned nr_layouts)
+{
+	double top = 0;
+
+	for (size_t w = 0; w < mx_nr_workloads; w++) {
+		for (enum mx_policy p = MX_HOST; o->workloads[w] && p < MX_NR_POLICIES; p++) {
+			for (unsigned l = 0; l < nr_layouts; l++) {
+				struct mx_stat e;
+
+				if (mx_report_cell(r, w, p, l, &e))
+					top = fmax(top, e.median);
+			}
+		}
+	}
+	return top;
+}
+
+static void axes(FILE *gp, const struct mx_options *o, double top)
 {
 	double hi = 1;
 
@@ -82,20 +108,20 @@ static void axes(FILE *gp, const struct mx_options *o)
 		hi = fmax(hi, o->overcommit[i]);
 	}
 	fprintf(gp,
-		")\nset xrange [0.85:%g]\nset yrange [0:1.15]\nset ytics 0.2\n"
+		")\nset xrange [0.85:%g]\nset yrange [0:%.1f]\nset ytics 0.2\n"
 		"set mytics 2\nset grid ytics mytics xtics lc rgb '#dddddd'\n"
 		"set xlabel 'vCPUs per host CPU' offset 0,0.5\nset ylabel 'efficiency' "
 		"offset 1.5,0\nset arrow 1 from graph 0, first 0.9 to graph 1, first 0.9 "
 		"nohead dt 3 lc rgb '#555555'\n",
-		hi + 0.15);
+		hi + 0.15, fmax(1.15, ceil((top + 0.1) * 10) / 10));
 }
 
 static int write_script(const struct mx_report *r, const struct mx_options *o,
-			const struct mx_layout *layouts, unsigned nr_layouts, const char *dir,
-			unsigned *rows)
+			const struct mx_layout *layouts, unsigned nr_layouts, unsigned host_cpus,
+			const char *dir, unsigned *rows)
 {
 	char path[PATH_MAX + 32];
-	unsigned host_cpus = mx_host_cpus(), panels = 1;
+	unsigned panels = 1;
 	int index = 0;
 	FILE *dat, *gp;
 
@@ -122,7 +148,7 @@ static int write_script(const struct mx_report *r, const struct mx_options *o,
 		"set multiplot layout %u,2 title 'lockstep-bench matrix: efficiency "
 		"(median, bars min–max over %u repetition%s); dotted: 0.9' font ',13'\n",
 		*rows, o->reps, o->reps == 1 ? "" : "s");
-	axes(gp, o);
+	axes(gp, o, highest_median(r, o, nr_layouts));
 	fprintf(gp, "set key off\nset bars small\n");
 	for (size_t w = 0; w < mx_nr_workloads; w++) {
 		bool first = true;
@@ -138,10 +164,12 @@ static int write_script(const struct mx_report *r, const struct mx_options *o,
 				if (i < 0)
 					continue;
 				fprintf(gp,
-					"%s'efficiency.dat' index %d using 1:2:3:4 with yerrorlines "
-					"lc rgb '%s' lw 1.6 dt %d pt %d ps 0.7 notitle",
-					first ? "" : ", \\\n     ", i, colours[p], several ? 2 : 1,
-					several ? 5 : 7);
+					"%s'efficiency.dat' index %d using 1:2:3:4 with yerrorbars "
+					"lc rgb '%s' lw 0.6 pt %d ps 0.6 notitle, \\\n     "
+					"'' index %d using 1:2 with lines lc rgb '%s' lw 1.8 dt %d "
+					"notitle",
+					first ? "" : ", \\\n     ", i, colours[p], several ? 5 : 7,
+					i, colours[p], several ? 2 : 1);
 				first = false;
 			}
 		}
@@ -197,12 +225,12 @@ static int run_gnuplot(const char *dir, const char *setup, char *err, size_t err
 }
 
 int mx_plot_write(const struct mx_report *r, const struct mx_options *o,
-		  const struct mx_layout *layouts, unsigned nr_layouts, const char *dir, char *err,
-		  size_t err_len)
+		  const struct mx_layout *layouts, unsigned nr_layouts, unsigned host_cpus,
+		  const char *dir, char *err, size_t err_len)
 {
 	char setup[256];
 	unsigned rows;
-	int ret = write_script(r, o, layouts, nr_layouts, dir, &rows);
+	int ret = write_script(r, o, layouts, nr_layouts, host_cpus, dir, &rows);
 
 	if (ret) {
 		snprintf(err, err_len, "cannot write the plot's files in %s: %s", dir,

@@ -521,7 +521,8 @@ int mx_report_write(struct mx_report *r, const char *dir, double seconds, unsign
 	json_object_set_new(sum, "cells", cells);
 	targets(f, r, sum);
 	noise(f, r, seconds, discarded, failed_once, sum);
-	ret = mx_plot_write(r, r->o, r->layouts, r->nr_layouts, dir, err, sizeof(err));
+	ret = mx_plot_write(r, r->o, r->layouts, r->nr_layouts, r->host_cpus, dir, err,
+			    sizeof(err));
 	if (ret) {
 		fprintf(f, "\n(No plot: %s.)\n", err);
 		fprintf(stderr, "lockstep-bench matrix: no plot: %s\n", err);
