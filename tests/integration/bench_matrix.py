@@ -10,7 +10,8 @@ exits 0 and leaves a well-formed result directory:
     every planned cell and of the references, each lockstep VM with its result line and the
     figures of its last run (worker report and scheduler accounting), and a summary;
   - table.md: a table per workload, n/a for gang at 2x one, the targets and noise sections;
-  - efficiency.svg (XML with the panels' titles) and efficiency.png (a PNG).
+  - efficiency.svg (XML with the panels' titles) and efficiency.png (a PNG);
+  - no sanitizer report in the spawned lockstepd's log (the ASan build of the suite).
 Timings are not checked: the machine may be busy (--force), and the figures then mean
 nothing, but every path of the benchmark still runs.  ctest runs it alone (RUN_SERIAL).
 """
@@ -28,6 +29,7 @@ import lockstep_test as lt  # noqa: E402
 QUICK_WORKLOADS = ["ticket-plain", "ticket-pv", "barrier-plain", "ipi"]
 POLICIES = ["host", "pinned", "gang", "relaxed", "adaptive"]
 LAYOUTS = ["1x", "2x one", "2x several"]
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 
 
 def check(cond, what, *context):
@@ -113,6 +115,9 @@ def main():
         check(gang and all(r["refused"] for r in gang), "lockstepd refused wide gang VMs", gang)
         check_measurements(recs, qemu)
         check_outputs(out, recs)
+        log = open(os.path.join(out, "lockstepd.log")).read()
+        check(not any(mark in log for mark in SANITIZER_MARKS),
+              "no sanitizer report from the spawned lockstepd", log[-4000:])
         print(f"PASS: quick matrix, {len(recs)} records, QEMU: {run['qemu']}")
     finally:
         shutil.rmtree(out, ignore_errors=True)
