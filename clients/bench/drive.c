@@ -134,8 +134,9 @@ static json_t *measurement_json(const struct run *r, unsigned rep, size_t w, str
 	return rec;
 }
 
+/* `scored`: m->efficiency holds a provisional figure (against the block's first reference). */
 static void progress(struct run *r, unsigned rep, size_t w, struct cell c,
-		     const struct mx_measurement *m, double provisional)
+		     const struct mx_measurement *m, bool scored)
 {
 	double elapsed = (double)(util_now_ns() - r->started_ns) / 1e9;
 	double eta = r->done ? elapsed / r->done * (r->total - r->done) : 0;
@@ -146,7 +147,7 @@ static void progress(struct run *r, unsigned rep, size_t w, struct cell c,
 		 c.layout == REFERENCE ? "reference" : mx_policy_name(c.policy), l->label);
 	if (m->status != MX_OK)
 		snprintf(figure, sizeof(figure), "FAILED");
-	else if (provisional > 0 && c.layout != REFERENCE)
+	else if (scored && c.layout != REFERENCE)
 		snprintf(figure, sizeof(figure), "%.3g %s, eff %.2f", m->throughput,
 			 mx_workloads[w].unit, m->efficiency);
 	else
@@ -272,7 +273,7 @@ static void run_block(struct run *r, unsigned rep, size_t w)
 		r->failed += e[i].m.status != MX_OK;
 		if (e[0].m.status == MX_OK && i > 0)
 			mx_measurement_score(&e[i].m, e[0].m.throughput);
-		progress(r, rep, w, e[i].cell, &e[i].m, e[0].m.status == MX_OK ? 1 : 0);
+		progress(r, rep, w, e[i].cell, &e[i].m, e[0].m.status == MX_OK);
 	}
 	reference = reference_of(&e[0], &e[n + 1]);
 	mx_report_reference(r->report, w, reference, e[0].m.status == MX_OK ? e[0].m.throughput : 0,
