@@ -209,7 +209,7 @@ int util_error(char *err, size_t err_len, int code, const char *fmt, ...)
 int util_proc_stat_parse(const char *line, struct util_proc_stat *out)
 {
 	const char *p = strrchr(line, ')');
-	unsigned long long start = 0, utime = 0, stime = 0;
+	unsigned long long start = 0, utime = 0, stime = 0, cutime = 0, cstime = 0;
 	int field = 2, cpu = -1;
 	char state;
 
@@ -225,6 +225,10 @@ int util_proc_stat_parse(const char *line, struct util_proc_stat *out)
 			utime = strtoull(p + 1, NULL, 10);
 		else if (field == 15)
 			stime = strtoull(p + 1, NULL, 10);
+		else if (field == 16)
+			cutime = strtoull(p + 1, NULL, 10);
+		else if (field == 17)
+			cstime = strtoull(p + 1, NULL, 10);
 		else if (field == 22)
 			start = strtoull(p + 1, NULL, 10);
 		else if (field == 39)
@@ -232,9 +236,13 @@ int util_proc_stat_parse(const char *line, struct util_proc_stat *out)
 	}
 	if (field < 22)
 		return -EIO;
-	*out = (struct util_proc_stat){
-		.state = state, .cpu = cpu, .utime = utime, .stime = stime, .start_ticks = start
-	};
+	*out = (struct util_proc_stat){ .state = state,
+					.cpu = cpu,
+					.utime = utime,
+					.stime = stime,
+					.cutime = cutime,
+					.cstime = cstime,
+					.start_ticks = start };
 	return 0;
 }
 

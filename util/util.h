@@ -174,10 +174,11 @@ int util_error(char *err, size_t err_len, int code, const char *fmt, ...)
 /* ---- /proc/PID[/task/TID]/stat ---- */
 
 struct util_proc_stat {
-	char state;	       /* field 3: R, S, D, Z, ... */
-	int cpu;	       /* field 39: where it runs or last ran */
-	uint64_t utime, stime; /* fields 14, 15: CPU time in clock ticks */
-	uint64_t start_ticks;  /* field 22: with the pid, names one process */
+	char state;		 /* field 3: R, S, D, Z, ... */
+	int cpu;		 /* field 39: where it runs or last ran */
+	uint64_t utime, stime;	 /* fields 14, 15: CPU time in clock ticks */
+	uint64_t cutime, cstime; /* fields 16, 17: of its children that it reaped */
+	uint64_t start_ticks;	 /* field 22: with the pid, names one process */
 };
 
 /* Parses a stat line (the command name in field 2 may hold spaces and parentheses). */

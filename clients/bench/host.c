@@ -45,36 +45,21 @@ static void read_proc_stat(uint64_t *busy, uint64_t *steal, uint64_t *total)
 }
 
 /* utime + stime + cutime + cstime of a process (its reaped children included). */
-static uint64_t process_ticks(const char *pid)
+static uint64_t process_ticks(int pid)
 {
-	unsigned long long ut, st, cut, cst;
-	char path[64], buf[1024], *p;
-	uint64_t ticks = 0;
-	FILE *f;
+	struct util_proc_stat st;
 
-	snprintf(path, sizeof(path), "/proc/%s/stat", pid);
-	f = fopen(path, "re");
-	if (!f)
+	if (util_proc_stat_read(pid, 0, &st))
 		return 0;
-	/* Fields after the command name, which may hold spaces: state is field 3, utime 14. */
-	if (fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')) &&
-	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %llu %llu", &ut,
-		   &st, &cut, &cst) == 4)
-		ticks = ut + st + cut + cst;
-	fclose(f);
-	return ticks;
+	return st.utime + st.stime + st.cutime + st.cstime;
 }
 
 void mx_cpu_clock_read(struct mx_cpu_clock *c, int daemon_pid)
 {
-	char pid[16];
-
 	read_proc_stat(&c->busy, &c->steal, &c->total);
-	c->ours = process_ticks("self");
-	if (daemon_pid > 0) {
-		snprintf(pid, sizeof(pid), "%d", daemon_pid);
-		c->ours += process_ticks(pid);
-	}
+	c->ours = process_ticks(getpid());
+	if (daemon_pid > 0)
+		c->ours += process_ticks(daemon_pid);
 	c->at_ns = util_now_ns();
 }
 
