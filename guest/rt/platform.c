@@ -5,11 +5,12 @@
  *
  * The TSC rate comes from lockstep's CPUID leaf when present.  Otherwise it is calibrated once
  * against the LAPIC timer, which KVM and QEMU both clock at 1 GHz: two reads of the timer's
- * current count bracketed by RDTSC, a few milliseconds apart.
+ * current count bracketed by RDTSC, a few milliseconds apart, median of five rounds.
  */
 #include "guest/rt/internal.h"
 
-#define CALIBRATION_CYCLES 10000000ull /* ~4 ms at 2.5 GHz */
+#define CALIBRATION_CYCLES 5000000ull /* ~2 ms at 2.5 GHz */
+#define CALIBRATION_ROUNDS 5
 #define DEFAULT_SPIN_US 20
 
 void rt_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t out[4])
@@ -111,7 +112,7 @@ static uint32_t apic_timer_now(uint64_t *tsc_mid)
 }
 
 /* TSC kHz against the LAPIC timer's 1 GHz count-down; 0 if the timer does not count. */
-static uint64_t tsc_calibrate(void)
+static uint64_t tsc_calibrate_once(void)
 {
 	uint64_t tsc0, tsc1, start = rt_rdtsc();
 	uint32_t count0, count1;
@@ -125,6 +126,27 @@ static uint64_t tsc_calibrate(void)
 	if (count1 >= count0 || tsc1 <= tsc0)
 		return 0;
 	return (tsc1 - tsc0) * 1000000 / (count0 - count1);
+}
+
+/*
+ * A host deschedule between reading the timer and the TSC skews one
+ * calibration by orders of magnitude, so take the median of several.
+ */
+static uint64_t tsc_calibrate(void)
+{
+	uint64_t khz[CALIBRATION_ROUNDS];
+
+	for (int i = 0; i < CALIBRATION_ROUNDS; i++) {
+		uint64_t value = tsc_calibrate_once();
+		int j = i;
+
+		if (!value)
+			return 0;
+		for (; j > 0 && khz[j - 1] > value; j--)
+			khz[j] = khz[j - 1];
+		khz[j] = value;
+	}
+	return khz[CALIBRATION_ROUNDS / 2];
 }
 
 void rt_platform_init(void)
