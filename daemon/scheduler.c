@@ -223,7 +223,7 @@ static uint64_t thread_cpu_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* A guest's YIELD_TO asks for a vCPU to run: treated like a reported preemption. */
+/* A guest's YIELD_TO asks for a vCPU to run: treated like a preemption that costs a lot. */
 static void take_yield_requests(struct scheduler *sch, uint64_t now)
 {
 	for (unsigned i = 0; i < sch->nr_vms; i++) {
@@ -231,7 +231,7 @@ static void take_yield_requests(struct scheduler *sch, uint64_t now)
 		uint32_t want = __atomic_exchange_n(&e->page->yield_to, 0, __ATOMIC_ACQ_REL);
 
 		if (want && want <= e->nr)
-			sched_vm_preempted(sch->engine, e->id, want - 1, now);
+			sched_vm_preempted(sch->engine, e->id, want - 1, 1.0, now);
 	}
 }
 
@@ -439,10 +439,10 @@ void scheduler_set_pin(struct scheduler *sch, int id, uint32_t vcpu, const struc
 	pthread_mutex_unlock(&sch->lock);
 }
 
-void scheduler_preempted(struct scheduler *sch, int id, uint32_t culprit)
+void scheduler_preempted(struct scheduler *sch, int id, uint32_t culprit, double pressure)
 {
 	pthread_mutex_lock(&sch->lock);
-	sched_vm_preempted(sch->engine, id, culprit, now_ns());
+	sched_vm_preempted(sch->engine, id, culprit, pressure, now_ns());
 	pthread_cond_signal(&sch->wake);
 	pthread_mutex_unlock(&sch->lock);
 }
@@ -489,7 +489,7 @@ json_t *scheduler_stats_json(struct scheduler *sch, int id)
 
 		out = json_pack(
 			"{s:s, s:b, s:f, s:f, s:f, s:f, s:I, s:I, s:f, s:f, s:f, s:f, s:I, "
-			"s:I, s:I, s:o}",
+			"s:I, s:I, s:I, s:o}",
 			"policy", sched_policy_name(st.policy), "coscheduling", st.coscheduling,
 			"watched_ms", ms(st.watched_ns), "run_ms", ms(st.run_ns), "corun_fraction",
 			run > 0 ? (double)st.corun_ns / run : 0.0, "corun_ms", ms(st.corun_ns),
@@ -499,7 +499,8 @@ json_t *scheduler_stats_json(struct scheduler *sch, int id)
 			(double)st.costart_skew_ns_max / 1e3, "costart_skew_us_mean",
 			st.costarts ? (double)st.costart_skew_ns_total / (double)st.costarts / 1e3 :
 				      0.0,
-			"preemption_events", (json_int_t)st.lhp_events, "boosts",
+			"preemption_events", (json_int_t)st.lhp_events, "light_preemption_events",
+			(json_int_t)st.light_events, "boosts",
 			(json_int_t)st.boosts, "kicks", (json_int_t)e->kicks, "vcpu",
 			vcpus_json(e, vs));
 	}

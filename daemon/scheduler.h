@@ -24,7 +24,7 @@ void scheduler_detach(struct scheduler *sch, int id);
 int scheduler_set_policy(struct scheduler *sch, int id, enum sched_policy policy,
 			 uint64_t quantum_ns, uint64_t skew_ns, char *err, size_t err_len);
 void scheduler_set_pin(struct scheduler *sch, int id, uint32_t vcpu, const struct util_cpuset *c);
-void scheduler_preempted(struct scheduler *sch, int id, uint32_t culprit);
+void scheduler_preempted(struct scheduler *sch, int id, uint32_t culprit, double pressure);
 /* Accounting of one VM (NULL if not scheduled), of the scheduler itself, recent slices. */
 json_t *scheduler_stats_json(struct scheduler *sch, int id);
 json_t *scheduler_self_json(struct scheduler *sch);

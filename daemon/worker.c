@@ -124,7 +124,8 @@ static void handle_event(struct worker *w, json_t *msg, const char *event)
 		if (!json_is_true(json_object_get(msg, "ended")) && vm->scheduled)
 			scheduler_preempted(
 				vm->d->scheduler, vm->domain_id,
-				(uint32_t)json_integer_value(json_object_get(msg, "culprit")));
+				(uint32_t)json_integer_value(json_object_get(msg, "culprit")),
+				json_number_value(json_object_get(msg, "pressure")));
 		events_emit(vm->d, ev);
 	} else if (strcmp(event, "stopped") == 0) {
 		const char *reason = json_string_value(json_object_get(msg, "reason"));

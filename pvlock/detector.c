@@ -10,7 +10,9 @@
  *        while a vCPU that has not arrived is preempted;
  *   PLE  (pvlock/ple.c) KVM's directed-yield statistics show a vCPU spinning.
  * A condition that holds in consecutive samples is one episode: reported when it begins and
- * when it ends, with its duration and culprit.  Pure logic, no I/O: unit-tested with recorded
+ * when it ends, with its duration and culprit.  The spin pressure, a decaying average of the
+ * share of vCPUs spinning for preempted ones, tells a scheduler whether the episodes cost
+ * enough CPU to be worth co-scheduling for; episodes begin after it takes in their sample.  Pure logic, no I/O: unit-tested with recorded
  * sample sequences.  One thread (the sampler's) calls in.
  */
 #include <errno.h>
@@ -63,6 +65,11 @@ void pvlock_detector_set_ple_rate(struct pvlock_detector *det, uint64_t attempts
 	det->ple_rate = attempts_per_s;
 }
 
+double pvlock_detector_pressure(const struct pvlock_detector *det)
+{
+	return det->pressure;
+}
+
 void pvlock_detector_vcpu(const struct pvlock_detector *det, uint32_t vcpu,
 			  struct pvlock_vcpu_detect *out)
 {
@@ -97,7 +104,6 @@ void pvlock_detector_observe(struct pvlock_detector *det, uint64_t now_ns,
 			     uint32_t nr_waiters)
 {
 	struct pvlock_episode *e = find_episode(det, kind, lock, culprit);
-	struct pvlock_event ev;
 
 	if (e) {
 		e->seen = det->generation;
@@ -114,11 +120,45 @@ void pvlock_detector_observe(struct pvlock_detector *det, uint64_t now_ns,
 				      .start_ns = now_ns,
 				      .seen = det->generation };
 	det->vcpu[culprit].stats.events[kind]++;
-	ev = (struct pvlock_event){
-		.kind = kind, .lock = lock, .culprit = culprit, .nr_waiters = nr_waiters
-	};
-	if (det->fn)
-		det->fn(det->opaque, &ev);
+}
+
+/* Reports the episodes that began in this sample, now that the pressure includes it. */
+static void announce_new(struct pvlock_detector *det)
+{
+	for (unsigned i = 0; i < det->nr_episodes; i++) {
+		struct pvlock_episode *e = &det->episodes[i];
+		struct pvlock_event ev;
+
+		if (e->announced)
+			continue;
+		e->announced = true;
+		ev = (struct pvlock_event){ .kind = e->kind,
+					    .lock = e->lock,
+					    .culprit = e->culprit,
+					    .nr_waiters = e->nr_waiters,
+					    .pressure = det->pressure };
+		if (det->fn)
+			det->fn(det->opaque, &ev);
+	}
+}
+
+/*
+ * Folds this sample's spinning vCPUs into the pressure: an exponential average with time
+ * constant PVLOCK_PRESSURE_NS, weighted by the time the sample stands for.
+ */
+static void update_pressure(struct pvlock_detector *det, uint64_t now_ns)
+{
+	double share = det->nr_vcpus ? (double)det->spinning / det->nr_vcpus : 0;
+	uint64_t dt;
+
+	if (det->last_ns && now_ns > det->last_ns) {
+		dt = now_ns - det->last_ns;
+		if (dt > PVLOCK_PRESSURE_NS)
+			dt = PVLOCK_PRESSURE_NS;
+		det->pressure += (share - det->pressure) * (double)dt /
+				 (double)(PVLOCK_PRESSURE_NS + dt);
+	}
+	det->last_ns = now_ns;
 }
 
 /* Ends the episodes whose condition did not hold in the sample just fed. */
@@ -137,7 +177,8 @@ static void end_stale(struct pvlock_detector *det, uint64_t now_ns)
 					    .lock = e->lock,
 					    .culprit = e->culprit,
 					    .nr_waiters = e->nr_waiters,
-					    .duration_ns = now_ns - e->start_ns };
+					    .duration_ns = now_ns - e->start_ns,
+					    .pressure = det->pressure };
 		det->vcpu[e->culprit].stats.ns[e->kind] += ev.duration_ns;
 		*e = det->episodes[--det->nr_episodes];
 		if (det->fn)
@@ -180,11 +221,15 @@ static void examine_lock(struct pvlock_detector *det, uint64_t now_ns,
 	 * only take CPUs from work that can run.
 	 */
 	if (holder != UINT32_MAX) {
-		if (s[holder].run == PVLOCK_RUN_PREEMPTED && running_waiters)
-			pvlock_detector_observe(det, now_ns, PVLOCK_LHP, lock, holder, waiters);
+		if (s[holder].run != PVLOCK_RUN_PREEMPTED || !running_waiters)
+			return;
+		pvlock_detector_observe(det, now_ns, PVLOCK_LHP, lock, holder, waiters);
 	} else if (late != UINT32_MAX && running_waiters) {
 		pvlock_detector_observe(det, now_ns, PVLOCK_LWP, lock, late, waiters);
+	} else {
+		return;
 	}
+	det->spinning += running_waiters;
 }
 
 /* Barrier episodes: vCPUs wait at `barrier` while one that has not arrived is preempted. */
@@ -192,9 +237,8 @@ static void examine_barrier(struct pvlock_detector *det, uint64_t now_ns,
 			    const struct pvlock_sample *s, uint32_t first)
 {
 	uint64_t barrier = s[first].pub.waiting;
-	uint32_t waiters = 0;
-
-	uint32_t spinning = 0;
+	uint32_t waiters = 0, spinning = 0;
+	bool blocked = false;
 
 	for (uint32_t i = 0; i < det->nr_vcpus; i++) {
 		if (s[i].pub.state != LKS_STATE_BARRIER || s[i].pub.waiting != barrier)
@@ -209,15 +253,20 @@ static void examine_barrier(struct pvlock_detector *det, uint64_t now_ns,
 	for (uint32_t i = 0; i < det->nr_vcpus; i++) {
 		bool arrived = s[i].pub.state == LKS_STATE_BARRIER && s[i].pub.waiting == barrier;
 
-		if (!arrived && s[i].run == PVLOCK_RUN_PREEMPTED)
+		if (!arrived && s[i].run == PVLOCK_RUN_PREEMPTED) {
 			pvlock_detector_observe(det, now_ns, PVLOCK_LWP, barrier, i, waiters);
+			blocked = true;
+		}
 	}
+	if (blocked)
+		det->spinning += spinning;
 }
 
 void pvlock_detector_feed(struct pvlock_detector *det, uint64_t now_ns,
 			  const struct pvlock_sample *samples)
 {
 	det->generation++;
+	det->spinning = 0;
 	for (uint32_t i = 0; i < det->nr_vcpus; i++) {
 		const struct lks_vcpu_pub *pub = &samples[i].pub;
 
@@ -229,5 +278,7 @@ void pvlock_detector_feed(struct pvlock_detector *det, uint64_t now_ns,
 			examine_barrier(det, now_ns, samples, i);
 	}
 	pvlock_ple_feed(det, now_ns, samples);
+	update_pressure(det, now_ns);
+	announce_new(det);
 	end_stale(det, now_ns);
 }

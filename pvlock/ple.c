@@ -33,8 +33,10 @@ void pvlock_ple_feed(struct pvlock_detector *det, uint64_t now_ns,
 			 */
 			if (attempts * 1000000000ull > det->ple_rate * dt ||
 			    (pvlock_detector_active(det, PVLOCK_PLE, 0, i) &&
-			     attempts * 2000000000ull > det->ple_rate * dt))
+			     attempts * 2000000000ull > det->ple_rate * dt)) {
 				pvlock_detector_observe(det, now_ns, PVLOCK_PLE, 0, i, 0);
+				det->spinning++;
+			}
 		}
 		v->ple_valid = true;
 		v->ple_ns = now_ns;

@@ -88,7 +88,16 @@ struct pvlock_event {
 	uint32_t culprit;    /* the preempted holder or waiter (PLE: the spinning vCPU) */
 	uint32_t nr_waiters; /* vCPUs waiting for the lock (PLE: 0) */
 	uint64_t duration_ns;
+	/*
+	 * Spin pressure when it began: the share of the VM's vCPU time lately burnt by vCPUs
+	 * spinning for preempted ones (0..1, decaying average over PVLOCK_PRESSURE_NS).  High
+	 * for spinning locks and barriers; low when waiters sleep (pv), where co-scheduling
+	 * would only take CPUs from work that can run.
+	 */
+	double pressure;
 };
+
+#define PVLOCK_PRESSURE_NS 100000000ull
 
 /* Everything the detector looks at for one vCPU in one sample. */
 struct pvlock_sample {
@@ -116,6 +125,8 @@ void pvlock_detector_feed(struct pvlock_detector *det, uint64_t now_ns,
 			  const struct pvlock_sample *samples);
 void pvlock_detector_vcpu(const struct pvlock_detector *det, uint32_t vcpu,
 			  struct pvlock_vcpu_detect *out);
+/* The current spin pressure (see struct pvlock_event). */
+double pvlock_detector_pressure(const struct pvlock_detector *det);
 /* PLE thresholds: directed-yield attempts per second above which a vCPU counts as spinning. */
 void pvlock_detector_set_ple_rate(struct pvlock_detector *det, uint64_t attempts_per_s);
 

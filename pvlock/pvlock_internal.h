@@ -19,6 +19,7 @@ struct pvlock_episode {
 	uint32_t nr_waiters;
 	uint64_t start_ns;
 	uint64_t seen; /* the generation of the last sample in which it held */
+	bool announced; /* its beginning has been reported */
 };
 
 struct pvlock_detector_vcpu {
@@ -37,6 +38,9 @@ struct pvlock_detector {
 	struct pvlock_detector_vcpu *vcpu;
 	struct pvlock_episode *episodes;
 	unsigned nr_episodes;
+	uint32_t spinning; /* this sample: vCPUs running while spinning for a preempted one */
+	uint64_t last_ns;  /* the previous sample's time, 0 before the first */
+	double pressure;
 };
 
 void pvlock_detector_observe(struct pvlock_detector *det, uint64_t now_ns,

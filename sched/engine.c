@@ -9,8 +9,9 @@
  *   gang      all vCPUs of a VM run in the same slices, on distinct placed CPUs; VMs rotate
  *   relaxed   a vCPU that runs ahead of its slowest active sibling by more than the skew
  *             bound is co-stopped until the sibling catches up (sched/relaxed.c)
- *   adaptive  host until a preemption episode is reported, then co-scheduled (gang when the
- *             VM fits its CPUs, relaxed otherwise) with the preempted vCPU run first
+ *   adaptive  host until a costly preemption episode is reported (one whose spinning burns
+ *             SCHED_MIN_PRESSURE of the VM's time), then co-scheduled (gang when the VM fits
+ *             its CPUs, relaxed otherwise) with the preempted vCPU run first
  */
 #include <errno.h>
 #include <stdio.h>
@@ -237,13 +238,23 @@ void sched_vm_set_pin(struct sched *s, int id, uint32_t vcpu, const struct util_
 	vm->v[vcpu].affinity_sent = false;
 }
 
-void sched_vm_preempted(struct sched *s, int id, uint32_t culprit, uint64_t now)
+void sched_vm_preempted(struct sched *s, int id, uint32_t culprit, double pressure,
+			uint64_t now)
 {
 	struct engine_vm *vm = engine_find(s, id);
 
 	if (!vm)
 		return;
 	vm->st.lhp_events++;
+	/*
+	 * Waiters that sleep (pv locks) waste little while a holder waits for a CPU, and
+	 * co-scheduling them would stop vCPUs that have work: only spinning that burns a real
+	 * share of the VM's time is worth it.
+	 */
+	if (pressure < SCHED_MIN_PRESSURE) {
+		vm->st.light_events++;
+		return;
+	}
 	if (vm->p.policy != SCHED_ADAPTIVE)
 		return;
 	vm->cosched_until = now + ADAPTIVE_HOLD_NS;
@@ -286,11 +297,13 @@ static void observe(struct engine_vm *vm, uint32_t i, const struct sched_obs *o,
 	v->st.wait_ns += d_wait;
 	if (!v->gate_open) {
 		v->st.stopped_ns += dt;
-		/* The first interval after a close includes the way out of KVM_RUN. */
-		if (v->closed_ticks++ > 0)
+		/*
+		 * Leaked: ran in an interval that began after the vCPU had had SLICE_SETTLE_NS
+		 * to leave KVM_RUN.  vm->sample_ns still holds when the interval began (samples
+		 * can be older than the tick that reads them).
+		 */
+		if (vm->sample_ns && vm->sample_ns >= v->closed_at + SLICE_SETTLE_NS)
 			vm->st.leak_ns += d_exec;
-	} else {
-		v->closed_ticks = 0;
 	}
 }
 
@@ -443,6 +456,8 @@ uint64_t sched_tick(struct sched *s, uint64_t now, sched_obs_fn obs_fn, sched_de
 		vm->st.coscheduling = engine_in_gang(vm, now) || vm->p.policy == SCHED_RELAXED ||
 				      (vm->p.policy == SCHED_ADAPTIVE && now < vm->cosched_until);
 		for (uint32_t i = 0; i < vm->p.nr_vcpus; i++) {
+			if (!vm->v[i].gate_open && (d[i].gate_open || !vm->v[i].closed_at))
+				vm->v[i].closed_at = now;
 			d[i].gate_open = vm->v[i].gate_open;
 			decide_affinity(s, vm, now, &d[i], i);
 		}

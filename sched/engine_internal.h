@@ -31,7 +31,7 @@ struct engine_vcpu {
 	bool costopped;	       /* relaxed: closed because it ran ahead */
 	bool was_active;       /* relaxed: active in the previous interval */
 	uint64_t progress;     /* relaxed: run time while active */
-	unsigned closed_ticks; /* consecutive intervals with its gate closed */
+	uint64_t closed_at;    /* the tick that last closed its gate */
 	bool affinity_sent;
 	struct util_cpuset affinity;
 	struct sched_vcpu_stats st;

@@ -181,7 +181,8 @@ struct sched_vm_stats {
 	uint64_t costart_skew_ns_max; /* largest first-to-last entry spread after a co-start */
 	uint64_t costart_skew_ns_total;
 	uint64_t costarts;
-	uint64_t lhp_events; /* preemption episodes reported to it (adaptive input) */
+	uint64_t lhp_events;   /* preemption episodes reported to it (adaptive input) */
+	uint64_t light_events; /* of those, below SCHED_MIN_PRESSURE: not acted on */
 	uint64_t boosts;     /* adaptive: times it ran a preempted lock holder first */
 };
 
@@ -200,8 +201,14 @@ int sched_vm_set_policy(struct sched *s, int id, enum sched_policy policy, uint6
 			uint64_t skew_ns, char *err, size_t err_len);
 /* A vCPU pinned (or unpinned: an empty set) while the VM runs. */
 void sched_vm_set_pin(struct sched *s, int id, uint32_t vcpu, const struct util_cpuset *cpus);
-/* A lock-holder/waiter preemption episode began in VM `id` (culprit vCPU), or a yield_to. */
-void sched_vm_preempted(struct sched *s, int id, uint32_t culprit, uint64_t now_ns);
+/*
+ * A lock-holder/waiter preemption episode began in VM `id` (culprit vCPU), or a yield_to.
+ * `pressure` is the share of the VM's vCPU time lately spent spinning for preempted vCPUs
+ * (struct pvlock_event); adaptive acts only on episodes at or above SCHED_MIN_PRESSURE.
+ */
+void sched_vm_preempted(struct sched *s, int id, uint32_t culprit, double pressure,
+			uint64_t now_ns);
+#define SCHED_MIN_PRESSURE 0.05
 
 /*
  * One scheduling step at `now_ns`: obs[id] gives the VM's vCPUs' observations (the callback is

@@ -84,10 +84,11 @@ static void on_event(void *opaque, const struct pvlock_event *ev)
 		return;
 	}
 	vm_control_send(lw->ctl,
-			json_pack("{s:s, s:s, s:b, s:I, s:i, s:i, s:I}", "event", "pvlock", "kind",
-				  pvlock_event_name(ev->kind), "ended", ev->ended, "lock",
+			json_pack("{s:s, s:s, s:b, s:I, s:i, s:i, s:I, s:f}", "event", "pvlock",
+				  "kind", pvlock_event_name(ev->kind), "ended", ev->ended, "lock",
 				  (json_int_t)ev->lock, "culprit", (int)ev->culprit, "waiters",
-				  (int)ev->nr_waiters, "duration_ns", (json_int_t)ev->duration_ns));
+				  (int)ev->nr_waiters, "duration_ns", (json_int_t)ev->duration_ns,
+				  "pressure", ev->pressure));
 }
 
 int vm_lockwatch_new(struct vm *vm, struct vm_lockwatch **out)

@@ -248,6 +248,83 @@ static void ple_threshold_and_hysteresis(void **state)
 	pvlock_detector_free(det);
 }
 
+/*
+ * Feeds 1 ms samples for `ms` milliseconds of a 4-vCPU VM whose holder (vCPU 1) of A is
+ * preempted for 3 of every `period` samples while vCPUs 0 and 2 wait for A: spinning on a CPU
+ * for the first `spin` samples of each preemption, asleep after that.  Returns the highest
+ * pressure any episode began with after the first 100 ms.
+ */
+static double pressure_of(unsigned period, unsigned spin, unsigned ms, double *end_pressure)
+{
+	struct pvlock_sample s[4];
+	struct pvlock_detector *det;
+	double max = 0;
+
+	assert_int_equal(pvlock_detector_new(4, NULL, NULL, &det), 0);
+	for (unsigned t = 1; t <= ms; t++) {
+		unsigned phase = t % period;
+		bool preempted = phase < 3, spinning = phase < spin;
+
+		memset(s, 0, sizeof(s));
+		for (int i = 0; i < 4; i++)
+			s[i].run = PVLOCK_RUN_RUNNING;
+		holds(&s[1], LOCK_A);
+		s[1].run = preempted ? PVLOCK_RUN_PREEMPTED : PVLOCK_RUN_RUNNING;
+		for (int i = 0; i <= 2; i += 2) {
+			waits(&s[i], LOCK_A, spinning ? LKS_STATE_SPINNING : LKS_STATE_SLEEPING,
+			      (uint64_t)i);
+			if (!spinning)
+				s[i].run = PVLOCK_RUN_IDLE;
+		}
+		pvlock_detector_feed(det, t * MS, s);
+		/* A detector without a callback still computes pressure: read it as episodes begin. */
+		if (t > 100 && preempted && phase == 0 && spinning &&
+		    pvlock_detector_pressure(det) > max)
+			max = pvlock_detector_pressure(det);
+	}
+	*end_pressure = pvlock_detector_pressure(det);
+	pvlock_detector_free(det);
+	return max;
+}
+
+static void spin_pressure(void **state)
+{
+	struct pvlock_sample s[4];
+	struct pvlock_detector *det;
+	struct recorder r = { .n = 0 };
+	double end;
+
+	/* Spinning through every preemption (3 of 6 ms), two of four vCPUs: 0.25 of the time. */
+	assert_true(pressure_of(6, 3, 500, &end) > 0.2);
+	assert_true(end > 0.2 && end < 0.3);
+	/* Waiters that spin 1 ms of a preemption every 50 ms and then sleep (pv) cost ~1 %. */
+	assert_true(pressure_of(50, 1, 500, &end) < 0.05);
+	assert_true(end < 0.05);
+
+	/* Episodes carry the pressure, and it decays once the spinning stops. */
+	assert_int_equal(pvlock_detector_new(4, record, &r, &det), 0);
+	memset(s, 0, sizeof(s));
+	for (int i = 0; i < 4; i++)
+		s[i].run = PVLOCK_RUN_RUNNING;
+	holds(&s[1], LOCK_A);
+	s[1].run = PVLOCK_RUN_PREEMPTED;
+	waits(&s[0], LOCK_A, LKS_STATE_SPINNING, 10);
+	for (unsigned t = 1; t <= 200; t++)
+		pvlock_detector_feed(det, t * MS, s);
+	assert_int_equal(r.n, 1);
+	assert_true(r.ev[0].pressure < 0.01); /* it began in the second sample */
+	assert_true(pvlock_detector_pressure(det) > 0.2);
+	s[1].run = PVLOCK_RUN_RUNNING;
+	pvlock_detector_feed(det, 201 * MS, s);
+	assert_int_equal(r.n, 2);
+	assert_true(r.ev[1].ended);
+	assert_true(r.ev[1].pressure > 0.2);
+	for (unsigned t = 202; t <= 700; t++)
+		pvlock_detector_feed(det, t * MS, s);
+	assert_true(pvlock_detector_pressure(det) < 0.01);
+	pvlock_detector_free(det);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -258,6 +335,7 @@ int main(void)
 		cmocka_unit_test(barrier_preemption),
 		cmocka_unit_test(ple_spinning_from_statistics),
 		cmocka_unit_test(ple_threshold_and_hysteresis),
+		cmocka_unit_test(spin_pressure),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

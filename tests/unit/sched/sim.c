@@ -69,7 +69,7 @@ static struct sim_vcpu *owner(struct sim *sim, int o)
 
 static bool runnable(const struct sim_vcpu *v)
 {
-	return v->busy && v->gate_open;
+	return v->busy && (v->gate_open || v->ignores_gate);
 }
 
 /* The host scheduler: keep running threads for their slice, then the least-run waits. */
@@ -128,6 +128,8 @@ static void account_step(struct sim *sim)
 
 			if (v->cpu >= 0) {
 				v->exec += SIM_STEP_NS;
+				if (!v->gate_open)
+					v->exec_closed += SIM_STEP_NS;
 				v->slice_left -= SIM_STEP_NS;
 				running++;
 			} else if (runnable(v)) {

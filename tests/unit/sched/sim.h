@@ -17,10 +17,12 @@
 struct sim_vcpu {
 	bool busy; /* wants a CPU (a spinning or computing guest) */
 	bool gate_open;
+	bool ignores_gate; /* runs on through a closed gate (what leak accounting catches) */
 	struct util_cpuset affinity;
 	int cpu; /* where it runs, -1 = not running */
 	uint64_t slice_left;
 	uint64_t exec, wait, entry;
+	uint64_t exec_closed; /* ground truth: ran while its gate was closed */
 };
 
 struct sim_vm {
