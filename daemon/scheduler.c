@@ -500,9 +500,8 @@ json_t *scheduler_stats_json(struct scheduler *sch, int id)
 			st.costarts ? (double)st.costart_skew_ns_total / (double)st.costarts / 1e3 :
 				      0.0,
 			"preemption_events", (json_int_t)st.lhp_events, "light_preemption_events",
-			(json_int_t)st.light_events, "boosts",
-			(json_int_t)st.boosts, "kicks", (json_int_t)e->kicks, "vcpu",
-			vcpus_json(e, vs));
+			(json_int_t)st.light_events, "boosts", (json_int_t)st.boosts, "kicks",
+			(json_int_t)e->kicks, "vcpu", vcpus_json(e, vs));
 	}
 	pthread_mutex_unlock(&sch->lock);
 	free(vs);

@@ -155,8 +155,8 @@ static void update_pressure(struct pvlock_detector *det, uint64_t now_ns)
 		dt = now_ns - det->last_ns;
 		if (dt > PVLOCK_PRESSURE_NS)
 			dt = PVLOCK_PRESSURE_NS;
-		det->pressure += (share - det->pressure) * (double)dt /
-				 (double)(PVLOCK_PRESSURE_NS + dt);
+		det->pressure +=
+			(share - det->pressure) * (double)dt / (double)(PVLOCK_PRESSURE_NS + dt);
 	}
 	det->last_ns = now_ns;
 }
@@ -232,12 +232,17 @@ static void examine_lock(struct pvlock_detector *det, uint64_t now_ns,
 	det->spinning += running_waiters;
 }
 
-/* Barrier episodes: vCPUs wait at `barrier` while one that has not arrived is preempted. */
+/*
+ * Barrier episodes: vCPUs wait at `barrier` while one that has not arrived is preempted.
+ * Unlike a lock, where the vCPUs that do not wait go on working, a barrier stops every one
+ * of its parties until the latecomer arrives: the waiters count whether they spin or sleep
+ * (a sleeper also pays a wake-up per round, which co-scheduling saves).
+ */
 static void examine_barrier(struct pvlock_detector *det, uint64_t now_ns,
 			    const struct pvlock_sample *s, uint32_t first)
 {
 	uint64_t barrier = s[first].pub.waiting;
-	uint32_t waiters = 0, spinning = 0;
+	uint32_t waiters = 0;
 	bool blocked = false;
 
 	for (uint32_t i = 0; i < det->nr_vcpus; i++) {
@@ -246,10 +251,7 @@ static void examine_barrier(struct pvlock_detector *det, uint64_t now_ns,
 		if (i < first)
 			return;
 		waiters++;
-		spinning += s[i].run == PVLOCK_RUN_RUNNING;
 	}
-	if (!spinning)
-		return; /* everyone waiting sleeps: nothing burns */
 	for (uint32_t i = 0; i < det->nr_vcpus; i++) {
 		bool arrived = s[i].pub.state == LKS_STATE_BARRIER && s[i].pub.waiting == barrier;
 
@@ -259,7 +261,7 @@ static void examine_barrier(struct pvlock_detector *det, uint64_t now_ns,
 		}
 	}
 	if (blocked)
-		det->spinning += spinning;
+		det->spinning += waiters;
 }
 
 void pvlock_detector_feed(struct pvlock_detector *det, uint64_t now_ns,

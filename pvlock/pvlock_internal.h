@@ -18,7 +18,7 @@ struct pvlock_episode {
 	uint32_t culprit;
 	uint32_t nr_waiters;
 	uint64_t start_ns;
-	uint64_t seen; /* the generation of the last sample in which it held */
+	uint64_t seen;	/* the generation of the last sample in which it held */
 	bool announced; /* its beginning has been reported */
 };
 

@@ -218,7 +218,7 @@ int sched_vm_set_policy(struct sched *s, int id, enum sched_policy policy, uint6
 		return ret;
 	vm->p = p;
 	vm->st.policy = policy;
-	vm->cosched_until = vm->boost_until = 0;
+	vm->cosched_until = vm->boost_until = vm->hold_ns = 0;
 	for (uint32_t i = 0; i < p.nr_vcpus; i++) {
 		vm->v[i].costopped = false;
 		vm->v[i].affinity_sent = false; /* the new policy places the threads anew */
@@ -238,8 +238,7 @@ void sched_vm_set_pin(struct sched *s, int id, uint32_t vcpu, const struct util_
 	vm->v[vcpu].affinity_sent = false;
 }
 
-void sched_vm_preempted(struct sched *s, int id, uint32_t culprit, double pressure,
-			uint64_t now)
+void sched_vm_preempted(struct sched *s, int id, uint32_t culprit, double pressure, uint64_t now)
 {
 	struct engine_vm *vm = engine_find(s, id);
 
@@ -257,7 +256,19 @@ void sched_vm_preempted(struct sched *s, int id, uint32_t culprit, double pressu
 	}
 	if (vm->p.policy != SCHED_ADAPTIVE)
 		return;
-	vm->cosched_until = now + ADAPTIVE_HOLD_NS;
+	/*
+	 * Co-scheduled vCPUs stop spinning for preempted siblings, so the episodes that started
+	 * it stop too and the hold runs out.  A VM that relapses right after release needed it
+	 * all along: hold twice as long next time, so the probes back to host cost less.  A
+	 * quiet spell starts again from the shortest hold.
+	 */
+	if (!vm->hold_ns ||
+	    (now >= vm->cosched_until && now - vm->cosched_until > ADAPTIVE_CALM_NS))
+		vm->hold_ns = ADAPTIVE_HOLD_NS;
+	else if (now >= vm->cosched_until && now - vm->cosched_until < ADAPTIVE_RELAPSE_NS &&
+		 vm->hold_ns < ADAPTIVE_HOLD_MAX_NS)
+		vm->hold_ns *= 2;
+	vm->cosched_until = now + vm->hold_ns;
 	if (culprit < vm->p.nr_vcpus && !engine_in_gang(vm, now)) {
 		vm->boost_vcpu = culprit;
 		vm->boost_until = now + ADAPTIVE_BOOST_NS;

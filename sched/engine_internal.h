@@ -11,7 +11,10 @@
 #define SCHED_COARSE_TICK_NS 4000000ull /* ... while VMs only need accounting (a host tick) */
 #define SCHED_IDLE_TICK_NS 100000000ull /* ... and while no VM runs */
 #define ADAPTIVE_HOLD_NS 500000000ull	/* co-schedule this long after the last episode */
-#define ADAPTIVE_BOOST_NS 2000000ull	/* run a preempted holder alone this long */
+#define ADAPTIVE_HOLD_MAX_NS 8000000000ull /* ... doubled up to this while it keeps relapsing */
+#define ADAPTIVE_RELAPSE_NS 250000000ull   /* an episode this soon after release is a relapse */
+#define ADAPTIVE_CALM_NS 1000000000ull	   /* ... and after this long it starts over */
+#define ADAPTIVE_BOOST_NS 2000000ull	   /* run a preempted holder alone this long */
 #define SLICE_LOG 256
 #define SLICE_SETTLE_NS 2000000ull /* a slice's switch-over, not checked for interleaving */
 #define SLICE_VMS 4
@@ -26,12 +29,12 @@ struct engine_vcpu {
 	bool valid; /* last_* hold a previous observation */
 	uint64_t last_exec, last_wait;
 	enum vcpu_activity act;
-	uint64_t d_exec;       /* in the last interval */
-	bool gate_open;	       /* as decided */
-	bool costopped;	       /* relaxed: closed because it ran ahead */
-	bool was_active;       /* relaxed: active in the previous interval */
-	uint64_t progress;     /* relaxed: run time while active */
-	uint64_t closed_at;    /* the tick that last closed its gate */
+	uint64_t d_exec;    /* in the last interval */
+	bool gate_open;	    /* as decided */
+	bool costopped;	    /* relaxed: closed because it ran ahead */
+	bool was_active;    /* relaxed: active in the previous interval */
+	uint64_t progress;  /* relaxed: run time while active */
+	uint64_t closed_at; /* the tick that last closed its gate */
 	bool affinity_sent;
 	struct util_cpuset affinity;
 	struct sched_vcpu_stats st;
@@ -48,6 +51,7 @@ struct engine_vm {
 	struct sched_vm_stats st;
 	bool baseline_taken;	/* observed once: deltas from now on mean something */
 	uint64_t cosched_until; /* adaptive */
+	uint64_t hold_ns;	/* adaptive: the current hold (ADAPTIVE_HOLD_NS..HOLD_MAX) */
 	uint32_t boost_vcpu;
 	uint64_t boost_until;
 	bool in_slice;			    /* gang: its gates are open in the current slice */

@@ -183,7 +183,7 @@ struct sched_vm_stats {
 	uint64_t costarts;
 	uint64_t lhp_events;   /* preemption episodes reported to it (adaptive input) */
 	uint64_t light_events; /* of those, below SCHED_MIN_PRESSURE: not acted on */
-	uint64_t boosts;     /* adaptive: times it ran a preempted lock holder first */
+	uint64_t boosts;       /* adaptive: times it ran a preempted lock holder first */
 };
 
 struct sched;

@@ -373,8 +373,10 @@ static void control_loop(struct vm *vm, struct cli *cli, struct vm_control *ctl,
 			vm_request_stop(vm, VM_STOP_TIMEOUT, VM_EXIT_TIMEOUT);
 		}
 		if (kicks_left && now >= next_kick && !vm_stopping(vm)) {
-			if (kick_next(vm, &kick_cursor))
+			if (kick_next(vm, &kick_cursor)) {
 				kicks_left--;
+				vm->probe_kicks_sent++;
+			}
 			next_kick = now + KICK_PROBE_INTERVAL_NS;
 		}
 	}

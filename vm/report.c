@@ -85,6 +85,9 @@ json_t *vm_report_json(struct vm *vm)
 					    json_null(),
 			"serial_bytes", (json_int_t)con.bytes, "vcpu", vcpus, "doorbell", "calls",
 			calls, "errors", (json_int_t)db.errors);
+	if (obj)
+		json_object_set_new(obj, "probe_kicks_sent",
+				    json_integer((json_int_t)vm->probe_kicks_sent));
 	if (obj && vm->lockwatch)
 		json_object_set_new(obj, "pvlock", vm_lockwatch_json(vm->lockwatch));
 	if (obj)

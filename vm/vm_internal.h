@@ -281,6 +281,7 @@ struct vm {
 	uint32_t tsc_khz;
 	bool pause_exits; /* PAUSE still exits (PLE / pause filter), so its statistics mean something */
 	int kick_signal;
+	uint64_t probe_kicks_sent; /* --kick-probe kicks delivered so far (control thread) */
 	int serial_fd;
 	struct vm_boot_entry boot;
 

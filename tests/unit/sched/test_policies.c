@@ -153,6 +153,50 @@ static void adaptive_coschedules_after_preemption(void **state)
 	sim_fini(&sim);
 }
 
+static bool coscheduling(struct sim *sim, int id)
+{
+	struct sched_vm_stats st;
+
+	assert_int_equal(sched_vm_stats(sim->s, id, &st, NULL, 0), 0);
+	return st.coscheduling;
+}
+
+static void adaptive_hold_grows_while_it_relapses(void **state)
+{
+	struct sim sim;
+	char err[256];
+
+	sim_init(&sim, 2, 1);
+	assert_int_equal(sim_add(&sim, 0, 2, SCHED_ADAPTIVE, err, sizeof(err)), 0);
+	sim_run(&sim, 100 * MS);
+	/* 500 ms, then back to host. */
+	sched_vm_preempted(sim.s, 0, 1, 0.5, sim.now);
+	sim_run(&sim, 450 * MS);
+	assert_true(coscheduling(&sim, 0));
+	sim_run(&sim, 100 * MS);
+	assert_false(coscheduling(&sim, 0));
+	/* Spinning again 50 ms after release: a relapse, held twice as long (1 s). */
+	sched_vm_preempted(sim.s, 0, 1, 0.5, sim.now);
+	sim_run(&sim, 950 * MS);
+	assert_true(coscheduling(&sim, 0));
+	sim_run(&sim, 100 * MS);
+	assert_false(coscheduling(&sim, 0));
+	/* And again: 2 s. */
+	sched_vm_preempted(sim.s, 0, 1, 0.5, sim.now);
+	sim_run(&sim, 1950 * MS);
+	assert_true(coscheduling(&sim, 0));
+	sim_run(&sim, 100 * MS);
+	assert_false(coscheduling(&sim, 0));
+	/* Calm for over a second after release: from 500 ms again. */
+	sim_run(&sim, 1100 * MS);
+	sched_vm_preempted(sim.s, 0, 1, 0.5, sim.now);
+	sim_run(&sim, 450 * MS);
+	assert_true(coscheduling(&sim, 0));
+	sim_run(&sim, 100 * MS);
+	assert_false(coscheduling(&sim, 0));
+	sim_fini(&sim);
+}
+
 static void adaptive_narrow_vm_becomes_gang(void **state)
 {
 	struct sched_vm_stats st;
@@ -186,9 +230,9 @@ static void gang_leak_is_run_time_behind_a_closed_gate(void **state)
 	assert_int_equal(sim_add(&sim, 0, 1, SCHED_GANG, err, sizeof(err)), 0);
 	assert_int_equal(sim_add(&sim, 1, 2, SCHED_GANG, err, sizeof(err)), 0);
 	for (int id = 0; id < 2; id++)
-		assert_int_equal(sched_vm_set_policy(sim.s, id, SCHED_GANG, 20 * MS, 0, err,
-						     sizeof(err)),
-				 0);
+		assert_int_equal(
+			sched_vm_set_policy(sim.s, id, SCHED_GANG, 20 * MS, 0, err, sizeof(err)),
+			0);
 	/* VM 1's vCPUs run on through their closed gates: one of them on an idle CPU. */
 	sim.vm[1].v[0].ignores_gate = true;
 	sim.vm[1].v[1].ignores_gate = true;
@@ -286,6 +330,7 @@ int main(void)
 		cmocka_unit_test(gang_refuses_wide_vm),
 		cmocka_unit_test(relaxed_bounds_skew),
 		cmocka_unit_test(adaptive_coschedules_after_preemption),
+		cmocka_unit_test(adaptive_hold_grows_while_it_relapses),
 		cmocka_unit_test(adaptive_narrow_vm_becomes_gang),
 		cmocka_unit_test(gang_leak_is_run_time_behind_a_closed_gate),
 		cmocka_unit_test(pinned_and_gang_use_distinct_cores),
