@@ -111,7 +111,7 @@ struct lks_vcpu_pub {
 	uint32_t state;		 /* enum lks_vcpu_lock_state */
 	uint32_t seq;		 /* bumped on every publication */
 	uint64_t acquisitions;	 /* locks taken since boot */
-	uint64_t reserved;
+	uint64_t wait_value;	 /* what ends the wait, if it says: a barrier's next sense */
 } __attribute__((aligned(64)));
 
 #define LKS_SHARED_MAGIC 0x4c4b5348u /* "LKSH" */

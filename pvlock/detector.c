@@ -238,22 +238,36 @@ static void examine_lock(struct pvlock_detector *det, uint64_t now_ns,
  * of its parties until the latecomer arrives: the waiters count whether they spin or sleep
  * (a sleeper also pays a wake-up per round, which co-scheduling saves).
  */
+static bool at_barrier(const struct pvlock_sample *s, uint64_t barrier)
+{
+	return s->pub.state == LKS_STATE_BARRIER && s->pub.waiting == barrier;
+}
+
 static void examine_barrier(struct pvlock_detector *det, uint64_t now_ns,
 			    const struct pvlock_sample *s, uint32_t first)
 {
 	uint64_t barrier = s[first].pub.waiting;
-	uint32_t waiters = 0;
+	uint32_t waiters = 0, newest = first;
 	bool blocked = false;
 
 	for (uint32_t i = 0; i < det->nr_vcpus; i++) {
-		if (s[i].pub.state != LKS_STATE_BARRIER || s[i].pub.waiting != barrier)
+		if (!at_barrier(&s[i], barrier))
 			continue;
 		if (i < first)
 			return;
-		waiters++;
+		if (s[i].pub.wait_start_tsc > s[newest].pub.wait_start_tsc)
+			newest = i;
 	}
+	/*
+	 * The newest arrival waits for the current round.  One still showing an older round
+	 * (another `wait_value`) was released but has not run since: it is late for this one.
+	 */
+	for (uint32_t i = 0; i < det->nr_vcpus; i++)
+		if (at_barrier(&s[i], barrier) && s[i].pub.wait_value == s[newest].pub.wait_value)
+			waiters++;
 	for (uint32_t i = 0; i < det->nr_vcpus; i++) {
-		bool arrived = s[i].pub.state == LKS_STATE_BARRIER && s[i].pub.waiting == barrier;
+		bool arrived = at_barrier(&s[i], barrier) &&
+			       s[i].pub.wait_value == s[newest].pub.wait_value;
 
 		if (!arrived && s[i].run == PVLOCK_RUN_PREEMPTED) {
 			pvlock_detector_observe(det, now_ns, PVLOCK_LWP, barrier, i, waiters);

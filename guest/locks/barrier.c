@@ -12,7 +12,8 @@
  * threshold, then sleep with WAIT(&sense, old sense) after marking themselves asleep in their
  * CPU record; the last arrival flips the sense, fences, and kicks every CPU whose record says
  * it sleeps at this barrier (`sleepers` spares the scan when nobody does).  Waiters publish
- * LKS_STATE_BARRIER with `waiting` = the barrier while they wait; published waiters
+ * LKS_STATE_BARRIER with `waiting` = the barrier and `wait_value` = the sense they wait for
+ * while they wait; published waiters
  * (LK_PUBLISHED) do that too, but spin until released.
  */
 #include "guest/locks/internal.h"
@@ -52,6 +53,9 @@ static void wait_visible(struct lk_barrier *barrier, uint32_t sense)
 	uint64_t spins = 0;
 
 	me->wait_object = barrier;
+	/* The sense names the round: a waiter released but not yet running again still
+	 * shows the barrier, and only the sense tells the host it is late for the next. */
+	me->pub->wait_value = sense;
 	lk_pub_wait_begin(me, barrier, LKS_STATE_BARRIER);
 	for (;;) {
 		for (uint32_t i = 0; i < domain->spin_threshold; i++) {

@@ -194,6 +194,40 @@ static void barrier_preemption(void **state)
 }
 
 /*
+ * Sense-reversing barrier on 2 vCPUs at 2x overcommit: vCPU 1 was preempted while waiting, the
+ * round ended, and vCPU 0 waits for the next round.  vCPU 1 still shows the barrier, but for
+ * the old sense: it is the latecomer of the new round, not an arrival.
+ */
+static void released_waiter_is_late(void **state)
+{
+	struct pvlock_sample s[2];
+	struct pvlock_detector *det;
+	struct recorder r = { .n = 0 };
+
+	assert_int_equal(pvlock_detector_new(2, record, &r, &det), 0);
+	memset(s, 0, sizeof(s));
+	waits(&s[1], BARRIER, LKS_STATE_BARRIER, 100);
+	s[1].pub.wait_value = 1;
+	s[1].run = PVLOCK_RUN_PREEMPTED;
+	waits(&s[0], BARRIER, LKS_STATE_BARRIER, 200);
+	s[0].pub.wait_value = 0;
+	s[0].run = PVLOCK_RUN_RUNNING;
+	pvlock_detector_feed(det, 1 * MS, s);
+	pvlock_detector_feed(det, 2 * MS, s);
+	assert_int_equal(r.n, 1);
+	assert_int_equal(r.ev[0].kind, PVLOCK_LWP);
+	assert_int_equal(r.ev[0].culprit, 1);
+	assert_int_equal(r.ev[0].nr_waiters, 1);
+	assert_true(pvlock_detector_pressure(det) > 0);
+	/* Both wait for the same round: the preempted one has arrived, nobody is late. */
+	s[0].pub.wait_value = 1;
+	pvlock_detector_feed(det, 3 * MS, s);
+	assert_int_equal(r.n, 2);
+	assert_true(r.ev[1].ended);
+	pvlock_detector_free(det);
+}
+
+/*
  * A recorded PLE sequence: per-vCPU directed_yield_attempted every 10 ms on a 4-vCPU VM with
  * a preempted ticket-lock holder.  vCPU 2 spins on the lock (PLE exits, ~5 yields per ms),
  * vCPU 0 idles, vCPU 1 does light work (40 per second, below the threshold).
@@ -335,6 +369,7 @@ int main(void)
 		cmocka_unit_test(sleeping_waiters_are_no_episode),
 		cmocka_unit_test(lock_waiter_preemption),
 		cmocka_unit_test(barrier_preemption),
+		cmocka_unit_test(released_waiter_is_late),
 		cmocka_unit_test(ple_spinning_from_statistics),
 		cmocka_unit_test(ple_threshold_and_hysteresis),
 		cmocka_unit_test(spin_pressure),
