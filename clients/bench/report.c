@@ -15,6 +15,8 @@
 #include "clients/bench/matrix.h"
 
 #define MAX_LAYOUTS (2 * MX_MAX_OVERCOMMIT)
+/* Below this efficiency every policy is at the floor, and ratios between them are noise. */
+#define REPORT_FLOOR 0.1
 
 struct series {
 	double eff[MX_MAX_REPS], thr[MX_MAX_REPS], conc[MX_MAX_REPS];
@@ -330,10 +332,14 @@ static void targets(FILE *f, const struct mx_report *r, json_t *summary)
 	json_object_set_new(summary, "targets_2x", t);
 
 	t = json_array();
-	fprintf(f, "\n`adaptive` against the best policy of each cell (target: within 10 %%), "
-		   "and against `host` where there are no locks (target: no worse; marked "
-		   "worse below 0.95, the noise allowance):\n\n"
-		   "| workload | worst adaptive / best | at | adaptive / host (no locks) |\n"
+	fprintf(f,
+		"\n`adaptive` against the best policy of each cell (target: within 10 %%), "
+		"and against `host` where there are no locks (target: no worse; marked "
+		"worse below 0.95, the noise allowance).  Cells where no policy reaches "
+		"%.2f are left out: there the ratio is one of noise (0.00 against 0.01), "
+		"and the tables show them.\n\n",
+		REPORT_FLOOR);
+	fprintf(f, "| workload | worst adaptive / best | at | adaptive / host (no locks) |\n"
 		   "|---|---|---|---|\n");
 	for (size_t w = 0; w < mx_nr_workloads && r->o->policies[MX_ADAPTIVE]; w++) {
 		double worst = DBL_MAX, vs_host = DBL_MAX;
@@ -345,7 +351,8 @@ static void targets(FILE *f, const struct mx_report *r, json_t *summary)
 			struct mx_stat best, ad, host;
 
 			if (best_policy(r, w, l, &best) < 0 ||
-			    !mx_report_cell(r, w, MX_ADAPTIVE, l, &ad) || best.median <= 0)
+			    !mx_report_cell(r, w, MX_ADAPTIVE, l, &ad) ||
+			    best.median < REPORT_FLOOR)
 				continue;
 			if (ad.median / best.median < worst) {
 				worst = ad.median / best.median;
@@ -406,15 +413,17 @@ static void noise(FILE *f, const struct mx_report *r, double seconds, unsigned d
 		"(over twice the fastest round trip).\n",
 		pp_lo, pp_hi, r->nr_pingpong ? 100.0 * (double)slow / (double)r->nr_pingpong : 0.0);
 	fprintf(f,
-		"- Other load: %u measurements were discarded and run again because other "
+		"- Other load: %u measurement%s discarded and run again because other "
 		"processes used more than %.2f CPUs meanwhile; the most any kept one saw was "
 		"%.2f CPUs.\n",
-		discarded, r->o->noisy_fraction, r->foreign_max);
+		discarded, discarded == 1 ? " was" : "s were", r->o->noisy_fraction,
+		r->foreign_max);
 	if (failed_once)
 		fprintf(f,
-			"- %u measurements failed once and were run again (their reasons are in "
+			"- %u measurement%s failed once and %s run again (the reasons are in "
 			"results.jsonl: discarded records with status \"failed\").\n",
-			failed_once);
+			failed_once, failed_once == 1 ? "" : "s",
+			failed_once == 1 ? "was" : "were");
 	fprintf(f, "- The run took %.0f min.\n", seconds / 60);
 	json_object_set_new(summary, "noise",
 			    json_pack("{s:f, s:f, s:f, s:f, s:i, s:i, s:f, s:f}", "pingpong_ns_min",
