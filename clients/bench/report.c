@@ -319,7 +319,7 @@ static void targets(FILE *f, const struct mx_report *r, json_t *summary)
 				best.median >= 0.9 ? "yes" : "**no**", factor);
 			json_array_append_new(
 				t,
-				json_pack("{s:s, s:s, s:s, s:f, s:f*}", "workload",
+				json_pack("{s:s, s:s, s:s, s:f, s:o*}", "workload",
 					  mx_workloads[w].name, "layout", r->layouts[l].label,
 					  "best", mx_policy_name((enum mx_policy)p), "efficiency",
 					  best.median, "times_host",
@@ -370,7 +370,7 @@ static void targets(FILE *f, const struct mx_report *r, json_t *summary)
 			fprintf(f, " %.2f%s |\n", vs_host, vs_host >= 0.95 ? "" : " **(worse)**");
 		else
 			fprintf(f, " |\n");
-		json_array_append_new(t, json_pack("{s:s, s:f, s:s, s:f*}", "workload",
+		json_array_append_new(t, json_pack("{s:s, s:f, s:s, s:o*}", "workload",
 						   mx_workloads[w].name, "adaptive_over_best",
 						   worst, "at", at, "adaptive_over_host",
 						   vs_host < DBL_MAX ? json_real(vs_host) : NULL));
