@@ -18,36 +18,17 @@
 
 #include "daemon/daemon.h"
 
-static int mkdir_p(const char *path, mode_t mode)
-{
-	char buf[PATH_MAX];
-
-	if (util_strlcpy(buf, path, sizeof(buf)))
-		return -ENAMETOOLONG;
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(buf, mode) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
 int store_init(struct daemon *d)
 {
 	char path[PATH_MAX];
 	int ret;
 
 	snprintf(path, sizeof(path), "%s/vms", d->opts.state_dir);
-	ret = mkdir_p(path, 0700);
+	ret = util_mkdir_p(path, 0700);
 	if (ret)
 		return ret;
 	snprintf(path, sizeof(path), "%s/vms", d->opts.run_dir);
-	return mkdir_p(path, 0700);
+	return util_mkdir_p(path, 0700);
 }
 
 static int fsync_dir_of(const char *path)

@@ -1,6 +1,6 @@
 /*
- * Latency sample sets, strict number and size parsing, bounded string copies and whole-file
- * reads.  Parsing is strict on purpose: "12abc" or "-1" in a config file is an error, never
+ * Latency sample sets, strict number and size parsing, bounded string copies, whole-file
+ * reads and mkdir -p.  Parsing is strict on purpose: "12abc" or "-1" in a config file is an error, never
  * silently 12 or 2^64-1.
  */
 #include <ctype.h>
@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -139,6 +140,25 @@ int util_strlcpy(char *dst, const char *src, size_t size)
 		return -ENAMETOOLONG;
 	}
 	memcpy(dst, src, len + 1);
+	return 0;
+}
+
+int util_mkdir_p(const char *path, mode_t mode)
+{
+	char buf[PATH_MAX];
+
+	if (util_strlcpy(buf, path, sizeof(buf)))
+		return -ENAMETOOLONG;
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(buf, mode) < 0 && errno != EEXIST)
+		return -errno;
 	return 0;
 }
 

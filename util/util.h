@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
 
 /* ---- intrusive doubly linked lists (as in the kernel) ---- */
@@ -188,5 +189,8 @@ int util_proc_stat_read(int pid, int tid, struct util_proc_stat *out);
 
 /* Reads a whole file (at most `max` bytes; -EFBIG beyond).  *out is malloc'ed, NUL-terminated. */
 int util_read_file(const char *path, size_t max, char **out, size_t *len);
+
+/* mkdir -p: the missing parents with mode 0755, `path` itself with `mode`; 0 if it exists. */
+int util_mkdir_p(const char *path, mode_t mode);
 
 #endif /* LOCKSTEP_UTIL_H */

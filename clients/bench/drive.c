@@ -290,23 +290,6 @@ static void run_block(struct run *r, unsigned rep, size_t w)
 	free(e);
 }
 
-static int make_dirs(const char *path)
-{
-	char buf[PATH_MAX];
-
-	if (util_strlcpy(buf, path, sizeof(buf)))
-		return -ENAMETOOLONG;
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0755) && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	return mkdir(buf, 0755) && errno != EEXIST ? -errno : 0;
-}
-
 /* Gang cells of VMs wider than the host: n/a, and lockstepd must refuse them. */
 static void check_gang_refusals(struct run *r)
 {
@@ -373,7 +356,7 @@ static int setup(struct run *r)
 		localtime_r(&now, &tm);
 		strftime(r->out_dir, sizeof(r->out_dir), "bench/results/%Y%m%d-%H%M%S", &tm);
 	}
-	ret = make_dirs(r->out_dir);
+	ret = util_mkdir_p(r->out_dir, 0755);
 	if (ret) {
 		fprintf(stderr, "lockstep-bench matrix: %s: %s\n", r->out_dir, strerror(-ret));
 		return ret;

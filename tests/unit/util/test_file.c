@@ -141,6 +141,38 @@ static void test_errors(void **state)
 	assert_null(buf);
 }
 
+/* mkdir -p: parents 0755, the leaf with its own mode, an existing path is fine. */
+static void test_mkdir_p(void **state)
+{
+	struct fixture *f = *state;
+	char leaf[192], mid[192], top[192], clash[192];
+	struct stat st;
+	char *huge = calloc(1, 8192);
+
+	snprintf(top, sizeof(top), "%s/a", f->dir);
+	snprintf(mid, sizeof(mid), "%s/a/b", f->dir);
+	snprintf(leaf, sizeof(leaf), "%s/a/b/c", f->dir);
+	assert_int_equal(util_mkdir_p(leaf, 0700), 0);
+	assert_int_equal(stat(leaf, &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	assert_int_equal(st.st_mode & 0777, 0700);
+	assert_int_equal(stat(mid, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0755 & ~umask(022));
+	assert_int_equal(util_mkdir_p(leaf, 0700), 0);
+	/* A file where a directory must go. */
+	assert_int_equal(write_file(f->path, "x", 1), 0);
+	snprintf(clash, sizeof(clash), "%s/sub", f->path);
+	assert_int_equal(util_mkdir_p(clash, 0755), -ENOTDIR);
+	assert_non_null(huge);
+	memset(huge, 'a', 8191);
+	huge[0] = '/';
+	assert_int_equal(util_mkdir_p(huge, 0755), -ENAMETOOLONG);
+	free(huge);
+	rmdir(leaf);
+	rmdir(mid);
+	rmdir(top);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -149,6 +181,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_read_empty, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_size_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mkdir_p, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
