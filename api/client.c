@@ -22,6 +22,13 @@ struct api_client {
 	json_t *queue; /* notifications not yet taken */
 };
 
+const char *api_client_default_socket(void)
+{
+	const char *env = getenv("LOCKSTEP_SOCKET");
+
+	return env ? env : "/run/lockstep/lockstepd.sock";
+}
+
 int api_client_connect(const char *path, struct api_client **out)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };

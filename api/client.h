@@ -12,6 +12,8 @@
 
 struct api_client;
 
+/* The socket a client uses when not told: $LOCKSTEP_SOCKET, else lockstepd's default. */
+const char *api_client_default_socket(void);
 int api_client_connect(const char *path, struct api_client **out);
 void api_client_close(struct api_client *c);
 

@@ -432,11 +432,9 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct cli cli = { .socket = getenv("LOCKSTEP_SOCKET") };
+	struct cli cli = { .socket = api_client_default_socket() };
 	int opt, ret;
 
-	if (!cli.socket)
-		cli.socket = "/run/lockstep/lockstepd.sock";
 	signal(SIGPIPE, SIG_IGN);
 	/* Options come before the command; the command's own arguments are its business. */
 	while ((opt = getopt_long(argc, argv, "+s:jh", longopts, NULL)) != -1) {

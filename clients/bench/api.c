@@ -151,8 +151,7 @@ static int parse(struct api_opts *o, int argc, char **argv)
 	int opt;
 
 	*o = (struct api_opts){ .clients = 1, .seconds = 5 };
-	o->socket = getenv("LOCKSTEP_SOCKET") ? getenv("LOCKSTEP_SOCKET") :
-						"/run/lockstep/lockstepd.sock";
+	o->socket = api_client_default_socket();
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (opt) {

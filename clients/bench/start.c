@@ -75,8 +75,7 @@ static int parse(struct start_opts *o, int argc, char **argv)
 	int opt;
 
 	*o = (struct start_opts){ .runs = 10, .vcpus = 2, .memory = "64M" };
-	o->socket = getenv("LOCKSTEP_SOCKET") ? getenv("LOCKSTEP_SOCKET") :
-						"/run/lockstep/lockstepd.sock";
+	o->socket = api_client_default_socket();
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (opt) {
