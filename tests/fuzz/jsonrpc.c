@@ -18,29 +18,19 @@
  * or a notification.  After each input every worker is gone, every call answered, and the
  * registry, the directories and the client are torn down, so inputs do not leak into each
  * other (and LeakSanitizer sees a clean slate).
- *
- * libFuzzer offers no context pointer, so the daemon lives in one file-scope struct.
  */
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/pidfd.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "daemon/daemon.h"
+#include "tests/fuzz/fuzz_daemon.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define SPLIT 0xff
-#define SETTLE_TURNS_MAX 10000
 
 enum {
 	FLAG_READ_ONLY = 1 << 0,
@@ -48,72 +38,11 @@ enum {
 	FLAG_TIGHT = 1 << 2,
 };
 
-static struct {
-	struct daemon d;
-	char root[64];
-} fz;
-
-static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-	return remove(path);
-}
-
-static void remove_root(void)
-{
-	daemon_fini(&fz.d);
-	nftw(fz.root, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-/* Empties a directory of files (the run directory's per-VM files). */
-static void empty_dir(const char *dir)
-{
-	char path[PATH_MAX];
-	struct dirent *de;
-	DIR *dp = opendir(dir);
-
-	if (!dp)
-		return;
-	while ((de = readdir(dp))) {
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		unlink(path);
-	}
-	closedir(dp);
-}
+static struct daemon *fuzzd; /* libFuzzer offers no context pointer */
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	struct daemon_options o = {
-		.log_level = UTIL_LOG_ERROR,
-		.foreground = true,
-		.max_clients = 16,
-		.max_vms = 64,
-		.max_frame = 1u << 16,
-		.shutdown_timeout_ms = 1000,
-		.no_virt = true, /* JSON-RPC only: no libvirt socket */
-	};
-	const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-	int null;
-
-	signal(SIGPIPE, SIG_IGN); /* as lockstepd's main(): a dead worker's channel */
-	snprintf(fz.root, sizeof(fz.root), "%s/lockstep-fuzz-XXXXXX", base);
-	if (!mkdtemp(fz.root))
-		abort();
-	snprintf(o.run_dir, sizeof(o.run_dir), "%s/run", fz.root);
-	snprintf(o.state_dir, sizeof(o.state_dir), "%s/state", fz.root);
-	snprintf(o.socket_path, sizeof(o.socket_path), "%s/run/sock", fz.root);
-	strcpy(o.vm_binary, access("/bin/false", X_OK) == 0 ? "/bin/false" : "/usr/bin/false");
-	if (mkdir(o.run_dir, 0755) < 0 || daemon_init(&fz.d, &o) != 0)
-		abort();
-	/* Ctrl-C and timeouts are libFuzzer's, not the daemon's. */
-	uv_signal_stop(&fz.d.sig_term);
-	uv_signal_stop(&fz.d.sig_int);
-	/* Crash reports of /bin/false "workers" are expected by the thousand. */
-	null = open("/dev/null", O_WRONLY | O_CLOEXEC);
-	if (null >= 0)
-		fz.d.log.fd = null;
-	atexit(remove_root);
+	fuzzd = fuzz_daemon_start(false); /* JSON-RPC only: no libvirt socket */
 	return 0;
 }
 
@@ -173,45 +102,6 @@ static void check_frame(void *opaque, const char *frame, size_t len)
 	json_decref(msg);
 }
 
-static unsigned workers(void)
-{
-	struct util_list *pos;
-	unsigned n = 0;
-
-	util_list_for_each(pos, &fz.d.vms)
-		n += util_container_of(pos, struct dvm, link)->worker != NULL;
-	return n;
-}
-
-/* Runs the loop until every worker is gone (each /bin/false exits by itself; restarts are
- * bounded by on_crash's three a minute), so every parked call gets its answer. */
-static void settle(void)
-{
-	for (unsigned turns = 0; workers(); turns++) {
-		if (turns == SETTLE_TURNS_MAX)
-			abort(); /* workers that never go: a daemon bug */
-		uv_run(fz.d.loop, UV_RUN_ONCE);
-	}
-	uv_run(fz.d.loop, UV_RUN_NOWAIT);
-}
-
-static void teardown_vms(void)
-{
-	char dir[PATH_MAX];
-
-	while (!util_list_empty(&fz.d.vms)) {
-		struct dvm *vm = util_container_of(fz.d.vms.next, struct dvm, link);
-
-		if (registry_undefine(vm) != 0)
-			abort();
-	}
-	uv_run(fz.d.loop, UV_RUN_NOWAIT); /* the VMs' timers close, and the VMs go */
-	snprintf(dir, sizeof(dir), "%s/vms", fz.d.opts.run_dir);
-	empty_dir(dir);
-	snprintf(dir, sizeof(dir), "%s/vms", fz.d.opts.state_dir);
-	empty_dir(dir);
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const struct api_session_ops ops = { .send = check_frame };
@@ -226,18 +116,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return 0;
-	c->d = &fz.d;
+	c->d = fuzzd;
 	util_list_init(&c->follows);
 	if (flags & FLAG_TIGHT)
 		limits = (struct api_limits){ .max_frame = 256, .max_pending = 4, .max_batch = 4 };
-	if (api_session_new(daemon_methods, daemon_nr_methods, &fz.d, &ops, c, &limits,
+	if (api_session_new(daemon_methods, daemon_nr_methods, fuzzd, &ops, c, &limits,
 			    &c->session)) {
 		free(c);
 		return 0;
 	}
 	api_session_set_read_only(c->session, flags & FLAG_READ_ONLY);
-	util_list_add_tail(&fz.d.clients, &c->link);
-	fz.d.nr_clients++;
+	util_list_add_tail(&fuzzd->clients, &c->link);
+	fuzzd->nr_clients++;
 
 	while (start <= size) {
 		const uint8_t *end = memchr(data + start, SPLIT, size - start);
@@ -245,25 +135,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		if (len)
 			api_session_feed(c->session, (const char *)data + start, len);
-		uv_run(fz.d.loop, UV_RUN_NOWAIT);
+		uv_run(fuzzd->loop, UV_RUN_NOWAIT);
 		start += len + 1;
 	}
 
 	/* The client leaves now (its parked calls are cancelled) or after its answers. */
 	console_unfollow_client(c);
 	util_list_del(&c->link);
-	fz.d.nr_clients--;
+	fuzzd->nr_clients--;
 	if (flags & FLAG_HANG_UP) {
 		api_session_close(c->session);
-		settle();
+		fuzz_daemon_settle(fuzzd, fuzz_daemon_has_workers);
 	} else {
-		settle();
+		fuzz_daemon_settle(fuzzd, fuzz_daemon_has_workers);
 		if (api_session_pending(c->session))
 			abort(); /* a call that is never answered */
 		api_session_close(c->session);
 	}
-	teardown_vms();
-	if (!util_list_empty(&fz.d.follows) || fz.d.nr_clients)
+	fuzz_daemon_teardown_vms(fuzzd);
+	if (!util_list_empty(&fuzzd->follows) || fuzzd->nr_clients)
 		abort();
 	free(c);
 	return 0;

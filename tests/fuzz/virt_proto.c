@@ -16,25 +16,18 @@
  * MESSAGE, and every error a complete remote_error with a code and a message.  A session that
  * reports a protocol error is fed nothing more (the server closes it).  After each input every
  * worker is gone, every call answered and every VM undefined, so inputs do not leak into each
- * other.  libFuzzer offers no context pointer, so the daemon lives in one file-scope struct.
+ * other.  The daemon is fuzz_daemon.h's.
  */
-#include <dirent.h>
-#include <fcntl.h>
-#include <ftw.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "daemon/virt.h"
+#include "tests/fuzz/fuzz_daemon.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define SETTLE_TURNS_MAX 10000
 
 enum {
 	FLAG_READ_ONLY = 1 << 0,
@@ -42,66 +35,11 @@ enum {
 	FLAG_PIECES = 1 << 2,
 };
 
-static struct {
-	struct daemon d;
-	char root[64];
-} fz;
-
-static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-	return remove(path);
-}
-
-static void remove_root(void)
-{
-	daemon_fini(&fz.d);
-	nftw(fz.root, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static void empty_dir(const char *dir)
-{
-	char path[PATH_MAX];
-	struct dirent *de;
-	DIR *dp = opendir(dir);
-
-	if (!dp)
-		return;
-	while ((de = readdir(dp))) {
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		unlink(path);
-	}
-	closedir(dp);
-}
+static struct daemon *fuzzd; /* libFuzzer offers no context pointer */
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	struct daemon_options o = {
-		.log_level = UTIL_LOG_ERROR,
-		.foreground = true,
-		.max_clients = 16,
-		.max_vms = 64,
-		.max_frame = 1u << 16,
-		.shutdown_timeout_ms = 1000,
-	};
-	const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-
-	signal(SIGPIPE, SIG_IGN);
-	snprintf(fz.root, sizeof(fz.root), "%s/lockstep-fuzz-XXXXXX", base);
-	if (!mkdtemp(fz.root))
-		abort();
-	snprintf(o.run_dir, sizeof(o.run_dir), "%s/run", fz.root);
-	snprintf(o.state_dir, sizeof(o.state_dir), "%s/state", fz.root);
-	snprintf(o.socket_path, sizeof(o.socket_path), "%s/run/sock", fz.root);
-	snprintf(o.virt_socket, sizeof(o.virt_socket), "%s/virt", fz.root);
-	strcpy(o.vm_binary, access("/bin/false", X_OK) == 0 ? "/bin/false" : "/usr/bin/false");
-	if (mkdir(o.run_dir, 0755) < 0 || daemon_init(&fz.d, &o) != 0 || !fz.d.virt)
-		abort();
-	uv_signal_stop(&fz.d.sig_term);
-	uv_signal_stop(&fz.d.sig_int);
-	fz.d.log.fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
-	atexit(remove_root);
+	fuzzd = fuzz_daemon_start(true);
 	return 0;
 }
 
@@ -157,43 +95,10 @@ static void check_packet(void *opaque, uint8_t *pkt, size_t len)
 	free(pkt);
 }
 
-static bool busy(void)
+/* Calls deferred by the libvirt endpoint count as well as workers. */
+static bool busy(const struct daemon *d)
 {
-	struct util_list *pos;
-
-	if (!util_list_empty(&fz.d.virt->deferred))
-		return true;
-	util_list_for_each(pos, &fz.d.vms)
-		if (util_container_of(pos, struct dvm, link)->worker)
-			return true;
-	return false;
-}
-
-static void settle(void)
-{
-	for (unsigned turns = 0; busy(); turns++) {
-		if (turns == SETTLE_TURNS_MAX)
-			abort();
-		uv_run(fz.d.loop, UV_RUN_ONCE);
-	}
-	uv_run(fz.d.loop, UV_RUN_NOWAIT);
-}
-
-static void teardown_vms(void)
-{
-	char dir[PATH_MAX];
-
-	while (!util_list_empty(&fz.d.vms)) {
-		struct dvm *vm = util_container_of(fz.d.vms.next, struct dvm, link);
-
-		if (registry_undefine(vm) != 0)
-			abort();
-	}
-	uv_run(fz.d.loop, UV_RUN_NOWAIT);
-	snprintf(dir, sizeof(dir), "%s/vms", fz.d.opts.run_dir);
-	empty_dir(dir);
-	snprintf(dir, sizeof(dir), "%s/vms", fz.d.opts.state_dir);
-	empty_dir(dir);
+	return !util_list_empty(&d->virt->deferred) || fuzz_daemon_has_workers(d);
 }
 
 static void drop_callbacks(struct virt_conn *c)
@@ -210,7 +115,7 @@ static void drop_callbacks(struct virt_conn *c)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const struct api_virt_session_ops ops = { .send = check_packet };
-	struct virt_server *srv = fz.d.virt;
+	struct virt_server *srv = fuzzd->virt;
 	struct api_virt_config cfg;
 	struct virt_conn *c;
 	size_t pos = 1, piece;
@@ -247,7 +152,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				abort(); /* a failure must say why */
 			break;
 		}
-		uv_run(fz.d.loop, UV_RUN_NOWAIT);
+		uv_run(fuzzd->loop, UV_RUN_NOWAIT);
 		pos += len;
 	}
 	util_list_del(&c->link);
@@ -255,14 +160,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	drop_callbacks(c);
 	if (flags & FLAG_HANG_UP) {
 		api_virt_session_close(c->session);
-		settle();
+		fuzz_daemon_settle(fuzzd, busy);
 	} else {
-		settle();
+		fuzz_daemon_settle(fuzzd, busy);
 		if (api_virt_session_pending(c->session))
 			abort(); /* a call that is never answered */
 		api_virt_session_close(c->session);
 	}
-	teardown_vms();
+	fuzz_daemon_teardown_vms(fuzzd);
 	free(c);
 	return 0;
 }
