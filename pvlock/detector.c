@@ -232,21 +232,27 @@ static void examine_lock(struct pvlock_detector *det, uint64_t now_ns,
 	det->spinning += running_waiters;
 }
 
+static bool at_barrier(const struct pvlock_sample *s, uint64_t barrier)
+{
+	return s->pub.state == LKS_STATE_BARRIER && s->pub.waiting == barrier;
+}
+
+/* Whether the vCPU waits at `barrier` for `round` (the sense that ends its wait). */
+static bool arrived(const struct pvlock_sample *s, uint64_t barrier, uint64_t round)
+{
+	return at_barrier(s, barrier) && s->pub.wait_value == round;
+}
+
 /*
  * Barrier episodes: vCPUs wait at `barrier` while one that has not arrived is preempted.
  * Unlike a lock, where the vCPUs that do not wait go on working, a barrier stops every one
  * of its parties until the latecomer arrives: the waiters count whether they spin or sleep
  * (a sleeper also pays a wake-up per round, which co-scheduling saves).
  */
-static bool at_barrier(const struct pvlock_sample *s, uint64_t barrier)
-{
-	return s->pub.state == LKS_STATE_BARRIER && s->pub.waiting == barrier;
-}
-
 static void examine_barrier(struct pvlock_detector *det, uint64_t now_ns,
 			    const struct pvlock_sample *s, uint32_t first)
 {
-	uint64_t barrier = s[first].pub.waiting;
+	uint64_t barrier = s[first].pub.waiting, round;
 	uint32_t waiters = 0, newest = first;
 	bool blocked = false;
 
@@ -262,14 +268,11 @@ static void examine_barrier(struct pvlock_detector *det, uint64_t now_ns,
 	 * The newest arrival waits for the current round.  One still showing an older round
 	 * (another `wait_value`) was released but has not run since: it is late for this one.
 	 */
+	round = s[newest].pub.wait_value;
 	for (uint32_t i = 0; i < det->nr_vcpus; i++)
-		if (at_barrier(&s[i], barrier) && s[i].pub.wait_value == s[newest].pub.wait_value)
-			waiters++;
+		waiters += arrived(&s[i], barrier, round);
 	for (uint32_t i = 0; i < det->nr_vcpus; i++) {
-		bool arrived = at_barrier(&s[i], barrier) &&
-			       s[i].pub.wait_value == s[newest].pub.wait_value;
-
-		if (!arrived && s[i].run == PVLOCK_RUN_PREEMPTED) {
+		if (!arrived(&s[i], barrier, round) && s[i].run == PVLOCK_RUN_PREEMPTED) {
 			pvlock_detector_observe(det, now_ns, PVLOCK_LWP, barrier, i, waiters);
 			blocked = true;
 		}
