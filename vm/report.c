@@ -76,7 +76,7 @@ json_t *vm_report_json(struct vm *vm)
 		json_array_append_new(vcpus, vcpu_json(&vm->vcpus[i]));
 	for (size_t i = 0; i < sizeof(call_names) / sizeof(call_names[0]); i++)
 		json_object_set_new(calls, call_names[i], json_integer((json_int_t)db.calls[i]));
-	obj = json_pack("{s:s, s:i, s:I, s:i, s:i, s:f, s:o, s:I, s:o, s:{s:o, s:I}}", "name",
+	obj = json_pack("{s:s, s:i, s:I, s:i, s:i, s:f, s:o, s:I, s:o, s:{s:o, s:I}, s:I}", "name",
 			vm->cfg.name, "vcpus", (int)vm->nr_vcpus, "memory_mib",
 			(json_int_t)(vm->cfg.memory >> 20), "host_cpus",
 			(int)sysconf(_SC_NPROCESSORS_ONLN), "tsc_khz", (int)vm->tsc_khz, "run_ms",
@@ -84,10 +84,8 @@ json_t *vm_report_json(struct vm *vm)
 			con.first_byte_ns ? json_real(ms_since(vm->start_ns, con.first_byte_ns)) :
 					    json_null(),
 			"serial_bytes", (json_int_t)con.bytes, "vcpu", vcpus, "doorbell", "calls",
-			calls, "errors", (json_int_t)db.errors);
-	if (obj)
-		json_object_set_new(obj, "probe_kicks_sent",
-				    json_integer((json_int_t)vm->probe_kicks_sent));
+			calls, "errors", (json_int_t)db.errors, "probe_kicks_sent",
+			(json_int_t)vm->probe_kicks_sent);
 	if (obj && vm->lockwatch)
 		json_object_set_new(obj, "pvlock", vm_lockwatch_json(vm->lockwatch));
 	if (obj)
