@@ -10,7 +10,7 @@ JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 
 .PHONY: all deps deps-build build asan fuzz demo check check-unit check-asan check-fuzz \
-	format format-check clean
+	check-build-types format format-check clean
 
 all: build
 
@@ -59,6 +59,13 @@ check-asan: asan
 check-fuzz: fuzz
 	ctest --test-dir $(FUZZ_BUILD) --output-on-failure -j 2
 
+# Every build type a user may pick builds with -Werror (the optimisers warn differently).
+check-build-types: deps-build
+	@for t in Debug Release MinSizeRel; do \
+		cmake -S . -B $(BUILD)-$$t -DCMAKE_BUILD_TYPE=$$t $(CMAKE_ARGS) >/dev/null && \
+		cmake --build $(BUILD)-$$t -j $(JOBS) >/dev/null && echo "build type $$t: ok" || \
+		{ echo "build type $$t: failed (see $(BUILD)-$$t)"; exit 1; }; done
+
 format:
 	@git ls-files '*.c' '*.h' | xargs clang-format -i
 
@@ -69,4 +76,4 @@ format-check:
 		exit 1; fi; echo "format: ok"
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(BUILD)-Debug $(BUILD)-Release $(BUILD)-MinSizeRel

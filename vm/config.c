@@ -38,8 +38,12 @@ struct parse {
 	size_t err_len;
 };
 
-/* Fails the parse with a message naming what is wrong; -EINVAL. */
-#define fail(p, ...) util_error((p)->err, (p)->err_len, -EINVAL, __VA_ARGS__)
+/*
+ * Fails the parse with a message naming what is wrong; -EINVAL.  The constant is spelled out
+ * (not util_error's return) so that the compiler sees a failing reader never returns 0 and
+ * never warns about the values only a successful read sets.
+ */
+#define fail(p, ...) (util_error((p)->err, (p)->err_len, -EINVAL, __VA_ARGS__), -EINVAL)
 
 const char *vm_sched_policy_name(enum vm_sched_policy policy)
 {
