@@ -1,7 +1,7 @@
 /*
- * libvirt domain XML -> struct vm_config (libxml2), for DEFINE_XML and CREATE_XML.
+ * libvirt domain XML -> struct vmdef (libxml2), for DEFINE_XML and CREATE_XML.
  *
- * The document is parsed into a scratch vm_config and checked with vm_config_validate; the
+ * The document is parsed into a scratch struct vmdef and checked with vmdef_validate; the
  * caller's config changes only when all of it was accepted, so a bad document defines nothing.
  * What lockstep reads: name, uuid, memory/currentMemory, vcpu (+cpuset), cputune/vcpupin,
  * os/type|kernel|cmdline, on_poweroff/on_reboot/on_crash, devices/serial|console (a file),
@@ -161,7 +161,7 @@ static int get_cpuset(struct parse *p, const char *path, const char *s, struct u
 	return 0;
 }
 
-static int parse_vcpu(struct parse *p, const xmlNode *n, struct vm_config *cfg)
+static int parse_vcpu(struct parse *p, const xmlNode *n, struct vmdef *cfg)
 {
 	char *placement = attr(n, "placement"), *cpuset = attr(n, "cpuset"),
 	     *current = attr(n, "current"), *s = text_of(n);
@@ -169,7 +169,7 @@ static int parse_vcpu(struct parse *p, const xmlNode *n, struct vm_config *cfg)
 	int ret = s ? 0 : -ENOMEM;
 
 	if (!ret)
-		ret = get_number(p, "<vcpu>", s, 1, VM_VCPUS_MAX, &count);
+		ret = get_number(p, "<vcpu>", s, 1, VMDEF_VCPUS_MAX, &count);
 	if (!ret && placement && strcmp(placement, "static") != 0)
 		ret = fail(p,
 			   "<vcpu placement='%.16s'> is not supported: lockstep places vCPUs by "
@@ -192,18 +192,18 @@ static int parse_vcpu(struct parse *p, const xmlNode *n, struct vm_config *cfg)
 	return ret;
 }
 
-static int add_pin(struct parse *p, const xmlNode *n, struct vm_sched_config *sc)
+static int add_pin(struct parse *p, const xmlNode *n, struct vmdef_sched *sc)
 {
 	char *vcpu = attr(n, "vcpu"), *cpuset = attr(n, "cpuset");
-	struct vm_pin *pins;
+	struct vmdef_pin *pins;
 	uint64_t v;
 	int ret;
 
-	ret = get_number(p, "<vcpupin vcpu>", vcpu, 0, VM_VCPUS_MAX - 1, &v);
+	ret = get_number(p, "<vcpupin vcpu>", vcpu, 0, VMDEF_VCPUS_MAX - 1, &v);
 	if (!ret && !cpuset)
 		ret = fail(p, "<vcpupin vcpu='%llu'> needs a cpuset", (unsigned long long)v);
-	if (!ret && sc->nr_pins >= VM_VCPUS_MAX)
-		ret = fail(p, "<cputune> has more than %d <vcpupin>", VM_VCPUS_MAX);
+	if (!ret && sc->nr_pins >= VMDEF_VCPUS_MAX)
+		ret = fail(p, "<cputune> has more than %d <vcpupin>", VMDEF_VCPUS_MAX);
 	if (!ret) {
 		pins = realloc(sc->pins, (sc->nr_pins + 1) * sizeof(*pins));
 		if (!pins) {
@@ -220,7 +220,7 @@ static int add_pin(struct parse *p, const xmlNode *n, struct vm_sched_config *sc
 	return ret;
 }
 
-static int parse_cputune(struct parse *p, const xmlNode *n, struct vm_config *cfg)
+static int parse_cputune(struct parse *p, const xmlNode *n, struct vmdef *cfg)
 {
 	for (const xmlNode *c = n->children; c; c = c->next) {
 		int ret;
@@ -238,7 +238,7 @@ static int parse_cputune(struct parse *p, const xmlNode *n, struct vm_config *cf
 	return 0;
 }
 
-static int parse_os(struct parse *p, const xmlNode *n, struct vm_config *cfg)
+static int parse_os(struct parse *p, const xmlNode *n, struct vmdef *cfg)
 {
 	for (const xmlNode *c = n->children; c; c = c->next) {
 		int ret = 0;
@@ -263,7 +263,7 @@ static int parse_os(struct parse *p, const xmlNode *n, struct vm_config *cfg)
 			if (!ret && cfg->kernel[0] != '/')
 				ret = fail(p, "<kernel> must be an absolute path");
 		} else if (is(c, "cmdline")) {
-			ret = get_text(p, c, "cmdline", VM_CMDLINE_MAX, &cfg->cmdline);
+			ret = get_text(p, c, "cmdline", VMDEF_CMDLINE_MAX, &cfg->cmdline);
 		} else {
 			ret = fail(p,
 				   "<os><%s> is not supported: lockstep boots <kernel> directly "
@@ -276,7 +276,7 @@ static int parse_os(struct parse *p, const xmlNode *n, struct vm_config *cfg)
 	return 0;
 }
 
-static int parse_serial(struct parse *p, const xmlNode *n, struct vm_config *cfg)
+static int parse_serial(struct parse *p, const xmlNode *n, struct vmdef *cfg)
 {
 	char *type = attr(n, "type"), *path = NULL;
 	int ret = 0;
@@ -313,7 +313,7 @@ static int parse_serial(struct parse *p, const xmlNode *n, struct vm_config *cfg
 	return ret;
 }
 
-static int parse_hostdev(struct parse *p, const xmlNode *n, struct vm_config *cfg)
+static int parse_hostdev(struct parse *p, const xmlNode *n, struct vmdef *cfg)
 {
 	char *mode = attr(n, "mode"), *type = attr(n, "type");
 	const xmlNode *addr = NULL;
@@ -330,12 +330,12 @@ static int parse_hostdev(struct parse *p, const xmlNode *n, struct vm_config *cf
 					addr = a;
 	if (!ret && !addr)
 		ret = fail(p, "<hostdev> needs <source><address domain= bus= slot= function=/>");
-	if (!ret && cfg->nr_devices >= VM_DEVICES_MAX)
-		ret = fail(p, "more than %d <hostdev> devices", VM_DEVICES_MAX);
+	if (!ret && cfg->nr_devices >= VMDEF_DEVICES_MAX)
+		ret = fail(p, "more than %d <hostdev> devices", VMDEF_DEVICES_MAX);
 	if (!ret) {
 		static const char *const names[] = { "domain", "bus", "slot", "function" };
 		static const uint64_t max[] = { 0xffff, 0xff, 0x1f, 7 };
-		struct vm_device_config *d = &cfg->devices[cfg->nr_devices];
+		struct vmdef_device *d = &cfg->devices[cfg->nr_devices];
 
 		for (int i = 0; i < 4 && !ret; i++) {
 			char *s = attr(addr, names[i]);
@@ -358,7 +358,7 @@ static int parse_hostdev(struct parse *p, const xmlNode *n, struct vm_config *cf
 	return ret;
 }
 
-static int parse_devices(struct parse *p, const xmlNode *n, struct vm_config *cfg)
+static int parse_devices(struct parse *p, const xmlNode *n, struct vmdef *cfg)
 {
 	for (const xmlNode *c = n->children; c; c = c->next) {
 		int ret = 0;
@@ -381,7 +381,7 @@ static int parse_devices(struct parse *p, const xmlNode *n, struct vm_config *cf
 }
 
 /* on_poweroff and on_reboot have one meaning under lockstep; on_crash has three. */
-static int parse_event_action(struct parse *p, const xmlNode *n, struct vm_config *cfg)
+static int parse_event_action(struct parse *p, const xmlNode *n, struct vmdef *cfg)
 {
 	char *s = text_of(n);
 	int ret = 0;
@@ -390,11 +390,11 @@ static int parse_event_action(struct parse *p, const xmlNode *n, struct vm_confi
 		return -ENOMEM;
 	if (is(n, "on_crash")) {
 		if (strcmp(s, "destroy") == 0)
-			cfg->on_crash = VM_ON_CRASH_DESTROY;
+			cfg->on_crash = VMDEF_ON_CRASH_DESTROY;
 		else if (strcmp(s, "restart") == 0)
-			cfg->on_crash = VM_ON_CRASH_RESTART;
+			cfg->on_crash = VMDEF_ON_CRASH_RESTART;
 		else if (strcmp(s, "preserve") == 0)
-			cfg->on_crash = VM_ON_CRASH_PRESERVE;
+			cfg->on_crash = VMDEF_ON_CRASH_PRESERVE;
 		else
 			ret = fail(p,
 				   "<on_crash>%.32s</on_crash>: lockstep does destroy, restart "
@@ -415,7 +415,7 @@ static int parse_event_action(struct parse *p, const xmlNode *n, struct vm_confi
 	return ret;
 }
 
-static int parse_domain(struct parse *p, const xmlNode *root, struct vm_config *cfg)
+static int parse_domain(struct parse *p, const xmlNode *root, struct vmdef *cfg)
 {
 	static const char *const ignored[] = { "title",	  "description", "features", "clock",
 					       "cpu",	  "pm",		 "seclabel", "resource",
@@ -438,7 +438,7 @@ static int parse_domain(struct parse *p, const xmlNode *root, struct vm_config *
 
 			if (!s)
 				return -ENOMEM;
-			if (!vm_config_name_valid(s))
+			if (!vmdef_name_valid(s))
 				ret = fail(p,
 					   "<name>%.64s</name>: a lockstep name is 1-63 characters "
 					   "of A-Z a-z 0-9 . _ - not starting with . or -",
@@ -505,12 +505,12 @@ static void xml_error_text(xmlParserCtxt *ctxt, char *err, size_t err_len)
 		err[--n] = '\0';
 }
 
-int domxml_parse(const char *xml, size_t len, const char *schema, struct vm_config *out, char *err,
+int domxml_parse(const char *xml, size_t len, const char *schema, struct vmdef *out, char *err,
 		 size_t err_len)
 {
 	struct parse p = { .err = err, .err_len = err_len };
 	xmlParserCtxt *ctxt;
-	struct vm_config cfg;
+	struct vmdef cfg;
 	xmlNode *root;
 	xmlDoc *doc;
 	int ret;
@@ -530,7 +530,7 @@ int domxml_parse(const char *xml, size_t len, const char *schema, struct vm_conf
 	}
 	xmlFreeParserCtxt(ctxt);
 	root = xmlDocGetRootElement(doc);
-	vm_config_init(&cfg);
+	vmdef_init(&cfg);
 	if (doc->intSubset || doc->extSubset)
 		ret = fail(&p, "a <!DOCTYPE> is not accepted in domain XML");
 	else if (!root || !is(root, "domain"))
@@ -538,15 +538,15 @@ int domxml_parse(const char *xml, size_t len, const char *schema, struct vm_conf
 	else if (schema && (ret = validate_schema(doc, schema, err, err_len)))
 		;
 	else if (!(ret = parse_domain(&p, root, &cfg)))
-		ret = vm_config_validate(&cfg, err, err_len);
+		ret = vmdef_validate(&cfg, err, err_len);
 	xmlFreeDoc(doc);
 	if (ret) {
-		vm_config_fini(&cfg);
+		vmdef_fini(&cfg);
 		if (ret == -ENOMEM)
 			snprintf(err, err_len, "out of memory");
 		return ret;
 	}
-	vm_config_fini(out);
+	vmdef_fini(out);
 	*out = cfg;
 	return 0;
 }

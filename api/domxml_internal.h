@@ -11,9 +11,8 @@
 
 /* Reads <lockstep:vm> from a <metadata> element; elements of other namespaces are left alone.
  * -EINVAL with `err` filled for anything in lockstep's namespace that it does not know. */
-int domxml_parse_metadata(const xmlNode *metadata, struct vm_config *cfg, char *err,
-			  size_t err_len);
+int domxml_parse_metadata(const xmlNode *metadata, struct vmdef *cfg, char *err, size_t err_len);
 /* Appends <lockstep:vm> with every lockstep-specific setting to `metadata`; -ENOMEM. */
-int domxml_format_metadata(xmlNode *metadata, const struct vm_config *cfg);
+int domxml_format_metadata(xmlNode *metadata, const struct vmdef *cfg);
 
 #endif /* LOCKSTEP_API_DOMXML_INTERNAL_H */

@@ -11,7 +11,7 @@
  *   </metadata>
  *
  * with the same names, values and ranges as the JSON definition's "sched", "pvlock" and "irq"
- * sections (vm/config.c).  Inside lockstep's namespace parsing is strict (an unknown element or
+ * sections (vmdef/).  Inside lockstep's namespace parsing is strict (an unknown element or
  * attribute is an error naming it); other namespaces are ignored.  Used by api/domxml*.c.
  */
 #include <errno.h>
@@ -71,7 +71,7 @@ static int parse_kvm_features(const char *v, uint32_t *mask, char *err, size_t e
 	const char *p = v;
 
 	if (strcmp(v, "host") == 0) {
-		*mask = VM_KVM_FEATURES_HOST;
+		*mask = VMDEF_KVM_FEATURES_HOST;
 		return 0;
 	}
 	*mask = 0;
@@ -87,7 +87,7 @@ static int parse_kvm_features(const char *v, uint32_t *mask, char *err, size_t e
 		memcpy(name, p, n);
 		name[n] = '\0';
 		for (bit = 0; bit < 32; bit++) {
-			const char *known = vm_kvm_feature_name(bit);
+			const char *known = vmdef_kvm_feature_name(bit);
 
 			if (known && strcmp(known, name) == 0)
 				break;
@@ -102,11 +102,10 @@ static int parse_kvm_features(const char *v, uint32_t *mask, char *err, size_t e
 	return 0;
 }
 
-static int sched_attr(struct vm_config *cfg, const char *key, const char *v, char *err,
-		      size_t err_len)
+static int sched_attr(struct vmdef *cfg, const char *key, const char *v, char *err, size_t err_len)
 {
 	if (strcmp(key, "policy") == 0) {
-		if (vm_sched_policy_parse(v, &cfg->sched.policy))
+		if (vmdef_sched_policy_parse(v, &cfg->sched.policy))
 			return fail(
 				err, err_len,
 				"<lockstep:sched policy='%.16s'>: policy is host, pinned, gang, "
@@ -123,8 +122,7 @@ static int sched_attr(struct vm_config *cfg, const char *key, const char *v, cha
 	return fail(err, err_len, "unknown attribute <lockstep:sched %.32s>", key);
 }
 
-static int pvlock_attr(struct vm_config *cfg, const char *key, const char *v, char *err,
-		       size_t err_len)
+static int pvlock_attr(struct vmdef *cfg, const char *key, const char *v, char *err, size_t err_len)
 {
 	if (strcmp(key, "enabled") == 0)
 		return parse_bool("<lockstep:pvlock enabled>", v, &cfg->pvlock.enabled, err,
@@ -133,8 +131,8 @@ static int pvlock_attr(struct vm_config *cfg, const char *key, const char *v, ch
 		return parse_kvm_features(v, &cfg->pvlock.kvm_features, err, err_len);
 	if (strcmp(key, "pause_exits") == 0) {
 		for (int i = 0; i < 3; i++) {
-			if (strcmp(v, vm_pause_exits_name((enum vm_pause_exits)i)) == 0) {
-				cfg->pvlock.pause_exits = (enum vm_pause_exits)i;
+			if (strcmp(v, vmdef_pause_exits_name((enum vmdef_pause_exits)i)) == 0) {
+				cfg->pvlock.pause_exits = (enum vmdef_pause_exits)i;
 				return 0;
 			}
 		}
@@ -144,17 +142,16 @@ static int pvlock_attr(struct vm_config *cfg, const char *key, const char *v, ch
 	return fail(err, err_len, "unknown attribute <lockstep:pvlock %.32s>", key);
 }
 
-static int irq_attr(struct vm_config *cfg, const char *key, const char *v, char *err,
-		    size_t err_len)
+static int irq_attr(struct vmdef *cfg, const char *key, const char *v, char *err, size_t err_len)
 {
 	if (strcmp(key, "steering") == 0)
 		return parse_bool("<lockstep:irq steering>", v, &cfg->irq.steering, err, err_len);
 	return fail(err, err_len, "unknown attribute <lockstep:irq %.32s>", key);
 }
 
-static int parse_settings(const xmlNode *el, struct vm_config *cfg, char *err, size_t err_len)
+static int parse_settings(const xmlNode *el, struct vmdef *cfg, char *err, size_t err_len)
 {
-	int (*fn)(struct vm_config *, const char *, const char *, char *, size_t);
+	int (*fn)(struct vmdef *, const char *, const char *, char *, size_t);
 	const char *name = (const char *)el->name;
 
 	if (strcmp(name, "sched") == 0)
@@ -183,7 +180,7 @@ static int parse_settings(const xmlNode *el, struct vm_config *cfg, char *err, s
 	return 0;
 }
 
-int domxml_parse_metadata(const xmlNode *metadata, struct vm_config *cfg, char *err, size_t err_len)
+int domxml_parse_metadata(const xmlNode *metadata, struct vmdef *cfg, char *err, size_t err_len)
 {
 	for (const xmlNode *vm = metadata->children; vm; vm = vm->next) {
 		if (!ours(vm))
@@ -226,13 +223,13 @@ static void kvm_features_text(uint32_t mask, char *buf, size_t size)
 {
 	size_t len = 0;
 
-	if (mask == VM_KVM_FEATURES_HOST) {
+	if (mask == VMDEF_KVM_FEATURES_HOST) {
 		util_strlcpy(buf, "host", size);
 		return;
 	}
 	buf[0] = '\0';
 	for (unsigned bit = 0; bit < 32; bit++) {
-		const char *name = vm_kvm_feature_name(bit);
+		const char *name = vmdef_kvm_feature_name(bit);
 
 		if (!(mask & (1u << bit)) || !name || len + strlen(name) + 2 > size)
 			continue;
@@ -242,7 +239,7 @@ static void kvm_features_text(uint32_t mask, char *buf, size_t size)
 		util_strlcpy(buf, "none", size);
 }
 
-int domxml_format_metadata(xmlNode *metadata, const struct vm_config *cfg)
+int domxml_format_metadata(xmlNode *metadata, const struct vmdef *cfg)
 {
 	xmlNode *vm = xmlNewChild(metadata, NULL, (const xmlChar *)"vm", NULL);
 	xmlNode *sched, *pvlock, *irq;
@@ -261,12 +258,12 @@ int domxml_format_metadata(xmlNode *metadata, const struct vm_config *cfg)
 	if (!sched || !pvlock || !irq)
 		return -ENOMEM;
 	kvm_features_text(cfg->pvlock.kvm_features, features, sizeof(features));
-	if (set_attr(sched, "policy", vm_sched_policy_name(cfg->sched.policy)) ||
+	if (set_attr(sched, "policy", vmdef_sched_policy_name(cfg->sched.policy)) ||
 	    set_uint(sched, "quantum_us", cfg->sched.quantum_us) ||
 	    set_uint(sched, "skew_us", cfg->sched.skew_us) ||
 	    set_attr(pvlock, "enabled", cfg->pvlock.enabled ? "yes" : "no") ||
 	    set_attr(pvlock, "kvm_features", features) ||
-	    set_attr(pvlock, "pause_exits", vm_pause_exits_name(cfg->pvlock.pause_exits)) ||
+	    set_attr(pvlock, "pause_exits", vmdef_pause_exits_name(cfg->pvlock.pause_exits)) ||
 	    set_attr(irq, "steering", cfg->irq.steering ? "yes" : "no"))
 		return -ENOMEM;
 	return 0;

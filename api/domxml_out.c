@@ -1,5 +1,5 @@
 /*
- * struct vm_config -> libvirt domain XML (GET_XML_DESC, `virsh dumpxml`), and the capabilities
+ * struct vmdef -> libvirt domain XML (GET_XML_DESC, `virsh dumpxml`), and the capabilities
  * document (`virsh capabilities`).  Both are built as libxml2 trees, so escaping and nesting are
  * the library's business, and both validate against libvirt's own schemas (domain.rng,
  * capability.rng): the domain type is 'kvm' and the machine 'lockstep', since the schemas know
@@ -63,7 +63,7 @@ static char *dump(xmlDoc *doc, xmlNode *root)
 	return out;
 }
 
-static int format_cpu(xmlNode *root, const struct vm_config *cfg)
+static int format_cpu(xmlNode *root, const struct vmdef *cfg)
 {
 	char list[4096]; /* every other CPU of 1024 fits */
 	xmlNode *vcpu, *tune;
@@ -80,7 +80,7 @@ static int format_cpu(xmlNode *root, const struct vm_config *cfg)
 	if (!tune)
 		return -ENOMEM;
 	for (uint32_t i = 0; i < cfg->sched.nr_pins; i++) {
-		const struct vm_pin *pin = &cfg->sched.pins[i];
+		const struct vmdef_pin *pin = &cfg->sched.pins[i];
 		xmlNode *n;
 
 		if (util_cpuset_format(&pin->cpus, list, sizeof(list)))
@@ -92,7 +92,7 @@ static int format_cpu(xmlNode *root, const struct vm_config *cfg)
 	return 0;
 }
 
-static int format_os(xmlNode *root, const struct vm_config *cfg)
+static int format_os(xmlNode *root, const struct vmdef *cfg)
 {
 	xmlNode *os = child(root, "os", NULL), *type;
 
@@ -108,8 +108,7 @@ static int format_os(xmlNode *root, const struct vm_config *cfg)
 	return 0;
 }
 
-static int format_devices(xmlNode *root, const struct vm_config *cfg,
-			  const struct domxml_live *live)
+static int format_devices(xmlNode *root, const struct vmdef *cfg, const struct domxml_live *live)
 {
 	xmlNode *devs = child(root, "devices", NULL);
 	const char *log = cfg->serial_log ? cfg->serial_log : live ? live->console : NULL;
@@ -150,7 +149,7 @@ static int format_devices(xmlNode *root, const struct vm_config *cfg,
 	return 0;
 }
 
-static int format_domain(xmlNode *root, const struct vm_config *cfg, const struct domxml_live *live)
+static int format_domain(xmlNode *root, const struct vmdef *cfg, const struct domxml_live *live)
 {
 	static const char *const on_crash[] = { "destroy", "restart", "preserve" };
 	xmlNode *meta;
@@ -177,7 +176,7 @@ static int format_domain(xmlNode *root, const struct vm_config *cfg, const struc
 	return format_devices(root, cfg, live);
 }
 
-char *domxml_format(const struct vm_config *cfg, const struct domxml_live *live)
+char *domxml_format(const struct vmdef *cfg, const struct domxml_live *live)
 {
 	xmlDoc *doc = xmlNewDoc((const xmlChar *)"1.0");
 	xmlNode *root = doc ? xmlNewNode(NULL, (const xmlChar *)"domain") : NULL;

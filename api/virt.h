@@ -10,7 +10,7 @@
  *     come later and out of order (matched by serial).
  *   - procedures (api/virt_proto.c): which procedures lockstep knows, how their arguments are
  *     laid out, and libvirt's error codes with the prefixes clients expect.
- *   - domain XML (api/domxml.c, api/domxml_out.c): libvirt domain XML <-> struct vm_config, and
+ *   - domain XML (api/domxml.c, api/domxml_out.c): libvirt domain XML <-> struct vmdef, and
  *     the capabilities document.
  *
  * The numbers below are the protocol's (libvirt 9.0.0, append-only); the names mirror
@@ -23,7 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "vm/vm.h"
+#include "vmdef/vmdef.h"
 
 /* ---- framing ---- */
 
@@ -434,12 +434,12 @@ int32_t api_virt_call_proc(const struct api_virt_call *call);
 #define DOMXML_MAX (1u << 20)
 
 /*
- * Parses libvirt domain XML into `cfg` (vm_config_init'ed; overwritten only on success) and
+ * Parses libvirt domain XML into `cfg` (vmdef_init'ed; overwritten only on success) and
  * validates it.  -EINVAL with a reason in `err` for malformed XML, an element lockstep cannot
- * honour, or a definition vm_config_validate refuses.  `schema`, if not NULL, is a RelaxNG
+ * honour, or a definition vmdef_validate refuses.  `schema`, if not NULL, is a RelaxNG
  * file the document must also satisfy (define --validate): -EPROTO on a mismatch.
  */
-int domxml_parse(const char *xml, size_t len, const char *schema, struct vm_config *cfg, char *err,
+int domxml_parse(const char *xml, size_t len, const char *schema, struct vmdef *cfg, char *err,
 		 size_t err_len);
 
 struct domxml_live {
@@ -450,7 +450,7 @@ struct domxml_live {
 
 /* The definition as libvirt domain XML (malloc'ed, NUL-terminated); `live` NULL for the
  * inactive form.  NULL when memory runs out. */
-char *domxml_format(const struct vm_config *cfg, const struct domxml_live *live);
+char *domxml_format(const struct vmdef *cfg, const struct domxml_live *live);
 
 /* Host facts for the capabilities document and NODE_GET_INFO. */
 struct domxml_host_cpu {

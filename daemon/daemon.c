@@ -161,7 +161,7 @@ void daemon_fini(struct daemon *d)
 			uv_close((uv_handle_t *)&vm->shutdown_timer, NULL);
 			json_decref(vm->last_stats);
 			json_decref(vm->last_sched);
-			vm_config_fini(&vm->cfg);
+			vmdef_fini(&vm->cfg);
 			uv_run(d->loop, UV_RUN_NOWAIT);
 			free(vm);
 		}

@@ -21,6 +21,7 @@
 #include "daemon/scheduler.h"
 #include "util/util.h"
 #include "vm/vm.h"
+#include "vmdef/vmdef.h"
 
 struct daemon;
 struct dvm;
@@ -87,7 +88,7 @@ void worker_free(struct worker *w);
 struct dvm {
 	struct util_list link;
 	struct daemon *d;
-	struct vm_config cfg;
+	struct vmdef cfg;
 	enum dvm_state state;
 	char reason[32]; /* why it is in its state: "guest-exit", "destroyed", "crashed"... */
 	int last_status; /* the worker's exit status, -1 = none yet */
@@ -142,9 +143,9 @@ struct dvm *registry_find(struct daemon *d, const char *name);
 struct dvm *registry_find_uuid(struct daemon *d, const char *uuid);
 struct dvm *registry_find_id(struct daemon *d, int domain_id);
 /* Adds a validated definition (persisted first); -EEXIST if the name or uuid is taken. */
-int registry_define(struct daemon *d, const struct vm_config *cfg, struct dvm **out);
+int registry_define(struct daemon *d, const struct vmdef *cfg, struct dvm **out);
 /* Replaces the definition of a VM that exists (takes effect at its next start). */
-int registry_redefine(struct dvm *vm, const struct vm_config *cfg);
+int registry_redefine(struct dvm *vm, const struct vmdef *cfg);
 int registry_undefine(struct dvm *vm);
 /* Sets a vCPU's pin in the stored definition. */
 int dvm_set_pin(struct dvm *vm, uint32_t vcpu, const struct util_cpuset *cpus);
@@ -164,7 +165,7 @@ bool dvm_reason_is_crash(const char *reason);
 /* ---- persistence (daemon/store.c) ---- */
 
 int store_init(struct daemon *d);
-int store_save_definition(struct daemon *d, const struct vm_config *cfg);
+int store_save_definition(struct daemon *d, const struct vmdef *cfg);
 int store_remove_definition(struct daemon *d, const char *name);
 /* Loads every stored definition into the registry; bad files are logged and skipped. */
 int store_load_definitions(struct daemon *d);
@@ -231,10 +232,9 @@ void topology_sched_host(struct daemon *d, struct sched_host *host);
 /* ---- scheduling glue (daemon/schedglue.c) ---- */
 
 /* The engine's parameters for a definition (pins included; `pins` has cfg.vcpus entries). */
-void dvm_sched_params(const struct vm_config *cfg, struct sched_vm_params *p,
-		      struct util_cpuset *pins);
+void dvm_sched_params(const struct vmdef *cfg, struct sched_vm_params *p, struct util_cpuset *pins);
 /* Refuses a policy the host cannot give the VM; fills err.  0 or -E2BIG/-EINVAL. */
-int dvm_sched_check(struct daemon *d, const struct vm_config *cfg, char *err, size_t err_len);
+int dvm_sched_check(struct daemon *d, const struct vmdef *cfg, char *err, size_t err_len);
 /* Hands a running VM to the scheduler (after its worker's hello); logs failures. */
 void dvm_sched_attach(struct dvm *vm, int sched_fd);
 void dvm_sched_detach(struct dvm *vm);

@@ -23,7 +23,7 @@ struct dvm *method_find_vm(struct daemon *d, struct api_call *call, json_t *para
 	const char *name;
 	struct dvm *vm;
 
-	if (!api_param_string(call, params, "name", true, VM_NAME_MAX + 64, &name))
+	if (!api_param_string(call, params, "name", true, VMDEF_NAME_MAX + 64, &name))
 		return NULL;
 	vm = registry_find(d, name);
 	if (!vm)
@@ -38,8 +38,8 @@ json_t *dvm_summary_json(struct dvm *vm)
 			 "reason", vm->reason, "vcpus", (int)vm->cfg.vcpus, "memory_mib",
 			 (json_int_t)(vm->cfg.memory >> 20), "id", vm->domain_id, "pid",
 			 vm->worker ? (int)vm->worker->pid : 0, "autostart", vm->cfg.autostart,
-			 "on_crash", vm_on_crash_name(vm->cfg.on_crash), "policy",
-			 vm_sched_policy_name(vm->cfg.sched.policy), "last_status",
+			 "on_crash", vmdef_on_crash_name(vm->cfg.on_crash), "policy",
+			 vmdef_sched_policy_name(vm->cfg.sched.policy), "last_status",
 			 vm->last_status);
 }
 
@@ -90,7 +90,7 @@ static void events_subscribe(void *ctx, struct api_call *call, json_t *params)
 
 /* ---- definitions ---- */
 
-static bool absolute_paths(struct api_call *call, const struct vm_config *cfg)
+static bool absolute_paths(struct api_call *call, const struct vmdef *cfg)
 {
 	if (cfg->kernel && cfg->kernel[0] != '/') {
 		api_call_fail(call, API_BAD_DEFINITION,
@@ -110,7 +110,7 @@ static void vm_define(void *ctx, struct api_call *call, json_t *params)
 	static const char *const allowed[] = { "definition", NULL };
 	struct daemon *d = ctx;
 	json_t *def = json_object_get(params, "definition");
-	struct vm_config cfg;
+	struct vmdef cfg;
 	struct dvm *vm;
 	char err[512];
 	bool created;
@@ -123,9 +123,9 @@ static void vm_define(void *ctx, struct api_call *call, json_t *params)
 			      "parameter \"definition\" must be an object");
 		return;
 	}
-	vm_config_init(&cfg);
-	if (vm_config_from_json(&cfg, def, err, sizeof(err)) ||
-	    vm_config_validate(&cfg, err, sizeof(err))) {
+	vmdef_init(&cfg);
+	if (vmdef_from_json(&cfg, def, err, sizeof(err)) ||
+	    vmdef_validate(&cfg, err, sizeof(err))) {
 		api_call_fail(call, API_BAD_DEFINITION, "%s", err);
 		goto out;
 	}
@@ -156,13 +156,13 @@ static void vm_define(void *ctx, struct api_call *call, json_t *params)
 					       vm->cfg.uuid, "created", created));
 	}
 out:
-	vm_config_fini(&cfg);
+	vmdef_fini(&cfg);
 }
 
 static void vm_undefine(void *ctx, struct api_call *call, json_t *params)
 {
 	struct dvm *vm;
-	char name[VM_NAME_MAX + 1];
+	char name[VMDEF_NAME_MAX + 1];
 	int ret;
 
 	if (!api_params_only(call, params, name_only) || !(vm = method_find_vm(ctx, call, params)))
@@ -267,7 +267,7 @@ static json_t *info_json(struct dvm *vm)
 	size_t i;
 	json_t *e;
 
-	json_object_set_new(info, "definition", vm_config_to_json(&vm->cfg));
+	json_object_set_new(info, "definition", vmdef_to_json(&vm->cfg));
 	if (vm->worker && vm->worker->vcpus)
 		json_array_foreach(vm->worker->vcpus, i, e)
 			json_array_append_new(vcpus, vcpu_json(vm->worker->pid, e));
@@ -349,7 +349,7 @@ static void vcpu_pin(void *ctx, struct api_call *call, json_t *params)
 	int code;
 
 	if (!api_params_only(call, params, allowed) || !(vm = method_find_vm(ctx, call, params)) ||
-	    !api_param_uint(call, params, "vcpu", true, 0, VM_VCPUS_MAX - 1, &vcpu) ||
+	    !api_param_uint(call, params, "vcpu", true, 0, VMDEF_VCPUS_MAX - 1, &vcpu) ||
 	    !api_param_string(call, params, "cpus", true, 1024, &list) ||
 	    !api_param_bool(call, params, "config", false, &config))
 		return;

@@ -10,11 +10,12 @@
 
 #include "daemon/daemon.h"
 
-static json_t *sched_json(const struct vm_config *cfg)
+static json_t *sched_json(const struct vmdef *cfg)
 {
-	json_t *out = json_pack(
-		"{s:s, s:I, s:I}", "policy", vm_sched_policy_name(cfg->sched.policy), "quantum_us",
-		(json_int_t)cfg->sched.quantum_us, "skew_us", (json_int_t)cfg->sched.skew_us);
+	json_t *out =
+		json_pack("{s:s, s:I, s:I}", "policy", vmdef_sched_policy_name(cfg->sched.policy),
+			  "quantum_us", (json_int_t)cfg->sched.quantum_us, "skew_us",
+			  (json_int_t)cfg->sched.skew_us);
 	char list[1024];
 
 	if (cfg->sched.has_cpus && !util_cpuset_format(&cfg->sched.cpus, list, sizeof(list)))
@@ -43,9 +44,9 @@ void method_sched_set(void *ctx, struct api_call *call, json_t *params)
 	struct daemon *d = ctx;
 	uint64_t quantum = 0, skew = 0;
 	const char *policy_name = NULL;
-	struct vm_config next;
+	struct vmdef next;
 	bool config = false, live = false;
-	enum vm_sched_policy policy;
+	enum vmdef_sched_policy policy;
 	char err[512];
 	struct dvm *vm;
 	int ret;
@@ -57,13 +58,13 @@ void method_sched_set(void *ctx, struct api_call *call, json_t *params)
 	    !api_param_bool(call, params, "config", false, &config))
 		return;
 	policy = vm->cfg.sched.policy;
-	if (policy_name && vm_sched_policy_parse(policy_name, &policy)) {
+	if (policy_name && vmdef_sched_policy_parse(policy_name, &policy)) {
 		api_call_fail(call, API_INVALID_PARAMS,
 			      "parameter \"policy\" must be one of host, "
 			      "pinned, gang, relaxed, adaptive");
 		return;
 	}
-	if (vm_config_copy(&next, &vm->cfg)) {
+	if (vmdef_copy(&next, &vm->cfg)) {
 		api_call_fail(call, API_INTERNAL_ERROR, "out of memory");
 		return;
 	}
@@ -74,8 +75,8 @@ void method_sched_set(void *ctx, struct api_call *call, json_t *params)
 		next.sched.skew_us = (uint32_t)skew;
 	ret = dvm_sched_check(d, &next, err, sizeof(err));
 	if (!ret && vm->scheduled) {
-		ret = scheduler_set_policy(d->scheduler, vm->domain_id, (enum sched_policy)policy,
-					   quantum * 1000, skew * 1000, err, sizeof(err));
+		ret = scheduler_set_policy(d->scheduler, vm->domain_id, policy, quantum * 1000,
+					   skew * 1000, err, sizeof(err));
 		live = ret == 0;
 	}
 	if (ret) {
@@ -94,7 +95,7 @@ void method_sched_set(void *ctx, struct api_call *call, json_t *params)
 	api_call_reply(call, json_pack("{s:s, s:o, s:b, s:b}", "name", vm->cfg.name, "sched",
 				       sched_json(&next), "live", live, "config", config));
 out:
-	vm_config_fini(&next);
+	vmdef_fini(&next);
 }
 
 static json_t *vm_stats(struct daemon *d, struct dvm *vm)

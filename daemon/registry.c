@@ -115,7 +115,7 @@ static void make_uuid(char out[37])
 		 b[13], b[14], b[15]);
 }
 
-int registry_define(struct daemon *d, const struct vm_config *cfg, struct dvm **out)
+int registry_define(struct daemon *d, const struct vmdef *cfg, struct dvm **out)
 {
 	struct dvm *vm;
 	int ret;
@@ -131,7 +131,7 @@ int registry_define(struct daemon *d, const struct vm_config *cfg, struct dvm **
 	vm->domain_id = -1;
 	vm->last_status = -1;
 	util_list_init(&vm->shutdown_waiters);
-	ret = vm_config_copy(&vm->cfg, cfg);
+	ret = vmdef_copy(&vm->cfg, cfg);
 	if (ret) {
 		free(vm);
 		return ret;
@@ -140,7 +140,7 @@ int registry_define(struct daemon *d, const struct vm_config *cfg, struct dvm **
 		make_uuid(vm->cfg.uuid);
 	ret = store_save_definition(d, &vm->cfg);
 	if (ret) {
-		vm_config_fini(&vm->cfg);
+		vmdef_fini(&vm->cfg);
 		free(vm);
 		return ret;
 	}
@@ -153,34 +153,34 @@ int registry_define(struct daemon *d, const struct vm_config *cfg, struct dvm **
 	return 0;
 }
 
-int registry_redefine(struct dvm *vm, const struct vm_config *cfg)
+int registry_redefine(struct dvm *vm, const struct vmdef *cfg)
 {
-	struct vm_config next;
+	struct vmdef next;
 	int ret;
 
-	ret = vm_config_copy(&next, cfg);
+	ret = vmdef_copy(&next, cfg);
 	if (ret)
 		return ret;
 	if (!next.uuid[0])
 		strcpy(next.uuid, vm->cfg.uuid);
 	ret = store_save_definition(vm->d, &next);
 	if (ret) {
-		vm_config_fini(&next);
+		vmdef_fini(&next);
 		return ret;
 	}
-	vm_config_fini(&vm->cfg);
+	vmdef_fini(&vm->cfg);
 	vm->cfg = next;
 	return 0;
 }
 
 int dvm_set_pin(struct dvm *vm, uint32_t vcpu, const struct util_cpuset *cpus)
 {
-	struct vm_config next;
-	struct vm_pin *pins;
+	struct vmdef next;
+	struct vmdef_pin *pins;
 	uint32_t i;
 	int ret;
 
-	ret = vm_config_copy(&next, &vm->cfg);
+	ret = vmdef_copy(&next, &vm->cfg);
 	if (ret)
 		return ret;
 	for (i = 0; i < next.sched.nr_pins && next.sched.pins[i].vcpu != vcpu; i++)
@@ -188,7 +188,7 @@ int dvm_set_pin(struct dvm *vm, uint32_t vcpu, const struct util_cpuset *cpus)
 	if (i == next.sched.nr_pins) {
 		pins = realloc(next.sched.pins, (i + 1) * sizeof(*pins));
 		if (!pins) {
-			vm_config_fini(&next);
+			vmdef_fini(&next);
 			return -ENOMEM;
 		}
 		next.sched.pins = pins;
@@ -197,7 +197,7 @@ int dvm_set_pin(struct dvm *vm, uint32_t vcpu, const struct util_cpuset *cpus)
 	next.sched.pins[i].vcpu = vcpu;
 	next.sched.pins[i].cpus = *cpus;
 	ret = registry_redefine(vm, &next);
-	vm_config_fini(&next);
+	vmdef_fini(&next);
 	return ret;
 }
 
@@ -207,7 +207,7 @@ static void timer_closed(uv_handle_t *h)
 
 	json_decref(vm->last_stats);
 	json_decref(vm->last_sched);
-	vm_config_fini(&vm->cfg);
+	vmdef_fini(&vm->cfg);
 	free(vm);
 }
 
@@ -330,7 +330,7 @@ void dvm_worker_gone(struct dvm *vm, bool crashed, const char *reason, int statu
 		util_log(&vm->d->log, UTIL_LOG_WARN, "VM %s crashed (%s, status %d)", vm->cfg.name,
 			 reason, status);
 		dvm_set_state(vm, DVM_CRASHED, reason);
-		restart = vm->cfg.on_crash == VM_ON_CRASH_RESTART;
+		restart = vm->cfg.on_crash == VMDEF_ON_CRASH_RESTART;
 	} else {
 		dvm_set_state(vm, DVM_SHUTOFF, reason);
 		reboot = strcmp(reason, "guest-reset") == 0;

@@ -11,8 +11,7 @@
 
 #include "daemon/daemon.h"
 
-void dvm_sched_params(const struct vm_config *cfg, struct sched_vm_params *p,
-		      struct util_cpuset *pins)
+void dvm_sched_params(const struct vmdef *cfg, struct sched_vm_params *p, struct util_cpuset *pins)
 {
 	memset(pins, 0, cfg->vcpus * sizeof(*pins));
 	for (uint32_t i = 0; i < cfg->sched.nr_pins; i++)
@@ -20,8 +19,7 @@ void dvm_sched_params(const struct vm_config *cfg, struct sched_vm_params *p,
 			pins[cfg->sched.pins[i].vcpu] = cfg->sched.pins[i].cpus;
 	*p = (struct sched_vm_params){
 		.nr_vcpus = cfg->vcpus,
-		/* enum vm_sched_policy and enum sched_policy list the policies alike */
-		.policy = (enum sched_policy)cfg->sched.policy,
+		.policy = cfg->sched.policy,
 		.quantum_ns = (uint64_t)cfg->sched.quantum_us * 1000,
 		.skew_ns = (uint64_t)cfg->sched.skew_us * 1000,
 		.has_cpus = cfg->sched.has_cpus,
@@ -30,7 +28,7 @@ void dvm_sched_params(const struct vm_config *cfg, struct sched_vm_params *p,
 	};
 }
 
-int dvm_sched_check(struct daemon *d, const struct vm_config *cfg, char *err, size_t err_len)
+int dvm_sched_check(struct daemon *d, const struct vmdef *cfg, char *err, size_t err_len)
 {
 	unsigned cpus = sched_host_cpus(&d->host, cfg->sched.has_cpus ? &cfg->sched.cpus : NULL);
 
@@ -38,7 +36,7 @@ int dvm_sched_check(struct daemon *d, const struct vm_config *cfg, char *err, si
 		snprintf(err, err_len, "\"sched.cpus\" names no CPU this host has");
 		return -EINVAL;
 	}
-	if (cfg->sched.policy == VM_SCHED_GANG && cfg->vcpus > cpus) {
+	if (cfg->sched.policy == VMDEF_SCHED_GANG && cfg->vcpus > cpus) {
 		snprintf(
 			err, err_len,
 			"gang scheduling runs every vCPU at once, so it needs a host CPU per vCPU: "

@@ -412,7 +412,7 @@ void scheduler_detach(struct scheduler *sch, int id)
 	entry_free(e);
 }
 
-int scheduler_set_policy(struct scheduler *sch, int id, enum sched_policy policy,
+int scheduler_set_policy(struct scheduler *sch, int id, enum vmdef_sched_policy policy,
 			 uint64_t quantum_ns, uint64_t skew_ns, char *err, size_t err_len)
 {
 	int ret;
@@ -490,10 +490,10 @@ json_t *scheduler_stats_json(struct scheduler *sch, int id)
 		out = json_pack(
 			"{s:s, s:b, s:f, s:f, s:f, s:f, s:I, s:I, s:f, s:f, s:f, s:f, s:I, "
 			"s:I, s:I, s:I, s:o}",
-			"policy", sched_policy_name(st.policy), "coscheduling", st.coscheduling,
-			"watched_ms", ms(st.watched_ns), "run_ms", ms(st.run_ns), "corun_fraction",
-			run > 0 ? (double)st.corun_ns / run : 0.0, "corun_ms", ms(st.corun_ns),
-			"slices", (json_int_t)st.slices, "interleaved_slices",
+			"policy", vmdef_sched_policy_name(st.policy), "coscheduling",
+			st.coscheduling, "watched_ms", ms(st.watched_ns), "run_ms", ms(st.run_ns),
+			"corun_fraction", run > 0 ? (double)st.corun_ns / run : 0.0, "corun_ms",
+			ms(st.corun_ns), "slices", (json_int_t)st.slices, "interleaved_slices",
 			(json_int_t)st.interleaved_slices, "leak_ms", ms(st.leak_ns), "max_skew_us",
 			(double)st.max_skew_ns / 1e3, "costart_skew_us_max",
 			(double)st.costart_skew_ns_max / 1e3, "costart_skew_us_mean",

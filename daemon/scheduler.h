@@ -21,7 +21,7 @@ void scheduler_free(struct scheduler *sch);
 int scheduler_attach(struct scheduler *sch, int id, pid_t pid, int sched_fd, const int *tids,
 		     uint32_t nr, const struct sched_vm_params *params, char *err, size_t err_len);
 void scheduler_detach(struct scheduler *sch, int id);
-int scheduler_set_policy(struct scheduler *sch, int id, enum sched_policy policy,
+int scheduler_set_policy(struct scheduler *sch, int id, enum vmdef_sched_policy policy,
 			 uint64_t quantum_ns, uint64_t skew_ns, char *err, size_t err_len);
 void scheduler_set_pin(struct scheduler *sch, int id, uint32_t vcpu, const struct util_cpuset *c);
 void scheduler_preempted(struct scheduler *sch, int id, uint32_t culprit, double pressure);

@@ -101,10 +101,10 @@ static void definition_path(struct daemon *d, const char *name, char *buf, size_
 	snprintf(buf, size, "%s/vms/%s.json", d->opts.state_dir, name);
 }
 
-int store_save_definition(struct daemon *d, const struct vm_config *cfg)
+int store_save_definition(struct daemon *d, const struct vmdef *cfg)
 {
 	char path[PATH_MAX];
-	json_t *json = vm_config_to_json(cfg);
+	json_t *json = vmdef_to_json(cfg);
 	int ret;
 
 	if (!json)
@@ -128,16 +128,16 @@ int store_remove_definition(struct daemon *d, const char *name)
 static void load_one(struct daemon *d, const char *dir, const char *file)
 {
 	char path[PATH_MAX + 256], err[PATH_MAX + 512];
-	struct vm_config cfg;
+	struct vmdef cfg;
 	size_t stem = strlen(file) - 5; /* ".json" */
 	struct dvm *vm;
 	int ret;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, file);
-	vm_config_init(&cfg);
-	ret = vm_config_load(&cfg, path, err, sizeof(err));
+	vmdef_init(&cfg);
+	ret = vmdef_load(&cfg, path, err, sizeof(err));
 	if (!ret)
-		ret = vm_config_validate(&cfg, err, sizeof(err));
+		ret = vmdef_validate(&cfg, err, sizeof(err));
 	if (!ret && (strlen(cfg.name) != stem || strncmp(cfg.name, file, stem) != 0)) {
 		snprintf(err, sizeof(err), "%s: defines VM \"%s\", not \"%.*s\"", path, cfg.name,
 			 (int)stem, file);
@@ -150,7 +150,7 @@ static void load_one(struct daemon *d, const char *dir, const char *file)
 	}
 	if (ret)
 		util_log(&d->log, UTIL_LOG_ERROR, "skipping a stored definition: %s", err);
-	vm_config_fini(&cfg);
+	vmdef_fini(&cfg);
 }
 
 int store_load_definitions(struct daemon *d)

@@ -116,8 +116,7 @@ bool virt_transient(const struct dvm *vm);
 
 /* Domain XML from a call into `cfg` (define --validate checks libvirt's schema too); fails the
  * call with the reason and returns false if the XML is refused. */
-bool virt_parse_xml(struct api_virt_call *call, const char *xml, bool validate,
-		    struct vm_config *cfg);
+bool virt_parse_xml(struct api_virt_call *call, const char *xml, bool validate, struct vmdef *cfg);
 
 /* ---- host facts (virt_node.c) ---- */
 

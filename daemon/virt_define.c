@@ -1,7 +1,7 @@
 /*
  * libvirt procedures on definitions: GET_XML_DESC (dumpxml), DEFINE_XML (define, and
  * define --validate against libvirt's own schema), UNDEFINE and SET_AUTOSTART.  Domain XML is
- * parsed into a scratch vm_config by api/domxml.c and handed to the registry only once all
+ * parsed into a scratch struct vmdef by api/domxml.c and handed to the registry only once all
  * of it was accepted, so bad XML defines nothing.
  *
  * Defining an existing name replaces its definition (as libvirt does; it takes effect at the
@@ -22,7 +22,7 @@ static void get_xml_desc(void *ctx, struct api_virt_call *call, const struct api
 {
 	struct virt_conn *c = ctx;
 	struct dvm *vm = virt_find(c, call, a);
-	struct vm_config live;
+	struct vmdef live;
 	struct domxml_live info;
 	char path[PATH_MAX], console[PATH_MAX], err[256];
 	struct api_xdr_out out;
@@ -35,15 +35,15 @@ static void get_xml_desc(void *ctx, struct api_virt_call *call, const struct api
 		xml = domxml_format(&vm->cfg, NULL);
 	} else {
 		/* What the worker booted; the stored definition if that copy cannot be read. */
-		vm_config_init(&live);
+		vmdef_init(&live);
 		dvm_run_path(vm, ".def.json", path, sizeof(path));
-		booted = vm_config_load(&live, path, err, sizeof(err)) == 0;
+		booted = vmdef_load(&live, path, err, sizeof(err)) == 0;
 		info = (struct domxml_live){ .id = vm->domain_id,
 					     .console =
 						     dvm_console_path(vm, console, sizeof(console)),
 					     .emulator = c->srv->d->opts.vm_binary };
 		xml = domxml_format(booted ? &live : &vm->cfg, &info);
-		vm_config_fini(&live);
+		vmdef_fini(&live);
 	}
 	if (!xml) {
 		api_virt_fail(call, VIRT_ERR_NO_MEMORY, "cannot format the XML of %s",
@@ -57,8 +57,7 @@ static void get_xml_desc(void *ctx, struct api_virt_call *call, const struct api
 }
 
 /* Parses a call's XML into `cfg`; fails the call (and returns false) if it is refused. */
-bool virt_parse_xml(struct api_virt_call *call, const char *xml, bool validate,
-		    struct vm_config *cfg)
+bool virt_parse_xml(struct api_virt_call *call, const char *xml, bool validate, struct vmdef *cfg)
 {
 	char err[512];
 	int ret;
@@ -85,11 +84,11 @@ static void define_xml(void *ctx, struct api_virt_call *call, const struct api_v
 	struct virt_conn *c = ctx;
 	struct daemon *d = c->srv->d;
 	struct dvm *vm, *other;
-	struct vm_config cfg;
+	struct vmdef cfg;
 	bool created;
 	int ret;
 
-	vm_config_init(&cfg);
+	vmdef_init(&cfg);
 	if (!virt_parse_xml(call, a->str, a->flags & VIRT_DEFINE_VALIDATE, &cfg))
 		goto out;
 	vm = registry_find(d, cfg.name);
@@ -126,13 +125,13 @@ static void define_xml(void *ctx, struct api_virt_call *call, const struct api_v
 		virt_reply_domain(call, vm);
 	}
 out:
-	vm_config_fini(&cfg);
+	vmdef_fini(&cfg);
 }
 
 static void undefine(void *ctx, struct api_virt_call *call, const struct api_virt_args *a)
 {
 	struct dvm *vm = virt_find(ctx, call, a);
-	char name[VM_NAME_MAX + 1];
+	char name[VMDEF_NAME_MAX + 1];
 	int ret;
 
 	if (!vm)
@@ -159,7 +158,7 @@ static void undefine(void *ctx, struct api_virt_call *call, const struct api_vir
 static void set_autostart(void *ctx, struct api_virt_call *call, const struct api_virt_args *a)
 {
 	struct dvm *vm = virt_find(ctx, call, a);
-	struct vm_config next;
+	struct vmdef next;
 	int ret;
 
 	if (!vm)
@@ -169,11 +168,11 @@ static void set_autostart(void *ctx, struct api_virt_call *call, const struct ap
 			      "cannot set autostart for transient domain");
 		return;
 	}
-	ret = vm_config_copy(&next, &vm->cfg);
+	ret = vmdef_copy(&next, &vm->cfg);
 	if (!ret) {
 		next.autostart = a->num[0] != 0;
 		ret = registry_redefine(vm, &next);
-		vm_config_fini(&next);
+		vmdef_fini(&next);
 	}
 	if (ret)
 		api_virt_fail(call, VIRT_ERR_SYSTEM_ERROR,

@@ -112,12 +112,12 @@ static void create_xml(void *ctx, struct api_virt_call *call, const struct api_v
 {
 	struct virt_conn *c = ctx;
 	struct daemon *d = c->srv->d;
-	struct vm_config cfg;
+	struct vmdef cfg;
 	struct virt_op *op;
 	struct dvm *vm;
 	int ret;
 
-	vm_config_init(&cfg);
+	vmdef_init(&cfg);
 	if (!virt_parse_xml(call, a->str, a->flags & VIRT_START_VALIDATE, &cfg))
 		goto out;
 	vm = registry_find(d, cfg.name);
@@ -149,7 +149,7 @@ static void create_xml(void *ctx, struct api_virt_call *call, const struct api_v
 		free(op);
 	}
 out:
-	vm_config_fini(&cfg);
+	vmdef_fini(&cfg);
 }
 
 /* ---- stop ---- */

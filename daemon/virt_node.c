@@ -197,7 +197,7 @@ static void capabilities(void *ctx, struct api_virt_call *call, const struct api
 		.arch = "x86_64",
 		.emulator = d->opts.vm_binary,
 		.machine = "lockstep",
-		.max_vcpus = VM_VCPUS_MAX,
+		.max_vcpus = VMDEF_VCPUS_MAX,
 		.sockets = f.sockets * f.nodes,
 		.cores = f.cores,
 		.threads = f.threads,
@@ -244,7 +244,7 @@ static void max_vcpus(void *ctx, struct api_virt_call *call, const struct api_vi
 			      a->str);
 		return;
 	}
-	virt_reply_int(call, VM_VCPUS_MAX);
+	virt_reply_int(call, VMDEF_VCPUS_MAX);
 }
 
 const struct api_virt_handler virt_host_handlers[] = {

@@ -52,7 +52,7 @@ static void live_affinity(const struct dvm *vm, unsigned vcpu, struct util_cpuse
 			util_cpuset_add(out, c);
 }
 
-static void config_affinity(const struct vm_config *cfg, unsigned vcpu, struct util_cpuset *out)
+static void config_affinity(const struct vmdef *cfg, unsigned vcpu, struct util_cpuset *out)
 {
 	for (uint32_t i = 0; i < cfg->sched.nr_pins; i++) {
 		if (cfg->sched.pins[i].vcpu == vcpu) {
@@ -159,7 +159,7 @@ static void get_pin_info(void *ctx, struct api_virt_call *call, const struct api
 	uint8_t *maps;
 	bool live;
 
-	if (!vm || !maps_fit(call, ncpumaps, maplen, VM_VCPUS_MAX) ||
+	if (!vm || !maps_fit(call, ncpumaps, maplen, VMDEF_VCPUS_MAX) ||
 	    !live_or_config(call, vm, a->flags, &live))
 		return;
 	vcpus = live && live_vcpus(vm) ? live_vcpus(vm) : vm->cfg.vcpus;

@@ -306,17 +306,17 @@ static struct worker *worker_new(struct dvm *vm)
 static int spawn_args(struct dvm *vm, char *def_path, size_t def_size, char *console,
 		      size_t console_size)
 {
-	struct vm_config cfg;
+	struct vmdef cfg;
 	json_t *json;
 	int ret;
 
 	/* The worker boots the definition as it is now, with its console in the run dir. */
-	ret = vm_config_copy(&cfg, &vm->cfg);
+	ret = vmdef_copy(&cfg, &vm->cfg);
 	if (ret)
 		return ret;
 	cfg.serial_stdout = false;
-	json = vm_config_to_json(&cfg);
-	vm_config_fini(&cfg);
+	json = vmdef_to_json(&cfg);
+	vmdef_fini(&cfg);
 	if (!json)
 		return -ENOMEM;
 	dvm_run_path(vm, ".def.json", def_path, def_size);

@@ -20,24 +20,6 @@
 
 #include "sched/engine_internal.h"
 
-static const char *const policy_names[] = { "host", "pinned", "gang", "relaxed", "adaptive" };
-
-const char *sched_policy_name(enum sched_policy p)
-{
-	return (unsigned)p < 5 ? policy_names[p] : "unknown";
-}
-
-int sched_policy_parse(const char *str, enum sched_policy *out)
-{
-	for (int i = 0; i < 5; i++) {
-		if (strcmp(str, policy_names[i]) == 0) {
-			*out = (enum sched_policy)i;
-			return 0;
-		}
-	}
-	return -EINVAL;
-}
-
 int sched_new(const struct sched_host *host, struct sched **out)
 {
 	struct sched *s = calloc(1, sizeof(*s));
@@ -91,9 +73,9 @@ void engine_allowed(const struct sched *s, const struct engine_vm *vm, struct ut
 
 bool engine_in_gang(const struct engine_vm *vm, uint64_t now)
 {
-	if (vm->p.policy == SCHED_GANG)
+	if (vm->p.policy == VMDEF_SCHED_GANG)
 		return true;
-	return vm->p.policy == SCHED_ADAPTIVE && now < vm->cosched_until &&
+	return vm->p.policy == VMDEF_SCHED_ADAPTIVE && now < vm->cosched_until &&
 	       vm->distinct_cpus >= vm->p.nr_vcpus;
 }
 
@@ -111,7 +93,7 @@ static int check_policy(const struct sched *s, const struct sched_vm_params *p, 
 		snprintf(err, err_len, "none of the VM's CPUs exists on this host");
 		return -EINVAL;
 	}
-	if (p->policy == SCHED_GANG && p->nr_vcpus > cpus) {
+	if (p->policy == VMDEF_SCHED_GANG && p->nr_vcpus > cpus) {
 		snprintf(
 			err, err_len,
 			"gang scheduling runs every vCPU at once, so it needs a host CPU per vCPU: "
@@ -196,8 +178,8 @@ void sched_vm_remove(struct sched *s, int id)
 	}
 }
 
-int sched_vm_set_policy(struct sched *s, int id, enum sched_policy policy, uint64_t quantum_ns,
-			uint64_t skew_ns, char *err, size_t err_len)
+int sched_vm_set_policy(struct sched *s, int id, enum vmdef_sched_policy policy,
+			uint64_t quantum_ns, uint64_t skew_ns, char *err, size_t err_len)
 {
 	struct engine_vm *vm = engine_find(s, id);
 	struct sched_vm_params p;
@@ -223,7 +205,7 @@ int sched_vm_set_policy(struct sched *s, int id, enum sched_policy policy, uint6
 		vm->v[i].costopped = false;
 		vm->v[i].affinity_sent = false; /* the new policy places the threads anew */
 	}
-	if (policy != SCHED_GANG)
+	if (policy != VMDEF_SCHED_GANG)
 		gang_forget(s, id);
 	return 0;
 }
@@ -254,7 +236,7 @@ void sched_vm_preempted(struct sched *s, int id, uint32_t culprit, double pressu
 		vm->st.light_events++;
 		return;
 	}
-	if (vm->p.policy != SCHED_ADAPTIVE)
+	if (vm->p.policy != VMDEF_SCHED_ADAPTIVE)
 		return;
 	/*
 	 * Co-scheduled vCPUs stop spinning for preempted siblings, so the episodes that started
@@ -366,7 +348,7 @@ static void decide_affinity(struct sched *s, struct engine_vm *vm, uint64_t now,
 			    struct sched_decision *d, uint32_t i)
 {
 	struct util_cpuset want;
-	bool dedicated = vm->p.policy == SCHED_PINNED || engine_in_gang(vm, now);
+	bool dedicated = vm->p.policy == VMDEF_SCHED_PINNED || engine_in_gang(vm, now);
 
 	memset(&want, 0, sizeof(want));
 	if (util_cpuset_count(&vm->pin[i]))
@@ -397,10 +379,10 @@ static void decide_gates(struct engine_vm *vm, uint64_t now, uint64_t dt)
 		return;
 	}
 	switch (vm->p.policy) {
-	case SCHED_RELAXED:
+	case VMDEF_SCHED_RELAXED:
 		relaxed_decide(vm, dt);
 		break;
-	case SCHED_ADAPTIVE:
+	case VMDEF_SCHED_ADAPTIVE:
 		adaptive_decide(vm, now, dt);
 		break;
 	default:
@@ -419,7 +401,7 @@ uint64_t sched_vm_sample_period(const struct sched *s, int id)
 	 * for a co-run figure that can be compared.  Gang and pinned VMs only need accounting:
 	 * one host tick (4 ms) resolves it, and every sample costs the VM a wake-up.
 	 */
-	if (vm && (vm->p.policy == SCHED_GANG || vm->p.policy == SCHED_PINNED))
+	if (vm && (vm->p.policy == VMDEF_SCHED_GANG || vm->p.policy == VMDEF_SCHED_PINNED))
 		return SCHED_COARSE_TICK_NS;
 	return SCHED_TICK_NS;
 }
@@ -464,8 +446,9 @@ uint64_t sched_tick(struct sched *s, uint64_t now, sched_obs_fn obs_fn, sched_de
 		struct sched_decision *d = vm->decisions;
 
 		decide_gates(vm, now, dt);
-		vm->st.coscheduling = engine_in_gang(vm, now) || vm->p.policy == SCHED_RELAXED ||
-				      (vm->p.policy == SCHED_ADAPTIVE && now < vm->cosched_until);
+		vm->st.coscheduling =
+			engine_in_gang(vm, now) || vm->p.policy == VMDEF_SCHED_RELAXED ||
+			(vm->p.policy == VMDEF_SCHED_ADAPTIVE && now < vm->cosched_until);
 		for (uint32_t i = 0; i < vm->p.nr_vcpus; i++) {
 			if (!vm->v[i].gate_open && (d[i].gate_open || !vm->v[i].closed_at))
 				vm->v[i].closed_at = now;

@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "util/util.h"
+#include "vmdef/policy.h"
 
 /* ---- the sched page ---- */
 
@@ -122,20 +123,9 @@ unsigned sched_host_cpus(const struct sched_host *host, const struct util_cpuset
 
 /* ---- the engine ---- */
 
-enum sched_policy {
-	SCHED_HOST = 0,
-	SCHED_PINNED,
-	SCHED_GANG,
-	SCHED_RELAXED,
-	SCHED_ADAPTIVE,
-};
-
-const char *sched_policy_name(enum sched_policy p);
-int sched_policy_parse(const char *s, enum sched_policy *out);
-
 struct sched_vm_params {
 	uint32_t nr_vcpus;
-	enum sched_policy policy;
+	enum vmdef_sched_policy policy;
 	uint64_t quantum_ns; /* gang slice length */
 	uint64_t skew_ns;    /* relaxed: largest lead of one vCPU over its siblings */
 	bool has_cpus;
@@ -169,7 +159,7 @@ struct sched_vcpu_stats {
 };
 
 struct sched_vm_stats {
-	enum sched_policy policy;
+	enum vmdef_sched_policy policy;
 	bool coscheduling; /* adaptive: currently co-scheduling */
 	uint64_t watched_ns;
 	uint64_t run_ns;   /* time at least one vCPU ran (estimated per tick: max over vCPUs) */
@@ -197,8 +187,8 @@ void sched_free(struct sched *s);
 int sched_vm_add(struct sched *s, int id, const struct sched_vm_params *params, uint64_t now_ns,
 		 char *err, size_t err_len);
 void sched_vm_remove(struct sched *s, int id);
-int sched_vm_set_policy(struct sched *s, int id, enum sched_policy policy, uint64_t quantum_ns,
-			uint64_t skew_ns, char *err, size_t err_len);
+int sched_vm_set_policy(struct sched *s, int id, enum vmdef_sched_policy policy,
+			uint64_t quantum_ns, uint64_t skew_ns, char *err, size_t err_len);
 /* A vCPU pinned (or unpinned: an empty set) while the VM runs. */
 void sched_vm_set_pin(struct sched *s, int id, uint32_t vcpu, const struct util_cpuset *cpus);
 /*

@@ -13,7 +13,7 @@
 #define KVM_CPUID_SIGNATURE_LEAF 0x40000000u
 #define KVM_CPUID_FEATURES_LEAF 0x40000001u
 
-static void patch_entry(struct kvm_cpuid_entry2 *e, const struct vm_config *cfg, uint32_t apic_id)
+static void patch_entry(struct kvm_cpuid_entry2 *e, const struct vmdef *cfg, uint32_t apic_id)
 {
 	switch (e->function) {
 	case 1:
@@ -32,7 +32,7 @@ static void patch_entry(struct kvm_cpuid_entry2 *e, const struct vm_config *cfg,
 			e->eax = KVM_CPUID_FEATURES_LEAF;
 		break;
 	case KVM_CPUID_FEATURES_LEAF:
-		if (cfg->pvlock.kvm_features != VM_KVM_FEATURES_HOST)
+		if (cfg->pvlock.kvm_features != VMDEF_KVM_FEATURES_HOST)
 			e->eax &= cfg->pvlock.kvm_features;
 		break;
 	default:
@@ -40,7 +40,7 @@ static void patch_entry(struct kvm_cpuid_entry2 *e, const struct vm_config *cfg,
 	}
 }
 
-int vm_cpuid_build(const struct kvm_cpuid2 *supported, const struct vm_config *cfg, uint32_t index,
+int vm_cpuid_build(const struct kvm_cpuid2 *supported, const struct vmdef *cfg, uint32_t index,
 		   uint32_t tsc_khz, struct kvm_cpuid2 **out)
 {
 	uint32_t n = supported->nent;

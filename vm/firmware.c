@@ -308,7 +308,7 @@ int vm_firmware_build(struct vm_memory *mem, uint32_t vcpus)
 {
 	int ret;
 
-	if (vcpus == 0 || vcpus > VM_VCPUS_MAX)
+	if (vcpus == 0 || vcpus > VMDEF_VCPUS_MAX)
 		return -EINVAL;
 	if (!vm_memory_ptr(mem, VM_FIRMWARE_BASE, VM_FIRMWARE_SIZE))
 		return -ENOMEM;

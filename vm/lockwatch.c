@@ -174,7 +174,7 @@ static void learn_stats(struct vm_lockwatch *lw)
 uint64_t vm_lockwatch_tick(struct vm_lockwatch *lw, struct vm_control *ctl)
 {
 	struct vm *vm = lw->vm;
-	enum pvlock_run_state run[VM_VCPUS_MAX];
+	enum pvlock_run_state run[VMDEF_VCPUS_MAX];
 
 	if (!vm_lockwatch_wants_samples(lw))
 		return 0;
@@ -236,10 +236,10 @@ json_t *vm_kvm_features_json(struct vm *vm)
 	for (uint32_t i = 0; c && i < c->nent; i++)
 		if (c->entries[i].function == 0x40000001u)
 			eax = c->entries[i].eax;
-	if (vm->cfg.pvlock.kvm_features != VM_KVM_FEATURES_HOST)
+	if (vm->cfg.pvlock.kvm_features != VMDEF_KVM_FEATURES_HOST)
 		eax &= vm->cfg.pvlock.kvm_features;
 	for (unsigned bit = 0; bit < 32; bit++) {
-		const char *name = vm_kvm_feature_name(bit);
+		const char *name = vmdef_kvm_feature_name(bit);
 
 		if (eax & (1u << bit))
 			json_array_append_new(list, name ? json_string(name) :

@@ -165,20 +165,20 @@ static int create_vcpus(struct vm *vm)
  */
 static int set_pause_exits(struct vm *vm)
 {
-	const struct vm_pvlock_config *pc = &vm->cfg.pvlock;
+	const struct vmdef_pvlock *pc = &vm->cfg.pvlock;
 	long host_cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	bool dedicated = (vm->cfg.sched.policy == VM_SCHED_PINNED ||
-			  vm->cfg.sched.policy == VM_SCHED_GANG) &&
+	bool dedicated = (vm->cfg.sched.policy == VMDEF_SCHED_PINNED ||
+			  vm->cfg.sched.policy == VMDEF_SCHED_GANG) &&
 			 vm->cfg.vcpus <= (uint32_t)host_cpus;
-	bool off = pc->pause_exits == VM_PAUSE_EXITS_OFF ||
-		   (pc->pause_exits == VM_PAUSE_EXITS_AUTO && dedicated);
+	bool off = pc->pause_exits == VMDEF_PAUSE_EXITS_OFF ||
+		   (pc->pause_exits == VMDEF_PAUSE_EXITS_AUTO && dedicated);
 	int ret;
 
 	vm->pause_exits = true;
 	if (!off)
 		return 0;
 	ret = hv_vm_disable_exits(vm->hv, KVM_X86_DISABLE_EXITS_PAUSE);
-	if (ret && pc->pause_exits == VM_PAUSE_EXITS_OFF) {
+	if (ret && pc->pause_exits == VMDEF_PAUSE_EXITS_OFF) {
 		util_log(&vm->log, UTIL_LOG_ERROR, "this KVM cannot turn off pause exits: %s",
 			 strerror(-ret));
 		return ret;
@@ -245,8 +245,7 @@ static int build(struct vm *vm, const struct vm_options *opts, int *status)
 	return create_vcpus(vm);
 }
 
-int vm_create(const struct vm_config *cfg, const struct vm_options *opts, struct vm **out,
-	      int *status)
+int vm_create(const struct vmdef *cfg, const struct vm_options *opts, struct vm **out, int *status)
 {
 	char prefix[96];
 	struct vm *vm;
@@ -271,7 +270,7 @@ int vm_create(const struct vm_config *cfg, const struct vm_options *opts, struct
 		*status = VM_EXIT_INTERNAL;
 		return -errno;
 	}
-	ret = vm_config_copy(&vm->cfg, cfg);
+	ret = vmdef_copy(&vm->cfg, cfg);
 	if (!ret)
 		ret = build(vm, opts, status);
 	else
@@ -309,7 +308,7 @@ void vm_destroy(struct vm *vm)
 		close(vm->serial_fd);
 	close(vm->stop_fd);
 	pthread_mutex_destroy(&vm->stop_lock);
-	vm_config_fini(&vm->cfg);
+	vmdef_fini(&vm->cfg);
 	free(vm);
 }
 

@@ -24,7 +24,7 @@
 #define CONTROL_RECHECK_NS 50000000ull
 
 struct cli {
-	struct vm_config cfg;
+	struct vmdef cfg;
 	struct vm_options opts;
 	bool stats;
 	const char *stats_json;
@@ -72,16 +72,16 @@ static const char *base_name(const char *path)
 }
 
 /* A name derived from the kernel's file name ("build/guest/hello.elf" -> "hello"). */
-static void default_name(struct vm_config *cfg)
+static void default_name(struct vmdef *cfg)
 {
 	const char *b = base_name(cfg->kernel);
 	size_t n = 0;
 
-	while (b[n] && b[n] != '.' && n < VM_NAME_MAX)
+	while (b[n] && b[n] != '.' && n < VMDEF_NAME_MAX)
 		n++;
 	memcpy(cfg->name, b, n);
 	cfg->name[n] = '\0';
-	if (!vm_config_name_valid(cfg->name))
+	if (!vmdef_name_valid(cfg->name))
 		strcpy(cfg->name, "vm");
 }
 
@@ -133,14 +133,14 @@ static int parse_args(struct cli *cli, int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *config = NULL;
-	struct vm_config flags;
+	struct vmdef flags;
 	bool name_given = false;
 	char err[512];
 	uint64_t u;
 	int opt, ret = 0;
 
 	/* Flags override the file, whatever their order: collect them first. */
-	vm_config_init(&flags);
+	vmdef_init(&flags);
 	flags.vcpus = 0;
 	flags.memory = 0;
 	while ((opt = getopt_long(argc, argv, "c:n:p:m:k:a:s:qh", longopts, NULL)) != -1) {
@@ -149,7 +149,7 @@ static int parse_args(struct cli *cli, int argc, char **argv)
 			config = optarg;
 			break;
 		case 'n':
-			if (!vm_config_name_valid(optarg)) {
+			if (!vmdef_name_valid(optarg)) {
 				fprintf(stderr, "lockstep-vm: --name: 1-63 characters of A-Z a-z "
 						"0-9 . _ - not starting with . or -\n");
 				goto usage;
@@ -158,16 +158,16 @@ static int parse_args(struct cli *cli, int argc, char **argv)
 			name_given = true;
 			break;
 		case 'p':
-			if (util_parse_u64(optarg, 1, VM_VCPUS_MAX, &u)) {
+			if (util_parse_u64(optarg, 1, VMDEF_VCPUS_MAX, &u)) {
 				fprintf(stderr, "lockstep-vm: --vcpus must be between 1 and %d\n",
-					VM_VCPUS_MAX);
+					VMDEF_VCPUS_MAX);
 				goto usage;
 			}
 			flags.vcpus = (uint32_t)u;
 			break;
 		case 'm':
-			if (util_parse_size(optarg, 1u << 20, &u) || u < VM_MEMORY_MIN ||
-			    u > VM_MEMORY_MAX || (u & ((1u << 20) - 1))) {
+			if (util_parse_size(optarg, 1u << 20, &u) || u < VMDEF_MEMORY_MIN ||
+			    u > VMDEF_MEMORY_MAX || (u & ((1u << 20) - 1))) {
 				fprintf(stderr,
 					"lockstep-vm: --memory must be whole MiB between 2M "
 					"and 256G\n");
@@ -179,9 +179,9 @@ static int parse_args(struct cli *cli, int argc, char **argv)
 			ret = set_string(&flags.kernel, optarg);
 			break;
 		case 'a':
-			if (strlen(optarg) > VM_CMDLINE_MAX) {
+			if (strlen(optarg) > VMDEF_CMDLINE_MAX) {
 				fprintf(stderr, "lockstep-vm: --cmdline is longer than %d bytes\n",
-					VM_CMDLINE_MAX);
+					VMDEF_CMDLINE_MAX);
 				goto usage;
 			}
 			ret = set_string(&flags.cmdline, optarg);
@@ -233,11 +233,11 @@ static int parse_args(struct cli *cli, int argc, char **argv)
 			break;
 		case 'h':
 			usage(stdout);
-			vm_config_fini(&flags);
+			vmdef_fini(&flags);
 			return 1;
 		case OPT_VERSION:
 			printf("lockstep-vm %s\n", LOCKSTEP_VERSION);
-			vm_config_fini(&flags);
+			vmdef_fini(&flags);
 			return 1;
 		default:
 			goto usage;
@@ -249,9 +249,9 @@ static int parse_args(struct cli *cli, int argc, char **argv)
 		fprintf(stderr, "lockstep-vm: unexpected argument '%s'\n", argv[optind]);
 		goto usage;
 	}
-	if (config && (ret = vm_config_load(&cli->cfg, config, err, sizeof(err)))) {
+	if (config && (ret = vmdef_load(&cli->cfg, config, err, sizeof(err)))) {
 		fprintf(stderr, "lockstep-vm: %s\n", err);
-		vm_config_fini(&flags);
+		vmdef_fini(&flags);
 		return ret == -EINVAL || ret == -EFBIG ? -VM_EXIT_CONFIG : -VM_EXIT_NOINPUT;
 	}
 	if (name_given)
@@ -266,7 +266,7 @@ static int parse_args(struct cli *cli, int argc, char **argv)
 	    (flags.cmdline && (ret = set_string(&cli->cfg.cmdline, flags.cmdline))) ||
 	    (flags.serial_log && (ret = set_string(&cli->cfg.serial_log, flags.serial_log))))
 		goto fail;
-	vm_config_fini(&flags);
+	vmdef_fini(&flags);
 	if (!cli->cfg.kernel) {
 		fprintf(stderr, "lockstep-vm: no kernel: give --kernel FILE or a --config with "
 				"\"kernel\"\n");
@@ -274,18 +274,18 @@ static int parse_args(struct cli *cli, int argc, char **argv)
 	}
 	if (!cli->cfg.name[0])
 		default_name(&cli->cfg);
-	if (vm_config_validate(&cli->cfg, err, sizeof(err))) {
+	if (vmdef_validate(&cli->cfg, err, sizeof(err))) {
 		fprintf(stderr, "lockstep-vm: %s\n", err);
 		return -VM_EXIT_CONFIG;
 	}
 	return 0;
 
 usage:
-	vm_config_fini(&flags);
+	vmdef_fini(&flags);
 	usage(stderr);
 	return -VM_EXIT_USAGE;
 fail:
-	vm_config_fini(&flags);
+	vmdef_fini(&flags);
 	fprintf(stderr, "lockstep-vm: %s\n", strerror(-ret));
 	return -VM_EXIT_INTERNAL;
 }
@@ -434,20 +434,20 @@ int main(int argc, char **argv)
 	sigset_t sigs;
 	int ret, status, sigfd;
 
-	vm_config_init(&cli.cfg);
+	vmdef_init(&cli.cfg);
 	ret = parse_args(&cli, argc, argv);
 	if (ret) {
-		vm_config_fini(&cli.cfg);
+		vmdef_fini(&cli.cfg);
 		return ret > 0 ? 0 : -ret;
 	}
 	if (block_control_signals(&sigs) ||
 	    (sigfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK)) < 0) {
 		perror("lockstep-vm: signals");
-		vm_config_fini(&cli.cfg);
+		vmdef_fini(&cli.cfg);
 		return VM_EXIT_INTERNAL;
 	}
 	ret = vm_create(&cli.cfg, &cli.opts, &vm, &status);
-	vm_config_fini(&cli.cfg);
+	vmdef_fini(&cli.cfg);
 	if (ret) {
 		close(sigfd);
 		return status;
@@ -465,7 +465,7 @@ int main(int argc, char **argv)
 	vm_stop_vcpus(vm);
 	status = vm_exit_status(vm);
 	/* A crashed guest can be kept for inspection until its controller lets it go. */
-	preserve = vm->cfg.on_crash == VM_ON_CRASH_PRESERVE &&
+	preserve = vm->cfg.on_crash == VMDEF_ON_CRASH_PRESERVE &&
 		   atomic_load(&vm->stop_reason) == VM_STOP_GUEST_CRASH && ctl.conn_fd >= 0 &&
 		   !ctl.release;
 	vm_control_stopped(&ctl, status, preserve);

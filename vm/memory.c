@@ -18,7 +18,7 @@ int vm_memory_init(struct vm_memory *mem, uint64_t size)
 {
 	void *host;
 
-	if (size == 0 || size > VM_MEMORY_MAX)
+	if (size == 0 || size > VMDEF_MEMORY_MAX)
 		return -EINVAL;
 	host = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
 		    -1, 0);

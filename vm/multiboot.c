@@ -214,9 +214,9 @@ int vm_multiboot_load(struct vm_memory *mem, const uint8_t *image, size_t len, c
 
 	if (mem->low_size < 2ull << 20)
 		return fail(err, err_len, "the VM needs at least 2 MiB of RAM");
-	if (cmdline_len > VM_CMDLINE_MAX)
+	if (cmdline_len > VMDEF_CMDLINE_MAX)
 		return fail(err, err_len, "the command line is longer than %d bytes",
-			    VM_CMDLINE_MAX);
+			    VMDEF_CMDLINE_MAX);
 	/* An ELF file is checked as one first: "truncated" says more than "no header". */
 	if (len >= SELFMAG && memcmp(image, ELFMAG, SELFMAG) == 0) {
 		struct vm_elf elf;

@@ -22,6 +22,7 @@
 #include "sched/sched.h"
 #include "util/util.h"
 #include "vm/vm.h"
+#include "vmdef/vmdef.h"
 
 struct vm;
 struct vm_vcpu;
@@ -132,7 +133,7 @@ int vm_multiboot_load(struct vm_memory *mem, const uint8_t *image, size_t len, c
 int vm_firmware_build(struct vm_memory *mem, uint32_t vcpus);
 
 /* CPUID for vCPU `index`, from what KVM supports; the caller frees it. */
-int vm_cpuid_build(const struct kvm_cpuid2 *supported, const struct vm_config *cfg, uint32_t index,
+int vm_cpuid_build(const struct kvm_cpuid2 *supported, const struct vmdef *cfg, uint32_t index,
 		   uint32_t tsc_khz, struct kvm_cpuid2 **out);
 
 /* ---- devices ---- */
@@ -263,7 +264,7 @@ enum vm_stop_reason {
 };
 
 struct vm {
-	struct vm_config cfg;
+	struct vmdef cfg;
 	struct util_log log;
 	struct util_ratelimit guest_log_limit; /* for messages a guest can trigger */
 	uint64_t start_ns;		       /* CLOCK_MONOTONIC at process start */
@@ -332,8 +333,7 @@ void vm_report_text(struct vm *vm, int fd);
 json_t *vm_report_json(struct vm *vm);
 
 /* Builds the machine from its definition; on failure `*status` is the exit status to use. */
-int vm_create(const struct vm_config *cfg, const struct vm_options *opts, struct vm **out,
-	      int *status);
+int vm_create(const struct vmdef *cfg, const struct vm_options *opts, struct vm **out, int *status);
 void vm_destroy(struct vm *vm);
 /* Starts the vCPU threads. */
 int vm_run(struct vm *vm);

@@ -23,19 +23,22 @@
 
 #include <jansson.h>
 
+#include "vmdef/policy.h"
+
 #define MX_MAX_VMS 16
 #define MX_MAX_VCPUS 64
 #define MX_MAX_OVERCOMMIT 8
 #define MX_MAX_REPS 100
 
-/* Where Linux decides (host), lockstep's four policies, and QEMU as the peer baseline. */
+/* Where Linux decides (host), lockstep's four policies (vmdef/policy.h's, by their values), and
+ * QEMU as the peer baseline. */
 enum mx_policy {
-	MX_HOST,
-	MX_PINNED,
-	MX_GANG,
-	MX_RELAXED,
-	MX_ADAPTIVE,
-	MX_QEMU,
+	MX_HOST = VMDEF_SCHED_HOST,
+	MX_PINNED = VMDEF_SCHED_PINNED,
+	MX_GANG = VMDEF_SCHED_GANG,
+	MX_RELAXED = VMDEF_SCHED_RELAXED,
+	MX_ADAPTIVE = VMDEF_SCHED_ADAPTIVE,
+	MX_QEMU = VMDEF_SCHED_POLICIES,
 	MX_NR_POLICIES,
 };
 

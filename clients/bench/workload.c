@@ -50,28 +50,29 @@ const struct mx_workload mx_workloads[] = {
 
 const size_t mx_nr_workloads = sizeof(mx_workloads) / sizeof(mx_workloads[0]);
 
-static const char *const policy_names[MX_NR_POLICIES] = {
-	[MX_HOST] = "host",	  [MX_PINNED] = "pinned",     [MX_GANG] = "gang",
-	[MX_RELAXED] = "relaxed", [MX_ADAPTIVE] = "adaptive", [MX_QEMU] = "qemu",
-};
-
 /* IPIs per second one pair of vCPUs manages here, to size `rounds=` to the duration. */
 #define IPI_RATE_GUESS 5000
 
+/* lockstep's policies by vmdef's names, and "qemu". */
 const char *mx_policy_name(enum mx_policy p)
 {
-	return (unsigned)p < MX_NR_POLICIES ? policy_names[p] : "?";
+	if (p == MX_QEMU)
+		return "qemu";
+	return vmdef_sched_policy_name((enum vmdef_sched_policy)p);
 }
 
 int mx_policy_parse(const char *s, enum mx_policy *out)
 {
-	for (unsigned i = 0; i < MX_NR_POLICIES; i++) {
-		if (strcmp(s, policy_names[i]) == 0) {
-			*out = (enum mx_policy)i;
-			return 0;
-		}
+	enum vmdef_sched_policy policy;
+
+	if (strcmp(s, "qemu") == 0) {
+		*out = MX_QEMU;
+		return 0;
 	}
-	return -EINVAL;
+	if (vmdef_sched_policy_parse(s, &policy))
+		return -EINVAL;
+	*out = (enum mx_policy)policy;
+	return 0;
 }
 
 const char *mx_workload_image(const struct mx_workload *w)

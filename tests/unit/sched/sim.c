@@ -23,7 +23,7 @@ void sim_fini(struct sim *sim)
 	sched_free(sim->s);
 }
 
-int sim_add(struct sim *sim, int id, uint32_t nr, enum sched_policy policy, char *err,
+int sim_add(struct sim *sim, int id, uint32_t nr, enum vmdef_sched_policy policy, char *err,
 	    size_t err_len)
 {
 	struct sched_vm_params p = {

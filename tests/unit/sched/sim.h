@@ -53,7 +53,7 @@ struct sim {
 void sim_init(struct sim *sim, unsigned cpus, unsigned smt);
 void sim_fini(struct sim *sim);
 /* Adds VM `id` (0..3) with nr busy vCPUs under `policy`; returns sched_vm_add's result. */
-int sim_add(struct sim *sim, int id, uint32_t nr, enum sched_policy policy, char *err,
+int sim_add(struct sim *sim, int id, uint32_t nr, enum vmdef_sched_policy policy, char *err,
 	    size_t err_len);
 void sim_remove(struct sim *sim, int id);
 /* Runs the simulation for `ns`. */

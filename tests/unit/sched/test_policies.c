@@ -25,8 +25,8 @@ static void gang_coruns_and_never_interleaves(void **state)
 	char err[256];
 
 	sim_init(&sim, 2, 1);
-	assert_int_equal(sim_add(&sim, 0, 2, SCHED_GANG, err, sizeof(err)), 0);
-	assert_int_equal(sim_add(&sim, 1, 2, SCHED_GANG, err, sizeof(err)), 0);
+	assert_int_equal(sim_add(&sim, 0, 2, VMDEF_SCHED_GANG, err, sizeof(err)), 0);
+	assert_int_equal(sim_add(&sim, 1, 2, VMDEF_SCHED_GANG, err, sizeof(err)), 0);
 	sim.watch_interleave = true;
 	sim_run(&sim, 2000 * MS);
 	assert_int_equal(sched_vm_stats(sim.s, 0, &a, NULL, 0), 0);
@@ -52,8 +52,8 @@ static void host_policy_coruns_far_less(void **state)
 	sim_init(&gang, 2, 1);
 	sim_init(&host, 2, 1);
 	for (int id = 0; id < 2; id++) {
-		assert_int_equal(sim_add(&gang, id, 2, SCHED_GANG, err, sizeof(err)), 0);
-		assert_int_equal(sim_add(&host, id, 2, SCHED_HOST, err, sizeof(err)), 0);
+		assert_int_equal(sim_add(&gang, id, 2, VMDEF_SCHED_GANG, err, sizeof(err)), 0);
+		assert_int_equal(sim_add(&host, id, 2, VMDEF_SCHED_HOST, err, sizeof(err)), 0);
 	}
 	host.watch_interleave = true;
 	sim_run(&gang, 1000 * MS);
@@ -71,13 +71,14 @@ static void gang_refuses_wide_vm(void **state)
 	char err[256] = "";
 
 	sim_init(&sim, 2, 1);
-	assert_int_equal(sim_add(&sim, 0, 4, SCHED_GANG, err, sizeof(err)), -E2BIG);
+	assert_int_equal(sim_add(&sim, 0, 4, VMDEF_SCHED_GANG, err, sizeof(err)), -E2BIG);
 	assert_non_null(strstr(err, "4 vCPUs and 2 host CPUs"));
 	assert_non_null(strstr(err, "\"relaxed\""));
 	assert_non_null(strstr(err, "\"adaptive\""));
 	/* The same VM may be relaxed, and switching it to gang is refused likewise. */
-	assert_int_equal(sim_add(&sim, 0, 4, SCHED_RELAXED, err, sizeof(err)), 0);
-	assert_int_equal(sched_vm_set_policy(sim.s, 0, SCHED_GANG, 0, 0, err, sizeof(err)), -E2BIG);
+	assert_int_equal(sim_add(&sim, 0, 4, VMDEF_SCHED_RELAXED, err, sizeof(err)), 0);
+	assert_int_equal(sched_vm_set_policy(sim.s, 0, VMDEF_SCHED_GANG, 0, 0, err, sizeof(err)),
+			 -E2BIG);
 	sim_fini(&sim);
 }
 
@@ -91,10 +92,11 @@ static void relaxed_bounds_skew(void **state)
 	/* One VM x 4 vCPUs on 2 CPUs, skew bound 1 ms, against the same VM left to the host. */
 	sim_init(&relaxed, 2, 1);
 	sim_init(&host, 2, 1);
-	assert_int_equal(sim_add(&relaxed, 0, 4, SCHED_RELAXED, err, sizeof(err)), 0);
+	assert_int_equal(sim_add(&relaxed, 0, 4, VMDEF_SCHED_RELAXED, err, sizeof(err)), 0);
 	assert_int_equal(
-		sched_vm_set_policy(relaxed.s, 0, SCHED_RELAXED, 0, 1 * MS, err, sizeof(err)), 0);
-	assert_int_equal(sim_add(&host, 0, 4, SCHED_HOST, err, sizeof(err)), 0);
+		sched_vm_set_policy(relaxed.s, 0, VMDEF_SCHED_RELAXED, 0, 1 * MS, err, sizeof(err)),
+		0);
+	assert_int_equal(sim_add(&host, 0, 4, VMDEF_SCHED_HOST, err, sizeof(err)), 0);
 	sim_run(&relaxed, 2000 * MS);
 	sim_run(&host, 2000 * MS);
 	assert_int_equal(sched_vm_stats(relaxed.s, 0, &st, v, 4), 0);
@@ -117,7 +119,7 @@ static void adaptive_coschedules_after_preemption(void **state)
 	char err[256];
 
 	sim_init(&sim, 2, 1);
-	assert_int_equal(sim_add(&sim, 0, 4, SCHED_ADAPTIVE, err, sizeof(err)), 0);
+	assert_int_equal(sim_add(&sim, 0, 4, VMDEF_SCHED_ADAPTIVE, err, sizeof(err)), 0);
 	sim_run(&sim, 100 * MS);
 	assert_int_equal(sched_vm_stats(sim.s, 0, &st, NULL, 0), 0);
 	assert_false(st.coscheduling);
@@ -167,7 +169,7 @@ static void adaptive_hold_grows_while_it_relapses(void **state)
 	char err[256];
 
 	sim_init(&sim, 2, 1);
-	assert_int_equal(sim_add(&sim, 0, 2, SCHED_ADAPTIVE, err, sizeof(err)), 0);
+	assert_int_equal(sim_add(&sim, 0, 2, VMDEF_SCHED_ADAPTIVE, err, sizeof(err)), 0);
 	sim_run(&sim, 100 * MS);
 	/* 500 ms, then back to host. */
 	sched_vm_preempted(sim.s, 0, 1, 0.5, sim.now);
@@ -204,8 +206,8 @@ static void adaptive_narrow_vm_becomes_gang(void **state)
 	char err[256];
 
 	sim_init(&sim, 2, 1);
-	assert_int_equal(sim_add(&sim, 0, 2, SCHED_ADAPTIVE, err, sizeof(err)), 0);
-	assert_int_equal(sim_add(&sim, 1, 2, SCHED_GANG, err, sizeof(err)), 0);
+	assert_int_equal(sim_add(&sim, 0, 2, VMDEF_SCHED_ADAPTIVE, err, sizeof(err)), 0);
+	assert_int_equal(sim_add(&sim, 1, 2, VMDEF_SCHED_GANG, err, sizeof(err)), 0);
 	sim_run(&sim, 50 * MS);
 	sched_vm_preempted(sim.s, 0, 1, 0.5, sim.now);
 	sim.watch_interleave = true;
@@ -227,12 +229,12 @@ static void gang_leak_is_run_time_behind_a_closed_gate(void **state)
 
 	sim_init(&sim, 2, 1);
 	/* 20 ms slices: gang VMs are observed every 4 ms, so most of a slice is checked. */
-	assert_int_equal(sim_add(&sim, 0, 1, SCHED_GANG, err, sizeof(err)), 0);
-	assert_int_equal(sim_add(&sim, 1, 2, SCHED_GANG, err, sizeof(err)), 0);
+	assert_int_equal(sim_add(&sim, 0, 1, VMDEF_SCHED_GANG, err, sizeof(err)), 0);
+	assert_int_equal(sim_add(&sim, 1, 2, VMDEF_SCHED_GANG, err, sizeof(err)), 0);
 	for (int id = 0; id < 2; id++)
-		assert_int_equal(
-			sched_vm_set_policy(sim.s, id, SCHED_GANG, 20 * MS, 0, err, sizeof(err)),
-			0);
+		assert_int_equal(sched_vm_set_policy(sim.s, id, VMDEF_SCHED_GANG, 20 * MS, 0, err,
+						     sizeof(err)),
+				 0);
 	/* VM 1's vCPUs run on through their closed gates: one of them on an idle CPU. */
 	sim.vm[1].v[0].ignores_gate = true;
 	sim.vm[1].v[1].ignores_gate = true;
@@ -260,13 +262,14 @@ static void pinned_and_gang_use_distinct_cores(void **state)
 	assert_int_equal(sched_place(&sim.host, NULL, 2, place), 2);
 	assert_int_equal(place[0], 0);
 	assert_int_equal(place[1], 2);
-	assert_int_equal(sim_add(&sim, 0, 2, SCHED_PINNED, err, sizeof(err)), 0);
+	assert_int_equal(sim_add(&sim, 0, 2, VMDEF_SCHED_PINNED, err, sizeof(err)), 0);
 	sim_run(&sim, 20 * MS);
 	assert_int_equal(util_cpuset_count(&sim.vm[0].v[0].affinity), 1);
 	assert_true(util_cpuset_has(&sim.vm[0].v[0].affinity, 0));
 	assert_true(util_cpuset_has(&sim.vm[0].v[1].affinity, 2));
 	/* Back to host: the threads may use every CPU again. */
-	assert_int_equal(sched_vm_set_policy(sim.s, 0, SCHED_HOST, 0, 0, err, sizeof(err)), 0);
+	assert_int_equal(sched_vm_set_policy(sim.s, 0, VMDEF_SCHED_HOST, 0, 0, err, sizeof(err)),
+			 0);
 	sim_run(&sim, 20 * MS);
 	assert_int_equal(util_cpuset_count(&sim.vm[0].v[0].affinity), 4);
 	sim_fini(&sim);
@@ -278,16 +281,19 @@ static void policy_switch_while_running(void **state)
 	char err[256];
 
 	sim_init(&sim, 2, 1);
-	assert_int_equal(sim_add(&sim, 0, 2, SCHED_HOST, err, sizeof(err)), 0);
-	assert_int_equal(sim_add(&sim, 1, 2, SCHED_HOST, err, sizeof(err)), 0);
+	assert_int_equal(sim_add(&sim, 0, 2, VMDEF_SCHED_HOST, err, sizeof(err)), 0);
+	assert_int_equal(sim_add(&sim, 1, 2, VMDEF_SCHED_HOST, err, sizeof(err)), 0);
 	sim_run(&sim, 300 * MS);
 	assert_true(sim_corun_fraction(&sim, 0) < 0.75);
-	assert_int_equal(sched_vm_set_policy(sim.s, 0, SCHED_GANG, 0, 0, err, sizeof(err)), 0);
-	assert_int_equal(sched_vm_set_policy(sim.s, 1, SCHED_GANG, 0, 0, err, sizeof(err)), 0);
+	assert_int_equal(sched_vm_set_policy(sim.s, 0, VMDEF_SCHED_GANG, 0, 0, err, sizeof(err)),
+			 0);
+	assert_int_equal(sched_vm_set_policy(sim.s, 1, VMDEF_SCHED_GANG, 0, 0, err, sizeof(err)),
+			 0);
 	sim.watch_interleave = true;
 	sim_run(&sim, 500 * MS);
 	assert_int_equal(sim.interleave_ns, 0);
-	assert_int_equal(sched_vm_set_policy(sim.s, 1, SCHED_HOST, 0, 0, err, sizeof(err)), 0);
+	assert_int_equal(sched_vm_set_policy(sim.s, 1, VMDEF_SCHED_HOST, 0, 0, err, sizeof(err)),
+			 0);
 	sim_run(&sim, 50 * MS);
 	for (int i = 0; i < 2; i++)
 		assert_true(sim.vm[1].v[i].gate_open);
@@ -301,9 +307,9 @@ static void vms_come_and_go_and_nobody_starves(void **state)
 	char err[256];
 
 	sim_init(&sim, 2, 1);
-	assert_int_equal(sim_add(&sim, 0, 2, SCHED_GANG, err, sizeof(err)), 0);
-	assert_int_equal(sim_add(&sim, 1, 2, SCHED_GANG, err, sizeof(err)), 0);
-	assert_int_equal(sim_add(&sim, 2, 2, SCHED_GANG, err, sizeof(err)), 0);
+	assert_int_equal(sim_add(&sim, 0, 2, VMDEF_SCHED_GANG, err, sizeof(err)), 0);
+	assert_int_equal(sim_add(&sim, 1, 2, VMDEF_SCHED_GANG, err, sizeof(err)), 0);
+	assert_int_equal(sim_add(&sim, 2, 2, VMDEF_SCHED_GANG, err, sizeof(err)), 0);
 	sim_run(&sim, 1500 * MS);
 	for (int id = 0; id < 3; id++)
 		assert_true(sim_share(&sim, id) > 0.30 && sim_share(&sim, id) < 0.37);

@@ -52,9 +52,9 @@ static const struct kvm_cpuid_entry2 *leaf(const struct kvm_cpuid2 *c, uint32_t 
 static void apic_ids_and_hypervisor_bit(void **state)
 {
 	struct kvm_cpuid2 *sup = supported(), *c;
-	struct vm_config cfg;
+	struct vmdef cfg;
 
-	vm_config_init(&cfg);
+	vmdef_init(&cfg);
 	assert_int_equal(vm_cpuid_build(sup, &cfg, 5, 2596144, &c), 0);
 	assert_int_equal(leaf(c, 1)->ebx >> 24, 5);
 	assert_int_equal(leaf(c, 1)->ebx & 0xffffff, 0x010800);
@@ -68,9 +68,9 @@ static void apic_ids_and_hypervisor_bit(void **state)
 static void kvm_features_host_or_masked(void **state)
 {
 	struct kvm_cpuid2 *sup = supported(), *c;
-	struct vm_config cfg;
+	struct vmdef cfg;
 
-	vm_config_init(&cfg);
+	vmdef_init(&cfg);
 	assert_int_equal(vm_cpuid_build(sup, &cfg, 0, 0, &c), 0);
 	assert_int_equal(leaf(c, 0x40000001)->eax, KVM_FEATURES_ALL);
 	free(c);
@@ -90,9 +90,9 @@ static void lockstep_leaves(void **state)
 {
 	struct kvm_cpuid2 *sup = supported(), *c;
 	const struct kvm_cpuid_entry2 *base, *info;
-	struct vm_config cfg;
+	struct vmdef cfg;
 
-	vm_config_init(&cfg);
+	vmdef_init(&cfg);
 	assert_int_equal(vm_cpuid_build(sup, &cfg, 2, 2596144, &c), 0);
 	base = leaf(c, LKS_CPUID_BASE);
 	assert_int_equal(base->eax, LKS_CPUID_INFO);

@@ -15,18 +15,6 @@
 
 #include "vm/vm_internal.h"
 
-/* ---- VM definitions ---- */
-
-/* The definition as compact JSON with sorted keys (malloc'ed), to compare two configs. */
-static inline char *vmtest_config_dump(const struct vm_config *cfg)
-{
-	json_t *obj = vm_config_to_json(cfg);
-	char *s = obj ? json_dumps(obj, JSON_SORT_KEYS | JSON_COMPACT) : NULL;
-
-	json_decref(obj);
-	return s;
-}
-
 /* ---- guest images ---- */
 
 #define VMTEST_MB_MAGIC 0x1badb002u
@@ -86,7 +74,7 @@ int vmtest_build_flat(const struct vmtest_flat *spec, uint8_t **out, size_t *len
 #define VMTEST_FWCFG_PORT 0x510
 
 /*
- * A struct vm for device tests: cfg from vm_config_init() with `name`, `vcpus` and `memory`;
+ * A struct vm for device tests: cfg from vmdef_init() with `name`, `vcpus` and `memory`;
  * RAM from vm_memory_init(); log at debug level to `log_fd`; a guest rate limit that lets
  * `log_burst` messages through per second; a non-blocking stop eventfd; empty buses.
  */

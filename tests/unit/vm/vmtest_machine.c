@@ -18,7 +18,7 @@ struct vm *vmtest_vm_new(const char *name, uint32_t vcpus, uint64_t memory, int 
 
 	if (!vm)
 		return NULL;
-	vm_config_init(&vm->cfg);
+	vmdef_init(&vm->cfg);
 	util_strlcpy(vm->cfg.name, name, sizeof(vm->cfg.name));
 	vm->cfg.vcpus = vcpus;
 	vm->cfg.memory = memory;
@@ -46,7 +46,7 @@ void vmtest_vm_free(struct vm *vm)
 	vm_fwcfg_free(vm->fwcfg);
 	vm_uart_free(vm->uart);
 	vm_memory_fini(&vm->mem);
-	vm_config_fini(&vm->cfg);
+	vmdef_fini(&vm->cfg);
 	close(vm->stop_fd);
 	free(vm);
 }

@@ -1,7 +1,7 @@
 /*
- * VM definitions, the way back and the cross-field rules: vm_config_to_json writes every
- * field (defaults included) in a form vm_config_parse reads back to the same JSON;
- * vm_config_from_json on jansson values the text parser cannot produce; vm_config_validate
+ * VM definitions, the way back and the cross-field rules: vmdef_to_json writes every
+ * field (defaults included) in a form vmdef_parse reads back to the same JSON;
+ * vmdef_from_json on jansson values the text parser cannot produce; vmdef_validate
  * catches a missing name or kernel, out-of-range counts, pins of vCPUs the VM does not have,
  * vCPUs pinned twice and devices listed twice.
  */
@@ -16,7 +16,7 @@
 
 #include <cmocka.h>
 
-#include "tests/unit/vm/vmtest.h"
+#include "tests/unit/vmdef/vmdeftest.h"
 
 static const char full_definition[] =
 	"{\"name\": \"db\", \"uuid\": \"00000000-0000-0000-0000-0000000000ff\", \"vcpus\": 254, "
@@ -29,28 +29,28 @@ static const char full_definition[] =
 	"\"devices\": [{\"type\": \"vfio-pci\", \"host\": \"ffff:ff:1f.7\"}, {\"type\": "
 	"\"vfio-pci\", \"host\": \"0000:00:00.0\"}]}";
 
-static char *dump(const struct vm_config *cfg)
+static char *dump(const struct vmdef *cfg)
 {
-	char *s = vmtest_config_dump(cfg);
+	char *s = vmdeftest_dump(cfg);
 
 	assert_non_null(s);
 	return s;
 }
 
-static void parse_ok(struct vm_config *cfg, const char *text)
+static void parse_ok(struct vmdef *cfg, const char *text)
 {
 	char err[512] = "";
 
-	if (vm_config_parse(cfg, text, strlen(text), err, sizeof(err)))
+	if (vmdef_parse(cfg, text, strlen(text), err, sizeof(err)))
 		fail_msg("%s: %s", text, err);
 }
 
 static void test_to_json_defaults(void **state)
 {
-	struct vm_config cfg;
+	struct vmdef cfg;
 	char *s;
 
-	vm_config_init(&cfg);
+	vmdef_init(&cfg);
 	parse_ok(&cfg, "{\"name\": \"a\"}");
 	s = dump(&cfg);
 	assert_string_equal(s,
@@ -61,15 +61,15 @@ static void test_to_json_defaults(void **state)
 			    "\"quantum_us\":5000,\"skew_us\":2000},\"serial\":{\"stdout\":false},"
 			    "\"vcpus\":1}");
 	free(s);
-	vm_config_fini(&cfg);
+	vmdef_fini(&cfg);
 }
 
 static void test_to_json_full(void **state)
 {
-	struct vm_config cfg;
+	struct vmdef cfg;
 	char *s;
 
-	vm_config_init(&cfg);
+	vmdef_init(&cfg);
 	parse_ok(&cfg, full_definition);
 	s = dump(&cfg);
 	assert_string_equal(
@@ -83,7 +83,7 @@ static void test_to_json_full(void **state)
 		   "\"skew_us\":1000000},\"serial\":{\"log\":\"/s.log\",\"stdout\":true},"
 		   "\"uuid\":\"00000000-0000-0000-0000-0000000000ff\",\"vcpus\":254}");
 	free(s);
-	vm_config_fini(&cfg);
+	vmdef_fini(&cfg);
 }
 
 /* to_json -> dump -> parse -> to_json gives the same JSON, for each of these definitions. */
@@ -98,11 +98,11 @@ static void test_round_trip(void **state)
 	};
 
 	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
-		struct vm_config a, b;
+		struct vmdef a, b;
 		char *first, *second;
 
-		vm_config_init(&a);
-		vm_config_init(&b);
+		vmdef_init(&a);
+		vmdef_init(&b);
 		parse_ok(&a, texts[i]);
 		first = dump(&a);
 		parse_ok(&b, first);
@@ -117,63 +117,63 @@ static void test_round_trip(void **state)
 		assert_int_equal(b.sched.has_cpus, a.sched.has_cpus);
 		free(first);
 		free(second);
-		vm_config_fini(&a);
-		vm_config_fini(&b);
+		vmdef_fini(&a);
+		vmdef_fini(&b);
 	}
 }
 
 static void test_from_json_values(void **state)
 {
-	struct vm_config cfg;
+	struct vmdef cfg;
 	char err[256] = "";
 	json_t *obj;
 
-	vm_config_init(&cfg);
+	vmdef_init(&cfg);
 	obj = json_pack("{s:s%}", "kernel", "/a\0b", (size_t)4);
 	assert_non_null(obj);
-	assert_int_equal(vm_config_from_json(&cfg, obj, err, sizeof(err)), -EINVAL);
+	assert_int_equal(vmdef_from_json(&cfg, obj, err, sizeof(err)), -EINVAL);
 	assert_string_equal(err, "\"kernel\" contains a NUL byte");
 	assert_null(cfg.kernel);
 	json_decref(obj);
 
 	obj = json_pack("{s:I}", "vcpus", (json_int_t)1 << 40);
-	assert_int_equal(vm_config_from_json(&cfg, obj, err, sizeof(err)), -EINVAL);
+	assert_int_equal(vmdef_from_json(&cfg, obj, err, sizeof(err)), -EINVAL);
 	assert_string_equal(err, "\"vcpus\" must be between 1 and 254 (got 1099511627776)");
 	json_decref(obj);
 
-	assert_int_equal(vm_config_from_json(&cfg, NULL, err, sizeof(err)), -EINVAL);
+	assert_int_equal(vmdef_from_json(&cfg, NULL, err, sizeof(err)), -EINVAL);
 	assert_string_equal(err, "a VM definition must be a JSON object");
 
 	obj = json_pack("{s:s}", "kernel", "/ok");
-	assert_int_equal(vm_config_from_json(&cfg, obj, err, sizeof(err)), 0);
+	assert_int_equal(vmdef_from_json(&cfg, obj, err, sizeof(err)), 0);
 	assert_string_equal(cfg.kernel, "/ok");
 	json_decref(obj);
-	vm_config_fini(&cfg);
+	vmdef_fini(&cfg);
 }
 
-static void expect_invalid(const struct vm_config *cfg, const char *want)
+static void expect_invalid(const struct vmdef *cfg, const char *want)
 {
 	char err[256] = "";
 
-	assert_int_equal(vm_config_validate(cfg, err, sizeof(err)), -EINVAL);
+	assert_int_equal(vmdef_validate(cfg, err, sizeof(err)), -EINVAL);
 	assert_string_equal(err, want);
 }
 
 static void test_validate_required(void **state)
 {
-	struct vm_config cfg;
+	struct vmdef cfg;
 	char err[64] = "untouched";
 
-	vm_config_init(&cfg);
+	vmdef_init(&cfg);
 	expect_invalid(&cfg, "the VM needs a \"name\"");
 	parse_ok(&cfg, "{\"name\": \"v\"}");
 	expect_invalid(&cfg, "the VM needs a \"kernel\" (a multiboot image)");
 	parse_ok(&cfg, "{\"kernel\": \"\"}");
 	expect_invalid(&cfg, "the VM needs a \"kernel\" (a multiboot image)");
 	parse_ok(&cfg, "{\"kernel\": \"/k\"}");
-	assert_int_equal(vm_config_validate(&cfg, err, sizeof(err)), 0);
+	assert_int_equal(vmdef_validate(&cfg, err, sizeof(err)), 0);
 	assert_string_equal(err, "untouched");
-	assert_int_equal(vm_config_validate(&cfg, NULL, 0), 0);
+	assert_int_equal(vmdef_validate(&cfg, NULL, 0), 0);
 
 	cfg.vcpus = 0;
 	expect_invalid(&cfg, "\"vcpus\" must be between 1 and 254");
@@ -187,31 +187,31 @@ static void test_validate_required(void **state)
 	cfg.memory = 64ull << 20;
 	parse_ok(&cfg, "{\"serial\": {\"log\": \"\"}}");
 	expect_invalid(&cfg, "\"serial.log\" must not be empty");
-	vm_config_fini(&cfg);
+	vmdef_fini(&cfg);
 }
 
 static void test_validate_pins(void **state)
 {
-	struct vm_config cfg;
+	struct vmdef cfg;
 
-	vm_config_init(&cfg);
+	vmdef_init(&cfg);
 	parse_ok(&cfg, "{\"name\": \"v\", \"kernel\": \"/k\", \"vcpus\": 2, "
 		       "\"sched\": {\"pin\": {\"0\": \"0\", \"2\": \"1\"}}}");
 	expect_invalid(&cfg, "\"sched.pin.2\" names a vCPU the VM does not have (2 vCPUs)");
 	parse_ok(&cfg, "{\"vcpus\": 3}");
-	assert_int_equal(vm_config_validate(&cfg, NULL, 0), 0);
+	assert_int_equal(vmdef_validate(&cfg, NULL, 0), 0);
 
 	/* JSON cannot name a vCPU twice (duplicate keys), but a struct built in code can. */
 	cfg.sched.pins[1].vcpu = 0;
 	expect_invalid(&cfg, "vCPU 0 is pinned twice");
-	vm_config_fini(&cfg);
+	vmdef_fini(&cfg);
 }
 
 static void test_validate_devices(void **state)
 {
-	struct vm_config cfg;
+	struct vmdef cfg;
 
-	vm_config_init(&cfg);
+	vmdef_init(&cfg);
 	parse_ok(&cfg, "{\"name\": \"v\", \"kernel\": \"/k\", \"devices\": ["
 		       "{\"type\": \"vfio-pci\", \"host\": \"0000:00:03.0\"},"
 		       "{\"type\": \"vfio-pci\", \"host\": \"0000:00:04.0\"},"
@@ -219,8 +219,8 @@ static void test_validate_devices(void **state)
 	expect_invalid(&cfg, "device 0000:00:03.0 is listed twice");
 	parse_ok(&cfg, "{\"devices\": [{\"type\": \"vfio-pci\", \"host\": \"0000:00:03.0\"},"
 		       "{\"type\": \"vfio-pci\", \"host\": \"0000:00:03.1\"}]}");
-	assert_int_equal(vm_config_validate(&cfg, NULL, 0), 0);
-	vm_config_fini(&cfg);
+	assert_int_equal(vmdef_validate(&cfg, NULL, 0), 0);
+	vmdef_fini(&cfg);
 }
 
 int main(void)

@@ -1,8 +1,8 @@
 /*
- * VM definitions, the accepting side: vm_config_init defaults, a definition with every
+ * VM definitions, the accepting side: vmdef_init defaults, a definition with every
  * section (sched, pvlock, irq, devices, serial) parsed to exact field values, the forms of
- * "memory", the enum and KVM-feature names, vm_config_copy, a later parse overriding an
- * earlier one key by key, and vm_config_load on files.
+ * "memory", the enum and KVM-feature names, vmdef_copy, a later parse overriding an
+ * earlier one key by key, and vmdef_load on files.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,7 +17,7 @@
 
 #include <cmocka.h>
 
-#include "vm/vm.h"
+#include "vmdef/vmdef.h"
 
 static const char full_definition[] =
 	"{\n"
@@ -49,9 +49,9 @@ static const char full_definition[] =
 	"  ]\n"
 	"}\n";
 
-static int parse(struct vm_config *cfg, const char *text, char *err, size_t err_len)
+static int parse(struct vmdef *cfg, const char *text, char *err, size_t err_len)
 {
-	return vm_config_parse(cfg, text, strlen(text), err, err_len);
+	return vmdef_parse(cfg, text, strlen(text), err, err_len);
 }
 
 static void expect_cpus(const struct util_cpuset *set, const char *want)
@@ -64,10 +64,10 @@ static void expect_cpus(const struct util_cpuset *set, const char *want)
 
 static void test_defaults(void **state)
 {
-	struct vm_config cfg;
+	struct vmdef cfg;
 
 	memset(&cfg, 0xa5, sizeof(cfg));
-	vm_config_init(&cfg);
+	vmdef_init(&cfg);
 	assert_string_equal(cfg.name, "");
 	assert_string_equal(cfg.uuid, "");
 	assert_int_equal(cfg.vcpus, 1);
@@ -76,17 +76,17 @@ static void test_defaults(void **state)
 	assert_null(cfg.cmdline);
 	assert_null(cfg.serial_log);
 	assert_false(cfg.serial_stdout);
-	assert_int_equal(cfg.on_crash, VM_ON_CRASH_DESTROY);
+	assert_int_equal(cfg.on_crash, VMDEF_ON_CRASH_DESTROY);
 	assert_false(cfg.autostart);
-	assert_int_equal(cfg.sched.policy, VM_SCHED_HOST);
+	assert_int_equal(cfg.sched.policy, VMDEF_SCHED_HOST);
 	assert_int_equal(cfg.sched.quantum_us, 5000);
 	assert_int_equal(cfg.sched.skew_us, 2000);
 	assert_false(cfg.sched.has_cpus);
 	assert_int_equal(cfg.sched.nr_pins, 0);
 	assert_null(cfg.sched.pins);
 	assert_true(cfg.pvlock.enabled);
-	assert_int_equal(cfg.pvlock.kvm_features, VM_KVM_FEATURES_HOST);
-	assert_int_equal(cfg.pvlock.pause_exits, VM_PAUSE_EXITS_AUTO);
+	assert_int_equal(cfg.pvlock.kvm_features, VMDEF_KVM_FEATURES_HOST);
+	assert_int_equal(cfg.pvlock.pause_exits, VMDEF_PAUSE_EXITS_AUTO);
 	assert_true(cfg.irq.steering);
 	assert_int_equal(cfg.nr_devices, 0);
 
@@ -94,11 +94,11 @@ static void test_defaults(void **state)
 	assert_int_equal(parse(&cfg, "{}", NULL, 0), 0);
 	assert_int_equal(cfg.vcpus, 1);
 	assert_int_equal(cfg.memory, 64ull << 20);
-	vm_config_fini(&cfg);
-	vm_config_fini(NULL);
+	vmdef_fini(&cfg);
+	vmdef_fini(NULL);
 }
 
-static const struct vm_pin *find_pin(const struct vm_config *cfg, uint32_t vcpu)
+static const struct vmdef_pin *find_pin(const struct vmdef *cfg, uint32_t vcpu)
 {
 	for (uint32_t i = 0; i < cfg->sched.nr_pins; i++)
 		if (cfg->sched.pins[i].vcpu == vcpu)
@@ -108,10 +108,10 @@ static const struct vm_pin *find_pin(const struct vm_config *cfg, uint32_t vcpu)
 
 static void test_full_definition(void **state)
 {
-	struct vm_config cfg;
+	struct vmdef cfg;
 	char err[256] = "";
 
-	vm_config_init(&cfg);
+	vmdef_init(&cfg);
 	assert_int_equal(parse(&cfg, full_definition, err, sizeof(err)), 0);
 	assert_string_equal(err, "");
 	assert_string_equal(cfg.name, "web-1.prod_a");
@@ -122,10 +122,10 @@ static void test_full_definition(void **state)
 	assert_string_equal(cfg.cmdline, "iterations=100 mode=gang");
 	assert_string_equal(cfg.serial_log, "/var/log/web-1.log");
 	assert_true(cfg.serial_stdout);
-	assert_int_equal(cfg.on_crash, VM_ON_CRASH_RESTART);
+	assert_int_equal(cfg.on_crash, VMDEF_ON_CRASH_RESTART);
 	assert_true(cfg.autostart);
 
-	assert_int_equal(cfg.sched.policy, VM_SCHED_GANG);
+	assert_int_equal(cfg.sched.policy, VMDEF_SCHED_GANG);
 	assert_int_equal(cfg.sched.quantum_us, 2500);
 	assert_int_equal(cfg.sched.skew_us, 500);
 	assert_true(cfg.sched.has_cpus);
@@ -142,7 +142,7 @@ static void test_full_definition(void **state)
 	assert_false(cfg.pvlock.enabled);
 	/* pv_unhalt = bit 7, steal_time = bit 5, pv_send_ipi = bit 11 */
 	assert_int_equal(cfg.pvlock.kvm_features, (1u << 7) | (1u << 5) | (1u << 11));
-	assert_int_equal(cfg.pvlock.pause_exits, VM_PAUSE_EXITS_OFF);
+	assert_int_equal(cfg.pvlock.pause_exits, VMDEF_PAUSE_EXITS_OFF);
 	assert_false(cfg.irq.steering);
 
 	assert_int_equal(cfg.nr_devices, 2);
@@ -151,8 +151,8 @@ static void test_full_definition(void **state)
 	assert_string_equal(cfg.devices[1].type, "vfio-pci");
 	assert_string_equal(cfg.devices[1].host, "0001:1f:1f.7");
 
-	assert_int_equal(vm_config_validate(&cfg, err, sizeof(err)), 0);
-	vm_config_fini(&cfg);
+	assert_int_equal(vmdef_validate(&cfg, err, sizeof(err)), 0);
+	vmdef_fini(&cfg);
 	/* fini leaves a config in its defaults, ready for reuse. */
 	assert_null(cfg.kernel);
 	assert_null(cfg.sched.pins);
@@ -161,15 +161,15 @@ static void test_full_definition(void **state)
 
 static uint64_t memory_of(const char *text)
 {
-	struct vm_config cfg;
+	struct vmdef cfg;
 	char err[256] = "";
 	uint64_t mem;
 
-	vm_config_init(&cfg);
+	vmdef_init(&cfg);
 	if (parse(&cfg, text, err, sizeof(err)))
 		fail_msg("%s: %s", text, err);
 	mem = cfg.memory;
-	vm_config_fini(&cfg);
+	vmdef_fini(&cfg);
 	return mem;
 }
 
@@ -192,39 +192,39 @@ static void test_memory_forms(void **state)
 static void test_enums_and_features(void **state)
 {
 	static const char *const policies[] = { "host", "pinned", "gang", "relaxed", "adaptive" };
-	enum vm_sched_policy policy;
-	struct vm_config cfg;
+	enum vmdef_sched_policy policy;
+	struct vmdef cfg;
 	char text[256];
 
 	for (int i = 0; i < 5; i++) {
-		vm_config_init(&cfg);
+		vmdef_init(&cfg);
 		snprintf(text, sizeof(text), "{\"sched\": {\"policy\": \"%s\"}}", policies[i]);
 		assert_int_equal(parse(&cfg, text, NULL, 0), 0);
 		assert_int_equal(cfg.sched.policy, i);
-		assert_string_equal(vm_sched_policy_name(cfg.sched.policy), policies[i]);
-		assert_int_equal(vm_sched_policy_parse(policies[i], &policy), 0);
+		assert_string_equal(vmdef_sched_policy_name(cfg.sched.policy), policies[i]);
+		assert_int_equal(vmdef_sched_policy_parse(policies[i], &policy), 0);
 		assert_int_equal(policy, i);
-		vm_config_fini(&cfg);
+		vmdef_fini(&cfg);
 	}
-	assert_int_equal(vm_sched_policy_parse("Gang", &policy), -EINVAL);
-	assert_string_equal(vm_sched_policy_name((enum vm_sched_policy)5), "?");
-	assert_string_equal(vm_on_crash_name(VM_ON_CRASH_PRESERVE), "preserve");
-	assert_string_equal(vm_on_crash_name((enum vm_on_crash)3), "?");
-	assert_string_equal(vm_pause_exits_name(VM_PAUSE_EXITS_ON), "on");
-	assert_string_equal(vm_pause_exits_name((enum vm_pause_exits)9), "?");
+	assert_int_equal(vmdef_sched_policy_parse("Gang", &policy), -EINVAL);
+	assert_string_equal(vmdef_sched_policy_name(VMDEF_SCHED_POLICIES), "?");
+	assert_string_equal(vmdef_on_crash_name(VMDEF_ON_CRASH_PRESERVE), "preserve");
+	assert_string_equal(vmdef_on_crash_name((enum vmdef_on_crash)3), "?");
+	assert_string_equal(vmdef_pause_exits_name(VMDEF_PAUSE_EXITS_ON), "on");
+	assert_string_equal(vmdef_pause_exits_name((enum vmdef_pause_exits)9), "?");
 
-	assert_string_equal(vm_kvm_feature_name(0), "clocksource");
-	assert_string_equal(vm_kvm_feature_name(7), "pv_unhalt");
-	assert_string_equal(vm_kvm_feature_name(17), "migration_control");
-	assert_null(vm_kvm_feature_name(2));
-	assert_null(vm_kvm_feature_name(8));
-	assert_null(vm_kvm_feature_name(31));
+	assert_string_equal(vmdef_kvm_feature_name(0), "clocksource");
+	assert_string_equal(vmdef_kvm_feature_name(7), "pv_unhalt");
+	assert_string_equal(vmdef_kvm_feature_name(17), "migration_control");
+	assert_null(vmdef_kvm_feature_name(2));
+	assert_null(vmdef_kvm_feature_name(8));
+	assert_null(vmdef_kvm_feature_name(31));
 
-	vm_config_init(&cfg);
+	vmdef_init(&cfg);
 	assert_int_equal(parse(&cfg, "{\"pvlock\": {\"kvm_features\": []}}", NULL, 0), 0);
 	assert_int_equal(cfg.pvlock.kvm_features, 0);
 	assert_int_equal(parse(&cfg, "{\"pvlock\": {\"kvm_features\": \"host\"}}", NULL, 0), 0);
-	assert_int_equal(cfg.pvlock.kvm_features, VM_KVM_FEATURES_HOST);
+	assert_int_equal(cfg.pvlock.kvm_features, VMDEF_KVM_FEATURES_HOST);
 	assert_int_equal(parse(&cfg,
 			       "{\"pvlock\": {\"kvm_features\": [\"clocksource\", "
 			       "\"migration_control\", \"clocksource\"], \"pause_exits\": \"on\"}, "
@@ -232,18 +232,18 @@ static void test_enums_and_features(void **state)
 			       NULL, 0),
 			 0);
 	assert_int_equal(cfg.pvlock.kvm_features, (1u << 0) | (1u << 17));
-	assert_int_equal(cfg.pvlock.pause_exits, VM_PAUSE_EXITS_ON);
-	assert_int_equal(cfg.on_crash, VM_ON_CRASH_PRESERVE);
-	vm_config_fini(&cfg);
+	assert_int_equal(cfg.pvlock.pause_exits, VMDEF_PAUSE_EXITS_ON);
+	assert_int_equal(cfg.on_crash, VMDEF_ON_CRASH_PRESERVE);
+	vmdef_fini(&cfg);
 }
 
 /* A second document overrides only the keys it names; strings and pins are replaced. */
 static void test_parse_over_existing(void **state)
 {
-	struct vm_config cfg;
+	struct vmdef cfg;
 	char err[256] = "";
 
-	vm_config_init(&cfg);
+	vmdef_init(&cfg);
 	assert_int_equal(parse(&cfg, full_definition, err, sizeof(err)), 0);
 	assert_int_equal(parse(&cfg,
 			       "{\"kernel\": \"/b.elf\", \"cmdline\": \"x\", \"vcpus\": 8, "
@@ -257,7 +257,7 @@ static void test_parse_over_existing(void **state)
 	assert_true(cfg.serial_stdout); /* not named: kept */
 	assert_int_equal(cfg.vcpus, 8);
 	assert_string_equal(cfg.name, "web-1.prod_a");
-	assert_int_equal(cfg.sched.policy, VM_SCHED_GANG);
+	assert_int_equal(cfg.sched.policy, VMDEF_SCHED_GANG);
 	assert_int_equal(cfg.sched.nr_pins, 1);
 	assert_int_equal(cfg.sched.pins[0].vcpu, 7);
 	expect_cpus(&cfg.sched.pins[0].cpus, "5");
@@ -266,16 +266,16 @@ static void test_parse_over_existing(void **state)
 	/* "serial.log": null removes the log. */
 	assert_int_equal(parse(&cfg, "{\"serial\": {\"log\": null}}", err, sizeof(err)), 0);
 	assert_null(cfg.serial_log);
-	vm_config_fini(&cfg);
+	vmdef_fini(&cfg);
 }
 
 static void test_copy_is_deep(void **state)
 {
-	struct vm_config a, b;
+	struct vmdef a, b;
 
-	vm_config_init(&a);
+	vmdef_init(&a);
 	assert_int_equal(parse(&a, full_definition, NULL, 0), 0);
-	assert_int_equal(vm_config_copy(&b, &a), 0);
+	assert_int_equal(vmdef_copy(&b, &a), 0);
 	assert_ptr_not_equal(b.kernel, a.kernel);
 	assert_ptr_not_equal(b.cmdline, a.cmdline);
 	assert_ptr_not_equal(b.serial_log, a.serial_log);
@@ -286,22 +286,22 @@ static void test_copy_is_deep(void **state)
 	assert_int_equal(b.sched.nr_pins, 3);
 	assert_memory_equal(b.sched.pins, a.sched.pins, 3 * sizeof(*a.sched.pins));
 	assert_memory_equal(b.devices, a.devices, sizeof(a.devices));
-	vm_config_fini(&a);
+	vmdef_fini(&a);
 	assert_string_equal(b.kernel, "/var/lib/lockstep/images/spin.elf");
-	vm_config_fini(&b);
+	vmdef_fini(&b);
 }
 
 static void test_load_file(void **state)
 {
 	char dir[] = "/tmp/lockstep-config-XXXXXX", path[128], err[256] = "";
-	struct vm_config cfg;
+	struct vmdef cfg;
 	char *big;
 	int fd;
 
 	assert_non_null(mkdtemp(dir));
 	snprintf(path, sizeof(path), "%s/vm.json", dir);
-	vm_config_init(&cfg);
-	assert_int_equal(vm_config_load(&cfg, path, err, sizeof(err)), -ENOENT);
+	vmdef_init(&cfg);
+	assert_int_equal(vmdef_load(&cfg, path, err, sizeof(err)), -ENOENT);
 	assert_non_null(strstr(err, "vm.json: No such file or directory"));
 
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -309,7 +309,7 @@ static void test_load_file(void **state)
 	assert_int_equal(write(fd, full_definition, strlen(full_definition)),
 			 strlen(full_definition));
 	close(fd);
-	assert_int_equal(vm_config_load(&cfg, path, err, sizeof(err)), 0);
+	assert_int_equal(vmdef_load(&cfg, path, err, sizeof(err)), 0);
 	assert_int_equal(cfg.vcpus, 4);
 
 	/* Over 1 MiB: refused before parsing. */
@@ -323,14 +323,14 @@ static void test_load_file(void **state)
 	assert_int_equal(write(fd, big, (1u << 20) + 1), (1u << 20) + 1);
 	close(fd);
 	free(big);
-	assert_int_equal(vm_config_load(&cfg, path, err, sizeof(err)), -EFBIG);
+	assert_int_equal(vmdef_load(&cfg, path, err, sizeof(err)), -EFBIG);
 	assert_non_null(strstr(err, "larger than 1 MiB"));
 	assert_int_equal(cfg.vcpus, 4);
 
-	assert_int_equal(vm_config_load(&cfg, dir, err, sizeof(err)), -EISDIR);
+	assert_int_equal(vmdef_load(&cfg, dir, err, sizeof(err)), -EISDIR);
 	unlink(path);
 	rmdir(dir);
-	vm_config_fini(&cfg);
+	vmdef_fini(&cfg);
 }
 
 int main(void)

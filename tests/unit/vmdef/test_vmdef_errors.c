@@ -1,5 +1,5 @@
 /*
- * VM definitions, the refusing side: every error path of vm_config_parse returns -EINVAL with
+ * VM definitions, the refusing side: every error path of vmdef_parse returns -EINVAL with
  * a message that names the offending key (or the line and column of a JSON syntax error), and
  * leaves the config passed in exactly as it was, even when keys before the bad one were fine.
  */
@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "tests/unit/vm/vmtest.h"
+#include "tests/unit/vmdef/vmdeftest.h"
 
 /* A config that differs from the defaults everywhere, to see that a failed parse keeps it. */
 static const char base_definition[] =
@@ -24,9 +24,9 @@ static const char base_definition[] =
 	"\"pvlock\": {\"kvm_features\": [\"pv_eoi\"]}, \"irq\": {\"steering\": false}, "
 	"\"devices\": [{\"type\": \"vfio-pci\", \"host\": \"0000:00:05.0\"}]}";
 
-static char *dump(const struct vm_config *cfg)
+static char *dump(const struct vmdef *cfg)
 {
-	char *s = vmtest_config_dump(cfg);
+	char *s = vmdeftest_dump(cfg);
 
 	assert_non_null(s);
 	return s;
@@ -35,18 +35,18 @@ static char *dump(const struct vm_config *cfg)
 /* Parses `text` over the base config: -EINVAL, `want` in the message, config untouched. */
 static void expect_error(const char *text, const char *want)
 {
-	struct vm_config cfg;
+	struct vmdef cfg;
 	char err[512] = "", *before, *after;
 	char *kernel;
-	struct vm_pin *pins;
+	struct vmdef_pin *pins;
 
-	vm_config_init(&cfg);
-	assert_int_equal(
-		vm_config_parse(&cfg, base_definition, sizeof(base_definition) - 1, NULL, 0), 0);
+	vmdef_init(&cfg);
+	assert_int_equal(vmdef_parse(&cfg, base_definition, sizeof(base_definition) - 1, NULL, 0),
+			 0);
 	before = dump(&cfg);
 	kernel = cfg.kernel;
 	pins = cfg.sched.pins;
-	if (vm_config_parse(&cfg, text, strlen(text), err, sizeof(err)) != -EINVAL)
+	if (vmdef_parse(&cfg, text, strlen(text), err, sizeof(err)) != -EINVAL)
 		fail_msg("accepted: %s", text);
 	if (!strstr(err, want))
 		fail_msg("%s\n  error: %s\n  expected it to contain: %s", text, err, want);
@@ -57,7 +57,7 @@ static void expect_error(const char *text, const char *want)
 	assert_ptr_equal(cfg.sched.pins, pins);
 	free(before);
 	free(after);
-	vm_config_fini(&cfg);
+	vmdef_fini(&cfg);
 }
 
 static void test_unknown_keys(void **state)
@@ -145,7 +145,7 @@ static void test_names_and_strings(void **state)
 	expect_error("{\"name\": "
 		     "\"a123456789012345678901234567890123456789012345678901234567890123\"}",
 		     "\"name\" is longer than 63 bytes");
-	/* JSON text cannot carry a NUL inside a string (vm_config_from_json checks it too). */
+	/* JSON text cannot carry a NUL inside a string (vmdef_from_json checks it too). */
 	expect_error("{\"kernel\": \"/a\\u0000b\"}", "line 1, column");
 	expect_error("{\"uuid\": \"8f3169e4-9e17-5347-a623-47fff434bb0\"}",
 		     "\"uuid\" must look like");
@@ -232,16 +232,16 @@ static void test_json_syntax(void **state)
 /* The error buffer is optional and never overrun. */
 static void test_error_buffer(void **state)
 {
-	struct vm_config cfg;
+	struct vmdef cfg;
 	char small[8];
 
-	vm_config_init(&cfg);
-	assert_int_equal(vm_config_parse(&cfg, "{\"x\": 1}", 8, NULL, 0), -EINVAL);
+	vmdef_init(&cfg);
+	assert_int_equal(vmdef_parse(&cfg, "{\"x\": 1}", 8, NULL, 0), -EINVAL);
 	memset(small, 'q', sizeof(small));
-	assert_int_equal(vm_config_parse(&cfg, "{\"nmae\": 1}", 11, small, 5), -EINVAL);
+	assert_int_equal(vmdef_parse(&cfg, "{\"nmae\": 1}", 11, small, 5), -EINVAL);
 	assert_string_equal(small, "unkn");
 	assert_int_equal(small[5], 'q');
-	vm_config_fini(&cfg);
+	vmdef_fini(&cfg);
 }
 
 int main(void)

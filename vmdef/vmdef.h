@@ -1,0 +1,122 @@
+/*
+ * vmdef — the VM definition: what a VM is (machine, scheduling, pvlock, interrupts, devices,
+ * serial console), parsed from JSON, validated, printed back and copied.  Everyone uses it:
+ * lockstep-vm boots one, lockstepd stores and checks them, api/ translates domain XML to and
+ * from it, the clients build them.
+ *
+ * Parsing is strict: an unknown key, a wrong type or an out-of-range value is an error whose
+ * message names the key, and nothing is half-applied.  One file per section (vmdef/machine.c,
+ * sched.c, pvlock.c, irq.c, devices.c, serial.c); vmdef/vmdef.c is the document around them.
+ * vmdef/policy.h holds the scheduling policy alone, for sched/, which has no JSON.
+ */
+#ifndef LOCKSTEP_VMDEF_H
+#define LOCKSTEP_VMDEF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "util/util.h"
+#include "vmdef/policy.h"
+
+#define VMDEF_NAME_MAX 63
+#define VMDEF_VCPUS_MAX 254 /* xAPIC ids 0..253; the IOAPIC takes the next id */
+#define VMDEF_MEMORY_MIN (2ull << 20)
+#define VMDEF_MEMORY_MAX (256ull << 30)
+#define VMDEF_MEMORY_DEFAULT (64ull << 20)
+#define VMDEF_CMDLINE_MAX 4095
+#define VMDEF_DEVICES_MAX 16
+#define VMDEF_QUANTUM_US_DEFAULT 5000
+#define VMDEF_SKEW_US_DEFAULT 2000
+
+enum vmdef_on_crash {
+	VMDEF_ON_CRASH_DESTROY = 0,
+	VMDEF_ON_CRASH_RESTART,
+	VMDEF_ON_CRASH_PRESERVE,
+};
+
+enum vmdef_pause_exits {
+	VMDEF_PAUSE_EXITS_AUTO = 0, /* on under overcommit, off on dedicated CPUs */
+	VMDEF_PAUSE_EXITS_ON,
+	VMDEF_PAUSE_EXITS_OFF,
+};
+
+struct vmdef_sched {
+	enum vmdef_sched_policy policy;
+	uint32_t quantum_us;
+	uint32_t skew_us;
+	bool has_cpus;
+	struct util_cpuset cpus; /* host CPUs this VM may use */
+	uint32_t nr_pins;
+	struct vmdef_pin {
+		uint32_t vcpu;
+		struct util_cpuset cpus;
+	} * pins;
+};
+
+/* KVM paravirtual features (CPUID 0x40000001 EAX bit numbers). */
+#define VMDEF_KVM_FEATURES_HOST UINT32_MAX /* everything the host KVM offers */
+
+struct vmdef_pvlock {
+	bool enabled;	       /* lockstep's doorbell pvlock channel */
+	uint32_t kvm_features; /* mask of KVM_FEATURE_* bits, or VMDEF_KVM_FEATURES_HOST */
+	enum vmdef_pause_exits pause_exits;
+};
+
+struct vmdef_irq {
+	bool steering; /* route redirectable interrupts to running vCPUs */
+};
+
+struct vmdef_device {
+	char type[16]; /* "vfio-pci" */
+	char host[16]; /* PCI address "0000:00:03.0" */
+};
+
+struct vmdef {
+	char name[VMDEF_NAME_MAX + 1];
+	char uuid[37]; /* canonical text form, or "" */
+	uint32_t vcpus;
+	uint64_t memory; /* bytes */
+	char *kernel;
+	char *cmdline;
+	char *serial_log; /* NULL: no log file */
+	bool serial_stdout;
+	enum vmdef_on_crash on_crash;
+	bool autostart;
+	struct vmdef_sched sched;
+	struct vmdef_pvlock pvlock;
+	struct vmdef_irq irq;
+	uint32_t nr_devices;
+	struct vmdef_device devices[VMDEF_DEVICES_MAX];
+};
+
+/* Defaults for every field (no name, no kernel). */
+void vmdef_init(struct vmdef *def);
+void vmdef_fini(struct vmdef *def);
+/* Deep copy. */
+int vmdef_copy(struct vmdef *dst, const struct vmdef *src);
+
+/*
+ * Fills `def` (already vmdef_init'ed) from a JSON object.  On error returns -EINVAL (or
+ * -ENOMEM) with a message in `err` naming the offending key; `def` is then unchanged.
+ */
+int vmdef_from_json(struct vmdef *def, const json_t *obj, char *err, size_t err_len);
+/* Parses a JSON document (a file's contents). */
+int vmdef_parse(struct vmdef *def, const char *text, size_t len, char *err, size_t err_len);
+int vmdef_load(struct vmdef *def, const char *path, char *err, size_t err_len);
+/* Checks the cross-field rules and required fields (name, kernel). */
+int vmdef_validate(const struct vmdef *def, char *err, size_t err_len);
+/* The definition as JSON (every field, defaults included); NULL on allocation failure. */
+json_t *vmdef_to_json(const struct vmdef *def);
+
+/* True if `name` is a valid VM name: 1..63 of [A-Za-z0-9._-], not starting with '.' or '-'. */
+bool vmdef_name_valid(const char *name);
+
+const char *vmdef_on_crash_name(enum vmdef_on_crash on_crash);
+const char *vmdef_pause_exits_name(enum vmdef_pause_exits pause_exits);
+/* Name of KVM paravirtual feature bit `bit` ("pv_unhalt"), or NULL for an unnamed bit. */
+const char *vmdef_kvm_feature_name(unsigned bit);
+
+#endif /* LOCKSTEP_VMDEF_H */
