@@ -11,14 +11,17 @@
 #include <unistd.h>
 
 #include "api/client.h"
+#include "util/util.h"
 
 #define CLIENT_FRAME_MAX (64u << 20)
 
 struct api_client {
 	int fd;
 	long long next_id;
-	char *buf;
-	size_t len, cap;
+	struct util_lines lines;
+	/* Frames read, not yet taken: an object or array each, or for a frame that was none an
+	 * integer, the -errno to report for it (json_loadb never gives a bare integer). */
+	json_t *frames;
 	json_t *queue; /* notifications not yet taken */
 };
 
@@ -41,6 +44,8 @@ int api_client_connect(const char *path, struct api_client **out)
 	if (!c)
 		return -ENOMEM;
 	c->queue = json_array();
+	c->frames = json_array();
+	util_lines_init(&c->lines, CLIENT_FRAME_MAX);
 	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
 		int ret = -errno;
@@ -59,7 +64,8 @@ void api_client_close(struct api_client *c)
 	if (c->fd >= 0)
 		close(c->fd);
 	json_decref(c->queue);
-	free(c->buf);
+	json_decref(c->frames);
+	util_lines_fini(&c->lines);
 	free(c);
 }
 
@@ -78,36 +84,37 @@ static int send_all(int fd, const char *p, size_t len)
 	return 0;
 }
 
+static int on_frame(void *arg, const char *line, size_t len, int err)
+{
+	struct api_client *c = arg;
+	json_t *msg = err ? NULL : json_loadb(line, len, 0, NULL);
+
+	if (!msg)
+		msg = json_integer(err == -EMSGSIZE ? -E2BIG : err ? err : -EPROTO);
+	json_array_append_new(c->frames, msg);
+	return 0;
+}
+
 /* Reads the next frame (a JSON value); -ETIMEDOUT if none within timeout_ms. */
 static int read_frame(struct api_client *c, int timeout_ms, json_t **msg)
 {
+	char buf[65536];
+
 	for (;;) {
-		char *nl = c->buf ? memchr(c->buf, '\n', c->len) : NULL;
 		struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
 		ssize_t n;
 		int ret;
 
-		if (nl) {
-			size_t line = (size_t)(nl - c->buf);
-
-			*msg = json_loadb(c->buf, line, 0, NULL);
-			memmove(c->buf, nl + 1, c->len - line - 1);
-			c->len -= line + 1;
-			if (!*msg)
-				return -EPROTO;
+		if (json_array_size(c->frames)) {
+			*msg = json_incref(json_array_get(c->frames, 0));
+			json_array_remove(c->frames, 0);
+			if (json_is_integer(*msg)) {
+				ret = (int)json_integer_value(*msg);
+				json_decref(*msg);
+				*msg = NULL;
+				return ret;
+			}
 			return 0;
-		}
-		if (c->len == c->cap) {
-			size_t cap = c->cap ? c->cap * 2 : 65536;
-			char *p;
-
-			if (cap > CLIENT_FRAME_MAX)
-				return -E2BIG;
-			p = realloc(c->buf, cap);
-			if (!p)
-				return -ENOMEM;
-			c->buf = p;
-			c->cap = cap;
 		}
 		ret = poll(&pfd, 1, timeout_ms);
 		if (ret < 0 && errno == EINTR)
@@ -116,14 +123,14 @@ static int read_frame(struct api_client *c, int timeout_ms, json_t **msg)
 			return -errno;
 		if (ret == 0)
 			return -ETIMEDOUT;
-		n = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
+		n = recv(c->fd, buf, sizeof(buf), 0);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
 			return -errno;
 		if (n == 0)
 			return -ECONNRESET;
-		c->len += (size_t)n;
+		util_lines_feed(&c->lines, buf, (size_t)n, on_frame, c);
 	}
 }
 

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "util/util.h"
 
 struct api_session {
 	const struct api_method *methods;
@@ -22,11 +23,10 @@ struct api_session {
 	struct api_session_ops ops;
 	void *opaque;
 	struct api_limits limits;
-	bool closed, read_only, discarding;
+	bool closed, read_only;
 	unsigned refs; /* the owner's, plus one per unanswered call */
 	unsigned pending;
-	char *buf;
-	size_t len, cap;
+	struct util_lines lines; /* frames */
 };
 
 struct api_batch {
@@ -44,7 +44,7 @@ static void session_unref(struct api_session *s)
 {
 	if (--s->refs)
 		return;
-	free(s->buf);
+	util_lines_fini(&s->lines);
 	free(s);
 }
 
@@ -65,6 +65,7 @@ int api_session_new(const struct api_method *methods, size_t nr_methods, void *c
 		.limits = limits ? *limits : API_LIMITS_DEFAULT,
 		.refs = 1,
 	};
+	util_lines_init(&s->lines, s->limits.max_frame);
 	*out = s;
 	return 0;
 }
@@ -74,9 +75,7 @@ void api_session_close(struct api_session *s)
 	if (!s || s->closed)
 		return;
 	s->closed = true;
-	free(s->buf);
-	s->buf = NULL;
-	s->len = s->cap = 0;
+	util_lines_reset(&s->lines);
 	session_unref(s);
 }
 
@@ -375,62 +374,29 @@ static void handle_frame(struct api_session *s, const char *frame, size_t len)
 	json_decref(msg);
 }
 
+/* One frame from the line reader, or the reason it could not hold one. */
+static int on_frame(void *arg, const char *frame, size_t len, int err)
+{
+	struct api_session *s = arg;
+
+	if (err == -EMSGSIZE) {
+		char why[96];
+
+		snprintf(why, sizeof(why), "frame larger than %zu bytes", s->limits.max_frame);
+		send_error(s, NULL, NULL, API_INVALID_REQUEST, why);
+	} else if (err) {
+		send_error(s, NULL, NULL, API_INTERNAL_ERROR, "out of memory");
+	} else {
+		handle_frame(s, frame, len);
+	}
+	return s->closed;
+}
+
 void api_session_feed(struct api_session *s, const char *data, size_t len)
 {
-	size_t start = 0;
-
 	if (s->closed)
 		return;
 	s->refs++; /* a method may not free the session under us */
-	while (start < len && !s->closed) {
-		const char *nl = memchr(data + start, '\n', len - start);
-		size_t chunk = nl ? (size_t)(nl - (data + start)) : len - start;
-
-		if (s->discarding) {
-			/* Skipping the rest of an oversized frame. */
-			if (nl)
-				s->discarding = false;
-			start += chunk + (nl ? 1 : 0);
-			continue;
-		}
-		if (s->len + chunk > s->limits.max_frame) {
-			char why[96];
-
-			snprintf(why, sizeof(why), "frame larger than %zu bytes",
-				 s->limits.max_frame);
-			send_error(s, NULL, NULL, API_INVALID_REQUEST, why);
-			s->len = 0;
-			s->discarding = !nl;
-			start += chunk + (nl ? 1 : 0);
-			continue;
-		}
-		if (s->len + chunk > s->cap) {
-			size_t cap = s->cap ? s->cap : 4096;
-			char *p;
-
-			while (cap < s->len + chunk)
-				cap *= 2;
-			p = realloc(s->buf, cap);
-			if (!p) {
-				send_error(s, NULL, NULL, API_INTERNAL_ERROR, "out of memory");
-				s->len = 0;
-				s->discarding = !nl;
-				start += chunk + (nl ? 1 : 0);
-				continue;
-			}
-			s->buf = p;
-			s->cap = cap;
-		}
-		memcpy(s->buf + s->len, data + start, chunk);
-		s->len += chunk;
-		start += chunk;
-		if (nl) {
-			size_t frame_len = s->len;
-
-			start++;
-			s->len = 0;
-			handle_frame(s, s->buf, frame_len);
-		}
-	}
+	util_lines_feed(&s->lines, data, len, on_frame, s);
 	session_unref(s);
 }

@@ -4,7 +4,7 @@
  *
  * Everything here lives on the libuv loop thread; nothing is shared with other threads, so
  * nothing is locked.  The daemon never opens a KVM fd: it talks to workers over their control
- * channel (vm/control.c) and watches them through pidfds.
+ * channel (vm/protocol.h) and watches them through pidfds.
  */
 #ifndef LOCKSTEP_DAEMON_H
 #define LOCKSTEP_DAEMON_H
@@ -20,7 +20,7 @@
 #include "api/api.h"
 #include "daemon/scheduler.h"
 #include "util/util.h"
-#include "vm/vm.h"
+#include "vm/protocol.h"
 #include "vmdef/vmdef.h"
 
 struct daemon;
@@ -60,12 +60,13 @@ struct worker {
 	bool pid_watch_init;
 	uv_pipe_t chan;
 	bool chan_open;
-	char *inbuf;
-	size_t inlen;
+	struct util_lines lines; /* what the worker sends */
+	char *rbuf;		 /* libuv reads into it */
 	uint64_t next_request;
-	struct util_list requests; /* struct worker_request, awaiting replies */
-	json_t *vcpus;		   /* [{"vcpu", "tid"}] from the worker's hello */
-	char stop_reason[32];	   /* from the worker's "stopped" event */
+	struct util_list requests;	 /* struct worker_request, awaiting replies */
+	uint32_t nr_vcpus;		 /* from the worker's hello: 0 before it */
+	int *tids;			 /* the vCPU threads' ids, nr_vcpus of them */
+	enum vm_stop_reason stop_reason; /* from the worker's "stopped" event */
 	int stop_status;
 	bool stopped_event, preserved;
 	uv_timer_t kill_timer; /* SIGKILL if a destroyed worker lingers */
@@ -78,7 +79,7 @@ int worker_spawn(struct dvm *vm);
 /* Re-attaches a worker that survived a daemon restart; -ESRCH if it is gone. */
 int worker_attach(struct dvm *vm, pid_t pid, uint64_t start_ticks);
 /* Sends a request; `fn` runs with the reply, or with an error if the worker dies first. */
-int worker_request(struct worker *w, const char *cmd, json_t *args, worker_reply_fn fn, void *arg);
+int worker_request(struct worker *w, enum vm_proto_cmd cmd, worker_reply_fn fn, void *arg);
 /* Ends the worker: a "stop" request, then SIGTERM and SIGKILL if it does not go. */
 void worker_destroy(struct worker *w);
 void worker_free(struct worker *w);
@@ -159,8 +160,6 @@ int dvm_start(struct dvm *vm);
 void dvm_run_path(const struct dvm *vm, const char *suffix, char *buf, size_t size);
 const char *dvm_console_path(const struct dvm *vm, char *buf, size_t size);
 void dvm_answer_waiters(struct dvm *vm, bool stopped);
-/* Whether a worker's stop reason means the VM crashed (guest crash, host-side error). */
-bool dvm_reason_is_crash(const char *reason);
 
 /* ---- persistence (daemon/store.c) ---- */
 
@@ -171,7 +170,7 @@ int store_remove_definition(struct daemon *d, const char *name);
 int store_load_definitions(struct daemon *d);
 int store_save_runtime(struct dvm *vm);
 /* The reason and status a worker wrote to its exit file; -ENOENT if it wrote none. */
-int store_read_exit(struct dvm *vm, char *reason, size_t size, int *status);
+int store_read_exit(struct dvm *vm, enum vm_stop_reason *reason, int *status);
 void store_remove_runtime(struct dvm *vm);
 /* Re-attaches to workers that outlived the previous daemon, or records how they ended. */
 void store_recover_runtime(struct daemon *d);

@@ -236,10 +236,9 @@ static void vm_list(void *ctx, struct api_call *call, json_t *params)
 /* ---- information ---- */
 
 /* One vCPU thread as the host sees it: affinity, state and where it last ran. */
-static json_t *vcpu_json(pid_t pid, json_t *entry)
+static json_t *vcpu_json(pid_t pid, uint32_t vcpu, int tid)
 {
-	int tid = (int)json_integer_value(json_object_get(entry, "tid"));
-	json_t *out = json_pack("{s:O, s:i}", "vcpu", json_object_get(entry, "vcpu"), "tid", tid);
+	json_t *out = json_pack("{s:i, s:i}", "vcpu", (int)vcpu, "tid", tid);
 	struct util_proc_stat st;
 	cpu_set_t set;
 
@@ -264,13 +263,10 @@ static json_t *info_json(struct dvm *vm)
 {
 	json_t *info = dvm_summary_json(vm);
 	json_t *vcpus = json_array();
-	size_t i;
-	json_t *e;
 
 	json_object_set_new(info, "definition", vmdef_to_json(&vm->cfg));
-	if (vm->worker && vm->worker->vcpus)
-		json_array_foreach(vm->worker->vcpus, i, e)
-			json_array_append_new(vcpus, vcpu_json(vm->worker->pid, e));
+	for (uint32_t i = 0; vm->worker && i < vm->worker->nr_vcpus; i++)
+		json_array_append_new(vcpus, vcpu_json(vm->worker->pid, i, vm->worker->tids[i]));
 	json_object_set_new(info, "vcpu", vcpus);
 	if (!vm->worker && (vm->last_stats || vm->last_sched))
 		json_object_set_new(info, "last_run",
@@ -297,7 +293,7 @@ static void vm_info(void *ctx, struct api_call *call, json_t *params)
 
 	if (!api_params_only(call, params, name_only) || !(vm = method_find_vm(ctx, call, params)))
 		return;
-	if (!vm->worker || worker_request(vm->worker, "stats", NULL, stats_replied, call) != 0)
+	if (!vm->worker || worker_request(vm->worker, VM_CMD_STATS, stats_replied, call) != 0)
 		api_call_reply(call, info_json(vm));
 }
 

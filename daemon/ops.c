@@ -133,7 +133,7 @@ void dvm_op_shutdown(struct dvm *vm, uint64_t timeout_ms, dvm_done_fn done, void
 			 dvm_state_name(vm->state));
 		return;
 	}
-	ret = worker_request(vm->worker, "powerdown", NULL, powerdown_sent, NULL);
+	ret = worker_request(vm->worker, VM_CMD_POWERDOWN, powerdown_sent, NULL);
 	if (ret) {
 		done_now(vm, done, arg, API_SYSTEM_ERROR, "cannot reach the worker of %s: %s",
 			 vm->cfg.name, strerror(-ret));
@@ -192,9 +192,8 @@ int dvm_op_pin(struct dvm *vm, uint32_t vcpu, const struct util_cpuset *cpus, bo
 		}
 		CPU_SET(c, &set);
 	}
-	if (vm->worker && vm->worker->vcpus) {
-		json_t *e = json_array_get(vm->worker->vcpus, vcpu);
-		int tid = (int)json_integer_value(json_object_get(e, "tid"));
+	if (vm->worker && vm->worker->nr_vcpus) {
+		int tid = vcpu < vm->worker->nr_vcpus ? vm->worker->tids[vcpu] : 0;
 
 		if (tid <= 0 || sched_setaffinity(tid, sizeof(set), &set) < 0) {
 			snprintf(err, err_len, "cannot pin vCPU %u of %s: %s", vcpu, vm->cfg.name,

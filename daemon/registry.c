@@ -29,11 +29,6 @@ const char *dvm_state_name(enum dvm_state state)
 	return (unsigned)state < 5 ? state_names[state] : "unknown";
 }
 
-bool dvm_reason_is_crash(const char *reason)
-{
-	return strcmp(reason, "guest-crash") == 0 || strcmp(reason, "error") == 0;
-}
-
 void dvm_run_path(const struct dvm *vm, const char *suffix, char *buf, size_t size)
 {
 	snprintf(buf, size, "%s/vms/%s%s", vm->d->opts.run_dir, vm->cfg.name, suffix);
@@ -333,7 +328,7 @@ void dvm_worker_gone(struct dvm *vm, bool crashed, const char *reason, int statu
 		restart = vm->cfg.on_crash == VMDEF_ON_CRASH_RESTART;
 	} else {
 		dvm_set_state(vm, DVM_SHUTOFF, reason);
-		reboot = strcmp(reason, "guest-reset") == 0;
+		reboot = strcmp(reason, vm_stop_reason_name(VM_STOP_GUEST_RESET)) == 0;
 	}
 	dvm_answer_waiters(vm, true);
 	if (vm->undefine_pending) {

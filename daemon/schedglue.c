@@ -52,34 +52,23 @@ void dvm_sched_attach(struct dvm *vm, int sched_fd)
 	struct daemon *d = vm->d;
 	struct util_cpuset *pins;
 	struct sched_vm_params p;
-	int *tids;
 	char err[256] = "";
-	size_t i;
-	json_t *e;
 	int ret;
 
-	if (vm->scheduled || !vm->worker || !vm->worker->vcpus || sched_fd < 0 ||
-	    json_array_size(vm->worker->vcpus) != vm->cfg.vcpus)
+	if (vm->scheduled || !vm->worker || sched_fd < 0 || vm->worker->nr_vcpus != vm->cfg.vcpus)
 		return;
 	pins = calloc(vm->cfg.vcpus, sizeof(*pins));
-	tids = calloc(vm->cfg.vcpus, sizeof(*tids));
-	if (!pins || !tids) {
-		free(pins);
-		free(tids);
+	if (!pins)
 		return;
-	}
-	json_array_foreach(vm->worker->vcpus, i, e)
-		tids[i] = (int)json_integer_value(json_object_get(e, "tid"));
 	dvm_sched_params(&vm->cfg, &p, pins);
-	ret = scheduler_attach(d->scheduler, vm->domain_id, vm->worker->pid, sched_fd, tids,
-			       vm->cfg.vcpus, &p, err, sizeof(err));
+	ret = scheduler_attach(d->scheduler, vm->domain_id, vm->worker->pid, sched_fd,
+			       vm->worker->tids, vm->cfg.vcpus, &p, err, sizeof(err));
 	if (ret)
 		util_log(&d->log, UTIL_LOG_ERROR, "VM %s runs unscheduled: %s", vm->cfg.name,
 			 err[0] ? err : strerror(-ret));
 	else
 		vm->scheduled = true;
 	free(pins);
-	free(tids);
 }
 
 void dvm_sched_detach(struct dvm *vm)

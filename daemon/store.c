@@ -201,34 +201,24 @@ void store_remove_runtime(struct dvm *vm)
 	unlink(path);
 }
 
-int store_read_exit(struct dvm *vm, char *reason, size_t size, int *status)
+int store_read_exit(struct dvm *vm, enum vm_stop_reason *reason, int *status)
 {
 	char path[PATH_MAX];
-	const char *r;
-	json_t *rec;
 
 	dvm_run_path(vm, ".exit", path, sizeof(path));
-	rec = json_load_file(path, 0, NULL);
-	r = json_string_value(json_object_get(rec, "reason"));
-	if (!r) {
-		json_decref(rec);
-		return -ENOENT;
-	}
-	util_strlcpy(reason, r, size);
-	*status = (int)json_integer_value(json_object_get(rec, "status"));
-	json_decref(rec);
-	return 0;
+	return vm_proto_exit_read(path, reason, status);
 }
 
 /* How a worker that ended while no daemon watched it went: its exit file, if it wrote one. */
 static void recover_ended(struct dvm *vm)
 {
-	char reason[32];
+	enum vm_stop_reason reason;
 	int status;
 
-	if (store_read_exit(vm, reason, sizeof(reason), &status) == 0) {
+	if (store_read_exit(vm, &reason, &status) == 0) {
 		vm->last_status = status;
-		dvm_set_state(vm, dvm_reason_is_crash(reason) ? DVM_CRASHED : DVM_SHUTOFF, reason);
+		dvm_set_state(vm, vm_stop_reason_is_crash(reason) ? DVM_CRASHED : DVM_SHUTOFF,
+			      vm_stop_reason_name(reason));
 	} else {
 		/* No last word: it was killed while we were away. */
 		dvm_set_state(vm, DVM_CRASHED, "worker-died");

@@ -19,17 +19,12 @@
 
 static int vcpu_tid(const struct dvm *vm, unsigned i)
 {
-	json_t *e;
-
-	if (!vm->worker || !vm->worker->vcpus)
-		return -1;
-	e = json_array_get(vm->worker->vcpus, i);
-	return e ? (int)json_integer_value(json_object_get(e, "tid")) : -1;
+	return vm->worker && i < vm->worker->nr_vcpus ? vm->worker->tids[i] : -1;
 }
 
 static unsigned live_vcpus(const struct dvm *vm)
 {
-	return vm->worker && vm->worker->vcpus ? (unsigned)json_array_size(vm->worker->vcpus) : 0;
+	return vm->worker ? vm->worker->nr_vcpus : 0;
 }
 
 static void set_bits(uint8_t *map, size_t maplen, const struct util_cpuset *cpus)

@@ -1,7 +1,8 @@
 /*
  * Workers: one lockstep-vm process per running VM.  This file spawns them (own session, so
  * they outlive the daemon), re-attaches to survivors after a daemon restart, carries requests
- * and events over their control channel, and notices their end through a pidfd at once.
+ * and events over their control channel (vm/protocol.h, the daemon's end), and notices their
+ * end through a pidfd at once.
  *
  * A worker's end is decided by the pidfd, never by the channel: the channel can close while
  * the process runs on (a preserved crash, a daemon restart).  Exit status comes from waitid()
@@ -23,8 +24,8 @@
 
 #include "daemon/daemon.h"
 
-#define WORKER_MSG_MAX (1u << 20)
 #define WORKER_KILL_GRACE_MS 3000
+#define WORKER_READ_BUF (64u << 10)
 
 extern char **environ;
 
@@ -43,8 +44,9 @@ static int proc_start_ticks(pid_t pid, uint64_t *ticks)
 static void worker_unref(struct worker *w)
 {
 	if (--w->refs == 0) {
-		free(w->inbuf);
-		json_decref(w->vcpus);
+		util_lines_fini(&w->lines);
+		free(w->rbuf);
+		free(w->tids);
 		free(w);
 	}
 }
@@ -101,120 +103,131 @@ static void write_done(uv_write_t *req, int status)
 	free(req);
 }
 
-static void handle_event(struct worker *w, json_t *msg, const char *event)
+static void hello(struct worker *w, struct vm_proto_hello *h)
 {
 	struct dvm *vm = w->vm;
 
-	if (strcmp(event, "hello") == 0) {
-		json_t *fd = json_object_get(msg, "sched_fd");
-
-		json_decref(w->vcpus);
-		w->vcpus = json_incref(json_object_get(msg, "vcpus"));
-		dvm_sched_attach(vm, fd ? (int)json_integer_value(fd) : -1);
-		if (vm->state == DVM_STARTING)
-			dvm_set_state(vm, DVM_RUNNING, "booted");
-	} else if (strcmp(event, "pvlock") == 0) {
-		/* Lock-holder/waiter preemption seen by the worker's detector: pass it on. */
-		json_t *ev = json_deep_copy(msg);
-
-		json_object_del(ev, "event");
-		json_object_set_new(ev, "type", json_string("pvlock"));
-		json_object_set_new(ev, "vm", json_string(vm->cfg.name));
-		vm->pvlock_events++;
-		if (!json_is_true(json_object_get(msg, "ended")) && vm->scheduled)
-			scheduler_preempted(
-				vm->d->scheduler, vm->domain_id,
-				(uint32_t)json_integer_value(json_object_get(msg, "culprit")),
-				json_number_value(json_object_get(msg, "pressure")));
-		events_emit(vm->d, ev);
-	} else if (strcmp(event, "stopped") == 0) {
-		const char *reason = json_string_value(json_object_get(msg, "reason"));
-
-		util_strlcpy(w->stop_reason, reason ? reason : "unknown", sizeof(w->stop_reason));
-		w->stop_status = (int)json_integer_value(json_object_get(msg, "status"));
-		w->stopped_event = true;
-		w->preserved = json_is_true(json_object_get(msg, "preserved"));
-		if (json_is_object(json_object_get(msg, "stats"))) {
-			json_decref(vm->last_stats);
-			vm->last_stats = json_incref(json_object_get(msg, "stats"));
-		}
-		if (w->preserved)
-			dvm_set_state(vm, DVM_CRASHED, "guest-crash");
-	}
+	free(w->tids);
+	w->tids = h->tids; /* taken from the message */
+	w->nr_vcpus = h->nr_vcpus;
+	h->tids = NULL;
+	dvm_sched_attach(vm, h->sched_fd);
+	if (vm->state == DVM_STARTING)
+		dvm_set_state(vm, DVM_RUNNING, "booted");
 }
 
-static void handle_reply(struct worker *w, json_t *msg)
+/* Lock-holder/waiter preemption seen by the worker's detector: to the scheduler, and on to
+ * event subscribers. */
+static void pvlock_event(struct worker *w, const struct vm_proto_pvlock *ev)
 {
-	uint64_t id = (uint64_t)json_integer_value(json_object_get(msg, "id"));
+	struct dvm *vm = w->vm;
+
+	vm->pvlock_events++;
+	if (!ev->ended && vm->scheduled)
+		scheduler_preempted(vm->d->scheduler, vm->domain_id, ev->culprit, ev->pressure);
+	events_emit(vm->d, json_pack("{s:s, s:s, s:s, s:b, s:I, s:i, s:i, s:I, s:f}", "type",
+				     "pvlock", "vm", vm->cfg.name, "kind", ev->kind, "ended",
+				     ev->ended, "lock", (json_int_t)ev->lock, "culprit",
+				     (int)ev->culprit, "waiters", (int)ev->waiters, "duration_ns",
+				     (json_int_t)ev->duration_ns, "pressure", ev->pressure));
+}
+
+static void stopped(struct worker *w, const struct vm_proto_stopped *st)
+{
+	struct dvm *vm = w->vm;
+
+	w->stop_reason = st->reason;
+	w->stop_status = st->status;
+	w->stopped_event = true;
+	w->preserved = st->preserved;
+	if (st->stats) {
+		json_decref(vm->last_stats);
+		vm->last_stats = json_incref(st->stats);
+	}
+	if (w->preserved)
+		dvm_set_state(vm, DVM_CRASHED, vm_stop_reason_name(VM_STOP_GUEST_CRASH));
+}
+
+static void handle_reply(struct worker *w, const struct vm_proto_msg *msg)
+{
 	struct util_list *pos;
 
 	util_list_for_each(pos, &w->requests) {
 		struct worker_request *r = util_container_of(pos, struct worker_request, link);
-		const char *error;
 
-		if (r->id != id)
+		if (r->id != msg->id)
 			continue;
 		util_list_del(&r->link);
-		error = json_string_value(json_object_get(msg, "error"));
-		r->fn(w->vm, r->arg, json_object_get(msg, "result"), error,
-		      error ? (int)json_integer_value(json_object_get(msg, "errno")) : 0);
+		r->fn(w->vm, r->arg, msg->result, msg->error, msg->error ? msg->err : 0);
 		free(r);
 		return;
 	}
 }
 
-static void handle_line(struct worker *w, const char *line, size_t len)
+/*
+ * A worker of another protocol version: one this daemon spawned is ended (its start fails);
+ * one that outlived an older daemon keeps running, unreachable, until it is destroyed.
+ */
+static void incompatible(struct worker *w, const char *why)
 {
-	json_t *msg = json_loadb(line, len, 0, NULL);
-	const char *event;
+	struct dvm *vm = w->vm;
 
-	if (!json_is_object(msg)) {
-		util_log(&w->vm->d->log, UTIL_LOG_WARN, "VM %s: malformed message from worker",
-			 w->vm->cfg.name);
-	} else if ((event = json_string_value(json_object_get(msg, "event")))) {
-		handle_event(w, msg, event);
-	} else if (json_object_get(msg, "id")) {
-		handle_reply(w, msg);
+	util_log(&vm->d->log, UTIL_LOG_ERROR, "VM %s: %s; not talking to it", vm->cfg.name, why);
+	close_chan(w);
+	if (w->child)
+		pidfd_send_signal(w->pidfd, SIGKILL, NULL, 0);
+	else
+		dvm_set_state(vm, DVM_CRASHED, "unreachable");
+}
+
+static int on_line(void *arg, const char *line, size_t len, int err)
+{
+	struct worker *w = arg;
+	struct vm_proto_msg msg;
+	char why[128];
+	int ret;
+
+	if (err) {
+		util_log(&w->vm->d->log, UTIL_LOG_WARN,
+			 "VM %s: a message from the worker over %u bytes; closing its channel",
+			 w->vm->cfg.name, VM_PROTO_MSG_MAX);
+		close_chan(w);
+		return 1;
 	}
-	json_decref(msg);
+	ret = vm_proto_msg_decode(line, len, &msg, why, sizeof(why));
+	if (ret == -EPROTONOSUPPORT)
+		incompatible(w, why);
+	else if (ret)
+		util_log(&w->vm->d->log, UTIL_LOG_WARN, "VM %s: malformed message from worker: %s",
+			 w->vm->cfg.name, why);
+	else if (!msg.is_event)
+		handle_reply(w, &msg);
+	else if (msg.event == VM_EVENT_HELLO)
+		hello(w, &msg.hello);
+	else if (msg.event == VM_EVENT_PVLOCK)
+		pvlock_event(w, &msg.pvlock);
+	else
+		stopped(w, &msg.stopped);
+	vm_proto_msg_fini(&msg);
+	return !w->chan_open;
 }
 
 static void chan_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
 	struct worker *w = h->data;
-	size_t want = w->inlen + 65536;
 
-	if (want > WORKER_MSG_MAX + 65536)
-		want = WORKER_MSG_MAX + 65536;
-	char *p = realloc(w->inbuf, want);
-
-	if (!p) {
-		*buf = uv_buf_init(NULL, 0);
-		return;
-	}
-	w->inbuf = p;
-	*buf = uv_buf_init(w->inbuf + w->inlen, (unsigned)(want - w->inlen));
+	*buf = uv_buf_init(w->rbuf, WORKER_READ_BUF);
 }
 
 static void chan_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
 	struct worker *w = s->data;
-	char *nl;
 
 	if (n < 0) {
 		close_chan(w); /* the process's end is the pidfd's to report */
 		return;
 	}
-	w->inlen += (size_t)n;
-	while (w->chan_open && (nl = memchr(w->inbuf, '\n', w->inlen))) {
-		size_t len = (size_t)(nl - w->inbuf);
-
-		handle_line(w, w->inbuf, len);
-		memmove(w->inbuf, nl + 1, w->inlen - len - 1);
-		w->inlen -= len + 1;
-	}
-	if (w->inlen > WORKER_MSG_MAX)
-		close_chan(w);
+	util_lines_feed(&w->lines, buf->base, (size_t)n, on_line, w);
 }
 
 static int open_chan(struct worker *w, int fd)
@@ -222,6 +235,11 @@ static int open_chan(struct worker *w, int fd)
 	struct daemon *d = w->vm->d;
 	int ret;
 
+	if (!w->rbuf && !(w->rbuf = malloc(WORKER_READ_BUF))) {
+		close(fd);
+		return -ENOMEM;
+	}
+	util_lines_reset(&w->lines);
 	ret = uv_pipe_init(d->loop, &w->chan, 0);
 	if (ret) {
 		close(fd);
@@ -244,18 +262,19 @@ static int open_chan(struct worker *w, int fd)
  */
 static void maybe_finish(struct worker *w)
 {
-	char reason[32];
+	enum vm_stop_reason reason;
 	int status;
 
 	if (!w->exited || w->chan_open || w->finished || !w->vm)
 		return;
 	w->finished = true;
 	if (w->stopped_event) {
-		dvm_worker_gone(w->vm, dvm_reason_is_crash(w->stop_reason), w->stop_reason,
+		dvm_worker_gone(w->vm, vm_stop_reason_is_crash(w->stop_reason),
+				vm_stop_reason_name(w->stop_reason),
 				w->exit_code >= 0 ? w->exit_code : w->stop_status);
-	} else if (store_read_exit(w->vm, reason, sizeof(reason), &status) == 0) {
+	} else if (store_read_exit(w->vm, &reason, &status) == 0) {
 		/* It told its exit file rather than us (no controller was connected). */
-		dvm_worker_gone(w->vm, dvm_reason_is_crash(reason), reason,
+		dvm_worker_gone(w->vm, vm_stop_reason_is_crash(reason), vm_stop_reason_name(reason),
 				w->exit_code >= 0 ? w->exit_code : status);
 	} else {
 		/* Killed, or died on a bug: no last word. */
@@ -296,6 +315,7 @@ static struct worker *worker_new(struct dvm *vm)
 	w->vm = vm;
 	w->pidfd = -1;
 	w->exit_code = -1;
+	util_lines_init(&w->lines, VM_PROTO_MSG_MAX);
 	util_list_init(&w->requests);
 	w->refs = 2; /* the VM's, and the kill timer's */
 	uv_timer_init(vm->d->loop, &w->kill_timer);
@@ -330,13 +350,14 @@ int worker_spawn(struct dvm *vm)
 {
 	struct daemon *d = vm->d;
 	char def[PATH_MAX], console[PATH_MAX], ctl[PATH_MAX], exitf[PATH_MAX], logf[PATH_MAX];
+	char fd_arg[16];
 	char *argv[] = { d->opts.vm_binary,
 			 "--config",
 			 def,
 			 "--serial-log",
 			 console,
 			 "--control-fd",
-			 "3",
+			 fd_arg,
 			 "--control-socket",
 			 ctl,
 			 "--exit-file",
@@ -349,6 +370,7 @@ int worker_spawn(struct dvm *vm)
 	int sv[2], ret;
 	pid_t pid;
 
+	snprintf(fd_arg, sizeof(fd_arg), "%d", VM_PROTO_CONTROL_FD);
 	ret = spawn_args(vm, def, sizeof(def), console, sizeof(console));
 	if (ret)
 		return ret;
@@ -368,7 +390,7 @@ int worker_spawn(struct dvm *vm)
 	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_addopen(&fa, 1, logf, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	posix_spawn_file_actions_adddup2(&fa, 1, 2);
-	posix_spawn_file_actions_adddup2(&fa, sv[1], 3);
+	posix_spawn_file_actions_adddup2(&fa, sv[1], VM_PROTO_CONTROL_FD);
 	posix_spawnattr_init(&attr);
 	sigemptyset(&none);
 	sigfillset(&dflt);
@@ -459,25 +481,18 @@ int worker_attach(struct dvm *vm, pid_t pid, uint64_t start_ticks)
 	return 0;
 }
 
-int worker_request(struct worker *w, const char *cmd, json_t *args, worker_reply_fn fn, void *arg)
+int worker_request(struct worker *w, enum vm_proto_cmd cmd, worker_reply_fn fn, void *arg)
 {
 	struct worker_request *r;
-	json_t *msg;
-	char *text;
-	uv_buf_t buf;
 	uv_write_t *req;
+	uv_buf_t buf;
 	size_t len;
+	char *text;
 	int ret;
 
-	if (!w->chan_open) {
-		json_decref(args);
+	if (!w->chan_open)
 		return -ENOTCONN;
-	}
-	msg = args ? args : json_object();
-	json_object_set_new(msg, "id", json_integer((json_int_t)++w->next_request));
-	json_object_set_new(msg, "cmd", json_string(cmd));
-	text = json_dumps(msg, JSON_COMPACT);
-	json_decref(msg);
+	text = vm_proto_request_encode(w->next_request + 1, cmd, &len);
 	r = calloc(1, sizeof(*r));
 	req = calloc(1, sizeof(*req));
 	if (!text || !r || !req) {
@@ -486,12 +501,10 @@ int worker_request(struct worker *w, const char *cmd, json_t *args, worker_reply
 		free(req);
 		return -ENOMEM;
 	}
-	r->id = w->next_request;
+	r->id = ++w->next_request;
 	r->fn = fn;
 	r->arg = arg;
-	len = strlen(text);
-	text[len] = '\n'; /* replaces the NUL: the buffer is sent by length */
-	buf = uv_buf_init(text, (unsigned)len + 1);
+	buf = uv_buf_init(text, (unsigned)len);
 	req->data = text;
 	ret = uv_write(req, (uv_stream_t *)&w->chan, &buf, 1, write_done);
 	if (ret) {
@@ -521,7 +534,7 @@ void worker_destroy(struct worker *w)
 {
 	if (w->exited)
 		return;
-	if (worker_request(w, "stop", NULL, stop_replied, NULL) != 0 && w->pidfd >= 0)
+	if (worker_request(w, VM_CMD_STOP, stop_replied, NULL) != 0 && w->pidfd >= 0)
 		pidfd_send_signal(w->pidfd, SIGTERM, NULL, 0);
 	uv_timer_start(&w->kill_timer, kill_timeout, WORKER_KILL_GRACE_MS, 0);
 }

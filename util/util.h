@@ -1,6 +1,7 @@
 /*
  * util — small helpers every host module shares: logging with levels and rate limits, clocks,
- * latency sample sets with percentiles, and strict number/size parsing.
+ * latency sample sets with percentiles, strict number/size parsing, CPU sets, /proc parsing,
+ * and the one reader of newline-delimited streams.
  *
  * No state lives here: a logger, a rate limit or a sample set is a struct its owner holds.
  */
@@ -171,6 +172,37 @@ int util_cpuset_format(const struct util_cpuset *set, char *buf, size_t size);
  * parsers to fail with a reason. */
 int util_error(char *err, size_t err_len, int code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+
+/* ---- newline-delimited streams (JSON-RPC, the worker protocol) ---- */
+
+/*
+ * Called for each complete line, in order: `line` and `len` without the '\n' (not
+ * NUL-terminated, valid during the call), err 0.  A line the reader cannot hold gets one call
+ * with line NULL and err -EMSGSIZE (longer than the limit: known as soon as it is too long)
+ * or -ENOMEM; the rest of that line is skipped.  A non-zero return stops the feed.
+ */
+typedef int (*util_line_fn)(void *arg, const char *line, size_t len, int err);
+
+struct util_lines {
+	size_t max; /* longest line, without its '\n' */
+	char *buf;  /* the incomplete line so far */
+	size_t len, cap;
+	bool skipping; /* inside a line that was refused, until its '\n' */
+};
+
+void util_lines_init(struct util_lines *l, size_t max);
+void util_lines_fini(struct util_lines *l);
+/* Forgets an incomplete line (a new connection starts afresh). */
+void util_lines_reset(struct util_lines *l);
+/* Splits received bytes into lines for `fn`.  Returns 0, or fn's non-zero return, at once: the
+ * bytes after that line and any incomplete line are dropped (the stream is over for its
+ * owner; util_lines_reset before feeding it again). */
+int util_lines_feed(struct util_lines *l, const void *data, size_t len, util_line_fn fn, void *arg);
+/* Bytes of an incomplete line held. */
+static inline size_t util_lines_pending(const struct util_lines *l)
+{
+	return l->len;
+}
 
 /* ---- /proc/PID[/task/TID]/stat ---- */
 

@@ -1,15 +1,11 @@
 /*
- * The control channel between lockstep-vm and lockstepd: newline-delimited JSON over a unix
- * socket.  The daemon's end arrives as an inherited socketpair fd (--control-fd); after a
- * daemon restart the new daemon reconnects through the worker's private socket in the run
- * directory (--control-socket, mode 0600), which is why a worker listens at all.  One
- * controller at a time: a new connection replaces the old one.
- *
- * Worker -> daemon events:  {"event":"hello", "pid", "name", "vcpus":[{"vcpu","tid"}]}
- *                           {"event":"stopped", "reason", "status", "preserved",
- *                            "stats"} (the end-of-run report: it outlives the worker)
- * Daemon -> worker requests {"id":N, "cmd":"info"|"stats"|"powerdown"|"stop"|"ping"}
- *                  replies  {"id":N, "result":{...}} or {"id":N, "error":"...", "errno":E}
+ * The worker's end of the control channel to lockstepd (vm/protocol.h is the protocol): the
+ * daemon's end arrives as an inherited socketpair fd (--control-fd); after a daemon restart
+ * the new daemon reconnects through the worker's private socket in the run directory
+ * (--control-socket, mode 0600), which is why a worker listens at all.  One controller at a
+ * time: a new connection replaces the old one.  This file sends hello on each connection,
+ * answers requests and tells the controller when the VM stopped; vm/lockwatch.c sends the
+ * pvlock events through it.
  *
  * Runs on the control thread only; sockets are non-blocking and a controller that stops
  * reading is dropped (it can reconnect) rather than stalling the VM's control.
@@ -26,34 +22,12 @@
 
 #include "vm/vm_internal.h"
 
-#define CONTROL_MSG_MAX (64u << 10)
-/* Largest end-of-run report sent with "stopped": well inside a socket's send buffer. */
-#define CONTROL_REPORT_MAX (64u << 10)
-
-static const char *const stop_reason_names[] = {
-	[VM_STOP_NONE] = "running",
-	[VM_STOP_GUEST_EXIT] = "guest-exit",
-	[VM_STOP_GUEST_RESET] = "guest-reset",
-	[VM_STOP_GUEST_POWEROFF] = "guest-poweroff",
-	[VM_STOP_GUEST_CRASH] = "guest-crash",
-	[VM_STOP_REQUEST] = "requested",
-	[VM_STOP_ERROR] = "error",
-	[VM_STOP_TIMEOUT] = "timeout",
-};
-
-const char *vm_stop_reason_name(enum vm_stop_reason reason)
-{
-	if ((unsigned)reason < sizeof(stop_reason_names) / sizeof(stop_reason_names[0]))
-		return stop_reason_names[reason];
-	return "unknown";
-}
-
 static void drop_conn(struct vm_control *ctl)
 {
 	if (ctl->conn_fd >= 0)
 		close(ctl->conn_fd);
 	ctl->conn_fd = -1;
-	ctl->inlen = 0;
+	util_lines_reset(&ctl->lines);
 	ctl->hello_sent = false;
 }
 
@@ -90,6 +64,7 @@ static int listen_on(const char *path)
 int vm_control_init(struct vm_control *ctl, struct vm *vm, int control_fd, const char *socket_path)
 {
 	*ctl = (struct vm_control){ .vm = vm, .conn_fd = -1, .listen_fd = -1 };
+	util_lines_init(&ctl->lines, VM_PROTO_REQUEST_MAX);
 	if (control_fd >= 0)
 		set_conn(ctl, control_fd);
 	if (socket_path) {
@@ -108,6 +83,7 @@ int vm_control_init(struct vm_control *ctl, struct vm *vm, int control_fd, const
 void vm_control_fini(struct vm_control *ctl)
 {
 	drop_conn(ctl);
+	util_lines_fini(&ctl->lines);
 	if (ctl->listen_fd >= 0) {
 		close(ctl->listen_fd);
 		unlink(ctl->listen_path);
@@ -117,23 +93,16 @@ void vm_control_fini(struct vm_control *ctl)
 	ctl->listen_path = NULL;
 }
 
-void vm_control_send(struct vm_control *ctl, json_t *msg)
+void vm_control_send(struct vm_control *ctl, char *line, size_t len)
 {
-	char *text;
-	size_t len, off = 0;
+	size_t off = 0;
 
-	if (ctl->conn_fd < 0 || !msg) {
-		json_decref(msg);
+	if (ctl->conn_fd < 0 || !line) {
+		free(line);
 		return;
 	}
-	text = json_dumps(msg, JSON_COMPACT);
-	json_decref(msg);
-	if (!text)
-		return;
-	len = strlen(text);
-	text[len++] = '\n';
 	while (off < len) {
-		ssize_t n = send(ctl->conn_fd, text + off, len - off, MSG_NOSIGNAL);
+		ssize_t n = send(ctl->conn_fd, line + off, len - off, MSG_NOSIGNAL);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -143,92 +112,115 @@ void vm_control_send(struct vm_control *ctl, json_t *msg)
 		}
 		off += (size_t)n;
 	}
-	free(text);
+	free(line);
 }
 
-static json_t *vcpu_list(struct vm *vm)
+/* What hello and "info" say: the process, the VM's name and state, the vCPU threads. */
+static void describe(struct vm *vm, struct vm_proto_hello *h, int *tids)
 {
-	json_t *list = json_array();
-
 	for (uint32_t i = 0; i < vm->nr_vcpus; i++)
-		json_array_append_new(list, json_pack("{s:i, s:i}", "vcpu", (int)i, "tid",
-						      atomic_load(&vm->vcpus[i].tid)));
-	return list;
-}
-
-static json_t *info_json(struct vm *vm)
-{
-	return json_pack("{s:i, s:s, s:s, s:o, s:i}", "pid", (int)getpid(), "name", vm->cfg.name,
-			 "state", vm_stop_reason_name(atomic_load(&vm->stop_reason)), "vcpus",
-			 vcpu_list(vm), "sched_fd", vm->sched_fd);
+		tids[i] = atomic_load(&vm->vcpus[i].tid);
+	*h = (struct vm_proto_hello){
+		.version = VM_PROTO_VERSION,
+		.pid = (int)getpid(),
+		.state = (enum vm_stop_reason)atomic_load(&vm->stop_reason),
+		.nr_vcpus = vm->nr_vcpus,
+		.tids = tids,
+		.sched_fd = vm->sched_fd,
+	};
+	util_strlcpy(h->name, vm->cfg.name, sizeof(h->name));
 }
 
 static void maybe_hello(struct vm_control *ctl)
 {
 	struct vm *vm = ctl->vm;
-	json_t *msg;
+	int tids[VMDEF_VCPUS_MAX];
+	struct vm_proto_hello h;
+	size_t len;
+	char *line;
 
 	if (ctl->hello_sent || ctl->conn_fd < 0)
 		return;
 	for (uint32_t i = 0; i < vm->nr_vcpus; i++)
 		if (!atomic_load(&vm->vcpus[i].tid) && vm->vcpus[i].thread_started)
 			return; /* not every vCPU thread has reported its id yet */
-	msg = info_json(vm);
-	json_object_set_new(msg, "event", json_string("hello"));
+	describe(vm, &h, tids);
+	line = vm_proto_hello_encode(&h, &len);
 	ctl->hello_sent = true;
-	vm_control_send(ctl, msg);
+	vm_control_send(ctl, line, len);
 }
 
-static void reply(struct vm_control *ctl, json_t *id, json_t *result, const char *error, int err)
+static void reply(struct vm_control *ctl, const json_t *id, json_t *result)
 {
-	json_t *msg = json_pack("{s:O}", "id", id);
+	size_t len;
+	char *line = vm_proto_reply_encode(id, result, &len);
 
-	if (error) {
-		json_object_set_new(msg, "error", json_string(error));
-		if (err)
-			json_object_set_new(msg, "errno", json_integer(err));
-		json_decref(result);
-	} else {
-		json_object_set_new(msg, "result", result ? result : json_object());
-	}
-	vm_control_send(ctl, msg);
+	vm_control_send(ctl, line, len);
 }
 
-static void handle_request(struct vm_control *ctl, json_t *req)
+static void reply_error(struct vm_control *ctl, const json_t *id, const char *error, int err)
+{
+	size_t len;
+	char *line = vm_proto_error_encode(id, error, err, &len);
+
+	vm_control_send(ctl, line, len);
+}
+
+static void handle_request(struct vm_control *ctl, const struct vm_proto_request *req)
 {
 	struct vm *vm = ctl->vm;
-	json_t *id = json_object_get(req, "id");
-	const char *cmd = json_string_value(json_object_get(req, "cmd"));
+	int tids[VMDEF_VCPUS_MAX];
+	struct vm_proto_hello h;
 
-	if (!id || !cmd) {
-		reply(ctl, id ? id : json_null(), NULL, "a request needs \"id\" and \"cmd\"",
-		      EINVAL);
-		return;
-	}
-	if (strcmp(cmd, "ping") == 0) {
-		reply(ctl, id, NULL, NULL, 0);
-	} else if (strcmp(cmd, "info") == 0) {
-		reply(ctl, id, info_json(vm), NULL, 0);
-	} else if (strcmp(cmd, "stats") == 0) {
-		reply(ctl, id, vm_report_json(vm), NULL, 0);
-	} else if (strcmp(cmd, "powerdown") == 0) {
+	switch (req->cmd) {
+	case VM_CMD_PING:
+		reply(ctl, req->id, NULL);
+		break;
+	case VM_CMD_INFO:
+		describe(vm, &h, tids);
+		reply(ctl, req->id, vm_proto_info_json(&h));
+		break;
+	case VM_CMD_STATS:
+		reply(ctl, req->id, vm_report_json(vm));
+		break;
+	case VM_CMD_POWERDOWN:
 		vm_acpi_pm_power_button(vm->acpi_pm);
-		reply(ctl, id, NULL, NULL, 0);
-	} else if (strcmp(cmd, "stop") == 0) {
+		reply(ctl, req->id, NULL);
+		break;
+	case VM_CMD_STOP:
 		ctl->release = true;
 		vm_request_stop(vm, VM_STOP_REQUEST, 0);
-		reply(ctl, id, NULL, NULL, 0);
-	} else {
-		reply(ctl, id, NULL, "unknown command", EINVAL);
+		reply(ctl, req->id, NULL);
+		break;
+	default:
+		reply_error(ctl, req->id, "unknown command", EINVAL);
+		break;
 	}
+}
+
+/* One line from the controller; an over-long one means it is not our daemon. */
+static int on_line(void *arg, const char *line, size_t len, int err)
+{
+	struct vm_control *ctl = arg;
+	struct vm_proto_request req;
+	char why[128];
+
+	if (err) {
+		drop_conn(ctl);
+		return 1;
+	}
+	if (vm_proto_request_decode(line, len, &req, why, sizeof(why)))
+		reply_error(ctl, req.id, why, EINVAL);
+	else
+		handle_request(ctl, &req);
+	vm_proto_request_fini(&req);
+	return ctl->conn_fd < 0;
 }
 
 static void read_conn(struct vm_control *ctl)
 {
 	for (;;) {
-		ssize_t n = recv(ctl->conn_fd, ctl->inbuf + ctl->inlen,
-				 sizeof(ctl->inbuf) - ctl->inlen, 0);
-		char *nl;
+		ssize_t n = recv(ctl->conn_fd, ctl->rbuf, sizeof(ctl->rbuf), 0);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -238,20 +230,8 @@ static void read_conn(struct vm_control *ctl)
 			drop_conn(ctl); /* the daemon went away; the VM runs on */
 			return;
 		}
-		ctl->inlen += (size_t)n;
-		while (ctl->conn_fd >= 0 && (nl = memchr(ctl->inbuf, '\n', ctl->inlen))) {
-			size_t line = (size_t)(nl - ctl->inbuf);
-			json_t *req = json_loadb(ctl->inbuf, line, 0, NULL);
-
-			if (json_is_object(req))
-				handle_request(ctl, req);
-			json_decref(req);
-			memmove(ctl->inbuf, nl + 1, ctl->inlen - line - 1);
-			ctl->inlen -= line + 1;
-		}
-		if (ctl->inlen == sizeof(ctl->inbuf))
-			drop_conn(ctl); /* a line longer than any request: not our daemon */
-		if (ctl->conn_fd < 0)
+		if (util_lines_feed(&ctl->lines, ctl->rbuf, (size_t)n, on_line, ctl) ||
+		    ctl->conn_fd < 0)
 			return;
 	}
 }
@@ -289,14 +269,15 @@ void vm_control_stopped(struct vm_control *ctl, int status, bool preserved)
 {
 	struct vm *vm = ctl->vm;
 	/* The vCPU threads are joined: the report's counters are final. */
-	json_t *report = vm_report_json(vm);
+	struct vm_proto_stopped st = {
+		.reason = (enum vm_stop_reason)atomic_load(&vm->stop_reason),
+		.status = status,
+		.preserved = preserved,
+		.stats = vm_report_json(vm),
+	};
+	size_t len;
+	char *line = vm_proto_stopped_encode(&st, &len);
 
-	/* A send that fills the socket drops the connection, and this event with it. */
-	if (report && json_dumpb(report, NULL, 0, JSON_COMPACT) > CONTROL_REPORT_MAX) {
-		json_decref(report);
-		report = NULL;
-	}
-	vm_control_send(ctl, json_pack("{s:s, s:s, s:i, s:b, s:o*}", "event", "stopped", "reason",
-				       vm_stop_reason_name(atomic_load(&vm->stop_reason)), "status",
-				       status, "preserved", preserved, "stats", report));
+	json_decref(st.stats);
+	vm_control_send(ctl, line, len);
 }

@@ -75,7 +75,10 @@ static void yield_to(void *opaque, uint32_t from, uint32_t to)
 static void on_event(void *opaque, const struct pvlock_event *ev)
 {
 	struct vm_lockwatch *lw = opaque;
+	struct vm_proto_pvlock msg;
 	uint64_t dropped;
+	size_t len;
+	char *line;
 
 	if (!lw->ctl || lw->ctl->conn_fd < 0)
 		return;
@@ -83,12 +86,17 @@ static void on_event(void *opaque, const struct pvlock_event *ev)
 		lw->events_dropped++;
 		return;
 	}
-	vm_control_send(lw->ctl,
-			json_pack("{s:s, s:s, s:b, s:I, s:i, s:i, s:I, s:f}", "event", "pvlock",
-				  "kind", pvlock_event_name(ev->kind), "ended", ev->ended, "lock",
-				  (json_int_t)ev->lock, "culprit", (int)ev->culprit, "waiters",
-				  (int)ev->nr_waiters, "duration_ns", (json_int_t)ev->duration_ns,
-				  "pressure", ev->pressure));
+	msg = (struct vm_proto_pvlock){
+		.ended = ev->ended,
+		.lock = ev->lock,
+		.culprit = ev->culprit,
+		.waiters = ev->nr_waiters,
+		.duration_ns = ev->duration_ns,
+		.pressure = ev->pressure,
+	};
+	util_strlcpy(msg.kind, pvlock_event_name(ev->kind), sizeof(msg.kind));
+	line = vm_proto_pvlock_encode(&msg, &len);
+	vm_control_send(lw->ctl, line, len);
 }
 
 int vm_lockwatch_new(struct vm *vm, struct vm_lockwatch **out)

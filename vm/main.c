@@ -392,21 +392,6 @@ static bool controller_released(struct vm *vm, struct vm_control *ctl)
 	return ctl->release;
 }
 
-/* The final word for a daemon that was away when the VM stopped: {"reason", "status"}. */
-static void write_exit_file(const char *path, struct vm *vm, int status)
-{
-	char tmp[4096];
-	json_t *rec;
-
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
-		return;
-	rec = json_pack("{s:s, s:i}", "reason", vm_stop_reason_name(atomic_load(&vm->stop_reason)),
-			"status", status);
-	if (rec && json_dump_file(rec, tmp, JSON_COMPACT) == 0 && rename(tmp, path) != 0)
-		unlink(tmp);
-	json_decref(rec);
-}
-
 static void write_stats(struct vm *vm, struct cli *cli)
 {
 	json_t *report;
@@ -472,8 +457,10 @@ int main(int argc, char **argv)
 	if (preserve)
 		control_loop(vm, &cli, &ctl, sigfd, controller_released);
 	write_stats(vm, &cli);
+	/* The final word for a daemon that was away when the VM stopped. */
 	if (cli.exit_file)
-		write_exit_file(cli.exit_file, vm, status);
+		vm_proto_exit_write(cli.exit_file,
+				    (enum vm_stop_reason)atomic_load(&vm->stop_reason), status);
 	vm_control_stopped(&ctl, status, false);
 	vm_control_fini(&ctl);
 	vm_destroy(vm);

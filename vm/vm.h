@@ -1,14 +1,10 @@
 /*
  * vm — the per-VM process lockstep-vm.  Its public face is its command line and exit status;
- * the definition it boots is vmdef/'s.  Everything else in vm/ is internal to lockstep-vm.
+ * the definition it boots is vmdef/'s and its control protocol vm/protocol.h's.  Everything
+ * else in vm/ is internal to lockstep-vm.
  */
 #ifndef LOCKSTEP_VM_H
 #define LOCKSTEP_VM_H
-
-#include <signal.h>
-
-/* The signal that kicks a vCPU thread out of KVM_RUN (lockstepd's scheduler sends it too). */
-#define VM_KICK_SIGNAL SIGUSR1
 
 /* What lockstep-vm's exit status means (the daemon and scripts rely on these). */
 enum vm_exit_status {

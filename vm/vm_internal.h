@@ -21,6 +21,7 @@
 #include "pvlock/sampler.h"
 #include "sched/sched.h"
 #include "util/util.h"
+#include "vm/protocol.h"
 #include "vm/vm.h"
 #include "vmdef/vmdef.h"
 
@@ -252,17 +253,6 @@ uint64_t vm_runstate_tick(struct vm *vm, bool detector);
 
 /* ---- the machine ---- */
 
-enum vm_stop_reason {
-	VM_STOP_NONE = 0,
-	VM_STOP_GUEST_EXIT,	/* debug-exit port */
-	VM_STOP_GUEST_RESET,	/* reset port or KVM system event */
-	VM_STOP_GUEST_POWEROFF, /* ACPI soft-off */
-	VM_STOP_GUEST_CRASH,	/* triple fault, emulation failure */
-	VM_STOP_REQUEST,	/* signal or control request */
-	VM_STOP_ERROR,		/* host-side failure */
-	VM_STOP_TIMEOUT,	/* the run-time limit expired */
-};
-
 struct vm {
 	struct vmdef cfg;
 	struct util_log log;
@@ -313,18 +303,18 @@ struct vm_control {
 	int listen_fd; /* private socket for a restarted daemon, -1 = none */
 	char *listen_path;
 	bool hello_sent;
-	bool release; /* the controller asked the process to end */
-	size_t inlen;
-	char inbuf[64 << 10];
+	bool release;		 /* the controller asked the process to end */
+	struct util_lines lines; /* requests */
+	char rbuf[16 << 10];
 };
 
-const char *vm_stop_reason_name(enum vm_stop_reason reason);
 int vm_control_init(struct vm_control *ctl, struct vm *vm, int control_fd, const char *socket_path);
 void vm_control_fini(struct vm_control *ctl);
 /* Adds the channel's fds to a poll set (at most 2); returns how many. */
 int vm_control_pollfds(struct vm_control *ctl, struct pollfd *pfd);
 void vm_control_handle(struct vm_control *ctl, const struct pollfd *pfd, int n);
-void vm_control_send(struct vm_control *ctl, json_t *msg);
+/* Sends a line of vm/protocol.h's (and frees it); a failed send drops the connection. */
+void vm_control_send(struct vm_control *ctl, char *line, size_t len);
 /* Tells the controller the VM stopped (and whether the process stays for inspection). */
 void vm_control_stopped(struct vm_control *ctl, int status, bool preserved);
 
