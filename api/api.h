@@ -7,7 +7,8 @@
  *
  * Error codes: the JSON-RPC 2.0 ones plus lockstep's in the server range -32000..-32099,
  * which carry `data.errno` (a positive errno value) when a system call failed.
- * Only api/ turns -errno into wire errors (api_call_fail_errno).
+ * Only api/ turns -errno into wire errors: api_code_from_errno is the one table, after the
+ * errno convention of lockstepd's operations (daemon/ops.h).
  */
 #ifndef LOCKSTEP_API_H
 #define LOCKSTEP_API_H
@@ -84,6 +85,17 @@ void api_call_fail(struct api_call *call, int code, const char *fmt, ...)
 /* A system failure: API_SYSTEM_ERROR with data.errno = -err and the message + strerror. */
 void api_call_fail_errno(struct api_call *call, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/*
+ * The JSON-RPC code for an operation's -errno:
+ *   -ENOENT no such VM, -EEXIST exists, -EBUSY and -ECHILD wrong state, -EINVAL and -E2BIG
+ *   bad definition, -ERANGE bad parameter, -EUSERS limit, -ETIMEDOUT timeout, -ESHUTDOWN
+ *   internal error (the daemon is stopping), -EOPNOTSUPP unsupported; any other errno is a
+ *   system error.
+ */
+int api_code_from_errno(int err);
+/* Fails a call with the code for `err` and the message as it is; a system error also carries
+ * data.errno. */
+void api_call_fail_err(struct api_call *call, int err, const char *message);
 /* The session the call came from, or NULL once that session has closed. */
 struct api_session *api_call_session(const struct api_call *call);
 bool api_call_cancelled(const struct api_call *call);

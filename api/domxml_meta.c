@@ -114,11 +114,11 @@ static int sched_attr(struct vmdef *cfg, const char *key, const char *v, char *e
 		return 0;
 	}
 	if (strcmp(key, "quantum_us") == 0)
-		return parse_u32("<lockstep:sched quantum_us>", v, 100, 1000000,
-				 &cfg->sched.quantum_us, err, err_len);
+		return parse_u32("<lockstep:sched quantum_us>", v, VMDEF_QUANTUM_US_MIN,
+				 VMDEF_QUANTUM_US_MAX, &cfg->sched.quantum_us, err, err_len);
 	if (strcmp(key, "skew_us") == 0)
-		return parse_u32("<lockstep:sched skew_us>", v, 10, 1000000, &cfg->sched.skew_us,
-				 err, err_len);
+		return parse_u32("<lockstep:sched skew_us>", v, VMDEF_SKEW_US_MIN,
+				 VMDEF_SKEW_US_MAX, &cfg->sched.skew_us, err, err_len);
 	return fail(err, err_len, "unknown attribute <lockstep:sched %.32s>", key);
 }
 

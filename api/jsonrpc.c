@@ -212,6 +212,43 @@ void api_call_fail_errno(struct api_call *call, int err, const char *fmt, ...)
 	va_end(ap);
 }
 
+int api_code_from_errno(int err)
+{
+	switch (err) {
+	case -ENOENT:
+		return API_NO_SUCH_VM;
+	case -EEXIST:
+		return API_VM_EXISTS;
+	case -EBUSY:
+	case -ECHILD:
+		return API_BAD_STATE;
+	case -EINVAL:
+	case -E2BIG:
+		return API_BAD_DEFINITION;
+	case -ERANGE:
+		return API_INVALID_PARAMS;
+	case -EUSERS:
+		return API_LIMIT;
+	case -ETIMEDOUT:
+		return API_TIMEOUT;
+	case -ESHUTDOWN:
+		return API_INTERNAL_ERROR;
+	case -EOPNOTSUPP:
+		return API_UNSUPPORTED;
+	default:
+		return API_SYSTEM_ERROR;
+	}
+}
+
+void api_call_fail_err(struct api_call *call, int err, const char *message)
+{
+	int code = api_code_from_errno(err);
+
+	finish(call, response(call->id, "error",
+			      error_object(code, message ? message : "the operation failed",
+					   code == API_SYSTEM_ERROR ? -err : 0)));
+}
+
 struct api_session *api_call_session(const struct api_call *call)
 {
 	return call->s->closed ? NULL : call->s;

@@ -375,8 +375,14 @@ int api_virt_args_decode(int32_t proc, const void *payload, size_t len, struct a
 void api_virt_args_free(struct api_virt_args *args);
 /* The text libvirt clients put before the detail of an error with this code. */
 const char *api_virt_error_prefix(int code);
-/* Maps a lockstep API_* code (api/api.h) to the closest VIRT_ERR_* code. */
-int api_virt_error_from_api(int api_code);
+/*
+ * The libvirt code for an operation's -errno (daemon/ops.h's convention): -ENOENT no domain,
+ * -EEXIST domain exists, -EBUSY operation invalid, -ECHILD operation failed, -EINVAL and
+ * -E2BIG unsupported configuration, -ERANGE invalid argument, -EUSERS operation failed,
+ * -ETIMEDOUT timeout, -ESHUTDOWN operation failed, -EOPNOTSUPP unsupported, -ENOMEM no
+ * memory; any other errno is a system error.
+ */
+int api_virt_error_from_errno(int err);
 
 /* ---- sessions (api/virt_session.c) ---- */
 

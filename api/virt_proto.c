@@ -1,8 +1,8 @@
 /*
  * The REMOTE procedures lockstep knows: their names, whether they change state, and the layout
  * of their arguments, decoded by one small interpreter so every decoder is bounds-checked the
- * same way (api/xdr.c).  Also libvirt's error texts and the mapping from lockstep's API_*
- * codes.
+ * same way (api/xdr.c).  Also libvirt's error texts and the one table from the daemon's
+ * operation errnos (daemon/ops.h) to libvirt's error codes.
  *
  * A procedure that is not in the table is never decoded: the session answers it with
  * VIRT_ERR_NO_SUPPORT, which is what makes virsh fall back to older procedures.  Called by
@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/api.h"
 #include "api/virt.h"
 
 /*
@@ -256,36 +255,32 @@ const char *api_virt_error_prefix(int code)
 	}
 }
 
-int api_virt_error_from_api(int api_code)
+int api_virt_error_from_errno(int err)
 {
-	switch (api_code) {
-	case API_PARSE_ERROR:
-	case API_INVALID_REQUEST:
-		return VIRT_ERR_RPC;
-	case API_METHOD_NOT_FOUND:
-		return VIRT_ERR_NO_SUPPORT;
-	case API_INVALID_PARAMS:
-		return VIRT_ERR_INVALID_ARG;
-	case API_NO_SUCH_VM:
+	switch (err) {
+	case -ENOENT:
 		return VIRT_ERR_NO_DOMAIN;
-	case API_VM_EXISTS:
+	case -EEXIST:
 		return VIRT_ERR_DOM_EXIST;
-	case API_BAD_STATE:
+	case -EBUSY:
 		return VIRT_ERR_OPERATION_INVALID;
-	case API_SYSTEM_ERROR:
-		return VIRT_ERR_SYSTEM_ERROR;
-	case API_TIMEOUT:
-		return VIRT_ERR_OPERATION_TIMEOUT;
-	case API_PERMISSION:
-		return VIRT_ERR_OPERATION_DENIED;
-	case API_LIMIT:
+	case -ECHILD:
+	case -EUSERS:
+	case -ESHUTDOWN:
 		return VIRT_ERR_OPERATION_FAILED;
-	case API_BAD_DEFINITION:
+	case -EINVAL:
+	case -E2BIG:
 		return VIRT_ERR_CONFIG_UNSUPPORTED;
-	case API_UNSUPPORTED:
+	case -ERANGE:
+		return VIRT_ERR_INVALID_ARG;
+	case -ETIMEDOUT:
+		return VIRT_ERR_OPERATION_TIMEOUT;
+	case -EOPNOTSUPP:
 		return VIRT_ERR_OPERATION_UNSUPPORTED;
+	case -ENOMEM:
+		return VIRT_ERR_NO_MEMORY;
 	default:
-		return VIRT_ERR_INTERNAL_ERROR;
+		return VIRT_ERR_SYSTEM_ERROR;
 	}
 }
 

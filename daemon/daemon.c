@@ -74,6 +74,7 @@ int daemon_init(struct daemon *d, const struct daemon_options *opts)
 	util_list_init(&d->vms);
 	util_list_init(&d->follows);
 	util_list_init(&d->listeners);
+	util_list_init(&d->deferred);
 	d->loop = malloc(sizeof(*d->loop));
 	if (!d->loop || uv_loop_init(d->loop)) {
 		free(d->loop);
@@ -97,6 +98,8 @@ int daemon_init(struct daemon *d, const struct daemon_options *opts)
 		util_log(&d->log, UTIL_LOG_ERROR, "cannot start the scheduler: %s", strerror(-ret));
 		return ret;
 	}
+	uv_check_init(d->loop, &d->deferred_check);
+	d->deferred_check.data = d;
 	uv_timer_init(d->loop, &d->console_timer);
 	d->console_timer.data = d;
 	uv_signal_init(d->loop, &d->sig_term);
@@ -146,6 +149,7 @@ void daemon_fini(struct daemon *d)
 	if (d->loop) {
 		server_close(d);
 		virt_server_stop(d);
+		ops_drop_deferred(d);
 		/* Workers are left running; only our handles on them go. */
 		util_list_for_each_safe(pos, tmp, &d->vms) {
 			struct dvm *vm = util_container_of(pos, struct dvm, link);
@@ -156,7 +160,7 @@ void daemon_fini(struct daemon *d)
 				worker_free(vm->worker);
 				vm->worker = NULL;
 			}
-			dvm_fail_waiters(vm, API_INTERNAL_ERROR, "lockstepd is stopping");
+			dvm_fail_waiters(vm, -ESHUTDOWN, "lockstepd is stopping");
 			util_list_del(&vm->link);
 			uv_close((uv_handle_t *)&vm->shutdown_timer, NULL);
 			json_decref(vm->last_stats);

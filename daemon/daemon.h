@@ -18,6 +18,7 @@
 #include <uv.h>
 
 #include "api/api.h"
+#include "daemon/ops.h"
 #include "daemon/scheduler.h"
 #include "util/util.h"
 #include "vm/protocol.h"
@@ -102,7 +103,8 @@ struct dvm {
 	uv_timer_t shutdown_timer;
 	bool timer_init;
 	bool destroying; /* vm.destroy in progress: the worker's end is no crash */
-	bool undefine_pending;
+	/* Goes when its worker ends: made by a create, or undefined while it ran. */
+	bool transient;
 	uint64_t pvlock_events; /* preemption episodes the worker reported */
 	bool scheduled;		/* handed to the scheduler thread (under its domain id) */
 	/* How the last run ended, for vm.info and sched.stats once the worker is gone (NULL
@@ -112,38 +114,23 @@ struct dvm {
 	json_t *last_sched;
 };
 
-/*
- * How an operation on a VM ends: code 0 (done) or an API_* code with a message a person can
- * act on.  Called exactly once, possibly before the operation function returns.
- */
-typedef void (*dvm_done_fn)(struct dvm *vm, void *arg, int code, const char *message);
-
 struct dvm_waiter {
 	struct util_list link;
-	dvm_done_fn done;
+	ops_done_fn done;
 	void *arg;
 	bool for_stop;	      /* shutdown and destroy wait for the stop; start for "running" */
 	bool destroy;	      /* a destroy: no shutdown timeout applies */
 	uint64_t deadline_ns; /* a shutdown's own timeout (CLOCK_MONOTONIC), 0 = none */
 };
 
-/* The operations on a VM, shared by the JSON-RPC methods and the libvirt endpoint
- * (daemon/ops.c). */
-void dvm_op_start(struct dvm *vm, dvm_done_fn done, void *arg);
-/* Presses the guest's power button and waits up to timeout_ms for it to stop. */
-void dvm_op_shutdown(struct dvm *vm, uint64_t timeout_ms, dvm_done_fn done, void *arg);
-void dvm_op_destroy(struct dvm *vm, dvm_done_fn done, void *arg);
-/* Pins a vCPU now (if running) and/or in the definition (config, or when not running).
- * Returns 0 or an API_* code with `err` filled. */
-int dvm_op_pin(struct dvm *vm, uint32_t vcpu, const struct util_cpuset *cpus, bool config,
-	       bool *live, bool *stored, char *err, size_t err_len);
-/* Fails every parked operation (the daemon is going away). */
-void dvm_fail_waiters(struct dvm *vm, int code, const char *message);
+/* Fails every parked operation with -errno (the daemon is going away). */
+void dvm_fail_waiters(struct dvm *vm, int err, const char *message);
 
 struct dvm *registry_find(struct daemon *d, const char *name);
 struct dvm *registry_find_uuid(struct daemon *d, const char *uuid);
 struct dvm *registry_find_id(struct daemon *d, int domain_id);
-/* Adds a validated definition (persisted first); -EEXIST if the name or uuid is taken. */
+/* Adds a validated definition (persisted first); -EEXIST if the name or uuid is taken,
+ * -EUSERS beyond --max-vms. */
 int registry_define(struct daemon *d, const struct vmdef *cfg, struct dvm **out);
 /* Replaces the definition of a VM that exists (takes effect at its next start). */
 int registry_redefine(struct dvm *vm, const struct vmdef *cfg);
@@ -303,11 +290,17 @@ struct daemon {
 	void *topology;		/* hwloc_topology_t */
 	struct sched_host host; /* the CPUs VMs may use, for the scheduler */
 	struct scheduler *scheduler;
-	struct virt_server *virt; /* the libvirt endpoint, or NULL */
+	struct virt_server *virt;  /* the libvirt endpoint, or NULL */
+	struct util_list deferred; /* reboots waiting for the check phase (daemon/ops.c) */
+	uv_check_t deferred_check;
 	bool quitting;
 };
 
 int daemon_init(struct daemon *d, const struct daemon_options *opts);
+/* Reboots between their destroy and their start (daemon/ops.c): run from the check phase, or
+ * failed when the daemon stops. */
+void ops_run_deferred(uv_check_t *h);
+void ops_drop_deferred(struct daemon *d);
 int daemon_run(struct daemon *d);
 void daemon_fini(struct daemon *d);
 

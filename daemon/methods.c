@@ -1,8 +1,8 @@
 /*
  * The JSON-RPC methods of lockstepd.  Each handler checks its parameters (naming any that is
- * wrong), finds its VM, and either answers at once or parks the call on the VM until the
- * worker reports (vm.start, vm.shutdown, vm.destroy, vm.info's statistics).
- * Loop thread only.
+ * wrong), finds its VM, and hands a state change to daemon/ops.h, turning its -errno into a
+ * JSON-RPC error with api_call_fail_err (the one table); a change that waits for the guest
+ * (vm.start, vm.shutdown, vm.destroy) answers when the operation does.  Loop thread only.
  */
 #include <errno.h>
 #include <sched.h>
@@ -26,8 +26,12 @@ struct dvm *method_find_vm(struct daemon *d, struct api_call *call, json_t *para
 	if (!api_param_string(call, params, "name", true, VMDEF_NAME_MAX + 64, &name))
 		return NULL;
 	vm = registry_find(d, name);
-	if (!vm)
-		api_call_fail(call, API_NO_SUCH_VM, "no VM named \"%.64s\"", name);
+	if (!vm) {
+		char err[128];
+
+		snprintf(err, sizeof(err), "no VM named \"%.64s\"", name);
+		api_call_fail_err(call, -ENOENT, err);
+	}
 	return vm;
 }
 
@@ -44,13 +48,22 @@ json_t *dvm_summary_json(struct dvm *vm)
 }
 
 /* Completes a JSON-RPC call from a VM operation: the VM's summary, or the error. */
-static void reply_summary(struct dvm *vm, void *arg, int code, const char *message)
+static void reply_summary(struct dvm *vm, void *arg, int err, const char *message)
 {
 	struct api_call *call = arg;
 
-	if (code)
-		api_call_fail(call, code, "%s", message);
+	if (err)
+		api_call_fail_err(call, err, message);
 	else
+		api_call_reply(call, dvm_summary_json(vm));
+}
+
+/* An operation that may wait for the guest: answered now, or later by reply_summary. */
+static void answer_op(struct api_call *call, struct dvm *vm, int ret, const char *err)
+{
+	if (ret < 0)
+		api_call_fail_err(call, ret, err);
+	else if (ret != OPS_PENDING)
 		api_call_reply(call, dvm_summary_json(vm));
 }
 
@@ -90,21 +103,6 @@ static void events_subscribe(void *ctx, struct api_call *call, json_t *params)
 
 /* ---- definitions ---- */
 
-static bool absolute_paths(struct api_call *call, const struct vmdef *cfg)
-{
-	if (cfg->kernel && cfg->kernel[0] != '/') {
-		api_call_fail(call, API_BAD_DEFINITION,
-			      "\"kernel\" must be an absolute path (the daemon has no working "
-			      "directory of yours)");
-		return false;
-	}
-	if (cfg->serial_log && cfg->serial_log[0] != '/') {
-		api_call_fail(call, API_BAD_DEFINITION, "\"serial.log\" must be an absolute path");
-		return false;
-	}
-	return true;
-}
-
 static void vm_define(void *ctx, struct api_call *call, json_t *params)
 {
 	static const char *const allowed[] = { "definition", NULL };
@@ -124,59 +122,29 @@ static void vm_define(void *ctx, struct api_call *call, json_t *params)
 		return;
 	}
 	vmdef_init(&cfg);
-	if (vmdef_from_json(&cfg, def, err, sizeof(err)) ||
-	    vmdef_validate(&cfg, err, sizeof(err))) {
-		api_call_fail(call, API_BAD_DEFINITION, "%s", err);
-		goto out;
-	}
-	if (!absolute_paths(call, &cfg))
-		goto out;
-	if (dvm_sched_check(d, &cfg, err, sizeof(err))) {
-		api_call_fail(call, API_BAD_DEFINITION, "%s", err);
-		goto out;
-	}
-	vm = registry_find(d, cfg.name);
-	if (vm && cfg.uuid[0] && strcasecmp(cfg.uuid, vm->cfg.uuid) != 0) {
-		api_call_fail(call, API_VM_EXISTS, "VM %s exists with another uuid (%s)", cfg.name,
-			      vm->cfg.uuid);
-		goto out;
-	}
-	created = !vm;
-	ret = vm ? registry_redefine(vm, &cfg) : registry_define(d, &cfg, &vm);
-	if (ret == -EEXIST)
-		api_call_fail(call, API_VM_EXISTS, "another VM has uuid %s", cfg.uuid);
-	else if (ret == -ENOSPC)
-		api_call_fail(call, API_LIMIT, "at most %u VMs may be defined", d->opts.max_vms);
-	else if (ret)
-		api_call_fail_errno(call, ret, "cannot store the definition of %s", cfg.name);
-	else {
-		if (created)
-			events_lifecycle(vm, "defined");
+	ret = vmdef_from_json(&cfg, def, err, sizeof(err));
+	if (!ret)
+		ret = ops_define(d, &cfg, 0, &vm, &created, err, sizeof(err));
+	if (ret)
+		api_call_fail_err(call, ret, err);
+	else
 		api_call_reply(call, json_pack("{s:s, s:s, s:b}", "name", vm->cfg.name, "uuid",
 					       vm->cfg.uuid, "created", created));
-	}
-out:
 	vmdef_fini(&cfg);
 }
 
 static void vm_undefine(void *ctx, struct api_call *call, json_t *params)
 {
+	char name[VMDEF_NAME_MAX + 1], err[512];
 	struct dvm *vm;
-	char name[VMDEF_NAME_MAX + 1];
 	int ret;
 
 	if (!api_params_only(call, params, name_only) || !(vm = method_find_vm(ctx, call, params)))
 		return;
-	if (vm->worker) {
-		api_call_fail(call, API_BAD_STATE, "VM %s is %s: destroy or shut it down first",
-			      vm->cfg.name, dvm_state_name(vm->state));
-		return;
-	}
 	strcpy(name, vm->cfg.name);
-	events_lifecycle(vm, "undefined");
-	ret = registry_undefine(vm);
+	ret = ops_undefine(vm, 0, err, sizeof(err));
 	if (ret)
-		api_call_fail_errno(call, ret, "cannot remove the definition of %s", name);
+		api_call_fail_err(call, ret, err);
 	else
 		api_call_reply(call, json_pack("{s:s}", "name", name));
 }
@@ -186,9 +154,10 @@ static void vm_undefine(void *ctx, struct api_call *call, json_t *params)
 static void vm_start(void *ctx, struct api_call *call, json_t *params)
 {
 	struct dvm *vm;
+	char err[512];
 
 	if (api_params_only(call, params, name_only) && (vm = method_find_vm(ctx, call, params)))
-		dvm_op_start(vm, reply_summary, call);
+		answer_op(call, vm, ops_start(vm, reply_summary, call, err, sizeof(err)), err);
 }
 
 static void vm_shutdown(void *ctx, struct api_call *call, json_t *params)
@@ -197,18 +166,22 @@ static void vm_shutdown(void *ctx, struct api_call *call, json_t *params)
 	struct daemon *d = ctx;
 	uint64_t timeout = d->opts.shutdown_timeout_ms / 1000;
 	struct dvm *vm;
+	char err[512];
 
 	if (api_params_only(call, params, allowed) && (vm = method_find_vm(d, call, params)) &&
 	    api_param_uint(call, params, "timeout", false, 1, 3600, &timeout))
-		dvm_op_shutdown(vm, timeout * 1000, reply_summary, call);
+		answer_op(call, vm,
+			  ops_shutdown(vm, timeout * 1000, reply_summary, call, err, sizeof(err)),
+			  err);
 }
 
 static void vm_destroy(void *ctx, struct api_call *call, json_t *params)
 {
 	struct dvm *vm;
+	char err[512];
 
 	if (api_params_only(call, params, name_only) && (vm = method_find_vm(ctx, call, params)))
-		dvm_op_destroy(vm, reply_summary, call);
+		answer_op(call, vm, ops_destroy(vm, reply_summary, call, err, sizeof(err)), err);
 }
 
 static void vm_list(void *ctx, struct api_call *call, json_t *params)
@@ -342,7 +315,7 @@ static void vcpu_pin(void *ctx, struct api_call *call, json_t *params)
 	uint64_t vcpu;
 	struct dvm *vm;
 	char err[256];
-	int code;
+	int ret;
 
 	if (!api_params_only(call, params, allowed) || !(vm = method_find_vm(ctx, call, params)) ||
 	    !api_param_uint(call, params, "vcpu", true, 0, VMDEF_VCPUS_MAX - 1, &vcpu) ||
@@ -354,9 +327,10 @@ static void vcpu_pin(void *ctx, struct api_call *call, json_t *params)
 			      "parameter \"cpus\" must be a CPU list such as \"0-3,6\"");
 		return;
 	}
-	code = dvm_op_pin(vm, (uint32_t)vcpu, &cpus, config, &live, &stored, err, sizeof(err));
-	if (code) {
-		api_call_fail(call, code, "%s", err);
+	ret = ops_pin(vm, (uint32_t)vcpu, &cpus, config ? OPS_AFFECT_CONFIG : 0, &live, &stored,
+		      err, sizeof(err));
+	if (ret) {
+		api_call_fail_err(call, ret, err);
 		return;
 	}
 	api_call_reply(call,

@@ -10,15 +10,14 @@
 
 #include "daemon/daemon.h"
 
-static json_t *sched_json(const struct vmdef *cfg)
+static json_t *sched_json(const struct vmdef_sched *sc)
 {
-	json_t *out =
-		json_pack("{s:s, s:I, s:I}", "policy", vmdef_sched_policy_name(cfg->sched.policy),
-			  "quantum_us", (json_int_t)cfg->sched.quantum_us, "skew_us",
-			  (json_int_t)cfg->sched.skew_us);
+	json_t *out = json_pack("{s:s, s:I, s:I}", "policy", vmdef_sched_policy_name(sc->policy),
+				"quantum_us", (json_int_t)sc->quantum_us, "skew_us",
+				(json_int_t)sc->skew_us);
 	char list[1024];
 
-	if (cfg->sched.has_cpus && !util_cpuset_format(&cfg->sched.cpus, list, sizeof(list)))
+	if (sc->has_cpus && !util_cpuset_format(&sc->cpus, list, sizeof(list)))
 		json_object_set_new(out, "cpus", json_string(list));
 	return out;
 }
@@ -31,7 +30,7 @@ void method_sched_get(void *ctx, struct api_call *call, json_t *params)
 
 	if (!api_params_only(call, params, allowed) || !(vm = method_find_vm(ctx, call, params)))
 		return;
-	out = sched_json(&vm->cfg);
+	out = sched_json(&vm->cfg.sched);
 	json_object_set_new(out, "name", json_string(vm->cfg.name));
 	json_object_set_new(out, "scheduled", json_boolean(vm->scheduled));
 	api_call_reply(call, out);
@@ -44,17 +43,19 @@ void method_sched_set(void *ctx, struct api_call *call, json_t *params)
 	struct daemon *d = ctx;
 	uint64_t quantum = 0, skew = 0;
 	const char *policy_name = NULL;
-	struct vmdef next;
-	bool config = false, live = false;
 	enum vmdef_sched_policy policy;
+	bool config = false, live, stored;
+	struct vmdef_sched now;
 	char err[512];
 	struct dvm *vm;
 	int ret;
 
 	if (!api_params_only(call, params, allowed) || !(vm = method_find_vm(d, call, params)) ||
 	    !api_param_string(call, params, "policy", false, 16, &policy_name) ||
-	    !api_param_uint(call, params, "quantum_us", false, 100, 1000000, &quantum) ||
-	    !api_param_uint(call, params, "skew_us", false, 10, 1000000, &skew) ||
+	    !api_param_uint(call, params, "quantum_us", false, VMDEF_QUANTUM_US_MIN,
+			    VMDEF_QUANTUM_US_MAX, &quantum) ||
+	    !api_param_uint(call, params, "skew_us", false, VMDEF_SKEW_US_MIN, VMDEF_SKEW_US_MAX,
+			    &skew) ||
 	    !api_param_bool(call, params, "config", false, &config))
 		return;
 	policy = vm->cfg.sched.policy;
@@ -64,38 +65,14 @@ void method_sched_set(void *ctx, struct api_call *call, json_t *params)
 			      "pinned, gang, relaxed, adaptive");
 		return;
 	}
-	if (vmdef_copy(&next, &vm->cfg)) {
-		api_call_fail(call, API_INTERNAL_ERROR, "out of memory");
-		return;
-	}
-	next.sched.policy = policy;
-	if (quantum)
-		next.sched.quantum_us = (uint32_t)quantum;
-	if (skew)
-		next.sched.skew_us = (uint32_t)skew;
-	ret = dvm_sched_check(d, &next, err, sizeof(err));
-	if (!ret && vm->scheduled) {
-		ret = scheduler_set_policy(d->scheduler, vm->domain_id, policy, quantum * 1000,
-					   skew * 1000, err, sizeof(err));
-		live = ret == 0;
-	}
-	if (ret) {
-		api_call_fail(call, API_INVALID_PARAMS, "%s", err);
-		goto out;
-	}
-	if (config || !vm->worker) {
-		ret = registry_redefine(vm, &next);
-		if (ret) {
-			api_call_fail_errno(call, ret, "cannot store the definition of %s",
-					    vm->cfg.name);
-			goto out;
-		}
-		config = true;
-	}
-	api_call_reply(call, json_pack("{s:s, s:o, s:b, s:b}", "name", vm->cfg.name, "sched",
-				       sched_json(&next), "live", live, "config", config));
-out:
-	vmdef_fini(&next);
+	ret = ops_set_sched(vm, policy, (uint32_t)quantum, (uint32_t)skew,
+			    config ? OPS_AFFECT_CONFIG : 0, &now, &live, &stored, err, sizeof(err));
+	if (ret)
+		api_call_fail_err(call, ret, err);
+	else
+		api_call_reply(call,
+			       json_pack("{s:s, s:o, s:b, s:b}", "name", vm->cfg.name, "sched",
+					 sched_json(&now), "live", live, "config", stored));
 }
 
 static json_t *vm_stats(struct daemon *d, struct dvm *vm)

@@ -118,7 +118,7 @@ int registry_define(struct daemon *d, const struct vmdef *cfg, struct dvm **out)
 	if (registry_find(d, cfg->name) || (cfg->uuid[0] && registry_find_uuid(d, cfg->uuid)))
 		return -EEXIST;
 	if (registry_count(d) >= d->opts.max_vms)
-		return -ENOSPC;
+		return -EUSERS;
 	vm = calloc(1, sizeof(*vm));
 	if (!vm)
 		return -ENOMEM;
@@ -274,7 +274,7 @@ void dvm_answer_waiters(struct dvm *vm, bool stopped)
 				"VM %s did not start: %s (exit status %d); its log is %.200s/vms/%s.log",
 				vm->cfg.name, vm->reason, vm->last_status, vm->d->opts.run_dir,
 				vm->cfg.name);
-			w->done(vm, w->arg, API_BAD_STATE, msg);
+			w->done(vm, w->arg, -ECHILD, msg);
 		} else {
 			w->done(vm, w->arg, 0, NULL);
 		}
@@ -284,14 +284,14 @@ void dvm_answer_waiters(struct dvm *vm, bool stopped)
 		uv_timer_stop(&vm->shutdown_timer);
 }
 
-void dvm_fail_waiters(struct dvm *vm, int code, const char *message)
+void dvm_fail_waiters(struct dvm *vm, int err, const char *message)
 {
 	while (!util_list_empty(&vm->shutdown_waiters)) {
 		struct dvm_waiter *w =
 			util_container_of(vm->shutdown_waiters.next, struct dvm_waiter, link);
 
 		util_list_del(&w->link);
-		w->done(vm, w->arg, code, message);
+		w->done(vm, w->arg, err, message);
 		free(w);
 	}
 }
@@ -331,7 +331,7 @@ void dvm_worker_gone(struct dvm *vm, bool crashed, const char *reason, int statu
 		reboot = strcmp(reason, vm_stop_reason_name(VM_STOP_GUEST_RESET)) == 0;
 	}
 	dvm_answer_waiters(vm, true);
-	if (vm->undefine_pending) {
+	if (vm->transient) {
 		registry_undefine(vm);
 		return;
 	}

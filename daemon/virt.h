@@ -37,9 +37,8 @@ struct virt_server {
 	struct api_virt_handlers handlers;
 	struct daemon_listener listener;
 	bool listening;
-	uv_check_t sweeper; /* closes dead connections, runs deferred operations */
+	uv_check_t sweeper; /* closes dead connections */
 	bool sweeper_init;
-	struct util_list deferred; /* struct virt_op, to run outside registry callbacks */
 	uint64_t version;
 	struct util_ratelimit complaints; /* misbehaving clients */
 	unsigned refs;			  /* the daemon's, plus one per open libuv handle */
@@ -87,13 +86,6 @@ extern const size_t virt_nr_event_handlers;
 /* The daemon's event listener: lifecycle events to the callbacks registered for them. */
 void virt_on_event(void *arg, json_t *event);
 
-/* ---- operations that outlive their call (virt_lifecycle.c) ---- */
-
-/* Runs operations deferred to the loop's check phase (a restart after a destroy). */
-void virt_run_deferred(struct virt_server *srv);
-/* The endpoint is going away: fails the deferred operations. */
-void virt_drop_deferred(struct virt_server *srv);
-
 /* ---- shared by the handlers (virt_domain.c) ---- */
 
 /* The VM a call names, by UUID (the id and name in the call may be stale); fails the call
@@ -104,8 +96,9 @@ void virt_put_domain(struct api_xdr_out *out, const struct dvm *vm);
 void virt_reply_domain(struct api_virt_call *call, const struct dvm *vm);
 void virt_reply_int(struct api_virt_call *call, int32_t value);
 void virt_reply_u64(struct api_virt_call *call, uint64_t value);
-/* Fails a call with the libvirt code for a lockstep API_* code. */
-void virt_fail_api(struct api_virt_call *call, int api_code, const char *message);
+/* Fails a call with the libvirt code for an operation's -errno (api_virt_error_from_errno,
+ * the one table). */
+void virt_fail_err(struct api_virt_call *call, int err, const char *message);
 /* virDomainState and its reason, from the VM's state and why it is in it. */
 int virt_domain_state(const struct dvm *vm, int *reason);
 bool virt_active(const struct dvm *vm);

@@ -1,8 +1,8 @@
 /*
  * libvirt procedures on definitions: GET_XML_DESC (dumpxml), DEFINE_XML (define, and
  * define --validate against libvirt's own schema), UNDEFINE and SET_AUTOSTART.  Domain XML is
- * parsed into a scratch struct vmdef by api/domxml.c and handed to the registry only once all
- * of it was accepted, so bad XML defines nothing.
+ * parsed into a scratch struct vmdef by api/domxml.c and handed to daemon/ops.h only once all
+ * of it was accepted, so bad XML defines nothing; ops_define checks it like any definition.
  *
  * Defining an existing name replaces its definition (as libvirt does; it takes effect at the
  * next start) and keeps its autostart flag, which libvirt keeps outside the XML.  Undefining a
@@ -82,75 +82,38 @@ bool virt_parse_xml(struct api_virt_call *call, const char *xml, bool validate, 
 static void define_xml(void *ctx, struct api_virt_call *call, const struct api_virt_args *a)
 {
 	struct virt_conn *c = ctx;
-	struct daemon *d = c->srv->d;
-	struct dvm *vm, *other;
 	struct vmdef cfg;
+	struct dvm *vm;
+	char err[512];
 	bool created;
 	int ret;
 
 	vmdef_init(&cfg);
 	if (!virt_parse_xml(call, a->str, a->flags & VIRT_DEFINE_VALIDATE, &cfg))
 		goto out;
-	vm = registry_find(d, cfg.name);
-	other = cfg.uuid[0] ? registry_find_uuid(d, cfg.uuid) : NULL;
-	if (vm && other != vm && cfg.uuid[0]) {
-		api_virt_fail(call, VIRT_ERR_OPERATION_FAILED,
-			      "domain '%s' is already defined with uuid %s", vm->cfg.name,
-			      vm->cfg.uuid);
-		goto out;
-	}
-	if (!vm && other) {
-		api_virt_fail(call, VIRT_ERR_OPERATION_FAILED,
-			      "domain '%s' already exists with uuid %s", other->cfg.name,
-			      other->cfg.uuid);
-		goto out;
-	}
-	created = !vm;
-	if (vm) {
-		cfg.autostart = vm->cfg.autostart;
-		ret = registry_redefine(vm, &cfg);
-	} else {
-		ret = registry_define(d, &cfg, &vm);
-	}
-	if (ret == -ENOSPC) {
-		api_virt_fail(call, VIRT_ERR_OPERATION_FAILED, "at most %u domains may be defined",
-			      d->opts.max_vms);
-	} else if (ret) {
-		api_virt_fail(call, VIRT_ERR_SYSTEM_ERROR, "cannot store the definition of %s: %s",
-			      cfg.name, strerror(-ret));
-	} else {
-		vm->undefine_pending = false; /* defining a transient domain makes it persistent */
-		if (created)
-			events_lifecycle(vm, "defined");
+	/* Domain XML carries no autostart flag: a redefinition keeps the domain's. */
+	ret = ops_define(c->srv->d, &cfg, OPS_DEFINE_KEEP_AUTOSTART, &vm, &created, err,
+			 sizeof(err));
+	if (ret)
+		virt_fail_err(call, ret, err);
+	else
 		virt_reply_domain(call, vm);
-	}
 out:
 	vmdef_fini(&cfg);
 }
 
+/* A running domain becomes transient and goes when it stops, as in libvirt. */
 static void undefine(void *ctx, struct api_virt_call *call, const struct api_virt_args *a)
 {
 	struct dvm *vm = virt_find(ctx, call, a);
-	char name[VMDEF_NAME_MAX + 1];
+	char err[512];
 	int ret;
 
 	if (!vm)
 		return;
-	if (virt_transient(vm)) {
-		api_virt_fail(call, VIRT_ERR_OPERATION_INVALID, "cannot undefine transient domain");
-		return;
-	}
-	events_lifecycle(vm, "undefined");
-	if (virt_active(vm)) {
-		vm->undefine_pending = true; /* the registry removes it when its worker ends */
-		api_virt_reply(call, NULL);
-		return;
-	}
-	strcpy(name, vm->cfg.name);
-	ret = registry_undefine(vm);
+	ret = ops_undefine(vm, OPS_UNDEFINE_WHEN_STOPPED, err, sizeof(err));
 	if (ret)
-		api_virt_fail(call, VIRT_ERR_SYSTEM_ERROR, "cannot remove the definition of %s: %s",
-			      name, strerror(-ret));
+		virt_fail_err(call, ret, err);
 	else
 		api_virt_reply(call, NULL);
 }
@@ -158,26 +121,14 @@ static void undefine(void *ctx, struct api_virt_call *call, const struct api_vir
 static void set_autostart(void *ctx, struct api_virt_call *call, const struct api_virt_args *a)
 {
 	struct dvm *vm = virt_find(ctx, call, a);
-	struct vmdef next;
+	char err[512];
 	int ret;
 
 	if (!vm)
 		return;
-	if (virt_transient(vm)) {
-		api_virt_fail(call, VIRT_ERR_OPERATION_INVALID,
-			      "cannot set autostart for transient domain");
-		return;
-	}
-	ret = vmdef_copy(&next, &vm->cfg);
-	if (!ret) {
-		next.autostart = a->num[0] != 0;
-		ret = registry_redefine(vm, &next);
-		vmdef_fini(&next);
-	}
+	ret = ops_set_autostart(vm, a->num[0] != 0, err, sizeof(err));
 	if (ret)
-		api_virt_fail(call, VIRT_ERR_SYSTEM_ERROR,
-			      "cannot store the autostart flag of %s: %s", vm->cfg.name,
-			      strerror(-ret));
+		virt_fail_err(call, ret, err);
 	else
 		api_virt_reply(call, NULL);
 }

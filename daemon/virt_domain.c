@@ -7,9 +7,10 @@
  *
  * How lockstep's VMs look to libvirt: a defined VM is a persistent domain; a VM made by
  * CREATE_XML, or undefined while it runs, is transient and goes when it stops
- * (dvm->undefine_pending).  The domain id is lockstep's domain_id while a worker runs, -1
+ * (dvm->transient).  The domain id is lockstep's domain_id while a worker runs, -1
  * otherwise.  Loop thread only.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +27,7 @@ bool virt_active(const struct dvm *vm)
 
 bool virt_transient(const struct dvm *vm)
 {
-	return vm->undefine_pending;
+	return vm->transient;
 }
 
 static bool reason_in(const char *reason, const char *const *list)
@@ -83,9 +84,13 @@ struct dvm *virt_find(struct virt_conn *c, struct api_virt_call *call,
 
 	api_virt_uuid_format(a->dom.uuid, uuid);
 	vm = registry_find_uuid(c->srv->d, uuid);
-	if (!vm)
-		api_virt_fail(call, VIRT_ERR_NO_DOMAIN, "no domain with matching uuid '%s' (%.64s)",
-			      uuid, a->dom.name ? a->dom.name : "");
+	if (!vm) {
+		char err[160];
+
+		snprintf(err, sizeof(err), "no domain with matching uuid '%s' (%.64s)", uuid,
+			 a->dom.name ? a->dom.name : "");
+		virt_fail_err(call, -ENOENT, err);
+	}
 	return vm;
 }
 
@@ -125,9 +130,9 @@ void virt_reply_u64(struct api_virt_call *call, uint64_t value)
 	api_virt_reply(call, &out);
 }
 
-void virt_fail_api(struct api_virt_call *call, int api_code, const char *message)
+void virt_fail_err(struct api_virt_call *call, int err, const char *message)
 {
-	api_virt_fail(call, api_virt_error_from_api(api_code), "%s",
+	api_virt_fail(call, api_virt_error_from_errno(err), "%s",
 		      message ? message : "the operation failed");
 }
 

@@ -232,7 +232,6 @@ static void sweep(uv_check_t *h)
 				!uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe)))
 			conn_close(c);
 	}
-	virt_run_deferred(srv);
 }
 
 /* ---- sockets ---- */
@@ -359,7 +358,6 @@ int virt_server_start(struct daemon *d)
 	srv->refs = 1;
 	srv->version = api_virt_version_number(LOCKSTEP_VERSION);
 	util_list_init(&srv->conns);
-	util_list_init(&srv->deferred);
 	util_ratelimit_init(&srv->complaints, 10ull * 1000000000ull, 10);
 	srv->sockets[0].srv = srv->sockets[1].srv = srv;
 	srv->sockets[1].read_only = true;
@@ -403,7 +401,6 @@ void virt_server_stop(struct daemon *d)
 		daemon_remove_listener(&srv->listener);
 	util_list_for_each_safe(pos, tmp, &srv->conns)
 		conn_close(util_container_of(pos, struct virt_conn, link));
-	virt_drop_deferred(srv);
 	for (int i = 0; i < 2; i++)
 		unlisten(&srv->sockets[i]);
 	if (srv->sweeper_init)

@@ -2,7 +2,7 @@
  * libvirt procedures about vCPUs: GET_VCPUS (vcpuinfo of a running domain: state, CPU time and
  * host CPU of each vCPU thread, from /proc, and its affinity), GET_VCPUS_FLAGS (vcpucount),
  * GET_VCPU_PIN_INFO (vcpupin without a CPU list, and vcpuinfo of a shut-off domain) and
- * PIN_VCPU[_FLAGS], which is daemon/ops.c's dvm_op_pin.
+ * PIN_VCPU[_FLAGS], which is ops_pin.
  *
  * Live information is about the worker's vCPU threads (their tids come with its hello); config
  * information is the definition's sched.pin, else sched.cpus, else every online host CPU.  CPU
@@ -182,35 +182,30 @@ static void get_pin_info(void *ctx, struct api_virt_call *call, const struct api
 
 /*
  * PIN_VCPU (26) pins the running vCPU, or the definition of a shut-off domain; with flags,
- * --live needs a running domain and --config stores the pin.  dvm_op_pin also pins a running
- * vCPU when asked for --config alone.
+ * --live needs a running domain and --config stores the pin (ops_pin also pins a running
+ * vCPU when asked for --config alone).
  */
 static void pin_vcpu(void *ctx, struct api_virt_call *call, const struct api_virt_args *a)
 {
 	struct dvm *vm = virt_find(ctx, call, a);
 	struct util_cpuset cpus = { { 0 } };
+	unsigned affect = 0;
 	bool live, stored;
 	char err[256];
-	int code;
+	int ret;
 
 	if (!vm)
 		return;
 	for (uint32_t c = 0; c < a->map_len * 8 && c < UTIL_CPUSET_MAX; c++)
 		if (a->map[c / 8] & (1u << (c % 8)))
 			util_cpuset_add(&cpus, c);
-	if (!util_cpuset_count(&cpus)) {
-		api_virt_fail(call, VIRT_ERR_INVALID_ARG, "the CPU map of vCPU %u is empty",
-			      (unsigned)a->num[0]);
-		return;
-	}
-	if ((a->flags & VIRT_AFFECT_LIVE) && !virt_active(vm)) {
-		api_virt_fail(call, VIRT_ERR_OPERATION_INVALID, "domain is not running");
-		return;
-	}
-	code = dvm_op_pin(vm, (uint32_t)a->num[0], &cpus, a->flags & VIRT_AFFECT_CONFIG, &live,
-			  &stored, err, sizeof(err));
-	if (code)
-		virt_fail_api(call, code, err);
+	if (a->flags & VIRT_AFFECT_LIVE)
+		affect |= OPS_AFFECT_LIVE;
+	if (a->flags & VIRT_AFFECT_CONFIG)
+		affect |= OPS_AFFECT_CONFIG;
+	ret = ops_pin(vm, (uint32_t)a->num[0], &cpus, affect, &live, &stored, err, sizeof(err));
+	if (ret)
+		virt_fail_err(call, ret, err);
 	else
 		api_virt_reply(call, NULL);
 }

@@ -110,8 +110,8 @@ char *vm_proto_request_encode(uint64_t id, enum vm_proto_cmd cmd, size_t *len)
 		    len);
 }
 
-int vm_proto_request_decode(const char *text, size_t len, struct vm_proto_request *req,
-			    char *why, size_t why_len)
+int vm_proto_request_decode(const char *text, size_t len, struct vm_proto_request *req, char *why,
+			    size_t why_len)
 {
 	json_t *msg = json_loadb(text, len, 0, NULL);
 	json_t *id = json_object_get(msg, "id");
@@ -181,12 +181,12 @@ char *vm_proto_pvlock_encode(const struct vm_proto_pvlock *ev, size_t *len)
 {
 	json_t *msg = event(VM_EVENT_PVLOCK);
 
-	if (msg && json_object_update_new(
-			   msg, json_pack("{s:s, s:b, s:I, s:i, s:i, s:I, s:f}", "kind", ev->kind,
-					  "ended", ev->ended, "lock", (json_int_t)ev->lock,
-					  "culprit", (int)ev->culprit, "waiters", (int)ev->waiters,
-					  "duration_ns", (json_int_t)ev->duration_ns, "pressure",
-					  ev->pressure))) {
+	if (msg &&
+	    json_object_update_new(
+		    msg, json_pack("{s:s, s:b, s:I, s:i, s:i, s:I, s:f}", "kind", ev->kind, "ended",
+				   ev->ended, "lock", (json_int_t)ev->lock, "culprit",
+				   (int)ev->culprit, "waiters", (int)ev->waiters, "duration_ns",
+				   (json_int_t)ev->duration_ns, "pressure", ev->pressure))) {
 		json_decref(msg);
 		msg = NULL;
 	}
@@ -197,7 +197,8 @@ char *vm_proto_stopped_encode(const struct vm_proto_stopped *st, size_t *len)
 {
 	json_t *msg = event(VM_EVENT_STOPPED);
 	/* A send that fills the socket drops the connection, and this event with it. */
-	bool stats = st->stats && json_dumpb(st->stats, NULL, 0, JSON_COMPACT) <= VM_PROTO_REPORT_MAX;
+	bool stats =
+		st->stats && json_dumpb(st->stats, NULL, 0, JSON_COMPACT) <= VM_PROTO_REPORT_MAX;
 
 	if (msg && json_object_update_new(msg, json_pack("{s:s, s:i, s:b, s:O*}", "reason",
 							 vm_stop_reason_name(st->reason), "status",

@@ -49,7 +49,7 @@
 #include <jansson.h>
 
 #define VM_PROTO_VERSION 1
-#define VM_PROTO_CONTROL_FD 3		/* the daemon's end of the socketpair, in the worker */
+#define VM_PROTO_CONTROL_FD 3		 /* the daemon's end of the socketpair, in the worker */
 #define VM_PROTO_REQUEST_MAX (64u << 10) /* daemon -> worker line, without its '\n' */
 #define VM_PROTO_MSG_MAX (1u << 20)	 /* worker -> daemon line */
 #define VM_PROTO_REPORT_MAX (64u << 10)	 /* "stats" in "stopped": well inside a socket buffer */
@@ -135,7 +135,7 @@ struct vm_proto_msg {
 	uint64_t id;	/* !is_event: the request it answers */
 	json_t *result; /* the reply's result (borrowed), or NULL for an error reply */
 	const char *error;
-	int err; /* errno of an error reply, 0 if it gave none */
+	int err;      /* errno of an error reply, 0 if it gave none */
 	json_t *json; /* the whole message, which the borrowed parts live in */
 };
 
@@ -152,8 +152,8 @@ struct vm_proto_request {
  * (a hello of another version).
  */
 char *vm_proto_request_encode(uint64_t id, enum vm_proto_cmd cmd, size_t *len);
-int vm_proto_request_decode(const char *line, size_t len, struct vm_proto_request *req,
-			    char *why, size_t why_len);
+int vm_proto_request_decode(const char *line, size_t len, struct vm_proto_request *req, char *why,
+			    size_t why_len);
 void vm_proto_request_fini(struct vm_proto_request *req);
 
 /* `result` (stolen; NULL = {}) or an error text and its errno. */

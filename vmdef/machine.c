@@ -120,6 +120,14 @@ int vmdef_machine_validate(const struct vmdef *def, char *err, size_t err_len)
 {
 	if (!def->name[0])
 		return util_error(err, err_len, -EINVAL, "the VM needs a \"name\"");
+	if (!vmdef_name_valid(def->name))
+		return util_error(err, err_len, -EINVAL,
+				  "\"name\" must be 1-63 characters of A-Z a-z 0-9 . _ - not "
+				  "starting with . or -");
+	if (def->uuid[0] && !uuid_valid(def->uuid))
+		return util_error(
+			err, err_len, -EINVAL,
+			"\"uuid\" must look like \"8f3169e4-9e17-5347-a623-47fff434bb04\"");
 	if (!def->kernel || !def->kernel[0])
 		return util_error(err, err_len, -EINVAL,
 				  "the VM needs a \"kernel\" (a multiboot image)");

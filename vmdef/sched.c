@@ -78,11 +78,13 @@ int vmdef_sched_parse(struct vmdef_parse *p, struct vmdef *def, const json_t *ob
 				return ret;
 			sc->policy = (enum vmdef_sched_policy)i;
 		} else if (strcmp(key, "quantum_us") == 0) {
-			if ((ret = vmdef_get_uint(p, "sched.quantum_us", v, 100, 1000000, &u)))
+			if ((ret = vmdef_get_uint(p, "sched.quantum_us", v, VMDEF_QUANTUM_US_MIN,
+						  VMDEF_QUANTUM_US_MAX, &u)))
 				return ret;
 			sc->quantum_us = (uint32_t)u;
 		} else if (strcmp(key, "skew_us") == 0) {
-			if ((ret = vmdef_get_uint(p, "sched.skew_us", v, 10, 1000000, &u)))
+			if ((ret = vmdef_get_uint(p, "sched.skew_us", v, VMDEF_SKEW_US_MIN,
+						  VMDEF_SKEW_US_MAX, &u)))
 				return ret;
 			sc->skew_us = (uint32_t)u;
 		} else if (strcmp(key, "cpus") == 0) {
@@ -101,6 +103,18 @@ int vmdef_sched_parse(struct vmdef_parse *p, struct vmdef *def, const json_t *ob
 
 int vmdef_sched_validate(const struct vmdef *def, char *err, size_t err_len)
 {
+	const struct vmdef_sched *sc = &def->sched;
+
+	if ((unsigned)sc->policy >= VMDEF_SCHED_POLICIES)
+		return util_error(err, err_len, -EINVAL, "\"sched.policy\" is not a policy");
+	if (sc->quantum_us < VMDEF_QUANTUM_US_MIN || sc->quantum_us > VMDEF_QUANTUM_US_MAX)
+		return util_error(err, err_len, -EINVAL,
+				  "\"sched.quantum_us\" must be between %u and %u",
+				  VMDEF_QUANTUM_US_MIN, VMDEF_QUANTUM_US_MAX);
+	if (sc->skew_us < VMDEF_SKEW_US_MIN || sc->skew_us > VMDEF_SKEW_US_MAX)
+		return util_error(err, err_len, -EINVAL,
+				  "\"sched.skew_us\" must be between %u and %u", VMDEF_SKEW_US_MIN,
+				  VMDEF_SKEW_US_MAX);
 	for (uint32_t i = 0; i < def->sched.nr_pins; i++) {
 		const struct vmdef_pin *pin = &def->sched.pins[i];
 

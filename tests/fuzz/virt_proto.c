@@ -95,10 +95,10 @@ static void check_packet(void *opaque, uint8_t *pkt, size_t len)
 	free(pkt);
 }
 
-/* Calls deferred by the libvirt endpoint count as well as workers. */
+/* Reboots deferred to the check phase count as well as workers. */
 static bool busy(const struct daemon *d)
 {
-	return !util_list_empty(&d->virt->deferred) || fuzz_daemon_has_workers(d);
+	return !util_list_empty(&d->deferred) || fuzz_daemon_has_workers(d);
 }
 
 static void drop_callbacks(struct virt_conn *c)

@@ -115,7 +115,7 @@ def main():
         print(f"     relaxed {wide} vCPUs: max skew {st['max_skew_us']:.0f} us", flush=True)
         check(0 < st["max_skew_us"] <= 2000 + 1000 + 1000,
               "relaxed keeps sibling skew within its bound (+ a tick and a gate latency)", st)
-        e = c.error("sched.set", {"name": "w", "policy": "gang"}, dh.INVALID_PARAMS)
+        e = c.error("sched.set", {"name": "w", "policy": "gang"}, dh.BAD_DEFINITION)
         check("\"relaxed\"" in e["message"] and "\"adaptive\"" in e["message"],
               "sched.set names the alternatives", e)
         e = c.error("vm.define", {"definition": env.definition("g", "idle", vcpus=wide,

@@ -100,8 +100,8 @@ def lifecycle(env, d, watch):
     check("is being shutdown" in out, "shutdown", out)
     ve.wait_state(env, d, "demo", "shut off (shutdown)")
     env.fails(d, "shutdown", "demo", want="not running")
-    env.fails(d, "destroy", "demo", want="domain is not running")
-    env.fails(d, "reboot", "demo", want="domain is not running")
+    env.fails(d, "destroy", "demo", want="VM demo is not running")
+    env.fails(d, "reboot", "demo", want="VM demo is shutoff, not running")
     ok("shutdown (the guest powers off on the ACPI button); errors when shut off")
 
     env.ok(d, "start", "--force-boot", "demo")

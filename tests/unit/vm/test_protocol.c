@@ -238,9 +238,9 @@ static void test_malformed(void **state)
 
 	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
 		why[0] = '\0';
-		assert_int_equal(vm_proto_msg_decode(lines[i], strlen(lines[i]), &msg, why,
-						     sizeof(why)),
-				 -EPROTO);
+		assert_int_equal(
+			vm_proto_msg_decode(lines[i], strlen(lines[i]), &msg, why, sizeof(why)),
+			-EPROTO);
 		assert_true(why[0]);
 		vm_proto_msg_fini(&msg);
 	}
@@ -275,9 +275,9 @@ static void test_exit_file(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_names),	 cmocka_unit_test(test_requests),
-		cmocka_unit_test(test_replies),	 cmocka_unit_test(test_hello),
-		cmocka_unit_test(test_pvlock),	 cmocka_unit_test(test_stopped),
+		cmocka_unit_test(test_names),	  cmocka_unit_test(test_requests),
+		cmocka_unit_test(test_replies),	  cmocka_unit_test(test_hello),
+		cmocka_unit_test(test_pvlock),	  cmocka_unit_test(test_stopped),
 		cmocka_unit_test(test_malformed), cmocka_unit_test(test_exit_file),
 	};
 
