@@ -1,6 +1,8 @@
 /*
- * The daemon object: directories and the single-instance lock, the libuv loop, start-up
- * (definitions, re-attachment, autostart) and a graceful stop that leaves VMs running.
+ * The daemon object, where its parts are put together: directories and the single-instance
+ * lock, the libuv loop, the scheduler thread, start-up (the registry's definitions,
+ * re-attachment and autostart; then the JSON-RPC and libvirt front ends) and a graceful stop
+ * that leaves VMs running.  Called by lockstepd's main(), tests and fuzzers.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -11,6 +13,8 @@
 #include <unistd.h>
 
 #include "daemon/daemon.h"
+#include "daemon/rpc/rpc.h"
+#include "daemon/virt/virt.h"
 
 static int take_lock(struct daemon *d)
 {
@@ -47,22 +51,6 @@ static void on_signal(uv_signal_t *h, int signo)
 	uv_stop(d->loop);
 }
 
-static void autostart(struct daemon *d)
-{
-	struct util_list *pos;
-
-	util_list_for_each(pos, &d->vms) {
-		struct dvm *vm = util_container_of(pos, struct dvm, link);
-		int ret;
-
-		if (!vm->cfg.autostart || vm->worker)
-			continue;
-		ret = dvm_start(vm);
-		util_log(&d->log, ret ? UTIL_LOG_ERROR : UTIL_LOG_INFO, "autostart %s: %s",
-			 vm->cfg.name, ret ? strerror(-ret) : "started");
-	}
-}
-
 int daemon_init(struct daemon *d, const struct daemon_options *opts)
 {
 	int ret;
@@ -70,9 +58,7 @@ int daemon_init(struct daemon *d, const struct daemon_options *opts)
 	*d = (struct daemon){ .opts = *opts, .lock_fd = -1, .next_domain_id = 1 };
 	d->start_ns = util_now_ns();
 	util_log_init(&d->log, "lockstepd", opts->log_level, 2);
-	util_list_init(&d->clients);
 	util_list_init(&d->vms);
-	util_list_init(&d->follows);
 	util_list_init(&d->listeners);
 	util_list_init(&d->deferred);
 	d->loop = malloc(sizeof(*d->loop));
@@ -100,21 +86,17 @@ int daemon_init(struct daemon *d, const struct daemon_options *opts)
 	}
 	uv_check_init(d->loop, &d->deferred_check);
 	d->deferred_check.data = d;
-	uv_timer_init(d->loop, &d->console_timer);
-	d->console_timer.data = d;
 	uv_signal_init(d->loop, &d->sig_term);
 	uv_signal_init(d->loop, &d->sig_int);
 	d->sig_term.data = d->sig_int.data = d;
 	uv_signal_start(&d->sig_term, on_signal, SIGTERM);
 	uv_signal_start(&d->sig_int, on_signal, SIGINT);
 
-	store_load_definitions(d);
-	store_recover_runtime(d);
-	autostart(d);
-	ret = server_listen(d);
+	registry_load(d);
+	ret = rpc_server_start(d);
 	if (ret) {
 		util_log(&d->log, UTIL_LOG_ERROR, "cannot listen on %s: %s", opts->socket_path,
-			 uv_strerror(ret));
+			 ret == -EADDRINUSE ? "another lockstepd serves it" : uv_strerror(ret));
 		return ret;
 	}
 	if (!opts->no_virt) {
@@ -140,35 +122,15 @@ static void close_any(uv_handle_t *h, void *arg)
 
 void daemon_fini(struct daemon *d)
 {
-	struct util_list *pos, *tmp;
-
 	d->quitting = true;
 	/* First: with the scheduler gone every gate is open and the VMs run on unscheduled. */
 	scheduler_free(d->scheduler);
 	d->scheduler = NULL;
 	if (d->loop) {
-		server_close(d);
+		rpc_server_stop(d);
 		virt_server_stop(d);
 		ops_drop_deferred(d);
-		/* Workers are left running; only our handles on them go. */
-		util_list_for_each_safe(pos, tmp, &d->vms) {
-			struct dvm *vm = util_container_of(pos, struct dvm, link);
-
-			console_unfollow_vm(d, vm);
-			if (vm->worker) {
-				vm->worker->finished = true;
-				worker_free(vm->worker);
-				vm->worker = NULL;
-			}
-			dvm_fail_waiters(vm, -ESHUTDOWN, "lockstepd is stopping");
-			util_list_del(&vm->link);
-			uv_close((uv_handle_t *)&vm->shutdown_timer, NULL);
-			json_decref(vm->last_stats);
-			json_decref(vm->last_sched);
-			vmdef_fini(&vm->cfg);
-			uv_run(d->loop, UV_RUN_NOWAIT);
-			free(vm);
-		}
+		registry_fini(d); /* workers are left running; only our handles on them go */
 		uv_walk(d->loop, close_any, NULL);
 		uv_run(d->loop, UV_RUN_DEFAULT);
 		uv_loop_close(d->loop);

@@ -1,10 +1,20 @@
 /*
- * lockstepd internals: the daemon, its registry of VMs, the workers (one lockstep-vm process
- * per running VM), client connections and event subscribers.
+ * lockstepd's core, shared by its files: the daemon, its registry of VMs and their state
+ * machine, the workers (one lockstep-vm process per running VM), persistence, events, the
+ * scheduler glue, the host topology and the consoles.  The front ends (daemon/rpc/,
+ * daemon/virt/) change state only through daemon/ops.h and read the registry.
  *
- * Everything here lives on the libuv loop thread; nothing is shared with other threads, so
- * nothing is locked.  The daemon never opens a KVM fd: it talks to workers over their control
- * channel (vm/protocol.h) and watches them through pidfds.
+ * The core's files call downwards only, never in a circle (a worker reports to the registry
+ * through the callbacks it was spawned with):
+ *   daemon.c   -> rpc/, virt/, ops.c, registry.c, scheduler.c, store.c, topology.c
+ *   ops.c      -> registry.c, worker.c, schedglue.c, scheduler.c
+ *   registry.c -> worker.c, store.c, schedglue.c, scheduler.c, events.c
+ *   worker.c -> store.c;  schedglue.c -> scheduler.c;  console.c -> store.c
+ *   store.c, events.c, scheduler.c, topology.c, listener.c: nothing of the core
+ *
+ * Everything here lives on the libuv loop thread (the scheduler thread has its own state
+ * behind scheduler.h), so nothing is locked.  The daemon never opens a KVM fd: it talks to
+ * workers over their control channel (vm/protocol.h) and watches them through pidfds.
  */
 #ifndef LOCKSTEP_DAEMON_H
 #define LOCKSTEP_DAEMON_H
@@ -17,7 +27,6 @@
 #include <jansson.h>
 #include <uv.h>
 
-#include "api/api.h"
 #include "daemon/ops.h"
 #include "daemon/scheduler.h"
 #include "util/util.h"
@@ -27,7 +36,6 @@
 struct daemon;
 struct dvm;
 struct worker;
-struct ucred;
 
 enum dvm_state {
 	DVM_SHUTOFF = 0, /* defined, not running */
@@ -37,12 +45,55 @@ enum dvm_state {
 	DVM_CRASHED,  /* the worker died or the guest crashed */
 };
 
-const char *dvm_state_name(enum dvm_state state);
+/* ---- persistence (daemon/store.c) ---- */
+
+int store_init(struct daemon *d);
+/* Writes `json` to `path` atomically: temp file, fsync, rename, fsync of the directory. */
+int store_write_atomic(const char *path, const json_t *json);
+int store_save_definition(struct daemon *d, const struct vmdef *def);
+int store_remove_definition(struct daemon *d, const char *name);
+/* Calls `fn` for each stored definition that parses, validates and is named as its file;
+ * others are logged and skipped.  A non-zero return from `fn` is logged as its failure. */
+typedef int (*store_definition_fn)(struct daemon *d, const struct vmdef *def);
+void store_load_definitions(struct daemon *d, store_definition_fn fn);
+/* Paths in the run directory: NAME + suffix (".ctl", ".exit", ".log", ".run", ...). */
+void store_run_path(const struct dvm *vm, const char *suffix, char *buf, size_t size);
+/* Where the VM's serial console goes: its serial.log, or NAME.console in the run directory. */
+const char *store_console_path(const struct dvm *vm, char *buf, size_t size);
+
+/* What is recorded of a running VM, so that the next daemon finds its worker. */
+struct store_runtime {
+	pid_t pid;
+	uint64_t start_ticks; /* /proc/PID/stat starttime: tells a reused pid apart */
+	int domain_id;
+	uint64_t started; /* seconds since the epoch */
+};
+
+int store_save_runtime(const struct dvm *vm, const struct store_runtime *rec);
+/* -ENOENT when there is none. */
+int store_read_runtime(const struct dvm *vm, struct store_runtime *rec);
+void store_remove_runtime(const struct dvm *vm);
+/* The reason and status a worker wrote to its exit file; -ENOENT if it wrote none. */
+int store_read_exit(const struct dvm *vm, enum vm_stop_reason *reason, int *status);
+/* Removes everything of the VM in the run directory (a forgotten VM leaves nothing). */
+void store_remove_run_files(const struct dvm *vm);
 
 /* ---- workers (daemon/worker.c) ---- */
 
 typedef void (*worker_reply_fn)(struct dvm *vm, void *arg, json_t *result, const char *error,
 				int err);
+
+/* What a worker tells the VM it runs: the registry's handlers. */
+struct worker_events {
+	void (*hello)(struct dvm *vm, const struct vm_proto_hello *hello);
+	void (*pvlock)(struct dvm *vm, const struct vm_proto_pvlock *ev);
+	/* The guest stopped (with preserved: the process stays for inspection). */
+	void (*stopped)(struct dvm *vm, const struct vm_proto_stopped *st);
+	/* The worker runs but cannot be talked to (another protocol version). */
+	void (*unreachable)(struct dvm *vm, const char *why);
+	/* The process has ended and its last words are read: how it went. */
+	void (*ended)(struct dvm *vm, bool crashed, const char *reason, int status);
+};
 
 struct worker_request {
 	struct util_list link;
@@ -53,6 +104,7 @@ struct worker_request {
 
 struct worker {
 	struct dvm *vm;
+	const struct worker_events *events;
 	pid_t pid;
 	uint64_t start_ticks; /* /proc/PID/stat starttime: tells a reused pid apart */
 	bool child;	      /* spawned by this daemon process, so it must be reaped */
@@ -76,9 +128,12 @@ struct worker {
 	unsigned refs; /* the VM's, plus one per initialised libuv handle */
 };
 
-int worker_spawn(struct dvm *vm);
-/* Re-attaches a worker that survived a daemon restart; -ESRCH if it is gone. */
-int worker_attach(struct dvm *vm, pid_t pid, uint64_t start_ticks);
+/* Spawns the VM's worker with its definition as it is now; vm->worker is set on success. */
+int worker_spawn(struct dvm *vm, const struct worker_events *events);
+/* Re-attaches a worker that survived a daemon restart; -ESRCH if it is gone.  *reachable
+ * says whether its control socket answered (a preserved crash may have lost it). */
+int worker_attach(struct dvm *vm, const struct store_runtime *rec,
+		  const struct worker_events *events, bool *reachable);
 /* Sends a request; `fn` runs with the reply, or with an error if the worker dies first. */
 int worker_request(struct worker *w, enum vm_proto_cmd cmd, worker_reply_fn fn, void *arg);
 /* Ends the worker: a "stop" request, then SIGTERM and SIGKILL if it does not go. */
@@ -123,64 +178,36 @@ struct dvm_waiter {
 	uint64_t deadline_ns; /* a shutdown's own timeout (CLOCK_MONOTONIC), 0 = none */
 };
 
-/* Fails every parked operation with -errno (the daemon is going away). */
-void dvm_fail_waiters(struct dvm *vm, int err, const char *message);
-
+const char *dvm_state_name(enum dvm_state state);
 struct dvm *registry_find(struct daemon *d, const char *name);
 struct dvm *registry_find_uuid(struct daemon *d, const char *uuid);
 struct dvm *registry_find_id(struct daemon *d, int domain_id);
+unsigned registry_count(struct daemon *d);
 /* Adds a validated definition (persisted first); -EEXIST if the name or uuid is taken,
  * -EUSERS beyond --max-vms. */
-int registry_define(struct daemon *d, const struct vmdef *cfg, struct dvm **out);
+int registry_define(struct daemon *d, const struct vmdef *def, struct dvm **out);
 /* Replaces the definition of a VM that exists (takes effect at its next start). */
-int registry_redefine(struct dvm *vm, const struct vmdef *cfg);
+int registry_redefine(struct dvm *vm, const struct vmdef *def);
+/* Forgets a VM that does not run (-EBUSY if it does) and frees it. */
 int registry_undefine(struct dvm *vm);
 /* Sets a vCPU's pin in the stored definition. */
 int dvm_set_pin(struct dvm *vm, uint32_t vcpu, const struct util_cpuset *cpus);
-unsigned registry_count(struct daemon *d);
-/* Moves a VM to a new state, persisting runtime records and notifying subscribers. */
+/* Moves a VM to a new state, persisting runtime records and announcing it. */
 void dvm_set_state(struct dvm *vm, enum dvm_state state, const char *reason);
-/* The worker ended (exited or died): applies on_crash, answers waiters, frees the worker. */
-void dvm_worker_gone(struct dvm *vm, bool crashed, const char *reason, int status);
+/* Tells event listeners what happened to a VM ("defined", "started", ...). */
+void dvm_announce(struct dvm *vm, const char *what);
 int dvm_start(struct dvm *vm);
-/* Paths in the run directory: control socket, console log, runtime record, exit file. */
-void dvm_run_path(const struct dvm *vm, const char *suffix, char *buf, size_t size);
-const char *dvm_console_path(const struct dvm *vm, char *buf, size_t size);
-void dvm_answer_waiters(struct dvm *vm, bool stopped);
+/* Fails every parked operation with -errno (the daemon is going away). */
+void dvm_fail_waiters(struct dvm *vm, int err, const char *message);
+/* Loads the stored definitions, then re-attaches to workers that outlived the previous
+ * daemon (or records how they ended), then starts the autostart VMs. */
+void registry_load(struct daemon *d);
+/* Drops the daemon's hold on every VM; running workers are left running. */
+void registry_fini(struct daemon *d);
 
-/* ---- persistence (daemon/store.c) ---- */
+/* ---- events (daemon/events.c) ---- */
 
-int store_init(struct daemon *d);
-int store_save_definition(struct daemon *d, const struct vmdef *cfg);
-int store_remove_definition(struct daemon *d, const char *name);
-/* Loads every stored definition into the registry; bad files are logged and skipped. */
-int store_load_definitions(struct daemon *d);
-int store_save_runtime(struct dvm *vm);
-/* The reason and status a worker wrote to its exit file; -ENOENT if it wrote none. */
-int store_read_exit(struct dvm *vm, enum vm_stop_reason *reason, int *status);
-void store_remove_runtime(struct dvm *vm);
-/* Re-attaches to workers that outlived the previous daemon, or records how they ended. */
-void store_recover_runtime(struct daemon *d);
-/* Writes `json` to `path` atomically: temp file, fsync, rename, fsync of the directory. */
-int store_write_atomic(const char *path, const json_t *json);
-
-/* ---- clients and events (daemon/server.c, daemon/events.c) ---- */
-
-struct client {
-	struct util_list link;
-	struct daemon *d;
-	uv_pipe_t pipe;
-	struct api_session *session;
-	bool subscribed;
-	bool closing;
-	bool dead; /* to be closed by the sweeper */
-	bool eof;  /* the client half-closed: close once its replies are out */
-	uid_t uid;
-	pid_t pid;
-	struct util_list follows; /* console followers on this client */
-};
-
-/* Internal subscribers to events (the libvirt endpoint); `event` is borrowed. */
+/* Internal subscribers to events (the front ends); `event` is borrowed. */
 struct daemon_listener {
 	struct util_list link;
 	void (*fn)(void *arg, json_t *event);
@@ -189,23 +216,17 @@ struct daemon_listener {
 
 void daemon_add_listener(struct daemon *d, struct daemon_listener *l);
 void daemon_remove_listener(struct daemon_listener *l);
-
-int server_listen(struct daemon *d);
-void server_close(struct daemon *d);
-/* Root, the daemon's own user and members of the "lockstep" group may change things. */
-/* Reads the peer's credentials on `fd` into *cred; true if it may use lockstepd (root, the
- * daemon's user, or a process holding group "lockstep"). */
-bool server_peer_allowed(struct daemon *d, int fd, struct ucred *cred);
-/* Sends an event notification to every subscribed client.  Steals `event`. */
+/* Hands an event to every listener.  Steals `event`. */
 void events_emit(struct daemon *d, json_t *event);
-void events_lifecycle(struct dvm *vm, const char *what);
 
 /* ---- console (daemon/console.c) ---- */
 
-void console_read(struct dvm *vm, struct api_call *call, uint64_t offset, uint64_t max);
-int console_follow(struct client *c, struct dvm *vm, uint64_t offset);
-void console_unfollow_client(struct client *c);
-void console_unfollow_vm(struct daemon *d, struct dvm *vm);
+/* Reads [offset, offset + max) of the VM's console log; *size is the log's size.  A VM that
+ * never ran has an empty console.  *data is malloc'ed (NULL when nothing was read). */
+int console_read(const struct dvm *vm, uint64_t offset, size_t max, unsigned char **data,
+		 size_t *len, uint64_t *size);
+/* Guest bytes as a JSON string: invalid UTF-8 (and NUL) becomes U+FFFD. */
+json_t *console_text_json(const unsigned char *buf, size_t len);
 
 /* ---- host topology (daemon/topology.c) ---- */
 
@@ -215,36 +236,31 @@ json_t *topology_json(struct daemon *d);
 /* The host's CPUs (cores, SMT siblings, NUMA nodes) as the scheduler wants them. */
 void topology_sched_host(struct daemon *d, struct sched_host *host);
 
+/* How many of each the host has (each at least 1); false when hwloc could not tell. */
+struct topology_counts {
+	unsigned pus, cores, packages, numa_nodes;
+};
+bool topology_counts(struct daemon *d, struct topology_counts *c);
+
+/* One host CPU: its OS index, its package's and core's logical indexes, its core's CPUs. */
+struct topology_cpu {
+	unsigned id, package, core;
+	char siblings[64];
+};
+/* Every host CPU (*out malloc'ed; none without hwloc). */
+int topology_cpus(struct daemon *d, struct topology_cpu **out, unsigned *n);
+
 /* ---- scheduling glue (daemon/schedglue.c) ---- */
 
-/* The engine's parameters for a definition (pins included; `pins` has cfg.vcpus entries). */
-void dvm_sched_params(const struct vmdef *cfg, struct sched_vm_params *p, struct util_cpuset *pins);
+/* The engine's parameters for a definition (pins included; `pins` has def.vcpus entries). */
+void dvm_sched_params(const struct vmdef *def, struct sched_vm_params *p, struct util_cpuset *pins);
 /* Refuses a policy the host cannot give the VM; fills err.  0 or -E2BIG/-EINVAL. */
-int dvm_sched_check(struct daemon *d, const struct vmdef *cfg, char *err, size_t err_len);
+int dvm_sched_check(struct daemon *d, const struct vmdef *def, char *err, size_t err_len);
 /* Hands a running VM to the scheduler (after its worker's hello); logs failures. */
 void dvm_sched_attach(struct dvm *vm, int sched_fd);
 void dvm_sched_detach(struct dvm *vm);
 
-/* ---- methods (daemon/methods.c) ---- */
-
-/* The VM named by params.name, or NULL with the call failed (missing name, no such VM). */
-struct dvm *method_find_vm(struct daemon *d, struct api_call *call, json_t *params);
-void method_sched_get(void *ctx, struct api_call *call, json_t *params);
-void method_sched_set(void *ctx, struct api_call *call, json_t *params);
-void method_sched_stats(void *ctx, struct api_call *call, json_t *params);
-extern const struct api_method daemon_methods[];
-extern const size_t daemon_nr_methods;
-json_t *dvm_summary_json(struct dvm *vm);
-
-/* ---- libvirt remote protocol endpoint (daemon/virt_server.c) ---- */
-
-struct virt_server;
-
-/* Listens on the libvirt sockets; a default path that another daemon serves is skipped. */
-int virt_server_start(struct daemon *d);
-void virt_server_stop(struct daemon *d);
-
-/* ---- the daemon ---- */
+/* ---- the daemon (daemon/daemon.c) ---- */
 
 #define DAEMON_DIR_MAX 3072 /* leaves room for "/vms/NAME.suffix" in a PATH_MAX buffer */
 
@@ -271,37 +287,28 @@ struct daemon {
 	uint64_t start_ns;
 	int lock_fd; /* flock on the run directory: one daemon per run directory */
 
-	uv_pipe_t server;
-	bool server_open;
-	uv_check_t sweeper;
-	gid_t group; /* the "lockstep" group, or -1 */
-	struct util_list clients;
-	unsigned nr_clients;
-
 	struct util_list vms;
 	int next_domain_id;
 	struct util_list listeners; /* struct daemon_listener */
+	struct util_list deferred;  /* reboots waiting for the check phase (daemon/ops.c) */
+	uv_check_t deferred_check;
 
 	uv_signal_t sig_term, sig_int;
-	uv_timer_t console_timer;
-	bool console_timer_on;
-	struct util_list follows; /* every console follower */
 
 	void *topology;		/* hwloc_topology_t */
 	struct sched_host host; /* the CPUs VMs may use, for the scheduler */
 	struct scheduler *scheduler;
-	struct virt_server *virt;  /* the libvirt endpoint, or NULL */
-	struct util_list deferred; /* reboots waiting for the check phase (daemon/ops.c) */
-	uv_check_t deferred_check;
+	struct rpc_server *rpc;	  /* the JSON-RPC endpoint */
+	struct virt_server *virt; /* the libvirt endpoint, or NULL */
 	bool quitting;
 };
 
 int daemon_init(struct daemon *d, const struct daemon_options *opts);
+int daemon_run(struct daemon *d);
+void daemon_fini(struct daemon *d);
 /* Reboots between their destroy and their start (daemon/ops.c): run from the check phase, or
  * failed when the daemon stops. */
 void ops_run_deferred(uv_check_t *h);
 void ops_drop_deferred(struct daemon *d);
-int daemon_run(struct daemon *d);
-void daemon_fini(struct daemon *d);
 
 #endif /* LOCKSTEP_DAEMON_H */

@@ -183,7 +183,7 @@ int ops_define(struct daemon *d, const struct vmdef *def, unsigned flags, struct
 	int ret = define(d, def, flags, out, created, err, err_len);
 
 	if (!ret && *created)
-		events_lifecycle(*out, "defined");
+		dvm_announce(*out, "defined");
 	return ret;
 }
 
@@ -198,7 +198,7 @@ int ops_undefine(struct dvm *vm, unsigned flags, char *err, size_t err_len)
 	if (vm->worker && !(flags & OPS_UNDEFINE_WHEN_STOPPED))
 		return fail(err, err_len, -EBUSY, "VM %s is %s: destroy or shut it down first",
 			    vm->cfg.name, dvm_state_name(vm->state));
-	events_lifecycle(vm, "undefined");
+	dvm_announce(vm, "undefined");
 	if (vm->worker) {
 		vm->transient = true; /* the registry removes it when its worker ends */
 		return 0;

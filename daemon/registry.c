@@ -5,8 +5,10 @@
  *   shutoff --start--> starting --hello--> running --shutdown--> stopping --exit--> shutoff
  *                          \_________________ worker dies / guest crashes ______> crashed
  *
- * Every state change is persisted (the runtime record) and announced to event subscribers.
- * Loop thread only.
+ * Every state change is persisted (the runtime record) and announced to event listeners.  The
+ * workers report here through the struct worker_events they are spawned with.  Also the
+ * daemon's start (stored definitions, workers that outlived the previous daemon, autostart)
+ * and its stop (VMs let go, their workers left running).  Loop thread only.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -18,6 +20,9 @@
 
 #include "daemon/daemon.h"
 
+static const struct worker_events worker_events;
+static void answer_waiters(struct dvm *vm, bool stopped);
+
 #define RESTART_WINDOW_NS (60ull * 1000000000ull)
 #define RESTARTS_PER_WINDOW 3
 
@@ -27,20 +32,6 @@ static const char *const state_names[] = { "shutoff", "starting", "running", "st
 const char *dvm_state_name(enum dvm_state state)
 {
 	return (unsigned)state < 5 ? state_names[state] : "unknown";
-}
-
-void dvm_run_path(const struct dvm *vm, const char *suffix, char *buf, size_t size)
-{
-	snprintf(buf, size, "%s/vms/%s%s", vm->d->opts.run_dir, vm->cfg.name, suffix);
-}
-
-const char *dvm_console_path(const struct dvm *vm, char *buf, size_t size)
-{
-	if (vm->cfg.serial_log)
-		util_strlcpy(buf, vm->cfg.serial_log, size);
-	else
-		dvm_run_path(vm, ".console", buf, size);
-	return buf;
 }
 
 struct dvm *registry_find(struct daemon *d, const char *name)
@@ -206,19 +197,6 @@ static void timer_closed(uv_handle_t *h)
 	free(vm);
 }
 
-/* A forgotten VM leaves nothing behind in the run directory (names come and go). */
-static void remove_run_files(struct dvm *vm)
-{
-	static const char *const suffixes[] = { ".console", ".log", ".def.json",
-						".exit",    ".run", ".ctl" };
-	char path[PATH_MAX];
-
-	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
-		dvm_run_path(vm, suffixes[i], path, sizeof(path));
-		unlink(path);
-	}
-}
-
 int registry_undefine(struct dvm *vm)
 {
 	int ret;
@@ -228,8 +206,7 @@ int registry_undefine(struct dvm *vm)
 	ret = store_remove_definition(vm->d, vm->cfg.name);
 	if (ret)
 		return ret;
-	console_unfollow_vm(vm->d, vm);
-	remove_run_files(vm);
+	store_remove_run_files(vm); /* a forgotten VM leaves nothing behind (names come and go) */
 	util_list_del(&vm->link);
 	uv_close((uv_handle_t *)&vm->shutdown_timer, timer_closed);
 	return 0;
@@ -243,21 +220,29 @@ void dvm_set_state(struct dvm *vm, enum dvm_state state, const char *reason)
 
 	vm->state = state;
 	util_strlcpy(vm->reason, reason, sizeof(vm->reason));
-	if (vm->worker)
-		store_save_runtime(vm);
-	else
+	if (vm->worker) {
+		struct store_runtime rec = {
+			.pid = vm->worker->pid,
+			.start_ticks = vm->worker->start_ticks,
+			.domain_id = vm->domain_id,
+			.started = vm->started_realtime,
+		};
+
+		store_save_runtime(vm, &rec);
+	} else {
 		store_remove_runtime(vm);
+	}
 	if (old != state)
-		events_lifecycle(vm, what[state]);
+		dvm_announce(vm, what[state]);
 	if (state == DVM_RUNNING && old != DVM_RUNNING && old != DVM_STOPPING)
-		dvm_answer_waiters(vm, false);
+		answer_waiters(vm, false);
 }
 
 /*
  * Ends the operations waiting on this VM.  When it starts running, the starts; when its worker
  * is gone, the stops (shutdown, destroy) succeed and the starts learn it did not start.
  */
-void dvm_answer_waiters(struct dvm *vm, bool stopped)
+static void answer_waiters(struct dvm *vm, bool stopped)
 {
 	struct util_list *pos, *tmp;
 	char msg[512];
@@ -307,7 +292,8 @@ static bool may_restart(struct dvm *vm)
 	return vm->restarts++ < RESTARTS_PER_WINDOW;
 }
 
-void dvm_worker_gone(struct dvm *vm, bool crashed, const char *reason, int status)
+/* The worker ended (exited or died): applies on_crash, answers waiters, frees the worker. */
+static void worker_ended(struct dvm *vm, bool crashed, const char *reason, int status)
 {
 	struct worker *w = vm->worker;
 	bool destroyed = vm->destroying;
@@ -330,14 +316,14 @@ void dvm_worker_gone(struct dvm *vm, bool crashed, const char *reason, int statu
 		dvm_set_state(vm, DVM_SHUTOFF, reason);
 		reboot = strcmp(reason, vm_stop_reason_name(VM_STOP_GUEST_RESET)) == 0;
 	}
-	dvm_answer_waiters(vm, true);
+	answer_waiters(vm, true);
 	if (vm->transient) {
 		registry_undefine(vm);
 		return;
 	}
 	if ((restart || reboot) && !vm->d->quitting) {
 		if (may_restart(vm) && dvm_start(vm) == 0)
-			events_lifecycle(vm, restart ? "restarted" : "rebooted");
+			dvm_announce(vm, restart ? "restarted" : "rebooted");
 		else
 			util_log(&vm->d->log, UTIL_LOG_ERROR,
 				 "VM %s: not restarting it after %u restarts within a minute",
@@ -357,11 +343,168 @@ int dvm_start(struct dvm *vm)
 	vm->last_stats = vm->last_sched = NULL;
 	vm->domain_id = vm->d->next_domain_id++;
 	vm->started_realtime = (uint64_t)time(NULL);
-	ret = worker_spawn(vm);
+	ret = worker_spawn(vm, &worker_events);
 	if (ret) {
 		vm->domain_id = -1;
 		return ret;
 	}
 	dvm_set_state(vm, DVM_STARTING, "starting");
 	return 0;
+}
+
+void dvm_announce(struct dvm *vm, const char *what)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	events_emit(vm->d, json_pack("{s:s, s:s, s:s, s:s, s:s, s:f}", "type", "lifecycle", "vm",
+				     vm->cfg.name, "event", what, "state",
+				     dvm_state_name(vm->state), "reason", vm->reason, "time",
+				     (double)ts.tv_sec + (double)ts.tv_nsec / 1e9));
+}
+
+/* ---- what workers report ---- */
+
+static void worker_hello(struct dvm *vm, const struct vm_proto_hello *h)
+{
+	dvm_sched_attach(vm, h->sched_fd);
+	if (vm->state == DVM_STARTING)
+		dvm_set_state(vm, DVM_RUNNING, "booted");
+}
+
+/* Lock-holder/waiter preemption seen by the worker's detector: to the scheduler, and on to
+ * event listeners. */
+static void worker_pvlock(struct dvm *vm, const struct vm_proto_pvlock *ev)
+{
+	vm->pvlock_events++;
+	if (!ev->ended && vm->scheduled)
+		scheduler_preempted(vm->d->scheduler, vm->domain_id, ev->culprit, ev->pressure);
+	events_emit(vm->d, json_pack("{s:s, s:s, s:s, s:b, s:I, s:i, s:i, s:I, s:f}", "type",
+				     "pvlock", "vm", vm->cfg.name, "kind", ev->kind, "ended",
+				     ev->ended, "lock", (json_int_t)ev->lock, "culprit",
+				     (int)ev->culprit, "waiters", (int)ev->waiters, "duration_ns",
+				     (json_int_t)ev->duration_ns, "pressure", ev->pressure));
+}
+
+static void worker_stopped(struct dvm *vm, const struct vm_proto_stopped *st)
+{
+	if (st->stats) {
+		json_decref(vm->last_stats);
+		vm->last_stats = json_incref(st->stats);
+	}
+	if (st->preserved)
+		dvm_set_state(vm, DVM_CRASHED, vm_stop_reason_name(VM_STOP_GUEST_CRASH));
+}
+
+static void worker_unreachable(struct dvm *vm, const char *why)
+{
+	dvm_set_state(vm, DVM_CRASHED, "unreachable");
+}
+
+static const struct worker_events worker_events = {
+	.hello = worker_hello,
+	.pvlock = worker_pvlock,
+	.stopped = worker_stopped,
+	.unreachable = worker_unreachable,
+	.ended = worker_ended,
+};
+
+/* ---- the daemon's start and stop ---- */
+
+static int load_definition(struct daemon *d, const struct vmdef *def)
+{
+	struct dvm *vm;
+
+	return registry_define(d, def, &vm);
+}
+
+/* How a worker that ended while no daemon watched it went: its exit file, if it wrote one. */
+static void recover_ended(struct dvm *vm)
+{
+	enum vm_stop_reason reason;
+	int status;
+
+	if (store_read_exit(vm, &reason, &status) == 0) {
+		vm->last_status = status;
+		dvm_set_state(vm, vm_stop_reason_is_crash(reason) ? DVM_CRASHED : DVM_SHUTOFF,
+			      vm_stop_reason_name(reason));
+	} else {
+		/* No last word: it was killed while we were away. */
+		dvm_set_state(vm, DVM_CRASHED, "worker-died");
+	}
+	store_remove_runtime(vm);
+}
+
+/* Re-attaches to workers that outlived the previous daemon, or records how they ended. */
+static void recover(struct daemon *d)
+{
+	struct util_list *pos;
+
+	util_list_for_each(pos, &d->vms) {
+		struct dvm *vm = util_container_of(pos, struct dvm, link);
+		struct store_runtime rec;
+		bool reachable;
+
+		if (store_read_runtime(vm, &rec))
+			continue;
+		vm->domain_id = rec.domain_id;
+		vm->started_realtime = rec.started;
+		if (vm->domain_id >= d->next_domain_id)
+			d->next_domain_id = vm->domain_id + 1;
+		if (worker_attach(vm, &rec, &worker_events, &reachable) == 0) {
+			dvm_set_state(vm, reachable ? DVM_RUNNING : DVM_CRASHED,
+				      reachable ? "re-attached" : "unreachable");
+			util_log(&d->log, UTIL_LOG_INFO, "re-attached to VM %s (worker pid %d)",
+				 vm->cfg.name, (int)rec.pid);
+			continue;
+		}
+		vm->domain_id = -1;
+		recover_ended(vm);
+	}
+}
+
+static void autostart(struct daemon *d)
+{
+	struct util_list *pos;
+
+	util_list_for_each(pos, &d->vms) {
+		struct dvm *vm = util_container_of(pos, struct dvm, link);
+		int ret;
+
+		if (!vm->cfg.autostart || vm->worker)
+			continue;
+		ret = dvm_start(vm);
+		util_log(&d->log, ret ? UTIL_LOG_ERROR : UTIL_LOG_INFO, "autostart %s: %s",
+			 vm->cfg.name, ret ? strerror(-ret) : "started");
+	}
+}
+
+void registry_load(struct daemon *d)
+{
+	store_load_definitions(d, load_definition);
+	recover(d);
+	autostart(d);
+}
+
+void registry_fini(struct daemon *d)
+{
+	struct util_list *pos, *tmp;
+
+	util_list_for_each_safe(pos, tmp, &d->vms) {
+		struct dvm *vm = util_container_of(pos, struct dvm, link);
+
+		if (vm->worker) {
+			vm->worker->finished = true;
+			worker_free(vm->worker); /* our handles on it; the process runs on */
+			vm->worker = NULL;
+		}
+		dvm_fail_waiters(vm, -ESHUTDOWN, "lockstepd is stopping");
+		util_list_del(&vm->link);
+		uv_close((uv_handle_t *)&vm->shutdown_timer, NULL);
+		json_decref(vm->last_stats);
+		json_decref(vm->last_sched);
+		vmdef_fini(&vm->cfg);
+		uv_run(d->loop, UV_RUN_NOWAIT);
+		free(vm);
+	}
 }

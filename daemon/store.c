@@ -5,7 +5,8 @@
  * NAME.log: its serial output and its own log) and survives daemon restarts, not reboots.
  *
  * Every file is written atomically (temp file, fsync, rename, fsync of the directory), so a
- * crash at any moment leaves either the old or the new version.  Loop thread only.
+ * crash at any moment leaves either the old or the new version.  Only files: what they mean
+ * for the VMs is the registry's.  Loop thread only.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -125,35 +126,34 @@ int store_remove_definition(struct daemon *d, const char *name)
 	return fsync_dir_of(path);
 }
 
-static void load_one(struct daemon *d, const char *dir, const char *file)
+static void load_one(struct daemon *d, const char *dir, const char *file, store_definition_fn fn)
 {
 	char path[PATH_MAX + 256], err[PATH_MAX + 512];
-	struct vmdef cfg;
+	struct vmdef def;
 	size_t stem = strlen(file) - 5; /* ".json" */
-	struct dvm *vm;
 	int ret;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, file);
-	vmdef_init(&cfg);
-	ret = vmdef_load(&cfg, path, err, sizeof(err));
+	vmdef_init(&def);
+	ret = vmdef_load(&def, path, err, sizeof(err));
 	if (!ret)
-		ret = vmdef_validate(&cfg, err, sizeof(err));
-	if (!ret && (strlen(cfg.name) != stem || strncmp(cfg.name, file, stem) != 0)) {
-		snprintf(err, sizeof(err), "%s: defines VM \"%s\", not \"%.*s\"", path, cfg.name,
+		ret = vmdef_validate(&def, err, sizeof(err));
+	if (!ret && (strlen(def.name) != stem || strncmp(def.name, file, stem) != 0)) {
+		snprintf(err, sizeof(err), "%s: defines VM \"%s\", not \"%.*s\"", path, def.name,
 			 (int)stem, file);
 		ret = -EINVAL;
 	}
 	if (!ret) {
-		ret = registry_define(d, &cfg, &vm);
+		ret = fn(d, &def);
 		if (ret)
 			snprintf(err, sizeof(err), "%s: %s", path, strerror(-ret));
 	}
 	if (ret)
 		util_log(&d->log, UTIL_LOG_ERROR, "skipping a stored definition: %s", err);
-	vmdef_fini(&cfg);
+	vmdef_fini(&def);
 }
 
-int store_load_definitions(struct daemon *d)
+void store_load_definitions(struct daemon *d, store_definition_fn fn)
 {
 	char dir[PATH_MAX];
 	struct dirent *de;
@@ -161,102 +161,94 @@ int store_load_definitions(struct daemon *d)
 
 	snprintf(dir, sizeof(dir), "%s/vms", d->opts.state_dir);
 	dp = opendir(dir);
-	if (!dp)
-		return -errno;
+	if (!dp) {
+		util_log(&d->log, UTIL_LOG_ERROR, "cannot read %s: %s", dir, strerror(errno));
+		return;
+	}
 	while ((de = readdir(dp))) {
 		size_t len = strlen(de->d_name);
 
 		if (de->d_name[0] == '.' || len <= 5 || strcmp(de->d_name + len - 5, ".json"))
 			continue;
-		load_one(d, dir, de->d_name);
+		load_one(d, dir, de->d_name, fn);
 	}
 	closedir(dp);
-	return 0;
 }
 
-int store_save_runtime(struct dvm *vm)
+void store_run_path(const struct dvm *vm, const char *suffix, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s/vms/%s%s", vm->d->opts.run_dir, vm->cfg.name, suffix);
+}
+
+const char *store_console_path(const struct dvm *vm, char *buf, size_t size)
+{
+	if (vm->cfg.serial_log)
+		util_strlcpy(buf, vm->cfg.serial_log, size);
+	else
+		store_run_path(vm, ".console", buf, size);
+	return buf;
+}
+
+int store_save_runtime(const struct dvm *vm, const struct store_runtime *rec)
 {
 	char path[PATH_MAX];
-	json_t *rec;
+	json_t *json;
 	int ret;
 
-	if (!vm->worker)
-		return 0;
-	rec = json_pack("{s:i, s:I, s:i, s:I}", "pid", (int)vm->worker->pid, "start_ticks",
-			(json_int_t)vm->worker->start_ticks, "domain_id", vm->domain_id, "started",
-			(json_int_t)vm->started_realtime);
-	if (!rec)
+	json = json_pack("{s:i, s:I, s:i, s:I}", "pid", (int)rec->pid, "start_ticks",
+			 (json_int_t)rec->start_ticks, "domain_id", rec->domain_id, "started",
+			 (json_int_t)rec->started);
+	if (!json)
 		return -ENOMEM;
-	dvm_run_path(vm, ".run", path, sizeof(path));
-	ret = store_write_atomic(path, rec);
-	json_decref(rec);
+	store_run_path(vm, ".run", path, sizeof(path));
+	ret = store_write_atomic(path, json);
+	json_decref(json);
 	return ret;
 }
 
-void store_remove_runtime(struct dvm *vm)
+int store_read_runtime(const struct dvm *vm, struct store_runtime *rec)
+{
+	char path[PATH_MAX];
+	json_t *json;
+
+	store_run_path(vm, ".run", path, sizeof(path));
+	json = json_load_file(path, 0, NULL);
+	if (!json)
+		return -ENOENT;
+	*rec = (struct store_runtime){
+		.pid = (pid_t)json_integer_value(json_object_get(json, "pid")),
+		.start_ticks = (uint64_t)json_integer_value(json_object_get(json, "start_ticks")),
+		.domain_id = (int)json_integer_value(json_object_get(json, "domain_id")),
+		.started = (uint64_t)json_integer_value(json_object_get(json, "started")),
+	};
+	json_decref(json);
+	return 0;
+}
+
+void store_remove_runtime(const struct dvm *vm)
 {
 	char path[PATH_MAX];
 
-	dvm_run_path(vm, ".run", path, sizeof(path));
+	store_run_path(vm, ".run", path, sizeof(path));
 	unlink(path);
 }
 
-int store_read_exit(struct dvm *vm, enum vm_stop_reason *reason, int *status)
+int store_read_exit(const struct dvm *vm, enum vm_stop_reason *reason, int *status)
 {
 	char path[PATH_MAX];
 
-	dvm_run_path(vm, ".exit", path, sizeof(path));
+	store_run_path(vm, ".exit", path, sizeof(path));
 	return vm_proto_exit_read(path, reason, status);
 }
 
-/* How a worker that ended while no daemon watched it went: its exit file, if it wrote one. */
-static void recover_ended(struct dvm *vm)
+void store_remove_run_files(const struct dvm *vm)
 {
-	enum vm_stop_reason reason;
-	int status;
+	static const char *const suffixes[] = { ".console", ".log", ".def.json",
+						".exit",    ".run", ".ctl" };
+	char path[PATH_MAX];
 
-	if (store_read_exit(vm, &reason, &status) == 0) {
-		vm->last_status = status;
-		dvm_set_state(vm, vm_stop_reason_is_crash(reason) ? DVM_CRASHED : DVM_SHUTOFF,
-			      vm_stop_reason_name(reason));
-	} else {
-		/* No last word: it was killed while we were away. */
-		dvm_set_state(vm, DVM_CRASHED, "worker-died");
-	}
-	store_remove_runtime(vm);
-}
-
-void store_recover_runtime(struct daemon *d)
-{
-	struct util_list *pos;
-
-	util_list_for_each(pos, &d->vms) {
-		struct dvm *vm = util_container_of(pos, struct dvm, link);
-		char path[PATH_MAX];
-		json_t *rec;
-		int pid, ret;
-
-		dvm_run_path(vm, ".run", path, sizeof(path));
-		rec = json_load_file(path, 0, NULL);
-		if (!rec)
-			continue;
-		pid = (int)json_integer_value(json_object_get(rec, "pid"));
-		vm->domain_id = (int)json_integer_value(json_object_get(rec, "domain_id"));
-		vm->started_realtime =
-			(uint64_t)json_integer_value(json_object_get(rec, "started"));
-		if (vm->domain_id >= d->next_domain_id)
-			d->next_domain_id = vm->domain_id + 1;
-		ret = pid > 1 ? worker_attach(vm, pid,
-					      (uint64_t)json_integer_value(
-						      json_object_get(rec, "start_ticks"))) :
-				-ESRCH;
-		json_decref(rec);
-		if (ret == 0) {
-			util_log(&d->log, UTIL_LOG_INFO, "re-attached to VM %s (worker pid %d)",
-				 vm->cfg.name, pid);
-			continue;
-		}
-		vm->domain_id = -1;
-		recover_ended(vm);
+	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+		store_run_path(vm, suffixes[i], path, sizeof(path));
+		unlink(path);
 	}
 }

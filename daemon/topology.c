@@ -1,15 +1,22 @@
 /*
  * The host's CPU topology from hwloc: packages, NUMA nodes, cores and their hardware threads.
  * Loaded once at start (the topology of a running host does not change under us; CPU hotplug
- * is out of scope) and reported by daemon.info; the scheduler places vCPUs with it.
+ * is out of scope) and reported by daemon.info and the libvirt endpoint (nodeinfo,
+ * capabilities); the scheduler places vCPUs with it.  The only user of hwloc.
  */
 #include <errno.h>
 #include <hwloc.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "daemon/daemon.h"
+
+static unsigned at_least_one(int n)
+{
+	return n > 0 ? (unsigned)n : 1;
+}
 
 int topology_init(struct daemon *d)
 {
@@ -111,4 +118,49 @@ void topology_sched_host(struct daemon *d, struct sched_host *host)
 			.numa = node ? node->logical_index : 0,
 		};
 	}
+}
+
+bool topology_counts(struct daemon *d, struct topology_counts *c)
+{
+	hwloc_topology_t topo = d->topology;
+
+	if (!topo)
+		return false;
+	*c = (struct topology_counts){
+		.pus = at_least_one(hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_PU)),
+		.cores = at_least_one(hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_CORE)),
+		.packages = at_least_one(hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_PACKAGE)),
+		.numa_nodes = at_least_one(hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_NUMANODE)),
+	};
+	return true;
+}
+
+int topology_cpus(struct daemon *d, struct topology_cpu **out, unsigned *n)
+{
+	hwloc_topology_t topo = d->topology;
+	int pus = topo ? hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_PU) : 0;
+	struct topology_cpu *cpus;
+
+	*out = NULL;
+	*n = 0;
+	if (pus <= 0)
+		return 0;
+	cpus = calloc((size_t)pus, sizeof(*cpus));
+	if (!cpus)
+		return -ENOMEM;
+	for (int i = 0; i < pus; i++) {
+		hwloc_obj_t pu = hwloc_get_obj_by_type(topo, HWLOC_OBJ_PU, (unsigned)i);
+		hwloc_obj_t core = hwloc_get_ancestor_obj_by_type(topo, HWLOC_OBJ_CORE, pu);
+		hwloc_obj_t pkg = hwloc_get_ancestor_obj_by_type(topo, HWLOC_OBJ_PACKAGE, pu);
+
+		cpus[i].id = pu->os_index;
+		cpus[i].package = pkg ? pkg->logical_index : 0;
+		cpus[i].core = core ? core->logical_index : pu->logical_index;
+		if (hwloc_bitmap_list_snprintf(cpus[i].siblings, sizeof(cpus[i].siblings),
+					       core ? core->cpuset : pu->cpuset) < 0)
+			snprintf(cpus[i].siblings, sizeof(cpus[i].siblings), "%u", pu->os_index);
+	}
+	*out = cpus;
+	*n = (unsigned)pus;
+	return 0;
 }

@@ -7,7 +7,9 @@
  * A worker's end is decided by the pidfd, never by the channel: the channel can close while
  * the process runs on (a preserved crash, a daemon restart).  Exit status comes from waitid()
  * for our own children and from the worker's exit file or "stopped" event otherwise.
- * Loop thread only.
+ * What the worker says goes to its VM through the struct worker_events it was spawned or
+ * re-attached with (the registry's); this file calls nothing above the store.  Loop thread
+ * only.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -105,47 +107,20 @@ static void write_done(uv_write_t *req, int status)
 
 static void hello(struct worker *w, struct vm_proto_hello *h)
 {
-	struct dvm *vm = w->vm;
-
 	free(w->tids);
 	w->tids = h->tids; /* taken from the message */
 	w->nr_vcpus = h->nr_vcpus;
 	h->tids = NULL;
-	dvm_sched_attach(vm, h->sched_fd);
-	if (vm->state == DVM_STARTING)
-		dvm_set_state(vm, DVM_RUNNING, "booted");
-}
-
-/* Lock-holder/waiter preemption seen by the worker's detector: to the scheduler, and on to
- * event subscribers. */
-static void pvlock_event(struct worker *w, const struct vm_proto_pvlock *ev)
-{
-	struct dvm *vm = w->vm;
-
-	vm->pvlock_events++;
-	if (!ev->ended && vm->scheduled)
-		scheduler_preempted(vm->d->scheduler, vm->domain_id, ev->culprit, ev->pressure);
-	events_emit(vm->d, json_pack("{s:s, s:s, s:s, s:b, s:I, s:i, s:i, s:I, s:f}", "type",
-				     "pvlock", "vm", vm->cfg.name, "kind", ev->kind, "ended",
-				     ev->ended, "lock", (json_int_t)ev->lock, "culprit",
-				     (int)ev->culprit, "waiters", (int)ev->waiters, "duration_ns",
-				     (json_int_t)ev->duration_ns, "pressure", ev->pressure));
+	w->events->hello(w->vm, h);
 }
 
 static void stopped(struct worker *w, const struct vm_proto_stopped *st)
 {
-	struct dvm *vm = w->vm;
-
 	w->stop_reason = st->reason;
 	w->stop_status = st->status;
 	w->stopped_event = true;
 	w->preserved = st->preserved;
-	if (st->stats) {
-		json_decref(vm->last_stats);
-		vm->last_stats = json_incref(st->stats);
-	}
-	if (w->preserved)
-		dvm_set_state(vm, DVM_CRASHED, vm_stop_reason_name(VM_STOP_GUEST_CRASH));
+	w->events->stopped(w->vm, st);
 }
 
 static void handle_reply(struct worker *w, const struct vm_proto_msg *msg)
@@ -177,7 +152,7 @@ static void incompatible(struct worker *w, const char *why)
 	if (w->child)
 		pidfd_send_signal(w->pidfd, SIGKILL, NULL, 0);
 	else
-		dvm_set_state(vm, DVM_CRASHED, "unreachable");
+		w->events->unreachable(vm, why);
 }
 
 static int on_line(void *arg, const char *line, size_t len, int err)
@@ -205,7 +180,7 @@ static int on_line(void *arg, const char *line, size_t len, int err)
 	else if (msg.event == VM_EVENT_HELLO)
 		hello(w, &msg.hello);
 	else if (msg.event == VM_EVENT_PVLOCK)
-		pvlock_event(w, &msg.pvlock);
+		w->events->pvlock(w->vm, &msg.pvlock);
 	else
 		stopped(w, &msg.stopped);
 	vm_proto_msg_fini(&msg);
@@ -269,16 +244,17 @@ static void maybe_finish(struct worker *w)
 		return;
 	w->finished = true;
 	if (w->stopped_event) {
-		dvm_worker_gone(w->vm, vm_stop_reason_is_crash(w->stop_reason),
-				vm_stop_reason_name(w->stop_reason),
-				w->exit_code >= 0 ? w->exit_code : w->stop_status);
+		w->events->ended(w->vm, vm_stop_reason_is_crash(w->stop_reason),
+				 vm_stop_reason_name(w->stop_reason),
+				 w->exit_code >= 0 ? w->exit_code : w->stop_status);
 	} else if (store_read_exit(w->vm, &reason, &status) == 0) {
 		/* It told its exit file rather than us (no controller was connected). */
-		dvm_worker_gone(w->vm, vm_stop_reason_is_crash(reason), vm_stop_reason_name(reason),
-				w->exit_code >= 0 ? w->exit_code : status);
+		w->events->ended(w->vm, vm_stop_reason_is_crash(reason),
+				 vm_stop_reason_name(reason),
+				 w->exit_code >= 0 ? w->exit_code : status);
 	} else {
 		/* Killed, or died on a bug: no last word. */
-		dvm_worker_gone(w->vm, true, "worker-died", w->exit_code);
+		w->events->ended(w->vm, true, "worker-died", w->exit_code);
 	}
 }
 
@@ -306,13 +282,14 @@ static int watch_pid(struct worker *w)
 	return uv_poll_start(&w->pid_watch, UV_READABLE, pid_exited);
 }
 
-static struct worker *worker_new(struct dvm *vm)
+static struct worker *worker_new(struct dvm *vm, const struct worker_events *events)
 {
 	struct worker *w = calloc(1, sizeof(*w));
 
 	if (!w)
 		return NULL;
 	w->vm = vm;
+	w->events = events;
 	w->pidfd = -1;
 	w->exit_code = -1;
 	util_lines_init(&w->lines, VM_PROTO_MSG_MAX);
@@ -339,14 +316,14 @@ static int spawn_args(struct dvm *vm, char *def_path, size_t def_size, char *con
 	vmdef_fini(&cfg);
 	if (!json)
 		return -ENOMEM;
-	dvm_run_path(vm, ".def.json", def_path, def_size);
+	store_run_path(vm, ".def.json", def_path, def_size);
 	ret = store_write_atomic(def_path, json);
 	json_decref(json);
-	dvm_console_path(vm, console, console_size);
+	store_console_path(vm, console, console_size);
 	return ret;
 }
 
-int worker_spawn(struct dvm *vm)
+int worker_spawn(struct dvm *vm, const struct worker_events *events)
 {
 	struct daemon *d = vm->d;
 	char def[PATH_MAX], console[PATH_MAX], ctl[PATH_MAX], exitf[PATH_MAX], logf[PATH_MAX];
@@ -374,13 +351,13 @@ int worker_spawn(struct dvm *vm)
 	ret = spawn_args(vm, def, sizeof(def), console, sizeof(console));
 	if (ret)
 		return ret;
-	dvm_run_path(vm, ".ctl", ctl, sizeof(ctl));
-	dvm_run_path(vm, ".exit", exitf, sizeof(exitf));
-	dvm_run_path(vm, ".log", logf, sizeof(logf));
+	store_run_path(vm, ".ctl", ctl, sizeof(ctl));
+	store_run_path(vm, ".exit", exitf, sizeof(exitf));
+	store_run_path(vm, ".log", logf, sizeof(logf));
 	unlink(exitf);
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 		return -errno;
-	w = worker_new(vm);
+	w = worker_new(vm, events);
 	if (!w) {
 		close(sv[0]);
 		close(sv[1]);
@@ -444,21 +421,22 @@ static int connect_control(const char *path)
 	return fd;
 }
 
-int worker_attach(struct dvm *vm, pid_t pid, uint64_t start_ticks)
+int worker_attach(struct dvm *vm, const struct store_runtime *rec,
+		  const struct worker_events *events, bool *reachable)
 {
 	char ctl[PATH_MAX];
 	uint64_t ticks;
 	struct worker *w;
 	int fd, ret;
 
-	if (proc_start_ticks(pid, &ticks) || ticks != start_ticks)
+	if (rec->pid <= 1 || proc_start_ticks(rec->pid, &ticks) || ticks != rec->start_ticks)
 		return -ESRCH; /* gone, or the pid now names another process */
-	w = worker_new(vm);
+	w = worker_new(vm, events);
 	if (!w)
 		return -ENOMEM;
-	w->pid = pid;
-	w->start_ticks = start_ticks;
-	w->pidfd = pidfd_open(pid, 0);
+	w->pid = rec->pid;
+	w->start_ticks = rec->start_ticks;
+	w->pidfd = pidfd_open(w->pid, 0);
 	if (w->pidfd < 0) {
 		ret = -errno;
 		worker_free(w);
@@ -470,14 +448,10 @@ int worker_attach(struct dvm *vm, pid_t pid, uint64_t start_ticks)
 		return ret;
 	}
 	vm->worker = w;
-	dvm_run_path(vm, ".ctl", ctl, sizeof(ctl));
+	store_run_path(vm, ".ctl", ctl, sizeof(ctl));
 	fd = connect_control(ctl);
-	if (fd >= 0 && open_chan(w, fd) == 0) {
-		dvm_set_state(vm, DVM_RUNNING, "re-attached");
-	} else {
-		/* Alive but unreachable (a preserved crash that lost its socket): still ours. */
-		dvm_set_state(vm, DVM_CRASHED, "unreachable");
-	}
+	/* Alive but unreachable (a preserved crash that lost its socket) is still ours. */
+	*reachable = fd >= 0 && open_chan(w, fd) == 0;
 	return 0;
 }
 

@@ -1,7 +1,8 @@
 /*
  * Fuzz target: lockstepd's JSON-RPC endpoint, from the bytes a client sends to the methods
- * that act on them.  The session is a real api_session over the daemon's own method table
- * (daemon_methods), on a real in-process struct daemon (daemon_init with temporary run and
+ * that act on them.  The session is a real in-process client of the daemon's JSON-RPC front
+ * end (rpc_client_open: the method table, the subscriptions, the followers), on a real
+ * in-process struct daemon (daemon_init with temporary run and
  * state directories in /dev/shm, so definitions are written and fsync'ed for real but
  * cheaply).  vm.start is harmless: the worker binary is /bin/false, which exits at once, so
  * starts, on_crash restarts, destroys and the replies parked on them all run their course.
@@ -24,7 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/daemon.h"
+#include "daemon/rpc/rpc.h"
 #include "tests/fuzz/fuzz_daemon.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -104,30 +105,20 @@ static void check_frame(void *opaque, const char *frame, size_t len)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const struct api_session_ops ops = { .send = check_frame };
 	struct api_limits limits = API_LIMITS_DEFAULT;
-	struct client *c;
+	struct rpc_server *srv = fuzzd->rpc;
+	struct rpc_client *c;
 	size_t start = 1;
 	uint8_t flags;
 
 	if (size < 1)
 		return 0;
 	flags = data[0];
-	c = calloc(1, sizeof(*c));
-	if (!c)
-		return 0;
-	c->d = fuzzd;
-	util_list_init(&c->follows);
+	limits.max_frame = fuzzd->opts.max_frame;
 	if (flags & FLAG_TIGHT)
 		limits = (struct api_limits){ .max_frame = 256, .max_pending = 4, .max_batch = 4 };
-	if (api_session_new(daemon_methods, daemon_nr_methods, fuzzd, &ops, c, &limits,
-			    &c->session)) {
-		free(c);
+	if (rpc_client_open(srv, check_frame, NULL, &limits, flags & FLAG_READ_ONLY, &c))
 		return 0;
-	}
-	api_session_set_read_only(c->session, flags & FLAG_READ_ONLY);
-	util_list_add_tail(&fuzzd->clients, &c->link);
-	fuzzd->nr_clients++;
 
 	while (start <= size) {
 		const uint8_t *end = memchr(data + start, SPLIT, size - start);
@@ -140,21 +131,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 
 	/* The client leaves now (its parked calls are cancelled) or after its answers. */
-	console_unfollow_client(c);
-	util_list_del(&c->link);
-	fuzzd->nr_clients--;
 	if (flags & FLAG_HANG_UP) {
-		api_session_close(c->session);
+		rpc_client_close(c);
 		fuzz_daemon_settle(fuzzd, fuzz_daemon_has_workers);
 	} else {
 		fuzz_daemon_settle(fuzzd, fuzz_daemon_has_workers);
 		if (api_session_pending(c->session))
 			abort(); /* a call that is never answered */
-		api_session_close(c->session);
+		rpc_client_close(c);
 	}
 	fuzz_daemon_teardown_vms(fuzzd);
-	if (!util_list_empty(&fuzzd->follows) || fuzzd->nr_clients)
+	if (!util_list_empty(&srv->follows) || srv->nr_clients)
 		abort();
-	free(c);
 	return 0;
 }

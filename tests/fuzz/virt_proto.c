@@ -23,7 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/virt.h"
+#include "daemon/virt/virt.h"
 #include "tests/fuzz/fuzz_daemon.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -101,22 +101,8 @@ static bool busy(const struct daemon *d)
 	return !util_list_empty(&d->deferred) || fuzz_daemon_has_workers(d);
 }
 
-static void drop_callbacks(struct virt_conn *c)
-{
-	while (!util_list_empty(&c->callbacks)) {
-		struct virt_callback *cb =
-			util_container_of(c->callbacks.next, struct virt_callback, link);
-
-		util_list_del(&cb->link);
-		free(cb);
-	}
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const struct api_virt_session_ops ops = { .send = check_packet };
-	struct virt_server *srv = fuzzd->virt;
-	struct api_virt_config cfg;
 	struct virt_conn *c;
 	size_t pos = 1, piece;
 	uint8_t flags;
@@ -125,25 +111,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	flags = data[0];
 	piece = flags & FLAG_PIECES ? (size_t)(flags >> 3) + 1 : size;
-	c = calloc(1, sizeof(*c));
-	if (!c)
+	if (virt_conn_open(fuzzd->virt, check_packet, NULL, flags & FLAG_READ_ONLY, 8, &c))
 		return 0;
-	c->srv = srv;
-	util_list_init(&c->callbacks);
-	cfg = (struct api_virt_config){ .handlers = &srv->handlers,
-					.ctx = c,
-					.type = "lockstep",
-					.scheme = "lockstep",
-					.version = srv->version,
-					.read_only = flags & FLAG_READ_ONLY,
-					.max_pending = 8,
-					.max_packet = VIRT_PACKET_MAX };
-	if (api_virt_session_new(&cfg, &ops, c, &c->session)) {
-		free(c);
-		return 0;
-	}
-	util_list_add_tail(&srv->conns, &c->link); /* so events reach it */
-	srv->nr_conns++;
 	while (pos < size) {
 		size_t len = size - pos < piece ? size - pos : piece;
 
@@ -155,19 +124,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		uv_run(fuzzd->loop, UV_RUN_NOWAIT);
 		pos += len;
 	}
-	util_list_del(&c->link);
-	srv->nr_conns--;
-	drop_callbacks(c);
 	if (flags & FLAG_HANG_UP) {
-		api_virt_session_close(c->session);
+		virt_conn_close(c);
 		fuzz_daemon_settle(fuzzd, busy);
 	} else {
 		fuzz_daemon_settle(fuzzd, busy);
 		if (api_virt_session_pending(c->session))
 			abort(); /* a call that is never answered */
-		api_virt_session_close(c->session);
+		virt_conn_close(c);
 	}
 	fuzz_daemon_teardown_vms(fuzzd);
-	free(c);
+	if (fuzzd->virt->nr_conns)
+		abort();
 	return 0;
 }

@@ -206,7 +206,7 @@ def peer_credentials(env):
         check(err is None and frames == [{"jsonrpc": "2.0", "id": None, "error": {
             "code": dh.PERMISSION, "message": DENIED}}],
               "lockstepd refuses uid 65534 with -32006 and closes", err, frames)
-        check(f"refused a client (uid {NOBODY})" in d.log(), "and logs it", d.log())
+        check(f"refused a JSON-RPC client (uid {NOBODY})" in d.log(), "and logs it", d.log())
         p = subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}",
                             "--clear-groups", env.lockstep, "--socket", d.socket, "vm", "list"],
                            capture_output=True, text=True, timeout=30)

@@ -12,13 +12,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "daemon/daemon.h"
+#include "daemon/rpc/rpc.h"
 
 #define CONSOLE_READ_MAX (1u << 20)
 
 static const char *const name_only[] = { "name", NULL };
 
-struct dvm *method_find_vm(struct daemon *d, struct api_call *call, json_t *params)
+struct dvm *rpc_find_vm(struct daemon *d, struct api_call *call, json_t *params)
 {
 	const char *name;
 	struct dvm *vm;
@@ -35,7 +35,7 @@ struct dvm *method_find_vm(struct daemon *d, struct api_call *call, json_t *para
 	return vm;
 }
 
-json_t *dvm_summary_json(struct dvm *vm)
+json_t *rpc_vm_summary(struct dvm *vm)
 {
 	return json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:i, s:i, s:b, s:s, s:s, s:i}", "name",
 			 vm->cfg.name, "uuid", vm->cfg.uuid, "state", dvm_state_name(vm->state),
@@ -55,7 +55,7 @@ static void reply_summary(struct dvm *vm, void *arg, int err, const char *messag
 	if (err)
 		api_call_fail_err(call, err, message);
 	else
-		api_call_reply(call, dvm_summary_json(vm));
+		api_call_reply(call, rpc_vm_summary(vm));
 }
 
 /* An operation that may wait for the guest: answered now, or later by reply_summary. */
@@ -64,7 +64,7 @@ static void answer_op(struct api_call *call, struct dvm *vm, int ret, const char
 	if (ret < 0)
 		api_call_fail_err(call, ret, err);
 	else if (ret != OPS_PENDING)
-		api_call_reply(call, dvm_summary_json(vm));
+		api_call_reply(call, rpc_vm_summary(vm));
 }
 
 /* ---- daemon ---- */
@@ -86,18 +86,19 @@ static void daemon_info(void *ctx, struct api_call *call, json_t *params)
 				       "socket", d->opts.socket_path, "run_dir", d->opts.run_dir,
 				       "state_dir", d->opts.state_dir, "vms", "defined",
 				       (int)registry_count(d), "running", running, "clients",
-				       (int)d->nr_clients, "topology", topology_json(d)));
+				       d->rpc ? (int)d->rpc->nr_clients : 0, "topology",
+				       topology_json(d)));
 }
 
 static void events_subscribe(void *ctx, struct api_call *call, json_t *params)
 {
 	static const char *const none[] = { NULL };
-	struct api_session *s = api_call_session(call);
+	struct rpc_client *c = rpc_call_client(call);
 
 	if (!api_params_only(call, params, none))
 		return;
-	if (s)
-		((struct client *)api_session_opaque(s))->subscribed = true;
+	if (c)
+		c->subscribed = true;
 	api_call_reply(call, json_pack("{s:b}", "subscribed", true));
 }
 
@@ -139,7 +140,7 @@ static void vm_undefine(void *ctx, struct api_call *call, json_t *params)
 	struct dvm *vm;
 	int ret;
 
-	if (!api_params_only(call, params, name_only) || !(vm = method_find_vm(ctx, call, params)))
+	if (!api_params_only(call, params, name_only) || !(vm = rpc_find_vm(ctx, call, params)))
 		return;
 	strcpy(name, vm->cfg.name);
 	ret = ops_undefine(vm, 0, err, sizeof(err));
@@ -156,7 +157,7 @@ static void vm_start(void *ctx, struct api_call *call, json_t *params)
 	struct dvm *vm;
 	char err[512];
 
-	if (api_params_only(call, params, name_only) && (vm = method_find_vm(ctx, call, params)))
+	if (api_params_only(call, params, name_only) && (vm = rpc_find_vm(ctx, call, params)))
 		answer_op(call, vm, ops_start(vm, reply_summary, call, err, sizeof(err)), err);
 }
 
@@ -168,7 +169,7 @@ static void vm_shutdown(void *ctx, struct api_call *call, json_t *params)
 	struct dvm *vm;
 	char err[512];
 
-	if (api_params_only(call, params, allowed) && (vm = method_find_vm(d, call, params)) &&
+	if (api_params_only(call, params, allowed) && (vm = rpc_find_vm(d, call, params)) &&
 	    api_param_uint(call, params, "timeout", false, 1, 3600, &timeout))
 		answer_op(call, vm,
 			  ops_shutdown(vm, timeout * 1000, reply_summary, call, err, sizeof(err)),
@@ -180,7 +181,7 @@ static void vm_destroy(void *ctx, struct api_call *call, json_t *params)
 	struct dvm *vm;
 	char err[512];
 
-	if (api_params_only(call, params, name_only) && (vm = method_find_vm(ctx, call, params)))
+	if (api_params_only(call, params, name_only) && (vm = rpc_find_vm(ctx, call, params)))
 		answer_op(call, vm, ops_destroy(vm, reply_summary, call, err, sizeof(err)), err);
 }
 
@@ -201,7 +202,7 @@ static void vm_list(void *ctx, struct api_call *call, json_t *params)
 
 		if (!state || strcmp(state, dvm_state_name(vm->state)) == 0 ||
 		    (strcmp(state, "active") == 0 && vm->worker))
-			json_array_append_new(list, dvm_summary_json(vm));
+			json_array_append_new(list, rpc_vm_summary(vm));
 	}
 	api_call_reply(call, list);
 }
@@ -234,7 +235,7 @@ static json_t *vcpu_json(pid_t pid, uint32_t vcpu, int tid)
 
 static json_t *info_json(struct dvm *vm)
 {
-	json_t *info = dvm_summary_json(vm);
+	json_t *info = rpc_vm_summary(vm);
 	json_t *vcpus = json_array();
 
 	json_object_set_new(info, "definition", vmdef_to_json(&vm->cfg));
@@ -264,7 +265,7 @@ static void vm_info(void *ctx, struct api_call *call, json_t *params)
 {
 	struct dvm *vm;
 
-	if (!api_params_only(call, params, name_only) || !(vm = method_find_vm(ctx, call, params)))
+	if (!api_params_only(call, params, name_only) || !(vm = rpc_find_vm(ctx, call, params)))
 		return;
 	if (!vm->worker || worker_request(vm->worker, VM_CMD_STATS, stats_replied, call) != 0)
 		api_call_reply(call, info_json(vm));
@@ -274,28 +275,27 @@ static void vm_console(void *ctx, struct api_call *call, json_t *params)
 {
 	static const char *const allowed[] = { "name", "offset", "max", "tail", "follow", NULL };
 	uint64_t offset = 0, max = CONSOLE_READ_MAX, tail = 0;
-	struct api_session *s;
+	struct rpc_client *c;
 	bool follow = false;
 	struct dvm *vm;
 	char path[PATH_MAX];
 	struct stat st;
 
-	if (!api_params_only(call, params, allowed) || !(vm = method_find_vm(ctx, call, params)) ||
+	if (!api_params_only(call, params, allowed) || !(vm = rpc_find_vm(ctx, call, params)) ||
 	    !api_param_uint(call, params, "offset", false, 0, UINT64_MAX >> 1, &offset) ||
 	    !api_param_uint(call, params, "max", false, 0, CONSOLE_READ_MAX, &max) ||
 	    !api_param_uint(call, params, "tail", false, 1, CONSOLE_READ_MAX, &tail) ||
 	    !api_param_bool(call, params, "follow", false, &follow))
 		return;
-	if (tail && stat(dvm_console_path(vm, path, sizeof(path)), &st) == 0)
+	if (tail && stat(store_console_path(vm, path, sizeof(path)), &st) == 0)
 		offset = (uint64_t)st.st_size > tail ? (uint64_t)st.st_size - tail : 0;
-	s = api_call_session(call);
-	if (follow && s) {
-		struct client *c = api_session_opaque(s);
-		uint64_t size = stat(dvm_console_path(vm, path, sizeof(path)), &st) == 0 ?
+	c = rpc_call_client(call);
+	if (follow && c) {
+		uint64_t size = stat(store_console_path(vm, path, sizeof(path)), &st) == 0 ?
 					(uint64_t)st.st_size :
 					0;
 		/* Followers get what the read below does not cover. */
-		int ret = console_follow(c, vm, offset + max < size ? offset + max : size);
+		int ret = rpc_follow(c, vm, offset + max < size ? offset + max : size);
 
 		if (ret) {
 			api_call_fail_errno(call, ret, "cannot follow the console of %s",
@@ -303,7 +303,7 @@ static void vm_console(void *ctx, struct api_call *call, json_t *params)
 			return;
 		}
 	}
-	console_read(vm, call, offset, max);
+	rpc_console_reply(vm, call, offset, max);
 }
 
 static void vcpu_pin(void *ctx, struct api_call *call, json_t *params)
@@ -317,7 +317,7 @@ static void vcpu_pin(void *ctx, struct api_call *call, json_t *params)
 	char err[256];
 	int ret;
 
-	if (!api_params_only(call, params, allowed) || !(vm = method_find_vm(ctx, call, params)) ||
+	if (!api_params_only(call, params, allowed) || !(vm = rpc_find_vm(ctx, call, params)) ||
 	    !api_param_uint(call, params, "vcpu", true, 0, VMDEF_VCPUS_MAX - 1, &vcpu) ||
 	    !api_param_string(call, params, "cpus", true, 1024, &list) ||
 	    !api_param_bool(call, params, "config", false, &config))
@@ -338,14 +338,14 @@ static void vcpu_pin(void *ctx, struct api_call *call, json_t *params)
 				 (json_int_t)vcpu, "cpus", list, "live", live, "config", stored));
 }
 
-const struct api_method daemon_methods[] = {
-	{ "daemon.info", daemon_info, false },	 { "events.subscribe", events_subscribe, false },
-	{ "vm.define", vm_define, true },	 { "vm.undefine", vm_undefine, true },
-	{ "vm.start", vm_start, true },		 { "vm.shutdown", vm_shutdown, true },
-	{ "vm.destroy", vm_destroy, true },	 { "vm.list", vm_list, false },
-	{ "vm.info", vm_info, false },		 { "vm.console", vm_console, false },
-	{ "vcpu.pin", vcpu_pin, true },		 { "sched.get", method_sched_get, false },
-	{ "sched.set", method_sched_set, true }, { "sched.stats", method_sched_stats, false },
+const struct api_method rpc_methods[] = {
+	{ "daemon.info", daemon_info, false }, { "events.subscribe", events_subscribe, false },
+	{ "vm.define", vm_define, true },      { "vm.undefine", vm_undefine, true },
+	{ "vm.start", vm_start, true },	       { "vm.shutdown", vm_shutdown, true },
+	{ "vm.destroy", vm_destroy, true },    { "vm.list", vm_list, false },
+	{ "vm.info", vm_info, false },	       { "vm.console", vm_console, false },
+	{ "vcpu.pin", vcpu_pin, true },	       { "sched.get", rpc_sched_get, false },
+	{ "sched.set", rpc_sched_set, true },  { "sched.stats", rpc_sched_stats, false },
 };
 
-const size_t daemon_nr_methods = sizeof(daemon_methods) / sizeof(daemon_methods[0]);
+const size_t rpc_nr_methods = sizeof(rpc_methods) / sizeof(rpc_methods[0]);

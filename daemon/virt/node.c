@@ -1,15 +1,13 @@
 /*
  * libvirt procedures about the host: NODE_GET_INFO (nodeinfo), NODE_GET_CPU_MAP, the
- * capabilities document, the hostname and the vCPU limit; and the /proc reader that vCPU
- * information and domain CPU time come from.
+ * capabilities document, the hostname and the vCPU limit.
  *
- * Topology comes from the daemon's hwloc snapshot (daemon/topology.c), memory from sysinfo,
+ * Topology comes from the daemon's snapshot of it (daemon/topology.c), memory from sysinfo,
  * the clock from /proc/cpuinfo, online and present CPUs from sysfs.  libvirt's NODE_GET_INFO
  * counts sockets per NUMA node, cores per socket and threads per core.  Loop thread only.
  */
 #include <dirent.h>
 #include <errno.h>
-#include <hwloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +15,7 @@
 #include <sys/sysinfo.h>
 #include <unistd.h>
 
-#include "daemon/virt.h"
+#include "daemon/virt/virt.h"
 
 struct node_facts {
 	unsigned cpus, nodes, sockets, cores, threads, mhz;
@@ -31,7 +29,7 @@ static unsigned at_least_one(int n)
 
 static void node_facts(struct daemon *d, struct node_facts *f)
 {
-	hwloc_topology_t topo = d->topology;
+	struct topology_counts n;
 	struct sysinfo si;
 	char line[256];
 	double mhz = 0;
@@ -40,15 +38,11 @@ static void node_facts(struct daemon *d, struct node_facts *f)
 	*f = (struct node_facts){ .nodes = 1, .sockets = 1, .threads = 1 };
 	f->cpus = at_least_one((int)sysconf(_SC_NPROCESSORS_ONLN));
 	f->cores = f->cpus;
-	if (topo) {
-		unsigned pus = at_least_one(hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_PU));
-		unsigned cores = at_least_one(hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_CORE));
-		unsigned pkgs = at_least_one(hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_PACKAGE));
-
-		f->nodes = at_least_one(hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_NUMANODE));
-		f->sockets = pkgs >= f->nodes ? pkgs / f->nodes : 1;
-		f->cores = cores / pkgs ? cores / pkgs : 1;
-		f->threads = pus / cores ? pus / cores : 1;
+	if (topology_counts(d, &n)) {
+		f->nodes = n.numa_nodes;
+		f->sockets = n.packages >= f->nodes ? n.packages / f->nodes : 1;
+		f->cores = n.cores / n.packages ? n.cores / n.packages : 1;
+		f->threads = n.pus / n.cores ? n.pus / n.cores : 1;
 	}
 	if (sysinfo(&si) == 0)
 		f->memory_kib = (uint64_t)si.totalram * si.mem_unit / 1024;
@@ -59,21 +53,6 @@ static void node_facts(struct daemon *d, struct node_facts *f)
 	if (fp)
 		fclose(fp);
 	f->mhz = (unsigned)mhz;
-}
-
-int virt_thread_stat(pid_t pid, pid_t tid, uint64_t *cpu_ns, int *cpu, char *state)
-{
-	long ticks = sysconf(_SC_CLK_TCK);
-	struct util_proc_stat st;
-	int ret = util_proc_stat_read((int)pid, (int)tid, &st);
-
-	if (ret)
-		return ret;
-	*cpu = st.cpu;
-	*state = st.state;
-	*cpu_ns =
-		ticks > 0 ? (st.utime + st.stime) * (1000000000ull / (unsigned long long)ticks) : 0;
-	return 0;
 }
 
 /* A sysfs CPU list ("0-3,6") read into a set. */
@@ -139,33 +118,23 @@ static void cpu_map(void *ctx, struct api_virt_call *call, const struct api_virt
 	api_virt_reply(call, &out);
 }
 
-static int host_cpus(hwloc_topology_t topo, struct domxml_host_cpu **out, unsigned *n)
+static int host_cpus(struct daemon *d, struct domxml_host_cpu **out, unsigned *n)
 {
-	int pus = topo ? hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_PU) : 0;
-	struct domxml_host_cpu *cpus;
+	struct topology_cpu *tc;
+	int ret = topology_cpus(d, &tc, n);
 
 	*out = NULL;
-	*n = 0;
-	if (pus <= 0)
-		return 0;
-	cpus = calloc((size_t)pus, sizeof(*cpus));
-	if (!cpus)
-		return -ENOMEM;
-	for (int i = 0; i < pus; i++) {
-		hwloc_obj_t pu = hwloc_get_obj_by_type(topo, HWLOC_OBJ_PU, (unsigned)i);
-		hwloc_obj_t core = hwloc_get_ancestor_obj_by_type(topo, HWLOC_OBJ_CORE, pu);
-		hwloc_obj_t pkg = hwloc_get_ancestor_obj_by_type(topo, HWLOC_OBJ_PACKAGE, pu);
-
-		cpus[i].id = pu->os_index;
-		cpus[i].socket = pkg ? pkg->logical_index : 0;
-		cpus[i].core = core ? core->logical_index : pu->logical_index;
-		if (hwloc_bitmap_list_snprintf(cpus[i].siblings, sizeof(cpus[i].siblings),
-					       core ? core->cpuset : pu->cpuset) < 0)
-			snprintf(cpus[i].siblings, sizeof(cpus[i].siblings), "%u", pu->os_index);
+	if (ret || !*n)
+		return ret;
+	*out = calloc(*n, sizeof(**out));
+	for (unsigned i = 0; *out && i < *n; i++) {
+		(*out)[i] = (struct domxml_host_cpu){ .id = tc[i].id,
+						      .socket = tc[i].package,
+						      .core = tc[i].core };
+		util_strlcpy((*out)[i].siblings, tc[i].siblings, sizeof((*out)[i].siblings));
 	}
-	*out = cpus;
-	*n = (unsigned)pus;
-	return 0;
+	free(tc);
+	return *out ? 0 : -ENOMEM;
 }
 
 /* An IOMMU the kernel drives registers itself under /sys/class/iommu. */
@@ -204,7 +173,7 @@ static void capabilities(void *ctx, struct api_virt_call *call, const struct api
 		.memory_kib = f.memory_kib,
 		.iommu = host_has_iommu(),
 	};
-	if (host_cpus(d->topology, &cpus, &host.nr_cpus)) {
+	if (host_cpus(d, &cpus, &host.nr_cpus)) {
 		api_virt_fail(call, VIRT_ERR_NO_MEMORY, "cannot list the host CPUs");
 		return;
 	}

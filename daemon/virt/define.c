@@ -16,7 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "daemon/virt.h"
+#include "daemon/virt/virt.h"
 
 static void get_xml_desc(void *ctx, struct api_virt_call *call, const struct api_virt_args *a)
 {
@@ -36,11 +36,11 @@ static void get_xml_desc(void *ctx, struct api_virt_call *call, const struct api
 	} else {
 		/* What the worker booted; the stored definition if that copy cannot be read. */
 		vmdef_init(&live);
-		dvm_run_path(vm, ".def.json", path, sizeof(path));
+		store_run_path(vm, ".def.json", path, sizeof(path));
 		booted = vmdef_load(&live, path, err, sizeof(err)) == 0;
 		info = (struct domxml_live){ .id = vm->domain_id,
-					     .console =
-						     dvm_console_path(vm, console, sizeof(console)),
+					     .console = store_console_path(vm, console,
+									   sizeof(console)),
 					     .emulator = c->srv->d->opts.vm_binary };
 		xml = domxml_format(booted ? &live : &vm->cfg, &info);
 		vmdef_fini(&live);

@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "daemon/daemon.h"
+#include "daemon/rpc/rpc.h"
 
 static json_t *sched_json(const struct vmdef_sched *sc)
 {
@@ -22,13 +22,13 @@ static json_t *sched_json(const struct vmdef_sched *sc)
 	return out;
 }
 
-void method_sched_get(void *ctx, struct api_call *call, json_t *params)
+void rpc_sched_get(void *ctx, struct api_call *call, json_t *params)
 {
 	static const char *const allowed[] = { "name", NULL };
 	struct dvm *vm;
 	json_t *out;
 
-	if (!api_params_only(call, params, allowed) || !(vm = method_find_vm(ctx, call, params)))
+	if (!api_params_only(call, params, allowed) || !(vm = rpc_find_vm(ctx, call, params)))
 		return;
 	out = sched_json(&vm->cfg.sched);
 	json_object_set_new(out, "name", json_string(vm->cfg.name));
@@ -36,7 +36,7 @@ void method_sched_get(void *ctx, struct api_call *call, json_t *params)
 	api_call_reply(call, out);
 }
 
-void method_sched_set(void *ctx, struct api_call *call, json_t *params)
+void rpc_sched_set(void *ctx, struct api_call *call, json_t *params)
 {
 	static const char *const allowed[] = { "name",	  "policy", "quantum_us",
 					       "skew_us", "config", NULL };
@@ -50,7 +50,7 @@ void method_sched_set(void *ctx, struct api_call *call, json_t *params)
 	struct dvm *vm;
 	int ret;
 
-	if (!api_params_only(call, params, allowed) || !(vm = method_find_vm(d, call, params)) ||
+	if (!api_params_only(call, params, allowed) || !(vm = rpc_find_vm(d, call, params)) ||
 	    !api_param_string(call, params, "policy", false, 16, &policy_name) ||
 	    !api_param_uint(call, params, "quantum_us", false, VMDEF_QUANTUM_US_MIN,
 			    VMDEF_QUANTUM_US_MAX, &quantum) ||
@@ -91,7 +91,7 @@ static json_t *vm_stats(struct daemon *d, struct dvm *vm)
 	return out;
 }
 
-void method_sched_stats(void *ctx, struct api_call *call, json_t *params)
+void rpc_sched_stats(void *ctx, struct api_call *call, json_t *params)
 {
 	static const char *const allowed[] = { "name", "slices", NULL };
 	struct daemon *d = ctx;
@@ -104,7 +104,7 @@ void method_sched_stats(void *ctx, struct api_call *call, json_t *params)
 		return;
 	vms = json_array();
 	if (json_object_get(params, "name")) {
-		struct dvm *vm = method_find_vm(d, call, params);
+		struct dvm *vm = rpc_find_vm(d, call, params);
 
 		if (!vm) {
 			json_decref(vms);

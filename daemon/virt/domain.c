@@ -3,7 +3,7 @@
  * UUID, the lists (CONNECT_LIST_ALL_DOMAINS with every filter, and the legacy ones older
  * clients fall back to), state, info, control info and the small yes/no questions dominfo
  * asks.  Also the helpers every handler file shares (finding the VM a call names, encoding a
- * domain, mapping lockstep states to libvirt's).
+ * domain, mapping lockstep states to libvirt's, a thread's CPU time from /proc).
  *
  * How lockstep's VMs look to libvirt: a defined VM is a persistent domain; a VM made by
  * CREATE_XML, or undefined while it runs, is transient and goes when it stops
@@ -16,7 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "daemon/virt.h"
+#include "daemon/virt/virt.h"
 
 /* ---- shared helpers ---- */
 
@@ -134,6 +134,21 @@ void virt_fail_err(struct api_virt_call *call, int err, const char *message)
 {
 	api_virt_fail(call, api_virt_error_from_errno(err), "%s",
 		      message ? message : "the operation failed");
+}
+
+int virt_thread_stat(pid_t pid, pid_t tid, uint64_t *cpu_ns, int *cpu, char *state)
+{
+	long ticks = sysconf(_SC_CLK_TCK);
+	struct util_proc_stat st;
+	int ret = util_proc_stat_read((int)pid, (int)tid, &st);
+
+	if (ret)
+		return ret;
+	*cpu = st.cpu;
+	*state = st.state;
+	*cpu_ns =
+		ticks > 0 ? (st.utime + st.stime) * (1000000000ull / (unsigned long long)ticks) : 0;
+	return 0;
 }
 
 /* ---- lookups ---- */

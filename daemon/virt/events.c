@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/virt.h"
+#include "daemon/virt/virt.h"
 
 struct mapped_event {
 	int32_t event_id;
@@ -114,7 +114,7 @@ void virt_on_event(void *arg, json_t *event)
 	util_list_for_each(pos, &srv->conns) {
 		struct virt_conn *c = util_container_of(pos, struct virt_conn, link);
 
-		if (c->dead || !api_virt_session_open(c->session))
+		if ((c->conn && c->conn->dead) || !api_virt_session_open(c->session))
 			continue;
 		util_list_for_each(cpos, &c->callbacks) {
 			struct virt_callback *cb =

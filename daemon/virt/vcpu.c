@@ -15,7 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "daemon/virt.h"
+#include "daemon/virt/virt.h"
 
 static int vcpu_tid(const struct dvm *vm, unsigned i)
 {

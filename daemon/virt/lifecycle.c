@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/virt.h"
+#include "daemon/virt/virt.h"
 
 /* How an operation ended, as the procedure's reply: the domain for the creates, else void. */
 static void answer(struct dvm *vm, void *arg, int err, const char *message)

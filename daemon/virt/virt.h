@@ -1,9 +1,10 @@
 /*
- * lockstepd's libvirt endpoint, internal to daemon/virt_*.c: the two sockets and their
- * connections (virt_server.c), events (virt_events.c), and the handlers that turn libvirt
- * procedures into registry lookups and VM operations (virt_domain.c, virt_define.c,
- * virt_lifecycle.c, virt_node.c, virt_vcpu.c).  The protocol itself (framing, XDR, the
- * connection procedures) is api/virt.h's.  Loop thread only.
+ * daemon/virt — lockstepd's libvirt front end: the endpoint on the shared listener, with its
+ * read-write and read-only sockets (server.c), events (events.c), and the handlers that turn
+ * libvirt procedures into registry lookups and daemon/ops.h calls (domain.c, define.c,
+ * lifecycle.c, node.c, vcpu.c), -errno back out through virt_fail_err, the one table.  The
+ * protocol itself (framing, XDR, the connection procedures) is api/virt.h's.  Loop thread
+ * only.
  */
 #ifndef LOCKSTEP_DAEMON_VIRT_H
 #define LOCKSTEP_DAEMON_VIRT_H
@@ -12,49 +13,32 @@
 
 #include "api/virt.h"
 #include "daemon/daemon.h"
+#include "daemon/listener.h"
 
 #define VIRT_DEFAULT_SOCKET "/run/libvirt/virtlockstepd-sock"
 #define VIRT_DOMAIN_SCHEMA "/usr/share/libvirt/schemas/domain.rng"
 #define VIRT_CALLBACKS_MAX 64 /* event callbacks per connection */
 
-struct virt_server;
-
-struct virt_socket {
-	struct virt_server *srv;
-	uv_pipe_t pipe;
-	bool open;
-	bool read_only;
-	char path[108];
-	dev_t dev; /* what we bound, so we never unlink another daemon's socket */
-	ino_t ino;
-};
-
 struct virt_server {
 	struct daemon *d;
-	struct virt_socket sockets[2]; /* read-write, read-only */
-	struct util_list conns;	       /* struct virt_conn */
+	struct listener listener;
+	struct util_list conns; /* struct virt_conn, on a socket or in-process */
 	unsigned nr_conns;
 	struct api_virt_handlers handlers;
-	struct daemon_listener listener;
-	bool listening;
-	uv_check_t sweeper; /* closes dead connections */
-	bool sweeper_init;
+	struct daemon_listener events;
 	uint64_t version;
-	struct util_ratelimit complaints; /* misbehaving clients */
-	unsigned refs;			  /* the daemon's, plus one per open libuv handle */
 };
 
+/* Where an in-process connection's packets go (fuzzers have no socket); `packet` is taken. */
+typedef void (*virt_sink_fn)(void *arg, uint8_t *packet, size_t len);
+
 struct virt_conn {
-	struct util_list link;
+	struct util_list link; /* virt_server->conns */
 	struct virt_server *srv;
-	uv_pipe_t pipe;
+	struct conn *conn; /* NULL for an in-process connection */
+	virt_sink_fn sink;
+	void *sink_arg;
 	struct api_virt_session *session;
-	bool closing, dead;
-	bool eof;      /* half-closed by the client: closed once its replies are out */
-	bool flushing; /* closing after a protocol error, once the error reply is written */
-	struct virt_read_buf *rbuf;
-	uid_t uid;
-	pid_t pid;
 	struct util_list callbacks; /* struct virt_callback */
 	unsigned nr_callbacks;
 	int32_t next_callback;
@@ -81,12 +65,24 @@ extern const size_t virt_nr_vcpu_handlers;
 extern const struct api_virt_handler virt_event_handlers[];
 extern const size_t virt_nr_event_handlers;
 
-/* ---- events (virt_events.c) ---- */
+/* ---- the endpoint (virt/server.c) ---- */
+
+/* Listens on the libvirt sockets; a default path that another daemon serves is skipped. */
+int virt_server_start(struct daemon *d);
+void virt_server_stop(struct daemon *d);
+/* A connection without a socket: the endpoint's handlers on a real session whose packets go
+ * to `sink`; max_pending 0 is the endpoint's limit on calls in flight. */
+int virt_conn_open(struct virt_server *srv, virt_sink_fn sink, void *arg, bool read_only,
+		   unsigned max_pending, struct virt_conn **out);
+/* The connection leaves: its parked calls are cancelled, their replies dropped. */
+void virt_conn_close(struct virt_conn *c);
+
+/* ---- events (virt/events.c) ---- */
 
 /* The daemon's event listener: lifecycle events to the callbacks registered for them. */
 void virt_on_event(void *arg, json_t *event);
 
-/* ---- shared by the handlers (virt_domain.c) ---- */
+/* ---- shared by the handlers (virt/domain.c) ---- */
 
 /* The VM a call names, by UUID (the id and name in the call may be stale); fails the call
  * with VIRT_ERR_NO_DOMAIN and returns NULL if there is none. */
@@ -104,16 +100,13 @@ int virt_domain_state(const struct dvm *vm, int *reason);
 bool virt_active(const struct dvm *vm);
 /* Created by CREATE_XML, or undefined while running: it goes when it stops. */
 bool virt_transient(const struct dvm *vm);
+/* CPU time (ns), the CPU it last ran on and its scheduler state letter, from /proc. */
+int virt_thread_stat(pid_t pid, pid_t tid, uint64_t *cpu_ns, int *cpu, char *state);
 
-/* ---- definitions (virt_define.c) ---- */
+/* ---- definitions (virt/define.c) ---- */
 
 /* Domain XML from a call into `cfg` (define --validate checks libvirt's schema too); fails the
  * call with the reason and returns false if the XML is refused. */
 bool virt_parse_xml(struct api_virt_call *call, const char *xml, bool validate, struct vmdef *cfg);
-
-/* ---- host facts (virt_node.c) ---- */
-
-/* CPU time (ns), the CPU it last ran on and its scheduler state letter, from /proc. */
-int virt_thread_stat(pid_t pid, pid_t tid, uint64_t *cpu_ns, int *cpu, char *state);
 
 #endif /* LOCKSTEP_DAEMON_VIRT_H */

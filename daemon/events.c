@@ -1,0 +1,31 @@
+/*
+ * Events: what happens to VMs (lifecycle, lock-holder preemption) handed to the listeners
+ * that asked for them — the front ends, which pass them on to their subscribers (JSON-RPC
+ * notifications, libvirt event callbacks).  The registry emits; nothing here knows who
+ * listens.  Loop thread only; a listener runs inside events_emit().
+ */
+#include "daemon/daemon.h"
+
+void daemon_add_listener(struct daemon *d, struct daemon_listener *l)
+{
+	util_list_add_tail(&d->listeners, &l->link);
+}
+
+void daemon_remove_listener(struct daemon_listener *l)
+{
+	util_list_del(&l->link);
+}
+
+void events_emit(struct daemon *d, json_t *event)
+{
+	struct util_list *pos, *tmp;
+
+	if (!event)
+		return;
+	util_list_for_each_safe(pos, tmp, &d->listeners) {
+		struct daemon_listener *l = util_container_of(pos, struct daemon_listener, link);
+
+		l->fn(l->arg, event);
+	}
+	json_decref(event);
+}

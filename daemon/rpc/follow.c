@@ -1,0 +1,109 @@
+/*
+ * vm.console for JSON-RPC clients: a read of the console log as a reply, and followers that
+ * get what is appended as "console.output" notifications, polled every 100 ms while anyone
+ * follows.  A follower names its VM by uuid and looks it up at each poll, so a VM that is
+ * undefined (or redefined under another uuid) simply ends its followers.  The bytes come from
+ * daemon/console.c.  Loop thread only.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/rpc/rpc.h"
+
+#define CONSOLE_POLL_MS 100
+#define CONSOLE_CHUNK (64u << 10)
+
+struct follow {
+	struct util_list link;	      /* rpc_server->follows */
+	struct util_list client_link; /* rpc_client->follows */
+	struct rpc_client *c;
+	char uuid[37];
+	uint64_t offset;
+};
+
+void rpc_console_reply(struct dvm *vm, struct api_call *call, uint64_t offset, uint64_t max)
+{
+	unsigned char *data;
+	uint64_t size;
+	size_t len;
+	int ret = console_read(vm, offset, (size_t)max, &data, &len, &size);
+
+	if (ret) {
+		api_call_fail_errno(call, ret, "cannot read the console of %s", vm->cfg.name);
+		return;
+	}
+	api_call_reply(call, json_pack("{s:s, s:o, s:I, s:I, s:I}", "vm", vm->cfg.name, "data",
+				       console_text_json(data, len), "offset", (json_int_t)offset,
+				       "next_offset", (json_int_t)(offset + len), "size",
+				       (json_int_t)size));
+	free(data);
+}
+
+static void drop(struct rpc_server *srv, struct follow *f)
+{
+	util_list_del(&f->link);
+	util_list_del(&f->client_link);
+	free(f);
+	if (util_list_empty(&srv->follows) && srv->console_timer_on) {
+		uv_timer_stop(&srv->console_timer);
+		srv->console_timer_on = false;
+	}
+}
+
+static void poll_followers(uv_timer_t *t)
+{
+	struct rpc_server *srv = t->data;
+	struct util_list *pos, *tmp;
+
+	util_list_for_each_safe(pos, tmp, &srv->follows) {
+		struct follow *f = util_container_of(pos, struct follow, link);
+		struct dvm *vm = registry_find_uuid(srv->d, f->uuid);
+		unsigned char *data;
+		uint64_t size;
+		size_t len;
+
+		if (!vm) {
+			drop(srv, f); /* undefined: nothing more will come */
+			continue;
+		}
+		if (console_read(vm, f->offset, CONSOLE_CHUNK, &data, &len, &size))
+			continue;
+		if (size < f->offset) {
+			f->offset = 0; /* the VM restarted with a fresh log */
+		} else if (len) {
+			api_session_notify(f->c->session, "console.output",
+					   json_pack("{s:s, s:o, s:I}", "vm", vm->cfg.name, "data",
+						     console_text_json(data, len), "offset",
+						     (json_int_t)f->offset));
+			f->offset += len;
+		}
+		free(data);
+	}
+}
+
+int rpc_follow(struct rpc_client *c, struct dvm *vm, uint64_t offset)
+{
+	struct rpc_server *srv = c->srv;
+	struct follow *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return -ENOMEM;
+	f->c = c;
+	util_strlcpy(f->uuid, vm->cfg.uuid, sizeof(f->uuid));
+	f->offset = offset;
+	util_list_add_tail(&srv->follows, &f->link);
+	util_list_add_tail(&c->follows, &f->client_link);
+	if (!srv->console_timer_on) {
+		uv_timer_start(&srv->console_timer, poll_followers, CONSOLE_POLL_MS,
+			       CONSOLE_POLL_MS);
+		srv->console_timer_on = true;
+	}
+	return 0;
+}
+
+void rpc_unfollow_client(struct rpc_client *c)
+{
+	while (!util_list_empty(&c->follows))
+		drop(c->srv, util_container_of(c->follows.next, struct follow, client_link));
+}
