@@ -223,7 +223,8 @@ class Bed:
         t0 = time.monotonic()
         with open(os.path.join(self.run_dir, "qemu.log"), "w") as qlog:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=qlog,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
+                                         stderr=subprocess.STDOUT, start_new_session=True,
+                                         preexec_fn=_die_with_parent)
         ready = os.path.join(self.share, "ready")
         self._wait(lambda: os.path.exists(ready), self.timeout, "L1 to boot")
         self.boot_seconds = time.monotonic() - t0
@@ -356,6 +357,51 @@ class Bed:
                                  + (f"\n---- output so far ----\n{out}" if out else "")
                                  + self._tail())
             time.sleep(0.05)
+
+
+class for_test:
+    """`with for_test(build_dir, **bed_args) as bed:` for ctest: skips (77) when QEMU is
+    missing or Debian's archive is unreachable with nothing cached, fails (1) on BedError
+    with the console's tail, and prints how long the boot and the whole bed took."""
+
+    def __init__(self, build_dir, **kw):
+        sys.path.insert(0, HERE)
+        import lockstep_test
+        self.lt = lockstep_test
+        self.bed = Bed(build_dir, **kw)
+        self.t0 = None
+
+    def __enter__(self):
+        qemu = self.bed.qemu
+        if not shutil.which(qemu):
+            self.lt.skip(f"{qemu} not found")
+        self.t0 = time.monotonic()
+        try:
+            self.bed.__enter__()
+        except bed_image.ArchiveUnreachable as e:
+            self.lt.skip(f"Debian's archive is unreachable and the bed's kernel is not cached: "
+                         f"{e}")
+        except BedError as e:
+            self.lt.fail(str(e))
+        b = self.bed
+        print(f"bed: {b.machine} iommu={b.iommu} intremap={b.intremap} smp={b.smp} "
+              f"mem={b.mem_mib}MiB, L1 {b.ready.get('release')} ready in {b.boot_seconds:.1f}s")
+        return b
+
+    def __exit__(self, exc_type, exc, tb):
+        self.bed.__exit__(exc_type, exc, tb)
+        print(f"bed: {time.monotonic() - self.t0:.1f}s from start to power-off")
+        if isinstance(exc, BedError):
+            self.lt.fail(str(exc))
+        return False
+
+
+def _die_with_parent():
+    """In QEMU's child before exec: SIGKILL when the harness dies, however it dies (a test
+    killed by ctest's timeout must not leave an L1 behind)."""
+    import ctypes
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 def _mkdtemp(parent, prefix):

@@ -75,6 +75,13 @@ def _sha256(path):
     return h.hexdigest()
 
 
+def _apt_error(p):
+    """The gist of a failed apt command: its E: lines (or its last line)."""
+    lines = (p.stdout + p.stderr).strip().splitlines()
+    errors = [ln for ln in lines if ln.startswith("E:")]
+    return " / ".join(errors[:2] or lines[-1:])
+
+
 def _run(cmd, **kw):
     return subprocess.run(cmd, capture_output=True, text=True, errors="replace", **kw)
 
@@ -122,7 +129,7 @@ class Apt:
         self.private = True
         p = _run(["apt-get", "-q", *self._opts(), "update"], timeout=600)
         if p.returncode != 0 or "Err:" in p.stdout:
-            raise ArchiveUnreachable(f"apt-get update failed: {(p.stdout + p.stderr).strip()}")
+            raise ArchiveUnreachable(f"apt-get update failed: {_apt_error(p)}")
 
     def show(self, pkg):
         """The candidate's control fields (Version, Depends, Filename, ...) or None."""
@@ -147,8 +154,7 @@ class Apt:
                      cwd=tmp, timeout=900)
             debs = [f for f in os.listdir(tmp) if f.endswith(".deb")]
             if p.returncode != 0 or len(debs) != 1:
-                raise ArchiveUnreachable(
-                    f"apt-get download {pkg}={version} failed: {(p.stdout + p.stderr).strip()}")
+                raise ArchiveUnreachable(f"apt-get download {pkg}={version}: {_apt_error(p)}")
             os.replace(os.path.join(tmp, debs[0]), dest)
 
 
@@ -173,52 +179,55 @@ def _deb_name(pkg, version):
 
 def fetch_packages(bed_dir):
     """Resolves and downloads (once) the kernel and busybox packages.  Returns the resolved
-    {"kernel": [pkg, version], "busybox": [...]} and the .deb paths.  Offline, a previous
-    resolution whose packages are still cached is used."""
+    {"kernel": [pkg, version], "busybox": [...]} and {"kernel": .deb path, ...}.
+
+    In turn until one works: the previous answer while the host's package lists are
+    unchanged; the host's lists; lists of our own in the build tree (the host's were never
+    updated, or name a version gone from the archive); offline, the previous answer if its
+    packages are still cached."""
     cache = os.path.join(bed_dir, "cache")
     os.makedirs(cache, exist_ok=True)
     apt = Apt(os.path.join(bed_dir, "apt"))
-    previous = _read_json(os.path.join(bed_dir, "packages.json"))
+    previous = _read_json(os.path.join(bed_dir, "packages.json")) or {}
+    previous_lists = previous.pop("lists", None)
     lists = _lists_fingerprint()
-    resolved, why = None, ""
-    if previous and previous.pop("lists", None) == lists:
-        resolved = previous  # apt's lists are as they were: so is the answer
-    else:
+
+    def private():
+        apt.use_private_lists()
+        return _resolve(apt)
+
+    steps = [lambda: _resolve(apt), private]
+    if previous and lists is not None and previous_lists == lists:
+        steps.insert(0, lambda: previous)
+    elif previous:
+        steps.append(lambda: previous)
+    errors = []
+    for step in steps:
         try:
-            resolved = _resolve(apt)
-            if resolved is None:
-                apt.use_private_lists()
-                resolved = _resolve(apt)
-        except (ArchiveUnreachable, subprocess.TimeoutExpired, FileNotFoundError) as e:
-            why = str(e)
-    if resolved is None:
-        if previous and all(os.path.exists(os.path.join(cache, _deb_name(*previous[k])))
-                            for k in ("kernel", "busybox")):
-            resolved = previous
-        else:
-            raise ArchiveUnreachable(
-                f"cannot resolve {KERNEL_META} and {BUSYBOX_PKG} from Debian's archive "
-                f"and nothing is cached in {cache}: {why or 'no candidate'}")
-    debs = {}
-    for key, (pkg, version) in resolved.items():
-        path = os.path.join(cache, _deb_name(pkg, version))
-        if not os.path.exists(path):
-            try:
-                apt.download(pkg, version, path)
-            except ArchiveUnreachable:
-                if apt.private:
-                    raise
-                apt.use_private_lists()  # the host's lists name a version gone from the archive
-                apt.download(pkg, version, path)
-        debs[key] = path
+            resolved = step()
+            if not resolved:
+                raise ArchiveUnreachable(f"apt knows no {KERNEL_META} or {BUSYBOX_PKG}")
+            debs = {}
+            for key, (pkg, version) in resolved.items():
+                debs[key] = os.path.join(cache, _deb_name(pkg, version))
+                if not os.path.exists(debs[key]):
+                    apt.download(pkg, version, debs[key])
+            break
+        except (ArchiveUnreachable, subprocess.TimeoutExpired, OSError) as e:
+            errors.append(str(e))
+    else:
+        raise ArchiveUnreachable(f"cannot fetch {KERNEL_META}'s kernel and {BUSYBOX_PKG} from "
+                                 f"Debian's archive, and they are not cached in {cache}: "
+                                 + "; ".join(errors))
     # older downloads of the same packages are not needed any more
     keep = {os.path.basename(p) for p in debs.values()}
     for f in os.listdir(cache):
         if f.endswith(".deb") and f not in keep:
             os.unlink(os.path.join(cache, f))
-    if previous != resolved or not apt.private:
-        record = dict(resolved, lists=None if apt.private else lists)
-        _write_atomic(os.path.join(bed_dir, "packages.json"), json.dumps(record) + "\n")
+    # while the host's lists stay as they are, so does this answer (also one found through
+    # lists of our own: deleting packages.json asks again)
+    _write_atomic(os.path.join(bed_dir, "packages.json"),
+                  json.dumps(dict(resolved, lists=lists)) + "\n")
     return resolved, debs
 
 
@@ -583,6 +592,14 @@ class Images:
         self.l1_initrd = os.path.join(bed_dir, "l1.cpio.gz")
         self.packages = packages
         self.moddir = os.path.join(self.kernel_dir, "lib", "modules", self.release)
+
+    def pack_initramfs(self, out, init, files=None, modules=None):
+        """An initramfs for a Linux guest of this kernel (e.g. L2 inside the bed): this
+        busybox, `files` ({path in the image: host path}, static executables), `init`
+        as /init, and `modules` from this kernel in load order (/etc/modules.order).
+        Returns whether it was (re)packed."""
+        return pack_initramfs(out, init, self.busybox, files=files, modules=modules,
+                              kernel_dir=self.kernel_dir)
 
     def module_groups(self):
         """{group: [module paths in load order]} as L1's /init loads them."""
