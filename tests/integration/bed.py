@@ -38,6 +38,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 LIB_SH = os.path.join(HERE, "bed_lib.sh")
 EDU = "1234:11e8"
 CONSOLE_TAIL = 60  # console lines quoted in an error
+# handed on to every script, so that a sanitizer build tested in L1 behaves as on the host
+PASS_ENV = ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS")
 
 
 class BedError(Exception):
@@ -121,7 +123,8 @@ class Bed:
         self.smp, self.mem_mib, self.kvm = smp, mem_mib, kvm
         self.vfio = (iommu is not None) if vfio is None else vfio
         self.boot, self.cmdline, self.timeout, self.rootfs = boot, cmdline, timeout, rootfs
-        self.env = dict(env or {})
+        self.env = {k: os.environ[k] for k in PASS_ENV if k in os.environ}
+        self.env.update(env or {})
         self.keep = keep or os.environ.get("BED_KEEP") == "1"
         self.qemu = qemu or os.environ.get("QEMU", "qemu-system-x86_64")
         self.log = log or (lambda msg: None)
@@ -140,6 +143,7 @@ class Bed:
         try:
             self.start()
         except BaseException:
+            self.failed = True
             self.close()
             raise
         return self
@@ -308,6 +312,10 @@ class Bed:
         """The host path of a file a script wrote as "$BED_OUT/name"."""
         return os.path.join(self.share, name)
 
+    def read(self, name):
+        """The text of "$BED_OUT/name" as a script left it ("" when there is none)."""
+        return self._read(self.path(name))
+
     def console(self):
         """L1's console log so far (the kernel's messages and /init's)."""
         return self._read(os.path.join(self.run_dir, "console.log")) if self.run_dir else ""
@@ -411,6 +419,7 @@ def _mkdtemp(parent, prefix):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 epilog="\n\n".join(__doc__.split("\n\n")[-2:]),
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build", default=os.environ.get("BUILD", "build"))
     ap.add_argument("--machine", default="q35", choices=("q35", "microvm"))
@@ -445,7 +454,8 @@ def main():
                 return r.status
             status = 0
             while True:
-                print("bed$ ", end="", file=sys.stderr, flush=True)
+                if sys.stdin.isatty():
+                    print("bed$ ", end="", file=sys.stderr, flush=True)
                 line = sys.stdin.readline()
                 if not line:
                     return status

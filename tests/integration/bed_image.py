@@ -226,8 +226,9 @@ def fetch_packages(bed_dir):
             os.unlink(os.path.join(cache, f))
     # while the host's lists stay as they are, so does this answer (also one found through
     # lists of our own: deleting packages.json asks again)
-    _write_atomic(os.path.join(bed_dir, "packages.json"),
-                  json.dumps(dict(resolved, lists=lists)) + "\n")
+    if (previous, previous_lists) != (resolved, lists):
+        _write_atomic(os.path.join(bed_dir, "packages.json"),
+                      json.dumps(dict(resolved, lists=lists)) + "\n")
     return resolved, debs
 
 

@@ -69,8 +69,8 @@ def main():
                 raise
         r = b.run(SCRIPT, timeout=600, env={"VMLINUX": images.vmlinux, "L2_INITRD": initrd,
                                                 "L2_CMDLINE": L2_CMDLINE})
-        console = b._read(b.path("l2.console"))
-        qemu_log = b._read(b.path("l2.qemu"))
+        console = b.read("l2.console")
+        qemu_log = b.read("l2.qemu")
     print(r.stdout, end="")
     f = dict(line.split("=", 1) for line in r.stdout.splitlines() if "=" in line)
 

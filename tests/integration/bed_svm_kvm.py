@@ -56,7 +56,7 @@ def main():
                       env={"BIN": os.path.abspath(bin_dir),
                            "GUEST": os.path.abspath(guest_dir)}) as b:
         r = b.run(SCRIPT, timeout=600)
-        out = {name: b._read(b.path(name)) for name in
+        out = {name: b.read(name) for name in
                ("dmesg", "hello.1", "hello.2", "hello.4", "smp-counter.2", "ipi.2")}
     print(r.stdout, end="")
     f = facts(r.stdout)
@@ -86,6 +86,9 @@ def main():
     check("SVM: kvm: Nested Paging enabled" in out["dmesg"] or
           "Nested Paging enabled" in out["dmesg"], "dmesg lacks 'Nested Paging enabled'",
           out["dmesg"])
+    for name, text in out.items():
+        for mark in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+            check(mark not in text, f"sanitizer report in {name}", text)
     for n in (1, 2, 4):
         text = out[f"hello.{n}"]
         check(f.get(f"hello_{n}") == "0", f"hello with {n} vCPUs exited {f.get(f'hello_{n}')}",

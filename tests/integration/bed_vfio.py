@@ -67,13 +67,13 @@ def main():
                       env={"PROBE": os.path.join(HERE, "bed_vfio_probe.py"),
                            "REMAP": remap}) as b:
         r = b.run(SCRIPT, timeout=600)
-        probe = b._read(b.path("probe"))
+        probe = b.read("probe")
         if not intremap:
             # vfio_iommu_type1 refuses an IOMMU that cannot remap interrupts, unless told
             # to allow unsafe interrupts; then the flow is the same
             first = probe
-            probe = b._read(b.path("probe.unsafe"))
-        dmesg = b._read(b.path("dmesg"))
+            probe = b.read("probe.unsafe")
+        dmesg = b.read("dmesg")
     print(r.stdout, end="")
     print("---- probe ----\n" + probe, end="")
 
