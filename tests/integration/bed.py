@@ -173,6 +173,7 @@ class Bed:
         #   multidevs=remap (and the share), spelt out so that microvm gets virtio-mmio
         dev = "virtio-9p-pci" if self.machine == "q35" else "virtio-9p-device"
         for tag, path, ro in (("hostroot", "/", ",readonly=on"), ("bed", self.share, "")):
+            path = path.replace(",", ",,")  # QEMU's option syntax
             cmd += ["-fsdev", f"local,id={tag},path={path},security_model=none,"
                               f"multidevs=remap{ro}",
                     "-device", f"{dev},fsdev={tag},mount_tag={tag}"]
@@ -185,8 +186,8 @@ class Bed:
         if self.iommu == "intel":
             words.append("intel_iommu=on")
         if self.machine == "microvm":
-            # without it the early TSC calibration on microvm (no PIT to speak of) hangs in
-            # about one boot out of five
+            # without it about one microvm boot in five hangs calibrating the TSC against
+            # the PIT; TCG's TSC runs at the host's rate
             khz = host_tsc_khz()
             if khz:
                 words.append(f"tsc_early_khz={khz}")
@@ -467,7 +468,7 @@ def main():
     except bed_image.ArchiveUnreachable as e:
         print(f"bed: {e}", file=sys.stderr)
         return 77
-    except BedError as e:
+    except (BedError, bed_image.BuildError, FileNotFoundError) as e:
         print(f"bed: {e}", file=sys.stderr)
         return 1
 

@@ -534,7 +534,11 @@ def pack_initramfs(out, init, busybox, files=None, modules=None, kernel_dir=None
         with open(os.path.join(kernel_dir, "kernel.json")) as f:
             release = json.load(f)["release"]
         moddir = os.path.join(kernel_dir, "lib", "modules", release)
-        order = load_order(moddir, modules)
+        try:
+            order = load_order(moddir, modules)
+        except BuildError as e:
+            raise BuildError(f"{e} (the bed's kernel keeps only the modules that "
+                             f"MODULE_GROUPS in {__file__} name, and what they need)") from None
         key["release"] = release
         key["module_files"] = {rel: _sha256(os.path.join(moddir, rel)) for rel in order}
     stamp = out + ".json"
