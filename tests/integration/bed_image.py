@@ -16,10 +16,10 @@ installed on the host, and nothing outside the build tree is written.
     BUILD/bed/*.json               what each of the above was built from
 
 Each step records its inputs (package versions, module list, the init script and this
-file's hash) and is redone only when they change, so a second build costs two apt-cache
-look-ups.  The Debian package carries no modules.dep (depmod writes it at install time), so
-it is written here from the dependency list modpost records in each module's .modinfo, and
-load orders are computed from that file.
+file's hash) and is redone only when they change, so a second build does nothing but look
+at the host's apt lists.  The Debian package carries no modules.dep (depmod writes it at
+install time), so it is written here from the dependency list modpost records in each
+module's .modinfo, and load orders are computed from that file (bed_kmod.py).
 
 pack_initramfs() packs any initramfs, e.g. an L2 Linux guest's: busybox, the given static
 binaries, an init script, optionally kernel modules in load order.
@@ -30,7 +30,6 @@ import fcntl
 import gzip
 import hashlib
 import json
-import lzma
 import os
 import re
 import shutil
@@ -39,7 +38,10 @@ import struct
 import subprocess
 import sys
 import tempfile
-import zlib
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bed_kmod import (KernelFileError, extract_vmlinux, has_pvh_note, load_order,  # noqa: E402
+                      modinfo, module_name, write_modules_dep)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 INIT_SCRIPT = os.path.join(HERE, "bed_init.sh")
@@ -243,166 +245,7 @@ def _lists_fingerprint(lists_dir="/var/lib/apt/lists"):
         return None
 
 
-# ---- kernel modules --------------------------------------------------------------------
-
-
-def modinfo(path):
-    """The key=value strings of a module's .modinfo section (ELF64 little-endian)."""
-    with open(path, "rb") as f:
-        data = f.read()
-    if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
-        raise BuildError(f"{path}: not an ELF64 little-endian module")
-    shoff, = struct.unpack_from("<Q", data, 0x28)
-    shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x3a)
-    sections = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize)
-                for i in range(shnum)]
-    names = sections[shstrndx][4]
-    for name_off, _, _, _, off, size, *_ in sections:
-        end = data.index(b"\0", names + name_off)
-        if data[names + name_off:end] == b".modinfo":
-            return [s.decode(errors="replace") for s in data[off:off + size].split(b"\0") if s]
-    return []
-
-
-def module_name(path):
-    base = os.path.basename(path)
-    return base[:base.index(".ko")].replace("-", "_")
-
-
-def write_modules_dep(moddir):
-    """Writes moddir/modules.dep and modules.softdep (depmod's formats) from the modules'
-    own .modinfo; returns the number of modules."""
-    paths = {}
-    for root, _, files in os.walk(os.path.join(moddir, "kernel")):
-        for f in files:
-            if f.endswith(".ko"):
-                rel = os.path.relpath(os.path.join(root, f), moddir)
-                paths[module_name(f)] = rel
-    deps, soft = [], []
-    for name, rel in sorted(paths.items(), key=lambda kv: kv[1]):
-        info = modinfo(os.path.join(moddir, rel))
-        direct = []
-        for entry in info:
-            key, _, value = entry.partition("=")
-            if key == "depends":
-                direct += [d.replace("-", "_") for d in value.split(",") if d]
-            elif key == "softdep":
-                soft.append(f"softdep {name} {value}")
-        # depmod lists every module a module needs, nearest first
-        closure, todo = [], list(direct)
-        while todo:
-            d = todo.pop(0)
-            if d in closure or d not in paths:
-                continue
-            closure.append(d)
-            todo += [e.replace("-", "_") for entry in modinfo(os.path.join(moddir, paths[d]))
-                     if entry.startswith("depends=")
-                     for e in entry[len("depends="):].split(",") if e]
-        deps.append(f"{rel}: " + " ".join(paths[d] for d in closure))
-    _write_atomic(os.path.join(moddir, "modules.dep"), "\n".join(deps) + "\n")
-    _write_atomic(os.path.join(moddir, "modules.softdep"), "\n".join(soft) + "\n")
-    return len(paths)
-
-
-def read_modules_dep(moddir):
-    """{name: (path, [dependency names])} and {name: (pre names, post names)} from
-    modules.dep and modules.softdep."""
-    mods = {}
-    with open(os.path.join(moddir, "modules.dep")) as f:
-        for line in f:
-            if ":" not in line:
-                continue
-            path, _, rest = line.partition(":")
-            mods[module_name(path)] = (path.strip(), [module_name(d) for d in rest.split()])
-    softdeps = {}
-    try:
-        with open(os.path.join(moddir, "modules.softdep")) as f:
-            for line in f:
-                words = line.split()
-                if len(words) < 2 or words[0] != "softdep":
-                    continue
-                pre, post, where = [], [], None
-                for w in words[2:]:
-                    if w in ("pre:", "post:"):
-                        where = pre if w == "pre:" else post
-                    elif where is not None:
-                        where.append(w.replace("-", "_"))
-                softdeps[words[1].replace("-", "_")] = (pre, post)
-    except FileNotFoundError:
-        pass
-    return mods, softdeps
-
-
-def load_order(moddir, names):
-    """The module paths (relative to moddir) to insmod, in order, so that `names` and
-    everything they need are loaded, each after its dependencies; soft dependencies that
-    exist here are loaded with them (pre before, post after)."""
-    mods, softdeps = read_modules_dep(moddir)
-    order, visiting = [], set()
-
-    def visit(name, required):
-        name = name.replace("-", "_")
-        if name not in mods:
-            if required:
-                raise BuildError(f"module {name} is not in {moddir}/modules.dep")
-            return
-        if mods[name][0] in order or name in visiting:
-            return
-        visiting.add(name)
-        pre, post = softdeps.get(name, ([], []))
-        for d in pre:
-            visit(d, False)
-        # modules.dep lists the nearest dependencies first: load the farthest first
-        for d in reversed(mods[name][1]):
-            visit(d, True)
-        order.append(mods[name][0])
-        for d in post:
-            visit(d, False)
-
-    for n in names:
-        visit(n, True)
-    return order
-
-
 # ---- the kernel --------------------------------------------------------------------------
-
-
-def extract_vmlinux(vmlinuz):
-    """The uncompressed ELF kernel inside a bzImage (the xz- or gzip-compressed payload,
-    found by its magic as the kernel's scripts/extract-vmlinux does), or None."""
-    with open(vmlinuz, "rb") as f:
-        data = f.read()
-    for magic, make in ((b"\xfd7zXZ\x00", lambda: lzma.LZMADecompressor(lzma.FORMAT_XZ)),
-                        (b"\x1f\x8b\x08", lambda: zlib.decompressobj(16 + zlib.MAX_WBITS))):
-        at = data.find(magic)
-        while at >= 0:
-            try:
-                out = make().decompress(data[at:])
-                if out[:4] == b"\x7fELF":
-                    return out
-            except (lzma.LZMAError, zlib.error, EOFError):
-                pass
-            at = data.find(magic, at + 1)
-    return None
-
-
-def has_pvh_note(elf):
-    """Whether an ELF64 kernel has the Xen PHYS32_ENTRY note QEMU boots through (PVH)."""
-    phoff, = struct.unpack_from("<Q", elf, 0x20)
-    phentsize, phnum = struct.unpack_from("<HH", elf, 0x36)
-    for i in range(phnum):
-        ptype, _, off, _, _, filesz, _, _ = struct.unpack_from("<IIQQQQQQ", elf,
-                                                               phoff + i * phentsize)
-        if ptype != 4:  # PT_NOTE
-            continue
-        pos, end = off, off + filesz
-        while pos + 12 <= end:
-            namesz, descsz, ntype = struct.unpack_from("<III", elf, pos)
-            name = elf[pos + 12:pos + 12 + namesz].rstrip(b"\0")
-            if name == b"Xen" and ntype == 18:  # XEN_ELFNOTE_PHYS32_ENTRY
-                return True
-            pos += 12 + ((namesz + 3) & ~3) + ((descsz + 3) & ~3)
-    return False
 
 
 def unpack_kernel(deb, dest, wanted):
@@ -418,8 +261,11 @@ def unpack_kernel(deb, dest, wanted):
             raise BuildError(f"{deb}: expected one kernel release, found {releases}")
         release = releases[0]
         full = os.path.join(tmp, "lib", "modules", release)
-        count = write_modules_dep(full)
-        order = load_order(full, wanted)
+        try:
+            count = write_modules_dep(full)
+            order = load_order(full, wanted)
+        except KernelFileError as e:
+            raise BuildError(f"{deb}: {e}") from None
         staging = os.path.join(tmp, "out")
         moddir = os.path.join(staging, "lib", "modules", release)
         os.makedirs(moddir)
@@ -536,7 +382,7 @@ def pack_initramfs(out, init, busybox, files=None, modules=None, kernel_dir=None
         moddir = os.path.join(kernel_dir, "lib", "modules", release)
         try:
             order = load_order(moddir, modules)
-        except BuildError as e:
+        except KernelFileError as e:
             raise BuildError(f"{e} (the bed's kernel keeps only the modules that "
                              f"MODULE_GROUPS in {__file__} name, and what they need)") from None
         key["release"] = release

@@ -2,7 +2,8 @@
 """The test bed's real-SVM KVM: inside an L1 booted with -cpu max, kvm_amd gives /dev/kvm
 with SVM and nested paging, and lockstep-vm (this build's, run from the host's root) runs
 guest programs on it with 1, 2 and 4 vCPUs.  Also records the facts of this bed that the
-host check (kvm_amd's parameters, CPUID flags, KVM's API version) is to report.
+host check is to report (CPUID flags, kvm_amd's parameters, KVM's API version and a
+capability, cgroup2 controllers, transparent huge pages, the clocksource).
 
 usage: bed_svm_kvm.py BUILD_DIR BIN_DIR GUEST_DIR
 """
@@ -29,6 +30,9 @@ fd = os.open("/dev/kvm", os.O_RDWR)
 print("kvm_api=%d" % fcntl.ioctl(fd, 0xAE00, 0))
 print("kvm_cap_disable_exits=%d" % fcntl.ioctl(fd, 0xAE03, 143))
 EOF
+echo "cgroup_controllers=$(cat /sys/fs/cgroup/cgroup.controllers)"
+echo "thp=$(cat /sys/kernel/mm/transparent_hugepage/enabled)"
+echo "clocksource=$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)"
 dmesg >"$BED_OUT/dmesg"
 for n in 1 2 4; do
 	"$BIN/lockstep-vm" --kernel "$GUEST/hello.elf" --vcpus $n --console --timeout 120 \
@@ -81,6 +85,9 @@ def main():
     check(f.get("flag_pausefilter") == "0", "TCG now offers a pause filter: update the docs")
     check(f.get("param_pause_filter_count") == "0",
           f"pause_filter_count={f.get('param_pause_filter_count')} without a pause filter")
+    controllers = f.get("cgroup_controllers", "").split()
+    check("cpu" in controllers and "cpuset" in controllers,
+          f"cgroup2 in L1 lacks cpu or cpuset: {controllers}")
     check(f.get("kvm_api") == "12", f"KVM_GET_API_VERSION={f.get('kvm_api')}")
     check(int(f.get("kvm_cap_disable_exits", "0")) != 0, "KVM_CAP_X86_DISABLE_EXITS is 0")
     check("SVM: kvm: Nested Paging enabled" in out["dmesg"] or
