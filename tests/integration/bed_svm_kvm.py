@@ -5,7 +5,7 @@ guest programs on it with 1, 2 and 4 vCPUs.  Also records the facts of this bed 
 host check is to report (CPUID flags, kvm_amd's parameters, KVM's API version and a
 capability, cgroup2 controllers, transparent huge pages, the clocksource).
 
-usage: bed_svm_kvm.py BUILD_DIR BIN_DIR GUEST_DIR
+usage: bed_svm_kvm.py BUILD_DIR BIN_DIR GUEST_DIR [q35|microvm]
 """
 import os
 import sys
@@ -52,11 +52,12 @@ def facts(text):
 
 
 def main():
-    if len(sys.argv) != 4:
+    if len(sys.argv) not in (4, 5) or sys.argv[4:] not in ([], ["q35"], ["microvm"]):
         print(__doc__)
         return 2
     build_dir, bin_dir, guest_dir = sys.argv[1:4]
-    with bed.for_test(build_dir, machine="q35", edu=False, smp=2, mem_mib=1024,
+    machine = sys.argv[4] if len(sys.argv) == 5 else "q35"
+    with bed.for_test(build_dir, machine=machine, edu=False, smp=2, mem_mib=1024,
                       env={"BIN": os.path.abspath(bin_dir),
                            "GUEST": os.path.abspath(guest_dir)}) as b:
         r = b.run(SCRIPT, timeout=600)
@@ -113,8 +114,8 @@ def main():
     check(f.get("ipi_2") == "0" and res and res[-1].get("ok") == "1"
           and res[-1].get("sent") == res[-1].get("delivered"),
           f"ipi on 2 vCPUs: status {f.get('ipi_2')}, result {res}", text)
-    print(f"PASS: lockstep-vm ran hello (1, 2, 4 vCPUs), smp-counter and ipi on L1's real-SVM "
-          f"KVM (script {r.seconds:.1f}s)")
+    print(f"PASS: lockstep-vm ran hello (1, 2, 4 vCPUs), smp-counter and ipi on the real-SVM "
+          f"KVM of a {machine} L1 (script {r.seconds:.1f}s)")
     return 0
 
 
