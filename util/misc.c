@@ -1,6 +1,7 @@
 /*
  * Latency sample sets, strict number and size parsing, bounded string copies, whole-file
- * reads and mkdir -p.  Parsing is strict on purpose: "12abc" or "-1" in a config file is an error, never
+ * reads (regular files, and /proc or sysfs files whose size stat() does not know) and
+ * mkdir -p.  Parsing is strict on purpose: "12abc" or "-1" in a config file is an error, never
  * silently 12 or 2^64-1.
  */
 #include <ctype.h>
@@ -201,6 +202,64 @@ int util_read_file(const char *path, size_t max, char **out, size_t *len)
 		if (n == 0)
 			break; /* the file shrank: take what is there */
 		got += (size_t)n;
+	}
+	buf[got] = '\0';
+	*out = buf;
+	if (len)
+		*len = got;
+	buf = NULL;
+	ret = 0;
+out:
+	free(buf);
+	close(fd);
+	return ret;
+}
+
+int util_read_text(const char *path, size_t max, char **out, size_t *len)
+{
+	size_t got = 0, cap = 0;
+	char *buf = NULL;
+	int fd, ret;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		return -errno;
+	for (;;) {
+		ssize_t n;
+
+		/* Room for one byte past `max`, so a file of exactly `max` bytes reads fine. */
+		if (got + 1 >= cap) {
+			size_t want = cap ? cap * 2 : 4096;
+			char *bigger;
+
+			if (want > max + 2)
+				want = max + 2;
+			if (want <= cap) {
+				ret = -EFBIG;
+				goto out;
+			}
+			bigger = realloc(buf, want);
+			if (!bigger) {
+				ret = -ENOMEM;
+				goto out;
+			}
+			buf = bigger;
+			cap = want;
+		}
+		n = read(fd, buf + got, cap - 1 - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			ret = -errno;
+			goto out;
+		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
+		if (got > max) {
+			ret = -EFBIG;
+			goto out;
+		}
 	}
 	buf[got] = '\0';
 	*out = buf;

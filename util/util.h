@@ -222,6 +222,12 @@ int util_proc_stat_read(int pid, int tid, struct util_proc_stat *out);
 /* Reads a whole file (at most `max` bytes; -EFBIG beyond).  *out is malloc'ed, NUL-terminated. */
 int util_read_file(const char *path, size_t max, char **out, size_t *len);
 
+/*
+ * Reads a file to its end (at most `max` bytes; -EFBIG beyond), for /proc and sysfs files whose
+ * stat() size is 0 or a page.  Opened non-blocking: a device node answers -EAGAIN, not a hang.
+ */
+int util_read_text(const char *path, size_t max, char **out, size_t *len);
+
 /* mkdir -p: the missing parents with mode 0755, `path` itself with `mode`; 0 if it exists. */
 int util_mkdir_p(const char *path, mode_t mode);
 

@@ -141,6 +141,40 @@ static void test_errors(void **state)
 	assert_null(buf);
 }
 
+/* util_read_text: files whose stat() size means nothing (/proc), growth past the first page,
+ * and the limit counted in bytes read. */
+static void test_read_text(void **state)
+{
+	struct fixture *f = *state;
+	char *big = malloc(10000), *buf = NULL;
+	size_t len = 0;
+
+	assert_int_equal(util_read_text("/proc/self/status", 1 << 20, &buf, &len), 0);
+	assert_true(len > 0 && strlen(buf) == len);
+	assert_non_null(strstr(buf, "Pid:"));
+	free(buf);
+
+	assert_non_null(big);
+	for (int i = 0; i < 10000; i++)
+		big[i] = (char)('a' + i % 26);
+	assert_int_equal(write_file(f->path, big, 10000), 0);
+	assert_int_equal(util_read_text(f->path, 10000, &buf, &len), 0);
+	assert_int_equal(len, 10000);
+	assert_memory_equal(buf, big, 10000);
+	assert_int_equal(buf[len], '\0');
+	free(buf);
+	buf = NULL;
+	assert_int_equal(util_read_text(f->path, 9999, &buf, &len), -EFBIG);
+	assert_null(buf);
+	assert_int_equal(util_read_text(f->path, 100, &buf, &len), -EFBIG);
+	assert_int_equal(write_file(f->path, "", 0), 0);
+	assert_int_equal(util_read_text(f->path, 0, &buf, &len), 0);
+	assert_int_equal(len, 0);
+	free(buf);
+	assert_int_equal(util_read_text(f->dir, 100, &buf, &len), -EISDIR);
+	free(big);
+}
+
 /* mkdir -p: parents 0755, the leaf with its own mode, an existing path is fine. */
 static void test_mkdir_p(void **state)
 {
@@ -181,6 +215,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_read_empty, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_size_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_read_text, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mkdir_p, setup, teardown),
 	};
 
