@@ -27,6 +27,12 @@ struct hv_stats;
 /* Opens /dev/kvm (or `path`) and checks the API version and the capabilities lockstep needs.
  * On failure, `why` (if not NULL) says which requirement failed, in words a person can act on. */
 int hv_sys_open(const char *path, struct hv_sys **out, char *why, size_t why_len);
+/* The same without the capability checks (for the host check, which reports what is missing);
+ * the API version must still match. */
+int hv_sys_open_unchecked(const char *path, struct hv_sys **out, char *why, size_t why_len);
+/* 0, or -ENOTSUP with `why` naming the first capability lockstep needs that KVM lacks. */
+int hv_sys_check_requirements(struct hv_sys *sys, char *why, size_t why_len);
+int hv_sys_api_version(struct hv_sys *sys);
 void hv_sys_close(struct hv_sys *sys);
 /* KVM_CHECK_EXTENSION on /dev/kvm: >= 0 value, or -errno. */
 int hv_sys_check_cap(struct hv_sys *sys, long cap);

@@ -14,6 +14,7 @@ struct hv_sys {
 	int fd;
 	int run_size; /* KVM_GET_VCPU_MMAP_SIZE */
 	int max_vcpus;
+	int api_version; /* KVM_GET_API_VERSION */
 };
 
 struct hv_vm {

@@ -1,8 +1,9 @@
 /*
  * /dev/kvm: opening it, the API version, and the capabilities lockstep cannot run without.
  *
- * Called once per process (lockstep-vm) at start.  A missing capability is reported in words,
- * because "KVM_CREATE_IRQCHIP failed: EINVAL" helps nobody decide what to do.
+ * Called once per process (lockstep-vm) at start, and by its --host-probe, which opens
+ * /dev/kvm unchecked so it can report what is missing.  A missing capability is reported in
+ * words, because "KVM_CREATE_IRQCHIP failed: EINVAL" helps nobody decide what to do.
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -35,7 +36,7 @@ static const struct required_cap required_caps[] = {
 			snprintf((why), (why_len), __VA_ARGS__); \
 	} while (0)
 
-int hv_sys_open(const char *path, struct hv_sys **out, char *why, size_t why_len)
+int hv_sys_open_unchecked(const char *path, struct hv_sys **out, char *why, size_t why_len)
 {
 	struct hv_sys *sys;
 	int ret;
@@ -54,19 +55,12 @@ int hv_sys_open(const char *path, struct hv_sys **out, char *why, size_t why_len
 		goto err_free;
 	}
 	ret = hv_ioctl(sys->fd, KVM_GET_API_VERSION, NULL);
+	sys->api_version = ret;
 	if (ret != KVM_API_VERSION) {
 		explain(why, why_len, "%s speaks KVM API version %d, lockstep needs %d", path, ret,
 			KVM_API_VERSION);
 		ret = ret < 0 ? ret : -EPROTO;
 		goto err_close;
-	}
-	for (size_t i = 0; i < sizeof(required_caps) / sizeof(required_caps[0]); i++) {
-		ret = hv_ioctl(sys->fd, KVM_CHECK_EXTENSION, (void *)required_caps[i].cap);
-		if (ret <= 0) {
-			explain(why, why_len, "this KVM lacks %s", required_caps[i].what);
-			ret = -ENOTSUP;
-			goto err_close;
-		}
 	}
 	sys->run_size = hv_ioctl(sys->fd, KVM_GET_VCPU_MMAP_SIZE, NULL);
 	if (sys->run_size < (int)sizeof(struct kvm_run)) {
@@ -87,6 +81,38 @@ err_close:
 err_free:
 	free(sys);
 	return ret;
+}
+
+int hv_sys_check_requirements(struct hv_sys *sys, char *why, size_t why_len)
+{
+	for (size_t i = 0; i < sizeof(required_caps) / sizeof(required_caps[0]); i++) {
+		if (hv_ioctl(sys->fd, KVM_CHECK_EXTENSION, (void *)required_caps[i].cap) <= 0) {
+			explain(why, why_len, "this KVM lacks %s", required_caps[i].what);
+			return -ENOTSUP;
+		}
+	}
+	return 0;
+}
+
+int hv_sys_open(const char *path, struct hv_sys **out, char *why, size_t why_len)
+{
+	struct hv_sys *sys;
+	int ret = hv_sys_open_unchecked(path, &sys, why, why_len);
+
+	if (ret)
+		return ret;
+	ret = hv_sys_check_requirements(sys, why, why_len);
+	if (ret) {
+		hv_sys_close(sys);
+		return ret;
+	}
+	*out = sys;
+	return 0;
+}
+
+int hv_sys_api_version(struct hv_sys *sys)
+{
+	return sys->api_version;
 }
 
 void hv_sys_close(struct hv_sys *sys)

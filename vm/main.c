@@ -33,6 +33,7 @@ struct cli {
 	int control_fd; /* from lockstepd, -1 = none */
 	const char *control_socket;
 	const char *exit_file;
+	bool host_probe;
 };
 
 static void usage(FILE *out)
@@ -52,6 +53,7 @@ static void usage(FILE *out)
 	      "      --stats-json FILE   write run statistics as JSON ('-' = stdout)\n"
 	      "      --kick-probe N      kick running vCPUs N times to measure kick latency\n"
 	      "      --kvm PATH          KVM device (default /dev/kvm)\n"
+	      "      --host-probe        print what the KVM device offers (JSON) and exit\n"
 	      "      --control-fd FD     lockstepd's end of the control channel\n"
 	      "      --control-socket P  listen on P (mode 0600) for a restarted lockstepd\n"
 	      "      --exit-file P       write the final stop reason and status to P (JSON)\n"
@@ -108,7 +110,8 @@ static int parse_args(struct cli *cli, int argc, char **argv)
 		OPT_VERSION,
 		OPT_CONTROL_FD,
 		OPT_CONTROL_SOCKET,
-		OPT_EXIT_FILE
+		OPT_EXIT_FILE,
+		OPT_HOST_PROBE
 	};
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
@@ -127,6 +130,7 @@ static int parse_args(struct cli *cli, int argc, char **argv)
 		{ "control-fd", required_argument, NULL, OPT_CONTROL_FD },
 		{ "control-socket", required_argument, NULL, OPT_CONTROL_SOCKET },
 		{ "exit-file", required_argument, NULL, OPT_EXIT_FILE },
+		{ "host-probe", no_argument, NULL, OPT_HOST_PROBE },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, OPT_VERSION },
@@ -228,6 +232,9 @@ static int parse_args(struct cli *cli, int argc, char **argv)
 		case OPT_EXIT_FILE:
 			cli->exit_file = optarg;
 			break;
+		case OPT_HOST_PROBE:
+			cli->host_probe = true;
+			break;
 		case 'q':
 			cli->opts.quiet = true;
 			break;
@@ -248,6 +255,11 @@ static int parse_args(struct cli *cli, int argc, char **argv)
 	if (optind < argc) {
 		fprintf(stderr, "lockstep-vm: unexpected argument '%s'\n", argv[optind]);
 		goto usage;
+	}
+	if (cli->host_probe) {
+		/* No VM: only --kvm counts. */
+		vmdef_fini(&flags);
+		return 0;
 	}
 	if (config && (ret = vmdef_load(&cli->cfg, config, err, sizeof(err)))) {
 		fprintf(stderr, "lockstep-vm: %s\n", err);
@@ -421,9 +433,11 @@ int main(int argc, char **argv)
 
 	vmdef_init(&cli.cfg);
 	ret = parse_args(&cli, argc, argv);
-	if (ret) {
+	if (ret || cli.host_probe) {
 		vmdef_fini(&cli.cfg);
-		return ret > 0 ? 0 : -ret;
+		return cli.host_probe && !ret ? vm_host_probe(cli.opts.kvm_path, stdout) :
+		       ret > 0		      ? 0 :
+						-ret;
 	}
 	if (block_control_signals(&sigs) ||
 	    (sigfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK)) < 0) {

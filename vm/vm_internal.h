@@ -339,4 +339,7 @@ int vm_exit_status(struct vm *vm);
 /* Waits until the VM stops or `deadline_ns` (CLOCK_MONOTONIC) passes; true if stopped. */
 bool vm_wait_stop(struct vm *vm, uint64_t deadline_ns);
 
+/* --host-probe (vm/hostprobe.c): what /dev/kvm answers, as JSON on `out`; the exit status. */
+int vm_host_probe(const char *kvm_path, FILE *out);
+
 #endif /* LOCKSTEP_VM_INTERNAL_H */
