@@ -474,6 +474,26 @@ static json_t *vcpus_json(const struct sched_entry *e, const struct sched_vcpu_s
 	return list;
 }
 
+/* What a person should know about how the VM is scheduled on this host. */
+static json_t *warnings_json(const struct sched_vm_stats *st)
+{
+	json_t *list = json_array();
+
+	if (st->smt_shared_vcpus)
+		json_array_append_new(
+			list,
+			json_sprintf("%u of its vCPUs share cores with sibling vCPUs (SMT) in "
+				     "its gang slices, where they run at unequal speed: give "
+				     "it no more vCPUs than cores in sched.cpus",
+				     st->smt_shared_vcpus));
+	if (st->no_signals)
+		json_array_append_new(
+			list, json_string("adaptive gets no preemption signal here (pvlock "
+					  "is off, and this host takes no pause-loop exits): "
+					  "it co-schedules throughout"));
+	return list;
+}
+
 json_t *scheduler_stats_json(struct scheduler *sch, int id)
 {
 	struct sched_vcpu_stats *vs;
@@ -502,6 +522,11 @@ json_t *scheduler_stats_json(struct scheduler *sch, int id)
 			"preemption_events", (json_int_t)st.lhp_events, "light_preemption_events",
 			(json_int_t)st.light_events, "boosts", (json_int_t)st.boosts, "kicks",
 			(json_int_t)e->kicks, "vcpu", vcpus_json(e, vs));
+		json_object_update_new(
+			out,
+			json_pack("{s:s, s:b, s:I, s:o}", "ple_statistics", sched_ple_name(st.ple),
+				  "adaptive_without_signals", st.no_signals, "smt_shared_vcpus",
+				  (json_int_t)st.smt_shared_vcpus, "warnings", warnings_json(&st)));
 	}
 	pthread_mutex_unlock(&sch->lock);
 	free(vs);

@@ -11,7 +11,8 @@
  *             bound is co-stopped until the sibling catches up (sched/relaxed.c)
  *   adaptive  host until a costly preemption episode is reported (one whose spinning burns
  *             SCHED_MIN_PRESSURE of the VM's time), then co-scheduled (gang when the VM fits
- *             its CPUs, relaxed otherwise) with the preempted vCPU run first
+ *             its CPUs, relaxed otherwise) with the preempted vCPU run first; co-scheduled
+ *             throughout where no episode can come (no pvlock channel, no PLE on the host)
  */
 #include <errno.h>
 #include <stdio.h>
@@ -19,6 +20,13 @@
 #include <string.h>
 
 #include "sched/engine_internal.h"
+
+static const char *const ple_names[] = { "unknown", "expected", "absent" };
+
+const char *sched_ple_name(enum sched_ple ple)
+{
+	return (unsigned)ple < 3 ? ple_names[ple] : "unknown";
+}
 
 int sched_new(const struct sched_host *host, struct sched **out)
 {
@@ -104,6 +112,25 @@ static int check_policy(const struct sched *s, const struct sched_vm_params *p, 
 	return 0;
 }
 
+/*
+ * Adaptive acts on preemption episodes, which come from the pvlock channel (guests that
+ * publish their locks, pv waits and kicks) and from KVM's PLE statistics.  With neither, no
+ * episode can ever come: rather than stay under host scheduling waiting for one, it
+ * co-schedules throughout.
+ */
+static bool adaptive_without_signals(const struct sched *s, const struct engine_vm *vm)
+{
+	return vm->p.policy == VMDEF_SCHED_ADAPTIVE && !vm->p.pvlock &&
+	       s->host.ple == SCHED_PLE_ABSENT;
+}
+
+static void adaptive_start(const struct sched *s, struct engine_vm *vm)
+{
+	vm->cosched_until = vm->boost_until = vm->hold_ns = 0;
+	if (adaptive_without_signals(s, vm))
+		vm->cosched_until = UINT64_MAX;
+}
+
 static void place(struct sched *s, struct engine_vm *vm)
 {
 	struct util_cpuset allowed;
@@ -159,6 +186,7 @@ int sched_vm_add(struct sched *s, int id, const struct sched_vm_params *params, 
 	}
 	vm->st.policy = params->policy;
 	place(s, vm);
+	adaptive_start(s, vm);
 	s->vms[s->nr_vms++] = vm;
 	(void)now;
 	return 0;
@@ -200,7 +228,7 @@ int sched_vm_set_policy(struct sched *s, int id, enum vmdef_sched_policy policy,
 		return ret;
 	vm->p = p;
 	vm->st.policy = policy;
-	vm->cosched_until = vm->boost_until = vm->hold_ns = 0;
+	adaptive_start(s, vm);
 	for (uint32_t i = 0; i < p.nr_vcpus; i++) {
 		vm->v[i].costopped = false;
 		vm->v[i].affinity_sent = false; /* the new policy places the threads anew */
@@ -236,7 +264,7 @@ void sched_vm_preempted(struct sched *s, int id, uint32_t culprit, double pressu
 		vm->st.light_events++;
 		return;
 	}
-	if (vm->p.policy != VMDEF_SCHED_ADAPTIVE)
+	if (vm->p.policy != VMDEF_SCHED_ADAPTIVE || adaptive_without_signals(s, vm))
 		return;
 	/*
 	 * Co-scheduled vCPUs stop spinning for preempted siblings, so the episodes that started
@@ -460,6 +488,66 @@ uint64_t sched_tick(struct sched *s, uint64_t now, sched_obs_fn obs_fn, sched_de
 	return next_tick(s, now);
 }
 
+static uint32_t core_of(const struct sched_host *host, uint32_t os_index, bool *found)
+{
+	for (uint32_t i = 0; i < host->nr_cpus; i++) {
+		if (host->cpu[i].os_index == os_index) {
+			*found = true;
+			return host->cpu[i].core;
+		}
+	}
+	*found = false;
+	return 0;
+}
+
+/* The one host CPU a vCPU runs on under dedicated placement, or false if it may move. */
+static bool dedicated_cpu(const struct engine_vm *vm, uint32_t i, uint32_t *cpu)
+{
+	unsigned pinned = util_cpuset_count(&vm->pin[i]);
+
+	if (pinned > 1)
+		return false;
+	if (pinned == 0) {
+		*cpu = vm->place[i];
+		return true;
+	}
+	for (unsigned c = 0; c < UTIL_CPUSET_MAX; c++) {
+		if (util_cpuset_has(&vm->pin[i], c)) {
+			*cpu = c;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* vCPUs on a CPU whose core also runs another of the VM's vCPUs on another CPU. */
+static uint32_t smt_shared(const struct sched *s, const struct engine_vm *vm, uint64_t now)
+{
+	uint32_t n = 0;
+
+	/* Gang VMs, and adaptive ones that would co-schedule as gang. */
+	if (!engine_in_gang(vm, now) &&
+	    !(vm->p.policy == VMDEF_SCHED_ADAPTIVE && vm->distinct_cpus >= vm->p.nr_vcpus))
+		return 0;
+	for (uint32_t i = 0; i < vm->p.nr_vcpus; i++) {
+		uint32_t a, b, core_a;
+		bool found_a, found_b;
+
+		if (!dedicated_cpu(vm, i, &a))
+			continue;
+		core_a = core_of(&s->host, a, &found_a);
+		for (uint32_t j = 0; found_a && j < vm->p.nr_vcpus; j++) {
+			if (j == i || !dedicated_cpu(vm, j, &b) || b == a)
+				continue;
+			if (core_of(&s->host, b, &found_b) == core_a && found_b) {
+				n++;
+				break;
+			}
+		}
+	}
+	return n;
+}
+
 int sched_vm_stats(const struct sched *s, int id, struct sched_vm_stats *st,
 		   struct sched_vcpu_stats *vcpus, uint32_t nr)
 {
@@ -468,6 +556,9 @@ int sched_vm_stats(const struct sched *s, int id, struct sched_vm_stats *st,
 	if (!vm)
 		return -ENOENT;
 	*st = vm->st;
+	st->ple = s->host.ple;
+	st->no_signals = adaptive_without_signals(s, vm);
+	st->smt_shared_vcpus = smt_shared(s, vm, s->last_tick);
 	for (uint32_t i = 0; vcpus && i < nr && i < vm->p.nr_vcpus; i++)
 		vcpus[i] = vm->v[i].st;
 	return 0;

@@ -102,8 +102,18 @@ void sched_gate_close(struct sched_slot *slot, uint64_t now_ns);
 
 #define SCHED_MAX_CPUS 256
 
+/* Whether KVM takes pause-loop exits on this host, so PLE statistics can show spinning. */
+enum sched_ple {
+	SCHED_PLE_UNKNOWN = 0,
+	SCHED_PLE_EXPECTED, /* Intel PLE or the AMD pause filter is on */
+	SCHED_PLE_ABSENT,   /* none: off, not offered, or a software KVM */
+};
+
+const char *sched_ple_name(enum sched_ple ple);
+
 struct sched_host {
-	uint32_t nr_cpus; /* host CPUs (PUs) lockstep may use */
+	enum sched_ple ple; /* from lockstepd's host check */
+	uint32_t nr_cpus;   /* host CPUs (PUs) lockstep may use */
 	struct sched_cpu {
 		uint32_t os_index; /* the CPU number sched_setaffinity takes */
 		uint32_t core;	   /* logical index of its core: SMT siblings share it */
@@ -131,6 +141,7 @@ struct sched_vm_params {
 	bool has_cpus;
 	struct util_cpuset cpus;       /* host CPUs the VM may use */
 	const struct util_cpuset *pin; /* per vCPU, from the definition (empty = none); or NULL */
+	bool pvlock; /* the pvlock channel is on: its guests can report lock-holder preemption */
 };
 
 /* What the engine is told about one vCPU at each tick. */
@@ -174,6 +185,13 @@ struct sched_vm_stats {
 	uint64_t lhp_events;   /* preemption episodes reported to it (adaptive input) */
 	uint64_t light_events; /* of those, below SCHED_MIN_PRESSURE: not acted on */
 	uint64_t boosts;       /* adaptive: times it ran a preempted lock holder first */
+	enum sched_ple ple;    /* whether PLE statistics can come (the host's) */
+	/* adaptive: no preemption signal can reach it (no pvlock channel, no PLE on this host),
+	 * so it co-schedules throughout instead of waiting for episodes that cannot come */
+	bool no_signals;
+	/* gang (and adaptive as gang): vCPUs that share a core with another of the VM's vCPUs,
+	 * so SMT siblings split its slices' cores */
+	uint32_t smt_shared_vcpus;
 };
 
 struct sched;
