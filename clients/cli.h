@@ -35,5 +35,7 @@ long long num(json_t *obj, const char *key);
 
 /* lockstep sched ... (clients/cli_sched.c) */
 int sched_command(struct cli *cli, int argc, char **argv);
+/* lockstep host check (clients/cli_host.c) */
+int host_command(struct cli *cli, int argc, char **argv);
 
 #endif /* LOCKSTEP_CLIENTS_CLI_H */

@@ -8,6 +8,7 @@
  *   lockstep sched show NAME | set NAME [POLICY] [--quantum US] [--skew US] [--config]
  *   lockstep sched stats [NAME]
  *   lockstep events | daemon info
+ *   lockstep host check [--json] [--verbose]
  *
  * Exit status: 0 done, 1 lockstepd refused (its message is printed), 2 bad usage,
  * 3 lockstepd unreachable.
@@ -44,7 +45,9 @@ void usage(FILE *out)
 	      "                                    relaxed, adaptive; --config: also store)\n"
 	      "  sched stats [NAME]                co-run, skew, gate latency, slices\n"
 	      "  events                            print lifecycle events as they happen\n"
-	      "  daemon info                       version, host topology, counts\n\n"
+	      "  daemon info                       version, host topology, counts\n"
+	      "  host check [--json] [--verbose]   what this host's virtualization gives SMP\n"
+	      "                                    guests, each fact with its source\n\n"
 	      "The socket is $LOCKSTEP_SOCKET or /run/lockstep/lockstepd.sock by default.\n"
 	      "Exit status: 0 done, 1 refused by lockstepd, 2 bad usage, 3 lockstepd unreachable.\n",
 	      out);
@@ -359,7 +362,7 @@ static int events(struct cli *cli)
 
 static int daemon_info(struct cli *cli)
 {
-	json_t *r, *topo;
+	json_t *r, *topo, *host;
 	int ret = call(cli, "daemon.info", NULL, &r);
 
 	if (ret)
@@ -378,6 +381,15 @@ static int daemon_info(struct cli *cli)
 		       num(topo, "packages"), num(topo, "cores"), num(topo, "cpus"),
 		       str(topo, "allowed_cpus"),
 		       json_array_size(json_object_get(topo, "numa_nodes")));
+		host = json_object_get(r, "host");
+		if (json_is_object(host))
+			printf("host check: %s KVM; %lld pass, %lld warn, %lld fail, %lld n/a; PLE "
+			       "statistics %s (lockstep host check)\n",
+			       str(host, "flavour"), num(host, "pass"), num(host, "warn"),
+			       num(host, "fail"), num(host, "na"),
+			       json_is_true(json_object_get(host, "ple_expected")) ?
+				       "expected" :
+				       "not expected");
 	}
 	json_decref(r);
 	return 0;
@@ -459,6 +471,8 @@ int main(int argc, char **argv)
 		ret = vm_command(&cli, argc - 1, argv + 1);
 	else if (argc >= 1 && strcmp(argv[0], "sched") == 0)
 		ret = sched_command(&cli, argc - 1, argv + 1);
+	else if (argc >= 1 && strcmp(argv[0], "host") == 0)
+		ret = host_command(&cli, argc - 1, argv + 1);
 	else if (argc == 1 && strcmp(argv[0], "events") == 0)
 		ret = events(&cli);
 	else if (argc == 2 && strcmp(argv[0], "daemon") == 0 && strcmp(argv[1], "info") == 0)

@@ -79,6 +79,9 @@ int daemon_init(struct daemon *d, const struct daemon_options *opts)
 	if (topology_init(d))
 		util_log(&d->log, UTIL_LOG_WARN, "hwloc could not read the host topology");
 	topology_sched_host(d, &d->host);
+	ret = hostcheck_init(d);
+	if (ret)
+		return ret;
 	ret = scheduler_new(&d->host, VM_KICK_SIGNAL, &d->scheduler);
 	if (ret) {
 		util_log(&d->log, UTIL_LOG_ERROR, "cannot start the scheduler: %s", strerror(-ret));
@@ -126,6 +129,7 @@ void daemon_fini(struct daemon *d)
 	/* First: with the scheduler gone every gate is open and the VMs run on unscheduled. */
 	scheduler_free(d->scheduler);
 	d->scheduler = NULL;
+	hostcheck_fini(d);
 	if (d->loop) {
 		rpc_server_stop(d);
 		virt_server_stop(d);

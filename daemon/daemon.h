@@ -250,6 +250,27 @@ struct topology_cpu {
 /* Every host CPU (*out malloc'ed; none without hwloc). */
 int topology_cpus(struct daemon *d, struct topology_cpu **out, unsigned *n);
 
+/* ---- the host check (daemon/hostcheck.c) ---- */
+
+struct hostcheck;
+
+/* Checks the host (sysfs, /proc, CPUID) and sets d->host.ple; starts lockstep-vm's probe. */
+int hostcheck_init(struct daemon *d);
+/* Tells waiting callers the daemon is stopping and lets a running probe go. */
+void hostcheck_fini(struct daemon *d);
+/*
+ * A fresh check: `done` runs once the running (or a new) probe has answered, with the report
+ * as host.check's JSON (the callee's to keep), or with NULL and why not.
+ */
+typedef void (*hostcheck_done_fn)(void *arg, json_t *report, const char *error);
+int hostcheck_run(struct daemon *d, hostcheck_done_fn done, void *arg);
+/* The latest report's summary, for daemon.info. */
+json_t *hostcheck_summary_json(struct daemon *d);
+/* Why PLE statistics can or cannot be expected on this host, for logs. */
+const char *hostcheck_ple_why(struct daemon *d);
+/* The passthrough path's first check (host_iommu_ready): 0 or -errno with `why`. */
+int hostcheck_iommu_ready(struct daemon *d, const char *bdf, char *why, size_t why_len);
+
 /* ---- scheduling glue (daemon/schedglue.c) ---- */
 
 /* The engine's parameters for a definition (pins included; `pins` has def.vcpus entries). */
@@ -259,6 +280,9 @@ int dvm_sched_check(struct daemon *d, const struct vmdef *def, char *err, size_t
 /* Hands a running VM to the scheduler (after its worker's hello); logs failures. */
 void dvm_sched_attach(struct dvm *vm, int sched_fd);
 void dvm_sched_detach(struct dvm *vm);
+/* Logs what the scheduler should tell a person about a scheduled VM on this host: which
+ * signals adaptive acts on, SMT siblings in its gang slices. */
+void dvm_sched_notes(struct dvm *vm, enum vmdef_sched_policy policy);
 
 /* ---- the daemon (daemon/daemon.c) ---- */
 
@@ -298,6 +322,7 @@ struct daemon {
 	void *topology;		/* hwloc_topology_t */
 	struct sched_host host; /* the CPUs VMs may use, for the scheduler */
 	struct scheduler *scheduler;
+	struct hostcheck *hostcheck;
 	struct rpc_server *rpc;	  /* the JSON-RPC endpoint */
 	struct virt_server *virt; /* the libvirt endpoint, or NULL */
 	bool quitting;

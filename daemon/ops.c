@@ -514,6 +514,8 @@ int ops_set_sched(struct dvm *vm, enum vmdef_sched_policy policy, uint32_t quant
 		if (ret && ret != -E2BIG)
 			ret = -EIO; /* the scheduler lost the VM: not the caller's doing */
 		*live = !ret;
+		if (*live && policy != vm->cfg.sched.policy)
+			dvm_sched_notes(vm, policy);
 	}
 	if (!ret && ((affect & OPS_AFFECT_CONFIG) || !vm->worker)) {
 		ret = registry_redefine(vm, &next);

@@ -25,6 +25,7 @@ void dvm_sched_params(const struct vmdef *cfg, struct sched_vm_params *p, struct
 		.has_cpus = cfg->sched.has_cpus,
 		.cpus = cfg->sched.cpus,
 		.pin = pins,
+		.pvlock = cfg->pvlock.enabled,
 	};
 }
 
@@ -45,6 +46,26 @@ int dvm_sched_check(struct daemon *d, const struct vmdef *cfg, char *err, size_t
 		return -E2BIG;
 	}
 	return 0;
+}
+
+void dvm_sched_notes(struct dvm *vm, enum vmdef_sched_policy policy)
+{
+	struct daemon *d = vm->d;
+	json_t *st, *w;
+	size_t i;
+
+	if (!vm->scheduled)
+		return;
+	if (policy == VMDEF_SCHED_ADAPTIVE)
+		util_log(&d->log, UTIL_LOG_INFO, "VM %s: adaptive acts on %s%s%s%s", vm->cfg.name,
+			 vm->cfg.pvlock.enabled ? "pvlock episodes" : "no pvlock episodes",
+			 d->host.ple == SCHED_PLE_EXPECTED ? " and PLE statistics (" :
+							     "; PLE statistics are not expected (",
+			 hostcheck_ple_why(d), ")");
+	st = scheduler_stats_json(d->scheduler, vm->domain_id);
+	json_array_foreach(json_object_get(st, "warnings"), i, w)
+		util_log(&d->log, UTIL_LOG_WARN, "VM %s: %s", vm->cfg.name, json_string_value(w));
+	json_decref(st);
 }
 
 void dvm_sched_attach(struct dvm *vm, int sched_fd)
@@ -68,6 +89,7 @@ void dvm_sched_attach(struct dvm *vm, int sched_fd)
 			 err[0] ? err : strerror(-ret));
 	else
 		vm->scheduled = true;
+	dvm_sched_notes(vm, vm->cfg.sched.policy);
 	free(pins);
 }
 

@@ -80,14 +80,14 @@ static void daemon_info(void *ctx, struct api_call *call, json_t *params)
 		return;
 	util_list_for_each(pos, &d->vms)
 		running += util_container_of(pos, struct dvm, link)->worker != NULL;
-	api_call_reply(call, json_pack("{s:s, s:i, s:f, s:s, s:s, s:s, s:{s:i, s:i}, s:i, s:o}",
-				       "version", LOCKSTEP_VERSION, "pid", (int)getpid(),
-				       "uptime_s", (double)(util_now_ns() - d->start_ns) / 1e9,
-				       "socket", d->opts.socket_path, "run_dir", d->opts.run_dir,
-				       "state_dir", d->opts.state_dir, "vms", "defined",
-				       (int)registry_count(d), "running", running, "clients",
-				       d->rpc ? (int)d->rpc->nr_clients : 0, "topology",
-				       topology_json(d)));
+	api_call_reply(
+		call, json_pack("{s:s, s:i, s:f, s:s, s:s, s:s, s:{s:i, s:i}, s:i, s:o, s:o}",
+				"version", LOCKSTEP_VERSION, "pid", (int)getpid(), "uptime_s",
+				(double)(util_now_ns() - d->start_ns) / 1e9, "socket",
+				d->opts.socket_path, "run_dir", d->opts.run_dir, "state_dir",
+				d->opts.state_dir, "vms", "defined", (int)registry_count(d),
+				"running", running, "clients", d->rpc ? (int)d->rpc->nr_clients : 0,
+				"topology", topology_json(d), "host", hostcheck_summary_json(d)));
 }
 
 static void events_subscribe(void *ctx, struct api_call *call, json_t *params)
@@ -339,13 +339,14 @@ static void vcpu_pin(void *ctx, struct api_call *call, json_t *params)
 }
 
 const struct api_method rpc_methods[] = {
-	{ "daemon.info", daemon_info, false }, { "events.subscribe", events_subscribe, false },
-	{ "vm.define", vm_define, true },      { "vm.undefine", vm_undefine, true },
-	{ "vm.start", vm_start, true },	       { "vm.shutdown", vm_shutdown, true },
-	{ "vm.destroy", vm_destroy, true },    { "vm.list", vm_list, false },
-	{ "vm.info", vm_info, false },	       { "vm.console", vm_console, false },
-	{ "vcpu.pin", vcpu_pin, true },	       { "sched.get", rpc_sched_get, false },
-	{ "sched.set", rpc_sched_set, true },  { "sched.stats", rpc_sched_stats, false },
+	{ "daemon.info", daemon_info, false },	 { "events.subscribe", events_subscribe, false },
+	{ "vm.define", vm_define, true },	 { "vm.undefine", vm_undefine, true },
+	{ "vm.start", vm_start, true },		 { "vm.shutdown", vm_shutdown, true },
+	{ "vm.destroy", vm_destroy, true },	 { "vm.list", vm_list, false },
+	{ "vm.info", vm_info, false },		 { "vm.console", vm_console, false },
+	{ "vcpu.pin", vcpu_pin, true },		 { "sched.get", rpc_sched_get, false },
+	{ "sched.set", rpc_sched_set, true },	 { "sched.stats", rpc_sched_stats, false },
+	{ "host.check", rpc_host_check, false },
 };
 
 const size_t rpc_nr_methods = sizeof(rpc_methods) / sizeof(rpc_methods[0]);

@@ -1,7 +1,7 @@
 /*
  * daemon/rpc — lockstepd's JSON-RPC 2.0 front end: the endpoint on the shared listener
  * (server.c: one api_session per client, event notifications to subscribers), the methods
- * (methods.c, methods_sched.c) and the console followers (follow.c).  Methods translate
+ * (methods.c, methods_sched.c, methods_host.c) and the console followers (follow.c).  Methods translate
  * parameters into daemon/ops.h calls and -errno back out through api_call_fail_err, the one
  * table; they read the registry directly.  Loop thread only.
  */
@@ -52,7 +52,7 @@ int rpc_client_open(struct rpc_server *srv, rpc_sink_fn sink, void *arg,
 /* The client leaves: its parked calls are cancelled, their replies dropped. */
 void rpc_client_close(struct rpc_client *c);
 
-/* ---- methods (methods.c, methods_sched.c) ---- */
+/* ---- methods (methods.c, methods_sched.c, methods_host.c) ---- */
 
 extern const struct api_method rpc_methods[];
 extern const size_t rpc_nr_methods;
@@ -64,6 +64,7 @@ json_t *rpc_vm_summary(struct dvm *vm);
 void rpc_sched_get(void *ctx, struct api_call *call, json_t *params);
 void rpc_sched_set(void *ctx, struct api_call *call, json_t *params);
 void rpc_sched_stats(void *ctx, struct api_call *call, json_t *params);
+void rpc_host_check(void *ctx, struct api_call *call, json_t *params);
 
 /* ---- consoles (follow.c) ---- */
 
