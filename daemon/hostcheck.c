@@ -72,12 +72,14 @@ static void topology_from_host(const struct sched_host *host, struct host_topolo
 	}
 }
 
-static void run_check(struct hostcheck *hc, const struct host_kvm *kvm)
+/* With the probe's answer, or without one (kvm NULL) and why not. */
+static void run_check(struct hostcheck *hc, const struct host_kvm *kvm, const char *why_not)
 {
 	struct host_input in = {
 		.root = "",
 		.cpuid = &hc->cpuid,
 		.kvm = kvm,
+		.kvm_error = why_not,
 		.topology = &hc->topology,
 	};
 
@@ -110,41 +112,44 @@ static void probe_closed(uv_handle_t *h)
 	probe_unref(h->data);
 }
 
-/* What the probe said, as struct host_kvm (its error set when there is nothing to say). */
-static void probe_result(struct probe *p, struct host_kvm *k)
+/*
+ * What the probe said, as struct host_kvm; false with `why` when it said nothing usable (it
+ * did not run to the end, or its answer does not parse).  /dev/kvm's own failures are in the
+ * answer (host_kvm.error).
+ */
+static bool probe_result(struct probe *p, struct host_kvm *k, char *why, size_t why_len)
 {
 	json_error_t jerr;
 	char err[200];
 	json_t *j;
 
-	memset(k, 0, sizeof(*k));
 	if (p->timed_out) {
-		snprintf(k->error, sizeof(k->error),
-			 "lockstep-vm --host-probe did not answer within %d s",
+		snprintf(why, why_len, "lockstep-vm --host-probe did not answer within %d s",
 			 PROBE_TIMEOUT_MS / 1000);
-		return;
+		return false;
 	}
 	if (p->term_signal || p->status) {
-		snprintf(k->error, sizeof(k->error), "lockstep-vm --host-probe %s %d",
+		snprintf(why, why_len, "lockstep-vm --host-probe %s %d",
 			 p->term_signal ? "died of signal" : "exited with status",
 			 p->term_signal ? p->term_signal : (int)p->status);
-		return;
+		return false;
 	}
 	if (p->too_long) {
-		snprintf(k->error, sizeof(k->error), "lockstep-vm --host-probe said too much");
-		return;
+		snprintf(why, why_len, "lockstep-vm --host-probe said too much");
+		return false;
 	}
 	j = json_loadb(p->buf ? p->buf : "", p->len, 0, &jerr);
 	if (!j) {
-		snprintf(k->error, sizeof(k->error), "lockstep-vm --host-probe: not JSON: %s",
-			 jerr.text);
-		return;
+		snprintf(why, why_len, "lockstep-vm --host-probe: not JSON: %s", jerr.text);
+		return false;
 	}
 	if (host_kvm_from_json(j, k, err, sizeof(err))) {
-		memset(k, 0, sizeof(*k));
-		snprintf(k->error, sizeof(k->error), "lockstep-vm --host-probe: %s", err);
+		snprintf(why, why_len, "lockstep-vm --host-probe: %s", err);
+		json_decref(j);
+		return false;
 	}
 	json_decref(j);
+	return true;
 }
 
 /* The first complete report at info level (what the host gives, in one line), later ones at
@@ -178,8 +183,12 @@ static void probe_finish(struct probe *p)
 	hc->probe = NULL;
 	k = malloc(sizeof(*k));
 	if (k) {
-		probe_result(p, k);
-		run_check(hc, k);
+		char why[256];
+
+		if (probe_result(p, k, why, sizeof(why)))
+			run_check(hc, k, NULL);
+		else
+			run_check(hc, NULL, why);
 		free(k);
 	}
 	log_report(hc);
@@ -296,14 +305,11 @@ static void probe(struct hostcheck *hc)
 		return;
 	ret = probe_start(hc);
 	if (ret) {
-		struct host_kvm *k = calloc(1, sizeof(*k));
+		char why[256];
 
-		if (k) {
-			snprintf(k->error, sizeof(k->error), "cannot run %.160s --host-probe: %s",
-				 hc->d->opts.vm_binary, uv_strerror(ret));
-			run_check(hc, k);
-			free(k);
-		}
+		snprintf(why, sizeof(why), "cannot run %.160s --host-probe: %s",
+			 hc->d->opts.vm_binary, uv_strerror(ret));
+		run_check(hc, NULL, why);
 		log_report(hc);
 		answer_waiters(hc, NULL);
 	}
@@ -321,7 +327,7 @@ int hostcheck_init(struct daemon *d)
 	util_list_init(&hc->waiters);
 	host_cpuid_read(&hc->cpuid);
 	topology_from_host(&d->host, &hc->topology);
-	run_check(hc, NULL);
+	run_check(hc, NULL, NULL);
 	d->hostcheck = hc;
 	d->host.ple = hc->report->ple_expected ? SCHED_PLE_EXPECTED : SCHED_PLE_ABSENT;
 	util_log(&d->log, UTIL_LOG_INFO, "host: %s KVM; PLE statistics %s (%s)",

@@ -116,6 +116,7 @@ struct host_input {
 	const char *root;		      /* prefix of every path; "" or NULL = this host */
 	const struct host_cpuid *cpuid;	      /* the host's CPUID */
 	const struct host_kvm *kvm;	      /* NULL: not probed (yet) */
+	const char *kvm_error;		      /* with kvm NULL: why not (NULL: not yet) */
 	const struct host_topology *topology; /* NULL: unknown */
 };
 

@@ -149,7 +149,8 @@ static void device_fact(struct gather *g)
 	}
 	if (!k) {
 		f = fact_new(g, "kvm.device", HOST_NA);
-		fact_value(f, "/dev/kvm is there; its capabilities were not probed");
+		fact_value(f, "/dev/kvm is there; its capabilities were not probed (%s)",
+			   g->r->kvm_error);
 		fact_source(f, "/dev/kvm");
 		fact_meaning(f, "lockstepd asks lockstep-vm --host-probe for what /dev/kvm "
 				"answers; host.check runs it.");

@@ -255,7 +255,10 @@ void host_check(const struct host_input *in, struct host_report *out)
 	if (in->kvm && !in->kvm->error[0])
 		out->kvm_probed = true;
 	else
-		util_strlcpy(out->kvm_error, in->kvm ? in->kvm->error : "not probed",
+		util_strlcpy(out->kvm_error,
+			     in->kvm	   ? in->kvm->error :
+			     in->kvm_error ? in->kvm_error :
+					     "not probed yet",
 			     sizeof(out->kvm_error));
 	gather_kvm_facts(g);
 	gather_cpu_facts(g);
