@@ -6,8 +6,8 @@
  * that arrive meanwhile wait for it; each gets the report as JSON through its callback (the
  * JSON-RPC front end answers host.check with it).  The latest report feeds daemon.info.
  *
- * Loop thread only.  A probe's libuv handles hold references on it, so a daemon that stops
- * mid-probe detaches the probe, kills the process and lets the handles close on their own.
+ * Loop thread only.  A probe's libuv handles hold references on it: a daemon that stops
+ * mid-probe kills the process and closes the handles, and the last close frees the probe.
  */
 #include <errno.h>
 #include <signal.h>
@@ -344,8 +344,15 @@ void hostcheck_fini(struct daemon *d)
 	if (!hc)
 		return;
 	if (hc->probe) {
-		hc->probe->hc = NULL;
-		uv_process_kill(&hc->probe->proc, SIGKILL);
+		struct probe *p = hc->probe;
+
+		/* Its handles close now, with the callbacks that free it; nobody waits for it. */
+		p->hc = NULL;
+		uv_process_kill(&p->proc, SIGKILL);
+		if (!p->eof)
+			uv_close((uv_handle_t *)&p->out, probe_closed);
+		uv_close((uv_handle_t *)&p->timer, probe_closed);
+		uv_close((uv_handle_t *)&p->proc, probe_closed);
 	}
 	answer_waiters(hc, "lockstepd is stopping");
 	free(hc->report);
