@@ -101,7 +101,11 @@ static void tsc_facts(struct gather *g)
 			"runs on, and KVM can give guests a stable kvmclock. Without it time jumps "
 			"between vCPUs, and spin timeouts and schedulers that compare TSCs across "
 			"CPUs misbehave.");
-	if (!tsc && invariant)
+	if (!invariant)
+		fact_fix(f,
+			 "a CPU with an invariant TSC; under a hypervisor, one that passes it on "
+			 "(QEMU: -cpu ...,+invtsc)");
+	else if (!tsc)
 		fact_fix(f, "the kernel did not trust the TSC (see dmesg for \"tsc: Marking TSC "
 			    "unstable\"); tsc=reliable on the kernel command line overrides it");
 
