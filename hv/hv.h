@@ -53,8 +53,14 @@ int hv_vm_set_memory(struct hv_vm *vm, uint32_t slot, uint64_t gpa, uint64_t siz
 /* In-kernel LAPIC/IOAPIC/PIC and the PIT (KVM_CREATE_IRQCHIP + KVM_CREATE_PIT2). */
 int hv_vm_create_irqchip(struct hv_vm *vm);
 int hv_vm_irq_line(struct hv_vm *vm, uint32_t gsi, bool level);
+/* KVM_IRQ_LINE_STATUS: > 0 delivered, 0 coalesced or masked, -errno. */
+int hv_vm_irq_line_status(struct hv_vm *vm, uint32_t gsi, bool level);
+/* KVM_SIGNAL_MSI: > 0 delivered, 0 blocked by the guest (masked), -errno. */
 int hv_vm_signal_msi(struct hv_vm *vm, uint64_t address, uint32_t data);
+/* Replaces the whole GSI routing table (KVM_SET_GSI_ROUTING). */
 int hv_vm_set_gsi_routing(struct hv_vm *vm, const struct kvm_irq_routing *routing);
+/* The in-kernel IOAPIC's state (KVM_GET_IRQCHIP), read only: redirection table, IRR. */
+int hv_vm_get_ioapic(struct hv_vm *vm, struct kvm_ioapic_state *out);
 
 struct hv_ioeventfd {
 	uint64_t addr;

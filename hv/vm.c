@@ -97,6 +97,14 @@ int hv_vm_irq_line(struct hv_vm *vm, uint32_t gsi, bool level)
 	return hv_ioctl(vm->fd, KVM_IRQ_LINE, &irq);
 }
 
+int hv_vm_irq_line_status(struct hv_vm *vm, uint32_t gsi, bool level)
+{
+	struct kvm_irq_level irq = { .irq = gsi, .level = level };
+	int ret = hv_ioctl(vm->fd, KVM_IRQ_LINE_STATUS, &irq);
+
+	return ret < 0 ? ret : irq.status;
+}
+
 int hv_vm_signal_msi(struct hv_vm *vm, uint64_t address, uint32_t data)
 {
 	struct kvm_msi msi = {
@@ -104,15 +112,24 @@ int hv_vm_signal_msi(struct hv_vm *vm, uint64_t address, uint32_t data)
 		.address_hi = (uint32_t)(address >> 32),
 		.data = data,
 	};
-	int ret = hv_ioctl(vm->fd, KVM_SIGNAL_MSI, &msi);
 
-	/* 0 means the interrupt was blocked (e.g. masked): not an error of the call. */
-	return ret < 0 ? ret : 0;
+	return hv_ioctl(vm->fd, KVM_SIGNAL_MSI, &msi);
 }
 
 int hv_vm_set_gsi_routing(struct hv_vm *vm, const struct kvm_irq_routing *routing)
 {
 	return hv_ioctl(vm->fd, KVM_SET_GSI_ROUTING, (void *)routing);
+}
+
+int hv_vm_get_ioapic(struct hv_vm *vm, struct kvm_ioapic_state *out)
+{
+	struct kvm_irqchip chip = { .chip_id = KVM_IRQCHIP_IOAPIC };
+	int ret = hv_ioctl(vm->fd, KVM_GET_IRQCHIP, &chip);
+
+	if (ret < 0)
+		return ret;
+	memcpy(out, &chip.chip.ioapic, sizeof(*out));
+	return 0;
 }
 
 int hv_vm_ioeventfd(struct hv_vm *vm, const struct hv_ioeventfd *io, bool assign)

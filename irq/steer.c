@@ -1,0 +1,243 @@
+/*
+ * Steering: which vCPU a redirectable MSI goes to.
+ *
+ * A message is redirectable when the guest let the platform choose among its destinations:
+ * lowest-priority delivery, or the redirection hint (KVM treats both as lowest priority).
+ * Its destinations are a physical APIC id (0xFF: all) or, in logical mode, the vCPUs whose
+ * logical destination register matches (flat: a bit per CPU; cluster: a cluster and a bit
+ * mask), as the guest programmed them: the worker reads each vCPU's LDR/DFR when it stops at
+ * its gate, and a vCPU whose registers are unknown is left out.  A steered route gets a fixed,
+ * physical message to one of them, the same vector and trigger.
+ *
+ * The choice (irq_steer_pick) keeps a route where it is while its target stays a good one, so
+ * a schedule change moves as few routes as it must: a busy target (runs, not halted) stays;
+ * otherwise a busy destination is taken, else a runnable one (halted, but its gate is open),
+ * spreading routes over the candidates by GSI.  When no destination runs, the route stays put:
+ * the interrupt waits for the VM's next turn wherever it goes.
+ *
+ * irq_steer() runs on the worker's steering thread, once per schedule change, under the
+ * table's lock; it commits at most once.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "irq/irq_internal.h"
+
+static uint32_t msi_dest(const struct irq_msi *msg)
+{
+	return (uint32_t)(msg->address >> IRQ_MSI_ADDR_DEST_SHIFT) & 0xff;
+}
+
+bool irq_msi_redirectable(const struct irq_msi *msg)
+{
+	uint32_t mode = (msg->data & IRQ_MSI_DATA_MODE_MASK) >> IRQ_MSI_DATA_MODE_SHIFT;
+
+	if ((msg->address & IRQ_MSI_ADDR_MASK) != IRQ_MSI_ADDR_BASE)
+		return false;
+	return mode == IRQ_MSI_MODE_LOWEST ||
+	       (mode == IRQ_MSI_MODE_FIXED && (msg->address & IRQ_MSI_ADDR_REDIR_HINT));
+}
+
+bool irq_msi_targets(const struct irq_msi *msg, uint32_t vcpu, const struct irq_vcpu_view *view,
+		     uint32_t nr_vcpus)
+{
+	uint32_t dest = msi_dest(msg), ldr;
+
+	if (vcpu >= nr_vcpus)
+		return false;
+	if (dest == 0xff)
+		return true; /* broadcast, in either mode */
+	if (!(msg->address & IRQ_MSI_ADDR_DEST_LOGICAL))
+		return dest == vcpu;
+	if (!view->ldr_valid)
+		return false;
+	ldr = view->ldr >> 24;
+	if ((view->dfr >> 28) == 0xf) /* flat model */
+		return (ldr & dest) != 0;
+	/* cluster model: the high nibble names the cluster, the low nibble the members */
+	return (ldr >> 4) == (dest >> 4) && (ldr & dest & 0xf) != 0;
+}
+
+/* The n-th (mod count) vCPU with `want` among the destinations, or IRQ_NO_VCPU. */
+static uint32_t nth_candidate(const struct irq_msi *guest, const struct irq_vcpu_view *views,
+			      uint32_t nr, uint32_t spread, bool busy)
+{
+	uint32_t count = 0, k;
+
+	for (uint32_t v = 0; v < nr; v++)
+		if (irq_msi_targets(guest, v, &views[v], nr) &&
+		    (busy ? views[v].busy : views[v].runnable))
+			count++;
+	if (!count)
+		return IRQ_NO_VCPU;
+	k = spread % count;
+	for (uint32_t v = 0; v < nr; v++) {
+		if (!irq_msi_targets(guest, v, &views[v], nr) ||
+		    !(busy ? views[v].busy : views[v].runnable))
+			continue;
+		if (k-- == 0)
+			return v;
+	}
+	return IRQ_NO_VCPU;
+}
+
+uint32_t irq_steer_pick(const struct irq_msi *guest, uint32_t current, uint32_t spread,
+			const struct irq_vcpu_view *views, uint32_t nr)
+{
+	uint32_t allowed = 0, first = IRQ_NO_VCPU, pick;
+	bool current_ok;
+
+	if (!irq_msi_redirectable(guest))
+		return IRQ_NO_VCPU;
+	for (uint32_t v = 0; v < nr; v++) {
+		if (!irq_msi_targets(guest, v, &views[v], nr))
+			continue;
+		if (first == IRQ_NO_VCPU)
+			first = v;
+		allowed++;
+	}
+	if (allowed < 2)
+		return IRQ_NO_VCPU; /* one destination (or none known): nothing to choose */
+	current_ok = current < nr && irq_msi_targets(guest, current, &views[current], nr);
+	if (current_ok && views[current].busy)
+		return current;
+	pick = nth_candidate(guest, views, nr, spread, true);
+	if (pick != IRQ_NO_VCPU)
+		return pick;
+	if (current_ok && views[current].runnable)
+		return current;
+	pick = nth_candidate(guest, views, nr, spread, false);
+	if (pick != IRQ_NO_VCPU)
+		return pick;
+	return current_ok ? current : first;
+}
+
+static struct irq_msi fixed_physical(const struct irq_msi *guest, uint32_t vcpu)
+{
+	return (struct irq_msi){
+		.address = IRQ_MSI_ADDR_BASE | (uint64_t)vcpu << IRQ_MSI_ADDR_DEST_SHIFT,
+		.data = (guest->data & ~IRQ_MSI_DATA_MODE_MASK) |
+			IRQ_MSI_MODE_FIXED << IRQ_MSI_DATA_MODE_SHIFT,
+	};
+}
+
+/* The destination vCPU of a message that has exactly one, else IRQ_NO_VCPU. */
+static uint32_t single_dest(const struct irq *irq, const struct irq_msi *msg)
+{
+	uint32_t dest = msi_dest(msg);
+
+	if ((msg->address & IRQ_MSI_ADDR_MASK) != IRQ_MSI_ADDR_BASE ||
+	    (msg->address & IRQ_MSI_ADDR_DEST_LOGICAL) || dest >= irq->nr_vcpus)
+		return IRQ_NO_VCPU;
+	return dest;
+}
+
+void irq_route_resteer(struct irq *irq, uint32_t gsi, struct irq_route *r)
+{
+	uint32_t pick = IRQ_NO_VCPU;
+
+	if (irq->steering && irq->views_valid)
+		pick = irq_steer_pick(&r->guest, r->steered ? r->dest : IRQ_NO_VCPU, gsi,
+				      irq->views, irq->nr_vcpus);
+	if (pick == IRQ_NO_VCPU) {
+		r->effective = r->guest;
+		r->steered = false;
+		r->dest_runnable = false;
+		r->dest = single_dest(irq, &r->guest);
+	} else {
+		r->effective = fixed_physical(&r->guest, pick);
+		r->steered = true;
+		r->dest_runnable = irq->views[pick].runnable;
+		r->dest = pick;
+	}
+	r->steer_gen = irq->gen;
+}
+
+int irq_steer(struct irq *irq, const struct irq_vcpu_view *views, uint64_t gen,
+	      struct irq_steer_result *res)
+{
+	uint32_t steerable = 0, moved = 0;
+	int ret = 0;
+
+	pthread_mutex_lock(&irq->lock);
+	memcpy(irq->views, views, irq->nr_vcpus * sizeof(*views));
+	irq->views_valid = true;
+	irq->gen = gen;
+	if (!irq->steering) {
+		pthread_mutex_unlock(&irq->lock);
+		if (res)
+			*res = (struct irq_steer_result){ 0 };
+		return 0;
+	}
+	irq->steer_passes++;
+	for (uint32_t gsi = IRQ_GSI_MSI_FIRST; gsi < irq->max_routes; gsi++) {
+		struct irq_route *r = &irq->cur[gsi];
+		uint32_t before = r->dest;
+		bool was_steered = r->steered;
+
+		if (r->kind != IRQ_ROUTE_MSI)
+			continue;
+		irq_route_resteer(irq, gsi, r);
+		steerable += r->steered;
+		if (r->dest != before || r->steered != was_steered)
+			moved++;
+	}
+	if (moved) {
+		ret = irq_commit_locked(irq);
+		if (!ret) {
+			irq->steer_commits++;
+			irq->steer_moves += moved;
+		}
+	} else {
+		/* Nothing KVM sees changed; the generation the routes answer to did. */
+		irq_adopt_locked(irq);
+	}
+	pthread_mutex_unlock(&irq->lock);
+	if (res)
+		*res = (struct irq_steer_result){ .steerable = steerable,
+						  .moved = ret ? 0 : moved,
+						  .committed = moved && !ret };
+	return ret;
+}
+
+int irq_set_steering(struct irq *irq, bool on)
+{
+	bool changed = false;
+	int ret = 0;
+
+	pthread_mutex_lock(&irq->lock);
+	if (irq->steering == on) {
+		pthread_mutex_unlock(&irq->lock);
+		return 0;
+	}
+	__atomic_store_n(&irq->steering, on, __ATOMIC_RELAXED);
+	for (uint32_t gsi = IRQ_GSI_MSI_FIRST; gsi < irq->max_routes; gsi++) {
+		struct irq_route *r = &irq->cur[gsi];
+		struct irq_msi old = r->effective;
+
+		if (r->kind != IRQ_ROUTE_MSI)
+			continue;
+		irq_route_resteer(irq, gsi, r);
+		if (old.address != r->effective.address || old.data != r->effective.data)
+			changed = true;
+	}
+	if (changed)
+		ret = irq_commit_locked(irq);
+	else
+		irq_adopt_locked(irq);
+	if (ret)
+		__atomic_store_n(&irq->steering, !on, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&irq->lock);
+	return ret;
+}
+
+bool irq_steering(const struct irq *irq)
+{
+	return __atomic_load_n(&irq->steering, __ATOMIC_RELAXED);
+}
+
+void irq_set_gate_probe(struct irq *irq, irq_gate_fn fn, void *arg)
+{
+	irq->gate_fn = fn;
+	irq->gate_arg = arg;
+}
