@@ -102,6 +102,9 @@ void irq_free(struct irq *irq);
 
 /* Allocates a GSI for `msg` and commits it; -ENOSPC when the table is full. */
 int irq_msi_add(struct irq *irq, const struct irq_msi *msg, const char *owner, uint32_t *gsi);
+/* Allocates `n` GSIs (all or none) in one commit. */
+int irq_msi_add_many(struct irq *irq, const struct irq_msi *msgs, size_t n, const char *owner,
+		     uint32_t *gsis);
 /* Changes the messages of `n` routes in one commit. */
 int irq_msi_update(struct irq *irq, const uint32_t *gsis, const struct irq_msi *msgs, size_t n);
 /* Frees `n` MSI routes in one commit; their lines must be gone. */

@@ -196,29 +196,36 @@ static void reset_counters(struct irq_counter *c)
 	atomic_store(&c->last_dest, IRQ_NO_VCPU);
 }
 
-int irq_msi_add(struct irq *irq, const struct irq_msi *msg, const char *owner, uint32_t *gsi_out)
+int irq_msi_add_many(struct irq *irq, const struct irq_msi *msgs, size_t n, const char *owner,
+		     uint32_t *gsis)
 {
-	uint32_t gsi;
+	uint32_t gsi = IRQ_GSI_MSI_FIRST;
 	int ret;
 
 	pthread_mutex_lock(&irq->lock);
-	for (gsi = IRQ_GSI_MSI_FIRST; gsi < irq->max_routes; gsi++)
-		if (irq->cur[gsi].kind == IRQ_ROUTE_NONE)
-			break;
-	if (gsi == irq->max_routes) {
-		pthread_mutex_unlock(&irq->lock);
-		return -ENOSPC;
+	for (size_t i = 0; i < n; i++, gsi++) {
+		while (gsi < irq->max_routes && irq->cur[gsi].kind != IRQ_ROUTE_NONE)
+			gsi++;
+		if (gsi == irq->max_routes) {
+			memcpy(irq->cur, irq->committed, irq->max_routes * sizeof(*irq->cur));
+			pthread_mutex_unlock(&irq->lock);
+			return -ENOSPC;
+		}
+		irq->cur[gsi] = (struct irq_route){ .kind = IRQ_ROUTE_MSI, .guest = msgs[i] };
+		util_strlcpy(irq->cur[gsi].owner, owner ? owner : "", sizeof(irq->cur[gsi].owner));
+		irq_route_resteer(irq, gsi, &irq->cur[gsi]);
+		gsis[i] = gsi;
 	}
-	irq->cur[gsi] = (struct irq_route){ .kind = IRQ_ROUTE_MSI, .guest = *msg };
-	util_strlcpy(irq->cur[gsi].owner, owner ? owner : "", sizeof(irq->cur[gsi].owner));
-	irq_route_resteer(irq, gsi, &irq->cur[gsi]);
-	ret = irq_commit_locked(irq);
-	if (!ret) {
-		reset_counters(&irq->counters[gsi]);
-		*gsi_out = gsi;
-	}
+	ret = n ? irq_commit_locked(irq) : 0;
+	for (size_t i = 0; !ret && i < n; i++)
+		reset_counters(&irq->counters[gsis[i]]);
 	pthread_mutex_unlock(&irq->lock);
 	return ret;
+}
+
+int irq_msi_add(struct irq *irq, const struct irq_msi *msg, const char *owner, uint32_t *gsi)
+{
+	return irq_msi_add_many(irq, msg, 1, owner, gsi);
 }
 
 static bool is_msi(const struct irq *irq, uint32_t gsi)

@@ -214,6 +214,38 @@ static void test_msi_alloc_and_overflow(void **state)
 	free(k);
 }
 
+static void test_add_many(void **state)
+{
+	struct fake_kvm *k = fake_new();
+	struct irq *irq = new_irq(k, 30); /* GSIs 24-29 */
+	struct irq_msi m[4] = { msi_to(0, 0x50), msi_to(1, 0x51), msi_to(2, 0x52),
+				msi_to(3, 0x53) };
+	const struct kvm_irq_routing_entry *e[2];
+	uint32_t gsi[4], one;
+	unsigned commits;
+
+	assert_int_equal(irq_msi_add(irq, &m[0], "a", &one), 0);
+	commits = k->commits;
+	assert_int_equal(irq_msi_add_many(irq, m, 4, "b", gsi), 0);
+	assert_int_equal(k->commits, commits + 1); /* four routes, one commit */
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(gsi[i], 25 + i);
+		assert_int_equal(entries_for(k, gsi[i], e, 2), 1);
+		assert_int_equal(e[0]->u.msi.data, 0x50 + i);
+	}
+	assert_int_equal(irq_msi_remove(irq, &gsi[1], 1), 0);
+	/* three more do not fit (one GSI free at 26, one at 29): none is taken */
+	commits = k->commits;
+	assert_int_equal(irq_msi_add_many(irq, m, 3, "c", gsi), -ENOSPC);
+	assert_int_equal(k->commits, commits);
+	assert_int_equal(entries_for(k, 26, e, 2), 0);
+	assert_int_equal(irq_msi_add_many(irq, m, 2, "c", gsi), 0);
+	assert_int_equal(gsi[0], 26);
+	assert_int_equal(gsi[1], 29);
+	irq_free(irq);
+	free(k);
+}
+
 static void test_commit_failure_rolls_back(void **state)
 {
 	struct fake_kvm *k = fake_new();
@@ -449,6 +481,7 @@ int main(void)
 		cmocka_unit_test(test_legacy_routes),
 		cmocka_unit_test(test_initial_commit_failure),
 		cmocka_unit_test(test_msi_alloc_and_overflow),
+		cmocka_unit_test(test_add_many),
 		cmocka_unit_test(test_commit_failure_rolls_back),
 		cmocka_unit_test(test_update_without_change_does_not_commit),
 		cmocka_unit_test(test_msi_valid),
