@@ -38,6 +38,7 @@ struct sched_entry {
 	bool *opening;	      /* gate to open once the closing vCPUs are out */
 	uint64_t last_sample; /* the worker's sample_ns the last observation used */
 	uint64_t kicks;	      /* gate closes that had to kick a vCPU out */
+	bool switching;	      /* its gates change this tick: publish the runnable set after */
 };
 
 struct scheduler {
@@ -168,6 +169,13 @@ static void apply(void *arg, int id, const struct sched_decision *d)
 		}
 		e->opening[i] = d[i].gate_open && !open;
 		e->closing[i] = !d[i].gate_open && open;
+		if (!e->closing[i] && !e->opening[i])
+			continue;
+		/* The worker's interrupt steering learns of every gate change (an odd generation
+		 * now, the new runnable set once the switch is done). */
+		if (!e->switching)
+			sched_page_switch_begin(e->page);
+		e->switching = true;
 		if (!e->closing[i])
 			continue;
 		sched_gate_close(slot, now);
@@ -212,6 +220,9 @@ static void switch_gates(struct scheduler *sch)
 				sched_gate_open(&e->page->slot[i], now);
 			e->opening[i] = e->closing[i] = false;
 		}
+		if (e->switching)
+			sched_page_switch_end(e->page);
+		e->switching = false;
 	}
 }
 
@@ -310,8 +321,10 @@ void scheduler_free(struct scheduler *sch)
 	}
 	/* Leave every gate open: the workers run on without a scheduler. */
 	for (unsigned i = 0; i < sch->nr_vms; i++) {
+		sched_page_switch_begin(sch->vms[i]->page);
 		for (uint32_t v = 0; v < sch->vms[i]->nr; v++)
 			sched_gate_open(&sch->vms[i]->page->slot[v], now_ns());
+		sched_page_switch_end(sch->vms[i]->page);
 		entry_free(sch->vms[i]);
 	}
 	free(sch->vms);
@@ -406,8 +419,10 @@ void scheduler_detach(struct scheduler *sch, int id)
 	pthread_mutex_unlock(&sch->lock);
 	if (!e)
 		return;
+	sched_page_switch_begin(e->page);
 	for (uint32_t v = 0; v < e->nr; v++)
 		sched_gate_open(&e->page->slot[v], now_ns());
+	sched_page_switch_end(e->page);
 	__atomic_store_n(&e->page->sample_period_us, 0, __ATOMIC_RELAXED);
 	entry_free(e);
 }
