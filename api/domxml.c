@@ -347,6 +347,7 @@ static int parse_hostdev(struct parse *p, const xmlNode *n, struct vmdef *cfg)
 		}
 		if (!ret) {
 			memset(d, 0, sizeof(*d));
+			d->slot = -1;
 			strcpy(d->type, "vfio-pci");
 			snprintf(d->host, sizeof(d->host), "%04x:%02x:%02x.%x", (unsigned)v[0],
 				 (unsigned)v[1], (unsigned)v[2], (unsigned)v[3]);

@@ -1,7 +1,9 @@
 /*
- * ACPI fixed-feature power management registers (PM1a event and control blocks, described by
- * the FADT): the power button, by which lockstepd's vm.shutdown asks a guest to shut down as
- * libvirt does through QEMU, and soft-off (SLP_TYP 5 + SLP_EN), by which the guest powers off.
+ * ACPI fixed-feature power management registers (PM1a event and control blocks and the PM
+ * timer, described by the FADT): the power button, by which lockstepd's vm.shutdown asks a
+ * guest to shut down as libvirt does through QEMU, soft-off (SLP_TYP 5 + SLP_EN), by which the
+ * guest powers off, and the 32-bit PM timer at 3.579545 MHz that calibrating kernels read
+ * (counting from the VM's start; no carry interrupt: TMR_STS stays clear).
  *
  * The SCI is level-triggered on ISA IRQ 9: asserted while an enabled status bit is set, so the
  * line follows (PM1_STS & PM1_EN).  The control thread presses the button, vCPU threads access
@@ -20,6 +22,8 @@
 #define PM1_CNT_SLP_TYP(v) (((v) >> 10) & 7u)
 #define PM1_CNT_SLP_EN (1u << 13)
 #define SLP_TYP_SOFT_OFF 5
+#define PM_TMR_OFFSET 8 /* from the PM1a event block: 0x608 */
+#define PM_TMR_HZ 3579545ull
 
 struct vm_acpi_pm {
 	struct vm *vm;
@@ -68,9 +72,21 @@ void vm_acpi_pm_power_button(struct vm_acpi_pm *pm)
 	pthread_mutex_unlock(&pm->lock);
 }
 
+static uint32_t pm_timer(const struct vm_acpi_pm *pm)
+{
+	uint64_t ns = util_now_ns() - pm->vm->start_ns;
+
+	return (uint32_t)(ns / 1000000000ull * PM_TMR_HZ +
+			  ns % 1000000000ull * PM_TMR_HZ / 1000000000ull);
+}
+
 static uint16_t read16(const struct vm_acpi_pm *pm, uint64_t reg)
 {
 	switch (reg) {
+	case PM_TMR_OFFSET:
+		return (uint16_t)pm_timer(pm);
+	case PM_TMR_OFFSET + 2:
+		return (uint16_t)(pm_timer(pm) >> 16);
 	case 0:
 		return pm->sts;
 	case 2:
@@ -114,6 +130,12 @@ void vm_acpi_pm_io(void *opaque, struct vm_io *io)
 		unsigned shift = (io->offset & 1) * 8;
 		uint16_t v = read16(pm, reg);
 
+		if (!io->write && reg == PM_TMR_OFFSET && io->size == 4) {
+			uint32_t t = pm_timer(pm);
+
+			memcpy(data, &t, 4); /* one reading, not two halves */
+			continue;
+		}
 		if (!io->write) {
 			uint32_t out = io->size == 4 ?
 					       (uint32_t)v | (uint32_t)read16(pm, reg + 2) << 16 :

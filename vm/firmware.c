@@ -4,8 +4,14 @@
  * them.  Both describe the same machine: vCPU n has APIC id n, the IOAPIC takes id `vcpus`,
  * and ISA IRQ 0 arrives on IOAPIC pin 2.
  *
- * The FADT describes the ACPI PM registers of vm/acpi_pm.c (power button, soft-off) and the
- * DSDT carries only the \_S5 sleep package, which is what a guest needs to power off.
+ * The FADT describes the ACPI PM registers of vm/acpi_pm.c (power button, soft-off, PM timer);
+ * the DSDT carries the \_S5 sleep package, which is what a guest needs to power off, and the
+ * PCI host bridge with its interrupt routing table (_PRT).  The MCFG gives the ECAM window.
+ *
+ * PCI interrupts are described as QEMU's PC machine describes them after SeaBIOS: INTx of
+ * slot s, pin p arrives on ISA IRQ 10 or 11 (vm_pci_intx_irq), which the MADT overrides to
+ * level-triggered, active high (as it does IRQ 5 and the SCI's 9), each device's interrupt
+ * line register holds that IRQ, and the MP table lists the PCI bus and every device's pin.
  *
  * Placement follows where guests search: the RSDP in 0xE0000-0xFFFFF (ACPI), the MP floating
  * pointer in 0xF0000-0xFFFFF (MP spec).
@@ -13,6 +19,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "vm/pci.h"
 #include "vm/vm_internal.h"
 
 #define RSDP_ADDR 0xe0000u
@@ -20,7 +27,9 @@
 #define FACS_ADDR 0xe00c0u /* 64-byte aligned, as ACPI requires */
 #define MADT_ADDR 0xe0100u
 #define FADT_ADDR 0xe1100u
-#define DSDT_ADDR 0xe1200u
+#define MCFG_ADDR 0xe1200u
+#define DSDT_ADDR 0xe2000u
+#define DSDT_SIZE 0x2000u
 #define MPFP_ADDR 0xf0000u
 #define MPC_ADDR 0xf0010u
 
@@ -113,12 +122,17 @@ static int build_madt(struct blob *b, uint32_t vcpus)
 	put8(b, 0);
 	put32(b, 2);
 	put16(b, 0);
-	put8(b, 2); /* interrupt source override: the SCI, ISA IRQ 9, level, active high */
-	put8(b, 10);
-	put8(b, 0);
-	put8(b, VM_ACPI_SCI_IRQ);
-	put32(b, VM_ACPI_SCI_IRQ);
-	put16(b, 0xd);
+	/* The SCI (9) and the PCI interrupts (5, 10, 11): level, active high, as on QEMU's PC. */
+	for (uint8_t irq = 1; irq < 16; irq++) {
+		if (!(VM_PCI_ISA_IRQ_MASK >> irq & 1))
+			continue;
+		put8(b, 2);
+		put8(b, 10);
+		put8(b, 0);
+		put8(b, irq);
+		put32(b, irq);
+		put16(b, 0xd);
+	}
 	put8(b, 4); /* local APIC NMI on LINT1 of every processor */
 	put8(b, 6);
 	put8(b, 0xff);
@@ -146,25 +160,122 @@ static void build_fadt(struct blob *b)
 	put32(b, VM_ACPI_PM1_EVT);
 	put32(b, 0); /* PM1b_EVT_BLK */
 	put32(b, VM_ACPI_PM1_CNT);
-	put32(b, 0);	  /* PM1b_CNT_BLK */
-	put32(b, 0);	  /* PM2_CNT_BLK */
-	put32(b, 0);	  /* PM_TMR_BLK: no PM timer */
-	put32(b, 0);	  /* GPE0_BLK */
-	put32(b, 0);	  /* GPE1_BLK */
-	put8(b, 4);	  /* PM1_EVT_LEN */
-	put8(b, 2);	  /* PM1_CNT_LEN */
-	put(b, zeros, 6); /* PM2_CNT_LEN .. CST_CNT */
-	put16(b, 101);	  /* P_LVL2_LAT > 100: no C2 */
-	put16(b, 1001);	  /* P_LVL3_LAT > 1000: no C3 */
-	put(b, zeros, 8); /* FLUSH_SIZE, FLUSH_STRIDE, DUTY_OFFSET/WIDTH, DAY/MON_ALRM */
-	put8(b, 0);	  /* CENTURY */
-	put16(b, 0);	  /* IAPC_BOOT_ARCH */
+	put32(b, 0);		  /* PM1b_CNT_BLK */
+	put32(b, 0);		  /* PM2_CNT_BLK */
+	put32(b, VM_ACPI_PM_TMR); /* PM_TMR_BLK */
+	put32(b, 0);		  /* GPE0_BLK */
+	put32(b, 0);		  /* GPE1_BLK */
+	put8(b, 4);		  /* PM1_EVT_LEN */
+	put8(b, 2);		  /* PM1_CNT_LEN */
+	put8(b, 0);		  /* PM2_CNT_LEN */
+	put8(b, 4);		  /* PM_TMR_LEN */
+	put(b, zeros, 4);	  /* GPE0_BLK_LEN .. CST_CNT */
+	put16(b, 101);		  /* P_LVL2_LAT > 100: no C2 */
+	put16(b, 1001);		  /* P_LVL3_LAT > 1000: no C3 */
+	put(b, zeros, 8);	  /* FLUSH_SIZE, FLUSH_STRIDE, DUTY_OFFSET/WIDTH, DAY/MON_ALRM */
+	put8(b, 0);		  /* CENTURY */
+	put16(b, 0);		  /* IAPC_BOOT_ARCH */
 	put8(b, 0);
-	put32(b, 0x25); /* WBINVD, PROC_C1, no sleep button; the power button is fixed */
+	/* WBINVD, PROC_C1, no sleep button (the power button is fixed), TMR_VAL_EXT: 32 bits */
+	put32(b, 0x125);
 	acpi_finish(b);
 }
 
-static void build_dsdt(struct blob *b)
+/* AML package lengths: 1 to 4 bytes, the count including themselves (ACPI 20.2.4). */
+static size_t pkglen_size(size_t content)
+{
+	return content + 1 < 0x40 ? 1 : content + 2 < 0x1000 ? 2 : content + 3 < 0x100000 ? 3 : 4;
+}
+
+/* Opens an AML package: room for the longest length; aml_close() moves the content back. */
+static size_t aml_open(struct blob *b)
+{
+	put(b, "\0\0\0\0", 4);
+	return b->len;
+}
+
+static void aml_close(struct blob *b, size_t start)
+{
+	size_t content = b->len - start, n = pkglen_size(content), total = content + n;
+	uint8_t *at = b->base + start - 4;
+
+	if (b->len > b->cap)
+		return; /* overflowed: the caller's check fails */
+	memmove(at + n, b->base + start, content);
+	if (n == 1) {
+		at[0] = (uint8_t)total;
+	} else {
+		at[0] = (uint8_t)((n - 1) << 6 | (total & 0xf));
+		for (size_t i = 1; i < n; i++)
+			at[i] = (uint8_t)(total >> (4 + 8 * (i - 1)));
+	}
+	b->len = start - 4 + n + content;
+}
+
+static void aml_integer(struct blob *b, uint32_t v)
+{
+	if (v <= 1) {
+		put8(b, (uint8_t)v); /* ZeroOp, OneOp */
+	} else if (v <= 0xff) {
+		put8(b, 0x0a);
+		put8(b, (uint8_t)v);
+	} else {
+		put8(b, 0x0c);
+		put32(b, v);
+	}
+}
+
+/* Name (seg, value) with an integer value. */
+static void aml_name_integer(struct blob *b, const char seg[4], uint32_t v)
+{
+	put8(b, 0x08); /* NameOp */
+	put(b, seg, 4);
+	aml_integer(b, v);
+}
+
+/*
+ * Scope (\_SB) { Device (PCI0) { _HID PNP0A03, _ADR 0, _UID 0, _PRT } }: the host bridge and
+ * where each slot's INTA-INTD arrive, as GSIs (no link devices: the routing is fixed).
+ */
+static void build_pci0(struct blob *b)
+{
+	size_t scope, dev, prt;
+
+	put8(b, 0x10); /* ScopeOp */
+	scope = aml_open(b);
+	put(b, "\\_SB_", 5);
+	put8(b, 0x5b); /* ExtOpPrefix, DeviceOp */
+	put8(b, 0x82);
+	dev = aml_open(b);
+	put(b, "PCI0", 4);
+	aml_name_integer(b, "_HID", 0x030ad041); /* EISAID("PNP0A03") */
+	aml_name_integer(b, "_ADR", 0);
+	aml_name_integer(b, "_UID", 0);
+	put8(b, 0x08);
+	put(b, "_PRT", 4);
+	put8(b, 0x12); /* PackageOp */
+	prt = aml_open(b);
+	put8(b, VM_PCI_SLOTS * 4);
+	for (unsigned slot = 0; slot < VM_PCI_SLOTS; slot++) {
+		for (unsigned pin = 0; pin < 4; pin++) {
+			size_t entry;
+
+			put8(b, 0x12);
+			entry = aml_open(b);
+			put8(b, 4);
+			aml_integer(b, slot << 16 | 0xffff); /* address: any function */
+			aml_integer(b, pin);
+			aml_integer(b, 0); /* source: none, a GSI follows */
+			aml_integer(b, vm_pci_intx_irq(slot, pin + 1));
+			aml_close(b, entry);
+		}
+	}
+	aml_close(b, prt);
+	aml_close(b, dev);
+	aml_close(b, scope);
+}
+
+static int build_dsdt(struct blob *b)
 {
 	/* Name (\_S5, Package () { 5, 5, 0, 0 }): SLP_TYP 5 is soft-off in vm/acpi_pm.c. */
 	static const uint8_t s5[] = { 0x08, '_',  'S',	'5',  '_',  0x12, 0x08,
@@ -172,6 +283,26 @@ static void build_dsdt(struct blob *b)
 
 	acpi_header(b, "DSDT", 1);
 	put(b, s5, sizeof(s5));
+	build_pci0(b);
+	if (b->len > b->cap)
+		return -ENOSPC;
+	acpi_finish(b);
+	return 0;
+}
+
+/* MCFG: one ECAM window, segment 0, buses 0-255 (PCI Firmware Specification 3.0, 4.1.2). */
+static void build_mcfg(struct blob *b)
+{
+	static const uint8_t reserved[8] = { 0 };
+
+	acpi_header(b, "MCFG", 1);
+	put(b, reserved, 8);
+	put32(b, (uint32_t)VM_PCI_ECAM_BASE);
+	put32(b, (uint32_t)(VM_PCI_ECAM_BASE >> 32));
+	put16(b, 0);					       /* PCI segment */
+	put8(b, 0);					       /* first bus */
+	put8(b, (uint8_t)(VM_PCI_ECAM_SIZE / (1u << 20) - 1)); /* last bus */
+	put32(b, 0);
 	acpi_finish(b);
 }
 
@@ -189,7 +320,8 @@ static int build_acpi(struct vm_memory *mem, uint32_t vcpus)
 	struct blob madt = { vm_memory_ptr(mem, MADT_ADDR, 0x1000), 0, 0x1000 };
 	struct blob rsdt = { vm_memory_ptr(mem, RSDT_ADDR, 0x80), 0, 0x80 };
 	struct blob fadt = { vm_memory_ptr(mem, FADT_ADDR, 0x100), 0, 0x100 };
-	struct blob dsdt = { vm_memory_ptr(mem, DSDT_ADDR, 0x100), 0, 0x100 };
+	struct blob dsdt = { vm_memory_ptr(mem, DSDT_ADDR, DSDT_SIZE), 0, DSDT_SIZE };
+	struct blob mcfg = { vm_memory_ptr(mem, MCFG_ADDR, 0x100), 0, 0x100 };
 	uint8_t *rsdp = vm_memory_ptr(mem, RSDP_ADDR, 20);
 	uint32_t rsdt_addr = RSDT_ADDR;
 	int ret;
@@ -198,11 +330,15 @@ static int build_acpi(struct vm_memory *mem, uint32_t vcpus)
 	if (ret)
 		return ret;
 	build_fadt(&fadt);
-	build_dsdt(&dsdt);
+	ret = build_dsdt(&dsdt);
+	if (ret)
+		return ret;
+	build_mcfg(&mcfg);
 	build_facs(vm_memory_ptr(mem, FACS_ADDR, 64));
 	acpi_header(&rsdt, "RSDT", 1);
 	put32(&rsdt, FADT_ADDR);
 	put32(&rsdt, MADT_ADDR);
+	put32(&rsdt, MCFG_ADDR);
 	acpi_finish(&rsdt);
 
 	memcpy(rsdp, "RSD PTR ", 8);
@@ -214,12 +350,17 @@ static int build_acpi(struct vm_memory *mem, uint32_t vcpus)
 	return 0;
 }
 
-static void mp_io_interrupt(struct blob *b, uint8_t type, uint8_t irq, uint8_t ioapic, uint8_t pin)
+#define MP_BUS_PCI 0 /* PCI bus ids are their bus numbers */
+#define MP_BUS_ISA 1
+#define MP_LEVEL_HIGH 0xd /* active high, level-triggered (0: conforms to the bus) */
+
+static void mp_io_interrupt(struct blob *b, uint8_t type, uint16_t flags, uint8_t bus, uint8_t irq,
+			    uint8_t ioapic, uint8_t pin)
 {
 	put8(b, 3);
 	put8(b, type);
-	put16(b, 0); /* polarity and trigger conform to the bus */
-	put8(b, 0);  /* ISA bus */
+	put16(b, flags);
+	put8(b, bus);
 	put8(b, irq);
 	put8(b, ioapic);
 	put8(b, pin);
@@ -236,7 +377,7 @@ static void mp_local_interrupt(struct blob *b, uint8_t type, uint8_t lint)
 	put8(b, lint);
 }
 
-static int build_mptable(struct vm_memory *mem, uint32_t vcpus)
+static int build_mptable(struct vm_memory *mem, uint32_t vcpus, const struct vm_firmware_pci *pci)
 {
 	struct blob b = { vm_memory_ptr(mem, MPC_ADDR, 0x4000), 0, 0x4000 };
 	uint8_t *fp = vm_memory_ptr(mem, MPFP_ADDR, 16);
@@ -267,21 +408,32 @@ static int build_mptable(struct vm_memory *mem, uint32_t vcpus)
 		put32(&b, 0);
 		put32(&b, 0);
 	}
-	put8(&b, 1); /* bus 0: ISA */
-	put8(&b, 0);
+	put8(&b, 1);
+	put8(&b, MP_BUS_PCI);
+	put(&b, "PCI   ", 6);
+	put8(&b, 1);
+	put8(&b, MP_BUS_ISA);
 	put(&b, "ISA   ", 6);
 	put8(&b, 2); /* the IOAPIC */
 	put8(&b, ioapic);
 	put8(&b, 0x11);
 	put8(&b, 1);
 	put32(&b, IOAPIC_ADDR);
-	entries += 2;
-	mp_io_interrupt(&b, 3, 0, ioapic, 0); /* the 8259 as ExtINT on pin 0 */
+	entries += 3;
+	mp_io_interrupt(&b, 3, 0, MP_BUS_ISA, 0, ioapic, 0); /* the 8259 as ExtINT on pin 0 */
 	entries++;
 	for (uint8_t irq = 0; irq < 16; irq++) {
 		if (irq == 2)
 			continue; /* the cascade: ISA IRQ 0 owns pin 2 */
-		mp_io_interrupt(&b, 0, irq, ioapic, irq == 0 ? 2 : irq);
+		mp_io_interrupt(&b, 0, VM_PCI_ISA_IRQ_MASK >> irq & 1 ? MP_LEVEL_HIGH : 0,
+				MP_BUS_ISA, irq, ioapic, irq == 0 ? 2 : irq);
+		entries++;
+	}
+	/* Each PCI device's pin: source IRQ = device << 2 | pin (INTA = 0). */
+	for (unsigned i = 0; pci && i < pci->nr; i++) {
+		mp_io_interrupt(&b, 0, MP_LEVEL_HIGH, MP_BUS_PCI,
+				(uint8_t)(pci->intx[i].slot << 2 | (pci->intx[i].pin - 1)), ioapic,
+				(uint8_t)vm_pci_intx_irq(pci->intx[i].slot, pci->intx[i].pin));
 		entries++;
 	}
 	mp_local_interrupt(&b, 3, 0); /* ExtINT -> LINT0 */
@@ -304,7 +456,7 @@ static int build_mptable(struct vm_memory *mem, uint32_t vcpus)
 	return 0;
 }
 
-int vm_firmware_build(struct vm_memory *mem, uint32_t vcpus)
+int vm_firmware_build(struct vm_memory *mem, uint32_t vcpus, const struct vm_firmware_pci *pci)
 {
 	int ret;
 
@@ -316,5 +468,5 @@ int vm_firmware_build(struct vm_memory *mem, uint32_t vcpus)
 	ret = build_acpi(mem, vcpus);
 	if (ret)
 		return ret;
-	return build_mptable(mem, vcpus);
+	return build_mptable(mem, vcpus, pci);
 }

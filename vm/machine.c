@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "pvlock/abi.h"
+#include "vm/pci.h"
 #include "vm/vm_internal.h"
 
 #define IMAGE_MAX (512u << 20)
@@ -67,6 +68,8 @@ static int load_image(struct vm *vm, int *status)
 	size_t len;
 	int ret;
 
+	char *cmdline;
+
 	ret = util_read_file(vm->cfg.kernel, IMAGE_MAX, (char **)&image, &len);
 	if (ret) {
 		util_log(&vm->log, UTIL_LOG_ERROR, "kernel %s: %s", vm->cfg.kernel,
@@ -74,7 +77,14 @@ static int load_image(struct vm *vm, int *status)
 		*status = ret == -EFBIG ? VM_EXIT_CONFIG : VM_EXIT_NOINPUT;
 		return ret;
 	}
-	ret = vm_multiboot_load(&vm->mem, image, len, vm->cfg.cmdline, &vm->boot, err, sizeof(err));
+	/* As QEMU's -kernel does: the image's file name is the command line's first word. */
+	if (asprintf(&cmdline, "%s %s", vm->cfg.kernel, vm->cfg.cmdline ? vm->cfg.cmdline : "") <
+	    0) {
+		free(image);
+		return -ENOMEM;
+	}
+	ret = vm_multiboot_load(&vm->mem, image, len, cmdline, &vm->boot, err, sizeof(err));
+	free(cmdline);
 	free(image);
 	if (ret) {
 		util_log(&vm->log, UTIL_LOG_ERROR, "kernel %s: %s", vm->cfg.kernel, err);
@@ -99,6 +109,76 @@ static int open_serial_log(struct vm *vm, int *status)
 	return 0;
 }
 
+/* The test devices the definition asks for, on the PCI bus or at their fixed ports: the ones
+ * that name a slot first, so that the others cannot take it. */
+static int add_test_devices(struct vm *vm)
+{
+	int ret = 0;
+
+	for (uint32_t k = 0; k < 2 * vm->cfg.nr_devices && !ret; k++) {
+		uint32_t i = k % vm->cfg.nr_devices;
+		const struct vmdef_device *d = &vm->cfg.devices[i];
+		char name[24];
+
+		if ((k < vm->cfg.nr_devices) != (d->slot >= 0))
+			continue;
+		snprintf(name, sizeof(name), "%s%u", d->type, i);
+		if (!strcmp(d->type, "testdev"))
+			ret = vm_testdev_add(vm, d->slot, name);
+		else if (!strcmp(d->type, "pci-testdev"))
+			ret = vm_pci_testdev_add(vm, d->slot, name);
+		else if (!strcmp(d->type, "pc-testdev"))
+			ret = vm_pc_testdev_new(vm, &vm->pc_testdev);
+		if (ret)
+			util_log(&vm->log, UTIL_LOG_ERROR, "devices[%u] (%s): %s", i, d->type,
+				 ret == -EEXIST ? "its PCI slot is taken" : strerror(-ret));
+	}
+	return ret;
+}
+
+/* The interrupt routing table (irq/), the device thread and the PCI host bridge. */
+static int add_interrupts_and_pci(struct vm *vm)
+{
+	int max = hv_vm_check_cap(vm->hv, KVM_CAP_IRQ_ROUTING);
+	struct irq_params params = {
+		.max_routes = max > 0 && max < IRQ_ROUTES_DEFAULT ? (uint32_t)max : 0,
+		.nr_vcpus = vm->cfg.vcpus,
+		.steering = vm->cfg.irq.steering,
+	};
+	int ret;
+
+	ret = irq_new(&irq_hv_ops, vm->hv, &params, &vm->irq);
+	if (ret) {
+		util_log(&vm->log, UTIL_LOG_ERROR, "cannot set up interrupt routing: %s",
+			 strerror(-ret));
+		return ret;
+	}
+	irq_set_gate_probe(vm->irq, vm_steering_gate_probe, vm);
+	ret = vm_devloop_new(vm, &vm->devloop);
+	if (!ret)
+		ret = vm_pci_new(vm, &vm->pci);
+	if (!ret)
+		ret = vm_pci_register(vm->pci);
+	return ret;
+}
+
+/* The firmware tables, once every PCI device is in place. */
+static int build_firmware(struct vm *vm)
+{
+	struct vm_firmware_pci pci = { 0 };
+
+	for (unsigned i = 0; i < vm_pci_count(vm->pci); i++) {
+		struct vm_pci_dev *dev = vm_pci_dev_at(vm->pci, i);
+		uint8_t pin = dev->cfg[PCI_CFG_INTX_PIN];
+
+		if (pin && pci.nr < 32) {
+			pci.intx[pci.nr].slot = (uint8_t)dev->slot;
+			pci.intx[pci.nr++].pin = pin;
+		}
+	}
+	return vm_firmware_build(&vm->mem, vm->cfg.vcpus, &pci);
+}
+
 static int add_devices(struct vm *vm)
 {
 	int ret;
@@ -115,8 +195,12 @@ static int add_devices(struct vm *vm)
 	if (!ret)
 		ret = vm_acpi_pm_new(vm, &vm->acpi_pm);
 	if (!ret)
-		ret = vm_bus_add(&vm->pio, VM_ACPI_PM1_EVT, 6, vm_acpi_pm_io, vm->acpi_pm,
+		ret = vm_bus_add(&vm->pio, VM_ACPI_PM1_EVT, 12, vm_acpi_pm_io, vm->acpi_pm,
 				 "acpi-pm");
+	if (!ret)
+		ret = add_interrupts_and_pci(vm);
+	if (!ret)
+		ret = add_test_devices(vm);
 	if (!ret)
 		ret = vm_lockwatch_new(vm, &vm->lockwatch);
 	if (!ret)
@@ -192,6 +276,16 @@ static int build(struct vm *vm, const struct vm_options *opts, int *status)
 	char why[256] = "";
 	int ret;
 
+	*status = VM_EXIT_CONFIG;
+	for (uint32_t i = 0; i < vm->cfg.nr_devices; i++) {
+		if (strcmp(vm->cfg.devices[i].type, "vfio-pci") == 0) {
+			util_log(
+				&vm->log, UTIL_LOG_ERROR,
+				"devices[%u]: PCI passthrough (vfio-pci %s) is not implemented yet",
+				i, vm->cfg.devices[i].host);
+			return -EOPNOTSUPP;
+		}
+	}
 	*status = VM_EXIT_INTERNAL;
 	ret = hv_sys_open(opts->kvm_path, &vm->sys, why, sizeof(why));
 	if (ret) {
@@ -212,10 +306,6 @@ static int build(struct vm *vm, const struct vm_options *opts, int *status)
 		return ret;
 	}
 	ret = load_image(vm, status);
-	if (ret)
-		return ret;
-	*status = VM_EXIT_INTERNAL;
-	ret = vm_firmware_build(&vm->mem, vm->cfg.vcpus);
 	if (ret)
 		return ret;
 	ret = open_serial_log(vm, status);
@@ -242,6 +332,9 @@ static int build(struct vm *vm, const struct vm_options *opts, int *status)
 		util_log(&vm->log, UTIL_LOG_ERROR, "cannot create devices: %s", strerror(-ret));
 		return ret;
 	}
+	ret = build_firmware(vm);
+	if (ret)
+		return ret;
 	return create_vcpus(vm);
 }
 
@@ -292,6 +385,12 @@ void vm_destroy(struct vm *vm)
 		vm_vcpu_fini(&vm->vcpus[i]);
 	}
 	free(vm->vcpus);
+	vm_steering_stop(vm);
+	vm_devloop_stop(vm->devloop);
+	vm_pci_free(vm->pci);
+	vm_pc_testdev_free(vm->pc_testdev);
+	vm_devloop_free(vm->devloop);
+	irq_free(vm->irq);
 	sched_page_unmap(vm->sched_page);
 	if (vm->sched_fd >= 0)
 		close(vm->sched_fd);
@@ -331,7 +430,18 @@ bool vm_wait_stop(struct vm *vm, uint64_t deadline_ns)
 
 int vm_run(struct vm *vm)
 {
-	int ret = 0;
+	int ret;
+
+	/* Devices and interrupt steering first: the guest's first interrupt finds them. */
+	ret = vm_devloop_start(vm->devloop);
+	if (!ret)
+		ret = vm_steering_start(vm);
+	if (ret) {
+		util_log(&vm->log, UTIL_LOG_ERROR, "cannot start the device threads: %s",
+			 strerror(-ret));
+		vm_request_stop(vm, VM_STOP_ERROR, VM_EXIT_INTERNAL);
+		return ret;
+	}
 
 	for (uint32_t i = 0; i < vm->nr_vcpus; i++) {
 		ret = vm_vcpu_start(&vm->vcpus[i]);

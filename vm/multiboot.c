@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "vm/pci.h"
 #include "vm/vm_internal.h"
 
 #define MB_MAGIC 0x1badb002u
@@ -191,9 +192,11 @@ static void build_mmap(const struct vm_memory *mem, struct mb_info *mbi)
 		{ 20, VM_EBDA_BASE, 0xa0000 - VM_EBDA_BASE, 2 },
 		{ 20, VM_FIRMWARE_BASE, VM_FIRMWARE_SIZE, 2 },
 		{ 20, 0x100000, mem->low_size - 0x100000, 1 },
+		/* the MCFG's ECAM window, which kernels want reserved before they trust it */
+		{ 20, VM_PCI_ECAM_BASE, VM_PCI_ECAM_SIZE, 2 },
 		{ 20, VM_HIGH_RAM_BASE, mem->high_size, 1 },
 	};
-	unsigned n = mem->high_size ? 5 : 4;
+	unsigned n = mem->high_size ? 6 : 5;
 
 	memcpy(vm_memory_ptr(mem, MMAP_ADDR, sizeof(map)), map, n * sizeof(map[0]));
 	mbi->flags |= MBI_MMAP | MBI_MEM;
@@ -214,9 +217,9 @@ int vm_multiboot_load(struct vm_memory *mem, const uint8_t *image, size_t len, c
 
 	if (mem->low_size < 2ull << 20)
 		return fail(err, err_len, "the VM needs at least 2 MiB of RAM");
-	if (cmdline_len > VMDEF_CMDLINE_MAX)
+	if (cmdline_len > VM_BOOT_CMDLINE_MAX)
 		return fail(err, err_len, "the command line is longer than %d bytes",
-			    VMDEF_CMDLINE_MAX);
+			    VM_BOOT_CMDLINE_MAX);
 	/* An ELF file is checked as one first: "truncated" says more than "no header". */
 	if (len >= SELFMAG && memcmp(image, ELFMAG, SELFMAG) == 0) {
 		struct vm_elf elf;

@@ -271,6 +271,7 @@ static void *vcpu_thread(void *arg)
 		if (!sched_gate_pass(vcpu->slot, keep_waiting, vm))
 			break;
 		ret = hv_vcpu_run(vcpu->hv);
+		vm_steering_note_exit(vcpu);
 		if (ret == -EINTR) {
 			vm_vcpu_note_kick(vcpu);
 			continue;

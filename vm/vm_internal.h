@@ -17,6 +17,7 @@
 #include <sys/types.h>
 
 #include "hv/hv.h"
+#include "irq/irq.h"
 #include "pvlock/pvlock.h"
 #include "pvlock/sampler.h"
 #include "sched/sched.h"
@@ -82,6 +83,8 @@ bool vm_bus_dispatch(const struct vm_bus *bus, uint64_t addr, struct vm_io *io);
 
 #define VM_BOOT_AREA 0x10000ull /* multiboot info, memory map, command line */
 #define VM_BOOT_AREA_SIZE 0x10000ull
+/* The command line the loader takes: the image's name, a space, the arguments. */
+#define VM_BOOT_CMDLINE_MAX 8191
 #define VM_FIRMWARE_BASE 0xe0000ull /* ACPI and MP tables */
 #define VM_FIRMWARE_SIZE 0x20000ull
 #define VM_EBDA_BASE 0x9fc00ull
@@ -127,11 +130,20 @@ int vm_multiboot_load(struct vm_memory *mem, const uint8_t *image, size_t len, c
 /* The ACPI PM registers (vm/acpi_pm.c) the FADT points at, and the SCI's ISA IRQ. */
 #define VM_ACPI_PM1_EVT 0x600 /* PM1_STS (16 bits), PM1_EN (16 bits) */
 #define VM_ACPI_PM1_CNT 0x604 /* PM1_CNT (16 bits) */
+#define VM_ACPI_PM_TMR 0x608  /* PM_TMR (32 bits, 3.579545 MHz) */
 #define VM_ACPI_SCI_IRQ 9
 
-/* ACPI RSDP/RSDT/FADT/FACS/DSDT/MADT and the MP table for `vcpus` processors, written into guest memory at
- * VM_FIRMWARE_BASE. */
-int vm_firmware_build(struct vm_memory *mem, uint32_t vcpus);
+/* The PCI devices' interrupt pins, for the MP table (NULL: none). */
+struct vm_firmware_pci {
+	unsigned nr;
+	struct {
+		uint8_t slot, pin; /* pin 1-4 = INTA-INTD */
+	} intx[32];
+};
+
+/* ACPI RSDP/RSDT/FADT/FACS/DSDT/MADT/MCFG and the MP table for `vcpus` processors, written
+ * into guest memory at VM_FIRMWARE_BASE. */
+int vm_firmware_build(struct vm_memory *mem, uint32_t vcpus, const struct vm_firmware_pci *pci);
 
 /* CPUID for vCPU `index`, from what KVM supports; the caller frees it. */
 int vm_cpuid_build(const struct kvm_cpuid2 *supported, const struct vmdef *cfg, uint32_t index,
@@ -177,6 +189,30 @@ int vm_doorbell_new(struct vm *vm, struct vm_doorbell **out);
 void vm_doorbell_free(struct vm_doorbell *db);
 void vm_doorbell_io(void *opaque, struct vm_io *io);
 void vm_doorbell_stats(struct vm_doorbell *db, struct vm_doorbell_stats *st);
+
+/* ---- the device thread (vm/devloop.c) ---- */
+
+struct vm_devloop;
+typedef void (*vm_devloop_fn)(void *arg);
+
+int vm_devloop_new(struct vm *vm, struct vm_devloop **out);
+void vm_devloop_free(struct vm_devloop *dl);
+/* Calls fn(arg) on the device thread whenever fd is readable; NULL dl: does nothing. */
+int vm_devloop_add(struct vm_devloop *dl, int fd, vm_devloop_fn fn, void *arg);
+void vm_devloop_del(struct vm_devloop *dl, int fd);
+int vm_devloop_start(struct vm_devloop *dl);
+void vm_devloop_stop(struct vm_devloop *dl);
+
+/* ---- test devices (vm/testdev.c, vm/qtestdev.c) ---- */
+
+struct vm_pc_testdev;
+
+/* lockstep's PCI test device, and QEMU's pci-testdev, in `slot` (-1: the next free one). */
+int vm_testdev_add(struct vm *vm, int slot, const char *name);
+int vm_pci_testdev_add(struct vm *vm, int slot, const char *name);
+/* QEMU's pc-testdev at its fixed ports and MMIO page. */
+int vm_pc_testdev_new(struct vm *vm, struct vm_pc_testdev **out);
+void vm_pc_testdev_free(struct vm_pc_testdev *t);
 
 /* ---- pvlock glue (vm/lockwatch.c) ---- */
 
@@ -231,6 +267,11 @@ struct vm_vcpu {
 	struct sched_slot *slot;	    /* its gate in the sched page */
 	struct vm_runstate run;		    /* control thread only */
 	struct util_samples kick_latency;   /* kick sent -> KVM_RUN returned, in ns */
+	/* Its LAPIC's logical destination, as the guest set it, for interrupt steering:
+	 * the vCPU thread reads it now and then (vm/steering.c). */
+	uint64_t lapic_read_ns; /* vCPU thread */
+	atomic_uint ldr, dfr;
+	atomic_bool ldr_valid;
 };
 
 /* Creates the KVM vCPU; vm_vcpu_setup() then gives it CPUID, statistics and boot state. */
@@ -243,6 +284,18 @@ void vm_vcpu_note_kick(struct vm_vcpu *vcpu);
 /* Makes the vCPU leave KVM_RUN as soon as possible (it re-checks the VM's state). */
 int vm_vcpu_kick(struct vm_vcpu *vcpu);
 void vm_vcpu_join(struct vm_vcpu *vcpu);
+
+/* ---- interrupt steering (vm/steering.c) ---- */
+
+/* Starts and stops the steering thread; it follows the sched page's schedule generation. */
+int vm_steering_start(struct vm *vm);
+void vm_steering_stop(struct vm *vm);
+/* irq/'s gate probe: whether vCPU `vcpu` may run now, and the schedule generation. */
+bool vm_steering_gate_probe(void *vm, uint32_t vcpu, uint64_t *gen);
+/* vCPU thread, after an exit: refreshes its published LDR/DFR every so often. */
+void vm_steering_note_exit(struct vm_vcpu *vcpu);
+/* Turns steering on or off while the VM runs (the control channel). */
+int vm_steering_set(struct vm *vm, bool on);
 
 /* Run-state sampling of the vCPU threads (vm/runstate.c), control thread only. */
 void vm_runstate_init(struct vm_vcpu *v);
@@ -267,6 +320,10 @@ struct vm {
 	struct vm_fwcfg *fwcfg;
 	struct vm_doorbell *doorbell;
 	struct vm_acpi_pm *acpi_pm;
+	struct irq *irq;	    /* GSI routing, lines, steering (irq/) */
+	struct vm_devloop *devloop; /* the device thread */
+	struct vm_pci *pci;	    /* host bridge, bus 0 */
+	struct vm_pc_testdev *pc_testdev;
 	struct vm_lockwatch *lockwatch; /* pvlock calls and the preemption detector */
 	struct kvm_cpuid2 *supported_cpuid;
 	uint32_t tsc_khz;
@@ -282,6 +339,11 @@ struct vm {
 	struct sched_page *sched_page;
 	uint64_t runstate_next_ns; /* when the control thread samples the vCPUs next */
 	bool runstate_fresh;	   /* a sample was taken since the detector last looked */
+
+	pthread_t steer_thread;
+	bool steer_started;
+	atomic_bool steer_stop;
+	atomic_uint_least64_t steer_passes;
 
 	int stop_fd;		   /* eventfd: written once when the VM must stop */
 	pthread_mutex_t stop_lock; /* makes stop_reason and exit_code one decision */

@@ -74,8 +74,9 @@ struct vmdef_irq {
 };
 
 struct vmdef_device {
-	char type[16]; /* "vfio-pci" */
-	char host[16]; /* PCI address "0000:00:03.0" */
+	char type[16]; /* "vfio-pci", or a test device: "testdev", "pci-testdev", "pc-testdev" */
+	char host[16]; /* vfio-pci: PCI address "0000:00:03.0" */
+	int slot;      /* PCI devices: slot on bus 0 (1-31), -1 = the next free one */
 };
 
 struct vmdef {

@@ -5,6 +5,9 @@
  * at 0xFEC00000 with id N, the IRQ0 -> GSI 2 override; the MP floating pointer found by
  * scanning 0xF0000-0xFFFFF, the configuration table's checksum, N processor entries with only
  * CPU 0 the BSP, the IOAPIC and its IRQ0 -> pin 2 assignment.  0 and 255 vCPUs are refused.
+ * The PCI description: level/active-high overrides for IRQs 5, 9, 10, 11, the MCFG's ECAM
+ * window, the DSDT's PCI0 with a _PRT that agrees with vm_pci_intx_irq() for every slot and
+ * pin, and the MP table's PCI bus with one entry per device pin.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -17,6 +20,7 @@
 #include <cmocka.h>
 
 #include "tests/unit/vm/vmtest.h"
+#include "vm/pci.h"
 
 #define MIB (1ull << 20)
 
@@ -112,7 +116,7 @@ static const uint8_t *find_rsdt(const struct vm_memory *mem, uint32_t *len)
 static void check_acpi(const struct vm_memory *mem, uint32_t vcpus)
 {
 	const uint8_t *rsdt, *madt, *e, *end;
-	uint32_t rsdt_len, madt_len, lapics = 0, ioapics = 0, nmis = 0;
+	uint32_t rsdt_len, madt_len, lapics = 0, ioapics = 0, nmis = 0, level_irqs = 0;
 	bool irq0_to_gsi2 = false;
 
 	rsdt = find_rsdt(mem, &rsdt_len);
@@ -146,6 +150,12 @@ static void check_acpi(const struct vm_memory *mem, uint32_t vcpus)
 				assert_int_equal(rd32(e + 4), 2);
 				assert_int_equal(rd16(e + 8), 0); /* conforms to the bus */
 				irq0_to_gsi2 = true;
+			} else {
+				/* the SCI and the PCI IRQs: identity, level, active high */
+				assert_true(VM_PCI_ISA_IRQ_MASK >> e[3] & 1);
+				assert_int_equal(rd32(e + 4), e[3]);
+				assert_int_equal(rd16(e + 8), 0xd);
+				level_irqs |= 1u << e[3];
 			}
 			break;
 		case 4: /* local APIC NMI */
@@ -163,6 +173,92 @@ static void check_acpi(const struct vm_memory *mem, uint32_t vcpus)
 	assert_int_equal(ioapics, 1);
 	assert_true(irq0_to_gsi2);
 	assert_int_equal(nmis, 1);
+	assert_int_equal(level_irqs, VM_PCI_ISA_IRQ_MASK);
+}
+
+/* AML: a package length at p (ACPI 20.2.4); *n receives its size in bytes. */
+static uint32_t pkglen(const uint8_t *p, unsigned *n)
+{
+	uint32_t len = p[0] & 0x3f;
+
+	*n = 1 + (p[0] >> 6);
+	if (*n > 1) {
+		len = p[0] & 0x0f;
+		for (unsigned i = 1; i < *n; i++)
+			len |= (uint32_t)p[i] << (4 + 8 * (i - 1));
+	}
+	return len;
+}
+
+/* AML: an integer (ZeroOp, OneOp, Byte/Word/DWord prefix) at *p, which moves past it. */
+static uint32_t aml_int(const uint8_t **p)
+{
+	const uint8_t *q = *p;
+
+	switch (q[0]) {
+	case 0x00:
+	case 0x01:
+		*p += 1;
+		return q[0];
+	case 0x0a:
+		*p += 2;
+		return q[1];
+	case 0x0b:
+		*p += 3;
+		return rd16(q + 1);
+	case 0x0c:
+		*p += 5;
+		return rd32(q + 1);
+	default:
+		fail_msg("not an AML integer: opcode %#x", q[0]);
+		return 0;
+	}
+}
+
+/* The MCFG's one ECAM window, and the DSDT's host bridge and _PRT. */
+static void check_pci_acpi(const struct vm_memory *mem)
+{
+	const uint8_t *rsdt, *mcfg, *fadt, *dsdt, *p, *end;
+	uint32_t rsdt_len, len, dsdt_len, n;
+	unsigned k;
+
+	rsdt = find_rsdt(mem, &rsdt_len);
+	mcfg = rsdt_find(mem, rsdt, rsdt_len, "MCFG", &len);
+	assert_int_equal(len, 60);
+	assert_int_equal(rd32(mcfg + 44) | (uint64_t)rd32(mcfg + 48) << 32, VM_PCI_ECAM_BASE);
+	assert_int_equal(rd16(mcfg + 52), 0); /* segment */
+	assert_int_equal(mcfg[54], 0);	      /* buses 0 .. */
+	assert_int_equal(mcfg[55], 255);
+	fadt = rsdt_find(mem, rsdt, rsdt_len, "FACP", &len);
+	dsdt = acpi_table(mem, rd32(fadt + 40), "DSDT", &dsdt_len);
+	assert_non_null(memmem(dsdt + 36, dsdt_len - 36, "PCI0", 4));
+	assert_non_null(memmem(dsdt + 36, dsdt_len - 36, "\x41\xd0\x0a\x03", 4)); /* PNP0A03 */
+	p = memmem(dsdt + 36, dsdt_len - 36, "_PRT", 4);
+	assert_non_null(p);
+	p += 4;
+	assert_int_equal(*p++, 0x12); /* PackageOp */
+	end = p + pkglen(p, &k);
+	assert_true(end <= dsdt + dsdt_len);
+	p += k;
+	n = *p++;
+	assert_int_equal(n, 32 * 4);
+	for (uint32_t i = 0; i < n; i++) {
+		const uint8_t *next;
+		uint32_t addr, pin;
+
+		assert_int_equal(*p++, 0x12);
+		next = p + pkglen(p, &k);
+		p += k;
+		assert_int_equal(*p++, 4);
+		addr = aml_int(&p);
+		pin = aml_int(&p);
+		assert_int_equal(aml_int(&p), 0); /* no link device: a GSI */
+		assert_int_equal(addr & 0xffff, 0xffff);
+		assert_true(pin < 4);
+		assert_int_equal(aml_int(&p), vm_pci_intx_irq(addr >> 16, pin + 1));
+		assert_ptr_equal(p, next);
+	}
+	assert_ptr_equal(p, end);
 }
 
 /* Scans for "_MP_" as a guest does: 16-byte boundaries, valid checksum. */
@@ -184,10 +280,10 @@ static const uint8_t *find_mp(const struct vm_memory *mem)
 	return found;
 }
 
-static void check_mp(const struct vm_memory *mem, uint32_t vcpus)
+static void check_mp(const struct vm_memory *mem, uint32_t vcpus, const struct vm_firmware_pci *pci)
 {
 	const uint8_t *fp = find_mp(mem), *t, *e;
-	uint32_t cpus = 0, ioapics = 0, buses = 0, count = 0;
+	uint32_t cpus = 0, ioapics = 0, buses = 0, count = 0, pci_pins = 0;
 	bool irq0_to_pin2 = false;
 	uint16_t len, entries;
 
@@ -212,8 +308,9 @@ static void check_mp(const struct vm_memory *mem, uint32_t vcpus)
 			cpus++;
 			e += 20;
 			break;
-		case 1: /* bus */
-			assert_memory_equal(e + 2, "ISA   ", 6);
+		case 1: /* bus: 0 PCI (its bus number), 1 ISA */
+			assert_memory_equal(e + 2, e[1] == 0 ? "PCI   " : "ISA   ", 6);
+			assert_int_equal(e[1], buses);
 			buses++;
 			e += 8;
 			break;
@@ -226,8 +323,22 @@ static void check_mp(const struct vm_memory *mem, uint32_t vcpus)
 			break;
 		case 3:				       /* I/O interrupt assignment */
 			assert_int_equal(e[6], vcpus); /* destination IOAPIC id */
-			if (e[1] == 0 && e[5] == 0)
+			if (e[4] == 1 && e[1] == 0 && e[5] == 0)
 				irq0_to_pin2 = e[7] == 2;
+			if (e[4] == 1 && e[1] == 0)
+				assert_int_equal(rd16(e + 2),
+						 VM_PCI_ISA_IRQ_MASK >> e[5] & 1 ? 0xd : 0);
+			if (e[4] == 0) { /* a PCI device's pin: device << 2 | pin */
+				bool listed = false;
+
+				for (unsigned i = 0; pci && i < pci->nr; i++)
+					listed |= pci->intx[i].slot == e[5] >> 2 &&
+						  pci->intx[i].pin == (e[5] & 3) + 1;
+				assert_true(listed);
+				assert_int_equal(rd16(e + 2), 0xd); /* level, active high */
+				assert_int_equal(e[7], vm_pci_intx_irq(e[5] >> 2, (e[5] & 3) + 1));
+				pci_pins++;
+			}
 			e += 8;
 			break;
 		case 4: /* local interrupt assignment */
@@ -240,10 +351,16 @@ static void check_mp(const struct vm_memory *mem, uint32_t vcpus)
 	assert_ptr_equal(e, t + len);
 	assert_int_equal(count, entries);
 	assert_int_equal(cpus, vcpus);
-	assert_int_equal(buses, 1);
+	assert_int_equal(buses, 2);
 	assert_int_equal(ioapics, 1);
 	assert_true(irq0_to_pin2);
+	assert_int_equal(pci_pins, pci ? pci->nr : 0);
 }
+
+static const struct vm_firmware_pci two_devices = {
+	.nr = 2,
+	.intx = { { .slot = 3, .pin = 1 }, { .slot = 5, .pin = 2 } },
+};
 
 static void build_and_check(uint32_t vcpus)
 {
@@ -252,9 +369,10 @@ static void build_and_check(uint32_t vcpus)
 	assert_int_equal(vm_memory_init(&mem, 8 * MIB), 0);
 	/* Leftovers in the area must not survive. */
 	memset(vm_memory_ptr(&mem, 0xe0000, 0x20000), 0x5a, 0x20000);
-	assert_int_equal(vm_firmware_build(&mem, vcpus), 0);
+	assert_int_equal(vm_firmware_build(&mem, vcpus, &two_devices), 0);
 	check_acpi(&mem, vcpus);
-	check_mp(&mem, vcpus);
+	check_pci_acpi(&mem);
+	check_mp(&mem, vcpus, &two_devices);
 	vm_memory_fini(&mem);
 }
 
@@ -279,10 +397,10 @@ static void test_rebuild_smaller(void **state)
 	struct vm_memory mem;
 
 	assert_int_equal(vm_memory_init(&mem, 8 * MIB), 0);
-	assert_int_equal(vm_firmware_build(&mem, 254), 0);
-	assert_int_equal(vm_firmware_build(&mem, 2), 0);
+	assert_int_equal(vm_firmware_build(&mem, 254, &two_devices), 0);
+	assert_int_equal(vm_firmware_build(&mem, 2, NULL), 0);
 	check_acpi(&mem, 2);
-	check_mp(&mem, 2);
+	check_mp(&mem, 2, NULL);
 	/* Nothing outside the firmware area was written. */
 	assert_int_equal(*(const uint8_t *)guest(&mem, 0xdffff, 1), 0);
 	assert_int_equal(*(const uint8_t *)guest(&mem, 0x100000, 1), 0);
@@ -313,7 +431,7 @@ static void test_fadt_layout(void **state)
 	uint32_t addr, len, dsdt_len;
 
 	assert_int_equal(vm_memory_init(&mem, 8 * MIB), 0);
-	assert_int_equal(vm_firmware_build(&mem, 4), 0);
+	assert_int_equal(vm_firmware_build(&mem, 4, NULL), 0);
 	addr = rsdt_lookup(&mem, "FACP");
 	if (!addr) {
 		vm_memory_fini(&mem);
@@ -334,13 +452,14 @@ static void test_fadt_layout(void **state)
 	assert_int_equal(rd32(fadt + 48), 0);	  /* SMI_CMD: always in ACPI mode */
 	assert_int_equal(rd32(fadt + 56), 0x600); /* PM1a_EVT_BLK */
 	assert_int_equal(rd32(fadt + 64), 0x604); /* PM1a_CNT_BLK */
-	assert_int_equal(rd32(fadt + 76), 0);	  /* PM_TMR_BLK */
+	assert_int_equal(rd32(fadt + 76), 0x608); /* PM_TMR_BLK */
 	assert_int_equal(fadt[88], 4);		  /* PM1_EVT_LEN */
 	assert_int_equal(fadt[89], 2);		  /* PM1_CNT_LEN */
-	assert_int_equal(fadt[91], 0);		  /* PM_TM_LEN */
+	assert_int_equal(fadt[91], 4);		  /* PM_TM_LEN */
 	assert_true(rd16(fadt + 96) > 100);	  /* P_LVL2_LAT: no C2 */
 	assert_true(rd16(fadt + 98) > 1000);	  /* P_LVL3_LAT: no C3 */
-	assert_int_equal(rd32(fadt + 112), 0x25); /* flags: WBINVD, PROC_C1, SLP_BUTTON */
+	/* flags: WBINVD, PROC_C1, SLP_BUTTON, TMR_VAL_EXT */
+	assert_int_equal(rd32(fadt + 112), 0x125);
 	vm_memory_fini(&mem);
 }
 
@@ -349,17 +468,17 @@ static void test_refused(void **state)
 	struct vm_memory mem;
 
 	assert_int_equal(vm_memory_init(&mem, 8 * MIB), 0);
-	assert_int_equal(vm_firmware_build(&mem, 0), -EINVAL);
-	assert_int_equal(vm_firmware_build(&mem, 255), -EINVAL);
-	assert_int_equal(vm_firmware_build(&mem, UINT32_MAX), -EINVAL);
+	assert_int_equal(vm_firmware_build(&mem, 0, NULL), -EINVAL);
+	assert_int_equal(vm_firmware_build(&mem, 255, NULL), -EINVAL);
+	assert_int_equal(vm_firmware_build(&mem, UINT32_MAX, NULL), -EINVAL);
 	vm_memory_fini(&mem);
 
 	/* RAM that does not reach the top of the firmware area. */
 	assert_int_equal(vm_memory_init(&mem, 0x100000 - 0x1000), 0);
-	assert_int_equal(vm_firmware_build(&mem, 1), -ENOMEM);
+	assert_int_equal(vm_firmware_build(&mem, 1, NULL), -ENOMEM);
 	vm_memory_fini(&mem);
 	assert_int_equal(vm_memory_init(&mem, 0x100000), 0);
-	assert_int_equal(vm_firmware_build(&mem, 1), 0);
+	assert_int_equal(vm_firmware_build(&mem, 1, NULL), 0);
 	check_acpi(&mem, 1);
 	vm_memory_fini(&mem);
 }

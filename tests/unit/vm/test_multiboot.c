@@ -187,10 +187,9 @@ static void test_elf64_entry_translation(void **state)
 static void test_mbi_small_vm(void **state)
 {
 	static const struct mmap_entry want[] = {
-		{ 20, 0x0, 0x9fc00, 1 },
-		{ 20, 0x9fc00, 0x400, 2 },
-		{ 20, 0xe0000, 0x20000, 2 },
-		{ 20, 0x100000, 64 * MIB - 0x100000, 1 },
+		{ 20, 0x0, 0x9fc00, 1 },	   { 20, 0x9fc00, 0x400, 2 },
+		{ 20, 0xe0000, 0x20000, 2 },	   { 20, 0x100000, 64 * MIB - 0x100000, 1 },
+		{ 20, 0xe0000000, 0x10000000, 2 }, /* the ECAM window */
 	};
 	struct vmtest_elf spec = {
 		.entry = 0x100000,
@@ -219,7 +218,7 @@ static void test_mbi_small_vm(void **state)
 	assert_true(mbi.boot_loader_name >= 0x10000 && mbi.boot_loader_name < 0x20000);
 	assert_string_equal((char *)guest(&mem, mbi.cmdline, 25), "iterations=10 mode=\"a b\"");
 	assert_string_equal((char *)guest(&mem, mbi.boot_loader_name, 9), "lockstep");
-	expect_mmap(&mem, want, 4);
+	expect_mmap(&mem, want, 5);
 	vm_memory_fini(&mem);
 	free(img);
 }
@@ -228,9 +227,9 @@ static void test_mbi_small_vm(void **state)
 static void test_mbi_large_vm(void **state)
 {
 	static const struct mmap_entry want[] = {
-		{ 20, 0x0, 0x9fc00, 1 },     { 20, 0x9fc00, 0x400, 2 },
-		{ 20, 0xe0000, 0x20000, 2 }, { 20, 0x100000, 3 * GIB - 0x100000, 1 },
-		{ 20, 4 * GIB, 1 * GIB, 1 },
+		{ 20, 0x0, 0x9fc00, 1 },	   { 20, 0x9fc00, 0x400, 2 },
+		{ 20, 0xe0000, 0x20000, 2 },	   { 20, 0x100000, 3 * GIB - 0x100000, 1 },
+		{ 20, 0xe0000000, 0x10000000, 2 }, { 20, 4 * GIB, 1 * GIB, 1 },
 	};
 	struct vmtest_elf spec = {
 		.is64 = true,
@@ -256,16 +255,16 @@ static void test_mbi_large_vm(void **state)
 	mbi = read_mbi(&mem);
 	assert_int_equal(mbi.mem_lower, 639);
 	assert_int_equal(mbi.mem_upper, (3 * GIB - MIB) >> 10);
-	expect_mmap(&mem, want, 5);
+	expect_mmap(&mem, want, 6);
 	vm_memory_fini(&mem);
 
-	/* Exactly 3 GiB: no RAM above the hole, no fifth entry. */
+	/* Exactly 3 GiB: no RAM above the hole, no sixth entry. */
 	mem_init(&mem, 3 * GIB);
 	spec.nr_segments = 1;
 	free(img);
 	img = build_elf(&spec, &len);
 	load_ok(&mem, img, len, "x", &entry);
-	expect_mmap(&mem, want, 4);
+	expect_mmap(&mem, want, 5);
 	assert_int_equal(read_mbi(&mem).mem_upper, (3 * GIB - MIB) >> 10);
 	vm_memory_fini(&mem);
 	free(img);

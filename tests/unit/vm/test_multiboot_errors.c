@@ -319,15 +319,15 @@ static void test_flat_fields(void **state)
 static void test_machine_limits(void **state)
 {
 	struct vmtest_elf spec = one_segment(0x100000, 0x100);
-	char *cmdline = malloc(4097);
+	char *cmdline = malloc(8193);
 	uint8_t *img;
 	size_t len;
 
 	assert_non_null(cmdline);
-	memset(cmdline, 'c', 4096);
-	cmdline[4096] = '\0';
+	memset(cmdline, 'c', 8192);
+	cmdline[8192] = '\0';
 	assert_int_equal(vmtest_build_elf(&spec, &img, &len), 0);
-	expect_refused(4 * MIB, img, len, cmdline, "the command line is longer than 4095 bytes");
+	expect_refused(4 * MIB, img, len, cmdline, "the command line is longer than 8191 bytes");
 	expect_refused(2 * MIB - 4096, img, len, NULL, "the VM needs at least 2 MiB of RAM");
 	free(img);
 	free(cmdline);

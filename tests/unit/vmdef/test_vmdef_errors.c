@@ -187,7 +187,8 @@ static void test_devices(void **state)
 	size_t n;
 
 	expect_error("{\"devices\": [{\"type\": \"virtio\", \"host\": \"0000:00:03.0\"}]}",
-		     "\"devices[0].type\" must be \"vfio-pci\"");
+		     "\"devices[0].type\" must be one of: vfio-pci, testdev, pci-testdev, "
+		     "pc-testdev");
 	expect_error("{\"devices\": [{\"type\": \"vfio-pci\", \"host\": \"0000:00:20.0\"}]}",
 		     "\"devices[0].host\" must be a PCI address such as \"0000:00:03.0\"");
 	expect_error("{\"devices\": [{\"type\": \"vfio-pci\", \"host\": \"0000:00:03.0\"}, "
@@ -204,9 +205,18 @@ static void test_devices(void **state)
 	expect_error("{\"devices\": [{\"type\": \"vfio-pci\", \"host\": \"0000:00:03.0-extra\"}]}",
 		     "\"devices[0].host\" is longer than 15 bytes");
 	expect_error("{\"devices\": [{\"type\": \"vfio-pci\"}]}",
-		     "\"devices[0]\" needs \"type\" and \"host\"");
+		     "\"devices[0]\" (vfio-pci) needs \"host\"");
 	expect_error("{\"devices\": [{\"host\": \"0000:00:03.0\"}]}",
-		     "\"devices[0]\" needs \"type\" and \"host\"");
+		     "\"devices[0]\" needs \"type\"");
+	/* test devices: a slot on bus 0 (1-31), no host; pc-testdev has fixed ports */
+	expect_error("{\"devices\": [{\"type\": \"testdev\", \"host\": \"0000:00:03.0\"}]}",
+		     "\"devices[0].host\" is for vfio-pci devices only");
+	expect_error("{\"devices\": [{\"type\": \"testdev\", \"slot\": 0}]}",
+		     "\"devices[0].slot\" must be between 1 and 31 (got 0)");
+	expect_error("{\"devices\": [{\"type\": \"pci-testdev\", \"slot\": 32}]}",
+		     "\"devices[0].slot\" must be between 1 and 31 (got 32)");
+	expect_error("{\"devices\": [{\"type\": \"pc-testdev\", \"slot\": 3}]}",
+		     "\"devices[0].slot\": pc-testdev is not a PCI device");
 
 	n = (size_t)snprintf(text, sizeof(text), "{\"devices\": [");
 	for (int i = 0; i < 17; i++)

@@ -220,6 +220,28 @@ static void test_validate_devices(void **state)
 	parse_ok(&cfg, "{\"devices\": [{\"type\": \"vfio-pci\", \"host\": \"0000:00:03.0\"},"
 		       "{\"type\": \"vfio-pci\", \"host\": \"0000:00:03.1\"}]}");
 	assert_int_equal(vmdef_validate(&cfg, NULL, 0), 0);
+	/* test devices: one PCI slot each, one pc-testdev */
+	parse_ok(&cfg, "{\"devices\": [{\"type\": \"testdev\", \"slot\": 4},"
+		       "{\"type\": \"pci-testdev\"}, {\"type\": \"testdev\", \"slot\": 4}]}");
+	expect_invalid(&cfg, "devices 0 and 2 both ask for PCI slot 4");
+	parse_ok(&cfg, "{\"devices\": [{\"type\": \"pc-testdev\"}, {\"type\": \"testdev\"},"
+		       "{\"type\": \"pc-testdev\"}]}");
+	expect_invalid(&cfg, "pc-testdev is listed twice (it has fixed ports)");
+	parse_ok(&cfg, "{\"devices\": [{\"type\": \"pc-testdev\"}, {\"type\": \"testdev\"},"
+		       "{\"type\": \"testdev\", \"slot\": 3}, {\"type\": \"pci-testdev\"}]}");
+	assert_int_equal(vmdef_validate(&cfg, NULL, 0), 0);
+	assert_int_equal(cfg.devices[1].slot, -1);
+	assert_int_equal(cfg.devices[2].slot, 3);
+	{
+		json_t *j = vmdef_to_json(&cfg);
+		char *text = json_dumps(json_object_get(j, "devices"), JSON_COMPACT);
+
+		assert_string_equal(text, "[{\"type\":\"pc-testdev\"},{\"type\":\"testdev\"},"
+					  "{\"type\":\"testdev\",\"slot\":3},"
+					  "{\"type\":\"pci-testdev\"}]");
+		free(text);
+		json_decref(j);
+	}
 	vmdef_fini(&cfg);
 }
 
