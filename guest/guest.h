@@ -107,6 +107,47 @@ void rt_barrier_wait(struct rt_barrier *barrier);
 void rt_send_ipi(unsigned cpu, unsigned vector);
 uint32_t rt_irq_count(unsigned cpu, unsigned vector);
 const volatile uint32_t *rt_irq_count_word(unsigned cpu, unsigned vector); /* to wait on */
+/*
+ * Vectors RT_VEC_TS_FIRST..RT_VEC_LEVEL_LAST: the TSC the handler read on entry to the last
+ * one on that CPU (its fifth instruction; the count moves after it is stored).
+ * RT_VEC_LEVEL_FIRST..LAST get no EOI from the handler: the program quiets the source, then
+ * calls rt_irq_eoi() on the CPU that took the interrupt.
+ */
+uint64_t rt_irq_tsc(unsigned cpu, unsigned vector);
+void rt_irq_eoi(void);
+
+/* ---- Interrupt controllers and PCI ------------------------------------------------------- */
+
+/*
+ * The (first) IOAPIC, as the MADT places it: register access (IOREGSEL/IOWIN, from one CPU at
+ * a time) and redirection entries.  rt_ioapic_route() writes the destination first, then the
+ * low word (vector, delivery, trigger, mask), so the entry is never live half-written.
+ */
+uint32_t rt_ioapic_read(unsigned reg);
+void rt_ioapic_write(unsigned reg, uint32_t value);
+void rt_ioapic_route(unsigned pin, uint32_t low, uint8_t dest_apic_id);
+uint64_t rt_ioapic_rte(unsigned pin);
+#define RT_IOAPIC_MASKED (1u << 16)
+#define RT_IOAPIC_LEVEL (1u << 15)
+#define RT_IOAPIC_REMOTE_IRR (1u << 14)
+#define RT_IOAPIC_ACTIVE_LOW (1u << 13)
+#define RT_IOAPIC_LOGICAL (1u << 11)
+#define RT_IOAPIC_LOWEST (1u << 8)
+
+/*
+ * PCI bus 0: configuration space through ECAM when the ACPI MCFG offers it (MMIO: any ring),
+ * else through ports 0xCF8/0xCFC (ring 0, one syscall each).  Devices are named by slot
+ * (function 0).  rt_pci_bar() is the address a BAR decodes at (memory or I/O), 0 if none.
+ */
+bool rt_pci_ecam(void);
+uint32_t rt_pci_read(unsigned slot, unsigned off, unsigned width);
+void rt_pci_write(unsigned slot, unsigned off, unsigned width, uint32_t value);
+int rt_pci_find(uint16_t vendor, uint16_t device, unsigned nth); /* slot, or -1 */
+uint64_t rt_pci_bar(unsigned slot, unsigned bar);
+unsigned rt_pci_find_cap(unsigned slot, uint8_t id); /* offset, or 0 */
+
+/* Local APIC register write (this CPU, at ring 0). */
+void rt_apic_write(unsigned reg, uint32_t value);
 
 /* ---- Time -------------------------------------------------------------------------------- */
 

@@ -153,8 +153,7 @@ static bool intx_enabled(const struct vm_pci_dev *dev)
 {
 	uint16_t cmd = (uint16_t)cfg_get(dev, PCI_CFG_COMMAND, 2);
 	bool msi = dev->msi_cap && (dev->cfg[dev->msi_cap + 2] & PCI_MSI_FLAGS_ENABLE);
-	bool msix = dev->msix_cap &&
-		    (cfg_get(dev, dev->msix_cap + 2, 2) & PCI_MSIX_FLAGS_ENABLE);
+	bool msix = dev->msix_cap && (cfg_get(dev, dev->msix_cap + 2, 2) & PCI_MSIX_FLAGS_ENABLE);
 
 	return dev->intx_line && !(cmd & PCI_CMD_INTX_DISABLE) && !msi && !msix;
 }
@@ -195,11 +194,11 @@ static void intx_resampled(void *arg)
 	pthread_mutex_unlock(&dev->lock);
 }
 
-void vm_pci_raise(struct vm_pci_dev *dev, unsigned v)
+static void raise_vector(struct vm_pci_dev *dev, unsigned v, bool signal)
 {
 	pthread_mutex_lock(&dev->lock);
 	/* MSI-X or MSI if enabled (vm/pci_msi.c); else INTx, a level the device holds. */
-	if (!vm_pci_msi_raise_locked(dev, v)) {
+	if (!vm_pci_msi_raise_locked(dev, v, signal)) {
 		if (dev->intx_line) {
 			dev->intx_wanted = true;
 			intx_update(dev);
@@ -208,6 +207,16 @@ void vm_pci_raise(struct vm_pci_dev *dev, unsigned v)
 		}
 	}
 	pthread_mutex_unlock(&dev->lock);
+}
+
+void vm_pci_raise(struct vm_pci_dev *dev, unsigned v)
+{
+	raise_vector(dev, v, false);
+}
+
+void vm_pci_signal(struct vm_pci_dev *dev, unsigned v)
+{
+	raise_vector(dev, v, true);
 }
 
 const char *vm_pci_irq_mode(struct vm_pci_dev *dev)
@@ -373,7 +382,8 @@ static void config_data_io(void *opaque, struct vm_io *io)
 		pthread_mutex_unlock(&pci->lock);
 		bdf = (addr >> 8) & 0xffff;
 		off = (addr & 0xfc) + (uint32_t)io->offset;
-		if (!(addr & CONFIG_ADDRESS_ENABLE) || io->size > 4 || (off & 0xff) + io->size > 256) {
+		if (!(addr & CONFIG_ADDRESS_ENABLE) || io->size > 4 ||
+		    (off & 0xff) + io->size > 256) {
 			if (!io->write)
 				io_put(io, i, ~0ull);
 			continue;
@@ -613,13 +623,13 @@ static int init_header(struct vm_pci_dev *dev, const struct vm_pci_dev_desc *d)
 		dev->bar[i] = (struct vm_pci_bar){ .size = size, .flags = flags };
 		if (flags & VM_PCI_BAR_IO) {
 			cfg_set(dev, PCI_CFG_BAR0 + 4 * i, 4, 1);
-			set_mask(dev, PCI_CFG_BAR0 + 4 * i, 4, (uint32_t)~(size - 1) & 0xfffc);
+			set_mask(dev, PCI_CFG_BAR0 + 4 * i, 4, (uint32_t) ~(size - 1) & 0xfffc);
 			continue;
 		}
 		cfg_set(dev, PCI_CFG_BAR0 + 4 * i, 4,
 			(flags & VM_PCI_BAR_MEM64 ? 4u : 0u) |
 				(flags & VM_PCI_BAR_PREFETCH ? 8u : 0u));
-		set_mask(dev, PCI_CFG_BAR0 + 4 * i, 4, (uint32_t)~(size - 1) & ~0xfu);
+		set_mask(dev, PCI_CFG_BAR0 + 4 * i, 4, (uint32_t) ~(size - 1) & ~0xfu);
 		if (flags & VM_PCI_BAR_MEM64)
 			set_mask(dev, PCI_CFG_BAR0 + 4 * (i + 1), 4, (uint32_t)(~(size - 1) >> 32));
 	}

@@ -51,7 +51,10 @@ struct vm_pci_dev;
 #define VM_PCI_FIRST_SLOT 3 /* as QEMU's PC machine: 0 host bridge, 1 ISA bridge, 2 VGA */
 
 /* QEMU's PC machine (SeaBIOS) routes PIRQ A-D to these ISA IRQs. */
-#define VM_PCI_PIRQ_IRQS { 10, 10, 11, 11 }
+#define VM_PCI_PIRQ_IRQS       \
+	{                      \
+		10, 10, 11, 11 \
+	}
 /* ISA IRQs that carry PCI interrupts: level-triggered, active high (MADT overrides). */
 #define VM_PCI_ISA_IRQ_MASK ((1u << 5) | (1u << 9) | (1u << 10) | (1u << 11))
 
@@ -114,8 +117,8 @@ struct vm_pci_dev_ops {
 };
 
 struct vm_pci_bar {
-	uint64_t size; /* a power of two; 0 = no BAR */
-	uint32_t flags; /* VM_PCI_BAR_* */
+	uint64_t size;	  /* a power of two; 0 = no BAR */
+	uint32_t flags;	  /* VM_PCI_BAR_* */
 	uint64_t decoded; /* where it answers now, 0 = nowhere */
 };
 
@@ -131,8 +134,8 @@ struct vm_pci_dev_desc {
 		uint64_t size;
 		uint32_t flags;
 	} bar[VM_PCI_BARS];
-	unsigned msi_vectors; /* 0 (no MSI capability), 1, 2, 4, ... 32 */
-	bool msi_maskable;    /* per-vector masking */
+	unsigned msi_vectors;  /* 0 (no MSI capability), 1, 2, 4, ... 32 */
+	bool msi_maskable;     /* per-vector masking */
 	unsigned msix_vectors; /* 0 (no MSI-X capability) .. VM_PCI_MSIX_MAX */
 	unsigned msix_bar;     /* table at offset 0, PBA at msix_pba_offset of this BAR */
 	uint32_t msix_pba_offset;
@@ -178,8 +181,8 @@ struct vm_pci_dev {
 	struct vm_pci_msix_vector *msix;
 	uint64_t msix_pba[VM_PCI_MSIX_MAX / 64];
 	/* what went wrong, for the report */
-	uint64_t bad_messages;	  /* MSI/MSI-X programmed with an invalid address or vector */
-	uint64_t dropped;	  /* raised while no interrupt mechanism was enabled */
+	uint64_t bad_messages;	   /* MSI/MSI-X programmed with an invalid address or vector */
+	uint64_t dropped;	   /* raised while no interrupt mechanism was enabled */
 	uint64_t bad_table_access; /* MSI-X table/PBA accesses of a wrong size or place */
 };
 
@@ -198,8 +201,10 @@ uint32_t vm_pci_config_read(struct vm_pci *pci, uint32_t bdf, uint32_t off, uint
 void vm_pci_config_write(struct vm_pci *pci, uint32_t bdf, uint32_t off, uint32_t size,
 			 uint32_t val);
 
-/* Raises vector `v` (MSI-X, MSI, else INTx); any thread. */
+/* Raises vector `v` (MSI-X, MSI, else INTx); any thread.  vm_pci_signal: the same, MSI and
+ * MSI-X sent with KVM_SIGNAL_MSI rather than through the irqfd (a yardstick). */
 void vm_pci_raise(struct vm_pci_dev *dev, unsigned v);
+void vm_pci_signal(struct vm_pci_dev *dev, unsigned v);
 /* INTx: the device does (true) or no longer does (false) want service. */
 void vm_pci_intx_set(struct vm_pci_dev *dev, bool wanted);
 bool vm_pci_intx_wanted(struct vm_pci_dev *dev);
@@ -213,8 +218,9 @@ uint64_t vm_pci_unassigned(const struct vm_pci *pci);
 
 /* vm/pci_msi.c, called by vm/pci.c with dev->lock held (and pci->lock for configuration). */
 void vm_pci_msi_config_written(struct vm_pci_dev *dev, uint32_t off, uint32_t size);
-/* Delivers or holds vector v through MSI-X or MSI; false if neither is enabled. */
-bool vm_pci_msi_raise_locked(struct vm_pci_dev *dev, unsigned v);
+/* Delivers or holds vector v through MSI-X or MSI; false if neither is enabled.  `signal`:
+ * with KVM_SIGNAL_MSI from the calling thread instead of the vector's irqfd line. */
+bool vm_pci_msi_raise_locked(struct vm_pci_dev *dev, unsigned v, bool signal);
 /* BAR accesses (the map's read lock held, not dev->lock). */
 void vm_pci_msix_access(struct vm_pci_dev *dev, uint64_t off, struct vm_io *io);
 bool vm_pci_msix_hit(const struct vm_pci_dev *dev, unsigned bar, uint64_t off);

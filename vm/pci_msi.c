@@ -259,7 +259,13 @@ static void msi_reconfigure(struct vm_pci_dev *dev)
 	msi_publish_pending(dev);
 }
 
-static void msi_raise(struct vm_pci_dev *dev, unsigned v)
+/* Sends vector v's message with KVM_SIGNAL_MSI instead of its line (for comparison). */
+static void signal_message(struct vm_pci_dev *dev, const struct irq_msi *msg)
+{
+	irq_signal_msi(dev_irq(dev), msg);
+}
+
+static void msi_raise(struct vm_pci_dev *dev, unsigned v, bool signal)
 {
 	if (v >= msi_count(dev) || !dev->msi_routed) {
 		dev->dropped++;
@@ -271,6 +277,12 @@ static void msi_raise(struct vm_pci_dev *dev, unsigned v)
 		dev->msi_pending |= 1u << v;
 		msi_publish_pending(dev);
 		irq_line_held(dev->msi_line[v], merged);
+		return;
+	}
+	if (signal) {
+		struct irq_msi m = msi_message(dev, v, dev->msi_routed_count);
+
+		signal_message(dev, &m);
 		return;
 	}
 	irq_line_raise(dev->msi_line[v]);
@@ -416,7 +428,7 @@ static void msix_reconfigure(struct vm_pci_dev *dev)
 	msix_flush_pending(dev, all, dev->msix_vectors);
 }
 
-static void msix_raise(struct vm_pci_dev *dev, unsigned v)
+static void msix_raise(struct vm_pci_dev *dev, unsigned v, bool signal)
 {
 	struct vm_pci_msix_vector *vec;
 
@@ -439,7 +451,10 @@ static void msix_raise(struct vm_pci_dev *dev, unsigned v)
 		return;
 	}
 	vec->delivered++;
-	irq_line_raise(vec->line);
+	if (signal)
+		signal_message(dev, &vec->routed_msg);
+	else
+		irq_line_raise(vec->line);
 }
 
 bool vm_pci_msix_hit(const struct vm_pci_dev *dev, unsigned bar, uint64_t off)
@@ -521,12 +536,12 @@ void vm_pci_msi_config_written(struct vm_pci_dev *dev, uint32_t off, uint32_t si
 	changed(dev);
 }
 
-bool vm_pci_msi_raise_locked(struct vm_pci_dev *dev, unsigned v)
+bool vm_pci_msi_raise_locked(struct vm_pci_dev *dev, unsigned v, bool signal)
 {
 	if (msix_enabled(dev))
-		msix_raise(dev, v);
+		msix_raise(dev, v, signal);
 	else if (msi_enabled(dev))
-		msi_raise(dev, v);
+		msi_raise(dev, v, signal);
 	else
 		return false;
 	return true;

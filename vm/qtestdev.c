@@ -168,7 +168,7 @@ void vm_pc_testdev_free(struct vm_pc_testdev *t)
 
 /* One test's header as QEMU lays it out, followed by its name. */
 struct pci_testdev_test {
-	uint8_t buf[32];
+	uint8_t buf[48];
 	unsigned len; /* header + name + NUL */
 	uint32_t offset;
 	uint8_t width, data;

@@ -26,10 +26,10 @@
 
 #include "vm/vm_internal.h"
 
-#define STEER_POLL_NS 10000000ull	/* without a schedule change, look this often */
-#define STEER_RECHECK_NS 1000000ull	/* after one, look again this soon */
-#define LAPIC_REFRESH_NS 50000000ull	/* vCPU threads re-read LDR/DFR this often */
-#define SAMPLE_FRESH_NS 20000000ull	/* a run-state sample older than this is ignored */
+#define STEER_POLL_NS 10000000ull    /* without a schedule change, look this often */
+#define STEER_RECHECK_NS 1000000ull  /* after one, look again this soon */
+#define LAPIC_REFRESH_NS 50000000ull /* vCPU threads re-read LDR/DFR this often */
+#define SAMPLE_FRESH_NS 20000000ull  /* a run-state sample older than this is ignored */
 #define LAPIC_LDR 0xd0
 #define LAPIC_DFR 0xe0
 #define MSR_APIC_BASE 0x1b

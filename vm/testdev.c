@@ -19,6 +19,8 @@
  *   0x30 STATUS    RO  bit 0: INTx asks for service             0x34 MODE RO  0-3: none, INTx,
  *                                                                             MSI, MSI-X
  *   0x38 HOST_TSC  RO  64-bit: the host's TSC now
+ *   0x3c METHOD    RW  0: raise through the vector's irqfd; 1: send MSI/MSI-X with
+ *                      KVM_SIGNAL_MSI from the raising thread (a yardstick)
  *   0x100 + 8*(N % 256)  RO  64-bit: the host TSC just before raise N
  *
  * BAR 2 holds the MSI-X table (8 vectors) and, at 0x800, its PBA; the MSI capability has one
@@ -64,6 +66,7 @@ enum {
 	REG_STATUS = 0x30,
 	REG_MODE = 0x34,
 	REG_HOST_TSC = 0x38,
+	REG_METHOD = 0x3c,
 	REG_TSC_RING = 0x100,
 };
 
@@ -72,7 +75,7 @@ struct vm_testdev {
 	struct vm_pci_dev *pci;
 	char name[24];
 	pthread_mutex_t lock;
-	uint32_t vector, period_us, limit;
+	uint32_t vector, period_us, limit, method;
 	uint32_t raised, acked, acks, overruns, bad_accesses;
 	uint64_t tsc[TESTDEV_TSC_RING];
 	int timer_fd;
@@ -84,11 +87,17 @@ struct vm_testdev {
  * the PCI device's lock). */
 static void raise_vector(struct vm_testdev *t, uint32_t vector)
 {
+	bool signal;
+
 	pthread_mutex_lock(&t->lock);
 	t->raised++;
+	signal = t->method == 1;
 	t->tsc[t->raised % TESTDEV_TSC_RING] = __rdtsc();
 	pthread_mutex_unlock(&t->lock);
-	vm_pci_raise(t->pci, vector);
+	if (signal)
+		vm_pci_signal(t->pci, vector);
+	else
+		vm_pci_raise(t->pci, vector);
 }
 
 static void arm_timer(struct vm_testdev *t)
@@ -172,6 +181,8 @@ static uint64_t reg_read(struct vm_testdev *t, uint64_t off)
 		return t->overruns;
 	case REG_HOST_TSC:
 		return __rdtsc();
+	case REG_METHOD:
+		return t->method;
 	default:
 		return 0;
 	}
@@ -209,6 +220,9 @@ static int reg_write(struct vm_testdev *t, uint64_t off, uint32_t v, bool *intx_
 		break;
 	case REG_LIMIT:
 		t->limit = v;
+		break;
+	case REG_METHOD:
+		t->method = v & 1;
 		break;
 	default:
 		t->bad_accesses++; /* read-only or nothing there */

@@ -12,6 +12,8 @@
  *   Ring 3 always resumes with interrupts enabled.  Any other #UD is an exception as below.
  * - Interrupts (vectors 32-255) count themselves in the per-CPU irq_count[] (the per-CPU area
  *   is found from %rsp, whichever stack we are on), send EOI unless spurious, and return.
+ *   Vectors RT_VEC_TS_FIRST and up first take the TSC (the fifth instruction of the handler)
+ *   into the per-CPU irq_tsc[]; RT_VEC_LEVEL_FIRST and up leave the EOI to the program.
  * - Exceptions (0-31) save the registers and call rt_trap(), which reports and ends the VM.
  */
 #include "guest/rt/layout.h"
@@ -45,6 +47,12 @@ rt_isr_stubs:
 	.elseif vector == RT_VEC_SPURIOUS
 	push $vector
 	jmp spurious_common
+	.elseif vector >= RT_VEC_LEVEL_FIRST && vector <= RT_VEC_LEVEL_LAST
+	push $vector
+	jmp irq_level_common
+	.elseif vector >= RT_VEC_TS_FIRST && vector < RT_VEC_LEVEL_FIRST
+	push $vector
+	jmp irq_ts_common
 	.else
 	push $vector
 	jmp irq_common
@@ -80,6 +88,39 @@ irq_common:                             /* stack: vector, rip, cs, rflags, rsp, 
 	incl RT_CPU_OFF_IRQ_COUNT(%rax, %rdx, 4)
 	mov $RT_LAPIC_BASE, %eax
 	movl $0, RT_APIC_EOI(%rax)
+	pop %rdx
+	pop %rax
+	add $8, %rsp
+	iretq
+
+/* Counts and timestamps the vector; leaves %rcx = the per-CPU area, %rax, %rdx, %rcx pushed. */
+.macro irq_timestamp
+	push %rax
+	push %rdx
+	rdtsc
+	push %rcx
+	mov %rsp, %rcx
+	and $-RT_CPU_AREA_SIZE, %rcx
+	shl $32, %rdx
+	or %rdx, %rax
+	mov 24(%rsp), %rdx
+	mov %rax, (RT_CPU_OFF_IRQ_TSC - 8 * RT_VEC_TS_FIRST)(%rcx, %rdx, 8)
+	incl RT_CPU_OFF_IRQ_COUNT(%rcx, %rdx, 4)
+.endm
+
+irq_ts_common:                          /* stack: vector, rip, cs, rflags, rsp, ss */
+	irq_timestamp
+	mov $RT_LAPIC_BASE, %eax
+	movl $0, RT_APIC_EOI(%rax)
+	pop %rcx
+	pop %rdx
+	pop %rax
+	add $8, %rsp
+	iretq
+
+irq_level_common:                       /* the program sends EOI */
+	irq_timestamp
+	pop %rcx
 	pop %rdx
 	pop %rax
 	add $8, %rsp

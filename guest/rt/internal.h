@@ -50,6 +50,9 @@ struct rt_cpu {
 	volatile uint32_t irq_count[256] __attribute__((aligned(RT_CPU_OFF_IRQ_COUNT)));
 
 	struct rt_tss tss __attribute__((aligned(RT_CPU_OFF_TSS)));
+
+	/* TSC at the entry of the last interrupt of vectors RT_VEC_TS_FIRST and up. */
+	volatile uint64_t irq_tsc[RT_VEC_TS_COUNT] __attribute__((aligned(0x100)));
 };
 
 /* ACPI power management as the firmware tables describe it (guest/rt/power.c). */
@@ -95,6 +98,8 @@ struct rt_state {
 	uint64_t heap_end;
 
 	struct rt_acpi_pm acpi_pm;
+	uintptr_t ioapic_base; /* guest/rt/devices.c: 0 = not looked up yet */
+	uintptr_t ecam_base;   /* ... 1 = no ECAM */
 
 	volatile uint32_t console_lock;
 	uint64_t boot_tsc;

@@ -42,6 +42,7 @@
 #define RT_CPU_OFF_BOOT_APIC_ID 0x4
 #define RT_CPU_OFF_IRQ_COUNT 0x400 /* uint32_t[256] */
 #define RT_CPU_OFF_TSS 0x800
+#define RT_CPU_OFF_IRQ_TSC 0x900 /* uint64_t[RT_VEC_TS_COUNT] */
 
 /* The 64-bit TSS: where RSP0 and IST1 are, the I/O-bitmap offset field, its size. */
 #define RT_TSS_RSP0 4
@@ -54,11 +55,20 @@
 #define RT_STATE_OFF_APIC_TO_CPU 0x0 /* uint8_t[256], 0xff = not a CPU of ours */
 #define RT_STATE_OFF_CPU 0x100	     /* struct rt_cpu *[RT_MAX_CPUS] */
 
-/* Interrupt vectors.  0-31 are exceptions; programs may use RT_VEC_USER_FIRST..LAST. */
+/*
+ * Interrupt vectors.  0-31 are exceptions; programs may use RT_VEC_USER_FIRST..LAST.  The
+ * handler of every vector counts it per CPU and sends EOI; from RT_VEC_TS_FIRST on it also
+ * records the TSC at entry, and from RT_VEC_LEVEL_FIRST on it leaves the EOI to the program
+ * (rt_irq_eoi), which must first quiet a level-triggered source.
+ */
 #define RT_VEC_WAKE 0x40  /* wakes a CPU sleeping in RT_SYS_WAIT */
 #define RT_VEC_TIMER 0x41 /* LAPIC one-shot timer: bounds RT_SYS_WAIT */
 #define RT_VEC_SCI 0x42	  /* the ACPI SCI, edge-triggered to CPU 0 (guest/rt/power.c) */
 #define RT_VEC_USER_FIRST 0x50
+#define RT_VEC_TS_FIRST 0xc0	/* timestamped */
+#define RT_VEC_LEVEL_FIRST 0xe0 /* timestamped, EOI by the program */
+#define RT_VEC_LEVEL_LAST 0xef
+#define RT_VEC_TS_COUNT (RT_VEC_LEVEL_LAST - RT_VEC_TS_FIRST + 1)
 #define RT_VEC_USER_LAST 0xef
 #define RT_VEC_SPURIOUS 0xff
 

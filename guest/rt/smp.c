@@ -68,6 +68,23 @@ uint32_t rt_irq_count(unsigned cpu, unsigned vector)
 	return *rt_irq_count_word(cpu, vector);
 }
 
+uint64_t rt_irq_tsc(unsigned cpu, unsigned vector)
+{
+	if (vector < RT_VEC_TS_FIRST || vector > RT_VEC_LEVEL_LAST)
+		return 0;
+	return cpu_by_index(cpu)->irq_tsc[vector - RT_VEC_TS_FIRST];
+}
+
+void rt_irq_eoi(void)
+{
+	rt_syscall(RT_SYS_APIC_WRITE, RT_APIC_EOI, 0, 0);
+}
+
+void rt_apic_write(unsigned reg, uint32_t value)
+{
+	rt_syscall(RT_SYS_APIC_WRITE, reg, value, 0);
+}
+
 /* ---- Sleeping and waking ------------------------------------------------------------------ */
 
 bool rt_wait_while(const volatile uint32_t *word, uint32_t value, uint64_t timeout_ns)

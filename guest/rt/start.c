@@ -39,6 +39,8 @@ _Static_assert(__builtin_offsetof(struct rt_cpu, irq_count) == RT_CPU_OFF_IRQ_CO
 	       "layout.h: RT_CPU_OFF_IRQ_COUNT");
 _Static_assert(__builtin_offsetof(struct rt_cpu, tss) == RT_CPU_OFF_TSS,
 	       "layout.h: RT_CPU_OFF_TSS");
+_Static_assert(__builtin_offsetof(struct rt_cpu, irq_tsc) == RT_CPU_OFF_IRQ_TSC,
+	       "layout.h: RT_CPU_OFF_IRQ_TSC");
 _Static_assert(sizeof(struct rt_cpu) <= 0x1000, "struct rt_cpu overlaps the ring-0 stack");
 _Static_assert(sizeof(struct rt_tss) == RT_TSS_SIZE, "layout.h: RT_TSS_SIZE");
 _Static_assert(__builtin_offsetof(struct rt_tss, rsp) == RT_TSS_RSP0, "layout.h: RT_TSS_RSP0");
