@@ -192,6 +192,18 @@ static void handle_request(struct vm_control *ctl, const struct vm_proto_request
 		vm_request_stop(vm, VM_STOP_REQUEST, 0);
 		reply(ctl, req->id, NULL);
 		break;
+	case VM_CMD_IRQS:
+		reply(ctl, req->id, vm_irq_json(vm));
+		break;
+	case VM_CMD_IRQ_STEERING: {
+		int ret = vm_steering_set(vm, req->steering);
+
+		if (ret)
+			reply_error(ctl, req->id, "the routing table refused the change", -ret);
+		else
+			reply(ctl, req->id, vm_irq_json(vm));
+		break;
+	}
 	default:
 		reply_error(ctl, req->id, "unknown command", EINVAL);
 		break;

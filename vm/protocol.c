@@ -15,8 +15,13 @@
 #include "vm/protocol.h"
 
 static const char *const cmd_names[VM_CMDS] = {
-	[VM_CMD_PING] = "ping",		  [VM_CMD_INFO] = "info", [VM_CMD_STATS] = "stats",
-	[VM_CMD_POWERDOWN] = "powerdown", [VM_CMD_STOP] = "stop",
+	[VM_CMD_PING] = "ping",
+	[VM_CMD_INFO] = "info",
+	[VM_CMD_STATS] = "stats",
+	[VM_CMD_POWERDOWN] = "powerdown",
+	[VM_CMD_STOP] = "stop",
+	[VM_CMD_IRQS] = "irqs",
+	[VM_CMD_IRQ_STEERING] = "irq-steering",
 };
 
 static const char *const event_names[VM_EVENTS] = {
@@ -110,6 +115,13 @@ char *vm_proto_request_encode(uint64_t id, enum vm_proto_cmd cmd, size_t *len)
 		    len);
 }
 
+char *vm_proto_steering_encode(uint64_t id, bool steering, size_t *len)
+{
+	return line(json_pack("{s:I, s:s, s:b}", "id", (json_int_t)id, "cmd",
+			      vm_proto_cmd_name(VM_CMD_IRQ_STEERING), "steering", steering),
+		    len);
+}
+
 int vm_proto_request_decode(const char *text, size_t len, struct vm_proto_request *req, char *why,
 			    size_t why_len)
 {
@@ -125,8 +137,12 @@ int vm_proto_request_decode(const char *text, size_t len, struct vm_proto_reques
 		ret = fail(why, why_len, -EPROTO, "a request needs \"id\" and \"cmd\"");
 	else if (cmd < 0)
 		ret = fail(why, why_len, -EPROTO, "unknown command");
+	else if (cmd == VM_CMD_IRQ_STEERING && !json_is_boolean(json_object_get(msg, "steering")))
+		ret = fail(why, why_len, -EPROTO, "irq-steering needs \"steering\": true or false");
 	else
 		req->cmd = (enum vm_proto_cmd)cmd;
+	if (!ret && cmd == VM_CMD_IRQ_STEERING)
+		req->steering = json_is_true(json_object_get(msg, "steering"));
 	json_decref(msg);
 	return ret;
 }

@@ -32,6 +32,9 @@
  *   stats      the run's report so far (the --stats-json document)
  *   powerdown  presses the ACPI power button; an empty result (the guest decides what next)
  *   stop       ends the VM (and a preserved process); an empty result
+ *   irqs       the interrupt report (the --stats-json document's "irq" section)
+ *   irq-steering {"steering": true|false}: steering of redirectable interrupts on or off;
+ *              the interrupt report as it is after the change
  * Worker -> daemon, replies: {"id": N, "result": {...}} or {"id": N, "error": TEXT, "errno": E}
  *   (a request without "id" or "cmd", or with an unknown "cmd", gets an error reply).
  *
@@ -64,6 +67,8 @@ enum vm_proto_cmd {
 	VM_CMD_STATS,
 	VM_CMD_POWERDOWN,
 	VM_CMD_STOP,
+	VM_CMD_IRQS,
+	VM_CMD_IRQ_STEERING,
 	VM_CMDS
 };
 
@@ -143,6 +148,7 @@ struct vm_proto_msg {
 struct vm_proto_request {
 	json_t *id; /* echoed in the reply as it came (a new reference, or JSON null) */
 	enum vm_proto_cmd cmd;
+	bool steering; /* irq-steering */
 };
 
 /*
@@ -152,6 +158,7 @@ struct vm_proto_request {
  * (a hello of another version).
  */
 char *vm_proto_request_encode(uint64_t id, enum vm_proto_cmd cmd, size_t *len);
+char *vm_proto_steering_encode(uint64_t id, bool steering, size_t *len);
 int vm_proto_request_decode(const char *line, size_t len, struct vm_proto_request *req, char *why,
 			    size_t why_len);
 void vm_proto_request_fini(struct vm_proto_request *req);

@@ -90,6 +90,8 @@ json_t *vm_report_json(struct vm *vm)
 		json_object_set_new(obj, "pvlock", vm_lockwatch_json(vm->lockwatch));
 	if (obj)
 		json_object_set_new(obj, "kvm_pv_features", vm_kvm_features_json(vm));
+	if (obj && vm->irq)
+		json_object_set_new(obj, "irq", vm_irq_json(vm));
 	return obj;
 }
 

@@ -380,6 +380,9 @@ void vm_control_send(struct vm_control *ctl, char *line, size_t len);
 /* Tells the controller the VM stopped (and whether the process stays for inspection). */
 void vm_control_stopped(struct vm_control *ctl, int status, bool preserved);
 
+/* The interrupt report (vm/irqreport.c): routes, counters, steering, posting, PCI devices. */
+json_t *vm_irq_json(struct vm *vm);
+
 /* Statistics at the end of a run: a table for people, JSON for tools. */
 void vm_report_text(struct vm *vm, int fd);
 json_t *vm_report_json(struct vm *vm);

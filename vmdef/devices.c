@@ -74,8 +74,8 @@ int vmdef_devices_parse(struct vmdef_parse *p, struct vmdef *def, const json_t *
 			return vmdef_fail(p, "\"devices[%zu].host\" is for vfio-pci devices only",
 					  idx);
 		if (type == 3 && d->slot >= 0)
-			return vmdef_fail(p, "\"devices[%zu].slot\": pc-testdev is not a PCI device",
-					  idx);
+			return vmdef_fail(
+				p, "\"devices[%zu].slot\": pc-testdev is not a PCI device", idx);
 		def->nr_devices++;
 	}
 	return 0;
@@ -94,11 +94,12 @@ int vmdef_devices_validate(const struct vmdef *def, char *err, size_t err_len)
 						  "device %s is listed twice", d->host);
 			if (d->slot >= 0 && d->slot == o->slot)
 				return util_error(err, err_len, -EINVAL,
-						  "devices %u and %u both ask for PCI slot %d", j, i,
-						  d->slot);
+						  "devices %u and %u both ask for PCI slot %d", j,
+						  i, d->slot);
 			if (!strcmp(d->type, "pc-testdev") && !strcmp(o->type, "pc-testdev"))
-				return util_error(err, err_len, -EINVAL,
-						  "pc-testdev is listed twice (it has fixed ports)");
+				return util_error(
+					err, err_len, -EINVAL,
+					"pc-testdev is listed twice (it has fixed ports)");
 		}
 	}
 	return 0;

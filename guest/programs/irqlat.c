@@ -149,7 +149,8 @@ static void program(struct run *r, const char *mode, bool steer, unsigned target
 	uint32_t data = r->vector | (steer ? MSI_LOWEST : 0);
 
 	if (!strcmp(mode, "intx")) {
-		rt_ioapic_route(d->irq, r->vector | RT_IOAPIC_LEVEL, (uint8_t)rt_cpu_apic_id(target));
+		rt_ioapic_route(d->irq, r->vector | RT_IOAPIC_LEVEL,
+				(uint8_t)rt_cpu_apic_id(target));
 	} else if (!strcmp(mode, "msi")) {
 		td_msi(d, address, data, true);
 	} else {

@@ -31,8 +31,9 @@ static volatile uint32_t *ioapic(void)
 	if (!rt_state.ioapic_base) {
 		struct rt_irq_route route;
 
-		rt_state.ioapic_base = rt_acpi_isa_irq_route(0, false, &route) ? route.ioapic_address :
-									 IOAPIC_DEFAULT;
+		rt_state.ioapic_base = rt_acpi_isa_irq_route(0, false, &route) ?
+					       route.ioapic_address :
+					       IOAPIC_DEFAULT;
 	}
 	return (volatile uint32_t *)rt_state.ioapic_base;
 }

@@ -58,7 +58,9 @@ static void test_requests(void **state)
 	size_t len;
 
 	for (int cmd = 0; cmd < VM_CMDS; cmd++) {
-		char *line = vm_proto_request_encode(40 + (uint64_t)cmd, cmd, &len);
+		char *line = cmd == VM_CMD_IRQ_STEERING ?
+				     vm_proto_steering_encode(40 + (uint64_t)cmd, cmd & 1, &len) :
+				     vm_proto_request_encode(40 + (uint64_t)cmd, cmd, &len);
 
 		assert_non_null(line);
 		assert_true(line[len - 1] == '\n');
@@ -68,6 +70,17 @@ static void test_requests(void **state)
 		vm_proto_request_fini(&req);
 		free(line);
 	}
+	/* irq-steering carries its setting, and needs it */
+	text = "{\"id\":1,\"cmd\":\"irq-steering\",\"steering\":false}";
+	assert_int_equal(vm_proto_request_decode(text, strlen(text), &req, why, sizeof(why)), 0);
+	assert_int_equal(req.cmd, VM_CMD_IRQ_STEERING);
+	assert_false(req.steering);
+	vm_proto_request_fini(&req);
+	text = "{\"id\":1,\"cmd\":\"irq-steering\",\"steering\":1}";
+	assert_int_equal(vm_proto_request_decode(text, strlen(text), &req, why, sizeof(why)),
+			 -EPROTO);
+	assert_non_null(strstr(why, "steering"));
+	vm_proto_request_fini(&req);
 	/* Errors keep the id to answer with (or JSON null), and say what is wrong. */
 	text = "{\"id\":\"x\",\"cmd\":\"reboot\"}";
 	assert_int_equal(vm_proto_request_decode(text, strlen(text), &req, why, sizeof(why)),
