@@ -8,7 +8,8 @@
 #   KEY=VALUE  words for the guest command line (e.g. iterations=1000)
 #
 # environment: QEMU (default qemu-system-x86_64), QEMU_ACCEL (default tcg), GUEST_MEM_MB
-# (default 128), GUEST_TIMEOUT (seconds, default 60).
+# (default 128), GUEST_TIMEOUT (seconds, default 60), QEMU_DEVICES (QEMU device names to add,
+# space-separated, e.g. "pc-testdev pci-testdev").
 #
 # Passes (exit 0) when QEMU ends with status 1 -- isa-debug-exit reports guest code V as
 # (V << 1) | 1, so 1 is the guest's exit 0 -- and the serial output has a
@@ -31,6 +32,10 @@ accel=${QEMU_ACCEL:-tcg}
 mem=${GUEST_MEM_MB:-128}
 limit=${GUEST_TIMEOUT:-60}
 image=$guest_dir/$program.elf
+devices=""
+for d in ${QEMU_DEVICES:-}; do
+	devices="$devices -device $d"
+done
 
 if ! command -v "$qemu" >/dev/null 2>&1; then
 	echo "SKIP: $qemu not found"
@@ -56,7 +61,7 @@ start=$(date +%s)
 # shellcheck disable=SC2086 # $runner is a command prefix
 $runner "$qemu" -accel "$accel" -cpu max -smp "$cpus" -m "$mem" -nodefaults -display none \
 	-no-reboot -kernel "$image" -append "$cmdline" \
-	-device isa-debug-exit,iobase=0xf4,iosize=0x4 -serial "file:$serial" \
+	-device isa-debug-exit,iobase=0xf4,iosize=0x4 $devices -serial "file:$serial" \
 	</dev/null >"$qemu_log" 2>&1
 status=$?
 elapsed=$(($(date +%s) - start))
