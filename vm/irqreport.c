@@ -45,15 +45,15 @@ static json_t *ioapic_json(uint64_t rte)
 	bool logical = rte & IOAPIC_LOGICAL;
 	uint32_t dest = (uint32_t)(rte >> 56);
 
-	return json_pack("{s:i, s:b, s:s, s:s, s:i, s:b, s:b}", "vector", (int)IOAPIC_VECTOR(rte),
-			 "masked", (rte & IOAPIC_MASKED) != 0, "trigger",
-			 rte & IOAPIC_LEVEL ? "level" : "edge", "dest_mode",
-			 logical ? "logical" : "physical", "dest", (int)dest, "remote_irr",
-			 (rte & IOAPIC_REMOTE_IRR) != 0,
-			 /* several allowed destinations: redirectable, which lockstep cannot steer
+	return json_pack(
+		"{s:i, s:b, s:s, s:s, s:i, s:b, s:b}", "vector", (int)IOAPIC_VECTOR(rte), "masked",
+		(rte & IOAPIC_MASKED) != 0, "trigger", rte & IOAPIC_LEVEL ? "level" : "edge",
+		"dest_mode", logical ? "logical" : "physical", "dest", (int)dest, "remote_irr",
+		(rte & IOAPIC_REMOTE_IRR) != 0,
+		/* several allowed destinations: redirectable, which lockstep cannot steer
 			  * on the in-kernel IOAPIC (irq/irq.h) */
-			 "redirectable",
-			 (rte & IOAPIC_LOWEST) && (logical ? (dest & (dest - 1)) != 0 : dest == 0xff));
+		"redirectable",
+		(rte & IOAPIC_LOWEST) && (logical ? (dest & (dest - 1)) != 0 : dest == 0xff));
 }
 
 static json_t *route_json(const struct irq_route_info *r, const uint64_t *rte,
@@ -96,7 +96,8 @@ static json_t *posting_json(const struct irq_posting *p)
 				"iommu_posting", p->iommu_posting);
 
 	if (obj && p->counters_valid) {
-		json_object_set_new(obj, "pi_notifications", json_integer((json_int_t)p->pi_notifications));
+		json_object_set_new(obj, "pi_notifications",
+				    json_integer((json_int_t)p->pi_notifications));
 		json_object_set_new(obj, "pi_wakeups", json_integer((json_int_t)p->pi_wakeups));
 	}
 	if (obj && p->why[0])
@@ -118,16 +119,18 @@ static json_t *pci_json(struct vm *vm)
 		for (unsigned b = 0; b < VM_PCI_BARS; b++)
 			if (d->bar[b].size)
 				json_array_append_new(
-					bars, json_pack("{s:i, s:s, s:I, s:o}", "bar", (int)b, "type",
-							d->bar[b].flags & VM_PCI_BAR_IO ? "io" : "mem",
-							"size", (json_int_t)d->bar[b].size, "decoded",
-							d->bar[b].decoded ? hex(d->bar[b].decoded) :
-									    json_null()));
-		dev = json_pack("{s:i, s:s, s:o, s:o, s:s, s:o, s:I, s:I, s:I}", "slot", (int)d->slot,
-				"name", d->name, "vendor", hex(vendor), "device", hex(device),
-				"irq_mode", vm_pci_irq_mode(d), "bars", bars, "bad_messages",
-				(json_int_t)d->bad_messages, "dropped", (json_int_t)d->dropped,
-				"bad_table_accesses", (json_int_t)d->bad_table_access);
+					bars,
+					json_pack("{s:i, s:s, s:I, s:o}", "bar", (int)b, "type",
+						  d->bar[b].flags & VM_PCI_BAR_IO ? "io" : "mem",
+						  "size", (json_int_t)d->bar[b].size, "decoded",
+						  d->bar[b].decoded ? hex(d->bar[b].decoded) :
+								      json_null()));
+		dev = json_pack("{s:i, s:s, s:o, s:o, s:s, s:o, s:I, s:I, s:I}", "slot",
+				(int)d->slot, "name", d->name, "vendor", hex(vendor), "device",
+				hex(device), "irq_mode", vm_pci_irq_mode(d), "bars", bars,
+				"bad_messages", (json_int_t)d->bad_messages, "dropped",
+				(json_int_t)d->dropped, "bad_table_accesses",
+				(json_int_t)d->bad_table_access);
 		if (dev && d->irq)
 			json_object_set_new(dev, "intx_irq", json_integer(d->irq));
 		json_array_append_new(list, dev);
