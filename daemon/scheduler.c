@@ -27,6 +27,9 @@
 
 #define SWITCH_WAIT_MAX_NS 2000000ull /* give up waiting for a vCPU to leave after this */
 
+/* Every gate open: what a VM left without a scheduler runs with. */
+static const uint64_t all_vcpus[4] = { ~0ull, ~0ull, ~0ull, ~0ull };
+
 struct sched_entry {
 	int id; /* the VM's domain id */
 	pid_t pid;
@@ -154,6 +157,22 @@ static void apply(void *arg, int id, const struct sched_decision *d)
 	if (!e)
 		return;
 	for (uint32_t i = 0; i < e->nr; i++) {
+		bool open = __atomic_load_n(&e->page->slot[i].gate, __ATOMIC_RELAXED) ==
+			    SCHED_GATE_OPEN;
+
+		if (open != d[i].gate_open && !e->switching) {
+			/* The worker's interrupt steering learns where the switch goes before any
+			 * gate moves, and where it went after (switch_gates). */
+			uint64_t next[4] = { 0 };
+
+			for (uint32_t k = 0; k < e->nr && k < 256; k++)
+				if (d[k].gate_open)
+					next[k / 64] |= 1ull << (k % 64);
+			sched_page_switch_begin(e->page, next);
+			e->switching = true;
+		}
+	}
+	for (uint32_t i = 0; i < e->nr; i++) {
 		struct sched_slot *slot = &e->page->slot[i];
 		pid_t tid = (pid_t)__atomic_load_n(&slot->tid, __ATOMIC_ACQUIRE);
 		bool open = __atomic_load_n(&slot->gate, __ATOMIC_RELAXED) == SCHED_GATE_OPEN;
@@ -169,13 +188,6 @@ static void apply(void *arg, int id, const struct sched_decision *d)
 		}
 		e->opening[i] = d[i].gate_open && !open;
 		e->closing[i] = !d[i].gate_open && open;
-		if (!e->closing[i] && !e->opening[i])
-			continue;
-		/* The worker's interrupt steering learns of every gate change (an odd generation
-		 * now, the new runnable set once the switch is done). */
-		if (!e->switching)
-			sched_page_switch_begin(e->page);
-		e->switching = true;
 		if (!e->closing[i])
 			continue;
 		sched_gate_close(slot, now);
@@ -321,7 +333,7 @@ void scheduler_free(struct scheduler *sch)
 	}
 	/* Leave every gate open: the workers run on without a scheduler. */
 	for (unsigned i = 0; i < sch->nr_vms; i++) {
-		sched_page_switch_begin(sch->vms[i]->page);
+		sched_page_switch_begin(sch->vms[i]->page, all_vcpus);
 		for (uint32_t v = 0; v < sch->vms[i]->nr; v++)
 			sched_gate_open(&sch->vms[i]->page->slot[v], now_ns());
 		sched_page_switch_end(sch->vms[i]->page);
@@ -419,7 +431,7 @@ void scheduler_detach(struct scheduler *sch, int id)
 	pthread_mutex_unlock(&sch->lock);
 	if (!e)
 		return;
-	sched_page_switch_begin(e->page);
+	sched_page_switch_begin(e->page, all_vcpus);
 	for (uint32_t v = 0; v < e->nr; v++)
 		sched_gate_open(&e->page->slot[v], now_ns());
 	sched_page_switch_end(e->page);

@@ -3,7 +3,8 @@
  *
  * A message is redirectable when the guest let the platform choose among its destinations:
  * lowest-priority delivery, or the redirection hint (KVM treats both as lowest priority).
- * Its destinations are a physical APIC id (0xFF: all) or, in logical mode, the vCPUs whose
+ * Its destinations are a physical APIC id (0xFF, a broadcast, goes to every vCPU whatever the
+ * delivery mode: KVM's rule, so it is not redirectable) or, in logical mode, the vCPUs whose
  * logical destination register matches (flat: a bit per CPU; cluster: a cluster and a bit
  * mask), as the guest programmed them: the worker reads each vCPU's LDR/DFR when it stops at
  * its gate, and a vCPU whose registers are unknown is left out.  A steered route gets a fixed,
@@ -33,6 +34,10 @@ bool irq_msi_redirectable(const struct irq_msi *msg)
 	uint32_t mode = (msg->data & IRQ_MSI_DATA_MODE_MASK) >> IRQ_MSI_DATA_MODE_SHIFT;
 
 	if ((msg->address & IRQ_MSI_ADDR_MASK) != IRQ_MSI_ADDR_BASE)
+		return false;
+	/* A physical broadcast is delivered to every vCPU, lowest priority or not (as KVM
+	 * does): nothing to choose. */
+	if (!(msg->address & IRQ_MSI_ADDR_DEST_LOGICAL) && msi_dest(msg) == 0xff)
 		return false;
 	return mode == IRQ_MSI_MODE_LOWEST ||
 	       (mode == IRQ_MSI_MODE_FIXED && (msg->address & IRQ_MSI_ADDR_REDIR_HINT));

@@ -177,41 +177,49 @@ void sched_gate_open(struct sched_slot *slot, uint64_t now)
 	futex_wake(&slot->gate);
 }
 
-void sched_page_switch_begin(struct sched_page *page)
+/* Writes `runnable` and `switching` under the sequence count, then wakes the worker. */
+static void publish(struct sched_page *page, const uint64_t bits[4], uint32_t switching)
 {
 	uint32_t gen = __atomic_load_n(&page->slice_gen, __ATOMIC_RELAXED);
 
-	if (!(gen & 1))
-		__atomic_store_n(&page->slice_gen, gen + 1, __ATOMIC_RELEASE);
-	/* The gates move only after the odd generation is visible. */
+	__atomic_store_n(&page->slice_gen, gen + 1, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	for (int k = 0; k < 4; k++)
+		__atomic_store_n(&page->runnable[k], bits[k], __ATOMIC_RELAXED);
+	__atomic_store_n(&page->switching, switching, __ATOMIC_RELAXED);
+	__atomic_store_n(&page->slice_gen, gen + 2, __ATOMIC_RELEASE);
+	futex_wake(&page->slice_gen);
+}
+
+void sched_page_switch_begin(struct sched_page *page, const uint64_t next[4])
+{
+	publish(page, next, 1);
+	/* No gate moves before the switch is visible. */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 }
 
 void sched_page_switch_end(struct sched_page *page)
 {
 	uint64_t bits[4] = { 0 };
-	uint32_t gen = __atomic_load_n(&page->slice_gen, __ATOMIC_RELAXED);
 
 	for (uint32_t i = 0; i < page->nr_vcpus && i < 256; i++)
 		if (__atomic_load_n(&page->slot[i].gate, __ATOMIC_ACQUIRE) == SCHED_GATE_OPEN)
 			bits[i / 64] |= 1ull << (i % 64);
-	for (int k = 0; k < 4; k++)
-		__atomic_store_n(&page->runnable[k], bits[k], __ATOMIC_RELAXED);
-	__atomic_store_n(&page->slice_gen, (gen | 1) + 1, __ATOMIC_RELEASE);
-	futex_wake(&page->slice_gen);
+	publish(page, bits, 0);
 }
 
-uint32_t sched_page_runnable(const struct sched_page *page, uint64_t runnable[4])
+uint32_t sched_page_runnable(const struct sched_page *page, uint64_t runnable[4], bool *switching)
 {
 	for (;;) {
 		uint32_t g1 = __atomic_load_n(&page->slice_gen, __ATOMIC_ACQUIRE), g2;
 
 		for (int k = 0; k < 4; k++)
 			runnable[k] = __atomic_load_n(&page->runnable[k], __ATOMIC_RELAXED);
+		*switching = __atomic_load_n(&page->switching, __ATOMIC_RELAXED);
 		__atomic_thread_fence(__ATOMIC_ACQUIRE);
 		g2 = __atomic_load_n(&page->slice_gen, __ATOMIC_RELAXED);
-		if (g1 == g2)
-			return g1; /* odd: the scheduler is switching, the set is not settled */
+		if (g1 == g2 && !(g1 & 1))
+			return g1;
 	}
 }
 
@@ -219,10 +227,11 @@ bool sched_page_gate_open(const struct sched_page *page, uint32_t vcpu, uint32_t
 {
 	uint32_t g1 = __atomic_load_n(&page->slice_gen, __ATOMIC_ACQUIRE), g2;
 	bool open = __atomic_load_n(&page->slot[vcpu].gate, __ATOMIC_ACQUIRE) == SCHED_GATE_OPEN;
+	bool switching = __atomic_load_n(&page->switching, __ATOMIC_RELAXED);
 
 	__atomic_thread_fence(__ATOMIC_ACQUIRE);
 	g2 = __atomic_load_n(&page->slice_gen, __ATOMIC_RELAXED);
-	*gen = g1 == g2 ? g1 : g2 | 1;
+	*gen = g1 == g2 && !(g1 & 1) && !switching ? g1 : 1;
 	return open;
 }
 

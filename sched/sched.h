@@ -75,15 +75,17 @@ struct sched_page {
 	uint32_t yield_to; /* worker: a vCPU asked for vCPU (yield_to - 1) to run; 0 = none */
 	uint32_t sample_period_us; /* scheduler: how often the worker should sample, 0 = never */
 	/*
-	 * Scheduler: the schedule's generation, a futex word and a sequence count.  Odd while
-	 * the scheduler switches this VM's gates; even once `runnable` says which gates are
-	 * open (bit n: vCPU n).  0: nothing published (no scheduler has run this VM).  The
-	 * worker's steering thread sleeps on it and re-steers interrupts when it moves.
+	 * Scheduler: a sequence count over `runnable` and `switching` (odd while it writes them,
+	 * so readers retry) and the futex word the worker's steering thread sleeps on.  0:
+	 * nothing published (no scheduler has run this VM).  The scheduler publishes twice per
+	 * change of this VM's gates: before it moves them (`runnable` = the set it is switching
+	 * to, `switching` = 1) and after (`runnable` = the gates open, `switching` = 0).
 	 */
 	uint32_t slice_gen;
-	uint64_t sample_ns; /* worker: CLOCK_MONOTONIC of the latest sample of every slot */
-	uint64_t runnable[4];
-	uint64_t reserved[1];
+	uint64_t sample_ns;   /* worker: CLOCK_MONOTONIC of the latest sample of every slot */
+	uint64_t runnable[4]; /* bit n: vCPU n */
+	uint32_t switching;
+	uint32_t reserved1;
 	struct sched_slot slot[];
 } __attribute__((aligned(128)));
 
@@ -105,16 +107,17 @@ int sched_slot_wait_left(struct sched_slot *slot, uint64_t deadline_ns);
 void sched_gate_open(struct sched_slot *slot, uint64_t now_ns);
 void sched_gate_close(struct sched_slot *slot, uint64_t now_ns);
 /*
- * Scheduler side, around a change of the VM's gates: switch_begin makes slice_gen odd (before
- * the first gate moves), switch_end publishes which gates are open and makes it even again,
- * waking the worker's steering thread.
+ * Scheduler side, around a change of the VM's gates: switch_begin (before the first gate
+ * moves) publishes the set it switches to, `next` (bit n: vCPU n, 4 words), switch_end
+ * (after the last) the gates that are open; each wakes the worker's steering thread.
  */
-void sched_page_switch_begin(struct sched_page *page);
+void sched_page_switch_begin(struct sched_page *page, const uint64_t next[4]);
 void sched_page_switch_end(struct sched_page *page);
-/* Worker side: a consistent read of the runnable set and the generation it belongs to (0:
- * nothing published; odd: a switch is under way and the set is not settled). */
-uint32_t sched_page_runnable(const struct sched_page *page, uint64_t runnable[4]);
-/* Whether vCPU `vcpu`'s gate is open, and the generation it was seen in (odd: switching). */
+/* Worker side: a consistent read of the runnable set, whether the scheduler is moving gates,
+ * and the generation they belong to (0: nothing published). */
+uint32_t sched_page_runnable(const struct sched_page *page, uint64_t runnable[4], bool *switching);
+/* Whether vCPU `vcpu`'s gate is open, and the generation it was seen in, or 1 (odd) when the
+ * scheduler was moving gates at the time. */
 bool sched_page_gate_open(const struct sched_page *page, uint32_t vcpu, uint32_t *gen);
 /* Waits until slice_gen differs from `gen` or `timeout_ns` passes. */
 void sched_page_wait_switch(const struct sched_page *page, uint32_t gen, uint64_t timeout_ns);

@@ -2,12 +2,14 @@
  * Interrupt steering in the worker: a thread of its own ("irq-steer") that tells irq/ which
  * vCPUs can take an interrupt now, so that redirectable MSIs go to one of them.
  *
- * The schedule comes from the sched page: lockstepd's scheduler makes the page's slice
- * generation odd before it moves this VM's gates and even again, with the set of open gates,
- * once the switch is done (sched/page.c).  The thread sleeps on that generation (a futex in
- * the shared page) and re-steers once per change — one KVM_SET_GSI_ROUTING at most, only if
- * a destination moved — and looks once more a millisecond later, when the vCPUs that halted
- * again in the new slice show it.  Without a scheduler (generation 0, or policies that leave
+ * The schedule comes from the sched page: lockstepd's scheduler publishes the set of vCPUs it
+ * is switching to before it moves this VM's gates, and the set of open gates after (sched/
+ * page.c), each with a new generation.  The thread sleeps on that generation (a futex in the
+ * shared page) and re-steers at each — one KVM_SET_GSI_ROUTING at most, only if a destination
+ * moved — so an interrupt raised during the switch already goes to a vCPU that is about to
+ * run; and it looks once more a millisecond later, when the vCPUs that halted again in the
+ * new slice show it.  It runs at real-time priority when it may, as the scheduler does, so
+ * that it re-steers at once when every host CPU is busy with vCPUs.  Without a scheduler (generation 0, or policies that leave
  * the gates open) it looks every 10 ms.  Within what may run it prefers vCPUs that are not
  * halted (KVM's "blocking" statistic) nor, when the control thread samples run states,
  * idle or waiting for a host CPU; a vCPU asleep in a pvlock WAIT or gone never takes one.
@@ -21,6 +23,7 @@
  * exit; x2APIC mode leaves them unknown, and logical messages unsteered.
  */
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -109,15 +112,20 @@ static void *steer_thread(void *arg)
 	uint64_t last = 0;
 	bool recheck = false;
 
+	struct sched_param rt = { .sched_priority = 1 };
+
 	pthread_setname_np(pthread_self(), "irq-steer");
+	/* Without the privilege it runs as a normal thread. */
+	pthread_setschedparam(pthread_self(), SCHED_FIFO, &rt);
 	if (!views)
 		return NULL;
 	while (!atomic_load(&vm->steer_stop)) {
 		uint64_t runnable[4], now = util_now_ns();
-		uint32_t gen = sched_page_runnable(vm->sched_page, runnable);
-		bool changed = !(gen & 1) && gen != seen;
+		bool switching;
+		uint32_t gen = sched_page_runnable(vm->sched_page, runnable, &switching);
+		bool changed = gen != seen;
 
-		if (!(gen & 1) && (changed || recheck || now - last >= STEER_POLL_NS)) {
+		if (changed || recheck || now - last >= STEER_POLL_NS) {
 			build_views(vm, gen, runnable, views);
 			/* A refused commit leaves the routes as they were; the next pass tries. */
 			irq_steer(vm->irq, views, gen, NULL);
@@ -127,7 +135,7 @@ static void *steer_thread(void *arg)
 			last = now;
 		}
 		sched_page_wait_switch(vm->sched_page, gen,
-				       recheck || (gen & 1) ? STEER_RECHECK_NS : STEER_POLL_NS);
+				       recheck ? STEER_RECHECK_NS : STEER_POLL_NS);
 	}
 	free(views);
 	return NULL;

@@ -8,6 +8,7 @@
  *   lockstep-bench start-latency --socket S --kernel K [--runs N] [--json]
  *   lockstep-bench matrix [--socket S | --spawn] [--preset quick|full] ... (matrix.c)
  *   lockstep-bench wake [--rounds N] [--json]                                 (wake.c)
+ *   lockstep-bench irq [--socket S] [--scenarios floor,gang,wide] ...          (irq.c)
  */
 #include <errno.h>
 #include <signal.h>
@@ -28,6 +29,8 @@ static const struct {
 	{ "matrix", bench_matrix,
 	  "workloads x policies x overcommit, scored against the fair-share bound" },
 	{ "wake", bench_wake, "eventfd wake-up between two host threads (pv KICK's yardstick)" },
+	{ "irq", bench_irq,
+	  "device interrupt latency and rate; steering on vs off at 2x overcommit" },
 };
 
 #define NR_SUBCOMMANDS (sizeof(subcommands) / sizeof(subcommands[0]))

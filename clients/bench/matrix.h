@@ -206,6 +206,15 @@ void mx_lockstep_run(struct mx_lockstep *ls, const struct mx_workload *w, enum m
 /* Asks lockstepd to define a gang VM wider than the host; returns its refusal (or NULL if it
  * accepted, which is then undone). */
 char *mx_lockstep_gang_refusal(struct mx_lockstep *ls, unsigned vcpus);
+/*
+ * Defines and starts VMs together from ready definitions, awaits the first `awaited` of them
+ * (the others are companions, destroyed then), and undefines them; records[i] gets {"name",
+ * "console", "info"} (vm.info after the stop, with last_run) of each VM that started.  -errno
+ * with the reason in err; records of what ran are filled even then.
+ */
+int mx_lockstep_run_definitions(struct mx_lockstep *ls, json_t *const *defs, unsigned n,
+				unsigned awaited, unsigned timeout_s, json_t **records, char *err,
+				size_t err_len);
 
 /* ---- qemu.c: the same cells under QEMU ---- */
 /* NULL and a reason when QEMU cannot run guests here. */

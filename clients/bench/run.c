@@ -489,6 +489,65 @@ undefine:
 	}
 }
 
+int mx_lockstep_run_definitions(struct mx_lockstep *ls, json_t *const *defs, unsigned n,
+				unsigned awaited, unsigned timeout_s, json_t **records, char *err,
+				size_t err_len)
+{
+	struct cell_vm vms[MX_MAX_VMS] = { 0 };
+	struct mx_measurement m = { .status = MX_OK };
+	json_t *msg;
+	int ret = 0;
+
+	if (n > MX_MAX_VMS)
+		return -E2BIG;
+	for (unsigned i = 0; i < n; i++) {
+		json_t *def = json_deep_copy(defs[i]);
+
+		records[i] = NULL;
+		util_strlcpy(vms[i].name, json_string_value(json_object_get(def, "name")) ?: "",
+			     sizeof(vms[i].name));
+		ret = call(ls->main, "vm.define", json_pack("{s:o}", "definition", def), NULL, err,
+			   err_len);
+		if (ret)
+			goto undefine;
+		vms[i].defined = true;
+	}
+	while (api_client_next_notification(ls->events, 0, &msg) == 0)
+		json_decref(msg);
+	if (!start_all(ls, vms, n, &m) ||
+	    !await_stops(ls, vms, awaited < n ? awaited : n, &m,
+			 util_now_ns() + (uint64_t)timeout_s * 1000000000ull)) {
+		snprintf(err, err_len, "%s", m.reason);
+		ret = -EIO;
+	}
+	/* The VMs not awaited (companions: load) and any that did not stop in time. */
+	for (unsigned i = 0; i < n; i++)
+		if (vms[i].started && !vms[i].stopped)
+			call(ls->main, "vm.destroy", json_pack("{s:s}", "name", vms[i].name), NULL,
+			     m.reason, sizeof(m.reason));
+	for (unsigned i = 0; i < n; i++) {
+		json_t *console = NULL, *info = NULL;
+
+		if (!vms[i].started)
+			continue;
+		call(ls->main, "vm.console",
+		     json_pack("{s:s, s:I}", "name", vms[i].name, "max", CONSOLE_MAX), &console,
+		     m.reason, sizeof(m.reason));
+		call(ls->main, "vm.info", json_pack("{s:s}", "name", vms[i].name), &info, m.reason,
+		     sizeof(m.reason));
+		records[i] = json_pack("{s:s, s:O*, s:O*}", "name", vms[i].name, "console",
+				       json_object_get(console, "data"), "info", info);
+		json_decref(console);
+		json_decref(info);
+	}
+undefine:
+	for (unsigned i = 0; i < n; i++)
+		if (vms[i].defined)
+			call(ls->main, "vm.undefine", json_pack("{s:s}", "name", vms[i].name), NULL,
+			     m.reason, sizeof(m.reason));
+	return ret;
+}
+
 char *mx_lockstep_gang_refusal(struct mx_lockstep *ls, unsigned vcpus)
 {
 	const struct mx_workload *probe = &mx_workloads[0];

@@ -6,7 +6,8 @@
  *   mode=msix|msi|intx|signal   how the device interrupts (signal: MSI-X vector 0 sent with
  *                               KVM_SIGNAL_MSI by the device thread instead of an irqfd)
  *   cpu=N        the destination (default 0), or
- *   steer=1      a redirectable message: lowest priority to every CPU (MSI/MSI-X)
+ *   steer=1      a redirectable message: lowest priority to every CPU, logical flat mode
+ *                (each CPU's LDR gets bit n for CPU n; up to 8 CPUs; MSI/MSI-X)
  *   period_us=P  one raise every P µs from the device thread (default 1000)
  *   count=C      stop after C deliveries (default 2000); seconds=S bounds the run (default 60)
  *   wait=spin|halt  how the CPUs wait for interrupts: spinning at ring 3 (the interrupt
@@ -142,12 +143,23 @@ static bool ring0_tsc_ok(void)
 	return t >= g0 && t <= g1;
 }
 
+/* Flat logical mode: CPU n answers to logical destination bit n. */
+static void set_ldr(void *arg)
+{
+	rt_apic_write(0xe0, 0xffffffffu); /* DFR: flat */
+	rt_apic_write(0xd0, (1u << rt_cpu_index()) << 24);
+}
+
 static void program(struct run *r, const char *mode, bool steer, unsigned target)
 {
 	const struct testdev *d = &r->dev;
-	uint32_t address = MSI_ADDR(steer ? 0xff : rt_cpu_apic_id(target));
+	uint32_t all = (1u << rt_cpu_count()) - 1;
+	uint32_t address =
+		steer ? MSI_ADDR(all) | MSI_ADDR_LOGICAL : MSI_ADDR(rt_cpu_apic_id(target));
 	uint32_t data = r->vector | (steer ? MSI_LOWEST : 0);
 
+	if (steer)
+		rt_on_each_cpu(set_ldr, NULL);
 	if (!strcmp(mode, "intx")) {
 		rt_ioapic_route(d->irq, r->vector | RT_IOAPIC_LEVEL,
 				(uint8_t)rt_cpu_apic_id(target));
@@ -186,7 +198,7 @@ int main(void)
 		rt_printf("irqlat: no lockstep testdev (\"devices\": [{\"type\": \"testdev\"}])\n");
 		return RT_EXIT_ERROR;
 	}
-	if (target >= ncpu || (steer && r->level) || !r->count || !period ||
+	if (target >= ncpu || (steer && (r->level || ncpu > 8)) || !r->count || !period ||
 	    (strcmp(mode, "msix") && strcmp(mode, "msi") && strcmp(mode, "intx") &&
 	     strcmp(mode, "signal"))) {
 		rt_printf("irqlat: bad arguments\n");

@@ -69,7 +69,7 @@ static uint32_t get32(const uint8_t *p)
 }
 
 static void guest_access(struct vm *vm, const struct vm_bus *bus, uint64_t addr, uint32_t size,
-		   bool write, uint32_t value, struct vm_vcpu *vcpu)
+			 bool write, uint32_t value, struct vm_vcpu *vcpu)
 {
 	uint64_t buf = value;
 	struct vm_io io = vmtest_io(write, size, 1, &buf, vcpu);
@@ -115,22 +115,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		switch (d[0] & 7) {
 		case 0:
 			guest_access(vm, &vm->mmio,
-			       VM_PCI_ECAM_BASE + ((uint64_t)(d[3] >> 2 & 31) << 15) + (off & 0xfff),
-			       sizes[d[3] & 3], write, value, &vcpu);
+				     VM_PCI_ECAM_BASE + ((uint64_t)(d[3] >> 2 & 31) << 15) +
+					     (off & 0xfff),
+				     sizes[d[3] & 3], write, value, &vcpu);
 			break;
 		case 1:
 			if (write && (d[3] & 1))
-				guest_access(vm, &vm->pio, VM_PCI_CONFIG_ADDRESS, 4, true, value, &vcpu);
+				guest_access(vm, &vm->pio, VM_PCI_CONFIG_ADDRESS, 4, true, value,
+					     &vcpu);
 			else
 				guest_access(vm, &vm->pio, VM_PCI_CONFIG_DATA + (d[1] & 3),
-				       sizes[d[3] & 3] > 4 ? 4 : sizes[d[3] & 3], write, value, &vcpu);
+					     sizes[d[3] & 3] > 4 ? 4 : sizes[d[3] & 3], write,
+					     value, &vcpu);
 			break;
 		case 2: {
 			unsigned bar = d[3] & 1 ? 2 : 0;
 
 			if (td->bar[bar].decoded)
 				guest_access(vm, &vm->mmio, td->bar[bar].decoded + (off % 4096),
-				       sizes[d[3] >> 1 & 3], write, value, &vcpu);
+					     sizes[d[3] >> 1 & 3], write, value, &vcpu);
 			break;
 		}
 		case 3: {
@@ -138,9 +141,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 			if (pt->bar[bar].decoded)
 				guest_access(vm, bar ? &vm->pio : &vm->mmio,
-				       pt->bar[bar].decoded + off % pt->bar[bar].size,
-				       sizes[d[3] >> 1 & 3] > 4 ? 4 : sizes[d[3] >> 1 & 3], write,
-				       value, &vcpu);
+					     pt->bar[bar].decoded + off % pt->bar[bar].size,
+					     sizes[d[3] >> 1 & 3] > 4 ? 4 : sizes[d[3] >> 1 & 3],
+					     write, value, &vcpu);
 			break;
 		}
 		case 4:
@@ -153,8 +156,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			f.fail_next = d[1] & 1;
 			break;
 		default:
-			guest_access(vm, &vm->mmio, VM_PCI_MMIO_BASE + (value % 0x10000), sizes[d[3] & 3],
-			       write, value, &vcpu);
+			guest_access(vm, &vm->mmio, VM_PCI_MMIO_BASE + (value % 0x10000),
+				     sizes[d[3] & 3], write, value, &vcpu);
 			break;
 		}
 		check(vm, &f);

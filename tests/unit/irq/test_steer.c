@@ -81,16 +81,28 @@ static uint32_t kvm_address(const struct fake *f, uint32_t gsi)
 	return 0;
 }
 
-static struct irq_msi lowest_broadcast(uint8_t vector)
+/* Lowest priority to every vCPU, logical flat mode (vCPU n has LDR bit n). */
+static struct irq_msi lowest_all(uint8_t vector)
 {
-	return (struct irq_msi){ .address = 0xfee00000ull | 0xff << 12,
+	return (struct irq_msi){ .address = 0xfee00000ull | 0x0f << 12 | IRQ_MSI_ADDR_DEST_LOGICAL,
 				 .data = IRQ_MSI_MODE_LOWEST << 8 | vector };
 }
 
 static void views_all(struct irq_vcpu_view *v, bool runnable, bool busy)
 {
 	for (int i = 0; i < NR; i++)
-		v[i] = (struct irq_vcpu_view){ .runnable = runnable, .busy = busy };
+		v[i] = (struct irq_vcpu_view){ .runnable = runnable,
+					       .busy = busy,
+					       .ldr_valid = true,
+					       .ldr = (1u << i) << 24,
+					       .dfr = 0xffffffff };
+}
+
+/* Sets runnable/busy of vCPU i, keeping its LDR. */
+static void set_view(struct irq_vcpu_view *v, int i, bool runnable, bool busy)
+{
+	v[i].runnable = runnable;
+	v[i].busy = busy;
 }
 
 static void test_redirectable(void **state)
@@ -106,6 +118,11 @@ static void test_redirectable(void **state)
 	assert_false(irq_msi_redirectable(&m));
 	m = (struct irq_msi){ .address = 0xfed01000, .data = 0x141 };
 	assert_false(irq_msi_redirectable(&m));
+	/* a physical broadcast goes to everyone, lowest priority or not */
+	m = (struct irq_msi){ .address = 0xfeeff000, .data = 0x141 };
+	assert_false(irq_msi_redirectable(&m));
+	m = (struct irq_msi){ .address = 0xfeeff004, .data = 0x141 }; /* logical broadcast */
+	assert_true(irq_msi_redirectable(&m));
 }
 
 static void test_targets(void **state)
@@ -117,10 +134,12 @@ static void test_targets(void **state)
 	m = (struct irq_msi){ .address = 0xfee02000, .data = 0x141 };
 	for (uint32_t i = 0; i < NR; i++)
 		assert_int_equal(irq_msi_targets(&m, i, &v[i], NR), i == 2);
-	m = lowest_broadcast(0x41);
+	m = lowest_all(0x41);
 	for (uint32_t i = 0; i < NR; i++)
 		assert_true(irq_msi_targets(&m, i, &v[i], NR));
 	assert_false(irq_msi_targets(&m, NR, &v[0], NR));
+	m = (struct irq_msi){ .address = 0xfeeff000, .data = 0x141 };
+	assert_int_equal(irq_steer_pick(&m, 0, 0, v, NR), IRQ_NO_VCPU);
 	/* logical flat: bit n = the vCPU whose LDR has bit n; unknown LDRs match nothing */
 	for (int i = 0; i < NR; i++)
 		v[i] = (struct irq_vcpu_view){ .ldr_valid = i != 3,
@@ -147,7 +166,7 @@ static void test_targets(void **state)
 static void test_pick(void **state)
 {
 	struct irq_vcpu_view v[NR];
-	struct irq_msi m = lowest_broadcast(0x41), fixed = { .address = 0xfee01000, .data = 0x41 };
+	struct irq_msi m = lowest_all(0x41), fixed = { .address = 0xfee01000, .data = 0x41 };
 
 	views_all(v, true, false);
 	v[2].busy = true;
@@ -178,8 +197,8 @@ static void test_steer_commits_once_per_change(void **state)
 {
 	struct fake f = { .gen = 2, .open = { true, true, true, true } };
 	struct irq_params p = { .nr_vcpus = NR, .steering = true };
-	struct irq_msi m[3] = { lowest_broadcast(0x41),
-				lowest_broadcast(0x42),
+	struct irq_msi m[3] = { lowest_all(0x41),
+				lowest_all(0x42),
 				{ .address = 0xfee03000, .data = 0x43 } };
 	struct irq_vcpu_view v[NR];
 	struct irq_steer_result res;
@@ -191,11 +210,12 @@ static void test_steer_commits_once_per_change(void **state)
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(irq_msi_add(irq, &m[i], "d", &gsi[i]), 0);
 	/* no view yet: the guest's messages as they are */
-	assert_int_equal(kvm_address(&f, gsi[0]), 0xfee00000 | 0xff << 12);
+	assert_int_equal(kvm_address(&f, gsi[0]), 0xfee00000 | 0x0f << 12 | 4);
 
 	/* vCPUs 0 and 1 run, 2 and 3 are gated: both redirectable routes move, in one commit */
 	views_all(v, false, false);
-	v[0] = v[1] = (struct irq_vcpu_view){ .runnable = true, .busy = true };
+	set_view(v, 0, true, true);
+	set_view(v, 1, true, true);
 	commits = f.commits;
 	assert_int_equal(irq_steer(irq, v, 2, &res), 0);
 	assert_int_equal(f.commits, commits + 1);
@@ -221,13 +241,14 @@ static void test_steer_commits_once_per_change(void **state)
 	}
 	/* the other half runs: one commit moves both */
 	views_all(v, true, true);
-	v[0] = v[1] = (struct irq_vcpu_view){ 0 };
+	set_view(v, 0, false, false);
+	set_view(v, 1, false, false);
 	assert_int_equal(irq_steer(irq, v, 6, &res), 0);
 	assert_int_equal(res.moved, 2);
 	assert_true(((kvm_address(&f, gsi[0]) >> 12) & 0xff) >= 2);
 	/* a new route is steered by the last view at once */
 	{
-		struct irq_msi n = lowest_broadcast(0x44);
+		struct irq_msi n = lowest_all(0x44);
 		uint32_t g;
 
 		assert_int_equal(irq_msi_add(irq, &n, "d", &g), 0);
@@ -235,7 +256,8 @@ static void test_steer_commits_once_per_change(void **state)
 	}
 	/* a refused commit changes nothing */
 	views_all(v, true, true);
-	v[2] = v[3] = (struct irq_vcpu_view){ 0 };
+	set_view(v, 2, false, false);
+	set_view(v, 3, false, false);
 	f.fail_next = -ENOMEM;
 	assert_int_equal(irq_steer(irq, v, 8, &res), -ENOMEM);
 	assert_true(((kvm_address(&f, gsi[0]) >> 12) & 0xff) >= 2);
@@ -243,7 +265,7 @@ static void test_steer_commits_once_per_change(void **state)
 	commits = f.commits;
 	assert_int_equal(irq_set_steering(irq, false), 0);
 	assert_int_equal(f.commits, commits + 1);
-	assert_int_equal(kvm_address(&f, gsi[0]), 0xfee00000 | 0xff << 12);
+	assert_int_equal(kvm_address(&f, gsi[0]), 0xfee00000 | 0x0f << 12 | 4);
 	assert_false(irq_steering(irq));
 	assert_int_equal(irq_steer(irq, v, 10, &res), 0); /* off: does nothing */
 	assert_int_equal(f.commits, commits + 1);
@@ -256,7 +278,7 @@ static void test_gated_counters(void **state)
 {
 	struct fake f = { .gen = 2, .open = { true, true, false, false } };
 	struct irq_params p = { .nr_vcpus = NR, .steering = true };
-	struct irq_msi lp = lowest_broadcast(0x41), fixed = { .address = 0xfee03000, .data = 0x43 };
+	struct irq_msi lp = lowest_all(0x41), fixed = { .address = 0xfee03000, .data = 0x43 };
 	struct irq_route_info info[64];
 	struct irq_line *line, *fline;
 	struct irq_vcpu_view v[NR];
@@ -271,7 +293,8 @@ static void test_gated_counters(void **state)
 	assert_int_equal(irq_line_new(irq, gsi, IRQ_LINE_EDGE, "lp", &line), 0);
 	assert_int_equal(irq_line_new(irq, fgsi, IRQ_LINE_EDGE, "fixed", &fline), 0);
 	views_all(v, false, false);
-	v[0] = v[1] = (struct irq_vcpu_view){ .runnable = true, .busy = true };
+	set_view(v, 0, true, true);
+	set_view(v, 1, true, true);
 	assert_int_equal(irq_steer(irq, v, 2, NULL), 0);
 
 	/* steered to a running vCPU: never gated */
@@ -289,7 +312,8 @@ static void test_gated_counters(void **state)
 	assert_int_equal(irq_line_raise(line), 0);
 	/* re-steered to 2 or 3 */
 	views_all(v, true, true);
-	v[0] = v[1] = (struct irq_vcpu_view){ 0 };
+	set_view(v, 0, false, false);
+	set_view(v, 1, false, false);
 	assert_int_equal(irq_steer(irq, v, 4, NULL), 0);
 	assert_int_equal(irq_line_raise(line), 0);
 	/* nobody runs: stays put, gated, and counted as having had nowhere to go */
