@@ -91,6 +91,9 @@ struct irq_params {
 	uint32_t max_routes; /* GSIs 0 .. max_routes - 1; 0 = IRQ_ROUTES_DEFAULT */
 	uint32_t nr_vcpus;   /* APIC id n is vCPU n */
 	bool steering;	     /* steer redirectable routes (irq_set_steering changes it) */
+	/* KVM picks a lowest-priority destination by vector hashing (kvm.vector_hashing): then
+	 * irq/ knows where an unsteered redirectable interrupt goes, for the counters. */
+	bool kvm_vector_hashing;
 };
 
 /* Builds the table and commits the legacy routes. */
@@ -214,7 +217,8 @@ struct irq_route_info {
 	struct irq_msi effective; /* MSI: what KVM has (steered or the guest's) */
 	bool redirectable;	  /* may go to several vCPUs */
 	bool steered;		  /* the effective destination was chosen by lockstep */
-	uint32_t dest_vcpu;	  /* effective physical destination, IRQ_NO_VCPU if several */
+	uint32_t dest_vcpu;	  /* where its interrupts go: the effective physical destination,
+				     or the vCPU KVM's vector hashing picks; IRQ_NO_VCPU if several */
 	uint32_t lines;		  /* lines bound to it */
 	bool bypass;		  /* a line comes from an irq-bypass producer (VFIO) */
 	/* counters */

@@ -61,6 +61,7 @@ struct irq {
 	struct kvm_irq_routing *kvm; /* the buffer KVM_SET_GSI_ROUTING takes */
 	struct irq_counter *counters;
 	bool steering;
+	bool kvm_vector_hashing;
 	/* The last view of the vCPUs the steering thread gave, to steer new routes with. */
 	struct irq_vcpu_view *views;
 	bool views_valid;

@@ -115,6 +115,7 @@ int irq_new(const struct irq_ops *ops, void *ctx, const struct irq_params *param
 	irq->max_routes = max;
 	irq->nr_vcpus = params->nr_vcpus;
 	irq->steering = params->steering;
+	irq->kvm_vector_hashing = params->kvm_vector_hashing;
 	pthread_mutex_init(&irq->lock, NULL);
 	irq->cur = calloc(max, sizeof(*irq->cur));
 	irq->committed = calloc(max, sizeof(*irq->committed));

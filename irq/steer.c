@@ -126,6 +126,45 @@ static struct irq_msi fixed_physical(const struct irq_msi *guest, uint32_t vcpu)
 	};
 }
 
+/* A vCPU's place in KVM's logical map: its LDR bit (flat), or cluster and member bit. */
+static unsigned logical_rank(const struct irq_vcpu_view *view)
+{
+	uint32_t ldr = view->ldr >> 24;
+
+	if ((view->dfr >> 28) == 0xf)
+		return ldr ? (unsigned)__builtin_ctz(ldr) : 32;
+	return (ldr >> 4) * 4 + ((ldr & 0xf) ? (unsigned)__builtin_ctz(ldr & 0xf) : 4);
+}
+
+/*
+ * Where KVM delivers a lowest-priority message with vector hashing on: among the matching
+ * vCPUs in the order of their logical (or physical) ids, the (vector mod count)-th.
+ */
+static uint32_t kvm_hashed_dest(const struct irq *irq, const struct irq_msi *msg)
+{
+	uint32_t vcpus[256], n = 0, vector = msg->data & IRQ_MSI_DATA_VECTOR_MASK;
+
+	for (uint32_t v = 0; v < irq->nr_vcpus; v++)
+		if (irq_msi_targets(msg, v, &irq->views[v], irq->nr_vcpus))
+			vcpus[n++] = v;
+	if (!n)
+		return IRQ_NO_VCPU;
+	if (msg->address & IRQ_MSI_ADDR_DEST_LOGICAL) {
+		/* order by logical bit (insertion sort: a handful of vCPUs) */
+		for (uint32_t i = 1; i < n; i++)
+			for (uint32_t j = i;
+			     j > 0 && logical_rank(&irq->views[vcpus[j]]) <
+					      logical_rank(&irq->views[vcpus[j - 1]]);
+			     j--) {
+				uint32_t t = vcpus[j];
+
+				vcpus[j] = vcpus[j - 1];
+				vcpus[j - 1] = t;
+			}
+	}
+	return vcpus[vector % n];
+}
+
 /* The destination vCPU of a message that has exactly one, else IRQ_NO_VCPU. */
 static uint32_t single_dest(const struct irq *irq, const struct irq_msi *msg)
 {
@@ -149,6 +188,9 @@ void irq_route_resteer(struct irq *irq, uint32_t gsi, struct irq_route *r)
 		r->steered = false;
 		r->dest_runnable = false;
 		r->dest = single_dest(irq, &r->guest);
+		if (r->dest == IRQ_NO_VCPU && irq->kvm_vector_hashing && irq->views_valid &&
+		    irq_msi_redirectable(&r->guest))
+			r->dest = kvm_hashed_dest(irq, &r->guest);
 	} else {
 		r->effective = fixed_physical(&r->guest, pick);
 		r->steered = true;
@@ -162,32 +204,32 @@ int irq_steer(struct irq *irq, const struct irq_vcpu_view *views, uint64_t gen,
 	      struct irq_steer_result *res)
 {
 	uint32_t steerable = 0, moved = 0;
+	bool changed = false;
 	int ret = 0;
 
 	pthread_mutex_lock(&irq->lock);
 	memcpy(irq->views, views, irq->nr_vcpus * sizeof(*views));
 	irq->views_valid = true;
 	irq->gen = gen;
-	if (!irq->steering) {
-		pthread_mutex_unlock(&irq->lock);
-		if (res)
-			*res = (struct irq_steer_result){ 0 };
-		return 0;
-	}
-	irq->steer_passes++;
+	if (irq->steering)
+		irq->steer_passes++;
+	/* With steering off this only follows where KVM sends the guest's messages. */
 	for (uint32_t gsi = IRQ_GSI_MSI_FIRST; gsi < irq->max_routes; gsi++) {
 		struct irq_route *r = &irq->cur[gsi];
 		uint32_t before = r->dest;
 		bool was_steered = r->steered;
+		struct irq_msi old = r->effective;
 
 		if (r->kind != IRQ_ROUTE_MSI)
 			continue;
 		irq_route_resteer(irq, gsi, r);
 		steerable += r->steered;
-		if (r->dest != before || r->steered != was_steered)
+		if (old.address != r->effective.address || old.data != r->effective.data)
+			changed = true;
+		if (r->steered && (r->dest != before || !was_steered))
 			moved++;
 	}
-	if (moved) {
+	if (changed) {
 		ret = irq_commit_locked(irq);
 		if (!ret) {
 			irq->steer_commits++;
@@ -201,7 +243,7 @@ int irq_steer(struct irq *irq, const struct irq_vcpu_view *views, uint64_t gen,
 	if (res)
 		*res = (struct irq_steer_result){ .steerable = steerable,
 						  .moved = ret ? 0 : moved,
-						  .committed = moved && !ret };
+						  .committed = changed && !ret };
 	return ret;
 }
 

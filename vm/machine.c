@@ -145,7 +145,14 @@ static int add_interrupts_and_pci(struct vm *vm)
 		.nr_vcpus = vm->cfg.vcpus,
 		.steering = vm->cfg.irq.steering,
 	};
+	char *hashing = NULL;
+	size_t len;
 	int ret;
+
+	/* Where KVM sends an unsteered lowest-priority interrupt, for the report's counters. */
+	if (!util_read_file("/sys/module/kvm/parameters/vector_hashing", 8192, &hashing, &len))
+		params.kvm_vector_hashing = hashing[0] == 'Y' || hashing[0] == '1';
+	free(hashing);
 
 	ret = irq_new(&irq_hv_ops, vm->hv, &params, &vm->irq);
 	if (ret) {

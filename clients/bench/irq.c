@@ -164,8 +164,8 @@ static json_t *irqlat_definition(const struct irq_opts *o, const struct irq_run 
 		 o->period_us, o->count);
 	return json_pack("{s:s, s:i, s:s, s:s, s:s, s:{s:s}, s:{s:b}, s:[{s:s}]}", "name", name,
 			 "vcpus", (int)r->vcpus, "memory", "64M", "kernel", kernel, "cmdline",
-			 cmdline, "sched", "policy", r->policy, "irq", "steering",
-			 r->steering != 0, "devices", "type", "testdev");
+			 cmdline, "sched", "policy", r->policy, "irq", "steering", r->steering != 0,
+			 "devices", "type", "testdev");
 }
 
 /* The CPU-bound companion of the gang scenario: a plain ticket lock, stopped when irqlat is. */
@@ -200,13 +200,13 @@ static double result_value(const char *console, const char *key)
 
 static void read_irq_report(struct irq_run *r, json_t *info)
 {
-	json_t *irq = json_object_get(json_object_get(json_object_get(info, "last_run"), "stats"),
-				      "irq");
+	json_t *irq =
+		json_object_get(json_object_get(json_object_get(info, "last_run"), "stats"), "irq");
 	json_t *route;
 	size_t i;
 
-	r->steer_commits = json_integer_value(
-		json_object_get(json_object_get(irq, "steer"), "commits"));
+	r->steer_commits =
+		json_integer_value(json_object_get(json_object_get(irq, "steer"), "commits"));
 	json_array_foreach(json_object_get(irq, "routes"), i, route) {
 		json_t *g = json_object_get(route, "to_gated");
 
@@ -253,18 +253,17 @@ static void run_one(struct mx_lockstep *ls, const struct irq_opts *o, struct irq
 	} else if (!r->reason[0]) {
 		snprintf(r->reason, sizeof(r->reason), "irqlat did not finish (see the console)");
 	}
-	r->record = json_pack("{s:s, s:s, s:s, s:i, s:b, s:f, s:f, s:f, s:f, s:I, s:I, s:I, s:I, "
-			      "s:I, s:I, s:f, s:f, s:s, s:O*}",
-			      "label", r->label, "policy", r->policy, "args", r->args, "steering",
-			      r->steering, "ok", r->ok, "p50_us", r->p50_us, "p99_us", r->p99_us,
-			      "max_us", r->max_us, "rate_per_s", r->rate, "delivered",
-			      (json_int_t)r->delivered, "raised", (json_int_t)r->raised,
-			      "coalesced", (json_int_t)r->coalesced, "to_gated",
-			      (json_int_t)r->to_gated, "to_gated_switching",
-			      (json_int_t)r->to_gated_switching, "steer_commits",
-			      (json_int_t)r->steer_commits, "host_load1", r->load1,
-			      "foreign_cpus", r->foreign_cpus, "reason", r->reason, "console",
-			      json_object_get(records[0], "console"));
+	r->record = json_pack(
+		"{s:s, s:s, s:s, s:i, s:b, s:f, s:f, s:f, s:f, s:I, s:I, s:I, s:I, "
+		"s:I, s:I, s:f, s:f, s:s, s:O*}",
+		"label", r->label, "policy", r->policy, "args", r->args, "steering", r->steering,
+		"ok", r->ok, "p50_us", r->p50_us, "p99_us", r->p99_us, "max_us", r->max_us,
+		"rate_per_s", r->rate, "delivered", (json_int_t)r->delivered, "raised",
+		(json_int_t)r->raised, "coalesced", (json_int_t)r->coalesced, "to_gated",
+		(json_int_t)r->to_gated, "to_gated_switching", (json_int_t)r->to_gated_switching,
+		"steer_commits", (json_int_t)r->steer_commits, "host_load1", r->load1,
+		"foreign_cpus", r->foreign_cpus, "reason", r->reason, "console",
+		json_object_get(records[0], "console"));
 	for (unsigned i = 0; i < n; i++)
 		json_decref(records[i]);
 }
@@ -274,8 +273,10 @@ static unsigned plan(const struct irq_opts *o, struct irq_run *runs)
 	static const struct {
 		const char *label, *args;
 	} floor_runs[] = {
-		{ "floor msix", "mode=msix cpu=1" },	 { "floor msi", "mode=msi cpu=1" },
-		{ "floor intx", "mode=intx cpu=0" },	 { "floor signal_msi", "mode=signal cpu=1" },
+		{ "floor msix", "mode=msix cpu=1" },
+		{ "floor msi", "mode=msi cpu=1" },
+		{ "floor intx", "mode=intx cpu=0" },
+		{ "floor signal_msi", "mode=signal cpu=1" },
 		{ "floor msix halted", "mode=msix cpu=1 wait=halt" },
 	};
 	unsigned n = 0;
@@ -298,7 +299,8 @@ static unsigned plan(const struct irq_opts *o, struct irq_run *runs)
 			 s ? "on" : "off");
 	}
 	for (int s = 1; s >= 0 && strstr(o->scenarios, "wide"); s--) {
-		runs[n] = (struct irq_run){ .args = "mode=msix steer=1", .steering = s, .vcpus = 4 };
+		runs[n] =
+			(struct irq_run){ .args = "mode=msix steer=1", .steering = s, .vcpus = 4 };
 		util_strlcpy(runs[n].policy, o->wide_policy, sizeof(runs[n].policy));
 		snprintf(runs[n++].label, sizeof(runs[0].label), "wide 4/2 steering %s",
 			 s ? "on" : "off");
@@ -353,9 +355,8 @@ int bench_irq(int argc, char **argv)
 	}
 	n = plan(&o, runs);
 	if (!o.json)
-		printf("%-22s %-8s %9s %8s %9s %9s %9s %8s %6s %6s\n", "run", "policy",
-		       "delivered", "rate/s", "p50 us", "p99 us", "max us", "to_gated", "load1",
-		       "others");
+		printf("%-22s %-8s %9s %8s %9s %9s %9s %8s %6s %6s\n", "run", "policy", "delivered",
+		       "rate/s", "p50 us", "p99 us", "max us", "to_gated", "load1", "others");
 	list = json_array();
 	for (unsigned i = 0; i < n; i++) {
 		run_one(ls, &o, &runs[i]);

@@ -350,6 +350,41 @@ static void test_gated_counters(void **state)
 	irq_free(irq);
 }
 
+/* Steering off: the counters still know where KVM's vector hashing sends the guest's message. */
+static void test_unsteered_destination(void **state)
+{
+	struct fake f = { .gen = 2, .open = { true, false, true, true } };
+	struct irq_params p = { .nr_vcpus = NR, .kvm_vector_hashing = true };
+	struct irq_msi lp = lowest_all(0x41); /* 0x41 % 4 = 1: vCPU 1 */
+	struct irq_route_info info[64];
+	struct irq_vcpu_view v[NR];
+	struct irq_line *line;
+	uint32_t gsi, n;
+	uint64_t sink;
+	struct irq *irq;
+
+	assert_int_equal(irq_new(&ops, &f, &p, &irq), 0);
+	irq_set_gate_probe(irq, gate_probe, &f);
+	assert_int_equal(irq_msi_add(irq, &lp, "d", &gsi), 0);
+	assert_int_equal(irq_line_new(irq, gsi, IRQ_LINE_EDGE, "lp", &line), 0);
+	views_all(v, true, true);
+	set_view(v, 1, false, false);
+	assert_int_equal(irq_steer(irq, v, 2, NULL), 0);
+	assert_int_equal(kvm_address(&f, gsi), 0xfee00000 | 0x0f << 12 | 4); /* untouched */
+	assert_int_equal(irq_line_raise(line), 0);
+	n = irq_get_routes(irq, info, 64);
+	assert_int_equal(info[n - 1].gsi, gsi);
+	assert_false(info[n - 1].steered);
+	assert_int_equal(info[n - 1].dest_vcpu, 1);
+	assert_int_equal(info[n - 1].last_dest_vcpu, 1);
+	assert_int_equal(info[n - 1].to_gated, 1);
+	assert_int_equal(info[n - 1].to_gated_switching, 0); /* not steered: no reason given */
+	while (read(irq_line_fd(line), &sink, 8) == 8)
+		;
+	irq_line_free(line);
+	irq_free(irq);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -358,6 +393,7 @@ int main(void)
 		cmocka_unit_test(test_pick),
 		cmocka_unit_test(test_steer_commits_once_per_change),
 		cmocka_unit_test(test_gated_counters),
+		cmocka_unit_test(test_unsteered_destination),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
