@@ -37,5 +37,7 @@ long long num(json_t *obj, const char *key);
 int sched_command(struct cli *cli, int argc, char **argv);
 /* lockstep host check (clients/cli_host.c) */
 int host_command(struct cli *cli, int argc, char **argv);
+/* lockstep vm irqs NAME ... (clients/cli_irq.c); argv[0] is NAME */
+int irq_command(struct cli *cli, int argc, char **argv);
 
 #endif /* LOCKSTEP_CLIENTS_CLI_H */

@@ -39,6 +39,9 @@ void usage(FILE *out)
 	      "  vm info NAME                      state, vCPU threads, KVM statistics\n"
 	      "  vm console NAME [-f] [--tail N]   the serial console (-f: keep following)\n"
 	      "  vm pin NAME VCPU CPUS [--config]  pin a vCPU to host CPUs (--config: persist)\n"
+	      "  vm irqs NAME [--steering on|off [--config]]\n"
+	      "                                    interrupt routes, counters, PCI devices;\n"
+	      "                                    or steering switched (--config: also store)\n"
 	      "  sched show NAME                   a VM's scheduling policy and parameters\n"
 	      "  sched set NAME [POLICY] [--quantum US] [--skew US] [--config]\n"
 	      "                                    change them (policy: host, pinned, gang,\n"
@@ -405,6 +408,8 @@ static int vm_command(struct cli *cli, int argc, char **argv)
 		return vm_console(cli, argc, argv);
 	if (strcmp(sub, "pin") == 0)
 		return vm_pin(cli, argc, argv);
+	if (strcmp(sub, "irqs") == 0)
+		return irq_command(cli, argc - 1, argv + 1);
 	if (strcmp(sub, "shutdown") == 0 && (argc == 2 || argc == 4)) {
 		uint64_t t;
 		json_t *extra = NULL;

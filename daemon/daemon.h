@@ -136,6 +136,8 @@ int worker_attach(struct dvm *vm, const struct store_runtime *rec,
 		  const struct worker_events *events, bool *reachable);
 /* Sends a request; `fn` runs with the reply, or with an error if the worker dies first. */
 int worker_request(struct worker *w, enum vm_proto_cmd cmd, worker_reply_fn fn, void *arg);
+/* The irq-steering request: steering of redirectable interrupts on or off, live. */
+int worker_request_steering(struct worker *w, bool on, worker_reply_fn fn, void *arg);
 /* Ends the worker: a "stop" request, then SIGTERM and SIGKILL if it does not go. */
 void worker_destroy(struct worker *w);
 void worker_free(struct worker *w);

@@ -532,3 +532,62 @@ int ops_set_sched(struct dvm *vm, enum vmdef_sched_policy policy, uint32_t quant
 	vmdef_fini(&next);
 	return ret;
 }
+
+/* ---- interrupts ---- */
+
+struct steering_op {
+	ops_done_fn done;
+	void *arg;
+};
+
+static void steering_replied(struct dvm *vm, void *arg, json_t *result, const char *error,
+			     int err)
+{
+	struct steering_op *op = arg;
+	char message[256];
+
+	if (result) {
+		op->done(vm, op->arg, 0, NULL);
+	} else {
+		snprintf(message, sizeof(message), "%s: steering not changed: %s", vm->cfg.name,
+			 error ? error : "no answer from the worker");
+		op->done(vm, op->arg, err ? -err : -EIO, message);
+	}
+	free(op);
+}
+
+int ops_set_irq_steering(struct dvm *vm, bool on, unsigned affect, ops_done_fn done, void *arg,
+			 bool *stored, char *err, size_t err_len)
+{
+	struct steering_op *op;
+	struct vmdef next;
+	int ret;
+
+	*stored = false;
+	if ((affect & OPS_AFFECT_LIVE) && !vm->worker)
+		return fail(err, err_len, -EBUSY, "VM %s is not running", vm->cfg.name);
+	if ((affect & OPS_AFFECT_CONFIG) || !vm->worker) {
+		if (vmdef_copy(&next, &vm->cfg))
+			return fail(err, err_len, -ENOMEM, "out of memory");
+		next.irq.steering = on;
+		ret = registry_redefine(vm, &next);
+		vmdef_fini(&next);
+		if (ret)
+			return fail(err, err_len, ret, "cannot store the definition of %s: %s",
+				    vm->cfg.name, strerror(-ret));
+		*stored = true;
+	}
+	if (!vm->worker)
+		return 0;
+	op = calloc(1, sizeof(*op));
+	if (!op)
+		return fail(err, err_len, -ENOMEM, "out of memory");
+	*op = (struct steering_op){ .done = done, .arg = arg };
+	ret = worker_request_steering(vm->worker, on, steering_replied, op);
+	if (ret) {
+		free(op);
+		return fail(err, err_len, ret, "cannot reach the worker of %s: %s", vm->cfg.name,
+			    strerror(-ret));
+	}
+	return OPS_PENDING;
+}

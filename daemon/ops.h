@@ -117,4 +117,14 @@ int ops_set_sched(struct dvm *vm, enum vmdef_sched_policy policy, uint32_t quant
 		  uint32_t skew_us, unsigned affect, struct vmdef_sched *now, bool *live,
 		  bool *stored, char *err, size_t err_len);
 
+/* ---- interrupts ---- */
+
+/*
+ * Turns steering of redirectable interrupts on or off: in the definition when
+ * OPS_AFFECT_CONFIG or when the VM does not run (*stored), and for the running VM, whose
+ * worker answers: OPS_PENDING, then `done`.
+ */
+int ops_set_irq_steering(struct dvm *vm, bool on, unsigned affect, ops_done_fn done, void *arg,
+			 bool *stored, char *err, size_t err_len);
+
 #endif /* LOCKSTEP_DAEMON_OPS_H */

@@ -455,18 +455,14 @@ int worker_attach(struct dvm *vm, const struct store_runtime *rec,
 	return 0;
 }
 
-int worker_request(struct worker *w, enum vm_proto_cmd cmd, worker_reply_fn fn, void *arg)
+/* Sends one encoded request (text, stolen) and files it for its reply. */
+static int send_request(struct worker *w, char *text, size_t len, worker_reply_fn fn, void *arg)
 {
 	struct worker_request *r;
 	uv_write_t *req;
 	uv_buf_t buf;
-	size_t len;
-	char *text;
 	int ret;
 
-	if (!w->chan_open)
-		return -ENOTCONN;
-	text = vm_proto_request_encode(w->next_request + 1, cmd, &len);
 	r = calloc(1, sizeof(*r));
 	req = calloc(1, sizeof(*req));
 	if (!text || !r || !req) {
@@ -489,6 +485,28 @@ int worker_request(struct worker *w, enum vm_proto_cmd cmd, worker_reply_fn fn, 
 	}
 	util_list_add_tail(&w->requests, &r->link);
 	return 0;
+}
+
+int worker_request(struct worker *w, enum vm_proto_cmd cmd, worker_reply_fn fn, void *arg)
+{
+	size_t len = 0;
+	char *text;
+
+	if (!w->chan_open)
+		return -ENOTCONN;
+	text = vm_proto_request_encode(w->next_request + 1, cmd, &len);
+	return send_request(w, text, len, fn, arg);
+}
+
+int worker_request_steering(struct worker *w, bool on, worker_reply_fn fn, void *arg)
+{
+	size_t len = 0;
+	char *text;
+
+	if (!w->chan_open)
+		return -ENOTCONN;
+	text = vm_proto_steering_encode(w->next_request + 1, on, &len);
+	return send_request(w, text, len, fn, arg);
 }
 
 static void kill_timeout(uv_timer_t *t)

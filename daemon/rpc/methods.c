@@ -254,9 +254,12 @@ static void stats_replied(struct dvm *vm, void *arg, json_t *result, const char 
 	struct api_call *call = arg;
 	json_t *info = info_json(vm);
 
-	if (result)
+	if (result) {
 		json_object_set(info, "stats", result);
-	else
+		/* The interrupt report, where people look for it (also `lockstep vm irqs`). */
+		if (json_object_get(result, "irq"))
+			json_object_set(info, "irq", json_object_get(result, "irq"));
+	} else
 		json_object_set_new(info, "stats_error", json_string(error));
 	api_call_reply(call, info);
 }
@@ -347,6 +350,7 @@ const struct api_method rpc_methods[] = {
 	{ "vcpu.pin", vcpu_pin, true },		 { "sched.get", rpc_sched_get, false },
 	{ "sched.set", rpc_sched_set, true },	 { "sched.stats", rpc_sched_stats, false },
 	{ "host.check", rpc_host_check, false },
+	{ "irq.get", rpc_irq_get, false },	 { "irq.set", rpc_irq_set, true },
 };
 
 const size_t rpc_nr_methods = sizeof(rpc_methods) / sizeof(rpc_methods[0]);

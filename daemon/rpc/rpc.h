@@ -65,6 +65,8 @@ void rpc_sched_get(void *ctx, struct api_call *call, json_t *params);
 void rpc_sched_set(void *ctx, struct api_call *call, json_t *params);
 void rpc_sched_stats(void *ctx, struct api_call *call, json_t *params);
 void rpc_host_check(void *ctx, struct api_call *call, json_t *params);
+void rpc_irq_get(void *ctx, struct api_call *call, json_t *params);
+void rpc_irq_set(void *ctx, struct api_call *call, json_t *params);
 
 /* ---- consoles (follow.c) ---- */
 

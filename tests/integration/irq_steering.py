@@ -14,8 +14,10 @@ report says, for every injection, whether its destination's gate was closed and 
 - gang: the same 2-vCPU guest beside a CPU-bound 2-vCPU VM, both gang-scheduled on 2 CPUs:
   every vCPU of a VM runs in the same slices, so while the VM is descheduled the steered
   route has nowhere better to go (counted as `nowhere` or in a switch, never a miss).
-- live: steering turned off and on through lockstep-vm's control socket (what lockstepd's
-  vm.irq-steering does) while irqlat runs: the report follows each change.
+- live: steering turned off and on through lockstep-vm's control socket while irqlat runs,
+  and through lockstepd's irq.set (live, and stored with config) and `lockstep vm irqs`:
+  the report (irq.get, vm.info's irq section) follows each change; bad parameters are
+  refused with the JSON-RPC codes.
 
 Invariants only: the guest's own checks, counters that must be 0 or add up; no latency.
 """
@@ -132,10 +134,42 @@ def live(env):
     ok("live: steering off and on through the control socket")
 
 
+def api(env, d, c):
+    c.result("vm.define", definition=irqlat(env, "api", 2, "host", True, count=100000))
+    stopped = c.result("irq.get", name="api")
+    check(stopped["state"] == "shutoff" and stopped["final"], "irq.get before a run", stopped)
+    c.result("vm.start", name="api")
+    rep = c.result("irq.get", name="api")
+    check(rep["irq"]["steering"] is True and rep["irq"]["routes"], "irq.get running", rep)
+    r = c.result("irq.set", name="api", steering=False)
+    check(r["live"] and not r["config"] and r["steering"] is False, "irq.set live", r)
+    check(c.result("irq.get", name="api")["irq"]["steering"] is False, "irq.get follows", r)
+    info = c.result("vm.info", name="api")
+    check(info["irq"]["steering"] is False and info["definition"]["irq"]["steering"] is True,
+          "vm.info: steering off now, on in the definition", info.get("irq"))
+    r = c.result("irq.set", name="api", steering=False, config=True)
+    check(r["config"], "irq.set config", r)
+    check(c.result("vm.info", name="api")["definition"]["irq"]["steering"] is False,
+          "stored in the definition")
+    status, out, err = d.cli("vm", "irqs", "api", "--steering", "on")
+    check(status == 0 and out == "api: steering on (now)\n", "lockstep vm irqs --steering", out,
+          err)
+    status, out, err = d.cli("vm", "irqs", "api")
+    check(status == 0 and "steering on" in out and "testdev0" in out, "lockstep vm irqs", out)
+    c.error("irq.set", {"name": "api"}, code=dh.INVALID_PARAMS)
+    c.error("irq.set", {"name": "api", "steering": "yes"}, code=dh.INVALID_PARAMS)
+    c.error("irq.get", {"name": "nobody"}, code=dh.NO_SUCH_VM)
+    c.result("vm.destroy", name="api")
+    r = c.result("irq.set", name="api", steering=True)
+    check(not r["live"] and r["config"], "irq.set on a stopped VM changes its definition", r)
+    ok("api: irq.get, irq.set (live, config), vm.info's irq section, lockstep vm irqs")
+
+
 def main():
     with dh.Env(sys.argv[1], sys.argv[2]) as env:
         d = env.daemon()
         c = d.client(timeout=60)
+        api(env, d, c)
         wide(env, d, c)
         gang(env, d, c)
         live(env)
