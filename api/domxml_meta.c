@@ -7,11 +7,13 @@
  *       <lockstep:sched policy="gang" quantum_us="5000" skew_us="2000"/>
  *       <lockstep:pvlock enabled="yes" kvm_features="host" pause_exits="auto"/>
  *       <lockstep:irq steering="yes"/>
+ *       <lockstep:testdev type="testdev" slot="3"/>
  *     </lockstep:vm>
  *   </metadata>
  *
  * with the same names, values and ranges as the JSON definition's "sched", "pvlock" and "irq"
- * sections (vmdef/).  Inside lockstep's namespace parsing is strict (an unknown element or
+ * sections (vmdef/), and one <lockstep:testdev> per test device of its "devices" (type
+ * testdev, pci-testdev or pc-testdev; slot optional), which libvirt has no element for.  Inside lockstep's namespace parsing is strict (an unknown element or
  * attribute is an error naming it); other namespaces are ignored.  Used by api/domxml*.c.
  */
 #include <errno.h>
@@ -149,6 +151,51 @@ static int irq_attr(struct vmdef *cfg, const char *key, const char *v, char *err
 	return fail(err, err_len, "unknown attribute <lockstep:irq %.32s>", key);
 }
 
+/* <lockstep:testdev type=... slot=...>: one more test device in the definition. */
+static int parse_testdev(const xmlNode *el, struct vmdef *cfg, char *err, size_t err_len)
+{
+	static const char *const types[] = { "testdev", "pci-testdev", "pc-testdev" };
+	struct vmdef_device dev = { .slot = -1 };
+
+	if (cfg->nr_devices >= VMDEF_DEVICES_MAX)
+		return fail(err, err_len, "more than %d devices", VMDEF_DEVICES_MAX);
+	for (const xmlAttr *a = el->properties; a; a = a->next) {
+		xmlChar *v = xmlNodeGetContent((const xmlNode *)a);
+		const char *key = (const char *)a->name;
+		uint32_t slot = 0;
+		int ret = 0;
+
+		if (!v)
+			return -ENOMEM;
+		if (a->ns) {
+			ret = fail(err, err_len, "namespaced attribute on <lockstep:testdev>");
+		} else if (strcmp(key, "type") == 0) {
+			ret = fail(err, err_len,
+				   "<lockstep:testdev type='%.16s'>: testdev, pci-testdev or "
+				   "pc-testdev",
+				   (const char *)v);
+			for (int i = 0; i < 3; i++)
+				if (strcmp((const char *)v, types[i]) == 0)
+					ret = util_strlcpy(dev.type, types[i], sizeof(dev.type));
+		} else if (strcmp(key, "slot") == 0) {
+			ret = parse_u32("<lockstep:testdev slot>", (const char *)v, 1, 31, &slot,
+					err, err_len);
+			dev.slot = (int)slot;
+		} else {
+			ret = fail(err, err_len, "unknown attribute <lockstep:testdev %.32s>", key);
+		}
+		xmlFree(v);
+		if (ret)
+			return ret;
+	}
+	if (!dev.type[0])
+		return fail(err, err_len, "<lockstep:testdev> needs a type");
+	if (dev.slot >= 0 && strcmp(dev.type, "pc-testdev") == 0)
+		return fail(err, err_len, "<lockstep:testdev type='pc-testdev'> has no slot");
+	cfg->devices[cfg->nr_devices++] = dev;
+	return 0;
+}
+
 static int parse_settings(const xmlNode *el, struct vmdef *cfg, char *err, size_t err_len)
 {
 	int (*fn)(struct vmdef *, const char *, const char *, char *, size_t);
@@ -160,6 +207,8 @@ static int parse_settings(const xmlNode *el, struct vmdef *cfg, char *err, size_
 		fn = pvlock_attr;
 	else if (strcmp(name, "irq") == 0)
 		fn = irq_attr;
+	else if (strcmp(name, "testdev") == 0)
+		return parse_testdev(el, cfg, err, err_len);
 	else
 		return fail(err, err_len, "unknown element <lockstep:%.32s>", name);
 	for (const xmlAttr *a = el->properties; a; a = a->next) {
@@ -266,5 +315,16 @@ int domxml_format_metadata(xmlNode *metadata, const struct vmdef *cfg)
 	    set_attr(pvlock, "pause_exits", vmdef_pause_exits_name(cfg->pvlock.pause_exits)) ||
 	    set_attr(irq, "steering", cfg->irq.steering ? "yes" : "no"))
 		return -ENOMEM;
+	for (uint32_t i = 0; i < cfg->nr_devices; i++) {
+		const struct vmdef_device *d = &cfg->devices[i];
+		xmlNode *t;
+
+		if (strcmp(d->type, "vfio-pci") == 0)
+			continue; /* a <hostdev> */
+		t = xmlNewChild(vm, ns, (const xmlChar *)"testdev", NULL);
+		if (!t || set_attr(t, "type", d->type) ||
+		    (d->slot >= 0 && set_uint(t, "slot", d->slot)))
+			return -ENOMEM;
+	}
 	return 0;
 }

@@ -15,24 +15,25 @@ static void print_route(json_t *r)
 	char where[64] = "-", to[16] = "-", ioapic[48] = "";
 
 	if (strcmp(str(r, "kind"), "msi") == 0) {
-		snprintf(where, sizeof(where), "%s/%s%s", str(json_object_get(r, "guest"), "address"),
+		snprintf(where, sizeof(where), "%s/%s%s",
+			 str(json_object_get(r, "guest"), "address"),
 			 str(json_object_get(r, "guest"), "data"),
-			 json_is_true(json_object_get(r, "steered")) ? " steered" :
+			 json_is_true(json_object_get(r, "steered"))	  ? " steered" :
 			 json_is_true(json_object_get(r, "redirectable")) ? " redirectable" :
 									    "");
 	} else if (json_object_get(r, "ioapic")) {
 		json_t *io = json_object_get(r, "ioapic");
 
-		snprintf(ioapic, sizeof(ioapic), "vec %lld %s%s", num(io, "vector"), str(io, "trigger"),
+		snprintf(ioapic, sizeof(ioapic), "vec %lld %s%s", num(io, "vector"),
+			 str(io, "trigger"),
 			 json_is_true(json_object_get(io, "masked")) ? " masked" : "");
 		snprintf(where, sizeof(where), "%s", ioapic);
 	}
 	if (json_is_integer(dest))
 		snprintf(to, sizeof(to), "%lld", (long long)json_integer_value(dest));
-	printf("%4lld %-4s %-14s %-34s %4s %9lld %7lld %7lld %8lld %6lld %6lld\n",
-	       num(r, "gsi"), str(r, "kind"), str(r, "owner"), where, to, num(r, "injected"),
-	       num(r, "held"), num(r, "coalesced"), num(g, "total"), num(g, "switching"),
-	       num(g, "miss"));
+	printf("%4lld %-4s %-14s %-34s %4s %9lld %7lld %7lld %8lld %6lld %6lld\n", num(r, "gsi"),
+	       str(r, "kind"), str(r, "owner"), where, to, num(r, "injected"), num(r, "held"),
+	       num(r, "coalesced"), num(g, "total"), num(g, "switching"), num(g, "miss"));
 }
 
 static void print_report(json_t *r)

@@ -540,8 +540,7 @@ struct steering_op {
 	void *arg;
 };
 
-static void steering_replied(struct dvm *vm, void *arg, json_t *result, const char *error,
-			     int err)
+static void steering_replied(struct dvm *vm, void *arg, json_t *result, const char *error, int err)
 {
 	struct steering_op *op = arg;
 	char message[256];

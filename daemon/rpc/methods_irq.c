@@ -52,9 +52,9 @@ static void steering_done(struct dvm *vm, void *arg, int err, const char *messag
 	if (err)
 		api_call_fail_err(c->call, err, message);
 	else
-		api_call_reply(c->call, json_pack("{s:s, s:b, s:b, s:b}", "name", vm->cfg.name,
-						  "steering", c->on, "live", true, "config",
-						  c->stored));
+		api_call_reply(c->call,
+			       json_pack("{s:s, s:b, s:b, s:b}", "name", vm->cfg.name, "steering",
+					 c->on, "live", true, "config", c->stored));
 	free(c);
 }
 
@@ -87,8 +87,8 @@ void rpc_irq_set(void *ctx, struct api_call *call, json_t *params)
 	if (ret)
 		api_call_fail_err(call, ret, err);
 	else
-		api_call_reply(call, json_pack("{s:s, s:b, s:b, s:b}", "name", vm->cfg.name,
-					       "steering", c->on, "live", false, "config",
-					       c->stored));
+		api_call_reply(call,
+			       json_pack("{s:s, s:b, s:b, s:b}", "name", vm->cfg.name, "steering",
+					 c->on, "live", false, "config", c->stored));
 	free(c);
 }

@@ -25,7 +25,8 @@ HOST_CPUS = os.cpu_count()
 UUID = "0e1a8f52-3c4d-4b6e-9f70-123456789abc"
 META = ("<lockstep:sched policy='relaxed' quantum_us='4000' skew_us='1500'/>"
         "<lockstep:pvlock enabled='no' kvm_features='pv_unhalt,steal_time' pause_exits='on'/>"
-        "<lockstep:irq steering='no'/>")
+        "<lockstep:irq steering='no'/>"
+        "<lockstep:testdev type='testdev' slot='4'/><lockstep:testdev type='pc-testdev'/>")
 
 
 def validate(env, text, kind="domain"):
@@ -86,6 +87,9 @@ def definitions(env, d):
                                            "steal_time,pv_unhalt", "pause_exits": "on"},
           "pvlock metadata", text)
     check(irq is not None and irq.get("steering") == "no", "irq metadata", text)
+    devs = [t.attrib for t in root.findall("metadata/l:vm/l:testdev", ns)]
+    check(devs == [{"type": "testdev", "slot": "4"}, {"type": "pc-testdev"}],
+          "test devices in the metadata", text)
     validate(env, text)
     check(env.ok(d, "dumpxml", "--inactive", "demo") == text, "dumpxml --inactive")
     again = env.write("demo-again.xml", text)
@@ -93,6 +97,9 @@ def definitions(env, d):
     check(env.ok(d, "dumpxml", "demo") == text, "define(dumpxml) changes nothing")
     check(d.vm("demo")["definition"]["sched"]["policy"] == "relaxed",
           "the metadata reaches lockstep's definition")
+    check(d.vm("demo")["definition"]["devices"] == [{"type": "testdev", "slot": 4},
+                                                   {"type": "pc-testdev"}],
+          "the test devices reach lockstep's definition", d.vm("demo")["definition"])
     ok("dumpxml [--inactive]: every field, lockstep metadata, valid, round trip")
 
     out = env.ok(d, "vcpuinfo", "demo")
@@ -215,6 +222,7 @@ BAD = [
     ("<!DOCTYPE d [<!ENTITY a 'aaaa'>]><domain type='kvm'><name>&a;</name></domain>",
      "DOCTYPE"),
     (None, "unknown element <lockstep:sched2>"),
+    (None, "<lockstep:testdev type='virtio'>: testdev, pci-testdev or pc-testdev"),
     (None, "<cputune><emulatorpin> is not supported"),
     (None, "names a vCPU the VM does not have"),
 ]
@@ -227,6 +235,7 @@ def bad_xml(env, d):
     generated = [
         env.xml("bad", devices="<disk type='file'/>"),
         env.xml("bad", metadata="<lockstep:sched2/>"),
+        env.xml("bad", metadata="<lockstep:testdev type='virtio'/>"),
         env.xml("bad", extra="<cputune><emulatorpin cpuset='0'/></cputune>"),
         env.xml("keep", extra="<cputune><vcpupin vcpu='7' cpuset='0'/></cputune>"),
     ]
