@@ -174,7 +174,7 @@ def rpc_lifecycle(env, d):
     ok("rpc: vm.start, vm.list, wrong-state errors")
 
     info = c.result("vm.info", name="beta")
-    check(SUMMARY_KEYS | {"definition", "vcpu", "stats"} == set(info), "vm.info keys",
+    check(SUMMARY_KEYS | {"definition", "vcpu", "stats", "irq"} == set(info), "vm.info keys",
           sorted(info))
     check(info["definition"]["uuid"] == uuid and info["stats"]["vcpus"] == 2, "vm.info", info)
     tid = info["vcpu"][0]["tid"]
