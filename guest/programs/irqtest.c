@@ -35,9 +35,11 @@
 #define VEC_INTX 0xe2
 #define VEC_MSI 0xc2
 #define VEC_MSIX 0xc8 /* 0xc8 + vector */
+#define VEC_PROBE 0xe3
 
 struct state {
 	unsigned passed, failed;
+	bool strict_eoi; /* the LAPIC holds a vector in service until EOI, as hardware does */
 };
 
 static void check(struct state *st, bool ok, const char *what)
@@ -99,6 +101,28 @@ static bool expect_quiet(unsigned cpu, unsigned vector)
 	return false;
 }
 
+/*
+ * Whether an interrupt stays in service until EOI: a second self-IPI of a vector whose
+ * handler sends no EOI must wait for the EOI.  (The development machines' KVM completes it
+ * by itself; there the level checks below accept redelivery.)
+ */
+static bool lapic_waits_for_eoi(void)
+{
+	uint32_t c = rt_irq_count(0, VEC_PROBE);
+	bool strict;
+
+	rt_send_ipi(0, VEC_PROBE);
+	if (wait_count(0, VEC_PROBE, c, SECOND) == c)
+		return false;
+	rt_send_ipi(0, VEC_PROBE);
+	strict = wait_count(0, VEC_PROBE, c + 1, QUIET_NS) == c + 1;
+	rt_irq_eoi(); /* the first; the held second comes now */
+	if (strict)
+		wait_count(0, VEC_PROBE, c + 1, SECOND);
+	rt_irq_eoi();
+	return strict;
+}
+
 static void pc_line(unsigned line, bool level)
 {
 	rt_pio_out(PC_TESTDEV_IRQ + line, 1, level);
@@ -139,6 +163,11 @@ static void test_ioapic(struct state *st)
 	c = rt_irq_count(0, VEC_LEVEL);
 	pc_line(level, 1);
 	check(st, expect_some(0, VEC_LEVEL, c), "ioapic: level interrupt delivered");
+	if (st->strict_eoi) { /* exactly once until EOI, remote IRR set meanwhile */
+		check(st, expect_irqs(0, VEC_LEVEL, c, 1), "ioapic: level held until EOI");
+		check(st, rt_ioapic_rte(level) & RT_IOAPIC_REMOTE_IRR,
+		      "ioapic: remote IRR set until EOI");
+	}
 	c = rt_irq_count(0, VEC_LEVEL);
 	rt_irq_eoi(); /* still high: delivered again */
 	check(st, expect_some(0, VEC_LEVEL, c), "ioapic: EOI while high redelivers");
@@ -176,6 +205,8 @@ static void test_intx(struct state *st, const struct testdev *d)
 	c = rt_irq_count(0, VEC_INTX);
 	td_write(d, TD_RAISE, 0);
 	check(st, expect_some(0, VEC_INTX, c), "intx: raise delivers");
+	if (st->strict_eoi)
+		check(st, expect_irqs(0, VEC_INTX, c, 1), "intx: one delivery until EOI");
 	check(st, td_read(d, TD_STATUS) == 1, "intx: the device asks for service");
 	check(st, rt_pci_read((unsigned)d->slot, 6, 2) & 8, "intx: PCI status interrupt bit");
 	check(st, td_read(d, TD_MODE) == 1, "intx: the device signals by INTx");
@@ -473,9 +504,12 @@ int main(void)
 		n += rt_snprintf(tests + n, sizeof(tests) - n, "%s%s", n ? "," : "", name); \
 	} while (0)
 
-	rt_printf("irqtest: pci config via %s, testdevs %d/%d, pc-testdev %s\n",
+	st.strict_eoi = lapic_waits_for_eoi();
+	rt_printf("irqtest: pci config via %s, testdevs %d/%d, pc-testdev %s, %s\n",
 		  rt_pci_ecam() ? "ECAM" : "ports", have_a ? a.slot : -1, have_b ? b.slot : -1,
-		  have_pc ? "yes" : "no");
+		  have_pc ? "yes" : "no",
+		  st.strict_eoi ? "interrupts in service until EOI" :
+				  "interrupts completed without EOI: level checks relaxed");
 	RUN("ioapic", have_pc, test_ioapic(&st));
 	RUN("intx", have_a, test_intx(&st, &a));
 	RUN("share", have_a && have_b, test_share(&st, &a, &b));
@@ -484,8 +518,9 @@ int main(void)
 	RUN("irqfd", have_a, test_irqfd(&st, &a));
 	RUN("bad", have_a, test_bad(&st, &a));
 	RUN("pcitest", pcitest >= 0, test_pcitest(&st, pcitest));
-	rt_printf("result: program=irqtest cpus=%u tests=%s passed=%u failed=%u ok=%d\n",
-		  rt_cpu_count(), n ? tests : "none", st.passed, st.failed,
+	rt_printf("result: program=irqtest cpus=%u tests=%s strict_eoi=%d passed=%u failed=%u "
+		  "ok=%d\n",
+		  rt_cpu_count(), n ? tests : "none", st.strict_eoi, st.passed, st.failed,
 		  st.failed == 0 && n > 0);
 	return st.failed == 0 && n > 0 ? RT_EXIT_PASS : RT_EXIT_FAIL;
 }
