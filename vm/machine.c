@@ -387,13 +387,14 @@ void vm_destroy(struct vm *vm)
 {
 	if (!vm)
 		return;
+	/* The steering thread reads the vCPUs' statistics, the device thread raises lines. */
+	vm_steering_stop(vm);
+	vm_devloop_stop(vm->devloop);
 	for (uint32_t i = 0; i < vm->nr_vcpus; i++) {
 		vm_vcpu_join(&vm->vcpus[i]);
 		vm_vcpu_fini(&vm->vcpus[i]);
 	}
 	free(vm->vcpus);
-	vm_steering_stop(vm);
-	vm_devloop_stop(vm->devloop);
 	vm_pci_free(vm->pci);
 	vm_pc_testdev_free(vm->pc_testdev);
 	vm_devloop_free(vm->devloop);
