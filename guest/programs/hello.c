@@ -3,9 +3,10 @@
  * ID register and from CPUID leaf 1 (ring-3 CPUID may answer with the outer host's values),
  * and its IA32_APIC_BASE MSR; CPU 0 checks the ids against the one the MADT gave that CPU,
  * that all ids differ, and that only CPU 0 carries the BSP flag.  The boot-CPU count from
- * fw_cfg, when the platform has it, is printed for comparison.
+ * fw_cfg, when the platform has it, is printed for comparison, and so is the command line's
+ * first word's file name, which QEMU (and lockstep) make the image's name.
  *
- *   result: program=hello cpus=N reported=N apic_ids=0,1,... fw_cfg_cpus=N ok=1
+ *   result: program=hello cpus=N reported=N apic_ids=0,1,... fw_cfg_cpus=N image=NAME ok=1
  *
  * Exit 0 when every CPU reported consistent, distinct ids.
  */
@@ -17,6 +18,23 @@
 #define FW_CFG_DATA 0x511
 #define FW_CFG_SIGNATURE 0x00
 #define FW_CFG_NB_CPUS 0x05
+
+/* The command line's first word without its directories: the image's file name. */
+static const char *image_name(char *name, size_t size)
+{
+	const char *w = rt_cmdline(), *base = w;
+	size_t n = 0;
+
+	for (const char *p = w; *p && *p != ' '; p++)
+		if (*p == '/')
+			base = p + 1;
+	while (base[n] && base[n] != ' ' && n < size - 1) {
+		name[n] = base[n];
+		n++;
+	}
+	name[n] = '\0';
+	return n ? name : "-";
+}
 
 struct report {
 	volatile uint32_t reported;
@@ -75,7 +93,7 @@ int main(void)
 {
 	unsigned cpus = rt_cpu_count(), reported = 0, good = 0;
 	struct report *reports = rt_alloc(cpus * sizeof(*reports), RT_CACHE_LINE);
-	char ids[4 * RT_MAX_CPUS + 1];
+	char ids[4 * RT_MAX_CPUS + 1], image[64];
 	size_t len = 0;
 
 	rt_on_each_cpu(report_in, reports);
@@ -86,7 +104,9 @@ int main(void)
 		len += rt_snprintf(ids + len, sizeof(ids) - len, "%s%u", cpu ? "," : "",
 				   reports[cpu].lapic_id);
 	}
-	rt_printf("result: program=hello cpus=%u reported=%u apic_ids=%s fw_cfg_cpus=%u ok=%d\n",
-		  cpus, reported, ids, fw_cfg_cpus(), good == cpus);
+	rt_printf("result: program=hello cpus=%u reported=%u apic_ids=%s fw_cfg_cpus=%u "
+		  "image=%s ok=%d\n",
+		  cpus, reported, ids, fw_cfg_cpus(), image_name(image, sizeof(image)),
+		  good == cpus);
 	return good == cpus ? RT_EXIT_PASS : RT_EXIT_FAIL;
 }

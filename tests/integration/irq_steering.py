@@ -89,20 +89,21 @@ def gang(env, d, c):
 
 
 def control(path, request):
+    """One request on a fresh connection; its reply (the worker's hello comes first)."""
     with socket.socket(socket.AF_UNIX) as s:
         s.settimeout(10)
         s.connect(path)
         s.sendall((json.dumps(request) + "\n").encode())
         buf = b""
-        while not buf.endswith(b"\n"):
-            chunk = s.recv(65536)
-            check(chunk, "the control socket answered")
-            buf += chunk
-        for line in buf.splitlines():
+        while True:
+            while b"\n" not in buf:
+                chunk = s.recv(65536)
+                check(chunk, "the control socket answered")
+                buf += chunk
+            line, buf = buf.split(b"\n", 1)
             msg = json.loads(line)
             if msg.get("id") == request["id"]:
                 return msg
-    return None
 
 
 def live(env):
