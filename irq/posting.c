@@ -32,11 +32,12 @@
 /* The first line of root/path, trimmed; false if it cannot be read. */
 static bool read_line(const char *root, const char *path, char *buf, size_t len)
 {
-	char full[512];
+	char full[1024];
 	FILE *f;
 	bool ok;
 
-	snprintf(full, sizeof(full), "%s/%s", root, path);
+	if ((size_t)snprintf(full, sizeof(full), "%.500s/%.500s", root, path) >= sizeof(full))
+		return false;
 	f = fopen(full, "re");
 	if (!f)
 		return false;

@@ -122,7 +122,7 @@ static int add_test_devices(struct vm *vm)
 
 		if ((k < vm->cfg.nr_devices) != (d->slot >= 0))
 			continue;
-		snprintf(name, sizeof(name), "%s%u", d->type, i);
+		snprintf(name, sizeof(name), "%.15s%u", d->type, i % 100);
 		if (!strcmp(d->type, "testdev"))
 			ret = vm_testdev_add(vm, d->slot, name);
 		else if (!strcmp(d->type, "pci-testdev"))
