@@ -202,7 +202,7 @@ static int msi_route(struct vm_pci_dev *dev, const struct irq_msi *msgs, unsigne
 	dev->msi_routed = true;
 	dev->msi_routed_count = n;
 	for (unsigned v = 0; v < n; v++) {
-		snprintf(name, sizeof(name), "%.20s.msi%u", dev->name, v);
+		snprintf(name, sizeof(name), "%.16s.msi%u", dev->name, v);
 		ret = irq_line_new(dev_irq(dev), dev->msi_gsi[v], IRQ_LINE_EDGE, name,
 				   &dev->msi_line[v]);
 		if (ret) {
@@ -389,7 +389,7 @@ static void msix_route(struct vm_pci_dev *dev, const unsigned *vs, unsigned n)
 	for (unsigned i = 0; i < na; i++) {
 		struct vm_pci_msix_vector *vec = &dev->msix[add[i]];
 
-		snprintf(name, sizeof(name), "%.20s.msix%u", dev->name, add[i]);
+		snprintf(name, sizeof(name), "%.16s.msix%u", dev->name, add[i]);
 		vec->gsi = gsis[i];
 		if (irq_line_new(dev_irq(dev), gsis[i], IRQ_LINE_EDGE, name, &vec->line)) {
 			irq_msi_remove(dev_irq(dev), &gsis[i], 1);
