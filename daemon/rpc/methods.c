@@ -349,8 +349,8 @@ const struct api_method rpc_methods[] = {
 	{ "vm.info", vm_info, false },		 { "vm.console", vm_console, false },
 	{ "vcpu.pin", vcpu_pin, true },		 { "sched.get", rpc_sched_get, false },
 	{ "sched.set", rpc_sched_set, true },	 { "sched.stats", rpc_sched_stats, false },
-	{ "host.check", rpc_host_check, false },
-	{ "irq.get", rpc_irq_get, false },	 { "irq.set", rpc_irq_set, true },
+	{ "host.check", rpc_host_check, false }, { "irq.get", rpc_irq_get, false },
+	{ "irq.set", rpc_irq_set, true },
 };
 
 const size_t rpc_nr_methods = sizeof(rpc_methods) / sizeof(rpc_methods[0]);
