@@ -327,7 +327,7 @@ static void worker_ended(struct dvm *vm, bool crashed, const char *reason, int s
 		else
 			util_log(&vm->d->log, UTIL_LOG_ERROR,
 				 "VM %s: not restarting it after %u restarts within a minute",
-				 vm->cfg.name, vm->restarts);
+				 vm->cfg.name, RESTARTS_PER_WINDOW);
 	}
 }
 

@@ -34,6 +34,14 @@ int hv_sys_open_unchecked(const char *path, struct hv_sys **out, char *why, size
 int hv_sys_check_requirements(struct hv_sys *sys, char *why, size_t why_len);
 int hv_sys_api_version(struct hv_sys *sys);
 void hv_sys_close(struct hv_sys *sys);
+/*
+ * What lockstep needs of a KVM (`what`, for the message): the API version it reports and the
+ * capabilities that are not optional, each asked of `check_cap` (KVM_CHECK_EXTENSION: > 0 means
+ * present).  0, or -EPROTO (another API version; its -errno if it gave one) or -ENOTSUP, with
+ * `why` naming the first requirement that failed.
+ */
+int hv_requirements_check(const char *what, int api_version, int (*check_cap)(void *arg, long cap),
+			  void *arg, char *why, size_t why_len);
 /* KVM_CHECK_EXTENSION on /dev/kvm: >= 0 value, or -errno. */
 int hv_sys_check_cap(struct hv_sys *sys, long cap);
 /* Largest vCPU count KVM allows for one VM. */

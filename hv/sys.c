@@ -3,7 +3,8 @@
  *
  * Called once per process (lockstep-vm) at start, and by its --host-probe, which opens
  * /dev/kvm unchecked so it can report what is missing.  A missing capability is reported in
- * words, because "KVM_CREATE_IRQCHIP failed: EINVAL" helps nobody decide what to do.
+ * words, because "KVM_CREATE_IRQCHIP failed: EINVAL" helps nobody decide what to do.  The check
+ * itself takes the answers as a callback (hv_requirements_check), so it is tested without a KVM.
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -83,15 +84,32 @@ err_free:
 	return ret;
 }
 
-int hv_sys_check_requirements(struct hv_sys *sys, char *why, size_t why_len)
+int hv_requirements_check(const char *what, int api_version, int (*check_cap)(void *arg, long cap),
+			  void *arg, char *why, size_t why_len)
 {
+	if (api_version != KVM_API_VERSION) {
+		explain(why, why_len, "%s speaks KVM API version %d, lockstep needs %d", what,
+			api_version, KVM_API_VERSION);
+		return api_version < 0 ? api_version : -EPROTO;
+	}
 	for (size_t i = 0; i < sizeof(required_caps) / sizeof(required_caps[0]); i++) {
-		if (hv_ioctl(sys->fd, KVM_CHECK_EXTENSION, (void *)required_caps[i].cap) <= 0) {
+		if (check_cap(arg, required_caps[i].cap) <= 0) {
 			explain(why, why_len, "this KVM lacks %s", required_caps[i].what);
 			return -ENOTSUP;
 		}
 	}
 	return 0;
+}
+
+static int check_extension(void *arg, long cap)
+{
+	return hv_ioctl(((struct hv_sys *)arg)->fd, KVM_CHECK_EXTENSION, (void *)cap);
+}
+
+int hv_sys_check_requirements(struct hv_sys *sys, char *why, size_t why_len)
+{
+	return hv_requirements_check("/dev/kvm", sys->api_version, check_extension, sys, why,
+				     why_len);
 }
 
 int hv_sys_open(const char *path, struct hv_sys **out, char *why, size_t why_len)

@@ -105,7 +105,7 @@ def main():
               "the fourth crash within a minute")
         check(ev.quiet("phoenix", 0.3), "no restart after three in a minute")
         check(c.result("vm.info", name="phoenix")["state"] == "crashed", "stays crashed")
-        check("VM phoenix: not restarting it after 4 restarts within a minute" in d.log(),
+        check("VM phoenix: not restarting it after 3 restarts within a minute" in d.log(),
               "the daemon says why it does not restart", d.log())
         ok("on_crash=restart: restarted three times, then left crashed")
 
