@@ -143,6 +143,13 @@ void gang_account(struct sched *s, struct engine_vm *vm, uint64_t now)
 		vm->slice_exec += vm->v[i].d_exec;
 }
 
+bool sched_vm_gated_out(const struct sched *s, int id, uint64_t now)
+{
+	const struct engine_vm *vm = engine_find(s, id);
+
+	return vm && engine_in_gang(vm, now) && !vm->in_slice;
+}
+
 void gang_forget(struct sched *s, int id)
 {
 	for (unsigned k = 0; k < s->slice_n; k++) {

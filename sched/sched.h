@@ -256,6 +256,9 @@ uint64_t sched_tick(struct sched *s, uint64_t now_ns, sched_obs_fn obs, sched_de
 uint64_t sched_vm_sample_period(const struct sched *s, int id);
 int sched_vm_stats(const struct sched *s, int id, struct sched_vm_stats *vm,
 		   struct sched_vcpu_stats *vcpus, uint32_t nr);
+/* Whether VM `id` takes part in gang scheduling at `now` but not in the current slice: every
+ * gate of it must then be closed (the caller checks its gates against this). */
+bool sched_vm_gated_out(const struct sched *s, int id, uint64_t now);
 /* The last `n` gang slices (oldest first): which VM ids ran in each. */
 struct sched_slice_record {
 	uint64_t start_ns, end_ns;

@@ -14,6 +14,13 @@ exits 0 and leaves a well-formed result directory:
   - no sanitizer report in the spawned lockstepd's log (the ASan build of the suite).
 Timings are not checked: the machine may be busy (--force), and the figures then mean
 nothing, but every path of the benchmark still runs.  ctest runs it alone (RUN_SERIAL).
+
+A measurement may fail for the benchmark's own reasons of quality: the VMs of a cell must run
+side by side, which a busy machine prevents (their measurement windows overlap too little).
+Such a failure on a run that other work disturbed is the machine's, not the benchmark's: the
+test waits for a quiet spell (bounded) and runs the matrix once more, and if the machine stays
+busy it skips (exit 77) saying so.  A measurement that fails on an undisturbed run fails the
+test.
 """
 import json
 import os
@@ -48,7 +55,18 @@ def records(path):
     return out
 
 
+# The benchmark's own threshold for "other processes took CPU time" (--noisy-fraction).
+NOISY_CPUS = 0.05
+
+
+def disturbed(recs):
+    """The most other work any measurement of the run saw, in CPUs."""
+    return max([r["host"]["foreign_cpus"] for r in recs if r["type"] == "measurement"],
+               default=0.0)
+
+
 def check_measurements(recs, qemu):
+    """Checks every planned cell was measured; returns the kept measurements that failed."""
     kept = [r for r in recs if r["type"] == "measurement" and not r["discarded"]]
     cells = {(r["workload"], r["policy"], r["layout"]) for r in kept if not r["reference_run"]}
     for w in QUICK_WORKLOADS:
@@ -60,8 +78,12 @@ def check_measurements(recs, qemu):
                     check((w, p, lay) not in cells, "gang 2x one is n/a, not run")
                     continue
                 check((w, p, lay) in cells, f"a measurement of {w} / {p} / {lay}")
+    failed = [r for r in kept if r["status"] != "ok"]
+    for r in failed:
+        check(r["status"] == "failed" and r["reason"], "a failed measurement says why", r)
     for r in kept:
-        check(r["status"] == "ok", "every kept measurement succeeded", r.get("reason"))
+        if r["status"] != "ok":
+            continue
         check(r["throughput"] > 0 and "efficiency" in r, "throughput and efficiency", r)
         check(len(r["vms"]) == r["vms_count"], "one record per VM", r)
         for vm in r["vms"]:
@@ -73,6 +95,7 @@ def check_measurements(recs, qemu):
                       "the scheduler's accounting of the run", last.get("sched"))
             if r["workload"].endswith("-pv") and r["vmm"] == "lockstep":
                 check(vm["backend"] == "lockstep", "pv runs on lockstep's doorbell", vm)
+    return failed
 
 
 def check_outputs(out, recs):
@@ -90,6 +113,33 @@ def check_outputs(out, recs):
     check(recs[-1]["type"] == "summary" and recs[-1]["cells"], "a summary record at the end")
 
 
+def run_matrix(bench, guest_dir, out):
+    """One quick matrix into `out`, checked; returns its records and failed measurements."""
+    cmd = [bench, "matrix", "--preset", "quick", "--spawn", "--out", out, "--guest-dir",
+           guest_dir, "--force", "--wait-idle", "0", "--retries", "0", "--no-progress"]
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                       timeout=540)
+    # 1 is the benchmark saying some measurements failed (checked below); the end of the
+    # output holds what matters on any other failure (a sanitizer's report).
+    check(p.returncode in (0, 1) and os.path.exists(os.path.join(out, "results.jsonl")),
+          f"lockstep-bench matrix exited {p.returncode}", p.stdout[-1800:])
+    recs = records(os.path.join(out, "results.jsonl"))
+    run = recs[0]
+    check(run["type"] == "run" and run["host"]["cpus"] >= 1 and run["lockstepd"]["version"],
+          "a run record with the host and versions first", run)
+    qemu = run["qemu"].startswith("ran")
+    gang = [r for r in recs if r["type"] == "gang-check"]
+    check(gang and all(r["refused"] for r in gang), "lockstepd refused wide gang VMs", gang)
+    failed = check_measurements(recs, qemu)
+    check((p.returncode == 1) == bool(failed), "the exit status says whether measurements failed",
+          p.returncode, len(failed), p.stdout[-600:])
+    check_outputs(out, recs)
+    log = open(os.path.join(out, "lockstepd.log")).read()
+    check(not any(mark in log for mark in SANITIZER_MARKS),
+          "no sanitizer report from the spawned lockstepd", log[-4000:])
+    return recs, failed
+
+
 def main():
     bin_dir, guest_dir = sys.argv[1], sys.argv[2]
     lt.need_kvm()
@@ -99,30 +149,26 @@ def main():
             lt.fail(f"{prog} is not built")
     if not shutil.which("gnuplot"):
         lt.skip("gnuplot is not installed (scripts/deps.sh installs gnuplot-nox)")
-    out = tempfile.mkdtemp(prefix="bench_matrix.")
-    try:
-        cmd = [bench, "matrix", "--preset", "quick", "--spawn", "--out", out, "--guest-dir",
-               guest_dir, "--force", "--wait-idle", "0", "--retries", "0", "--no-progress"]
-        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                           timeout=540)
-        # The end of the output holds what matters on a failure (a sanitizer's report).
-        check(p.returncode == 0, f"lockstep-bench matrix exited {p.returncode}",
-              p.stdout[-1800:])
-        recs = records(os.path.join(out, "results.jsonl"))
-        run = recs[0]
-        check(run["type"] == "run" and run["host"]["cpus"] >= 1 and run["lockstepd"]["version"],
-              "a run record with the host and versions first", run)
-        qemu = run["qemu"].startswith("ran")
-        gang = [r for r in recs if r["type"] == "gang-check"]
-        check(gang and all(r["refused"] for r in gang), "lockstepd refused wide gang VMs", gang)
-        check_measurements(recs, qemu)
-        check_outputs(out, recs)
-        log = open(os.path.join(out, "lockstepd.log")).read()
-        check(not any(mark in log for mark in SANITIZER_MARKS),
-              "no sanitizer report from the spawned lockstepd", log[-4000:])
-        print(f"PASS: quick matrix, {len(recs)} records, QEMU: {run['qemu']}")
-    finally:
-        shutil.rmtree(out, ignore_errors=True)
+    for attempt in (1, 2):
+        out = tempfile.mkdtemp(prefix="bench_matrix.")
+        try:
+            recs, failed = run_matrix(bench, guest_dir, out)
+        finally:
+            shutil.rmtree(out, ignore_errors=True)
+        if not failed:
+            print(f"PASS: quick matrix, {len(recs)} records, QEMU: {recs[0]['qemu']}")
+            return
+        load = disturbed(recs)
+        reasons = sorted({r["reason"] for r in failed})
+        check(load > NOISY_CPUS, "measurements failed on a run no other work disturbed",
+              reasons, failed[:3])
+        print(f"     run {attempt}: {len(failed)} measurements failed with up to {load:.2f} "
+              f"CPUs of other work ({'; '.join(reasons)[:300]})", flush=True)
+        if attempt == 1:
+            quiet, seen = lt.wait_quiet()
+            if not quiet:
+                lt.skip_busy(seen, "the quick matrix's cells cannot run side by side")
+    lt.skip_busy(load, "the quick matrix's cells cannot run side by side")
 
 
 if __name__ == "__main__":

@@ -55,3 +55,37 @@ def run(cmd, timeout=120, env=None):
     if "ERROR: AddressSanitizer" in p.stderr or "runtime error:" in p.stderr:
         fail(f"sanitizer report: {' '.join(cmd)}", p.stderr)
     return p.returncode, p.stdout, p.stderr
+
+
+def busy_cpus(seconds=1.0):
+    """CPUs' worth of work the whole machine did over `seconds` (from /proc/stat)."""
+    import time
+
+    def sample():
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+        return sum(fields[:8]) - idle, sum(fields[:8])
+    b0, t0 = sample()
+    time.sleep(seconds)
+    b1, t1 = sample()
+    return (os.cpu_count() or 1) * (b1 - b0) / max(1, t1 - t0)
+
+
+def wait_quiet(limit=0.25, quiet_s=3, wait_s=30):
+    """Waits (at most wait_s seconds) for quiet_s seconds in a row with less than `limit`
+    CPUs of work on the machine.  Returns (quiet, the last second's load): a test that needs
+    a quiet machine skips with skip_busy() when it gets none."""
+    import time
+    give_up, quiet, seen = time.monotonic() + wait_s, 0, 0.0
+    while True:
+        seen = busy_cpus()
+        quiet = quiet + 1 if seen < limit else 0
+        if quiet >= quiet_s:
+            return True, seen
+        if time.monotonic() >= give_up:
+            return False, seen
+
+
+def skip_busy(load, what):
+    skip(f"machine busy: {load:.2f} CPUs of other work; {what}")

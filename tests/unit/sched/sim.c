@@ -208,14 +208,34 @@ void sim_reset_spread(struct sim *sim, int id)
 	vm->max_spread = 0;
 }
 
+/* What lockstepd's scheduler checks after each tick: a gang VM outside the slice is shut out. */
+static void check_gates(struct sim *sim)
+{
+	for (int id = 0; id < SIM_MAX_VMS; id++) {
+		struct sim_vm *vm = &sim->vm[id];
+
+		if (!vm->present || !sched_vm_gated_out(sim->s, id, sim->now))
+			continue;
+		sim->gated_out++;
+		for (uint32_t i = 0; i < vm->nr; i++) {
+			if (vm->v[i].gate_open) {
+				sim->gate_overlaps++;
+				break;
+			}
+		}
+	}
+}
+
 void sim_run(struct sim *sim, uint64_t ns)
 {
 	uint64_t end = sim->now + ns;
 
 	while (sim->now < end) {
-		if (sim->now >= sim->next_tick)
+		if (sim->now >= sim->next_tick) {
 			sim->next_tick =
 				sim->now + sched_tick(sim->s, sim->now, observe, decide, sim);
+			check_gates(sim);
+		}
 		host_schedule(sim);
 		account_step(sim);
 		sim->now += SIM_STEP_NS;

@@ -47,6 +47,8 @@ struct sim {
 	/* what the engine decided and the test checks */
 	uint64_t interleave_ns; /* time vCPUs of two different gang VMs ran at once */
 	bool watch_interleave;
+	uint64_t gated_out;	/* ticks x VMs shut out of a gang slice (sched_vm_gated_out) */
+	uint64_t gate_overlaps; /* ... of which had a gate open: never */
 };
 
 /* A host of `cpus` CPUs, `smt` threads per core. */

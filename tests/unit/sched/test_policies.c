@@ -37,6 +37,8 @@ static void gang_coruns_and_never_interleaves(void **state)
 	assert_true((double)sim.vm[0].corun_true / (double)sim.vm[0].run_true >= 0.9);
 	assert_int_equal(sim.interleave_ns, 0);
 	assert_int_equal(a.interleaved_slices + b.interleaved_slices, 0);
+	assert_true(sim.gated_out > 400); /* one of the two at each of the ~500 ticks (4 ms) */
+	assert_int_equal(sim.gate_overlaps, 0);
 	/* 5 ms slices over 2 s, alternating: ~200 each, equal shares. */
 	assert_in_range(a.slices, 180, 220);
 	assert_in_range(b.slices, 180, 220);
