@@ -10,7 +10,7 @@ JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 
 .PHONY: all deps deps-build build asan fuzz demo check check-unit check-asan check-fuzz \
-	check-build-types check-includes format format-check clean
+	check-build-types check-layering format format-check clean
 
 all: build
 
@@ -43,11 +43,11 @@ demo: build
 	@scripts/demo.sh $(BUILD)
 
 # The whole suite: the normal build, the same tests under ASan/UBSan, a fuzz smoke run of
-# every libFuzzer target, the formatting check and the include check.
+# every libFuzzer target, the formatting check and the layering checks.
 check: deps
 	@$(MAKE) --no-print-directory build
 	ctest --test-dir $(BUILD) --output-on-failure -j 2
-	@$(MAKE) --no-print-directory check-asan check-fuzz format-check check-includes
+	@$(MAKE) --no-print-directory check-asan check-fuzz format-check check-layering
 
 check-unit: build
 	ctest --test-dir $(BUILD) -L unit --output-on-failure -j $(JOBS)
@@ -66,10 +66,12 @@ check-build-types: deps-build
 		cmake --build $(BUILD)-$$t -j $(JOBS) >/dev/null && echo "build type $$t: ok" || \
 		{ echo "build type $$t: failed (see $(BUILD)-$$t)"; exit 1; }; done
 
-# Includes name headers from the repository root, so the per-target include roots that enforce
-# the layering cannot be bypassed by a path relative to the including file.
-check-includes:
+# The build enforces the layering (per-target include roots); here, that includes name headers
+# from the repository root, so that no path relative to the including file bypasses them, and
+# that lockstepd's files call each other in no circle.
+check-layering:
 	@scripts/check_includes.py
+	@scripts/check_calls.py daemon daemon/rpc daemon/virt
 
 format:
 	@git ls-files '*.c' '*.h' | xargs clang-format -i

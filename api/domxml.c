@@ -11,7 +11,7 @@
  * initrd, a NIC) are errors that name them, rather than silently dropped configuration.
  *
  * Documents with a DOCTYPE are refused: entity expansion is how XML inputs blow up.  Called by
- * daemon/virt_domain.c and the domxml fuzzer.
+ * daemon/virt/define.c and daemon/virt/lifecycle.c, and the domxml fuzzer.
  */
 #include <errno.h>
 #include <stdarg.h>

@@ -5,7 +5,8 @@
  * capability.rng): the domain type is 'kvm' and the machine 'lockstep', since the schemas know
  * no 'lockstep' hypervisor type.  What virsh reads back (`<vcpu>` for vcpuinfo of a shut-off
  * domain, the whole inactive form for `virsh edit`) parses again with api/domxml.c to the same
- * definition.  Called by daemon/virt_*.c and the domxml fuzzer (round trips).
+ * definition.  Called by the libvirt endpoint (daemon/virt/) and the domxml fuzzer (round
+ * trips).
  */
 #include <errno.h>
 #include <stdio.h>

@@ -8,8 +8,8 @@
  * does not hold up later calls on the same connection: replies go out in completion order and
  * the client matches them by serial.  A peer that breaks framing, sends an unknown program or
  * arguments that do not decode gets an error reply and the owner is told to close; nothing the
- * peer sends reaches past this connection.  Independent of libuv: lockstepd's daemon/virt_server.c
- * owns the socket, the fuzzers feed bytes directly.  Single-threaded.
+ * peer sends reaches past this connection.  Independent of libuv: lockstepd's
+ * daemon/virt/server.c owns the socket, the fuzzers feed bytes directly.  Single-threaded.
  */
 #include <errno.h>
 #include <stdarg.h>
