@@ -10,7 +10,7 @@ JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 
 .PHONY: all deps deps-build build asan fuzz demo check check-unit check-asan check-fuzz \
-	check-build-types check-layering format format-check clean
+	check-build-types check-layering check-includes check-calls format format-check clean
 
 all: build
 
@@ -69,8 +69,12 @@ check-build-types: deps-build
 # The build enforces the layering (per-target include roots); here, that includes name headers
 # from the repository root, so that no path relative to the including file bypasses them, and
 # that lockstepd's files call each other in no circle.
-check-layering:
+check-layering: check-includes check-calls
+
+check-includes:
 	@scripts/check_includes.py
+
+check-calls:
 	@scripts/check_calls.py daemon daemon/rpc daemon/virt
 
 format:
