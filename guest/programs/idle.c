@@ -14,6 +14,11 @@
  *
  * and with heartbeat_ms=N prints `idle: heartbeat K` (K = 1, 2, ...) every N ms meanwhile.
  * Times count from the ready line.  Without any of these it waits for the button for ever.
+ *
+ * ignore_power=1 makes it a guest that does not heed the power button: each press is
+ * acknowledged and printed (`idle: power button ignored`), and the machine runs on, so a
+ * shutdown through the button times out (lockstepd's vm.shutdown, QEMU's system_powerdown)
+ * and only a destroy or the timed events stop it.
  */
 #include "guest/guest.h"
 
@@ -21,6 +26,7 @@
 #define NEVER UINT64_MAX
 
 struct idle_plan {
+	bool ignore_power;
 	uint64_t exit_at, crash_at, reset_at; /* TSC deadlines, NEVER if not asked for */
 	uint64_t heartbeat_cycles;	      /* 0 = no heartbeat */
 	uint64_t next_heartbeat;
@@ -81,6 +87,7 @@ int main(void)
 	if (!button)
 		rt_printf("idle: no ACPI power button: only the timed events can stop this\n");
 	now = rt_rdtsc();
+	plan.ignore_power = rt_arg_u64("ignore_power", 0) != 0;
 	plan.exit_at = deadline_from(now, "exit_after_ms");
 	plan.crash_at = deadline_from(now, "crash_after_ms");
 	plan.reset_at = deadline_from(now, "reset_after_ms");
@@ -94,8 +101,9 @@ int main(void)
 		uint64_t next;
 
 		if (button && rt_power_button_pressed()) {
-			rt_printf("idle: power button\n");
-			rt_poweroff();
+			rt_printf("idle: power button%s\n", plan.ignore_power ? " ignored" : "");
+			if (!plan.ignore_power)
+				rt_poweroff();
 		}
 		now = rt_rdtsc();
 		run_due(&plan, now);

@@ -8,6 +8,8 @@ CASE is one of:
               vm.shutdown sends): 'idle: power button', exit 0, reason guest-poweroff
   crash       crash_after_ms: a triple fault, exit 80, reason guest-crash
   reset       reset_after_ms: port 0xCF9, exit 0, reason guest-reset
+  ignored     ignore_power=1: the power button is acknowledged and ignored ('idle: power
+              button ignored'), the VM runs on until a "stop" request: exit 0, reason requested
 """
 import json
 import os
@@ -30,6 +32,7 @@ CASES = {
     "powerdown": ("", 0, "guest-poweroff", ["idle: power button"]),
     "crash": ("crash_after_ms=100", 80, "guest-crash", ["idle: crash"]),
     "reset": ("reset_after_ms=100", 0, "guest-reset", ["idle: reset"]),
+    "ignored": ("ignore_power=1", 0, "requested", ["idle: power button ignored"]),
 }
 
 
@@ -46,20 +49,32 @@ def wait_ready(proc, lines):
     return False
 
 
-def press_power_button(path):
+def wait_line(proc, lines, want):
+    """Reads the console until a line that starts with `want`; False if the VM ended first."""
+    while True:
+        line = proc.stdout.readline()
+        if not line:
+            return False
+        lines.append(line)
+        if line.startswith(want):
+            return True
+
+
+def request(path, cmd):
+    """Sends one control request (what lockstepd sends) and waits for its reply."""
     with socket.socket(socket.AF_UNIX) as s:
         s.settimeout(10)
         s.connect(path)
-        s.sendall(b'{"id":1,"cmd":"powerdown"}\n')
+        s.sendall(json.dumps({"id": 1, "cmd": cmd}).encode() + b"\n")
         replies = s.makefile()
         reply = {}
         while reply.get("id") != 1:  # events ("hello") come first
             line = replies.readline()
             if not line:
-                lt.fail("the control socket closed before the powerdown reply")
+                lt.fail(f"the control socket closed before the {cmd} reply")
             reply = json.loads(line)
     if "result" not in reply:
-        lt.fail(f"powerdown request failed: {reply}")
+        lt.fail(f"{cmd} request failed: {reply}")
 
 
 def main():
@@ -86,8 +101,14 @@ def main():
                 lt.fail("no 'idle: ready' line", "".join(lines) + proc.stderr.read())
             if not lines[-1].startswith(f"idle: ready cpus={vcpus} "):
                 lt.fail(f"ready line says {lines[-1].strip()!r}", "".join(lines))
-            if case == "powerdown":
-                press_power_button(ctl)
+            if case in ("powerdown", "ignored"):
+                request(ctl, "powerdown")
+            if case == "ignored":
+                # The guest saw the press and runs on; only a stop request ends it.
+                if not wait_line(proc, lines, "idle: power button ignored"):
+                    lt.fail("the VM ended instead of ignoring the power button",
+                            "".join(lines) + proc.stderr.read())
+                request(ctl, "stop")
             out, err = proc.communicate(timeout=STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
             proc.kill()
