@@ -422,6 +422,18 @@ static void write_stats(struct vm *vm, struct cli *cli)
 	json_decref(report);
 }
 
+/*
+ * Ends a worker that will run no guest (bad arguments, definition or image; no KVM; a host
+ * failure before the guest ran) with `status`.  Its exit file says so too (reason "error"),
+ * so that lockstepd learns why the start failed rather than finding a worker that died.
+ */
+static int refuse(const struct cli *cli, int status)
+{
+	if (cli->exit_file)
+		vm_proto_exit_write(cli->exit_file, VM_STOP_ERROR, status);
+	return status;
+}
+
 int main(int argc, char **argv)
 {
 	struct cli cli = { .opts.start_ns = util_now_ns(), .control_fd = -1 };
@@ -433,23 +445,25 @@ int main(int argc, char **argv)
 
 	vmdef_init(&cli.cfg);
 	ret = parse_args(&cli, argc, argv);
+	if (ret < 0) {
+		vmdef_fini(&cli.cfg);
+		return refuse(&cli, -ret);
+	}
 	if (ret || cli.host_probe) {
 		vmdef_fini(&cli.cfg);
-		return cli.host_probe && !ret ? vm_host_probe(cli.opts.kvm_path, stdout) :
-		       ret > 0		      ? 0 :
-						-ret;
+		return cli.host_probe && !ret ? vm_host_probe(cli.opts.kvm_path, stdout) : 0;
 	}
 	if (block_control_signals(&sigs) ||
 	    (sigfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK)) < 0) {
 		perror("lockstep-vm: signals");
 		vmdef_fini(&cli.cfg);
-		return VM_EXIT_INTERNAL;
+		return refuse(&cli, VM_EXIT_INTERNAL);
 	}
 	ret = vm_create(&cli.cfg, &cli.opts, &vm, &status);
 	vmdef_fini(&cli.cfg);
 	if (ret) {
 		close(sigfd);
-		return status;
+		return refuse(&cli, status);
 	}
 	ret = vm_control_init(&ctl, vm, cli.control_fd, cli.control_socket);
 	if (ret) {
@@ -457,7 +471,7 @@ int main(int argc, char **argv)
 			 strerror(-ret));
 		vm_destroy(vm);
 		close(sigfd);
-		return VM_EXIT_INTERNAL;
+		return refuse(&cli, VM_EXIT_INTERNAL);
 	}
 	if (vm_run(vm) == 0)
 		control_loop(vm, &cli, &ctl, sigfd, vm_has_stopped);

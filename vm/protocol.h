@@ -39,7 +39,9 @@
  *   (a request without "id" or "cmd", or with an unknown "cmd", gets an error reply).
  *
  * The exit file.  At its end the worker writes {"reason", "status"} to its --exit-file
- * (atomically), so that a daemon that was not connected when the VM stopped learns how.
+ * (atomically), so that a daemon that was not connected when the VM stopped learns how.  A
+ * worker that refuses to run its VM (a bad definition or image, no usable KVM: it exits
+ * before its hello) writes reason "error" and its exit status.
  */
 #ifndef LOCKSTEP_VM_PROTOCOL_H
 #define LOCKSTEP_VM_PROTOCOL_H

@@ -5,6 +5,8 @@ usage: vm_bad_input.py LOCKSTEP_VM GUEST_DIR
 Cases: truncated ELF (header, program headers, segment data), no multiboot header, a kernel
 larger than memory, 0 and 1000 vCPUs (flag and definition), unknown definition keys, syntax
 errors, missing files, an unwritable serial log, bad sizes and an over-long command line.
+Each refusal also leaves its exit file (--exit-file): reason "error" and the exit status, what
+lockstepd reads to say why a start failed.
 """
 import json
 import os
@@ -100,13 +102,24 @@ def main():
         ("unknown flag", ["--kernel", hello, "--frobnicate"], EX_USAGE, "usage:"),
     ]
     failures = 0
+    exit_file = os.path.join(tmp, "exit.json")
     for desc, args, want_status, want_text in cases:
-        status, out, err = lt.run([vm, "--timeout", "30"] + args, timeout=60)
-        ok = status == want_status and want_text in err
+        if os.path.exists(exit_file):
+            os.unlink(exit_file)
+        status, out, err = lt.run([vm, "--exit-file", exit_file, "--timeout", "30"] + args,
+                                  timeout=60)
+        try:
+            with open(exit_file) as f:
+                said = json.load(f)
+        except (OSError, ValueError) as e:
+            said = repr(e)
+        want_said = {"reason": "error", "status": want_status}
+        ok = status == want_status and want_text in err and said == want_said
         print(f"{'ok  ' if ok else 'FAIL'} {desc}: status {status} (want {want_status})")
         if not ok:
             failures += 1
             print(f"     wanted stderr to contain {want_text!r}; got:\n{err.strip()}")
+            print(f"     wanted the exit file to say {want_said}; it says {said}")
     return 1 if failures else 0
 
 
