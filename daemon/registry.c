@@ -490,14 +490,19 @@ void registry_fini(struct daemon *d)
 {
 	struct util_list *pos, *tmp;
 
+	/*
+	 * Every worker is let go before the loop turns below: what one says meanwhile (its end, a
+	 * hello) must reach neither a VM being freed nor the scheduler, which is gone already.
+	 */
+	util_list_for_each(pos, &d->vms) {
+		struct dvm *vm = util_container_of(pos, struct dvm, link);
+
+		worker_free(vm->worker); /* our handles on it; the process runs on */
+		vm->worker = NULL;
+	}
 	util_list_for_each_safe(pos, tmp, &d->vms) {
 		struct dvm *vm = util_container_of(pos, struct dvm, link);
 
-		if (vm->worker) {
-			vm->worker->finished = true;
-			worker_free(vm->worker); /* our handles on it; the process runs on */
-			vm->worker = NULL;
-		}
 		dvm_fail_waiters(vm, -ESHUTDOWN, "lockstepd is stopping");
 		util_list_del(&vm->link);
 		uv_close((uv_handle_t *)&vm->shutdown_timer, NULL);
