@@ -1,18 +1,31 @@
 /*
  * The daemon unit tests' fixture (dtest.h): directories, the in-process daemon, the event
- * recorder and the waits.  The stand-in worker's path comes from the build (DTEST_STAND_IN).
+ * recorder, the waits and the definitions.  The worker's path and the guest images' directory
+ * come from the build (DTEST_VM_BINARY, DTEST_GUEST_DIR).
  */
+#include <errno.h>
 #include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "tests/unit/daemon/dtest.h"
 
-#define WAIT_NS (20ull * 1000000000ull)
+#define WAIT_NS (DTEST_WAIT_MS * 1000000ull)
+#define GUEST_MEMORY (16ull << 20)
+
+bool dtest_kvm(void)
+{
+	if (access("/dev/kvm", R_OK | W_OK) == 0)
+		return true;
+	printf("SKIP: /dev/kvm is not usable here (%s): these tests boot real guests\n",
+	       strerror(errno));
+	return false;
+}
 
 static void record(void *arg, json_t *event)
 {
@@ -27,6 +40,19 @@ static void record(void *arg, json_t *event)
 					   json_string_value(json_object_get(event, "event")),
 					   json_string_value(json_object_get(event, "state")),
 					   json_string_value(json_object_get(event, "reason"))));
+}
+
+static int write_text(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	int ret;
+
+	if (!f)
+		return -errno;
+	ret = fputs(text, f) < 0 ? -EIO : 0;
+	if (fclose(f) && !ret)
+		ret = -errno;
+	return ret;
 }
 
 int dtest_start(struct dtest *t, unsigned max_vms, bool again)
@@ -46,13 +72,18 @@ int dtest_start(struct dtest *t, unsigned max_vms, bool again)
 	if (!again) {
 		snprintf(t->root, sizeof(t->root), "/tmp/lockstep-dtest-XXXXXX");
 		if (!mkdtemp(t->root))
-			return -1;
+			return -errno;
+		/* Bytes of no image format: past every check of the daemon's, refused by the worker. */
+		snprintf(t->unbootable, sizeof(t->unbootable), "%s/unbootable.img", t->root);
+		ret = write_text(t->unbootable, "this is no multiboot image\n");
+		if (ret)
+			return ret;
 		t->events = json_array();
 	}
 	snprintf(o.run_dir, sizeof(o.run_dir), "%s/run", t->root);
 	snprintf(o.state_dir, sizeof(o.state_dir), "%s/state", t->root);
 	snprintf(o.socket_path, sizeof(o.socket_path), "%s/run/sock", t->root);
-	util_strlcpy(o.vm_binary, DTEST_STAND_IN, sizeof(o.vm_binary));
+	util_strlcpy(o.vm_binary, DTEST_VM_BINARY, sizeof(o.vm_binary));
 	mkdir(o.run_dir, 0755);
 	ret = daemon_init(&t->d, &o);
 	if (ret) {
@@ -82,6 +113,21 @@ void dtest_cleanup(struct dtest *t)
 	nftw(t->root, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 	json_decref(t->events);
 	t->events = NULL;
+}
+
+void dtest_kill_workers(struct dtest *t)
+{
+	struct util_list *pos;
+
+	util_list_for_each(pos, &t->d.vms) {
+		struct dvm *vm = util_container_of(pos, struct dvm, link);
+
+		if (!vm->worker)
+			continue;
+		kill(vm->worker->pid, SIGKILL);
+		/* Re-attached workers too were spawned by this process; others answer ECHILD. */
+		waitpid(vm->worker->pid, NULL, 0);
+	}
 }
 
 bool dtest_wait(struct dtest *t, bool (*pred)(struct dtest *t, void *arg), void *arg)
@@ -137,13 +183,48 @@ bool dtest_wait_state(struct dtest *t, const char *name, enum dvm_state state, c
 	return dtest_wait(t, in_state, &w);
 }
 
+struct console_wait {
+	const char *name;
+	const char *text;
+};
+
+static bool console_has(struct dtest *t, void *arg)
+{
+	struct console_wait *w = arg;
+	struct dvm *vm = registry_find(&t->d, w->name);
+	char path[PATH_MAX], *text;
+	size_t len;
+	bool found;
+
+	if (!vm || util_read_file(store_console_path(vm, path, sizeof(path)), 1 << 20, &text, &len))
+		return false;
+	found = strstr(text, w->text) != NULL;
+	free(text);
+	return found;
+}
+
+bool dtest_wait_console(struct dtest *t, const char *name, const char *text)
+{
+	struct console_wait w = { .name = name, .text = text };
+
+	return dtest_wait(t, console_has, &w);
+}
+
 void dtest_def(struct vmdef *def, const char *name, uint32_t vcpus, const char *cmdline)
 {
 	vmdef_init(def);
 	util_strlcpy(def->name, name, sizeof(def->name));
 	def->vcpus = vcpus;
-	def->kernel = strdup("/dev/null"); /* the stand-in boots nothing */
+	def->memory = GUEST_MEMORY;
+	def->kernel = strdup(DTEST_GUEST_DIR "/idle.elf");
 	def->cmdline = cmdline ? strdup(cmdline) : NULL;
+}
+
+void dtest_def_unbootable(struct dtest *t, struct vmdef *def, const char *name)
+{
+	dtest_def(def, name, 1, NULL);
+	free(def->kernel);
+	def->kernel = strdup(t->unbootable);
 }
 
 char *dtest_events(struct dtest *t, const char *vm)

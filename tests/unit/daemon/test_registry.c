@@ -1,10 +1,12 @@
 /*
  * The registry's state machine (daemon/registry.c) on an in-process daemon whose workers are
- * the stand-in (dtest.h): the announced lifecycle of a VM that starts and is destroyed, a
- * guest crash under on_crash restart (at most three restarts a minute, then it stays
- * crashed), a guest reset (rebooted, with the same bound), and a daemon's start: stored
- * definitions loaded (a broken one and a misnamed one skipped), autostart, and workers that
- * ended while no daemon watched, told apart by their exit file.
+ * the real lockstep-vm running the idle guest (dtest.h): the announced lifecycle of a VM that
+ * starts and is destroyed, a guest that triple-faults under on_crash restart (at most three
+ * restarts a minute, then it stays crashed), a guest that resets through port 0xCF9 (rebooted,
+ * with the same bound), and a daemon's start: stored definitions loaded (a broken one and a
+ * misnamed one skipped), autostart, and workers that ended while no daemon watched, told
+ * apart by their exit file; a daemon that stops while a worker ends, and the next one
+ * re-attaching to the worker that ran on.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -35,14 +37,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct dtest *t = *state;
-	struct util_list *pos;
 
-	util_list_for_each(pos, &t->d.vms) {
-		struct dvm *vm = util_container_of(pos, struct dvm, link);
-
-		if (vm->worker)
-			kill(vm->worker->pid, SIGKILL);
-	}
+	dtest_kill_workers(t);
 	dtest_stop(t);
 	dtest_cleanup(t);
 	free(t);
@@ -78,7 +74,7 @@ static unsigned count(const char *events, const char *what)
 static void test_start_destroy(void **state)
 {
 	struct dtest *t = *state;
-	struct dvm *vm = define(t, "plain", "run", VMDEF_ON_CRASH_DESTROY, false);
+	struct dvm *vm = define(t, "plain", NULL, VMDEF_ON_CRASH_DESTROY, false);
 	struct dtest_done done = { 0 };
 	char err[512], *events;
 
@@ -104,7 +100,7 @@ static void test_start_destroy(void **state)
 static void test_crash_restarts(void **state)
 {
 	struct dtest *t = *state;
-	struct dvm *vm = define(t, "crashy", "crash", VMDEF_ON_CRASH_RESTART, false);
+	struct dvm *vm = define(t, "crashy", "crash_after_ms=20", VMDEF_ON_CRASH_RESTART, false);
 	char err[512], *events;
 	struct dtest_done done = { 0 };
 
@@ -126,7 +122,7 @@ static void test_crash_restarts(void **state)
 static void test_reset_reboots(void **state)
 {
 	struct dtest *t = *state;
-	struct dvm *vm = define(t, "resetty", "reset", VMDEF_ON_CRASH_DESTROY, false);
+	struct dvm *vm = define(t, "resetty", "reset_after_ms=20", VMDEF_ON_CRASH_DESTROY, false);
 	char err[512], *events;
 	struct dtest_done done = { 0 };
 
@@ -156,18 +152,23 @@ static void write_text(const char *path, const char *text)
 static void test_daemon_start(void **state)
 {
 	struct dtest *t = *state;
-	struct dvm *vm = define(t, "ended", "run", VMDEF_ON_CRASH_DESTROY, false);
+	struct dvm *vm = define(t, "ended", NULL, VMDEF_ON_CRASH_DESTROY, false);
 	struct dtest_done done = { 0 };
 	char path[256], err[512];
+	int status;
 	pid_t pid;
 
-	define(t, "auto", "run", VMDEF_ON_CRASH_DESTROY, true);
+	define(t, "auto", NULL, VMDEF_ON_CRASH_DESTROY, true);
 	define(t, "killed", NULL, VMDEF_ON_CRASH_DESTROY, false);
 	assert_int_equal(ops_start(vm, dtest_done, &done, err, sizeof(err)), OPS_PENDING);
 	assert_true(dtest_wait_done(t, &done));
 	pid = vm->worker->pid;
-	dtest_stop(t); /* the worker is left running; without its daemon the stand-in ends */
-	assert_int_equal(waitpid(pid, NULL, 0), pid); /* our child: nobody else reaps it now */
+	dtest_stop(t); /* the worker is left running, as lockstepd leaves its VMs */
+	/* Stopped while no daemon watches, it tells its exit file how: "requested". */
+	assert_int_equal(kill(pid, SIGTERM), 0);
+	assert_int_equal(waitpid(pid, &status, 0), pid); /* our child: nobody else reaps it now */
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
 	/* A record of a worker that is gone and left no word: killed while nobody watched. */
 	snprintf(path, sizeof(path), "%s/run/vms/killed.run", t->root);
 	write_text(path, "{\"pid\": 2147483600, \"start_ticks\": 1, \"domain_id\": 9, "
@@ -192,6 +193,82 @@ static void test_daemon_start(void **state)
 	assert_true(dtest_wait_state(t, "auto", DVM_RUNNING, "booted"));
 }
 
+static bool is_scheduled(struct dtest *t, void *arg)
+{
+	return ((struct dvm *)arg)->scheduled;
+}
+
+static void start(struct dtest *t, struct dvm *vm)
+{
+	struct dtest_done done = { 0 };
+	char err[512];
+
+	assert_int_equal(ops_start(vm, dtest_done, &done, err, sizeof(err)), OPS_PENDING);
+	assert_true(dtest_wait_done(t, &done));
+	assert_int_equal(done.err, 0);
+}
+
+/*
+ * A daemon that stops while a worker ends (a guest powering off as lockstepd quits): nothing
+ * of that end reaches the VMs being freed or the scheduler, which is gone first.  The next
+ * daemon re-attaches to the worker that ran on, which still obeys, and learns that the other
+ * one died while nobody watched.
+ */
+static void test_daemon_restart(void **state)
+{
+	struct dtest *t = *state;
+	/* In this order: the daemon lets go of "stays" before it would meet the end of "gone". */
+	struct dvm *stays = define(t, "stays", NULL, VMDEF_ON_CRASH_DESTROY, false);
+	struct dvm *gone = define(t, "gone", NULL, VMDEF_ON_CRASH_DESTROY, false);
+	struct dtest_done done = { 0 };
+	pid_t gone_pid, stays_pid;
+	char err[512], *events;
+	int status, id;
+
+	start(t, stays);
+	start(t, gone);
+	assert_true(dtest_wait_console(t, "stays", "idle: ready cpus=1"));
+	assert_true(stays->scheduled && gone->scheduled); /* the scheduler has both */
+	gone_pid = gone->worker->pid;
+	stays_pid = stays->worker->pid;
+	id = stays->domain_id;
+	/* Dead and reaped, but not yet seen by the loop: the daemon stops with its end pending. */
+	assert_int_equal(kill(gone_pid, SIGKILL), 0);
+	assert_int_equal(waitpid(gone_pid, NULL, 0), gone_pid);
+	dtest_stop(t);
+	assert_int_equal(kill(stays_pid, 0), 0); /* VMs outlive their daemon */
+
+	assert_int_equal(dtest_start(t, 16, true), 0);
+	stays = registry_find(&t->d, "stays");
+	assert_int_equal(stays->state, DVM_RUNNING);
+	assert_string_equal(stays->reason, "re-attached");
+	assert_non_null(stays->worker);
+	assert_int_equal(stays->worker->pid, stays_pid);
+	assert_int_equal(stays->domain_id, id);
+	gone = registry_find(&t->d, "gone");
+	assert_int_equal(gone->state, DVM_CRASHED);
+	assert_string_equal(gone->reason, "worker-died");
+	assert_int_equal(gone->domain_id, -1);
+	/* Its hello on the new connection puts it back on the scheduler. */
+	assert_true(dtest_wait(t, is_scheduled, stays));
+
+	/* The worker it re-attached to takes requests: the power button ends its guest. */
+	assert_int_equal(ops_shutdown(stays, DTEST_WAIT_MS, dtest_done, &done, err, sizeof(err)),
+			 OPS_PENDING);
+	assert_true(dtest_wait_done(t, &done));
+	assert_int_equal(done.err, 0);
+	assert_int_equal(stays->state, DVM_SHUTOFF);
+	assert_string_equal(stays->reason, "guest-poweroff");
+	assert_null(stays->worker);
+	assert_int_equal(waitpid(stays_pid, &status, 0),
+			 stays_pid); /* still this process's child */
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	events = dtest_events(t, "stays");
+	assert_int_equal(count(events, "stopped:shutoff:guest-poweroff"), 1);
+	free(events);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -199,7 +276,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_crash_restarts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reset_reboots, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_daemon_start, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_daemon_restart, setup, teardown),
 	};
 
+	if (!dtest_kvm())
+		return 77;
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

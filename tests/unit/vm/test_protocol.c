@@ -142,7 +142,7 @@ static void test_hello(void **state)
 		.sched_fd = 9,
 	};
 	struct vm_proto_msg msg;
-	char why[128], *line;
+	char why[128], expect[128], *line, *newer;
 	json_t *info;
 	size_t len;
 
@@ -173,6 +173,19 @@ static void test_hello(void **state)
 	assert_int_equal(vm_proto_msg_decode(line, strlen(line), &msg, why, sizeof(why)),
 			 -EPROTONOSUPPORT);
 	vm_proto_msg_fini(&msg);
+
+	/* A worker of another version says hello with the same encoder: refused all the same,
+	 * which is what makes lockstepd end that worker and fail its start (daemon/worker.c). */
+	h.version = VM_PROTO_VERSION + 6;
+	newer = vm_proto_hello_encode(&h, &len);
+	assert_non_null(newer);
+	assert_int_equal(vm_proto_msg_decode(newer, len - 1, &msg, why, sizeof(why)),
+			 -EPROTONOSUPPORT);
+	snprintf(expect, sizeof(expect), "the worker speaks protocol version %u, this lockstepd %u",
+		 VM_PROTO_VERSION + 6, VM_PROTO_VERSION);
+	assert_string_equal(why, expect);
+	vm_proto_msg_fini(&msg);
+	free(newer);
 }
 
 static void test_pvlock(void **state)
