@@ -3,10 +3,10 @@
  * the real lockstep-vm running the idle guest (dtest.h): the announced lifecycle of a VM that
  * starts and is destroyed, a guest that triple-faults under on_crash restart (at most three
  * restarts a minute, then it stays crashed), a guest that resets through port 0xCF9 (rebooted,
- * with the same bound), and a daemon's start: stored definitions loaded (a broken one and a
- * misnamed one skipped), autostart, and workers that ended while no daemon watched, told
- * apart by their exit file; a daemon that stops while a worker ends, and the next one
- * re-attaching to the worker that ran on.
+ * with the same bound), a worker killed under the daemon's eyes, and a daemon's start: stored
+ * definitions loaded (a broken one and a misnamed one skipped), autostart, and workers that
+ * ended while no daemon watched, told apart by their exit file; a daemon that stops while a
+ * worker ends, and the next one re-attaching to the worker that ran on.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -136,6 +136,28 @@ static void test_reset_reboots(void **state)
 	events = dtest_events(t, "resetty");
 	assert_int_equal(count(events, "rebooted:"), 3);
 	assert_int_equal(count(events, "crashed:"), 0);
+	free(events);
+}
+
+/* A worker killed under the daemon's eyes: no last word, so the VM crashed, "worker-died". */
+static void test_worker_killed(void **state)
+{
+	struct dtest *t = *state;
+	struct dvm *vm = define(t, "victim", NULL, VMDEF_ON_CRASH_DESTROY, false);
+	struct dtest_done done = { 0 };
+	char err[512], *events;
+
+	assert_int_equal(ops_start(vm, dtest_done, &done, err, sizeof(err)), OPS_PENDING);
+	assert_true(dtest_wait_done(t, &done));
+	assert_int_equal(done.err, 0);
+	assert_int_equal(kill(vm->worker->pid, SIGKILL), 0);
+	assert_true(dtest_wait_state(t, "victim", DVM_CRASHED, "worker-died"));
+	assert_null(vm->worker);
+	assert_int_equal(vm->last_status, 128 + SIGKILL);
+	assert_int_equal(vm->domain_id, -1);
+	events = dtest_events(t, "victim");
+	assert_string_equal(events, "defined:shutoff:defined starting:starting:starting "
+				    "started:running:booted crashed:crashed:worker-died");
 	free(events);
 }
 
@@ -275,6 +297,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_start_destroy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_restarts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reset_reboots, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_worker_killed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_daemon_start, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_daemon_restart, setup, teardown),
 	};
