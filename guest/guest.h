@@ -231,6 +231,9 @@ struct rt_lockstep {
 	uint32_t tsc_khz;
 	uint64_t doorbell_gpa;
 	volatile uint8_t *doorbell; /* identity-mapped doorbell page; NULL if absent */
+	uint32_t features;	    /* LKS_FEATURE_* the host offers (0 without the leaf) */
+	/* LKS_FEATURE_SCHED: the scheduling hints page (identity-mapped, read-only); or NULL */
+	const volatile struct lks_sched_hints *hints;
 };
 
 const struct rt_lockstep *rt_lockstep(void);

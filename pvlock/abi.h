@@ -1,5 +1,5 @@
 /*
- * lockstep guest <-> host ABI, version 1.
+ * lockstep guest <-> host ABI, version 1, with optional features.
  *
  * Shared, unchanged, by the freestanding guest runtime (guest/) and the host (vm/, pvlock/).
  * It must compile with -ffreestanding: only <stdint.h>, no host headers.
@@ -28,6 +28,21 @@
  *
  * vCPU numbers equal the vCPUs' APIC ids (lockstep assigns APIC id n to vCPU n).
  * Addresses passed to calls are guest-physical.
+ *
+ * Compatibility: the version changes only when an existing call, field or leaf changes its
+ * meaning, which a guest could not tell; a guest refuses a version it does not know.  Additions
+ * are features instead: LKS_CPUID_FEATURES (present when LKS_CPUID_BASE's eax reaches it) lists
+ * them, a guest uses only what is listed, and a host answers calls it does not know with
+ * LKS_ENOSYS.  So a guest built before a feature runs unchanged on a host that has it, and a
+ * guest that knows a feature runs unchanged (without it) on a host that lacks it.
+ *
+ * Feature LKS_FEATURE_SCHED (the multiplexer's side of the ABI): a read-only page of scheduling
+ * hints (struct lks_sched_hints) at the GPA LKS_CPUID_FEATURES gives, in which the host marks
+ * the vCPUs it has stopped (`gated`) and the vCPUs it asks to give up their host CPU at their
+ * next release point (`switch_req`), and LKS_CALL_SWITCH, with which a vCPU does so.  A release
+ * point is a moment at which the vCPU holds no lock and waits for none: right after an unlock,
+ * or after passing a barrier.  Asked vCPUs that never reach one are stopped anyway after a grace
+ * period, so the guest's part is an optimisation, never a duty.
  */
 #ifndef LOCKSTEP_PVLOCK_ABI_H
 #define LOCKSTEP_PVLOCK_ABI_H
@@ -43,6 +58,11 @@
 #define LKS_CPUID_SIG_EDX 0x004d4d56u /* "VMM\0" */
 #define LKS_CPUID_INFO \
 	0x40000101u /* eax = ABI version, ebx = TSC kHz, ecx:edx = doorbell GPA lo:hi */
+#define LKS_CPUID_FEATURES \
+	0x40000102u /* eax = LKS_FEATURE_* bits; ebx:ecx = hints page GPA lo:hi; edx = its size */
+
+/* Features (LKS_CPUID_FEATURES eax). */
+#define LKS_FEATURE_SCHED (1u << 0) /* struct lks_sched_hints and LKS_CALL_SWITCH */
 
 /* The doorbell page. */
 #define LKS_DOORBELL_GPA_DEFAULT 0xfeb00000ull
@@ -73,8 +93,19 @@ enum lks_call {
 	 */
 	LKS_CALL_SHARED_SETUP = 5,
 	LKS_CALL_TIME_NS = 6, /* () -> host CLOCK_MONOTONIC in ns */
+	/*
+	 * SWITCH() -> LKS_SWITCH_DONE once this vCPU runs again, or LKS_SWITCH_NOT_ASKED at once.
+	 * LKS_FEATURE_SCHED.  Made at a release point (the caller holds no lock and waits for
+	 * none) when this vCPU's `switch_req` bit is set: the host hands the vCPU's host CPU to
+	 * another vCPU of the VM and runs this one again later.  Without the bit set (the request
+	 * was withdrawn or already served) it returns at once.
+	 */
+	LKS_CALL_SWITCH = 7,
 	LKS_CALL_NR
 };
+
+#define LKS_SWITCH_DONE 0
+#define LKS_SWITCH_NOT_ASKED 1
 
 #define LKS_PROBE_MAGIC 0x4c4b5350u /* "LKSP" */
 #define LKS_PROBE_VALUE (((uint64_t)LKS_PROBE_MAGIC << 32) | LKS_ABI_VERSION)
@@ -124,5 +155,40 @@ struct lks_shared_page {
 	uint32_t reserved[13];
 	struct lks_vcpu_pub vcpu[]; /* indexed by vCPU number */
 } __attribute__((aligned(64)));
+
+/*
+ * The scheduling hints page (LKS_FEATURE_SCHED): host memory mapped read-only into the guest at
+ * the GPA LKS_CPUID_FEATURES names (LKS_HINTS_GPA_DEFAULT under lockstep).  The host writes it
+ * whenever it stops or starts a vCPU and when it asks one to switch; a guest only reads it, and
+ * reading it costs no exit.  Bit v of a map is word v / 32, bit v % 32.
+ *
+ *  - `gated`: vCPU v is stopped by the host's scheduler and cannot run until the host lets it.
+ *    A lock waiter whose holder (or, for a FIFO lock, whose next waiter) is gated should stop
+ *    spinning and WAIT at once, and a releaser that handed a lock to a gated waiter should give
+ *    its CPU to it (YIELD_TO): under the multiplexer both go straight to the gated vCPU.  At a
+ *    barrier, a vCPU that arrived while a latecomer is gated should WAIT at once.
+ *  - `switch_req`: the host asks vCPU v to call LKS_CALL_SWITCH at its next release point.
+ *  - `multiplexed`: the host runs at most `slots` of the VM's vCPUs at once and chooses which.
+ */
+#define LKS_HINTS_GPA_DEFAULT 0xfeb01000ull
+#define LKS_HINTS_SIZE 0x1000u
+#define LKS_HINTS_MAGIC 0x4c4b5353u /* "LKSS" */
+#define LKS_HINT_WORDS 8u	    /* 256 vCPUs */
+
+struct lks_sched_hints {
+	uint32_t magic;	      /* LKS_HINTS_MAGIC */
+	uint32_t nr_vcpus;    /* vCPUs the maps cover */
+	uint32_t multiplexed; /* 1 while the host multiplexes the VM's vCPUs on fewer CPUs */
+	uint32_t slots;	      /* ... on this many host CPUs */
+	uint32_t reserved[12];
+	uint32_t gated[LKS_HINT_WORDS];
+	uint32_t reserved2[8];
+	uint32_t switch_req[LKS_HINT_WORDS];
+} __attribute__((aligned(64)));
+
+static inline int lks_hint_test(const volatile uint32_t *map, uint32_t vcpu)
+{
+	return vcpu < 32 * LKS_HINT_WORDS && (map[vcpu / 32] >> (vcpu % 32)) & 1;
+}
 
 #endif /* LOCKSTEP_PVLOCK_ABI_H */

@@ -1,5 +1,6 @@
 /*
- * The paravirtual lock calls, host side: WAIT, KICK, YIELD_TO and SHARED_SETUP.
+ * The paravirtual lock calls, host side: WAIT, KICK, YIELD_TO, SHARED_SETUP and SWITCH (the
+ * last two hand over to the VMM's scheduler through its environment).
  *
  * Each vCPU has a kick eventfd.  A KICK from the guest's fast path is an MMIO write that KVM
  * matches against one ioeventfd per vCPU (datamatch = vCPU number) and turns into an eventfd
@@ -168,6 +169,20 @@ static int64_t do_yield_to(struct pvlock_vm *pv, uint32_t vcpu, uint64_t target)
 	return 0;
 }
 
+static int64_t do_switch(struct pvlock_vm *pv, uint32_t vcpu)
+{
+	int64_t ret;
+
+	if (!pv->env.switch_cpu)
+		return LKS_ENOSYS;
+	ret = pv->env.switch_cpu(pv->env.opaque, vcpu);
+	if (ret == LKS_SWITCH_DONE)
+		pv->vcpu[vcpu].calls.switches++;
+	else
+		pv->vcpu[vcpu].calls.switches_not_asked++;
+	return ret;
+}
+
 static int64_t do_shared_setup(struct pvlock_vm *pv, uint64_t gpa, uint64_t size)
 {
 	struct lks_shared_page *page;
@@ -210,6 +225,9 @@ int64_t pvlock_call(struct pvlock_vm *pv, uint32_t vcpu, uint32_t nr, uint64_t a
 		break;
 	case LKS_CALL_SHARED_SETUP:
 		ret = do_shared_setup(pv, a0, a1);
+		break;
+	case LKS_CALL_SWITCH:
+		ret = do_switch(pv, vcpu);
 		break;
 	default:
 		ret = LKS_ENOSYS;

@@ -2,7 +2,7 @@
  * pvlock — paravirtual spinlocks and lock-holder-preemption detection, host side.
  *
  * Two halves:
- *  - calls (pvlock/calls.c): WAIT, KICK, YIELD_TO and SHARED_SETUP from the doorbell
+ *  - calls (pvlock/calls.c): WAIT, KICK, YIELD_TO, SHARED_SETUP and SWITCH from the doorbell
  *    (pvlock/abi.h), with the in-kernel KICK fast path (one ioeventfd per vCPU matching the
  *    vCPU's number).  A vCPU in WAIT sleeps on its eventfd in its own thread, out of KVM_RUN.
  *  - the detector (pvlock/detector.c, pvlock/ple.c): samples what each vCPU publishes in the
@@ -35,6 +35,9 @@ struct pvlock_env {
 	int (*sleep)(void *opaque, uint32_t vcpu, int fd, uint64_t timeout_ns);
 	/* Scheduler hint: `from` asks for `to` to run (YIELD_TO).  May be NULL. */
 	void (*yield_to)(void *opaque, uint32_t from, uint32_t to);
+	/* SWITCH: `vcpu`, at a release point, gives up its host CPU if the host asked it to;
+	 * LKS_SWITCH_DONE or LKS_SWITCH_NOT_ASKED.  NULL: the VMM has no multiplexer (ENOSYS). */
+	int64_t (*switch_cpu)(void *opaque, uint32_t vcpu);
 };
 
 /* Per-vCPU counters of the paravirtual calls (written by that vCPU's thread only). */
@@ -43,10 +46,12 @@ struct pvlock_vcpu_calls {
 	uint64_t waits_changed; /* returned at once: the word had changed */
 	uint64_t waits_woken;	/* slept and were kicked (or woken spuriously) */
 	uint64_t waits_timeout;
-	uint64_t wait_ns; /* time spent asleep in WAIT */
-	uint64_t kicks;	  /* KICK calls through the doorbell (slow path) */
-	uint64_t yields;  /* YIELD_TO */
-	uint64_t errors;  /* calls refused with an error */
+	uint64_t wait_ns;	     /* time spent asleep in WAIT */
+	uint64_t kicks;		     /* KICK calls through the doorbell (slow path) */
+	uint64_t yields;	     /* YIELD_TO */
+	uint64_t switches;	     /* SWITCH calls that gave up the CPU */
+	uint64_t switches_not_asked; /* SWITCH calls the host had not asked for (any more) */
+	uint64_t errors;	     /* calls refused with an error */
 };
 
 int pvlock_vm_new(const struct pvlock_env *env, struct hv_vm *hv, uint32_t nr_vcpus,

@@ -76,12 +76,14 @@ uint64_t rt_ns_to_cycles(uint64_t ns)
 static void lockstep_detect(void)
 {
 	struct rt_lockstep *ls = &rt_state.lockstep;
-	uint32_t regs[4];
+	uint64_t hints_gpa;
+	uint32_t regs[4], max_leaf;
 
 	rt_cpuid(LKS_CPUID_BASE, 0, regs);
 	if (regs[1] != LKS_CPUID_SIG_EBX || regs[2] != LKS_CPUID_SIG_ECX ||
 	    regs[3] != LKS_CPUID_SIG_EDX || regs[0] < LKS_CPUID_INFO)
 		return;
+	max_leaf = regs[0];
 	rt_cpuid(LKS_CPUID_INFO, 0, regs);
 	ls->abi_version = regs[0];
 	ls->tsc_khz = regs[1];
@@ -99,6 +101,18 @@ static void lockstep_detect(void)
 	}
 	ls->doorbell = (volatile uint8_t *)(uintptr_t)ls->doorbell_gpa;
 	ls->present = true;
+	if (max_leaf < LKS_CPUID_FEATURES)
+		return; /* a host from before features: none */
+	rt_cpuid(LKS_CPUID_FEATURES, 0, regs);
+	ls->features = regs[0];
+	hints_gpa = (uint64_t)regs[2] << 32 | regs[1];
+	if ((ls->features & LKS_FEATURE_SCHED) && hints_gpa && !(hints_gpa & 0xfff) &&
+	    hints_gpa < 0x100000000ull && regs[3] >= sizeof(struct lks_sched_hints) &&
+	    ((const volatile struct lks_sched_hints *)(uintptr_t)hints_gpa)->magic ==
+		    LKS_HINTS_MAGIC)
+		ls->hints = (const volatile struct lks_sched_hints *)(uintptr_t)hints_gpa;
+	else
+		ls->features &= ~LKS_FEATURE_SCHED;
 }
 
 static uint32_t apic_timer_now(uint64_t *tsc_mid)

@@ -120,6 +120,7 @@ static void test_calls(void **state)
 	assert_int_equal(call(f, LKS_CALL_KICK), LKS_ENOSYS);
 	assert_int_equal(call(f, LKS_CALL_YIELD_TO), LKS_ENOSYS);
 	assert_int_equal(call(f, LKS_CALL_SHARED_SETUP), LKS_ENOSYS);
+	assert_int_equal(call(f, LKS_CALL_SWITCH), LKS_ENOSYS);
 	assert_int_equal(call(f, LKS_CALL_NR), LKS_ENOSYS);
 	assert_int_equal(call(f, 15), LKS_ENOSYS);
 	assert_int_equal(call(f, 16), LKS_ENOSYS); /* beyond the counters */
@@ -130,9 +131,10 @@ static void test_calls(void **state)
 	assert_int_equal(st.calls[LKS_CALL_NOP], 2);
 	assert_int_equal(st.calls[LKS_CALL_TIME_NS], 1);
 	assert_int_equal(st.calls[LKS_CALL_WAIT], 1);
-	assert_int_equal(st.calls[7], 1);
+	assert_int_equal(st.calls[LKS_CALL_SWITCH], 1);
+	assert_int_equal(st.calls[LKS_CALL_NR], 1);
 	assert_int_equal(st.calls[15], 1);
-	assert_int_equal(st.calls[8], 0);
+	assert_int_equal(st.calls[9], 0);
 	assert_int_equal(st.errors, 0);
 	assert_int_equal(read_log(f, log, sizeof(log)), 0); /* well-formed calls log nothing */
 }
