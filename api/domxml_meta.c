@@ -111,7 +111,7 @@ static int sched_attr(struct vmdef *cfg, const char *key, const char *v, char *e
 			return fail(
 				err, err_len,
 				"<lockstep:sched policy='%.16s'>: policy is host, pinned, gang, "
-				"relaxed or adaptive",
+				"relaxed, adaptive or mux",
 				v);
 		return 0;
 	}

@@ -41,7 +41,8 @@ int dvm_sched_check(struct daemon *d, const struct vmdef *cfg, char *err, size_t
 		snprintf(
 			err, err_len,
 			"gang scheduling runs every vCPU at once, so it needs a host CPU per vCPU: "
-			"%s has %u vCPUs and %u host CPUs; use \"relaxed\" or \"adaptive\"",
+			"%s has %u vCPUs and %u host CPUs; use \"mux\", \"relaxed\" or "
+			"\"adaptive\"",
 			cfg->name, cfg->vcpus, cpus);
 		return -E2BIG;
 	}

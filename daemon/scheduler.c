@@ -3,6 +3,9 @@
  * vCPU's run and wait times from /proc/PID/task/TID/schedstat and its state from the VM's
  * sched page, and applies the engine's decisions: gate open (store + futex wake), gate close
  * (store + a kick signal to the vCPU thread, so KVM_RUN returns at once), and CPU affinity.
+ * For a multiplexed VM the worker owns the gates: the decisions are the number of slots and
+ * requests, written to the page and the guest's hints page, with a kick (CHECK, FORCE) or a
+ * nudge of the gate (ADMIT) where the vCPU thread must act at once.
  *
  * The loop thread hands it VMs (when a worker says hello), policy changes, preemption events
  * and queries through the functions below, under the scheduler's mutex; the thread holds the
@@ -37,11 +40,17 @@ struct sched_entry {
 	struct sched_page *page;
 	int *schedstat_fd;
 	struct sched_obs *obs;
-	bool *closing;	      /* gate closed this tick: wait for the vCPU to leave */
-	bool *opening;	      /* gate to open once the closing vCPUs are out */
-	uint64_t last_sample; /* the worker's sample_ns the last observation used */
-	uint64_t kicks;	      /* gate closes that had to kick a vCPU out */
-	bool switching;	      /* its gates change this tick: publish the runnable set after */
+	bool *closing;	       /* gate closed this tick: wait for the vCPU to leave */
+	bool *opening;	       /* gate to open once the closing vCPUs are out */
+	uint64_t last_sample;  /* the worker's sample_ns the last observation used */
+	uint64_t kicks;	       /* gate closes that had to kick a vCPU out */
+	struct sched_mux *mux; /* the page's multiplexer area; NULL for a v2 page */
+	/* Gang switch latency: the switch that last opened this VM's gates, when the gates
+	 * of the VMs it replaced closed, and (in samples) how long until all its vCPUs ran. */
+	uint64_t switch_open_ns, switch_close_ns;
+	bool switch_pending;
+	struct util_samples *switch_in;
+	bool switching; /* its gates change this tick: publish the runnable set after */
 };
 
 struct scheduler {
@@ -62,6 +71,7 @@ struct scheduler {
 	uint64_t gate_overlaps;	  /* ... that found a gang VM outside its slice with a gate open */
 	uint64_t cpu_ns;	  /* the thread's CPU time, as of the last tick */
 	uint64_t started_ns;
+	uint64_t closed_ns; /* when this tick closed gates (0: it closed none) */
 };
 
 static uint64_t now_ns(void)
@@ -88,6 +98,7 @@ static void entry_free(struct sched_entry *e)
 	free(e->obs);
 	free(e->closing);
 	free(e->opening);
+	free(e->switch_in);
 	sched_page_unmap(e->page);
 	free(e);
 }
@@ -112,6 +123,24 @@ static void read_schedstat(int fd, struct sched_obs *o)
  * interval: see vm/runstate.c).  Workers that do not sample fall back to the kernel's
  * schedstat, which lags a running thread by up to a scheduler tick.
  */
+/*
+ * The gates of a multiplexed VM, which its vCPU threads change in pairs: read between two
+ * equal, even values of the worker's sequence, so the set is one that existed (a few tries;
+ * a worker stuck in the middle gets its gates read as they are).
+ */
+static void observe_gates(struct sched_entry *e)
+{
+	for (int tries = 0; tries < 8; tries++) {
+		uint32_t seq = __atomic_load_n(&e->mux->seq, __ATOMIC_ACQUIRE);
+
+		for (uint32_t i = 0; i < e->nr; i++)
+			e->obs[i].gate_open = __atomic_load_n(&e->page->slot[i].gate,
+							      __ATOMIC_ACQUIRE) == SCHED_GATE_OPEN;
+		if (!(seq & 1) && __atomic_load_n(&e->mux->seq, __ATOMIC_ACQUIRE) == seq)
+			return;
+	}
+}
+
 static const struct sched_obs *observe(void *arg, int id)
 {
 	struct sched_entry *e = find(arg, id);
@@ -139,9 +168,115 @@ static const struct sched_obs *observe(void *arg, int id)
 		o->state = __atomic_load_n(&slot->state, __ATOMIC_ACQUIRE);
 		o->entry_ns = __atomic_load_n(&slot->entry_ns, __ATOMIC_RELAXED);
 		o->sample_ns = sample;
+		o->gate_open = __atomic_load_n(&slot->gate, __ATOMIC_ACQUIRE) == SCHED_GATE_OPEN;
+		o->open_ns = __atomic_load_n(&slot->open_ns, __ATOMIC_RELAXED);
+		o->pvwait_ns = __atomic_load_n(&slot->pvwait_ns, __ATOMIC_RELAXED);
+		o->in_host = __atomic_load_n(&slot->in_host, __ATOMIC_RELAXED);
+		if (e->mux) {
+			const struct sched_mux_vcpu *mv = &e->mux->vcpu[i];
+
+			o->request = __atomic_load_n(&mv->request, __ATOMIC_ACQUIRE);
+			o->request_ns = __atomic_load_n(&mv->request_ns, __ATOMIC_RELAXED);
+			o->lock = __atomic_load_n(&mv->lock, __ATOMIC_RELAXED);
+		}
 	}
+	if (e->mux)
+		observe_gates(e);
 	e->last_sample = sample;
 	return e->obs;
+}
+
+static void set_affinity(pid_t tid, const struct util_cpuset *cpus)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	for (unsigned c = 0; c < CPU_SETSIZE; c++)
+		if (util_cpuset_has(cpus, c))
+			CPU_SET(c, &set);
+	sched_setaffinity(tid, sizeof(set), &set);
+}
+
+static void kick(struct scheduler *sch, struct sched_entry *e, struct sched_slot *slot, pid_t tid)
+{
+	if (tid > 0 && __atomic_load_n(&slot->state, __ATOMIC_ACQUIRE) == SCHED_VCPU_RUNNING) {
+		syscall(SYS_tgkill, e->pid, tid, sch->kick_signal);
+		e->kicks++;
+	}
+}
+
+/* Hands the gates back to the scheduler: no slots, no requests, no hints. */
+static void mux_release(struct sched_entry *e)
+{
+	if (!e->mux || !__atomic_load_n(&e->mux->slots, __ATOMIC_RELAXED))
+		return;
+	/* First the slots: a switch the worker is making sees 0 and undoes its own close. */
+	__atomic_store_n(&e->mux->slots, 0, __ATOMIC_SEQ_CST);
+	sched_hint_slots(e->page, 0);
+	for (uint32_t i = 0; i < e->nr; i++) {
+		__atomic_store_n(&e->mux->vcpu[i].request, SCHED_MUX_NONE, __ATOMIC_RELEASE);
+		__atomic_store_n(&e->mux->vcpu[i].idle, 0, __ATOMIC_RELAXED);
+		sched_hint_switch(e->page, i, false);
+	}
+}
+
+/*
+ * The worker's interrupt steering follows the runnable set the scheduler publishes; a
+ * multiplexed VM's gates move in the worker, so the set is published as they stand at each
+ * tick (a tick late at most) whenever it changed.  The scheduler stays the page's one writer.
+ */
+static void publish_mux_gates(struct sched_entry *e)
+{
+	bool changed = false;
+
+	for (uint32_t i = 0; i < e->nr && i < 256 && !changed; i++) {
+		bool open = __atomic_load_n(&e->page->slot[i].gate, __ATOMIC_ACQUIRE) ==
+			    SCHED_GATE_OPEN;
+		bool published = __atomic_load_n(&e->page->runnable[i / 64], __ATOMIC_RELAXED) &
+				 (1ull << (i % 64));
+
+		changed = open != published;
+	}
+	if (changed || !__atomic_load_n(&e->page->slice_gen, __ATOMIC_RELAXED))
+		sched_page_switch_end(e->page);
+}
+
+/* A multiplexed VM: slots, lent slots and requests; the gates are the worker's. */
+static void apply_mux(struct scheduler *sch, struct sched_entry *e, const struct sched_decision *d,
+		      uint64_t now)
+{
+	sched_hint_slots(e->page, d[0].mux_slots);
+	__atomic_store_n(&e->mux->slots, d[0].mux_slots, __ATOMIC_SEQ_CST);
+	for (uint32_t i = 0; i < e->nr; i++) {
+		struct sched_mux_vcpu *mv = &e->mux->vcpu[i];
+		struct sched_slot *slot = &e->page->slot[i];
+		pid_t tid = (pid_t)__atomic_load_n(&slot->tid, __ATOMIC_ACQUIRE);
+
+		e->opening[i] = e->closing[i] = false;
+		__atomic_store_n(&mv->idle, d[i].idle, __ATOMIC_RELAXED);
+		if (!d[i].request_changed)
+			continue;
+		__atomic_store_n(&mv->successor, d[i].successor, __ATOMIC_RELAXED);
+		__atomic_store_n(&mv->request_ns, now, __ATOMIC_RELAXED);
+		__atomic_store_n(&mv->request, d[i].request, __ATOMIC_SEQ_CST);
+		switch (d[i].request) {
+		case SCHED_MUX_YIELD:
+			sched_hint_switch(e->page, i, true);
+			break;
+		case SCHED_MUX_CHECK:
+		case SCHED_MUX_FORCE:
+			sched_hint_switch(e->page, i, true);
+			kick(sch, e, slot, tid);
+			break;
+		case SCHED_MUX_ADMIT:
+			sched_gate_nudge(slot);
+			break;
+		default: /* withdrawn */
+			sched_hint_switch(e->page, i, false);
+			break;
+		}
+	}
+	publish_mux_gates(e);
 }
 
 /*
@@ -158,6 +293,17 @@ static void apply(void *arg, int id, const struct sched_decision *d)
 
 	if (!e)
 		return;
+	for (uint32_t i = 0; i < e->nr; i++) {
+		pid_t tid = (pid_t)__atomic_load_n(&e->page->slot[i].tid, __ATOMIC_ACQUIRE);
+
+		if (d[i].affinity_changed && tid > 0)
+			set_affinity(tid, &d[i].affinity);
+	}
+	if (e->mux && d[0].mux_slots) {
+		apply_mux(sch, e, d, now);
+		return;
+	}
+	mux_release(e);
 	for (uint32_t i = 0; i < e->nr; i++) {
 		bool open = __atomic_load_n(&e->page->slot[i].gate, __ATOMIC_RELAXED) ==
 			    SCHED_GATE_OPEN;
@@ -179,26 +325,14 @@ static void apply(void *arg, int id, const struct sched_decision *d)
 		pid_t tid = (pid_t)__atomic_load_n(&slot->tid, __ATOMIC_ACQUIRE);
 		bool open = __atomic_load_n(&slot->gate, __ATOMIC_RELAXED) == SCHED_GATE_OPEN;
 
-		if (d[i].affinity_changed && tid > 0) {
-			cpu_set_t set;
-
-			CPU_ZERO(&set);
-			for (unsigned c = 0; c < CPU_SETSIZE; c++)
-				if (util_cpuset_has(&d[i].affinity, c))
-					CPU_SET(c, &set);
-			sched_setaffinity(tid, sizeof(set), &set);
-		}
 		e->opening[i] = d[i].gate_open && !open;
 		e->closing[i] = !d[i].gate_open && open;
 		if (!e->closing[i])
 			continue;
-		sched_gate_close(slot, now);
+		sched_gate_close(e->page, i, now);
+		sch->closed_ns = now;
 		/* Out of KVM_RUN now; a vCPU asleep in a pv WAIT needs no kick. */
-		if (tid > 0 &&
-		    __atomic_load_n(&slot->state, __ATOMIC_ACQUIRE) == SCHED_VCPU_RUNNING) {
-			syscall(SYS_tgkill, e->pid, tid, sch->kick_signal);
-			e->kicks++;
-		}
+		kick(sch, e, slot, tid);
 	}
 }
 
@@ -228,15 +362,53 @@ static void switch_gates(struct scheduler *sch)
 	for (unsigned k = 0; k < sch->nr_vms; k++) {
 		struct sched_entry *e = sch->vms[k];
 		uint64_t now = now_ns();
+		bool opened = false;
 
 		for (uint32_t i = 0; i < e->nr; i++) {
-			if (e->opening[i])
-				sched_gate_open(&e->page->slot[i], now);
+			if (e->opening[i]) {
+				sched_gate_open(e->page, i, now);
+				opened = true;
+			}
 			e->opening[i] = e->closing[i] = false;
 		}
 		if (e->switching)
 			sched_page_switch_end(e->page);
 		e->switching = false;
+		/* A gang switch: measured once all its vCPUs passed their gates (next ticks). */
+		e->switch_pending = opened && closed;
+		if (e->switch_pending) {
+			e->switch_open_ns = now;
+			e->switch_close_ns = sch->closed_ns;
+		}
+	}
+	sch->closed_ns = 0;
+}
+
+/*
+ * Gate close -> every vCPU of the incoming VM running: once all of them passed their gates
+ * since the switch opened them; given up at the VM's next switch (a vCPU asleep in a pv WAIT
+ * may not come at all).
+ */
+static void measure_switches(struct scheduler *sch)
+{
+	for (unsigned k = 0; k < sch->nr_vms; k++) {
+		struct sched_entry *e = sch->vms[k];
+		uint64_t last = 0;
+		bool all = true;
+
+		if (!e->switch_pending)
+			continue;
+		for (uint32_t i = 0; i < e->nr && all; i++) {
+			uint64_t entry =
+				__atomic_load_n(&e->page->slot[i].entry_ns, __ATOMIC_RELAXED);
+
+			all = entry >= e->switch_open_ns;
+			last = entry > last ? entry : last;
+		}
+		if (!all)
+			continue;
+		util_samples_add(e->switch_in, last - e->switch_close_ns);
+		e->switch_pending = false;
 	}
 }
 
@@ -303,6 +475,7 @@ static void *scheduler_thread(void *arg)
 		struct timespec until;
 
 		take_yield_requests(sch, now);
+		measure_switches(sch);
 		next = sched_tick(sch->engine, now, observe, apply, sch);
 		switch_gates(sch);
 		check_gates(sch, now);
@@ -360,9 +533,10 @@ void scheduler_free(struct scheduler *sch)
 	}
 	/* Leave every gate open: the workers run on without a scheduler. */
 	for (unsigned i = 0; i < sch->nr_vms; i++) {
+		mux_release(sch->vms[i]);
 		sched_page_switch_begin(sch->vms[i]->page, all_vcpus);
 		for (uint32_t v = 0; v < sch->vms[i]->nr; v++)
-			sched_gate_open(&sch->vms[i]->page->slot[v], now_ns());
+			sched_gate_open(sch->vms[i]->page, v, now_ns());
 		sched_page_switch_end(sch->vms[i]->page);
 		entry_free(sch->vms[i]);
 	}
@@ -376,6 +550,7 @@ void scheduler_free(struct scheduler *sch)
 int scheduler_attach(struct scheduler *sch, int id, pid_t pid, int sched_fd, const int *tids,
 		     uint32_t nr, const struct sched_vm_params *params, char *err, size_t err_len)
 {
+	struct sched_vm_params vp;
 	struct sched_entry *e;
 	char path[64];
 	uint32_t page_nr;
@@ -402,11 +577,13 @@ int scheduler_attach(struct scheduler *sch, int id, pid_t pid, int sched_fd, con
 		return ret ? ret : -EPROTO;
 	}
 	e->nr = nr;
+	e->mux = sched_page_mux(e->page);
 	e->schedstat_fd = calloc(nr, sizeof(int));
 	e->obs = calloc(nr, sizeof(*e->obs));
 	e->closing = calloc(nr, sizeof(bool));
 	e->opening = calloc(nr, sizeof(bool));
-	if (!e->schedstat_fd || !e->obs || !e->closing || !e->opening) {
+	e->switch_in = calloc(1, sizeof(*e->switch_in));
+	if (!e->schedstat_fd || !e->obs || !e->closing || !e->opening || !e->switch_in) {
 		entry_free(e);
 		return -ENOMEM;
 	}
@@ -426,7 +603,9 @@ int scheduler_attach(struct scheduler *sch, int id, pid_t pid, int sched_fd, con
 		sch->vms = vms;
 		sch->cap = cap;
 	}
-	ret = sched_vm_add(sch->engine, id, params, now_ns(), err, err_len);
+	vp = *params;
+	vp.no_mux = !e->mux;
+	ret = sched_vm_add(sch->engine, id, &vp, now_ns(), err, err_len);
 	if (!ret) {
 		/* Ask the worker for exact run-state samples at the pace the policy needs. */
 		__atomic_store_n(&e->page->sample_period_us,
@@ -458,9 +637,10 @@ void scheduler_detach(struct scheduler *sch, int id)
 	pthread_mutex_unlock(&sch->lock);
 	if (!e)
 		return;
+	mux_release(e);
 	sched_page_switch_begin(e->page, all_vcpus);
 	for (uint32_t v = 0; v < e->nr; v++)
-		sched_gate_open(&e->page->slot[v], now_ns());
+		sched_gate_open(e->page, v, now_ns());
 	sched_page_switch_end(e->page);
 	__atomic_store_n(&e->page->sample_period_us, 0, __ATOMIC_RELAXED);
 	entry_free(e);
@@ -506,24 +686,58 @@ static double ms(uint64_t ns)
 	return (double)ns / 1e6;
 }
 
+static double us(uint64_t ns)
+{
+	return (double)ns / 1e3;
+}
+
+static const char *const out_names[SCHED_OUT_NR] = {
+	[SCHED_OUT_RELEASE] = "release",   [SCHED_OUT_CHECK] = "check", [SCHED_OUT_FORCE] = "force",
+	[SCHED_OUT_DIRECTED] = "directed", [SCHED_OUT_WAIT] = "wait",
+};
+
+/* A vCPU's multiplexer figures: the worker's counters from the page and the engine's. */
+static json_t *mux_vcpu_json(const struct sched_mux_vcpu *mv, const struct sched_vcpu_stats *vs,
+			     double share)
+{
+	json_t *outs = json_object();
+
+	for (int r = 0; r < SCHED_OUT_NR; r++)
+		json_object_set_new(outs, out_names[r], json_integer((json_int_t)mv->outs[r]));
+	return json_pack(
+		"{s:I, s:o, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f}", "ins", (json_int_t)mv->ins,
+		"outs", outs, "out_holding", (json_int_t)mv->out_holding, "forced_holding",
+		(json_int_t)mv->forced_holding, "handoff_holder", (json_int_t)mv->handoff_holder,
+		"handoff_astray", (json_int_t)mv->handoff_astray, "requests",
+		(json_int_t)vs->requests, "ready_ms", ms(vs->ready_ns), "ready_max_us",
+		us(vs->ready_max_ns), "run_share", share);
+}
+
 static json_t *vcpus_json(const struct sched_entry *e, const struct sched_vcpu_stats *vs)
 {
 	json_t *list = json_array();
+	uint64_t total = 0;
 
+	for (uint32_t i = 0; i < e->nr; i++)
+		total += vs[i].run_ns;
 	for (uint32_t i = 0; i < e->nr; i++) {
 		const struct sched_slot *slot = &e->page->slot[i];
 		uint64_t stops = slot->stops;
-
-		json_array_append_new(
-			list,
+		json_t *v =
 			json_pack("{s:i, s:f, s:f, s:f, s:I, s:f, s:I, s:f, s:f}", "vcpu", (int)i,
 				  "run_ms", ms(vs[i].run_ns), "stopped_ms", ms(vs[i].stopped_ns),
 				  "preempted_ms", ms(vs[i].wait_ns), "slices",
-				  (json_int_t)vs[i].slices, "max_skew_us",
-				  (double)vs[i].max_skew_ns / 1e3, "gate_stops", (json_int_t)stops,
-				  "gate_latency_us_mean",
+				  (json_int_t)vs[i].slices, "max_skew_us", us(vs[i].max_skew_ns),
+				  "gate_stops", (json_int_t)stops, "gate_latency_us_mean",
 				  stops ? (double)slot->gate_latency_ns / (double)stops / 1e3 : 0.0,
-				  "gate_latency_us_max", (double)slot->gate_latency_max_ns / 1e3));
+				  "gate_latency_us_max", us(slot->gate_latency_max_ns));
+
+		if (e->mux)
+			json_object_set_new(
+				v, "mux",
+				mux_vcpu_json(&e->mux->vcpu[i], &vs[i],
+					      total ? (double)vs[i].run_ns / (double)total : 0.0));
+		json_array_append_new(list, v);
 	}
 	return list;
 }
@@ -548,6 +762,48 @@ static json_t *warnings_json(const struct sched_vm_stats *st)
 	return list;
 }
 
+/* The hand-off latency's percentile from the page's 2 us histogram (bucket midpoints). */
+static double handoff_percentile(const struct sched_mux *mux, double p)
+{
+	uint64_t total = 0, seen = 0;
+
+	for (int b = 0; b < SCHED_MUX_HIST; b++)
+		total += mux->handoff_hist[b];
+	for (int b = 0; b < SCHED_MUX_HIST && total; b++) {
+		seen += mux->handoff_hist[b];
+		if ((double)seen >= p / 100.0 * (double)total)
+			return us(SCHED_MUX_HIST_NS * (uint64_t)b + SCHED_MUX_HIST_NS / 2);
+	}
+	return 0.0;
+}
+
+static json_t *mux_json(const struct sched_entry *e, const struct sched_vm_stats *st)
+{
+	uint64_t out_holding = 0, forced_holding = 0, holder = 0, astray = 0;
+	const struct sched_mux *mux = e->mux;
+
+	for (uint32_t i = 0; i < e->nr; i++) {
+		out_holding += mux->vcpu[i].out_holding;
+		forced_holding += mux->vcpu[i].forced_holding;
+		holder += mux->vcpu[i].handoff_holder;
+		astray += mux->vcpu[i].handoff_astray;
+	}
+	return json_pack(
+		"{s:b, s:i, s:I, s:i, s:i, s:I, s:I, s:I, s:I, s:I, s:f, s:I, s:I, s:I, "
+		"s:I, s:I, s:f, s:f, s:f}",
+		"active", st->multiplexed, "slots", (int)st->mux_slots, "ticks",
+		(json_int_t)st->mux_ticks, "open_max", (int)mux->open_max, "busy_open_max",
+		(int)st->busy_open_max, "over_ticks", (json_int_t)st->over_ticks, "requests",
+		(json_int_t)st->mux_requests, "checks", (json_int_t)st->mux_checks,
+		"grace_overruns", (json_int_t)st->grace_overruns, "admits",
+		(json_int_t)st->mux_admits, "ready_max_us", us(st->ready_max_ns), "out_holding",
+		(json_int_t)out_holding, "forced_holding", (json_int_t)forced_holding,
+		"handoff_holder", (json_int_t)holder, "handoff_astray", (json_int_t)astray,
+		"handoffs", (json_int_t)mux->handoffs, "handoff_us_mean",
+		mux->handoffs ? us(mux->handoff_ns) / (double)mux->handoffs : 0.0, "handoff_us_p50",
+		handoff_percentile(mux, 50), "handoff_us_max", us(mux->handoff_max_ns));
+}
+
 json_t *scheduler_stats_json(struct scheduler *sch, int id)
 {
 	struct sched_vcpu_stats *vs;
@@ -560,6 +816,7 @@ json_t *scheduler_stats_json(struct scheduler *sch, int id)
 	vs = e ? calloc(e->nr, sizeof(*vs)) : NULL;
 	if (e && vs && sched_vm_stats(sch->engine, id, &st, vs, e->nr) == 0) {
 		double run = (double)st.run_ns;
+		const struct util_samples *sw = e->switch_in;
 
 		out = json_pack(
 			"{s:s, s:b, s:f, s:f, s:f, s:f, s:I, s:I, s:f, s:f, s:f, s:f, s:I, "
@@ -569,8 +826,8 @@ json_t *scheduler_stats_json(struct scheduler *sch, int id)
 			"corun_fraction", run > 0 ? (double)st.corun_ns / run : 0.0, "corun_ms",
 			ms(st.corun_ns), "slices", (json_int_t)st.slices, "interleaved_slices",
 			(json_int_t)st.interleaved_slices, "leak_ms", ms(st.leak_ns), "max_skew_us",
-			(double)st.max_skew_ns / 1e3, "costart_skew_us_max",
-			(double)st.costart_skew_ns_max / 1e3, "costart_skew_us_mean",
+			us(st.max_skew_ns), "costart_skew_us_max", us(st.costart_skew_ns_max),
+			"costart_skew_us_mean",
 			st.costarts ? (double)st.costart_skew_ns_total / (double)st.costarts / 1e3 :
 				      0.0,
 			"preemption_events", (json_int_t)st.lhp_events, "light_preemption_events",
@@ -581,6 +838,14 @@ json_t *scheduler_stats_json(struct scheduler *sch, int id)
 			json_pack("{s:s, s:b, s:I, s:o}", "ple_statistics", sched_ple_name(st.ple),
 				  "adaptive_without_signals", st.no_signals, "smt_shared_vcpus",
 				  (json_int_t)st.smt_shared_vcpus, "warnings", warnings_json(&st)));
+		/* Gang: a slice's gates closed -> every vCPU of this VM, which came next, ran. */
+		json_object_set_new(
+			out, "switch_in",
+			json_pack("{s:I, s:f, s:f, s:f}", "count", (json_int_t)sw->count, "us_p50",
+				  us(util_samples_percentile(sw, 50)), "us_p90",
+				  us(util_samples_percentile(sw, 90)), "us_max", us(sw->max)));
+		if (e->mux)
+			json_object_set_new(out, "mux", mux_json(e, &st));
 	}
 	pthread_mutex_unlock(&sch->lock);
 	free(vs);

@@ -9,10 +9,15 @@
  *   gang      all vCPUs of a VM run in the same slices, on distinct placed CPUs; VMs rotate
  *   relaxed   a vCPU that runs ahead of its slowest active sibling by more than the skew
  *             bound is co-stopped until the sibling catches up (sched/relaxed.c)
+ *   mux       at most as many vCPUs run as the VM has CPUs, switched at the guest's release
+ *             points, lock holders never stopped before the grace period (sched/mux.c and,
+ *             for the gates, sched/mux_gate.c)
  *   adaptive  host until a costly preemption episode is reported (one whose spinning burns
  *             SCHED_MIN_PRESSURE of the VM's time), then co-scheduled (gang when the VM fits
- *             its CPUs, relaxed otherwise) with the preempted vCPU run first; co-scheduled
- *             throughout where no episode can come (no pvlock channel, no PLE on the host)
+ *             its CPUs, with the preempted vCPU run first; mux when it is wider, for any
+ *             episode: the multiplexer idles no CPU, so even sleeping waiters gain; relaxed
+ *             for a worker without the multiplexer); co-scheduled throughout where no
+ *             episode can come (no pvlock channel, no PLE on the host)
  */
 #include <errno.h>
 #include <stdio.h>
@@ -101,11 +106,18 @@ static int check_policy(const struct sched *s, const struct sched_vm_params *p, 
 		snprintf(err, err_len, "none of the VM's CPUs exists on this host");
 		return -EINVAL;
 	}
+	if (p->policy == VMDEF_SCHED_MUX && p->no_mux) {
+		snprintf(err, err_len,
+			 "this VM's worker was started by an older lockstep that cannot multiplex "
+			 "its vCPUs; restart the VM for \"mux\", or use \"relaxed\"");
+		return -EOPNOTSUPP;
+	}
 	if (p->policy == VMDEF_SCHED_GANG && p->nr_vcpus > cpus) {
 		snprintf(
 			err, err_len,
 			"gang scheduling runs every vCPU at once, so it needs a host CPU per vCPU: "
-			"this VM has %u vCPUs and %u host CPUs; use \"relaxed\" or \"adaptive\"",
+			"this VM has %u vCPUs and %u host CPUs; use \"mux\", \"relaxed\" or "
+			"\"adaptive\"",
 			p->nr_vcpus, cpus);
 		return -E2BIG;
 	}
@@ -258,11 +270,14 @@ void sched_vm_preempted(struct sched *s, int id, uint32_t culprit, double pressu
 	/*
 	 * Waiters that sleep (pv locks) waste little while a holder waits for a CPU, and
 	 * co-scheduling them would stop vCPUs that have work: only spinning that burns a real
-	 * share of the VM's time is worth it.
+	 * share of the VM's time is worth it.  Except in a VM wider than its CPUs, which the
+	 * multiplexer co-schedules: it idles no CPU (a stopped vCPU's CPU goes to a sibling),
+	 * and every hand-off of a lock to a waiter that is not running costs a host slice.
 	 */
 	if (pressure < SCHED_MIN_PRESSURE) {
 		vm->st.light_events++;
-		return;
+		if (vm->distinct_cpus >= vm->p.nr_vcpus || vm->p.no_mux)
+			return;
 	}
 	if (vm->p.policy != VMDEF_SCHED_ADAPTIVE || adaptive_without_signals(s, vm))
 		return;
@@ -279,7 +294,8 @@ void sched_vm_preempted(struct sched *s, int id, uint32_t culprit, double pressu
 		 vm->hold_ns < ADAPTIVE_HOLD_MAX_NS)
 		vm->hold_ns *= 2;
 	vm->cosched_until = now + vm->hold_ns;
-	if (culprit < vm->p.nr_vcpus && !engine_in_gang(vm, now)) {
+	/* The multiplexer runs a stopped lock holder by itself. */
+	if (culprit < vm->p.nr_vcpus && !engine_in_gang(vm, now) && !engine_mux_slots(vm, now)) {
 		vm->boost_vcpu = culprit;
 		vm->boost_until = now + ADAPTIVE_BOOST_NS;
 		vm->st.boosts++;
@@ -394,6 +410,14 @@ static void decide_affinity(struct sched *s, struct engine_vm *vm, uint64_t now,
 
 static void decide_gates(struct engine_vm *vm, uint64_t now, uint64_t dt)
 {
+	if (!engine_mux_slots(vm, now) && vm->st.multiplexed) {
+		/* Leaving the multiplexer: the policy's gates from now on, all open to start. */
+		mux_leave(vm);
+		for (uint32_t i = 0; i < vm->p.nr_vcpus; i++) {
+			vm->v[i].gate_open = true;
+			vm->v[i].costopped = false;
+		}
+	}
 	/* The first look at a VM sets the baselines its run times are measured from: policies
 	 * that decide from run times wait for the next. */
 	if (!vm->baseline_taken) {
@@ -404,6 +428,10 @@ static void decide_gates(struct engine_vm *vm, uint64_t now, uint64_t dt)
 	if (engine_in_gang(vm, now)) {
 		for (uint32_t i = 0; i < vm->p.nr_vcpus; i++)
 			vm->v[i].gate_open = vm->in_slice;
+		return;
+	}
+	if (engine_mux_slots(vm, now)) {
+		mux_decide(vm, now);
 		return;
 	}
 	switch (vm->p.policy) {
@@ -458,6 +486,7 @@ uint64_t sched_tick(struct sched *s, uint64_t now, sched_obs_fn obs_fn, sched_de
 		struct engine_vm *vm = s->vms[k];
 		const struct sched_obs *obs = obs_fn(arg, vm->id);
 
+		vm->obs = obs;
 		if (!obs)
 			continue;
 		for (uint32_t i = 0; i < vm->p.nr_vcpus; i++)
@@ -472,15 +501,27 @@ uint64_t sched_tick(struct sched *s, uint64_t now, sched_obs_fn obs_fn, sched_de
 	for (unsigned k = 0; k < s->nr_vms; k++) {
 		struct engine_vm *vm = s->vms[k];
 		struct sched_decision *d = vm->decisions;
+		uint32_t slots;
 
+		if (!vm->obs)
+			continue; /* not observed this tick: nothing to decide from */
 		decide_gates(vm, now, dt);
+		slots = engine_mux_slots(vm, now);
 		vm->st.coscheduling =
-			engine_in_gang(vm, now) || vm->p.policy == VMDEF_SCHED_RELAXED ||
+			engine_in_gang(vm, now) || vm->p.policy == VMDEF_SCHED_RELAXED || slots ||
 			(vm->p.policy == VMDEF_SCHED_ADAPTIVE && now < vm->cosched_until);
 		for (uint32_t i = 0; i < vm->p.nr_vcpus; i++) {
-			if (!vm->v[i].gate_open && (d[i].gate_open || !vm->v[i].closed_at))
-				vm->v[i].closed_at = now;
-			d[i].gate_open = vm->v[i].gate_open;
+			struct engine_vcpu *v = &vm->v[i];
+
+			if (!v->gate_open && (d[i].gate_open || !v->closed_at))
+				v->closed_at = now;
+			d[i].gate_open = v->gate_open;
+			d[i].mux_slots = slots;
+			d[i].request_changed = slots && v->req_new;
+			d[i].request = v->req;
+			d[i].successor = v->req_succ;
+			d[i].idle = slots && v->idle;
+			v->req_new = false;
 			decide_affinity(s, vm, now, &d[i], i);
 		}
 		decide(arg, vm->id, d);

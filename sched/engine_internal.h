@@ -1,6 +1,7 @@
 /*
  * Internals of the scheduling engine, shared by sched/engine.c (VMs, observation, accounting,
- * the tick), sched/gang.c (slices) and sched/relaxed.c (relaxed and adaptive).
+ * the tick), sched/gang.c (slices), sched/relaxed.c (relaxed and adaptive) and sched/mux.c
+ * (the multiplexer's slots, fairness and requests).
  */
 #ifndef LOCKSTEP_SCHED_ENGINE_INTERNAL_H
 #define LOCKSTEP_SCHED_ENGINE_INTERNAL_H
@@ -38,6 +39,15 @@ struct engine_vcpu {
 	bool affinity_sent;
 	struct util_cpuset affinity;
 	struct sched_vcpu_stats st;
+	/* the multiplexer */
+	uint32_t req;	      /* the request pending for it (enum sched_mux_request) */
+	uint32_t req_succ;    /* ... in favour of vCPU req_succ - 1 (0: the worker's choice) */
+	uint64_t req_at;      /* ... made then */
+	bool req_new;	      /* ... decided at this tick: hand it to the caller */
+	bool idle;	      /* admitted but halted: its slot is lent */
+	uint32_t idle_ticks;  /* ... seen halted at this many ticks in a row */
+	uint64_t last_pvwait; /* its pv WAIT time at the last tick */
+	uint64_t ready_since; /* parked and ready to run since; 0 = not */
 };
 
 struct engine_vm {
@@ -58,6 +68,7 @@ struct engine_vm {
 	uint64_t costart_at;		    /* gang: gates opened at; 0 = no co-start pending */
 	uint64_t slice_exec;		    /* gang: exec while outside the current slice */
 	uint64_t prev_sample_ns, sample_ns; /* when its last two observations were taken */
+	const struct sched_obs *obs;	    /* this tick's observations */
 };
 
 struct sched {
@@ -78,6 +89,9 @@ struct engine_vm *engine_find(const struct sched *s, int id);
 /* Whether the VM takes part in gang slices now (gang, or adaptive while co-scheduling and
  * narrow enough). */
 bool engine_in_gang(const struct engine_vm *vm, uint64_t now);
+/* Whether the multiplexer runs the VM now (mux, or adaptive co-scheduling a VM wider than its
+ * CPUs), and with how many slots (0: it does not). */
+uint32_t engine_mux_slots(const struct engine_vm *vm, uint64_t now);
 /* The host CPUs a VM may use (its cpus, or all). */
 void engine_allowed(const struct sched *s, const struct engine_vm *vm, struct util_cpuset *out);
 
@@ -86,5 +100,8 @@ void gang_account(struct sched *s, struct engine_vm *vm, uint64_t now);
 void gang_forget(struct sched *s, int id);
 void relaxed_decide(struct engine_vm *vm, uint64_t dt);
 void adaptive_decide(struct engine_vm *vm, uint64_t now, uint64_t dt);
+void mux_decide(struct engine_vm *vm, uint64_t now);
+/* Forgets the multiplexer's state of a VM that stops being multiplexed. */
+void mux_leave(struct engine_vm *vm);
 
 #endif /* LOCKSTEP_SCHED_ENGINE_INTERNAL_H */

@@ -8,6 +8,11 @@
  * and sleeps on the futex; the scheduler opens a gate by storing OPEN and waking the futex.
  * Closing is a store plus a kick of the vCPU thread (done by the caller, with tgkill), which
  * makes KVM_RUN return at once.  No lock is ever held across KVM_RUN.
+ *
+ * Version 3 adds, after the slots, the multiplexer's area (struct sched_mux, sched/mux.c) and,
+ * on a page of its own, the scheduling hints the worker maps read-only into the guest
+ * (struct lks_sched_hints, pvlock/abi.h): whoever opens or closes a gate marks it there, so a
+ * guest sees which of its vCPUs are stopped without asking.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "pvlock/abi.h"
 #include "sched/sched.h"
 
 #define GATE_RECHECK_NS 50000000ull /* a stop request is noticed at least this often */
@@ -43,19 +49,55 @@ static void futex_wake(uint32_t *word)
 	syscall(SYS_futex, word, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
 }
 
-size_t sched_page_size(uint32_t nr_vcpus)
+#define PAGE_SIZE_4K 4096u
+
+static size_t round_up(size_t v, size_t to)
+{
+	return (v + to - 1) & ~(to - 1);
+}
+
+/* Where the v3 areas start (0 for v2). */
+static size_t mux_offset(uint32_t nr_vcpus)
+{
+	return round_up(sizeof(struct sched_page) + (size_t)nr_vcpus * sizeof(struct sched_slot),
+			64);
+}
+
+static size_t hints_offset(uint32_t nr_vcpus)
+{
+	return round_up(mux_offset(nr_vcpus) + sizeof(struct sched_mux) +
+				(size_t)nr_vcpus * sizeof(struct sched_mux_vcpu),
+			PAGE_SIZE_4K);
+}
+
+size_t sched_page_size_v(uint32_t nr_vcpus, uint32_t version)
 {
 	size_t len = sizeof(struct sched_page) + (size_t)nr_vcpus * sizeof(struct sched_slot);
 
-	return (len + 4095) & ~(size_t)4095;
+	switch (version) {
+	case 2:
+		return round_up(len, PAGE_SIZE_4K);
+	case 3:
+		return hints_offset(nr_vcpus) + LKS_HINTS_SIZE;
+	default:
+		return 0;
+	}
+}
+
+size_t sched_page_size(uint32_t nr_vcpus)
+{
+	return sched_page_size_v(nr_vcpus, SCHED_PAGE_VERSION);
 }
 
 int sched_page_create(uint32_t nr_vcpus, int *fd_out, struct sched_page **out)
 {
 	size_t len = sched_page_size(nr_vcpus);
+	struct lks_sched_hints *hints;
 	struct sched_page *page;
 	int fd, ret;
 
+	if (nr_vcpus > 32 * LKS_HINT_WORDS)
+		return -EINVAL;
 	fd = memfd_create("lockstep-sched", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0)
 		return -errno;
@@ -74,6 +116,11 @@ int sched_page_create(uint32_t nr_vcpus, int *fd_out, struct sched_page **out)
 	page->magic = SCHED_PAGE_MAGIC;
 	page->version = SCHED_PAGE_VERSION;
 	page->nr_vcpus = nr_vcpus;
+	page->mux_offset = (uint32_t)mux_offset(nr_vcpus);
+	page->hints_offset = (uint32_t)hints_offset(nr_vcpus);
+	hints = sched_page_hints(page);
+	hints->magic = LKS_HINTS_MAGIC;
+	hints->nr_vcpus = nr_vcpus;
 	for (uint32_t i = 0; i < nr_vcpus; i++)
 		page->slot[i].gate = SCHED_GATE_OPEN; /* no scheduler: run freely */
 	*fd_out = fd;
@@ -85,7 +132,7 @@ int sched_page_map(int fd, struct sched_page **out, uint32_t *nr_vcpus)
 {
 	struct sched_page *page;
 	struct stat st;
-	uint32_t n;
+	uint32_t n, version;
 
 	if (fstat(fd, &st) < 0)
 		return -errno;
@@ -95,8 +142,14 @@ int sched_page_map(int fd, struct sched_page **out, uint32_t *nr_vcpus)
 	if (page == MAP_FAILED)
 		return -errno;
 	n = page->nr_vcpus;
-	if (page->magic != SCHED_PAGE_MAGIC || page->version != SCHED_PAGE_VERSION ||
-	    sched_page_size(n) != (size_t)st.st_size) {
+	version = page->version;
+	/* The offsets are checked against what this version puts there: the worker's page is
+	 * then exactly what lockstepd expects, or refused. */
+	if (page->magic != SCHED_PAGE_MAGIC || version < SCHED_PAGE_VERSION_MIN ||
+	    version > SCHED_PAGE_VERSION || n > 32 * LKS_HINT_WORDS ||
+	    sched_page_size_v(n, version) != (size_t)st.st_size ||
+	    (version >= 3 &&
+	     (page->mux_offset != mux_offset(n) || page->hints_offset != hints_offset(n)))) {
 		munmap(page, (size_t)st.st_size);
 		return -EINVAL;
 	}
@@ -108,7 +161,18 @@ int sched_page_map(int fd, struct sched_page **out, uint32_t *nr_vcpus)
 void sched_page_unmap(struct sched_page *page)
 {
 	if (page)
-		munmap(page, sched_page_size(page->nr_vcpus));
+		munmap(page, sched_page_size_v(page->nr_vcpus, page->version));
+}
+
+struct sched_mux *sched_page_mux(const struct sched_page *page)
+{
+	return page->version >= 3 ? (struct sched_mux *)((char *)page + page->mux_offset) : NULL;
+}
+
+struct lks_sched_hints *sched_page_hints(const struct sched_page *page)
+{
+	return page->version >= 3 ? (struct lks_sched_hints *)((char *)page + page->hints_offset) :
+				    NULL;
 }
 
 void sched_slot_set_state(struct sched_slot *slot, enum sched_vcpu_state state)
@@ -133,11 +197,12 @@ int sched_slot_wait_left(struct sched_slot *slot, uint64_t deadline_ns)
 	}
 }
 
-bool sched_gate_pass(struct sched_slot *slot, bool (*keep_waiting)(void *arg), void *arg)
+bool sched_gate_pass(struct sched_slot *slot, const struct sched_gate_hooks *hooks, void *arg)
 {
 	uint64_t arrived, closed, latency;
 
-	if (__atomic_load_n(&slot->gate, __ATOMIC_ACQUIRE) == SCHED_GATE_OPEN) {
+	if (__atomic_load_n(&slot->gate, __ATOMIC_ACQUIRE) == SCHED_GATE_OPEN ||
+	    (hooks->try_open && hooks->try_open(arg))) {
 		sched_slot_set_state(slot, SCHED_VCPU_RUNNING);
 		__atomic_store_n(&slot->entry_ns, now_ns(), __ATOMIC_RELAXED);
 		return true;
@@ -150,8 +215,11 @@ bool sched_gate_pass(struct sched_slot *slot, bool (*keep_waiting)(void *arg), v
 	if (latency > slot->gate_latency_max_ns)
 		slot->gate_latency_max_ns = latency;
 	sched_slot_set_state(slot, SCHED_VCPU_STOPPED);
-	while (__atomic_load_n(&slot->gate, __ATOMIC_ACQUIRE) != SCHED_GATE_OPEN) {
-		if (!keep_waiting(arg)) {
+	/* STOPPED is visible before the last look: whoever frees a slot then sees a ready vCPU,
+	 * or this vCPU sees the free slot. */
+	while (__atomic_load_n(&slot->gate, __ATOMIC_ACQUIRE) != SCHED_GATE_OPEN &&
+	       !(hooks->try_open && hooks->try_open(arg))) {
+		if (!hooks->keep_waiting(arg)) {
 			slot->stopped_ns += now_ns() - arrived;
 			return false;
 		}
@@ -168,12 +236,27 @@ void sched_gate_nudge(struct sched_slot *slot)
 	futex_wake(&slot->gate);
 }
 
-void sched_gate_open(struct sched_slot *slot, uint64_t now)
+static void hint_set(uint32_t *map, uint32_t i, bool on)
 {
+	uint32_t bit = 1u << (i % 32);
+
+	if (on)
+		__atomic_fetch_or(&map[i / 32], bit, __ATOMIC_SEQ_CST);
+	else
+		__atomic_fetch_and(&map[i / 32], ~bit, __ATOMIC_SEQ_CST);
+}
+
+void sched_gate_open(struct sched_page *page, uint32_t i, uint64_t now)
+{
+	struct sched_slot *slot = &page->slot[i];
+	struct lks_sched_hints *hints = sched_page_hints(page);
+
 	if (__atomic_load_n(&slot->gate, __ATOMIC_RELAXED) == SCHED_GATE_OPEN)
 		return;
+	if (hints)
+		hint_set(hints->gated, i, false);
 	__atomic_store_n(&slot->open_ns, now, __ATOMIC_RELAXED);
-	__atomic_store_n(&slot->gate, SCHED_GATE_OPEN, __ATOMIC_RELEASE);
+	__atomic_store_n(&slot->gate, SCHED_GATE_OPEN, __ATOMIC_SEQ_CST);
 	futex_wake(&slot->gate);
 }
 
@@ -240,10 +323,33 @@ void sched_page_wait_switch(const struct sched_page *page, uint32_t gen, uint64_
 	futex_wait((uint32_t *)&page->slice_gen, gen, timeout_ns);
 }
 
-void sched_gate_close(struct sched_slot *slot, uint64_t now)
+void sched_gate_close(struct sched_page *page, uint32_t i, uint64_t now)
 {
+	struct sched_slot *slot = &page->slot[i];
+	struct lks_sched_hints *hints = sched_page_hints(page);
+
 	if (__atomic_load_n(&slot->gate, __ATOMIC_RELAXED) == SCHED_GATE_CLOSED)
 		return;
 	__atomic_store_n(&slot->close_ns, now, __ATOMIC_RELAXED);
-	__atomic_store_n(&slot->gate, SCHED_GATE_CLOSED, __ATOMIC_RELEASE);
+	__atomic_store_n(&slot->gate, SCHED_GATE_CLOSED, __ATOMIC_SEQ_CST);
+	if (hints)
+		hint_set(hints->gated, i, true);
+}
+
+void sched_hint_switch(struct sched_page *page, uint32_t i, bool asked)
+{
+	struct lks_sched_hints *hints = sched_page_hints(page);
+
+	if (hints && i < page->nr_vcpus)
+		hint_set(hints->switch_req, i, asked);
+}
+
+void sched_hint_slots(struct sched_page *page, uint32_t slots)
+{
+	struct lks_sched_hints *hints = sched_page_hints(page);
+
+	if (!hints)
+		return;
+	__atomic_store_n(&hints->slots, slots, __ATOMIC_RELAXED);
+	__atomic_store_n(&hints->multiplexed, slots != 0, __ATOMIC_RELAXED);
 }

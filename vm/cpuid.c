@@ -47,14 +47,14 @@ int vm_cpuid_build(const struct kvm_cpuid2 *supported, const struct vmdef *cfg, 
 	struct kvm_cpuid2 *cpuid;
 	struct kvm_cpuid_entry2 *e;
 
-	cpuid = calloc(1, sizeof(*cpuid) + (n + 2) * sizeof(cpuid->entries[0]));
+	cpuid = calloc(1, sizeof(*cpuid) + (n + 3) * sizeof(cpuid->entries[0]));
 	if (!cpuid)
 		return -ENOMEM;
 	for (uint32_t i = 0; i < n; i++) {
 		const struct kvm_cpuid_entry2 *src = &supported->entries[i];
 
 		/* Leaves at or above lockstep's own base are ours to define. */
-		if (src->function >= LKS_CPUID_BASE && src->function <= LKS_CPUID_INFO)
+		if (src->function >= LKS_CPUID_BASE && src->function <= LKS_CPUID_FEATURES)
 			continue;
 		e = &cpuid->entries[cpuid->nent++];
 		*e = *src;
@@ -63,7 +63,7 @@ int vm_cpuid_build(const struct kvm_cpuid2 *supported, const struct vmdef *cfg, 
 	e = &cpuid->entries[cpuid->nent++];
 	*e = (struct kvm_cpuid_entry2){
 		.function = LKS_CPUID_BASE,
-		.eax = LKS_CPUID_INFO,
+		.eax = LKS_CPUID_FEATURES,
 		.ebx = LKS_CPUID_SIG_EBX,
 		.ecx = LKS_CPUID_SIG_ECX,
 		.edx = LKS_CPUID_SIG_EDX,
@@ -75,6 +75,15 @@ int vm_cpuid_build(const struct kvm_cpuid2 *supported, const struct vmdef *cfg, 
 		.ebx = tsc_khz,
 		.ecx = (uint32_t)LKS_DOORBELL_GPA_DEFAULT,
 		.edx = (uint32_t)(LKS_DOORBELL_GPA_DEFAULT >> 32),
+	};
+	/* The multiplexer's hints page and SWITCH, with lockstep's pv calls. */
+	e = &cpuid->entries[cpuid->nent++];
+	*e = (struct kvm_cpuid_entry2){
+		.function = LKS_CPUID_FEATURES,
+		.eax = cfg->pvlock.enabled ? LKS_FEATURE_SCHED : 0,
+		.ebx = (uint32_t)LKS_HINTS_GPA_DEFAULT,
+		.ecx = (uint32_t)(LKS_HINTS_GPA_DEFAULT >> 32),
+		.edx = LKS_HINTS_SIZE,
 	};
 	*out = cpuid;
 	return 0;

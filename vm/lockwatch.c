@@ -45,6 +45,7 @@ static int sleep_vcpu(void *opaque, uint32_t vcpu, int fd, uint64_t timeout_ns)
 	struct pollfd pfd = { .fd = fd, .events = POLLIN };
 	struct timespec ts = { .tv_sec = (time_t)(timeout_ns / 1000000000ull),
 			       .tv_nsec = (long)(timeout_ns % 1000000000ull) };
+	uint64_t start;
 	sigset_t mask;
 	int ret;
 
@@ -52,10 +53,15 @@ static int sleep_vcpu(void *opaque, uint32_t vcpu, int fd, uint64_t timeout_ns)
 		return -EINTR;
 	pthread_sigmask(SIG_BLOCK, NULL, &mask);
 	sigdelset(&mask, vm->kick_signal);
-	/* Asleep in WAIT a vCPU needs no host CPU: the scheduler may give its slot away. */
+	/* Asleep in WAIT a vCPU needs no host CPU: the scheduler may give its slot away, and
+	 * the multiplexer gives it away at once. */
 	sched_slot_set_state(vm->vcpus[vcpu].slot, SCHED_VCPU_PVWAIT);
+	vm_mux_sleeping(vm, vcpu);
+	start = util_now_ns();
 	ret = ppoll(&pfd, 1, timeout_ns ? &ts : NULL, &mask);
-	sched_slot_set_state(vm->vcpus[vcpu].slot, SCHED_VCPU_RUNNING);
+	__atomic_add_fetch(&vm->vcpus[vcpu].slot->pvwait_ns, util_now_ns() - start,
+			   __ATOMIC_RELAXED);
+	vm_mux_awake(vm, vcpu);
 	if (ret < 0) {
 		if (errno == EINTR)
 			vm_vcpu_note_kick(&vm->vcpus[vcpu]);
@@ -64,12 +70,20 @@ static int sleep_vcpu(void *opaque, uint32_t vcpu, int fd, uint64_t timeout_ns)
 	return ret > 0 ? 1 : 0;
 }
 
-/* YIELD_TO: the scheduler reads the request from the sched page at its next tick. */
+/* YIELD_TO: under the multiplexer, a switch to that vCPU now if it is stopped and ready;
+ * otherwise the scheduler reads the request from the sched page at its next tick. */
 static void yield_to(void *opaque, uint32_t from, uint32_t to)
 {
 	struct vm *vm = opaque;
 
+	if (vm_mux_yield_to(vm, from, to))
+		return;
 	__atomic_store_n(&vm->sched_page->yield_to, to + 1, __ATOMIC_RELEASE);
+}
+
+static int64_t switch_cpu(void *opaque, uint32_t vcpu)
+{
+	return vm_mux_switch_call(opaque, vcpu);
 }
 
 static void on_event(void *opaque, const struct pvlock_event *ev)
@@ -106,6 +120,7 @@ int vm_lockwatch_new(struct vm *vm, struct vm_lockwatch **out)
 		.guest_ptr = guest_ptr,
 		.sleep = sleep_vcpu,
 		.yield_to = yield_to,
+		.switch_cpu = switch_cpu,
 	};
 	struct vm_lockwatch *lw = calloc(1, sizeof(*lw));
 	int ret;
@@ -158,6 +173,12 @@ void vm_lockwatch_bad_kick(struct vm_lockwatch *lw, struct vm_vcpu *vcpu, uint64
 {
 	if (lw->pv)
 		pvlock_bad_kick(lw->pv, vcpu->index, value);
+}
+
+const struct lks_shared_page *vm_lockwatch_shared(struct vm_lockwatch *lw, uint32_t *nr)
+{
+	*nr = 0;
+	return lw->pv ? pvlock_shared_page(lw->pv, nr) : NULL;
 }
 
 bool vm_lockwatch_wants_samples(struct vm_lockwatch *lw)
@@ -214,11 +235,13 @@ static json_t *vcpu_json(struct vm_lockwatch *lw, uint32_t i)
 				    json_integer((json_int_t)d.events[k]));
 		json_object_set_new(ms, pvlock_event_name(k), json_real((double)d.ns[k] / 1e6));
 	}
-	return json_pack("{s:i, s:I, s:I, s:I, s:I, s:f, s:I, s:I, s:I, s:o, s:o}", "vcpu", (int)i,
-			 "waits", (json_int_t)c.waits, "waits_changed", (json_int_t)c.waits_changed,
-			 "waits_woken", (json_int_t)c.waits_woken, "waits_timeout",
-			 (json_int_t)c.waits_timeout, "wait_ms", (double)c.wait_ns / 1e6, "kicks",
-			 (json_int_t)c.kicks, "yields", (json_int_t)c.yields, "errors",
+	return json_pack("{s:i, s:I, s:I, s:I, s:I, s:f, s:I, s:I, s:I, s:I, s:I, s:o, s:o}",
+			 "vcpu", (int)i, "waits", (json_int_t)c.waits, "waits_changed",
+			 (json_int_t)c.waits_changed, "waits_woken", (json_int_t)c.waits_woken,
+			 "waits_timeout", (json_int_t)c.waits_timeout, "wait_ms",
+			 (double)c.wait_ns / 1e6, "kicks", (json_int_t)c.kicks, "yields",
+			 (json_int_t)c.yields, "switches", (json_int_t)c.switches,
+			 "switches_not_asked", (json_int_t)c.switches_not_asked, "errors",
 			 (json_int_t)c.errors, "culprit_events", events, "culprit_ms", ms);
 }
 

@@ -227,6 +227,8 @@ static int create_vcpus(struct vm *vm)
 		return -ENOMEM;
 	/* Every gate starts open: without lockstepd's scheduler the vCPUs run freely. */
 	ret = sched_page_create(vm->cfg.vcpus, &vm->sched_fd, &vm->sched_page);
+	if (!ret)
+		ret = vm_mux_new(vm, &vm->mux);
 	if (ret)
 		return ret;
 	for (uint32_t i = 0; i < vm->cfg.vcpus; i++)
@@ -399,6 +401,7 @@ void vm_destroy(struct vm *vm)
 	vm_pc_testdev_free(vm->pc_testdev);
 	vm_devloop_free(vm->devloop);
 	irq_free(vm->irq);
+	vm_mux_free(vm->mux);
 	sched_page_unmap(vm->sched_page);
 	if (vm->sched_fd >= 0)
 		close(vm->sched_fd);

@@ -27,8 +27,8 @@ static const char *const kvm_stat_names[] = {
 	"preemption_reported",
 };
 
-static const char *const call_names[] = { "probe",    "nop",	      "wait",	"kick",
-					  "yield_to", "shared_setup", "time_ns" };
+static const char *const call_names[] = { "probe",    "nop",	      "wait",	 "kick",
+					  "yield_to", "shared_setup", "time_ns", "switch" };
 
 static double ms_since(uint64_t from, uint64_t to)
 {

@@ -105,6 +105,7 @@ uint64_t vm_runstate_tick(struct vm *vm, bool detector)
 	vm->runstate_next_ns = now + period;
 	for (uint32_t i = 0; i < vm->nr_vcpus; i++)
 		sample_vcpu(&vm->vcpus[i], now);
+	vm_mux_sample(vm);
 	/* Publishing the time last tells the scheduler the slots hold this sample. */
 	__atomic_store_n(&vm->sched_page->sample_ns, now, __ATOMIC_RELEASE);
 	vm->runstate_fresh = true;

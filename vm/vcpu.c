@@ -243,7 +243,14 @@ void vm_vcpu_note_kick(struct vm_vcpu *vcpu)
 
 static bool keep_waiting(void *arg)
 {
-	return !vm_stopping(arg);
+	struct vm_vcpu *vcpu = arg;
+
+	return !vm_stopping(vcpu->vm);
+}
+
+static bool try_open(void *arg)
+{
+	return vm_mux_try_open(arg);
 }
 
 static void *vcpu_thread(void *arg)
@@ -251,6 +258,8 @@ static void *vcpu_thread(void *arg)
 	struct vm_vcpu *vcpu = arg;
 	struct vm *vm = vcpu->vm;
 	struct kvm_run *run = hv_vcpu_run_area(vcpu->hv);
+	const struct sched_gate_hooks hooks = { .keep_waiting = keep_waiting,
+						.try_open = try_open };
 	char name[16];
 	int ret;
 
@@ -267,13 +276,19 @@ static void *vcpu_thread(void *arg)
 	sched_slot_set_state(vcpu->slot, SCHED_VCPU_RUNNING);
 	__atomic_store_n(&vcpu->slot->tid, (uint32_t)atomic_load(&vcpu->tid), __ATOMIC_RELEASE);
 	while (!vm_stopping(vm)) {
+		uint64_t stops = vcpu->slot->stops;
+
 		/* The scheduler's gate: KVM_RUN is entered only while it is open. */
-		if (!sched_gate_pass(vcpu->slot, keep_waiting, vm))
+		if (!sched_gate_pass(vcpu->slot, &hooks, vcpu))
 			break;
+		vm_mux_passed(vcpu, vcpu->slot->stops != stops);
+		__atomic_store_n(&vcpu->slot->in_host, 0, __ATOMIC_RELAXED);
 		ret = hv_vcpu_run(vcpu->hv);
+		__atomic_store_n(&vcpu->slot->in_host, 1, __ATOMIC_RELAXED);
 		vm_steering_note_exit(vcpu);
 		if (ret == -EINTR) {
 			vm_vcpu_note_kick(vcpu);
+			vm_mux_kicked(vcpu);
 			continue;
 		}
 		if (ret == -EAGAIN)

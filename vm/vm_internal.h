@@ -230,12 +230,33 @@ void vm_lockwatch_bad_kick(struct vm_lockwatch *lw, struct vm_vcpu *vcpu, uint64
 /* Whether the detector needs vCPU run-state samples (the guest registered its shared page,
  * or pause-loop statistics are watched). */
 bool vm_lockwatch_wants_samples(struct vm_lockwatch *lw);
+/* The guest's registered shared page and its slot count, or NULL (none, or pvlock off). */
+const struct lks_shared_page *vm_lockwatch_shared(struct vm_lockwatch *lw, uint32_t *nr);
 /* Feeds the detector with the latest run-state sample, if it is new; events go to the
  * controller.  Returns ns until it wants to look again (0: nothing to watch). */
 uint64_t vm_lockwatch_tick(struct vm_lockwatch *lw, struct vm_control *ctl);
 json_t *vm_lockwatch_json(struct vm_lockwatch *lw);
 /* KVM paravirtual features (CPUID 0x40000001 EAX) the VM's vCPUs were given. */
 json_t *vm_kvm_features_json(struct vm *vm);
+
+/* ---- the multiplexer's worker side (vm/mux.c) ---- */
+
+struct vm_mux;
+
+/* Maps the scheduling hints page into the guest; the sched page must exist. */
+int vm_mux_new(struct vm *vm, struct vm_mux **out);
+void vm_mux_free(struct vm_mux *mx);
+bool vm_mux_hints_mapped(const struct vm_mux *mx);
+/* vCPU threads, out of KVM_RUN: */
+bool vm_mux_try_open(struct vm_vcpu *vcpu); /* at its closed gate: a free slot? */
+void vm_mux_kicked(struct vm_vcpu *vcpu);   /* after a kick: the scheduler's CHECK/FORCE */
+void vm_mux_passed(struct vm_vcpu *vcpu, bool waited);		 /* passed its gate */
+int64_t vm_mux_switch_call(struct vm *vm, uint32_t vcpu);	 /* LKS_CALL_SWITCH */
+bool vm_mux_yield_to(struct vm *vm, uint32_t from, uint32_t to); /* YIELD_TO; false: not done */
+void vm_mux_sleeping(struct vm *vm, uint32_t vcpu);		 /* about to sleep in WAIT */
+void vm_mux_awake(struct vm *vm, uint32_t vcpu);		 /* ... and woke */
+/* Control thread: the guest's lock activity for the scheduler. */
+void vm_mux_sample(struct vm *vm);
 
 /* ---- vCPUs ---- */
 
@@ -272,6 +293,8 @@ struct vm_vcpu {
 	uint64_t lapic_read_ns; /* vCPU thread */
 	atomic_uint ldr, dfr;
 	atomic_bool ldr_valid;
+	bool mux_woken;	      /* woke from a WAIT that gave its slot away: it wants one back */
+	bool mux_self_opened; /* its gate was opened by itself (a free slot), not by a hand-off */
 };
 
 /* Creates the KVM vCPU; vm_vcpu_setup() then gives it CPUID, statistics and boot state. */
@@ -325,6 +348,7 @@ struct vm {
 	struct vm_pci *pci;	    /* host bridge, bus 0 */
 	struct vm_pc_testdev *pc_testdev;
 	struct vm_lockwatch *lockwatch; /* pvlock calls and the preemption detector */
+	struct vm_mux *mux;		/* the multiplexer's worker side */
 	struct kvm_cpuid2 *supported_cpuid;
 	uint32_t tsc_khz;
 	bool pause_exits; /* PAUSE still exits (PLE / pause filter), so its statistics mean something */

@@ -14,7 +14,7 @@
 static const char *const policy_names[VMDEF_SCHED_POLICIES] = {
 	[VMDEF_SCHED_HOST] = "host",	     [VMDEF_SCHED_PINNED] = "pinned",
 	[VMDEF_SCHED_GANG] = "gang",	     [VMDEF_SCHED_RELAXED] = "relaxed",
-	[VMDEF_SCHED_ADAPTIVE] = "adaptive",
+	[VMDEF_SCHED_ADAPTIVE] = "adaptive", [VMDEF_SCHED_MUX] = "mux",
 };
 
 const char *vmdef_sched_policy_name(enum vmdef_sched_policy policy)

@@ -41,7 +41,7 @@ static void usage(FILE *out)
 	      "  --preset P       quick (smoke run, under 2 minutes) or full (default quick)\n"
 	      "  --workloads      ticket-plain,ticket-pv,queued-plain,queued-pv,barrier-plain,\n"
 	      "                   barrier-pv,ipi (or all)\n"
-	      "  --policies       host,pinned,gang,relaxed,adaptive (or all)\n"
+	      "  --policies       host,pinned,gang,relaxed,adaptive,mux (or all)\n"
 	      "  --overcommit     vCPUs per host CPU, each at least 1\n"
 	      "  --layouts        one VM with every vCPU, several VMs of one vCPU per host CPU\n"
 	      "  --reps N         repetitions, interleaved (preset: quick 1, full 5)\n"

@@ -30,7 +30,7 @@
 #define MX_MAX_OVERCOMMIT 8
 #define MX_MAX_REPS 100
 
-/* Where Linux decides (host), lockstep's four policies (vmdef/policy.h's, by their values), and
+/* Where Linux decides (host), lockstep's other policies (vmdef/policy.h's, by their values), and
  * QEMU as the peer baseline. */
 enum mx_policy {
 	MX_HOST = VMDEF_SCHED_HOST,
@@ -38,6 +38,7 @@ enum mx_policy {
 	MX_GANG = VMDEF_SCHED_GANG,
 	MX_RELAXED = VMDEF_SCHED_RELAXED,
 	MX_ADAPTIVE = VMDEF_SCHED_ADAPTIVE,
+	MX_MUX = VMDEF_SCHED_MUX,
 	MX_QEMU = VMDEF_SCHED_POLICIES,
 	MX_NR_POLICIES,
 };
@@ -46,6 +47,7 @@ enum mx_program {
 	MX_LOCKBENCH,
 	MX_BARRIERBENCH,
 	MX_IPI,
+	MX_SWITCHBENCH, /* not a workload: S, the switch cost the bounds need */
 };
 
 struct mx_workload {
@@ -62,6 +64,9 @@ struct mx_workload {
 	 * run as fast as the reference, and is scored against the whole of it.
 	 */
 	bool cpu_bound;
+	/* A barrier: V vCPUs on h < V CPUs need V - h switches per round, which bounds it
+	 * (report.c). */
+	bool barrier;
 };
 
 /* One overcommit level in one layout: how many VMs of how many vCPUs. */
@@ -203,6 +208,8 @@ json_t *mx_lockstep_info(struct mx_lockstep *ls); /* daemon.info, for the run re
 /* Runs one measurement; fills m (m->status says how it went). */
 void mx_lockstep_run(struct mx_lockstep *ls, const struct mx_workload *w, enum mx_policy p,
 		     const struct mx_layout *l, unsigned duration_ms, struct mx_measurement *m);
+/* S: switchbench's median switch cost in ns (0: failed), and the run's record. */
+double mx_lockstep_switch_cost(struct mx_lockstep *ls, json_t **record);
 /* Asks lockstepd to define a gang VM wider than the host; returns its refusal (or NULL if it
  * accepted, which is then undone). */
 char *mx_lockstep_gang_refusal(struct mx_lockstep *ls, unsigned vcpus);
@@ -250,6 +257,8 @@ void mx_report_reference(struct mx_report *r, size_t workload, double reference,
 void mx_report_na(struct mx_report *r, size_t workload, enum mx_policy p, unsigned layout,
 		  const char *why);
 void mx_report_qemu_status(struct mx_report *r, const char *status);
+/* S of one repetition (ns), for the bounds. */
+void mx_report_switch_cost(struct mx_report *r, double ns);
 void mx_report_rep_state(struct mx_report *r, unsigned rep, double pingpong_min,
 			 double pingpong_max, double load1);
 /* table.md, efficiency.dat/.gp/.svg/.png; *summary: the medians, for results.jsonl. */

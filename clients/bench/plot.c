@@ -24,7 +24,8 @@
 
 static const char *const colours[MX_NR_POLICIES] = {
 	[MX_HOST] = "#d62728",	  [MX_PINNED] = "#ff7f0e",   [MX_GANG] = "#1f77b4",
-	[MX_RELAXED] = "#2ca02c", [MX_ADAPTIVE] = "#9467bd", [MX_QEMU] = "#7f7f7f",
+	[MX_RELAXED] = "#2ca02c", [MX_ADAPTIVE] = "#9467bd", [MX_MUX] = "#8c564b",
+	[MX_QEMU] = "#7f7f7f",
 };
 
 /* Whether a layout belongs to the "one VM" line, the "several VMs" line, or both (1x). */

@@ -20,10 +20,11 @@
 		.name = n, .title = t, .program = MX_LOCKBENCH, .args = a, .unit = "acq/s", \
 		.contended = true, .pv = is_pv, .cpu_bound = true                           \
 	}
-#define BARRIER(n, t, a, is_pv)                                                         \
-	{                                                                               \
-		.name = n, .title = t, .program = MX_BARRIERBENCH, .args = a,           \
-		.unit = "arrivals/s", .contended = true, .pv = is_pv, .cpu_bound = true \
+#define BARRIER(n, t, a, is_pv)                                                          \
+	{                                                                                \
+		.name = n, .title = t, .program = MX_BARRIERBENCH, .args = a,            \
+		.unit = "arrivals/s", .contended = true, .pv = is_pv, .cpu_bound = true, \
+		.barrier = true                                                          \
 	}
 
 /*
@@ -41,6 +42,8 @@ const struct mx_workload mx_workloads[] = {
 	LOCKS("queued-pv", "queued (MCS) lock, pv", "lock=mcs mode=pv", true),
 	BARRIER("barrier-plain", "barrier, plain", "mode=published", false),
 	BARRIER("barrier-pv", "barrier, pv", "mode=pv", true),
+	/* Rounds of 130,000 cycles (50 us at 2.6 GHz), as the loops of an OpenMP program. */
+	BARRIER("barrier-coarse-pv", "barrier, pv, 50 µs rounds", "mode=pv work=130000", true),
 	{ .name = "ipi",
 	  .title = "IPIs (no locks)",
 	  .program = MX_IPI,
@@ -84,6 +87,8 @@ const char *mx_workload_image(const struct mx_workload *w)
 		return "barrierbench.elf";
 	case MX_IPI:
 		return "ipi.elf";
+	case MX_SWITCHBENCH:
+		return "switchbench.elf";
 	}
 	return NULL;
 }
@@ -187,6 +192,9 @@ int mx_parse_console(const struct mx_workload *w, const char *console, struct mx
 	case MX_IPI:
 		vm->throughput = number(vm->result, "ipis_per_s");
 		vm->seconds = number(vm->result, "elapsed_us") / 1e6;
+		break;
+	case MX_SWITCHBENCH:
+		vm->throughput = number(vm->result, "switch_ns_median");
 		break;
 	}
 	backend = json_object_get(vm->result, "backend");

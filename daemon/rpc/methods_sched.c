@@ -62,7 +62,7 @@ void rpc_sched_set(void *ctx, struct api_call *call, json_t *params)
 	if (policy_name && vmdef_sched_policy_parse(policy_name, &policy)) {
 		api_call_fail(call, API_INVALID_PARAMS,
 			      "parameter \"policy\" must be one of host, "
-			      "pinned, gang, relaxed, adaptive");
+			      "pinned, gang, relaxed, adaptive, mux");
 		return;
 	}
 	ret = ops_set_sched(vm, policy, (uint32_t)quantum, (uint32_t)skew,

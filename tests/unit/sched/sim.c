@@ -3,6 +3,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tests/unit/sched/sim.h"
 
@@ -18,8 +19,19 @@ void sim_init(struct sim *sim, unsigned cpus, unsigned smt)
 	sim->now = 1000000000ull;
 }
 
+static void unmap_page(struct sim_vm *vm)
+{
+	if (!vm->paged)
+		return;
+	sched_page_unmap(vm->page);
+	close(vm->page_fd);
+	vm->paged = false;
+}
+
 void sim_fini(struct sim *sim)
 {
+	for (int id = 0; id < SIM_MAX_VMS; id++)
+		unmap_page(&sim->vm[id]);
 	sched_free(sim->s);
 }
 
@@ -31,6 +43,8 @@ int sim_add(struct sim *sim, int id, uint32_t nr, enum vmdef_sched_policy policy
 		.policy = policy,
 		.quantum_ns = 5000000,
 		.skew_ns = 2000000,
+		.no_mux = sim->no_mux,
+		.pvlock = sim->pvlock,
 	};
 	struct sim_vm *vm = &sim->vm[id];
 	int ret = sched_vm_add(sim->s, id, &p, sim->now, err, err_len);
@@ -59,6 +73,7 @@ void sim_remove(struct sim *sim, int id)
 		if (vm->v[i].cpu >= 0)
 			sim->owner[vm->v[i].cpu] = -1;
 	vm->present = false;
+	unmap_page(vm);
 	sched_vm_remove(sim->s, id);
 }
 
@@ -174,8 +189,11 @@ static const struct sched_obs *observe(void *arg, int id)
 				 v->busy       ? SCHED_VCPU_RUNNING :
 						 SCHED_VCPU_PVWAIT,
 			.entry_ns = v->entry,
+			.gate_open = v->gate_open,
 		};
 	}
+	if (vm->paged)
+		sim_guest_observe(sim, id);
 	return vm->obs;
 }
 
@@ -184,6 +202,10 @@ static void decide(void *arg, int id, const struct sched_decision *d)
 	struct sim *sim = arg;
 	struct sim_vm *vm = &sim->vm[id];
 
+	if (vm->paged) {
+		sim_guest_decide(sim, id, d);
+		return;
+	}
 	for (uint32_t i = 0; i < vm->nr; i++) {
 		struct sim_vcpu *v = &vm->v[i];
 
@@ -237,6 +259,7 @@ void sim_run(struct sim *sim, uint64_t ns)
 			check_gates(sim);
 		}
 		host_schedule(sim);
+		sim_guest_step(sim);
 		account_step(sim);
 		sim->now += SIM_STEP_NS;
 	}

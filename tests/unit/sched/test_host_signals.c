@@ -41,6 +41,7 @@ static void adaptive_without_signals_coschedules(void **state)
 	bool closed = false;
 
 	sim_host(&sim, 2, 1, SCHED_PLE_ABSENT);
+	sim.no_mux = true; /* a worker without the multiplexer: relaxed rules (mux below) */
 	assert_int_equal(sim_add(&sim, 0, 4, VMDEF_SCHED_ADAPTIVE, err, sizeof(err)), 0);
 	for (int step = 0; step < 100; step++) {
 		sim_run(&sim, 1 * MS);
@@ -65,13 +66,19 @@ static void adaptive_without_signals_coschedules(void **state)
 	st = stats(&sim, 0);
 	assert_true(st.no_signals && st.coscheduling);
 	sim_fini(&sim);
+
+	/* With the multiplexer, a VM wider than its CPUs is multiplexed throughout. */
+	sim_host(&sim, 2, 1, SCHED_PLE_ABSENT);
+	assert_int_equal(sim_add(&sim, 0, 4, VMDEF_SCHED_ADAPTIVE, err, sizeof(err)), 0);
+	sim_run(&sim, 10 * MS);
+	st = stats(&sim, 0);
+	assert_true(st.no_signals && st.coscheduling && st.multiplexed);
+	assert_int_equal(st.mux_slots, 2);
+	sim_fini(&sim);
 }
 
 static void adaptive_waits_where_signals_can_come(void **state)
 {
-	struct sched_vm_params p = { .nr_vcpus = 4,
-				     .policy = VMDEF_SCHED_ADAPTIVE,
-				     .pvlock = true };
 	struct sched_vm_stats st;
 	struct sim sim;
 	char err[256];
@@ -86,14 +93,25 @@ static void adaptive_waits_where_signals_can_come(void **state)
 	assert_false(st.coscheduling);
 	sim_fini(&sim);
 
-	/* No PLE, but the pvlock channel: the same. */
-	sim_host(&sim, 2, 1, SCHED_PLE_ABSENT);
-	assert_int_equal(sched_vm_add(sim.s, 0, &p, sim.now, err, sizeof(err)), 0);
-	st = stats(&sim, 0);
-	assert_false(st.no_signals);
-	sched_vm_preempted(sim.s, 0, 1, 0.5, sim.now);
-	assert_int_equal(stats(&sim, 0).boosts, 1);
-	sim_fini(&sim);
+	/* No PLE, but the pvlock channel: the same.  An episode co-schedules the VM: it is
+	 * wider than its CPUs, so it is multiplexed (a worker without the multiplexer: relaxed
+	 * rules, the preempted vCPU run first). */
+	for (int no_mux = 0; no_mux <= 1; no_mux++) {
+		sim_host(&sim, 2, 1, SCHED_PLE_ABSENT);
+		sim.pvlock = true;
+		sim.no_mux = no_mux;
+		assert_int_equal(sim_add(&sim, 0, 4, VMDEF_SCHED_ADAPTIVE, err, sizeof(err)), 0);
+		sim_run(&sim, 10 * MS);
+		st = stats(&sim, 0);
+		assert_false(st.no_signals || st.coscheduling);
+		sched_vm_preempted(sim.s, 0, 1, 0.5, sim.now);
+		sim_run(&sim, 2 * MS);
+		st = stats(&sim, 0);
+		assert_true(st.coscheduling);
+		assert_int_equal(st.multiplexed, !no_mux);
+		assert_int_equal(st.boosts, no_mux);
+		sim_fini(&sim);
+	}
 
 	/* Before the host check has said anything, nothing is assumed absent. */
 	sim_host(&sim, 2, 1, SCHED_PLE_UNKNOWN);

@@ -89,13 +89,14 @@ static void kvm_features_host_or_masked(void **state)
 static void lockstep_leaves(void **state)
 {
 	struct kvm_cpuid2 *sup = supported(), *c;
-	const struct kvm_cpuid_entry2 *base, *info;
+	const struct kvm_cpuid_entry2 *base, *info, *features;
 	struct vmdef cfg;
 
 	vmdef_init(&cfg);
 	assert_int_equal(vm_cpuid_build(sup, &cfg, 2, 2596144, &c), 0);
 	base = leaf(c, LKS_CPUID_BASE);
-	assert_int_equal(base->eax, LKS_CPUID_INFO);
+	/* The highest leaf: a guest that knows only LKS_CPUID_INFO still finds it below. */
+	assert_int_equal(base->eax, LKS_CPUID_FEATURES);
 	assert_int_equal(base->ebx, LKS_CPUID_SIG_EBX);
 	assert_int_equal(base->ecx, LKS_CPUID_SIG_ECX);
 	assert_int_equal(base->edx, LKS_CPUID_SIG_EDX);
@@ -103,6 +104,15 @@ static void lockstep_leaves(void **state)
 	assert_int_equal(info->eax, LKS_ABI_VERSION);
 	assert_int_equal(info->ebx, 2596144);
 	assert_int_equal(((uint64_t)info->edx << 32) | info->ecx, LKS_DOORBELL_GPA_DEFAULT);
+	features = leaf(c, LKS_CPUID_FEATURES);
+	assert_int_equal(features->eax, LKS_FEATURE_SCHED);
+	assert_int_equal(((uint64_t)features->ecx << 32) | features->ebx, LKS_HINTS_GPA_DEFAULT);
+	assert_int_equal(features->edx, LKS_HINTS_SIZE);
+	free(c);
+	/* Without lockstep's pv calls there is no SWITCH, so no multiplexer feature. */
+	cfg.pvlock.enabled = false;
+	assert_int_equal(vm_cpuid_build(sup, &cfg, 2, 2596144, &c), 0);
+	assert_int_equal(leaf(c, LKS_CPUID_FEATURES)->eax, 0);
 	free(c);
 	free(sup);
 }

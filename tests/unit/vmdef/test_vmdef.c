@@ -191,12 +191,13 @@ static void test_memory_forms(void **state)
 
 static void test_enums_and_features(void **state)
 {
-	static const char *const policies[] = { "host", "pinned", "gang", "relaxed", "adaptive" };
+	static const char *const policies[] = { "host",	   "pinned",   "gang",
+						"relaxed", "adaptive", "mux" };
 	enum vmdef_sched_policy policy;
 	struct vmdef cfg;
 	char text[256];
 
-	for (int i = 0; i < 5; i++) {
+	for (int i = 0; i < VMDEF_SCHED_POLICIES; i++) {
 		vmdef_init(&cfg);
 		snprintf(text, sizeof(text), "{\"sched\": {\"policy\": \"%s\"}}", policies[i]);
 		assert_int_equal(parse(&cfg, text, NULL, 0), 0);

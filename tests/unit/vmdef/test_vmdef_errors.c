@@ -122,7 +122,7 @@ static void test_ranges(void **state)
 	expect_error("{\"sched\": {\"skew_us\": 1000001}}",
 		     "\"sched.skew_us\" must be between 10 and 1000000");
 	expect_error("{\"sched\": {\"policy\": \"fair\"}}",
-		     "\"sched.policy\" must be one of: host, pinned, gang, relaxed, adaptive");
+		     "\"sched.policy\" must be one of: host, pinned, gang, relaxed, adaptive, mux");
 	expect_error("{\"sched\": {\"policy\": 2}}", "\"sched.policy\" must be one of");
 	expect_error("{\"on_crash\": \"reboot\"}",
 		     "\"on_crash\" must be one of: destroy, restart, preserve");

@@ -1,0 +1,314 @@
+/*
+ * The multiplexer's rules on the simulated host (sim.c, sim_mux.c): a VM of 4 or 6 vCPUs on 2
+ * host CPUs whose guest loops on one ticket lock, its gates driven by sched/mux_gate.c on a
+ * real sched page as in lockstep-vm, its requests by the engine as in lockstepd.
+ *
+ *  - no gate is ever opened beyond the slots (host CPUs);
+ *  - a vCPU that holds the lock or spins for it is never stopped before it reaches a release
+ *    point, unless the grace period ran out (and then it is counted), whether or not the
+ *    guest switches at release points;
+ *  - nobody starves over many quanta: every vCPU runs its share, and the longest a ready vCPU
+ *    waits is bounded;
+ *  - a waiter whose holder was stopped hands its CPU to that holder (directed switch);
+ *  - adaptive multiplexes a wide VM on the first episode, even a light one, and lets go;
+ *  - a policy switch away from mux gives the gates back.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "tests/unit/sched/sim.h"
+
+#define MS 1000000ull
+#define SETTLE_MS 50 /* the VM starts with every gate open: the excess parks first */
+
+static const struct sim_guest pv_guest = {
+	.cs_steps = 1, .ncs_steps = 2, .spin_steps = 3, .pv = true, .hints = true
+};
+
+static void stats(struct sim *sim, int id, struct sched_vm_stats *st, struct sched_vcpu_stats *v,
+		  uint32_t n)
+{
+	assert_int_equal(sched_vm_stats(sim->s, id, st, v, n), 0);
+}
+
+static uint64_t page_sum(const struct sim_vm *vm, size_t offset)
+{
+	const struct sched_mux *mux = sched_page_mux(vm->page);
+	uint64_t sum = 0;
+
+	for (uint32_t i = 0; i < vm->nr; i++)
+		sum += *(const uint64_t *)((const char *)&mux->vcpu[i] + offset);
+	return sum;
+}
+
+#define PAGE_SUM(vm, field) page_sum(vm, offsetof(struct sched_mux_vcpu, field))
+
+static void settle(struct sim *sim, int id)
+{
+	sim_run(sim, SETTLE_MS * MS);
+	sim->vm[id].open_max = 0;
+	sim->vm[id].over_opens = 0;
+}
+
+static void never_more_open_gates_than_cpus(void **state)
+{
+	for (uint32_t n = 3; n <= 6; n++) {
+		struct sched_vm_stats st;
+		struct sim sim;
+		char err[256];
+
+		sim_init(&sim, 2, 1);
+		assert_int_equal(
+			sim_add_guest(&sim, 0, n, VMDEF_SCHED_MUX, &pv_guest, err, sizeof(err)), 0);
+		settle(&sim, 0);
+		sim_run(&sim, 2000 * MS);
+		stats(&sim, 0, &st, NULL, 0);
+		assert_true(st.multiplexed);
+		assert_int_equal(st.mux_slots, 2);
+		/* Ground truth, the worker's count and the scheduler's samples agree. */
+		assert_int_equal(sim.vm[0].over_opens, 0);
+		assert_true(sim.vm[0].open_max <= 2);
+		assert_true(sched_page_mux(sim.vm[0].page)->open_max <= 2);
+		assert_true(st.busy_open_max <= n); /* the start, before the excess parked */
+		assert_true(sim.vm[0].acquisitions > 1000);
+		sim_fini(&sim);
+	}
+}
+
+/* With or without the guest's help: held locks and queued waiters keep their CPU. */
+static void holders_not_stopped_before_release_or_grace(void **state)
+{
+	static const struct sim_guest unhinted = {
+		.cs_steps = 1, .ncs_steps = 2, .spin_steps = 3, .pv = false, .hints = false
+	};
+	const struct sim_guest *guests[] = { &pv_guest, &unhinted };
+
+	for (int g = 0; g < 2; g++) {
+		struct sched_vm_stats st;
+		struct sim sim;
+		char err[256];
+
+		sim_init(&sim, 2, 1);
+		assert_int_equal(
+			sim_add_guest(&sim, 0, 4, VMDEF_SCHED_MUX, guests[g], err, sizeof(err)), 0);
+		sim_run(&sim, 2000 * MS);
+		stats(&sim, 0, &st, NULL, 0);
+		assert_int_equal(sim.vm[0].gated_holding, 0);
+		assert_int_equal(PAGE_SUM(&sim.vm[0], out_holding), 0);
+		assert_true(st.mux_requests > 50); /* it rotated */
+		if (g == 0) {
+			/* Release points come every few steps: nobody needs a kick. */
+			assert_int_equal(st.grace_overruns, 0);
+			assert_true(
+				sched_page_mux(sim.vm[0].page)->vcpu[0].outs[SCHED_OUT_RELEASE] >
+				0);
+		} else {
+			/* Kicked and checked: stopped between critical sections, or forced. */
+			assert_true(st.mux_checks > 0);
+			assert_true(PAGE_SUM(&sim.vm[0], outs[SCHED_OUT_CHECK]) +
+					    PAGE_SUM(&sim.vm[0], outs[SCHED_OUT_FORCE]) >
+				    0);
+			assert_int_equal(PAGE_SUM(&sim.vm[0], outs[SCHED_OUT_RELEASE]), 0);
+			/* Forced stops are counted as grace overruns, holders among them too. */
+			assert_int_equal(PAGE_SUM(&sim.vm[0], outs[SCHED_OUT_FORCE]) <=
+						 st.grace_overruns,
+					 true);
+			assert_true(PAGE_SUM(&sim.vm[0], forced_holding) <=
+				    PAGE_SUM(&sim.vm[0], outs[SCHED_OUT_FORCE]));
+		}
+		sim_fini(&sim);
+	}
+}
+
+static void nobody_starves(void **state)
+{
+	for (uint32_t n = 3; n <= 6; n += 3) {
+		struct sched_vcpu_stats v[SIM_MAX_VCPUS];
+		struct sched_vm_stats st;
+		uint64_t total = 0;
+		struct sim sim;
+		char err[256];
+
+		sim_init(&sim, 2, 1);
+		assert_int_equal(
+			sim_add_guest(&sim, 0, n, VMDEF_SCHED_MUX, &pv_guest, err, sizeof(err)), 0);
+		sim_run(&sim, 3000 * MS);
+		stats(&sim, 0, &st, v, n);
+		for (uint32_t i = 0; i < n; i++)
+			total += v[i].run_ns;
+		for (uint32_t i = 0; i < n; i++) {
+			double share = (double)v[i].run_ns / (double)total;
+
+			assert_true(share > 0.7 / n && share < 1.3 / n);
+			assert_true(sim.vm[0].v[i].acquisitions > 0);
+		}
+		/* A ready vCPU waits for the others' quanta at most, plus the switch. */
+		assert_true(st.ready_max_ns <= (n / 2 + 1) * 5 * MS + SCHED_MUX_GRACE_NS);
+		sim_fini(&sim);
+	}
+}
+
+/* A holder forced out by a long critical section: its waiters give it their CPUs. */
+static void waiters_hand_their_cpu_to_the_holder(void **state)
+{
+	static const struct sim_guest long_cs = {
+		.cs_steps = 80, .ncs_steps = 2, .spin_steps = 1000, .pv = true, .hints = true
+	};
+	struct sched_vm_stats st;
+	struct sim sim;
+	char err[256];
+
+	sim_init(&sim, 2, 1);
+	assert_int_equal(sim_add_guest(&sim, 0, 4, VMDEF_SCHED_MUX, &long_cs, err, sizeof(err)), 0);
+	sim_run(&sim, 3000 * MS);
+	stats(&sim, 0, &st, NULL, 0);
+	/* 8 ms critical sections: some 375 in 3 s, if the lock never stalls. */
+	assert_true(sim.vm[0].acquisitions > 300);
+	assert_true(st.grace_overruns > 0);
+	assert_true(PAGE_SUM(&sim.vm[0], forced_holding) > 0);
+	/* Every sleeping waiter's CPU went to the holder or to a waiter ahead of it: when it
+	 * fell asleep, or later, taken by the holder when it was ready to run again. */
+	assert_int_equal(sim.vm[0].handoff_wrong, 0);
+	assert_true(PAGE_SUM(&sim.vm[0], handoff_holder) > 0);
+	assert_int_equal(PAGE_SUM(&sim.vm[0], handoff_astray), 0);
+	assert_int_equal(sim.vm[0].gated_holding, 0);
+	sim_fini(&sim);
+}
+
+/* At a barrier, arrivals give their CPUs to the latecomers, and rounds keep coming. */
+static void barrier_arrivals_give_way_to_latecomers(void **state)
+{
+	static const struct sim_guest barrier = {
+		.ncs_steps = 5, .spin_steps = 3, .pv = true, .hints = true, .barrier = true
+	};
+
+	for (uint32_t n = 3; n <= 6; n++) {
+		struct sched_vm_stats st;
+		/* Each round is n x 5 steps of work on 2 CPUs. */
+		uint64_t ideal = 2000 * MS / (n * 5 * SIM_STEP_NS / 2);
+		struct sim sim;
+		char err[256];
+
+		sim_init(&sim, 2, 1);
+		assert_int_equal(
+			sim_add_guest(&sim, 0, n, VMDEF_SCHED_MUX, &barrier, err, sizeof(err)), 0);
+		settle(&sim, 0);
+		sim_run(&sim, 2000 * MS);
+		stats(&sim, 0, &st, NULL, 0);
+		print_message("barrier %u vCPUs: %llu rounds of %llu\n", n,
+			      (unsigned long long)sim.vm[0].rounds, (unsigned long long)ideal);
+		assert_true(sim.vm[0].rounds > ideal / 2);
+		assert_int_equal(sim.vm[0].handoffs_early, 0);
+		assert_int_equal(sim.vm[0].over_opens, 0);
+		assert_true(PAGE_SUM(&sim.vm[0], outs[SCHED_OUT_WAIT]) > 0);
+		sim_fini(&sim);
+	}
+}
+
+static void adaptive_multiplexes_a_wide_vm(void **state)
+{
+	struct sched_vm_stats st;
+	struct sim sim;
+	char err[256];
+
+	sim_init(&sim, 2, 1);
+	assert_int_equal(
+		sim_add_guest(&sim, 0, 4, VMDEF_SCHED_ADAPTIVE, &pv_guest, err, sizeof(err)), 0);
+	sim_run(&sim, 100 * MS);
+	stats(&sim, 0, &st, NULL, 0);
+	assert_false(st.multiplexed);
+	for (uint32_t i = 0; i < 4; i++)
+		assert_true(sim_gate_open(&sim.vm[0], i));
+	/* Sleeping waiters (light pressure) are enough: the multiplexer idles no CPU. */
+	sched_vm_preempted(sim.s, 0, 3, 0.01, sim.now);
+	sim_run(&sim, 100 * MS);
+	stats(&sim, 0, &st, NULL, 0);
+	assert_true(st.multiplexed && st.coscheduling);
+	assert_int_equal(st.boosts, 0);
+	assert_int_equal(sim.vm[0].gated_holding, 0);
+	assert_true(sched_page_mux(sim.vm[0].page)->slots == 2);
+	/* The hold runs out: host scheduling, every gate open, the worker's gates given back. */
+	sim_run(&sim, 600 * MS);
+	stats(&sim, 0, &st, NULL, 0);
+	assert_false(st.multiplexed);
+	assert_int_equal(sched_page_mux(sim.vm[0].page)->slots, 0);
+	for (uint32_t i = 0; i < 4; i++)
+		assert_true(sim_gate_open(&sim.vm[0], i));
+	sim_fini(&sim);
+}
+
+/* From host scheduling, where waiters sleep with their gates open, to the multiplexer. */
+static void takes_over_a_vm_whose_waiters_sleep(void **state)
+{
+	static const struct sim_guest long_cs = {
+		.cs_steps = 80, .ncs_steps = 2, .spin_steps = 3, .pv = true, .hints = true
+	};
+	struct sched_vm_stats st;
+	uint64_t before;
+	struct sim sim;
+	char err[256];
+
+	sim_init(&sim, 2, 1);
+	assert_int_equal(sim_add_guest(&sim, 0, 4, VMDEF_SCHED_HOST, &long_cs, err, sizeof(err)),
+			 0);
+	sim_run(&sim, 300 * MS);
+	assert_int_equal(sched_vm_set_policy(sim.s, 0, VMDEF_SCHED_MUX, 0, 0, err, sizeof(err)), 0);
+	sim_run(&sim, 100 * MS);
+	before = sim.vm[0].acquisitions;
+	sim_run(&sim, 2000 * MS);
+	stats(&sim, 0, &st, NULL, 0);
+	/* 8 ms critical sections: some 250 in 2 s when the lock never stalls. */
+	assert_true(sim.vm[0].acquisitions - before > 150);
+	assert_int_equal(sched_mux_count_open(sim.vm[0].page) <= 2, true);
+	assert_int_equal(sim.vm[0].over_opens, 0);
+	assert_int_equal(sim.vm[0].gated_holding, 0);
+	sim_fini(&sim);
+}
+
+static void switching_away_gives_the_gates_back(void **state)
+{
+	struct sched_vm_stats st;
+	struct sim sim;
+	char err[256];
+
+	sim_init(&sim, 2, 1);
+	assert_int_equal(sim_add_guest(&sim, 0, 4, VMDEF_SCHED_MUX, &pv_guest, err, sizeof(err)),
+			 0);
+	sim_run(&sim, 200 * MS);
+	assert_int_equal(sched_vm_set_policy(sim.s, 0, VMDEF_SCHED_RELAXED, 0, 0, err, sizeof(err)),
+			 0);
+	sim_run(&sim, 20 * MS);
+	stats(&sim, 0, &st, NULL, 0);
+	assert_false(st.multiplexed);
+	assert_int_equal(sched_page_mux(sim.vm[0].page)->slots, 0);
+	/* Relaxed keeps as many running as CPUs, by its own rules, through the page. */
+	sim_run(&sim, 500 * MS);
+	assert_true(sim.vm[0].acquisitions > 1000);
+	/* A worker without the multiplexer cannot have it. */
+	sim.no_mux = true;
+	assert_int_equal(sim_add(&sim, 1, 4, VMDEF_SCHED_MUX, err, sizeof(err)), -EOPNOTSUPP);
+	assert_non_null(strstr(err, "\"relaxed\""));
+	sim_fini(&sim);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(never_more_open_gates_than_cpus),
+		cmocka_unit_test(holders_not_stopped_before_release_or_grace),
+		cmocka_unit_test(nobody_starves),
+		cmocka_unit_test(waiters_hand_their_cpu_to_the_holder),
+		cmocka_unit_test(barrier_arrivals_give_way_to_latecomers),
+		cmocka_unit_test(adaptive_multiplexes_a_wide_vm),
+		cmocka_unit_test(takes_over_a_vm_whose_waiters_sleep),
+		cmocka_unit_test(switching_away_gives_the_gates_back),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
