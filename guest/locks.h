@@ -12,6 +12,18 @@
  *
  * A third mode, LK_PUBLISHED, spins like the plain form and publishes like the pv one.
  *
+ * Under lockstep's multiplexer (a VM with more vCPUs than host CPUs, LKS_FEATURE_SCHED) pv
+ * locks and barriers also read the host's scheduling hints (pvlock/abi.h): after an unlock or
+ * a barrier -- a release point, where the CPU holds nothing and waits for nothing -- a CPU the
+ * host asked to switch gives its host CPU away (LKS_CALL_SWITCH); a waiter whose lock holder
+ * the host has stopped, or whose lock stays free because the next waiter is stopped, or that
+ * waits at a barrier for a stopped latecomer, sleeps at once instead of spinning, and the
+ * host hands its CPU to the vCPU it waits for.  Publication brackets every lock operation:
+ * `waiting` is set before a CPU joins a lock's queue and cleared after `holding` is set, and
+ * `holding` is cleared only after the lock is released, so at every instruction the page
+ * tells whether the CPU holds a lock or is queued for one (the host stops no such CPU at a
+ * request before its grace period ends).
+ *
  * All locks of a program share one struct lk_domain: the per-CPU records that kickers read to
  * find whom to wake, the MCS queue nodes, and the pv plumbing.  Under lockstep the domain
  * registers the shared page (pvlock/abi.h, LKS_CALL_SHARED_SETUP) in which every pv lock
@@ -81,6 +93,8 @@ struct lk_stats {
 	uint64_t errors;       /* WAIT returned an error */
 	uint64_t kicks;	       /* kicks sent */
 	uint64_t prewakes;     /* ... of which ahead of the waiter's turn (prewake, wake_ahead) */
+	uint64_t switches;     /* CPU given away at a release point, as the host asked */
+	uint64_t early_sleeps; /* WAITs entered at once: what it waited for could not run */
 };
 
 struct lk_domain;
@@ -107,6 +121,7 @@ struct lk_ticket {
 	volatile uint32_t head;	    /* the ticket being served: what pv waiters WAIT on */
 	volatile uint32_t tail;	    /* the next ticket to hand out */
 	volatile uint32_t sleepers; /* pv waiters inside (or entering) a sleep */
+	volatile uint32_t owner;    /* pv, published: the holder's vCPU + 1, 0 = free */
 	enum lk_mode mode;
 	struct lk_domain *domain;
 } __attribute__((aligned(RT_CACHE_LINE)));
@@ -118,7 +133,8 @@ void lk_ticket_unlock(struct lk_ticket *lock);
 /* ---- MCS queued lock --------------------------------------------------------------------- */
 
 struct lk_mcs {
-	volatile uint32_t tail; /* the last queued CPU's node (encoded), 0 = free */
+	volatile uint32_t tail;	 /* the last queued CPU's node (encoded), 0 = free */
+	volatile uint32_t owner; /* pv, published: the holder's vCPU + 1, 0 = free or passing */
 	enum lk_mode mode;
 	struct lk_domain *domain;
 } __attribute__((aligned(RT_CACHE_LINE)));

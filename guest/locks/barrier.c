@@ -13,8 +13,11 @@
  * CPU record; the last arrival flips the sense, fences, and kicks every CPU whose record says
  * it sleeps at this barrier (`sleepers` spares the scan when nobody does).  Waiters publish
  * LKS_STATE_BARRIER with `waiting` = the barrier and `wait_value` = the sense they wait for
- * while they wait; published waiters
- * (LK_PUBLISHED) do that too, but spin until released.
+ * while they wait; published waiters (LK_PUBLISHED) do that too, but spin until released.
+ *
+ * Under the multiplexer, a pv waiter that arrives while the host has stopped a CPU that has
+ * not arrived yet (a latecomer) sleeps at once, and so does a spinning one as soon as it sees
+ * one: the host gives its CPU to a latecomer.  Passing the barrier is a release point.
  */
 #include "guest/locks/internal.h"
 
@@ -45,11 +48,31 @@ static void release_sleepers(struct lk_barrier *barrier)
 	}
 }
 
+/*
+ * A CPU the host has stopped that has not arrived for the round ending in `sense`: a latecomer
+ * that cannot run.  (One released from the previous round but not run since still shows this
+ * barrier, with the previous round's sense.)
+ */
+static bool latecomer_stopped(const struct lk_barrier *barrier, uint32_t sense)
+{
+	const struct lk_domain *domain = barrier->domain;
+
+	for (unsigned i = 0; i < domain->nr_cpus; i++) {
+		const struct lk_cpu *cpu = domain->cpu[i];
+
+		if (lk_gated(domain, cpu->vcpu) &&
+		    !(cpu->wait_object == barrier && cpu->pub->wait_value == sense))
+			return true;
+	}
+	return false;
+}
+
 /* The wait of a visible (pv or published) waiter: published, and for pv ending in sleeps. */
 static void wait_visible(struct lk_barrier *barrier, uint32_t sense)
 {
 	const struct lk_domain *domain = barrier->domain;
 	struct lk_cpu *me = lk_this_cpu(domain);
+	bool hinted = barrier->mode == LK_PV && domain->hints;
 	uint64_t spins = 0;
 
 	me->wait_object = barrier;
@@ -57,15 +80,20 @@ static void wait_visible(struct lk_barrier *barrier, uint32_t sense)
 	 * shows the barrier, and only the sense tells the host it is late for the next. */
 	me->pub->wait_value = sense;
 	lk_pub_wait_begin(me, barrier, LKS_STATE_BARRIER);
-	for (;;) {
-		for (uint32_t i = 0; i < domain->spin_threshold; i++) {
+	for (bool in_vain = hinted && latecomer_stopped(barrier, sense);; in_vain = false) {
+		for (uint32_t i = 0; i < domain->spin_threshold && !in_vain; i++) {
 			if (barrier->sense == sense)
 				goto released;
 			rt_pause();
 			lk_pub_spins(me, ++spins);
+			if (hinted && !(spins & LK_HINT_CHECK_MASK))
+				in_vain = latecomer_stopped(barrier, sense);
 		}
 		if (barrier->mode != LK_PV)
 			continue;
+		if (barrier->sense == sense)
+			break;
+		me->stats.early_sleeps += in_vain;
 		lk_sleep_on(domain, me, &me->state, &barrier->sleepers, &barrier->sense, sense ^ 1,
 			    LKS_STATE_BARRIER);
 		if (barrier->sense == sense)
@@ -74,6 +102,8 @@ static void wait_visible(struct lk_barrier *barrier, uint32_t sense)
 released:
 	me->wait_object = NULL;
 	lk_pub_wait_end(me);
+	if (barrier->mode == LK_PV)
+		lk_release_point(domain, me);
 }
 
 void lk_barrier_wait(struct lk_barrier *barrier)
@@ -89,6 +119,7 @@ void lk_barrier_wait(struct lk_barrier *barrier)
 			__atomic_thread_fence(__ATOMIC_SEQ_CST);
 			if (barrier->sleepers)
 				release_sleepers(barrier);
+			lk_release_point(barrier->domain, lk_this_cpu(barrier->domain));
 		}
 		return;
 	}

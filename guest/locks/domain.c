@@ -14,6 +14,8 @@
  *
  * lk_domain_new runs once on CPU 0 before other CPUs use locks; afterwards the domain is
  * read-only except for each CPU's own record (guest/locks/internal.h says who writes what).
+ * With the lockstep backend on a host that offers LKS_FEATURE_SCHED, the domain also keeps
+ * the host's scheduling hints page, which pv locks read at release points and while waiting.
  */
 #include "guest/locks/internal.h"
 
@@ -106,12 +108,14 @@ static void choose_backend(struct lk_domain *domain, const struct lk_config *con
 	domain->doorbell = ls->doorbell;
 	if (self_kick_works(domain)) {
 		set_backend(domain, LK_BACKEND_LOCKSTEP, "WAIT and in-kernel KICK");
+		domain->hints = ls->hints; /* present with LKS_FEATURE_SCHED */
 		return;
 	}
 	domain->kick_by_call = true;
 	if (self_kick_works(domain)) {
 		set_backend(domain, LK_BACKEND_LOCKSTEP,
 			    "WAIT, KICK by call (the write kick failed)");
+		domain->hints = ls->hints;
 		return;
 	}
 	domain->kick_by_call = false;
@@ -171,6 +175,12 @@ void lk_sleep(const struct lk_domain *domain, struct lk_cpu *me, const volatile 
 		me->stats.errors++;
 		break;
 	}
+}
+
+void lk_switch(const struct lk_domain *domain, struct lk_cpu *me)
+{
+	if (rt_doorbell_call(domain->doorbell, LKS_CALL_SWITCH, 0, 0, 0) == LKS_SWITCH_DONE)
+		me->stats.switches++;
 }
 
 bool lk_kick_sleeper(const struct lk_domain *domain, struct lk_cpu *me, struct lk_cpu *target,

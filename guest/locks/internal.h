@@ -24,6 +24,10 @@
 #include "guest/locks.h"
 
 #define LK_SPIN_PUBLISH_MASK 255 /* publish `spins` every 256 PAUSEs */
+/* Under the multiplexer a waiter looks at the host's hints every 64 PAUSEs (~1.6 us here):
+ * about one critical section of the benchmarks, so a lock that stayed free that long is not
+ * being taken by a running CPU. */
+#define LK_HINT_CHECK_MASK 63
 
 /* A waiter's state as kickers see it. */
 enum lk_waiter_state {
@@ -59,6 +63,8 @@ struct lk_cpu {
 
 struct lk_domain {
 	enum lk_backend backend;
+	/* LKS_FEATURE_SCHED with the lockstep backend: the host's hints; else NULL */
+	const volatile struct lks_sched_hints *hints;
 	bool kick_by_call; /* LKS_CALL_KICK instead of the LKS_DB_KICK write */
 	bool prewake;
 	uint32_t wake_ahead;
@@ -114,23 +120,43 @@ static inline void lk_pub_wait_end(struct lk_cpu *me)
 	me->pub->seq++;
 }
 
+/* `holding` before `waiting` is cleared: the CPU never looks free while it owns the lock. */
 static inline void lk_pub_acquired(struct lk_cpu *me, const volatile void *lock)
 {
 	volatile struct lks_vcpu_pub *pub = me->pub;
 
+	pub->holding = (uintptr_t)lock;
 	pub->waiting = 0;
 	pub->state = LKS_STATE_NONE;
-	pub->holding = (uintptr_t)lock;
 	pub->hold_start_tsc = rt_rdtsc();
 	pub->acquisitions++;
 	pub->seq++;
 	me->stats.acquisitions++;
 }
 
+/* Call after the store that released the lock. */
 static inline void lk_pub_released(struct lk_cpu *me)
 {
 	me->pub->holding = 0;
 	me->pub->seq++;
+}
+
+/* ---- The host's scheduling hints (LKS_FEATURE_SCHED) ------------------------------------- */
+
+/* Whether the host has stopped vCPU `vcpu` (0 without hints). */
+static inline bool lk_gated(const struct lk_domain *domain, uint32_t vcpu)
+{
+	return domain->hints && lks_hint_test(domain->hints->gated, vcpu);
+}
+
+void lk_switch(const struct lk_domain *domain, struct lk_cpu *me);
+
+/* A release point: this CPU holds nothing and waits for nothing.  Switch if asked. */
+static inline void lk_release_point(const struct lk_domain *domain, struct lk_cpu *me)
+{
+	if (domain->hints && lks_hint_test(domain->hints->switch_req, me->vcpu) &&
+	    !me->pub->holding)
+		lk_switch(domain, me);
 }
 
 /* ---- Sleeping and kicking (domain.c) ----------------------------------------------------- */

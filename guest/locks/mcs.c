@@ -18,8 +18,14 @@
  * the lock kicks its already-linked successor if it sleeps, so that successor is awake when
  * the lock comes; with wake_ahead = N the releaser also kicks the sleepers linked up to N
  * places behind its successor.  Published waiters (LK_PUBLISHED) spin like plain ones and
- * publish like pv ones.  Publication to the shared page: `waiting` = this lock while queued,
- * `holding` once taken (see guest/locks/internal.h).
+ * publish like pv ones.  Publication to the shared page: `waiting` = this lock from before the
+ * CPU swaps itself into the queue until it holds the lock, `holding` from then until after it
+ * handed the lock on (see guest/locks/internal.h); `owner` names the holder once it runs.
+ *
+ * Under the multiplexer a pv waiter sleeps at once when the host stopped the holder, or when
+ * the lock has no running owner for LK_HINT_CHECK_MASK + 1 PAUSEs (it was granted to a
+ * stopped successor): the host gives its CPU to that vCPU.  Unlock ends with a release point,
+ * and taking an outermost lock begins with one.
  */
 #include "guest/locks/internal.h"
 
@@ -44,27 +50,46 @@ static struct lk_mcs_node *code_node(const struct lk_domain *domain, uint32_t co
 void lk_mcs_init(struct lk_mcs *lock, struct lk_domain *domain, enum lk_mode mode)
 {
 	lock->tail = 0;
+	lock->owner = 0;
 	lock->mode = mode;
 	lock->domain = domain;
 }
 
-/* The wait of a visible (pv or published) waiter: published, and for pv ending in sleeps. */
+/* Whether a pv waiter should stop spinning: the holder is stopped, or nobody has owned the
+ * lock since the last look (it is on its way to a successor that cannot run). */
+static bool waiting_in_vain(const struct lk_mcs *lock, bool *ownerless)
+{
+	uint32_t owner = lock->owner;
+	bool was = *ownerless;
+
+	*ownerless = !owner;
+	return (owner && lk_gated(lock->domain, owner - 1)) || (was && !owner);
+}
+
+/* The wait of a visible (pv or published) waiter, published since before it queued; for pv
+ * ending in sleeps. */
 static void wait_granted_visible(struct lk_mcs *lock, struct lk_cpu *me, struct lk_mcs_node *node)
 {
 	const struct lk_domain *domain = lock->domain;
+	bool ownerless = false;
 	uint64_t spins = 0;
 
 	me->stats.contended++;
-	lk_pub_wait_begin(me, lock, LKS_STATE_SPINNING);
 	for (;;) {
+		bool in_vain = false;
+
 		for (uint32_t i = 0; i < domain->spin_threshold; i++) {
 			if (__atomic_load_n(&node->granted, __ATOMIC_ACQUIRE))
 				return;
 			rt_pause();
 			lk_pub_spins(me, ++spins);
+			if (lock->mode == LK_PV && domain->hints && !(spins & LK_HINT_CHECK_MASK) &&
+			    (in_vain = waiting_in_vain(lock, &ownerless)))
+				break;
 		}
 		if (lock->mode != LK_PV)
 			continue;
+		me->stats.early_sleeps += in_vain;
 		lk_sleep_on(domain, me, &node->state, NULL, &node->granted, 0, LKS_STATE_SPINNING);
 		if (__atomic_load_n(&node->granted, __ATOMIC_ACQUIRE))
 			return;
@@ -86,6 +111,12 @@ void lk_mcs_lock(struct lk_mcs *lock)
 	node->granted = 0;
 	node->state = LK_RUNNING;
 	node->link_state = LK_RUNNING;
+	/* Holding nothing yet (outermost lock): a release point, as in lk_ticket_lock. */
+	if (lock->mode == LK_PV && depth == 0)
+		lk_release_point(domain, me);
+	/* Queued from here on, as far as the host can tell. */
+	if (lock->mode != LK_PLAIN)
+		lk_pub_wait_begin(me, lock, LKS_STATE_SPINNING);
 	prev = __atomic_exchange_n(&lock->tail, code, __ATOMIC_ACQ_REL);
 	if (prev) {
 		struct lk_mcs_node *pred = code_node(domain, prev);
@@ -107,6 +138,7 @@ void lk_mcs_lock(struct lk_mcs *lock)
 		return;
 	}
 	lk_pub_acquired(me, lock);
+	lock->owner = me->vcpu + 1;
 	if (lock->mode == LK_PV && domain->prewake) {
 		uint32_t next = __atomic_load_n(&node->next, __ATOMIC_ACQUIRE);
 
@@ -179,21 +211,31 @@ void lk_mcs_unlock(struct lk_mcs *lock)
 		rt_panic("lk_mcs_unlock: cpu %u holds no MCS lock", me->index);
 	me->mcs_depth = depth;
 	if (lock->mode != LK_PLAIN)
-		lk_pub_released(me);
+		lock->owner = 0;
 	next = __atomic_load_n(&node->next, __ATOMIC_ACQUIRE);
 	if (!next) {
 		uint32_t expected = code;
 
 		if (__atomic_compare_exchange_n(&lock->tail, &expected, 0, false, __ATOMIC_RELEASE,
-						__ATOMIC_RELAXED))
+						__ATOMIC_RELAXED)) {
+			if (lock->mode == LK_PLAIN)
+				return;
+			lk_pub_released(me);
+			if (lock->mode == LK_PV)
+				lk_release_point(domain, me);
 			return;
+		}
 		next = wait_link(lock, me, node);
 	}
 	succ = code_node(domain, next);
 	__atomic_store_n(&succ->granted, 1, __ATOMIC_RELEASE);
+	if (lock->mode == LK_PLAIN)
+		return;
+	lk_pub_released(me);
 	if (lock->mode != LK_PV)
 		return;
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	lk_kick_sleeper(domain, me, code_cpu(domain, next), &succ->state, &succ->granted);
 	wake_queue_ahead(domain, me, succ, domain->wake_ahead);
+	lk_release_point(domain, me);
 }

@@ -137,6 +137,7 @@ static bool report(const struct lockbench *bench, const struct lk_config *config
 {
 	unsigned cpus = rt_cpu_count();
 	uint64_t acq[RT_MAX_CPUS], sum = 0, longest = 0, end = 0, elapsed_ns, sleeps = 0, kicks = 0;
+	uint64_t switches = 0, early = 0;
 	char fairness[24], jain[24], shared[24];
 
 	for (unsigned i = 0; i < cpus; i++) {
@@ -150,19 +151,23 @@ static bool report(const struct lockbench *bench, const struct lk_config *config
 		end = r->end_tsc > end ? r->end_tsc : end;
 		sleeps += st.sleeps;
 		kicks += st.kicks;
+		switches += st.switches;
+		early += st.early_sleeps;
 		rt_printf("cpu %u: acq=%lu mean_wait_ns=%lu max_wait_us=%lu sleeps=%lu woken=%lu "
-			  "changed=%lu timeouts=%lu errors=%lu kicks=%lu prewakes=%lu\n",
+			  "changed=%lu timeouts=%lu errors=%lu kicks=%lu prewakes=%lu switches=%lu "
+			  "early_sleeps=%lu\n",
 			  i, r->acquisitions,
 			  r->acquisitions ? rt_cycles_to_ns(r->wait_cycles / r->acquisitions) : 0,
 			  rt_cycles_to_ns(r->max_wait_cycles) / 1000, st.sleeps, st.woken,
-			  st.changed, st.timeouts, st.errors, st.kicks, st.prewakes);
+			  st.changed, st.timeouts, st.errors, st.kicks, st.prewakes, st.switches,
+			  st.early_sleeps);
 	}
 	elapsed_ns = rt_cycles_to_ns(end - bench->start.start_tsc);
 	rt_printf(
 		"result: program=lockbench lock=%s mode=%s cpus=%u backend=%s kick=%s "
 		"shared=%s cs=%lu ncs=%lu spin=%u prewake=%d wake_ahead=%u duration_ms=%lu acquisitions=%lu "
 		"acq_per_s=%lu fairness=%s jain=%s max_wait_us=%lu sleeps=%lu kicks=%lu "
-		"counter=%lu counter_ok=%d\n",
+		"switches=%lu early_sleeps=%lu counter=%lu counter_ok=%d\n",
 		bench->mcs ? "mcs" : "ticket", bench_mode_name(bench->mode), cpus,
 		bench->mode == LK_PV ? lk_backend_name(bench->domain) : "none",
 		bench->mode == LK_PV ? lk_kick_method(bench->domain) : "none",
@@ -172,7 +177,7 @@ static bool report(const struct lockbench *bench, const struct lk_config *config
 		elapsed_ns ? sum * 1000000000ul / elapsed_ns : 0,
 		bench_milli(fairness, sizeof(fairness), bench_min_max_milli(acq, cpus)),
 		bench_milli(jain, sizeof(jain), bench_jain_milli(acq, cpus)),
-		rt_cycles_to_ns(longest) / 1000, sleeps, kicks, bench->counter,
+		rt_cycles_to_ns(longest) / 1000, sleeps, kicks, switches, early, bench->counter,
 		bench->counter == sum);
 	return bench->counter == sum;
 }
