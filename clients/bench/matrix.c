@@ -40,7 +40,7 @@ static void usage(FILE *out)
 	      "  --spawn          start a lockstepd of our own (the default)\n"
 	      "  --preset P       quick (smoke run, under 2 minutes) or full (default quick)\n"
 	      "  --workloads      ticket-plain,ticket-pv,queued-plain,queued-pv,barrier-plain,\n"
-	      "                   barrier-pv,ipi (or all)\n"
+	      "                   barrier-pv,barrier-coarse-pv,ipi (or all)\n"
 	      "  --policies       host,pinned,gang,relaxed,adaptive,mux (or all)\n"
 	      "  --overcommit     vCPUs per host CPU, each at least 1\n"
 	      "  --layouts        one VM with every vCPU, several VMs of one vCPU per host CPU\n"

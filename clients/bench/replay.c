@@ -3,7 +3,7 @@
  * results.jsonl alone -- to restyle the plots, or to read old figures with a newer report
  * (targets, noise).  Nothing is measured: the run record gives the options and the host,
  * each kept measurement its efficiency as scored when it ran, the reference runs the
- * blocks' references, the discarded records the noise counts.
+ * blocks' references, the switch-cost records S, the discarded records the noise counts.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -115,6 +115,7 @@ static void measurement(struct replay *rp, const json_t *rec)
 	if (status && strcmp(status, "ok") == 0 && json_object_get(rec, "efficiency"))
 		m.status = MX_OK;
 	m.nr_vms = (unsigned)json_array_size(vms);
+	m.vms_json = vms; /* borrowed: the report only reads it */
 	m.efficiency = json_number_value(json_object_get(rec, "efficiency"));
 	m.throughput = json_number_value(json_object_get(rec, "throughput"));
 	m.concurrency = json_number_value(json_object_get(rec, "concurrency"));
@@ -146,6 +147,12 @@ static void record(struct replay *rp, json_t *rec)
 					     json_is_true(json_object_get(rec, "refused")) ?
 						     "refused by lockstepd" :
 						     "accepted!");
+	} else if (strcmp(type, "switch-cost") == 0) {
+		const char *status = json_string_value(json_object_get(rec, "status"));
+
+		if (status && strcmp(status, "ok") == 0)
+			mx_report_switch_cost(rp->report,
+					      json_number_value(json_object_get(rec, "switch_ns")));
 	} else if (strcmp(type, "rep") == 0) {
 		rp->seconds += json_number_value(json_object_get(rec, "seconds"));
 		mx_report_rep_state(rp->report,

@@ -564,3 +564,51 @@ char *mx_lockstep_gang_refusal(struct mx_lockstep *ls, unsigned vcpus)
 	}
 	return strdup(err);
 }
+
+/*
+ * S, the cost of one vCPU switch under the multiplexer (the bounds of report.c): switchbench
+ * with 2 vCPUs on host CPU 0 alone, policy mux, so that every hand-over of its baton is a
+ * switch.  Returns the median in ns (0 if it failed) and the run's record.
+ */
+double mx_lockstep_switch_cost(struct mx_lockstep *ls, json_t **record)
+{
+	struct cell_vm vm = { 0 };
+	struct mx_vm_result res = { .vcpus = 2 };
+	struct mx_measurement m = { .status = MX_OK, .nr_vms = 1 };
+	const struct mx_workload probe = { .name = "switchbench", .program = MX_SWITCHBENCH };
+	char image[PATH_MAX], err[256];
+	uint64_t t0 = util_now_ns();
+	json_t *def, *msg, *rec;
+	double ns = 0;
+
+	snprintf(vm.name, sizeof(vm.name), "lsb%d-switch-%u", (int)getpid(), ++ls->seq);
+	snprintf(image, sizeof(image), "%s/switchbench.elf", ls->guest_dir);
+	def = json_pack("{s:s, s:i, s:s, s:s, s:s, s:{s:s, s:s}}", "name", vm.name, "vcpus", 2,
+			"memory", ls->memory, "kernel", image, "cmdline", "passes=2000", "sched",
+			"policy", "mux", "cpus", "0");
+	if (call(ls->main, "vm.define", json_pack("{s:o}", "definition", def), NULL, err,
+		 sizeof(err))) {
+		*record = json_pack("{s:s, s:s}", "status", "failed", "reason", err);
+		return 0;
+	}
+	vm.defined = true;
+	while (api_client_next_notification(ls->events, 0, &msg) == 0)
+		json_decref(msg);
+	if (start_all(ls, &vm, 1, &m) &&
+	    await_stops(ls, &vm, 1, &m, util_now_ns() + CELL_SLACK_S * 1000000000ull)) {
+		rec = collect(ls, &probe, &vm, &res, t0, "passes=2000", &m);
+		if (m.status == MX_OK && res.ok)
+			ns = json_number_value(json_object_get(res.result, "switch_ns_median"));
+	} else {
+		if (vm.started && !vm.stopped)
+			call(ls->main, "vm.destroy", json_pack("{s:s}", "name", vm.name), NULL, err,
+			     sizeof(err));
+		rec = json_pack("{s:s}", "reason", m.reason);
+	}
+	json_object_set_new(rec, "status", json_string(ns > 0 ? "ok" : "failed"));
+	json_object_set_new(rec, "switch_ns", json_real(ns));
+	json_decref(res.result);
+	call(ls->main, "vm.undefine", json_pack("{s:s}", "name", vm.name), NULL, err, sizeof(err));
+	*record = rec;
+	return ns;
+}
