@@ -281,9 +281,8 @@ static void apply_mux(struct scheduler *sch, struct sched_entry *e, const struct
 
 /*
  * Applies one VM's decisions: affinity at once, gate closes at once (with a kick out of
- * KVM_RUN), gate opens only after every closed vCPU has left (switch_gates): an incoming vCPU
- * woken onto a CPU whose outgoing vCPU has not yet seen its kick would compete with it for
- * that CPU, and the host's scheduler could then take milliseconds to let the outgoing one out.
+ * KVM_RUN); gate opens follow every VM's closes (switch_gates), so an incoming vCPU is never
+ * woken before the vCPU it replaces has been kicked.
  */
 static void apply(void *arg, int id, const struct sched_decision *d)
 {
@@ -336,40 +335,29 @@ static void apply(void *arg, int id, const struct sched_decision *d)
 	}
 }
 
-/* Waits (briefly) for the closed vCPUs to reach their gates, then opens the new ones. */
+/*
+ * Opens the gates the tick decided to open, right after the closes and their kicks, then waits
+ * (briefly, for the accounting) until the closed vCPUs reached their gates.  Opening only once
+ * the outgoing vCPUs were out cost a round trip through this thread (their stop wakes it, it
+ * wakes the incoming ones: two cross-CPU wake-ups) on top of the kick; opened at once, an
+ * incoming vCPU placed on the CPU an outgoing one leaves is woken there at once, and either
+ * the host runs it in place of the outgoing one, which then leaves KVM_RUN (its kick pending)
+ * as soon as it runs again, without running guest code, or the outgoing one leaves first.
+ */
 static void switch_gates(struct scheduler *sch)
 {
 	uint64_t start = now_ns(), deadline = start + SWITCH_WAIT_MAX_NS;
-	bool closed = false, late = false;
+	bool closed = sch->closed_ns != 0, late = false;
 
 	for (unsigned k = 0; k < sch->nr_vms; k++) {
 		struct sched_entry *e = sch->vms[k];
-
-		for (uint32_t i = 0; i < e->nr; i++) {
-			if (!e->closing[i])
-				continue;
-			closed = true;
-			/* The worker wakes the state word when its vCPU stops at the gate. */
-			if (!late && sched_slot_wait_left(&e->page->slot[i], deadline))
-				late = true;
-		}
-	}
-	if (closed) {
-		sch->switches++;
-		sch->switch_wait_ns += now_ns() - start;
-		sch->switch_timeouts += late;
-	}
-	for (unsigned k = 0; k < sch->nr_vms; k++) {
-		struct sched_entry *e = sch->vms[k];
-		uint64_t now = now_ns();
 		bool opened = false;
 
 		for (uint32_t i = 0; i < e->nr; i++) {
 			if (e->opening[i]) {
-				sched_gate_open(e->page, i, now);
+				sched_gate_open(e->page, i, start);
 				opened = true;
 			}
-			e->opening[i] = e->closing[i] = false;
 		}
 		if (e->switching)
 			sched_page_switch_end(e->page);
@@ -377,9 +365,25 @@ static void switch_gates(struct scheduler *sch)
 		/* A gang switch: measured once all its vCPUs passed their gates (next ticks). */
 		e->switch_pending = opened && closed;
 		if (e->switch_pending) {
-			e->switch_open_ns = now;
+			e->switch_open_ns = start;
 			e->switch_close_ns = sch->closed_ns;
 		}
+	}
+	for (unsigned k = 0; k < sch->nr_vms; k++) {
+		struct sched_entry *e = sch->vms[k];
+
+		for (uint32_t i = 0; i < e->nr; i++) {
+			/* The worker wakes the state word when its vCPU stops at the gate. */
+			if (e->closing[i] && !late &&
+			    sched_slot_wait_left(&e->page->slot[i], deadline))
+				late = true;
+			e->opening[i] = e->closing[i] = false;
+		}
+	}
+	if (closed) {
+		sch->switches++;
+		sch->switch_wait_ns += now_ns() - start;
+		sch->switch_timeouts += late;
 	}
 	sch->closed_ns = 0;
 }
