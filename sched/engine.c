@@ -339,7 +339,8 @@ static void observe(struct engine_vm *vm, uint32_t i, const struct sched_obs *o,
 		 * to leave KVM_RUN.  vm->sample_ns still holds when the interval began (samples
 		 * can be older than the tick that reads them).
 		 */
-		if (vm->sample_ns && vm->sample_ns >= v->closed_at + SLICE_SETTLE_NS)
+		if (vm->sample_ns && vm->sample_ns >= v->closed_at + SLICE_SETTLE_NS &&
+		    !vm->st.multiplexed) /* the worker's gates flip between ticks */
 			vm->st.leak_ns += d_exec;
 	}
 }
