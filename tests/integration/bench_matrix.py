@@ -6,10 +6,12 @@ usage: bench_matrix.py BIN_DIR GUEST_DIR
 Runs the quick matrix against a lockstepd of the bench's own (--spawn) and checks that it
 exits 0 and leaves a well-formed result directory:
   - results.jsonl: JSON lines; a run record (host, versions, options), a gang-check record
-    showing lockstepd refused gang for a VM wider than the host, one kept measurement of
+    showing lockstepd refused gang for a VM wider than the host, the switch cost S of the
+    repetition (switchbench under mux, a positive figure), one kept measurement of
     every planned cell and of the references, each lockstep VM with its result line and the
     figures of its last run (worker report and scheduler accounting), and a summary;
-  - table.md: a table per workload, n/a for gang at 2x one, the targets and noise sections;
+  - table.md: a table per workload, n/a for gang at 2x one, S, the targets (one VM wider
+    than the host, two VMs) and noise sections;
   - efficiency.svg (XML with the panels' titles) and efficiency.png (a PNG);
   - no sanitizer report in the spawned lockstepd's log (the ASan build of the suite).
 Timings are not checked: the machine may be busy (--force), and the figures then mean
@@ -34,7 +36,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 import lockstep_test as lt  # noqa: E402
 
 QUICK_WORKLOADS = ["ticket-plain", "ticket-pv", "barrier-plain", "ipi"]
-POLICIES = ["host", "pinned", "gang", "relaxed", "adaptive"]
+POLICIES = ["host", "pinned", "gang", "relaxed", "adaptive", "mux"]
 LAYOUTS = ["1x", "2x one", "2x several"]
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 
@@ -104,6 +106,9 @@ def check_outputs(out, recs):
         check(f"(`{w}`)" in table, f"table.md has a table for {w}", table)
     check("| 2x one | 1 VM × 4 |" in table and "n/a" in table, "gang 2x one shown as n/a", table)
     check("## Targets" in table and "## Noise" in table, "targets and noise sections", table)
+    check("### One VM wider than the host" in table and "ticket-pv | 1 VM × 4" in table,
+          "the targets of a VM wider than the host", table)
+    check("S, one vCPU switch" in table, "S in the targets", table)
     svg = ET.parse(os.path.join(out, "efficiency.svg")).getroot()
     check(svg.tag.endswith("svg"), "efficiency.svg is SVG", svg.tag)
     text = " ".join(t for t in svg.itertext())
@@ -130,6 +135,9 @@ def run_matrix(bench, guest_dir, out):
     qemu = run["qemu"].startswith("ran")
     gang = [r for r in recs if r["type"] == "gang-check"]
     check(gang and all(r["refused"] for r in gang), "lockstepd refused wide gang VMs", gang)
+    switch = [r for r in recs if r["type"] == "switch-cost"]
+    check(switch and all(r["switch_ns"] > 0 for r in switch if r["status"] == "ok"),
+          "S measured (switchbench under mux), or its failure recorded", switch)
     failed = check_measurements(recs, qemu)
     check((p.returncode == 1) == bool(failed), "the exit status says whether measurements failed",
           p.returncode, len(failed), p.stdout[-600:])
