@@ -20,6 +20,10 @@
  *                            misaligned or non-RAM address, SHARED_SETUP with a bad size or
  *                            address, odd-sized and misplaced doorbell accesses
  *   shared_setup             a valid shared page is accepted
+ *   sched_feature            LKS_FEATURE_SCHED: the hints page is there (magic, vCPU count),
+ *                            not multiplexed, nobody gated or asked to switch
+ *   switch_not_asked         SWITCH without a request returns LKS_SWITCH_NOT_ASKED at once
+ *   hints_read_only          a write to the hints page changes nothing
  *   alive                    PROBE still answers after all of the above
  *
  *   result: program=pvtest cpus=N checks=C failed=F ok=1
@@ -280,6 +284,33 @@ static void check_valid_setup(struct pvtest *t)
 		check_result(t, "yield_to", call(t, LKS_CALL_YIELD_TO, t->vcpu1, 0, 0), 0);
 }
 
+/* The multiplexer's side of the ABI, on a VM that nothing multiplexes (lockstep-vm alone). */
+static void check_sched_feature(struct pvtest *t)
+{
+	const struct rt_lockstep *ls = rt_lockstep();
+	const volatile struct lks_sched_hints *h = ls->hints;
+	uint32_t any = 0, before;
+
+	check(t, "sched_feature",
+	      (ls->features & LKS_FEATURE_SCHED) && h && h->magic == LKS_HINTS_MAGIC &&
+		      h->nr_vcpus >= rt_cpu_count(),
+	      "features %#x, hints page %p magic %#x for %u vCPUs", ls->features, (void *)h,
+	      h ? h->magic : 0, h ? h->nr_vcpus : 0);
+	if (!h)
+		return;
+	for (unsigned i = 0; i < LKS_HINT_WORDS; i++)
+		any |= h->gated[i] | h->switch_req[i];
+	check(t, "sched_idle", !h->multiplexed && !any, "multiplexed %u, bits %#x", h->multiplexed,
+	      any);
+	check_result(t, "switch_not_asked", call(t, LKS_CALL_SWITCH, 0, 0, 0),
+		     LKS_SWITCH_NOT_ASKED);
+	/* Mapped read-only: the write exits to the VMM, which drops it (an unassigned write). */
+	before = h->reserved[0];
+	*(volatile uint32_t *)&h->reserved[0] = before ^ 0x5a5a5a5a;
+	check(t, "hints_read_only", h->reserved[0] == before, "%#x became %#x", before,
+	      h->reserved[0]);
+}
+
 int main(void)
 {
 	const struct rt_lockstep *ls = rt_lockstep();
@@ -307,6 +338,7 @@ int main(void)
 	}
 	check_malformed(t);
 	check_valid_setup(t);
+	check_sched_feature(t);
 	probe = call(t, LKS_CALL_PROBE, 0, 0, 0);
 	check(t, "alive", (uint64_t)probe == LKS_PROBE_VALUE, "PROBE %#lx", probe);
 	rt_printf("result: program=pvtest cpus=%u doorbell=present checks=%u failed=%u ok=%d\n",
