@@ -246,6 +246,7 @@ static void apply_mux(struct scheduler *sch, struct sched_entry *e, const struct
 		      uint64_t now)
 {
 	sched_hint_slots(e->page, d[0].mux_slots);
+	__atomic_store_n(&e->mux->alive_ns, now, __ATOMIC_RELEASE);
 	__atomic_store_n(&e->mux->slots, d[0].mux_slots, __ATOMIC_SEQ_CST);
 	for (uint32_t i = 0; i < e->nr; i++) {
 		struct sched_mux_vcpu *mv = &e->mux->vcpu[i];

@@ -436,3 +436,26 @@ bool sched_mux_admit(struct sched_page *page, uint32_t vcpu, bool urgent,
 	sched_hint_switch(page, (uint32_t)v, true);
 	return false;
 }
+
+bool sched_mux_orphaned(struct sched_page *page, uint64_t now)
+{
+	struct sched_mux *mux = sched_page_mux(page);
+	uint64_t alive;
+
+	if (!mux || !slots_of(mux))
+		return false;
+	alive = __atomic_load_n(&mux->alive_ns, __ATOMIC_ACQUIRE);
+	if (now < alive || now - alive < SCHED_MUX_ORPHAN_NS)
+		return false;
+	__atomic_store_n(&mux->slots, 0, __ATOMIC_SEQ_CST);
+	sched_hint_slots(page, 0);
+	changing(mux);
+	for (uint32_t i = 0; i < page->nr_vcpus; i++) {
+		__atomic_store_n(&mux->vcpu[i].request, SCHED_MUX_NONE, __ATOMIC_RELEASE);
+		__atomic_store_n(&mux->vcpu[i].idle, 0, __ATOMIC_RELAXED);
+		sched_hint_switch(page, i, false);
+		sched_gate_open(page, i, now);
+	}
+	changing(mux);
+	return true;
+}

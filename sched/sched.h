@@ -140,7 +140,10 @@ struct sched_mux {
 	uint64_t handoffs;   /* worker: a gate closed and another opened in one step */
 	uint64_t handoff_ns; /* worker: total of (successor's gate opened -> it passed it) */
 	uint64_t handoff_max_ns; /* worker */
-	uint64_t reserved[4];
+	/* scheduler: when it last applied its decisions; a worker that sees none for
+	 * SCHED_MUX_ORPHAN_NS takes its gates back to all open (lockstepd died). */
+	uint64_t alive_ns;
+	uint64_t reserved[3];
 	uint32_t handoff_hist[SCHED_MUX_HIST];
 	struct sched_mux_vcpu vcpu[];
 } __attribute__((aligned(64)));
@@ -256,6 +259,14 @@ int sched_mux_kicked(struct sched_page *page, uint32_t vcpu, const struct sched_
  * next release point, in its favour. */
 bool sched_mux_admit(struct sched_page *page, uint32_t vcpu, bool urgent,
 		     const struct sched_mux_locks *locks, uint64_t now_ns);
+/*
+ * The worker's safety net: lockstepd stopped applying decisions (it died, or was stopped
+ * without detaching) for SCHED_MUX_ORPHAN_NS while the VM is multiplexed: nobody would rotate
+ * its vCPUs any more, so it stops being multiplexed (every gate open, as without a
+ * scheduler).  A scheduler that comes back starts over.  True if it let go.
+ */
+#define SCHED_MUX_ORPHAN_NS 500000000ull
+bool sched_mux_orphaned(struct sched_page *page, uint64_t now_ns);
 /* A vCPU woke from a pv WAIT (under the same lock: a holder may take a sleeper's slot). */
 void sched_mux_awake(struct sched_page *page, uint32_t vcpu);
 /* Gates now open, not counting idle vCPUs (for the scheduler's and the tests' checks). */

@@ -8,7 +8,9 @@
  * (vm_mux_try_open, looking for a free slot), a kick (vm_mux_kicked: the scheduler's CHECK or
  * FORCE), and the doorbell calls SWITCH, YIELD_TO and WAIT (vm_mux_switch_call, vm_mux_yield_to,
  * vm_mux_sleeping).  The control thread writes the per-vCPU lock summary the scheduler reads
- * (vm_mux_sample).  Nothing here runs while lockstepd's scheduler owns the gates (slots 0).
+ * (vm_mux_sample), and lets go of the gates if lockstepd's scheduler stopped deciding without
+ * handing them back (it died).  Nothing here runs while lockstepd's scheduler owns the gates
+ * (slots 0).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -211,9 +213,19 @@ void vm_mux_passed(struct vm_vcpu *vcpu, bool waited)
 void vm_mux_sample(struct vm *vm)
 {
 	struct vm_mux *mx = vm->mux;
+	bool orphaned;
 
 	if (!mx)
 		return;
+	if (active(mx)) {
+		pthread_mutex_lock(&mx->lock);
+		orphaned = sched_mux_orphaned(vm->sched_page, util_now_ns());
+		pthread_mutex_unlock(&mx->lock);
+		if (orphaned)
+			util_log(&vm->log, UTIL_LOG_WARN,
+				 "lockstepd's scheduler stopped multiplexing the vCPUs without a "
+				 "word: they run unmultiplexed");
+	}
 	for (uint32_t i = 0; i < vm->nr_vcpus; i++) {
 		struct sched_lock_activity a;
 

@@ -363,6 +363,7 @@ void sim_guest_decide(struct sim *sim, int id, const struct sched_decision *d)
 		if (d[i].affinity_changed)
 			vm->v[i].affinity = d[i].affinity;
 	if (d[0].mux_slots) {
+		mux->alive_ns = sim->now;
 		__atomic_store_n(&mux->slots, d[0].mux_slots, __ATOMIC_SEQ_CST);
 		for (uint32_t i = 0; i < vm->nr; i++) {
 			__atomic_store_n(&mux->vcpu[i].idle, d[i].idle, __ATOMIC_RELAXED);

@@ -271,6 +271,28 @@ static void takes_over_a_vm_whose_waiters_sleep(void **state)
 	sim_fini(&sim);
 }
 
+/* lockstepd died mid-run: after SCHED_MUX_ORPHAN_NS without a decision the worker lets go. */
+static void worker_lets_go_when_the_scheduler_is_gone(void **state)
+{
+	struct sim sim;
+	char err[256];
+
+	sim_init(&sim, 2, 1);
+	assert_int_equal(sim_add_guest(&sim, 0, 4, VMDEF_SCHED_MUX, &pv_guest, err, sizeof(err)),
+			 0);
+	sim_run(&sim, 200 * MS);
+	assert_int_equal(sched_mux_count_open(sim.vm[0].page), 2);
+	assert_false(sched_mux_orphaned(sim.vm[0].page, sim.now + 10 * MS));
+	assert_true(sched_mux_orphaned(sim.vm[0].page, sim.now + SCHED_MUX_ORPHAN_NS + MS));
+	assert_int_equal(sched_page_mux(sim.vm[0].page)->slots, 0);
+	for (uint32_t i = 0; i < 4; i++)
+		assert_true(sim_gate_open(&sim.vm[0], i));
+	/* The scheduler, back, multiplexes it again. */
+	sim_run(&sim, 100 * MS);
+	assert_int_equal(sched_page_mux(sim.vm[0].page)->slots, 2);
+	sim_fini(&sim);
+}
+
 static void switching_away_gives_the_gates_back(void **state)
 {
 	struct sched_vm_stats st;
@@ -307,6 +329,7 @@ int main(void)
 		cmocka_unit_test(barrier_arrivals_give_way_to_latecomers),
 		cmocka_unit_test(adaptive_multiplexes_a_wide_vm),
 		cmocka_unit_test(takes_over_a_vm_whose_waiters_sleep),
+		cmocka_unit_test(worker_lets_go_when_the_scheduler_is_gone),
 		cmocka_unit_test(switching_away_gives_the_gates_back),
 	};
 
