@@ -1,0 +1,113 @@
+/*
+ * The sched page: version 3 (the multiplexer's area and the guest's hints page) is what a
+ * worker creates; lockstepd maps it and still maps a version 2 page (a worker started before
+ * an upgrade), which has neither; anything else is refused.  Gates mark the hints page.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "pvlock/abi.h"
+#include "sched/sched.h"
+
+static void version_3_maps_with_its_areas(void **state)
+{
+	struct sched_page *page, *mapped;
+	struct lks_sched_hints *hints;
+	uint32_t n = 0;
+	int fd;
+
+	assert_int_equal(sched_page_create(6, &fd, &page), 0);
+	assert_int_equal(page->version, 3);
+	assert_int_equal(sched_page_map(fd, &mapped, &n), 0);
+	assert_int_equal(n, 6);
+	assert_non_null(sched_page_mux(mapped));
+	hints = sched_page_hints(mapped);
+	assert_non_null(hints);
+	assert_int_equal(hints->magic, LKS_HINTS_MAGIC);
+	assert_int_equal(hints->nr_vcpus, 6);
+	/* The hints page is a page of its own, as the guest's memory slot needs. */
+	assert_int_equal(page->hints_offset % 4096, 0);
+	assert_int_equal(sched_page_size(6), page->hints_offset + LKS_HINTS_SIZE);
+	/* Gates mark it, as do switch requests. */
+	assert_int_equal(hints->gated[0], 0);
+	sched_gate_close(page, 4, 1);
+	assert_true(lks_hint_test(sched_page_hints(mapped)->gated, 4));
+	sched_gate_open(page, 4, 2);
+	assert_false(lks_hint_test(sched_page_hints(mapped)->gated, 4));
+	sched_hint_switch(page, 5, true);
+	assert_true(lks_hint_test(hints->switch_req, 5));
+	sched_hint_slots(page, 2);
+	assert_int_equal(hints->multiplexed, 1);
+	assert_int_equal(hints->slots, 2);
+	sched_page_unmap(mapped);
+	sched_page_unmap(page);
+	close(fd);
+}
+
+/* A page as a worker of the previous version wrote it. */
+static int v2_page(uint32_t n, uint32_t version, size_t size)
+{
+	int fd = memfd_create("test-sched-v2", MFD_CLOEXEC);
+	struct sched_page *page;
+
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, (off_t)size), 0);
+	page = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	assert_true(page != MAP_FAILED);
+	page->magic = SCHED_PAGE_MAGIC;
+	page->version = version;
+	page->nr_vcpus = n;
+	for (uint32_t i = 0; i < n; i++)
+		page->slot[i].gate = SCHED_GATE_OPEN;
+	munmap(page, size);
+	return fd;
+}
+
+static void version_2_maps_without_them(void **state)
+{
+	struct sched_page *page;
+	uint32_t n = 0;
+	int fd = v2_page(4, 2, sched_page_size_v(4, 2));
+
+	assert_int_equal(sched_page_size_v(4, 2), 4096);
+	assert_int_equal(sched_page_map(fd, &page, &n), 0);
+	assert_int_equal(n, 4);
+	assert_null(sched_page_mux(page));
+	assert_null(sched_page_hints(page));
+	/* Its gates work as before, and marking hints is a no-op. */
+	sched_gate_close(page, 1, 1);
+	sched_hint_switch(page, 1, true);
+	sched_hint_slots(page, 2);
+	assert_int_equal(page->slot[1].gate, SCHED_GATE_CLOSED);
+	assert_false(sched_mux_orphaned(page, 1ull << 62));
+	sched_page_unmap(page);
+	close(fd);
+	/* Unknown versions and sizes that do not match are refused. */
+	fd = v2_page(4, 4, 8192);
+	assert_int_equal(sched_page_map(fd, &page, &n), -EINVAL);
+	close(fd);
+	fd = v2_page(4, 2, 8192);
+	assert_int_equal(sched_page_map(fd, &page, &n), -EINVAL);
+	close(fd);
+	fd = v2_page(4, 3, sched_page_size_v(4, 3)); /* v3 without its offsets */
+	assert_int_equal(sched_page_map(fd, &page, &n), -EINVAL);
+	close(fd);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(version_3_maps_with_its_areas),
+		cmocka_unit_test(version_2_maps_without_them),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
