@@ -69,6 +69,7 @@ struct engine_vm {
 	uint64_t slice_exec;		    /* gang: exec while outside the current slice */
 	uint64_t prev_sample_ns, sample_ns; /* when its last two observations were taken */
 	const struct sched_obs *obs;	    /* this tick's observations */
+	uint32_t over_samples; /* mux: samples in a row with more vCPUs running than slots */
 };
 
 struct sched {

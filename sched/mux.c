@@ -213,8 +213,14 @@ void mux_decide(struct engine_vm *vm, uint64_t now)
 	escalate(vm, now);
 	for (uint32_t i = 0; i < vm->p.nr_vcpus; i++)
 		leave += vm->obs[i].gate_open && !vm->v[i].idle && leaving(&vm->v[i]);
-	/* More running than slots (an idle vCPU woke up): ask the excess out. */
-	while (busy - leave > slots && (o = victim(vm, now, 0)) >= 0) {
+	/*
+	 * More running than slots (an idle vCPU woke up): ask the excess out -- once it lasted
+	 * two samples.  A guest whose vCPUs mostly wait for interrupts (IPIs) runs more than
+	 * slots of them for moments only, and a vCPU parked then misses its interrupts.
+	 */
+	if (vm->sample_ns != vm->prev_sample_ns)
+		vm->over_samples = busy > slots ? vm->over_samples + 1 : 0;
+	while (vm->over_samples >= 2 && busy - leave > slots && (o = victim(vm, now, 0)) >= 0) {
 		request(vm, (uint32_t)o, SCHED_MUX_YIELD, -1, now);
 		leave++;
 	}

@@ -25,7 +25,6 @@
  */
 #include <errno.h>
 
-#include "pvlock/abi.h"
 #include "sched/sched.h"
 
 static bool is_open(const struct sched_page *page, uint32_t i)
