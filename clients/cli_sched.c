@@ -61,6 +61,21 @@ static int sched_set(struct cli *cli, int argc, char **argv)
 	return 0;
 }
 
+/* A multiplexed VM's second line: its slots and the multiplexer's promises. */
+static void mux_line(json_t *mux)
+{
+	if (!json_is_true(json_object_get(mux, "active")))
+		return;
+	printf("  mux: %lld slots, open max %lld, %lld requests, %lld grace overruns, "
+	       "%lld hand-offs (p50 %.0f us), holders stopped early %lld, astray %lld, "
+	       "longest ready wait %.1f ms\n",
+	       num(mux, "slots"), num(mux, "open_max"), num(mux, "requests"),
+	       num(mux, "grace_overruns"), num(mux, "handoffs"),
+	       json_real_value(json_object_get(mux, "handoff_us_p50")), num(mux, "out_holding"),
+	       num(mux, "handoff_astray"),
+	       json_real_value(json_object_get(mux, "ready_max_us")) / 1e3);
+}
+
 static int sched_stats(struct cli *cli, const char *name)
 {
 	json_t *params = name ? json_pack("{s:s}", "name", name) : json_object(), *r, *vm;
@@ -90,6 +105,7 @@ static int sched_stats(struct cli *cli, const char *name)
 		       num(vm, "interleaved_slices"),
 		       json_real_value(json_object_get(vm, "max_skew_us")), gate,
 		       json_real_value(json_object_get(vm, "costart_skew_us_mean")));
+		mux_line(json_object_get(vm, "mux"));
 	}
 	vm = json_object_get(r, "scheduler");
 	printf("scheduler: %.2f ms CPU per s, %lld switches, mean switch wait %.0f us\n",
