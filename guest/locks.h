@@ -18,7 +18,8 @@
  * host asked to switch gives its host CPU away (LKS_CALL_SWITCH); a waiter whose lock holder
  * the host has stopped, or whose lock stays free because the next waiter is stopped, or that
  * waits at a barrier for a stopped latecomer, sleeps at once instead of spinning, and the
- * host hands its CPU to the vCPU it waits for.  Publication brackets every lock operation:
+ * host hands its CPU to the vCPU it waits for; a barrier arrival gives its CPU straight to a
+ * stopped latecomer.  Publication brackets every lock operation:
  * `waiting` is set before a CPU joins a lock's queue and cleared after `holding` is set, and
  * `holding` is cleared only after the lock is released, so at every instruction the page
  * tells whether the CPU holds a lock or is queued for one (the host stops no such CPU at a
@@ -95,6 +96,7 @@ struct lk_stats {
 	uint64_t prewakes;     /* ... of which ahead of the waiter's turn (prewake, wake_ahead) */
 	uint64_t switches;     /* CPU given away at a release point, as the host asked */
 	uint64_t early_sleeps; /* WAITs entered at once: what it waited for could not run */
+	uint64_t yields;       /* CPU given to a stopped barrier latecomer (YIELD_TO) */
 };
 
 struct lk_domain;

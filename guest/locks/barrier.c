@@ -16,8 +16,8 @@
  * while they wait; published waiters (LK_PUBLISHED) do that too, but spin until released.
  *
  * Under the multiplexer, a pv waiter that arrives while the host has stopped a CPU that has
- * not arrived yet (a latecomer) sleeps at once, and so does a spinning one as soon as it sees
- * one: the host gives its CPU to a latecomer.  Passing the barrier is a release point.
+ * not arrived yet (a latecomer) gives that latecomer its CPU at once (YIELD_TO), and so does a
+ * spinning one as soon as it sees one.  Passing the barrier is a release point.
  */
 #include "guest/locks/internal.h"
 
@@ -49,30 +49,37 @@ static void release_sleepers(struct lk_barrier *barrier)
 }
 
 /*
- * A CPU the host has stopped that has not arrived for the round ending in `sense`: a latecomer
- * that cannot run.  (One released from the previous round but not run since still shows this
- * barrier, with the previous round's sense.)
+ * A CPU the host has stopped that has not arrived for the round ending in `sense` (one
+ * released from the previous round but not run since still shows this barrier, with the
+ * previous round's sense) and is not asleep in a WAIT: the latecomer to give our CPU to.
+ * NULL if there is none.
  */
-static bool latecomer_stopped(const struct lk_barrier *barrier, uint32_t sense)
+static struct lk_cpu *stopped_latecomer(const struct lk_barrier *barrier, uint32_t sense)
 {
 	const struct lk_domain *domain = barrier->domain;
 
 	for (unsigned i = 0; i < domain->nr_cpus; i++) {
-		const struct lk_cpu *cpu = domain->cpu[i];
+		struct lk_cpu *cpu = domain->cpu[i];
 
-		if (lk_gated(domain, cpu->vcpu) &&
+		if (lk_gated(domain, cpu->vcpu) && cpu->state != LK_SLEEPING &&
 		    !(cpu->wait_object == barrier && cpu->pub->wait_value == sense))
-			return true;
+			return cpu;
 	}
-	return false;
+	return NULL;
 }
 
-/* The wait of a visible (pv or published) waiter: published, and for pv ending in sleeps. */
+/*
+ * The wait of a visible (pv or published) waiter: published, and for pv ending in sleeps.
+ * Under the multiplexer a stopped latecomer gets this CPU at once (YIELD_TO): this waiter
+ * stays ready to run rather than asleep, so nobody has to wake it when the round ends, and
+ * the round costs one switch per CPU.
+ */
 static void wait_visible(struct lk_barrier *barrier, uint32_t sense)
 {
 	const struct lk_domain *domain = barrier->domain;
 	struct lk_cpu *me = lk_this_cpu(domain);
 	bool hinted = barrier->mode == LK_PV && domain->hints;
+	struct lk_cpu *late = NULL;
 	uint64_t spins = 0;
 
 	me->wait_object = barrier;
@@ -80,24 +87,24 @@ static void wait_visible(struct lk_barrier *barrier, uint32_t sense)
 	 * shows the barrier, and only the sense tells the host it is late for the next. */
 	me->pub->wait_value = sense;
 	lk_pub_wait_begin(me, barrier, LKS_STATE_BARRIER);
-	for (bool in_vain = hinted && latecomer_stopped(barrier, sense);; in_vain = false) {
-		for (uint32_t i = 0; i < domain->spin_threshold && !in_vain; i++) {
+	while (barrier->sense != sense) {
+		if (hinted && (late || (late = stopped_latecomer(barrier, sense)))) {
+			lk_yield_to(domain, me, late);
+			late = NULL;
+			continue;
+		}
+		for (uint32_t i = 0; i < domain->spin_threshold && !late; i++) {
 			if (barrier->sense == sense)
 				goto released;
 			rt_pause();
 			lk_pub_spins(me, ++spins);
 			if (hinted && !(spins & LK_HINT_CHECK_MASK))
-				in_vain = latecomer_stopped(barrier, sense);
+				late = stopped_latecomer(barrier, sense);
 		}
-		if (barrier->mode != LK_PV)
+		if (barrier->mode != LK_PV || late || barrier->sense == sense)
 			continue;
-		if (barrier->sense == sense)
-			break;
-		me->stats.early_sleeps += in_vain;
 		lk_sleep_on(domain, me, &me->state, &barrier->sleepers, &barrier->sense, sense ^ 1,
 			    LKS_STATE_BARRIER);
-		if (barrier->sense == sense)
-			break;
 	}
 released:
 	me->wait_object = NULL;

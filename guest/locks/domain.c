@@ -183,6 +183,12 @@ void lk_switch(const struct lk_domain *domain, struct lk_cpu *me)
 		me->stats.switches++;
 }
 
+void lk_yield_to(const struct lk_domain *domain, struct lk_cpu *me, const struct lk_cpu *target)
+{
+	rt_doorbell_call(domain->doorbell, LKS_CALL_YIELD_TO, target->vcpu, 0, 0);
+	me->stats.yields++;
+}
+
 bool lk_kick_sleeper(const struct lk_domain *domain, struct lk_cpu *me, struct lk_cpu *target,
 		     volatile uint32_t *state, const volatile uint32_t *word)
 {

@@ -150,6 +150,8 @@ static inline bool lk_gated(const struct lk_domain *domain, uint32_t vcpu)
 }
 
 void lk_switch(const struct lk_domain *domain, struct lk_cpu *me);
+/* Gives this CPU's host CPU to `target`, which the host has stopped (LKS_CALL_YIELD_TO). */
+void lk_yield_to(const struct lk_domain *domain, struct lk_cpu *me, const struct lk_cpu *target);
 
 /* A release point: this CPU holds nothing and waits for nothing.  Switch if asked. */
 static inline void lk_release_point(const struct lk_domain *domain, struct lk_cpu *me)

@@ -96,7 +96,7 @@ static bool parse_args(struct barrierbench *bench, struct lk_config *config)
 static bool report(const struct barrierbench *bench)
 {
 	uint64_t rounds = bench->cpu[0].rounds, errors = 0, end = 0, sleeps = 0, kicks = 0;
-	uint64_t switches = 0, early = 0;
+	uint64_t switches = 0, yields = 0;
 	uint64_t elapsed_ns;
 	bool same_rounds = true, ok;
 
@@ -111,24 +111,24 @@ static bool report(const struct barrierbench *bench)
 		sleeps += st.sleeps;
 		kicks += st.kicks;
 		switches += st.switches;
-		early += st.early_sleeps;
+		yields += st.yields;
 		rt_printf("cpu %u: rounds=%lu errors=%lu sleeps=%lu woken=%lu changed=%lu "
-			  "timeouts=%lu kicks=%lu switches=%lu early_sleeps=%lu\n",
+			  "timeouts=%lu kicks=%lu switches=%lu yields=%lu\n",
 			  i, r->rounds, r->errors, st.sleeps, st.woken, st.changed, st.timeouts,
-			  st.kicks, st.switches, st.early_sleeps);
+			  st.kicks, st.switches, st.yields);
 	}
 	ok = !errors && same_rounds && bench->arrivals == rounds * bench->cpus;
 	elapsed_ns = rt_cycles_to_ns(end - bench->start.start_tsc);
 	rt_printf("result: program=barrierbench mode=%s cpus=%u backend=%s kick=%s work=%lu "
 		  "spin=%u duration_ms=%lu rounds=%lu rounds_per_s=%lu sleeps=%lu kicks=%lu "
-		  "switches=%lu early_sleeps=%lu errors=%lu same_rounds=%d ok=%d\n",
+		  "switches=%lu yields=%lu errors=%lu same_rounds=%d ok=%d\n",
 		  bench_mode_name(bench->mode), bench->cpus,
 		  bench->mode == LK_PV ? lk_backend_name(bench->domain) : "none",
 		  bench->mode == LK_PV ? lk_kick_method(bench->domain) : "none",
 		  rt_arg_u64("work", 2000), lk_spin_threshold(bench->domain),
 		  elapsed_ns / NS_PER_MS, rounds,
 		  elapsed_ns ? rounds * 1000000000ul / elapsed_ns : 0, sleeps, kicks, switches,
-		  early, errors, same_rounds, ok);
+		  yields, errors, same_rounds, ok);
 	return ok;
 }
 

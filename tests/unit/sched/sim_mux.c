@@ -170,15 +170,17 @@ static void check_barrier_handoff(struct sim_vm *vm, int succ)
 		vm->handoffs_early++;
 }
 
-/* Barrier rounds: work, arrive; the last arrival releases the round; waiters spin, or (pv)
- * sleep, at once if a latecomer is stopped. */
+/*
+ * Barrier rounds: work, arrive; the last arrival releases the round; a waiter gives its CPU to
+ * a stopped latecomer (YIELD_TO, as guest/locks/barrier.c), else spins, and (pv) sleeps after
+ * spin_steps.
+ */
 static void barrier_step(struct sim *sim, struct sim_vm *vm, uint32_t i)
 {
 	struct sim_vcpu *v = &vm->v[i];
 	struct sched_mux_locks locks = locks_of(vm);
 	const struct lks_sched_hints *hints = sched_page_hints(vm->page);
-	bool late_stopped = false;
-	int succ;
+	int late = -1, succ;
 
 	if (v->phase == SIM_NCS) {
 		if (--v->left)
@@ -202,9 +204,16 @@ static void barrier_step(struct sim *sim, struct sim_vm *vm, uint32_t i)
 	}
 	if (v->phase != SIM_QUEUED)
 		return;
-	for (uint32_t k = 0; k < vm->nr && vm->guest.hints; k++)
-		late_stopped |= vm->v[k].phase == SIM_NCS && lks_hint_test(hints->gated, k);
-	if (!vm->guest.pv || (++v->spun < vm->guest.spin_steps && !late_stopped))
+	for (uint32_t k = 0; k < vm->nr && vm->guest.hints && late < 0; k++)
+		if (vm->v[k].phase == SIM_NCS && lks_hint_test(hints->gated, k))
+			late = (int)k;
+	if (late >= 0 && vm->guest.pv) {
+		succ = sched_mux_switch(vm->page, i, SCHED_OUT_DIRECTED, late, &locks, sim->now);
+		if (succ != -EAGAIN)
+			check_barrier_handoff(vm, succ);
+		return;
+	}
+	if (!vm->guest.pv || ++v->spun < vm->guest.spin_steps)
 		return;
 	v->phase = SIM_ASLEEP;
 	sched_slot_set_state(&vm->page->slot[i], SCHED_VCPU_PVWAIT);
