@@ -16,8 +16,9 @@
  *    the grace period ran out (FORCE): a CHECK finds it busy and leaves it running, and a
  *    switch at a release point is the guest's own word that it holds nothing (out_holding
  *    counts the exceptions: a guest that published late);
- *  - a vCPU that gives up its CPU while it waits for a lock hands it to a stopped vCPU that
- *    holds that lock or waits for it ahead, if one is ready (handoff_astray counts misses).
+ *  - a vCPU that gives up its CPU, and with it a slot, while it waits for a lock hands it to
+ *    a stopped vCPU that holds that lock or waits for it ahead, if one is ready
+ *    (handoff_astray counts misses).
  *
  * The caller serialises every function here per VM (the worker's mux lock) and holds nothing
  * across KVM_RUN.  The scheduler never writes these gates while slots > 0; when it sets slots
@@ -203,6 +204,7 @@ int sched_mux_switch(struct sched_page *page, uint32_t from, enum sched_mux_out 
 	struct sched_lock_activity act;
 	struct sched_mux_vcpu *mv;
 	uint32_t request;
+	bool room;
 	int succ;
 
 	if (!mux || from >= page->nr_vcpus || !slots_of(mux) || !is_open(page, from) ||
@@ -256,8 +258,13 @@ int sched_mux_switch(struct sched_page *page, uint32_t from, enum sched_mux_out 
 	sched_hint_switch(page, from, false);
 	__atomic_store_n(&mv->successor, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&mv->request, SCHED_MUX_NONE, __ATOMIC_RELEASE);
-	/* A vCPU the scheduler saw idle had its slot lent already: not its to hand on. */
-	if (succ >= 0 && sched_mux_count_open(page) < slots_of(mux)) {
+	/*
+	 * A slot to hand on: not if the scheduler saw this vCPU idle and lent its slot already,
+	 * nor while the VM runs more vCPUs than slots (at its start, or when a vCPU whose slot
+	 * was lent runs again): then this close only brings it back towards its slots.
+	 */
+	room = sched_mux_count_open(page) < slots_of(mux);
+	if (succ >= 0 && room) {
 		note_opening(mux, page);
 		open_for(page, mux, (uint32_t)succ, now);
 		mux->handoffs++;
@@ -265,7 +272,7 @@ int sched_mux_switch(struct sched_page *page, uint32_t from, enum sched_mux_out 
 		succ = -1;
 	}
 	changing(mux);
-	if (reason == SCHED_OUT_DIRECTED || reason == SCHED_OUT_WAIT)
+	if ((reason == SCHED_OUT_DIRECTED || reason == SCHED_OUT_WAIT) && room)
 		count_handoff(page, mv, from, succ, locks);
 	note_open(mux, page);
 	/*

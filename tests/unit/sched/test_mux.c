@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -181,6 +182,55 @@ static void waiters_hand_their_cpu_to_the_holder(void **state)
 	sim_fini(&sim);
 }
 
+/* Fixed lock activity for the gate-side tests: what each vCPU holds or waits for. */
+static void fixed_activity(void *arg, uint32_t i, struct sched_lock_activity *out)
+{
+	*out = ((const struct sched_lock_activity *)arg)[i];
+}
+
+/*
+ * A waiter that falls asleep gives its slot to the lock's stopped holder -- when it has a slot
+ * to give: while the VM runs more vCPUs than slots (at its start every gate is open) its close
+ * only brings the VM back to its slots; no gate opens and no hand-off went astray.
+ */
+static void a_sleeping_waiter_hands_its_slot_to_the_holder(void **state)
+{
+	struct sched_lock_activity act[4] = {
+		[0] = { .flags = SCHED_LOCK_QUEUED, .lock = 1, .since = 10 },
+		[3] = { .flags = SCHED_LOCK_HOLDING, .lock = 1 },
+	};
+	const struct sched_mux_locks locks = { .activity = fixed_activity, .arg = act };
+
+	for (int over = 0; over <= 1; over++) {
+		struct sched_page *page;
+		struct sched_mux *mux;
+		int fd;
+
+		assert_int_equal(sched_page_create(4, &fd, &page), 0);
+		mux = sched_page_mux(page);
+		__atomic_store_n(&mux->slots, 2, __ATOMIC_SEQ_CST);
+		for (uint32_t i = 0; i < 4; i++)
+			sched_slot_set_state(&page->slot[i], SCHED_VCPU_RUNNING);
+		/* vCPUs 0 and 1 run (and 2 too when over), 3 holds the lock and is parked. */
+		if (!over)
+			sched_gate_close(page, 2, 1);
+		sched_gate_close(page, 3, 1);
+		sched_slot_set_state(&page->slot[2], SCHED_VCPU_STOPPED);
+		sched_slot_set_state(&page->slot[3], SCHED_VCPU_STOPPED);
+
+		assert_int_equal(sched_mux_switch(page, 0, SCHED_OUT_WAIT, -1, &locks, 2),
+				 over ? -1 : 3);
+		assert_int_equal(page->slot[0].gate, SCHED_GATE_CLOSED);
+		assert_int_equal(page->slot[3].gate, over ? SCHED_GATE_CLOSED : SCHED_GATE_OPEN);
+		assert_int_equal(sched_mux_count_open(page), 2);
+		assert_true(mux->open_max <= 2);
+		assert_int_equal(mux->vcpu[0].handoff_holder, over ? 0 : 1);
+		assert_int_equal(mux->vcpu[0].handoff_astray, 0);
+		sched_page_unmap(page);
+		close(fd);
+	}
+}
+
 /* At a barrier, arrivals give their CPUs to the latecomers (directed switches), and rounds
  * keep coming at nearly the rate the CPUs' work allows. */
 static void barrier_arrivals_give_way_to_latecomers(void **state)
@@ -327,6 +377,7 @@ int main(void)
 		cmocka_unit_test(holders_not_stopped_before_release_or_grace),
 		cmocka_unit_test(nobody_starves),
 		cmocka_unit_test(waiters_hand_their_cpu_to_the_holder),
+		cmocka_unit_test(a_sleeping_waiter_hands_its_slot_to_the_holder),
 		cmocka_unit_test(barrier_arrivals_give_way_to_latecomers),
 		cmocka_unit_test(adaptive_multiplexes_a_wide_vm),
 		cmocka_unit_test(takes_over_a_vm_whose_waiters_sleep),
