@@ -166,6 +166,8 @@ json_t *scheduler_stats_json(struct scheduler *sch, int id)
 			json_pack("{s:s, s:b, s:I, s:o}", "ple_statistics", sched_ple_name(st.ple),
 				  "adaptive_without_signals", st.no_signals, "smt_shared_vcpus",
 				  (json_int_t)st.smt_shared_vcpus, "warnings", warnings_json(&st)));
+		json_object_set_new(out, "contention_events",
+				    json_integer((json_int_t)st.contention_events));
 		/* Gang: a slice's gates closed -> every vCPU of this VM, which came next, ran. */
 		json_object_set_new(
 			out, "switch_in",

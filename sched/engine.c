@@ -15,9 +15,10 @@
  *   adaptive  host until a costly preemption episode is reported (one whose spinning burns
  *             SCHED_MIN_PRESSURE of the VM's time), then co-scheduled (gang when the VM fits
  *             its CPUs, with the preempted vCPU run first; mux when it is wider, for any
- *             episode: the multiplexer idles no CPU, so even sleeping waiters gain; relaxed
- *             for a worker without the multiplexer); co-scheduled throughout where no
- *             episode can come (no pvlock channel, no PLE on the host)
+ *             episode, or its vCPUs queueing for CPUs while siblings sleep in pv WAITs
+ *             (sched/mux.c): the multiplexer idles no CPU, so even sleeping waiters gain;
+ *             relaxed for a worker without the multiplexer); co-scheduled throughout where
+ *             no episode can come (no pvlock channel, no PLE on the host)
  */
 #include <errno.h>
 #include <stdio.h>
@@ -281,6 +282,17 @@ void sched_vm_preempted(struct sched *s, int id, uint32_t culprit, double pressu
 	}
 	if (vm->p.policy != VMDEF_SCHED_ADAPTIVE || adaptive_without_signals(s, vm))
 		return;
+	engine_adaptive_episode(vm, now);
+	/* The multiplexer runs a stopped lock holder by itself. */
+	if (culprit < vm->p.nr_vcpus && !engine_in_gang(vm, now) && !engine_mux_slots(vm, now)) {
+		vm->boost_vcpu = culprit;
+		vm->boost_until = now + ADAPTIVE_BOOST_NS;
+		vm->st.boosts++;
+	}
+}
+
+void engine_adaptive_episode(struct engine_vm *vm, uint64_t now)
+{
 	/*
 	 * Co-scheduled vCPUs stop spinning for preempted siblings, so the episodes that started
 	 * it stop too and the hold runs out.  A VM that relapses right after release needed it
@@ -294,12 +306,6 @@ void sched_vm_preempted(struct sched *s, int id, uint32_t culprit, double pressu
 		 vm->hold_ns < ADAPTIVE_HOLD_MAX_NS)
 		vm->hold_ns *= 2;
 	vm->cosched_until = now + vm->hold_ns;
-	/* The multiplexer runs a stopped lock holder by itself. */
-	if (culprit < vm->p.nr_vcpus && !engine_in_gang(vm, now) && !engine_mux_slots(vm, now)) {
-		vm->boost_vcpu = culprit;
-		vm->boost_until = now + ADAPTIVE_BOOST_NS;
-		vm->st.boosts++;
-	}
 }
 
 /* How the vCPU spent the interval, from its cumulative run and wait times. */
@@ -318,6 +324,7 @@ static void observe(struct engine_vm *vm, uint32_t i, const struct sched_obs *o,
 	if (d_exec > dt)
 		d_exec = dt; /* sampling jitter */
 	v->d_exec = d_exec;
+	v->d_wait = d_wait;
 	if (o->run == SCHED_RUN_RUNNING)
 		v->act = ACT_RUNNING;
 	else if (o->run == SCHED_RUN_PREEMPTED)
@@ -496,6 +503,7 @@ uint64_t sched_tick(struct sched *s, uint64_t now, sched_obs_fn obs_fn, sched_de
 		vm->sample_ns = obs[0].sample_ns ? obs[0].sample_ns : now;
 		account_vm(vm, dt);
 		account_costart(vm, obs, now);
+		mux_watch(vm, now);
 		gang_account(s, vm, now);
 	}
 	gang_tick(s, now);

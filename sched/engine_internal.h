@@ -31,6 +31,7 @@ struct engine_vcpu {
 	uint64_t last_exec, last_wait;
 	enum vcpu_activity act;
 	uint64_t d_exec;    /* in the last interval */
+	uint64_t d_wait;    /* ... runnable, waiting for a host CPU */
 	bool gate_open;	    /* as decided */
 	bool costopped;	    /* relaxed: closed because it ran ahead */
 	bool was_active;    /* relaxed: active in the previous interval */
@@ -70,6 +71,7 @@ struct engine_vm {
 	uint64_t prev_sample_ns, sample_ns; /* when its last two observations were taken */
 	const struct sched_obs *obs;	    /* this tick's observations */
 	uint32_t over_samples; /* mux: samples in a row with more vCPUs running than slots */
+	uint32_t contended;    /* adaptive, wide: samples in a row of sibling contention */
 };
 
 struct sched {
@@ -102,6 +104,11 @@ void gang_forget(struct sched *s, int id);
 void relaxed_decide(struct engine_vm *vm, uint64_t dt);
 void adaptive_decide(struct engine_vm *vm, uint64_t now, uint64_t dt);
 void mux_decide(struct engine_vm *vm, uint64_t now);
+/* Adaptive, a VM wider than its CPUs under host scheduling: co-schedules it (multiplexes)
+ * when its vCPUs queue for host CPUs while siblings sleep in pv WAITs. */
+void mux_watch(struct engine_vm *vm, uint64_t now);
+/* Adaptive: an episode worth co-scheduling for; holds it (doubled on relapses). */
+void engine_adaptive_episode(struct engine_vm *vm, uint64_t now);
 /* Forgets the multiplexer's state of a VM that stops being multiplexed. */
 void mux_leave(struct engine_vm *vm);
 

@@ -246,6 +246,42 @@ void mux_decide(struct engine_vm *vm, uint64_t now)
 	}
 }
 
+/*
+ * Adaptive's own signal for a VM wider than its CPUs.  The pvlock detector reports only
+ * episodes that burn CPU (waiters that spin), but in a wide VM pv locks collapse with every
+ * waiter asleep: each hand-off goes to a waiter the host then has to find a CPU for, behind
+ * its siblings (a convoy), and a barrier's arrivals sleep while latecomers queue.  What shows
+ * it is vCPUs waiting for host CPUs while others sleep in pv WAITs, at a quarter of a vCPU
+ * each or more, two samples in a row.  Multiplexing idles no CPU, so a false alarm costs
+ * little; the hold and its relapse doubling are adaptive's.
+ */
+void mux_watch(struct engine_vm *vm, uint64_t now)
+{
+	uint64_t interval = vm->sample_ns - vm->prev_sample_ns, waiting = 0, asleep = 0;
+
+	if (vm->p.policy != VMDEF_SCHED_ADAPTIVE || vm->p.no_mux ||
+	    vm->distinct_cpus >= vm->p.nr_vcpus || now < vm->cosched_until) {
+		vm->contended = 0;
+		return;
+	}
+	if (!interval || vm->sample_ns < vm->prev_sample_ns)
+		return; /* the same sample as at the last tick */
+	for (uint32_t i = 0; i < vm->p.nr_vcpus; i++) {
+		struct engine_vcpu *v = &vm->v[i];
+		uint64_t pvwait = vm->obs[i].pvwait_ns;
+
+		waiting += v->d_wait;
+		asleep += pvwait > v->last_pvwait ? pvwait - v->last_pvwait : 0;
+		v->last_pvwait = pvwait;
+	}
+	vm->contended = waiting * 4 >= interval && asleep * 4 >= interval ? vm->contended + 1 : 0;
+	if (vm->contended < 2)
+		return;
+	vm->contended = 0;
+	vm->st.contention_events++;
+	engine_adaptive_episode(vm, now);
+}
+
 void mux_leave(struct engine_vm *vm)
 {
 	for (uint32_t i = 0; i < vm->p.nr_vcpus; i++) {

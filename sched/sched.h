@@ -397,6 +397,9 @@ struct sched_vm_stats {
 	uint64_t grace_overruns; /* ... stopped regardless after SCHED_MUX_GRACE_NS (FORCE) */
 	uint64_t mux_admits;	 /* parked vCPUs nudged to take a free slot */
 	uint64_t ready_max_ns;	 /* the longest a ready vCPU waited parked */
+	/* adaptive, wider than its CPUs: times its vCPUs queued for host CPUs while siblings
+	 * slept in pv WAITs (a convoy), which multiplexes it like a preemption episode */
+	uint64_t contention_events;
 };
 
 struct sched;

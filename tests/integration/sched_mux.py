@@ -145,8 +145,9 @@ def main():
             st = stats(c, "a")
         check(st["mux"]["active"] and st["coscheduling"],
               "adaptive multiplexes a VM wider than its CPUs once waiters are seen", st["mux"],
-              st["preemption_events"])
-        ok(f"adaptive multiplexed the wide VM after {st['preemption_events']} episodes")
+              st["preemption_events"], st["contention_events"])
+        ok(f"adaptive multiplexed the wide VM after {st['preemption_events']} episodes, "
+           f"{st['contention_events']} of sibling contention")
         c.result("vm.destroy", name="a")
 
 

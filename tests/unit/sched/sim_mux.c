@@ -335,6 +335,8 @@ void sim_guest_step(struct sim *sim)
 				v->at_gate = false;
 			}
 			v->busy = v->phase != SIM_ASLEEP;
+			if (!v->busy)
+				slot->pvwait_ns += SIM_STEP_NS; /* as the worker counts a pv WAIT */
 			v->gate_open = sim_gate_open(vm, i);
 			__atomic_store_n(&slot->cpu_ns, v->exec, __ATOMIC_RELAXED);
 		}
@@ -356,6 +358,7 @@ void sim_guest_observe(struct sim *sim, int id)
 		o->gate_open = sim_gate_open(vm, i);
 		o->state = __atomic_load_n(&slot->state, __ATOMIC_ACQUIRE);
 		o->open_ns = slot->open_ns;
+		o->pvwait_ns = slot->pvwait_ns;
 		o->request = __atomic_load_n(&mux->vcpu[i].request, __ATOMIC_ACQUIRE);
 		o->request_ns = mux->vcpu[i].request_ns;
 		o->lock = a.flags;

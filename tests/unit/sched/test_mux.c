@@ -10,7 +10,8 @@
  *  - nobody starves over many quanta: every vCPU runs its share, and the longest a ready vCPU
  *    waits is bounded;
  *  - a waiter whose holder was stopped hands its CPU to that holder (directed switch);
- *  - adaptive multiplexes a wide VM on the first episode, even a light one, and lets go;
+ *  - adaptive multiplexes a wide VM on the first episode, even a light one, and lets go; and
+ *    by itself when its pv waiters sleep while siblings queue for CPUs;
  *  - a policy switch away from mux gives the gates back.
  */
 #include <errno.h>
@@ -264,19 +265,22 @@ static void barrier_arrivals_give_way_to_latecomers(void **state)
 
 static void adaptive_multiplexes_a_wide_vm(void **state)
 {
+	static const struct sim_guest spinning = { .cs_steps = 1, .ncs_steps = 2, .spin_steps = 3 };
 	struct sched_vm_stats st;
 	struct sim sim;
 	char err[256];
 
+	/* Waiters that spin: nothing adaptive sees by itself, host scheduling. */
 	sim_init(&sim, 2, 1);
 	assert_int_equal(
-		sim_add_guest(&sim, 0, 4, VMDEF_SCHED_ADAPTIVE, &pv_guest, err, sizeof(err)), 0);
+		sim_add_guest(&sim, 0, 4, VMDEF_SCHED_ADAPTIVE, &spinning, err, sizeof(err)), 0);
 	sim_run(&sim, 100 * MS);
 	stats(&sim, 0, &st, NULL, 0);
 	assert_false(st.multiplexed);
+	assert_int_equal(st.contention_events, 0);
 	for (uint32_t i = 0; i < 4; i++)
 		assert_true(sim_gate_open(&sim.vm[0], i));
-	/* Sleeping waiters (light pressure) are enough: the multiplexer idles no CPU. */
+	/* Any episode is enough, a light one too: the multiplexer idles no CPU. */
 	sched_vm_preempted(sim.s, 0, 3, 0.01, sim.now);
 	sim_run(&sim, 100 * MS);
 	stats(&sim, 0, &st, NULL, 0);
@@ -291,6 +295,25 @@ static void adaptive_multiplexes_a_wide_vm(void **state)
 	assert_int_equal(sched_page_mux(sim.vm[0].page)->slots, 0);
 	for (uint32_t i = 0; i < 4; i++)
 		assert_true(sim_gate_open(&sim.vm[0], i));
+	sim_fini(&sim);
+
+	/*
+	 * pv waiters sleep, and siblings queue for the CPUs behind them (a convoy): no
+	 * detector episode (nobody spins), adaptive sees it itself and multiplexes, again
+	 * after each hold while it lasts.
+	 */
+	sim_init(&sim, 2, 1);
+	assert_int_equal(
+		sim_add_guest(&sim, 0, 4, VMDEF_SCHED_ADAPTIVE, &pv_guest, err, sizeof(err)), 0);
+	sim_run(&sim, 100 * MS);
+	stats(&sim, 0, &st, NULL, 0);
+	assert_true(st.multiplexed && st.contention_events > 0);
+	assert_int_equal(st.lhp_events, 0);
+	sim_run(&sim, 2000 * MS);
+	stats(&sim, 0, &st, NULL, 0);
+	assert_true(st.mux_ticks > 1800);
+	assert_int_equal(sim.vm[0].gated_holding, 0);
+	assert_int_equal(sim.vm[0].over_opens, 0);
 	sim_fini(&sim);
 }
 
