@@ -117,17 +117,17 @@ static json_t *mux_json(const struct sched_entry *e, const struct sched_vm_stats
 		astray += mux->vcpu[i].handoff_astray;
 	}
 	return json_pack(
-		"{s:b, s:i, s:I, s:i, s:i, s:I, s:I, s:I, s:I, s:I, s:f, s:I, s:I, s:I, "
+		"{s:b, s:i, s:I, s:i, s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:I, s:I, s:I, "
 		"s:I, s:I, s:f, s:f, s:f}",
 		"active", st->multiplexed, "slots", (int)st->mux_slots, "ticks",
 		(json_int_t)st->mux_ticks, "open_max", (int)mux->open_max, "busy_open_max",
-		(int)st->busy_open_max, "over_ticks", (json_int_t)st->over_ticks, "requests",
-		(json_int_t)st->mux_requests, "checks", (json_int_t)st->mux_checks,
-		"grace_overruns", (json_int_t)st->grace_overruns, "admits",
-		(json_int_t)st->mux_admits, "ready_max_us", us(st->ready_max_ns), "out_holding",
-		(json_int_t)out_holding, "forced_holding", (json_int_t)forced_holding,
-		"handoff_holder", (json_int_t)holder, "handoff_astray", (json_int_t)astray,
-		"handoffs", (json_int_t)mux->handoffs, "handoff_us_mean",
+		(int)st->busy_open_max, "over_ticks", (json_int_t)st->over_ticks, "over_unlent",
+		(json_int_t)st->over_unlent, "requests", (json_int_t)st->mux_requests, "checks",
+		(json_int_t)st->mux_checks, "grace_overruns", (json_int_t)st->grace_overruns,
+		"admits", (json_int_t)st->mux_admits, "ready_max_us", us(st->ready_max_ns),
+		"out_holding", (json_int_t)out_holding, "forced_holding",
+		(json_int_t)forced_holding, "handoff_holder", (json_int_t)holder, "handoff_astray",
+		(json_int_t)astray, "handoffs", (json_int_t)mux->handoffs, "handoff_us_mean",
 		mux->handoffs ? us(mux->handoff_ns) / (double)mux->handoffs : 0.0, "handoff_us_p50",
 		handoff_percentile(mux, 50), "handoff_us_max", us(mux->handoff_max_ns));
 }

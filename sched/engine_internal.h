@@ -49,6 +49,10 @@ struct engine_vcpu {
 	uint32_t idle_ticks;  /* ... seen halted at this many ticks in a row */
 	uint64_t last_pvwait; /* its pv WAIT time at the last tick */
 	uint64_t ready_since; /* parked and ready to run since; 0 = not */
+	/* Its gate open beyond the slots is accounted for, for as long as its gate stays open
+	 * since open_ns: it was open when the multiplexer took over, or its slot was lent. */
+	bool excess_ok;
+	uint64_t excess_open_ns;
 };
 
 struct engine_vm {

@@ -111,6 +111,38 @@ static int next_ready(const struct engine_vm *vm)
 	return best;
 }
 
+/*
+ * More vCPUs ran behind open gates than slots: accounted for by vCPUs whose slots were lent
+ * (halted, then running again) or whose gates were open when the multiplexer took over,
+ * until the excess is gone.  Anything beyond those is counted: the multiplexer's promise.
+ */
+static void account_excess(struct engine_vm *vm, uint32_t busy, uint32_t slots)
+{
+	uint32_t excused = 0;
+
+	for (uint32_t i = 0; i < vm->p.nr_vcpus; i++) {
+		struct engine_vcpu *v = &vm->v[i];
+		const struct sched_obs *o = &vm->obs[i];
+
+		if (!o->gate_open || (v->excess_ok && v->excess_open_ns != o->open_ns))
+			v->excess_ok = false;
+		if (!vm->st.multiplexed && o->gate_open) { /* taking over: gates open from before */
+			v->excess_ok = true;
+			v->excess_open_ns = o->open_ns;
+		}
+		if (v->idle) { /* lent: it counts again when it runs */
+			v->excess_ok = true;
+			v->excess_open_ns = o->open_ns;
+			continue;
+		}
+		if (o->gate_open && busy <= slots)
+			v->excess_ok = false; /* no excess left to account for */
+		excused += o->gate_open && v->excess_ok;
+	}
+	vm->st.over_ticks += busy > slots;
+	vm->st.over_unlent += busy > slots + excused;
+}
+
 /* What the page says: requests served or made by the worker, who is idle, ready, admitted. */
 static uint32_t observe_mux(struct engine_vm *vm, uint64_t now, uint32_t *ready)
 {
@@ -204,12 +236,12 @@ void mux_decide(struct engine_vm *vm, uint64_t now)
 	int r, o;
 
 	busy = observe_mux(vm, now, &ready);
+	account_excess(vm, busy, slots);
 	vm->st.multiplexed = true;
 	vm->st.mux_slots = slots;
 	vm->st.mux_ticks++;
 	if (busy > vm->st.busy_open_max)
 		vm->st.busy_open_max = busy;
-	vm->st.over_ticks += busy > slots;
 	escalate(vm, now);
 	for (uint32_t i = 0; i < vm->p.nr_vcpus; i++)
 		leave += vm->obs[i].gate_open && !vm->v[i].idle && leaving(&vm->v[i]);
@@ -289,6 +321,7 @@ void mux_leave(struct engine_vm *vm)
 		vm->v[i].req_new = false;
 		vm->v[i].idle = false;
 		vm->v[i].ready_since = 0;
+		vm->v[i].excess_ok = false;
 	}
 	vm->st.multiplexed = false;
 	vm->st.mux_slots = 0;

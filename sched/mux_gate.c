@@ -80,7 +80,8 @@ uint32_t sched_mux_count_open(const struct sched_page *page)
  * maximum is the multiplexer's promise (no more than the slots); it is taken where gates open,
  * the multiplexer's own doing, not where vCPUs it found running leave, and not counting vCPUs
  * the scheduler saw idle, whose slots it lends (they count again once they run, and the
- * scheduler asks the excess out then: sched_vm_stats' busy_open_max and over_ticks).
+ * scheduler asks the excess out then: sched_vm_stats' busy_open_max, over_ticks and
+ * over_unlent).
  */
 static void note_opening(struct sched_mux *mux, const struct sched_page *page)
 {

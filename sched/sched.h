@@ -392,6 +392,7 @@ struct sched_vm_stats {
 	uint64_t mux_ticks;	 /* ticks it was multiplexed */
 	uint32_t busy_open_max;	 /* most vCPUs that ran behind open gates at one tick */
 	uint64_t over_ticks;	 /* ticks at which more than mux_slots did */
+	uint64_t over_unlent;	 /* ... more than the vCPUs lent slots or open from before */
 	uint64_t mux_requests;	 /* vCPUs asked to give up their CPU at a release point */
 	uint64_t mux_checks;	 /* ... kicked to be checked after SCHED_MUX_CHECK_NS */
 	uint64_t grace_overruns; /* ... stopped regardless after SCHED_MUX_GRACE_NS (FORCE) */

@@ -7,7 +7,8 @@ Checks the multiplexer's promises from lockstepd's own accounting (sched.stats),
 window of a guest that never stops contending -- invariants, not throughput, so that the
 test holds on a loaded machine:
   - never more open gates than CPUs: the worker's count at every gate it opened, and the
-    scheduler's samples of the vCPUs that ran behind open gates over the window;
+    scheduler's samples of the vCPUs that ran behind open gates (beyond the CPUs only by
+    vCPUs whose slots were lent while they looked halted);
   - a vCPU that holds a published lock or waits for one is not stopped at a request before it
     reaches a release point (out_holding stays 0); stops of such vCPUs happen only when the
     grace period ran out, and are counted as grace overruns;
@@ -72,11 +73,11 @@ def check_invariants(a, b, label):
     check(m["active"] and m["slots"] == 2, f"{label}: multiplexed on 2 slots", m)
     check(m["open_max"] <= m["slots"],
           f"{label}: the multiplexer never opened a gate beyond its slots", m)
-    # Sampled every tick: vCPUs that ran behind open gates.  Beyond the slots only when a
-    # vCPU whose slot was lent while it halted runs again -- none halts in this guest's loop.
-    check(m["over_ticks"] == a["mux"]["over_ticks"],
-          f"{label}: never more vCPUs running behind open gates than CPUs",
-          f"over_ticks {a['mux']['over_ticks']} -> {m['over_ticks']}", m)
+    # Sampled every tick: vCPUs that ran behind open gates.  Beyond the slots only while a
+    # vCPU whose slot was lent (seen halted: on a loaded host a vCPU thread blocked in the
+    # kernel looks the same) runs again, or one open from before the multiplexer took over.
+    check(m["over_unlent"] == 0,
+          f"{label}: never more vCPUs running behind open gates than CPUs and lent slots", m)
     check(m["out_holding"] == 0,
           f"{label}: no holder or queued waiter stopped before its release point", m)
     check(m["forced_holding"] <= outs(b, "force") <= m["grace_overruns"],

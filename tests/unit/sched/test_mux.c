@@ -78,6 +78,7 @@ static void never_more_open_gates_than_cpus(void **state)
 		assert_true(sim.vm[0].open_max <= 2);
 		assert_true(sched_page_mux(sim.vm[0].page)->open_max <= 2);
 		assert_true(st.busy_open_max <= n); /* the start, before the excess parked */
+		assert_int_equal(st.over_unlent, 0);
 		assert_true(sim.vm[0].acquisitions > 1000);
 		sim_fini(&sim);
 	}
@@ -258,6 +259,7 @@ static void barrier_arrivals_give_way_to_latecomers(void **state)
 		assert_true(sim.vm[0].rounds > ideal * 3 / 4);
 		assert_int_equal(sim.vm[0].handoffs_early, 0);
 		assert_int_equal(sim.vm[0].over_opens, 0);
+		assert_int_equal(st.over_unlent, 0);
 		assert_true(PAGE_SUM(&sim.vm[0], outs[SCHED_OUT_DIRECTED]) > 0);
 		sim_fini(&sim);
 	}
@@ -314,6 +316,7 @@ static void adaptive_multiplexes_a_wide_vm(void **state)
 	assert_true(st.mux_ticks > 1800);
 	assert_int_equal(sim.vm[0].gated_holding, 0);
 	assert_int_equal(sim.vm[0].over_opens, 0);
+	assert_int_equal(st.over_unlent, 0);
 	sim_fini(&sim);
 }
 
@@ -341,6 +344,7 @@ static void takes_over_a_vm_whose_waiters_sleep(void **state)
 	assert_true(sim.vm[0].acquisitions - before > 150);
 	assert_int_equal(sched_mux_count_open(sim.vm[0].page) <= 2, true);
 	assert_int_equal(sim.vm[0].over_opens, 0);
+	assert_int_equal(st.over_unlent, 0);
 	assert_int_equal(sim.vm[0].gated_holding, 0);
 	sim_fini(&sim);
 }
