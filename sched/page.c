@@ -311,10 +311,15 @@ bool sched_page_gate_open(const struct sched_page *page, uint32_t vcpu, uint32_t
 	uint32_t g1 = __atomic_load_n(&page->slice_gen, __ATOMIC_ACQUIRE), g2;
 	bool open = __atomic_load_n(&page->slot[vcpu].gate, __ATOMIC_ACQUIRE) == SCHED_GATE_OPEN;
 	bool switching = __atomic_load_n(&page->switching, __ATOMIC_RELAXED);
+	const struct sched_mux *mux = sched_page_mux(page);
 
 	__atomic_thread_fence(__ATOMIC_ACQUIRE);
 	g2 = __atomic_load_n(&page->slice_gen, __ATOMIC_RELAXED);
 	*gen = g1 == g2 && !(g1 & 1) && !switching ? g1 : 1;
+	/* A multiplexed VM's gates move in the worker between the scheduler's publications of
+	 * them (at its ticks): never settled. */
+	if (mux && __atomic_load_n(&mux->slots, __ATOMIC_RELAXED))
+		*gen = 1;
 	return open;
 }
 

@@ -1,7 +1,8 @@
 /*
  * The sched page: version 3 (the multiplexer's area and the guest's hints page) is what a
  * worker creates; lockstepd maps it and still maps a version 2 page (a worker started before
- * an upgrade), which has neither; anything else is refused.  Gates mark the hints page.
+ * an upgrade), which has neither; anything else is refused.  Gates mark the hints page, and a
+ * multiplexed VM's gates are never settled for interrupt steering.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -102,11 +103,37 @@ static void version_2_maps_without_them(void **state)
 	close(fd);
 }
 
+/*
+ * Interrupt steering reads a gate with the schedule generation it belongs to; a multiplexed
+ * VM's gates move in the worker between the scheduler's publications, so they are never
+ * settled (an odd generation): an interrupt to a gated vCPU there counts as `switching`.
+ */
+static void multiplexed_gates_are_never_settled(void **state)
+{
+	static const uint64_t all[4] = { ~0ull, ~0ull, ~0ull, ~0ull };
+	struct sched_page *page;
+	uint32_t gen = 0;
+	int fd;
+
+	assert_int_equal(sched_page_create(4, &fd, &page), 0);
+	sched_page_switch_begin(page, all);
+	sched_page_switch_end(page);
+	assert_true(sched_page_gate_open(page, 1, &gen));
+	assert_true(gen && !(gen & 1));
+	__atomic_store_n(&sched_page_mux(page)->slots, 2, __ATOMIC_SEQ_CST);
+	sched_page_switch_end(page);
+	assert_true(sched_page_gate_open(page, 1, &gen));
+	assert_int_equal(gen, 1);
+	sched_page_unmap(page);
+	close(fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(version_3_maps_with_its_areas),
 		cmocka_unit_test(version_2_maps_without_them),
+		cmocka_unit_test(multiplexed_gates_are_never_settled),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
