@@ -11,6 +11,9 @@ report says, for every injection, whether its destination's gate was closed and 
   steering on, no interrupt goes to a gated vCPU outside a schedule switch (to_gated.miss
   is 0) and the route was re-steered as the schedule moved; with steering off the guest's
   message stands (KVM picks one fixed vCPU), and it lands on a gated vCPU.
+- wide under `mux`: the same VM multiplexed, whose gates the worker moves between the
+  scheduler's publications: an interrupt to a gated vCPU there is one during a switch, never
+  a miss.
 - gang: the same 2-vCPU guest beside a CPU-bound 2-vCPU VM, both gang-scheduled on 2 CPUs:
   every vCPU of a VM runs in the same slices, so while the VM is descheduled the steered
   route has nowhere better to go (counted as `nowhere` or in a switch, never a miss).
@@ -74,6 +77,15 @@ def wide(env, d, c):
     check(irq["steer"]["commits"] == 0, "off: no steering commits", irq["steer"])
     check(r["to_gated"]["total"] > 0, "off: interrupts land on gated vCPUs", r)
     ok(f"wide, steering off: {r['to_gated']['total']} of {r['injected']} to a gated vCPU")
+
+    irq, r = run(d, c, [irqlat(env, "wide-mux", 4, "mux", True)], "wide-mux")
+    check(r["redirectable"] and r["steered"], "mux: the route is steered", r)
+    check(r["injected"] > 0, "mux: interrupts were injected", r)
+    check(r["to_gated"]["miss"] == 0, "mux, steered: a gated destination is in a switch", r)
+    check(r["to_gated"]["switching"] + r["to_gated"]["nowhere"] <= r["to_gated"]["total"],
+          "mux: gated injections add up", r)
+    ok(f"wide under mux, steering on: {r['injected']} injections, "
+       f"{r['to_gated']['switching']} to a vCPU the worker had just gated out")
 
 
 def gang(env, d, c):
