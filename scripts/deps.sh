@@ -4,7 +4,7 @@
 set -eu
 
 build_pkgs="cmake make gcc clang pkg-config binutils libuv1-dev libjansson-dev libhwloc-dev \
-libxml2-dev libvirt-dev libcmocka-dev"
+libxml2-dev libvirt-dev libcmocka-dev libseccomp-dev"
 test_pkgs="qemu-system-x86 libvirt-clients libxml2-utils libclang-rt-14-dev gnuplot-nox python3"
 
 case "${1:-test}" in
