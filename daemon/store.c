@@ -238,7 +238,7 @@ int store_read_exit(const struct dvm *vm, enum vm_stop_reason *reason, int *stat
 	char path[PATH_MAX];
 
 	store_run_path(vm, ".exit", path, sizeof(path));
-	return vm_proto_exit_read(path, reason, status);
+	return vm_proto_exit_read(path, reason, status, NULL);
 }
 
 void store_remove_run_files(const struct dvm *vm)

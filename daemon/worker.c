@@ -339,6 +339,7 @@ int worker_spawn(struct dvm *vm, const struct worker_events *events)
 			 ctl,
 			 "--exit-file",
 			 exitf,
+			 "--no-sandbox",
 			 NULL };
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;

@@ -54,6 +54,8 @@ int hv_sys_supported_cpuid(struct hv_sys *sys, struct kvm_cpuid2 **out);
 int hv_vm_create(struct hv_sys *sys, struct hv_vm **out);
 void hv_vm_destroy(struct hv_vm *vm);
 struct hv_sys *hv_vm_sys(struct hv_vm *vm);
+/* The VM fd, for a seccomp filter that pins ioctls to it; hv/ remains their only issuer. */
+int hv_vm_fd(const struct hv_vm *vm);
 int hv_vm_check_cap(struct hv_vm *vm, long cap);
 
 int hv_vm_set_memory(struct hv_vm *vm, uint32_t slot, uint64_t gpa, uint64_t size, void *hva,
@@ -93,6 +95,8 @@ int hv_vm_stats_open(struct hv_vm *vm, struct hv_stats **out);
 int hv_vcpu_create(struct hv_vm *vm, uint32_t id, struct hv_vcpu **out);
 void hv_vcpu_destroy(struct hv_vcpu *vcpu);
 uint32_t hv_vcpu_id(const struct hv_vcpu *vcpu);
+/* The vCPU fd, for a seccomp filter that pins its thread's ioctls to it. */
+int hv_vcpu_fd(const struct hv_vcpu *vcpu);
 struct kvm_run *hv_vcpu_run_area(struct hv_vcpu *vcpu);
 
 int hv_vcpu_get_regs(struct hv_vcpu *vcpu, struct kvm_regs *regs);

@@ -59,6 +59,11 @@ uint32_t hv_vcpu_id(const struct hv_vcpu *vcpu)
 	return vcpu->id;
 }
 
+int hv_vcpu_fd(const struct hv_vcpu *vcpu)
+{
+	return vcpu->fd;
+}
+
 struct kvm_run *hv_vcpu_run_area(struct hv_vcpu *vcpu)
 {
 	return vcpu->run;

@@ -60,6 +60,11 @@ struct hv_sys *hv_vm_sys(struct hv_vm *vm)
 	return vm->sys;
 }
 
+int hv_vm_fd(const struct hv_vm *vm)
+{
+	return vm->fd;
+}
+
 int hv_vm_check_cap(struct hv_vm *vm, long cap)
 {
 	return hv_ioctl(vm->fd, KVM_CHECK_EXTENSION, (void *)cap);

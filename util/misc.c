@@ -165,14 +165,22 @@ int util_mkdir_p(const char *path, mode_t mode)
 
 int util_read_file(const char *path, size_t max, char **out, size_t *len)
 {
+	int fd = open(path, O_RDONLY | O_CLOEXEC), ret;
+
+	if (fd < 0)
+		return -errno;
+	ret = util_read_fd(fd, max, out, len);
+	close(fd);
+	return ret;
+}
+
+int util_read_fd(int fd, size_t max, char **out, size_t *len)
+{
 	struct stat st;
 	char *buf = NULL;
 	size_t got = 0;
-	int fd, ret;
+	int ret;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
 	if (fstat(fd, &st) < 0) {
 		ret = -errno;
 		goto out;
@@ -211,7 +219,6 @@ int util_read_file(const char *path, size_t max, char **out, size_t *len)
 	ret = 0;
 out:
 	free(buf);
-	close(fd);
 	return ret;
 }
 

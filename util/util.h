@@ -221,6 +221,8 @@ int util_proc_stat_read(int pid, int tid, struct util_proc_stat *out);
 
 /* Reads a whole file (at most `max` bytes; -EFBIG beyond).  *out is malloc'ed, NUL-terminated. */
 int util_read_file(const char *path, size_t max, char **out, size_t *len);
+/* The same from an open descriptor (a regular file; not closed). */
+int util_read_fd(int fd, size_t max, char **out, size_t *len);
 
 /*
  * Reads a file to its end (at most `max` bytes; -EFBIG beyond), for /proc and sysfs files whose

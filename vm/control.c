@@ -86,7 +86,9 @@ void vm_control_fini(struct vm_control *ctl)
 	util_lines_fini(&ctl->lines);
 	if (ctl->listen_fd >= 0) {
 		close(ctl->listen_fd);
-		unlink(ctl->listen_path);
+		/* A sandboxed worker no longer sees the path: its starter removes the file. */
+		if (!ctl->keep_socket_file)
+			unlink(ctl->listen_path);
 	}
 	free(ctl->listen_path);
 	ctl->listen_fd = -1;

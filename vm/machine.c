@@ -61,16 +61,44 @@ int vm_exit_status(struct vm *vm)
 	}
 }
 
-static int load_image(struct vm *vm, int *status)
+/*
+ * A file the definition names: beneath an allowed directory and with the worker user's
+ * permissions when lockstepd started us (sandbox_open), as given when a user runs us by hand.
+ */
+static int open_defined(struct vm *vm, const struct vm_options *opts, const char *key,
+			const char *path, int flags, mode_t mode)
 {
-	char err[256];
+	char err[768];
+	int fd;
+
+	if (!opts->allowed) {
+		fd = open(path, flags | O_CLOEXEC, mode);
+		if (fd < 0) {
+			fd = -errno;
+			util_log(&vm->log, UTIL_LOG_ERROR, "%s %s: %s", key, path, strerror(errno));
+		}
+		return fd;
+	}
+	fd = sandbox_open(opts->allowed, opts->open_as, key, path, flags, mode, err, sizeof(err));
+	if (fd < 0)
+		util_log(&vm->log, UTIL_LOG_ERROR, "%s", err);
+	return fd;
+}
+
+static int load_image(struct vm *vm, const struct vm_options *opts, int *status)
+{
+	char err[256], *cmdline;
 	uint8_t *image;
 	size_t len;
-	int ret;
+	int fd, ret;
 
-	char *cmdline;
-
-	ret = util_read_file(vm->cfg.kernel, IMAGE_MAX, (char **)&image, &len);
+	fd = open_defined(vm, opts, "kernel", vm->cfg.kernel, O_RDONLY, 0);
+	if (fd < 0) {
+		*status = VM_EXIT_NOINPUT;
+		return fd;
+	}
+	ret = util_read_fd(fd, IMAGE_MAX, (char **)&image, &len);
+	close(fd);
 	if (ret) {
 		util_log(&vm->log, UTIL_LOG_ERROR, "kernel %s: %s", vm->cfg.kernel,
 			 ret == -EFBIG ? "larger than 512 MiB" : strerror(-ret));
@@ -93,19 +121,20 @@ static int load_image(struct vm *vm, int *status)
 	return ret;
 }
 
-static int open_serial_log(struct vm *vm, int *status)
+static int open_serial_log(struct vm *vm, const struct vm_options *opts, int *status)
 {
+	int fd;
+
 	vm->serial_fd = -1;
 	if (!vm->cfg.serial_log)
 		return 0;
-	vm->serial_fd =
-		open(vm->cfg.serial_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_APPEND, 0640);
-	if (vm->serial_fd < 0) {
-		util_log(&vm->log, UTIL_LOG_ERROR, "serial log %s: %s", vm->cfg.serial_log,
-			 strerror(errno));
+	fd = open_defined(vm, opts, "serial.log", vm->cfg.serial_log,
+			  O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0640);
+	if (fd < 0) {
 		*status = VM_EXIT_NOINPUT;
-		return -errno;
+		return fd;
 	}
+	vm->serial_fd = fd;
 	return 0;
 }
 
@@ -188,9 +217,10 @@ static int build_firmware(struct vm *vm)
 
 static int add_devices(struct vm *vm)
 {
+	const int logs[] = { vm->serial_fd, vm->console_fd };
 	int ret;
 
-	ret = vm_uart_new(vm, vm->serial_fd, vm->cfg.serial_stdout, &vm->uart);
+	ret = vm_uart_new(vm, logs, 2, vm->cfg.serial_stdout, &vm->uart);
 	if (!ret)
 		ret = vm_bus_add(&vm->pio, COM1_PORT, 8, vm_uart_io, vm->uart, "com1");
 	if (!ret)
@@ -259,7 +289,7 @@ static int create_vcpus(struct vm *vm)
 static int set_pause_exits(struct vm *vm)
 {
 	const struct vmdef_pvlock *pc = &vm->cfg.pvlock;
-	long host_cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	long host_cpus = vm->host_cpus;
 	bool dedicated = (vm->cfg.sched.policy == VMDEF_SCHED_PINNED ||
 			  vm->cfg.sched.policy == VMDEF_SCHED_GANG) &&
 			 vm->cfg.vcpus <= (uint32_t)host_cpus;
@@ -314,10 +344,10 @@ static int build(struct vm *vm, const struct vm_options *opts, int *status)
 			 (unsigned long long)(vm->cfg.memory >> 20), strerror(-ret));
 		return ret;
 	}
-	ret = load_image(vm, status);
+	ret = load_image(vm, opts, status);
 	if (ret)
 		return ret;
-	ret = open_serial_log(vm, status);
+	ret = open_serial_log(vm, opts, status);
 	if (ret)
 		return ret;
 	*status = VM_EXIT_NOKVM;
@@ -360,8 +390,10 @@ int vm_create(const struct vmdef *cfg, const struct vm_options *opts, struct vm 
 	}
 	vm->start_ns = opts->start_ns ? opts->start_ns : util_now_ns();
 	vm->serial_fd = -1;
+	vm->console_fd = opts->console_fd; /* borrowed: its opener closes it */
 	vm->sched_fd = -1;
 	vm->kick_signal = VM_KICK_SIGNAL;
+	vm->host_cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	snprintf(prefix, sizeof(prefix), "lockstep-vm[%s]", cfg->name);
 	util_log_init(&vm->log, prefix, opts->quiet ? UTIL_LOG_ERROR : UTIL_LOG_INFO, 2);
 	util_ratelimit_init(&vm->guest_log_limit, 5ull * 1000000000ull, 10);
@@ -372,6 +404,8 @@ int vm_create(const struct vmdef *cfg, const struct vm_options *opts, struct vm 
 		*status = VM_EXIT_INTERNAL;
 		return -errno;
 	}
+	/* Run-state sampling reads its threads' stat files through this (vm/runstate.c). */
+	vm->task_dir_fd = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	ret = vmdef_copy(&vm->cfg, cfg);
 	if (!ret)
 		ret = build(vm, opts, status);
@@ -416,6 +450,8 @@ void vm_destroy(struct vm *vm)
 	vm_memory_fini(&vm->mem);
 	if (vm->serial_fd >= 0)
 		close(vm->serial_fd);
+	if (vm->task_dir_fd >= 0)
+		close(vm->task_dir_fd);
 	close(vm->stop_fd);
 	pthread_mutex_destroy(&vm->stop_lock);
 	vmdef_fini(&vm->cfg);

@@ -5,7 +5,9 @@
  * debug-exit value V gives status V).
  *
  * This file is the control thread: argument handling, signals through a signalfd, the
- * optional kick probe, and the statistics report.
+ * optional kick probe, and the statistics report.  Started as root it confines itself
+ * (vm/jail.c) unless told --no-sandbox; files it writes at the end (statistics, the exit
+ * report) are opened at the start, while it can still reach them.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -16,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "vm/vm_internal.h"
@@ -34,6 +37,12 @@ struct cli {
 	const char *control_socket;
 	const char *exit_file;
 	bool host_probe;
+	const char *console_log;
+	int sandbox; /* -1: as root only */
+	const char *user;
+	bool confine_paths;
+	struct sandbox_paths allowed;
+	bool report_open; /* the exit file is open at VM_REPORT_FD */
 };
 
 static void usage(FILE *out)
@@ -57,12 +66,22 @@ static void usage(FILE *out)
 	      "      --control-fd FD     lockstepd's end of the control channel\n"
 	      "      --control-socket P  listen on P (mode 0600) for a restarted lockstepd\n"
 	      "      --exit-file P       write the final stop reason and status to P (JSON)\n"
+	      "      --console-log FILE  also write the serial console to FILE (lockstepd's copy)\n"
+	      "      --sandbox           confine the VM process (the default when run as root):\n"
+	      "                          unprivileged user, own namespaces, empty root, cgroup,\n"
+	      "                          rlimits, no_new_privs, seccomp (see docs/security.md)\n"
+	      "      --no-sandbox        do not\n"
+	      "      --user NAME         the sandbox's unprivileged user (default lockstep-vm)\n"
+	      "      --allow-path DIR    the definition's files (kernel, serial.log) must lie\n"
+	      "                          beneath DIR (repeatable); as root, opened as --user\n"
+	      "      --confine-paths     the same rule with no --allow-path: no file may be named\n"
 	      "  -q, --quiet             only report errors\n"
 	      "  -h, --help              this text\n"
 	      "      --version           print the version\n\n"
 	      "Exit status: the guest's debug-exit value (port 0xf4), 0 after a guest reset or a\n"
 	      "stop request, 64 usage, 65 bad definition or image, 66 unreadable file, 69 KVM\n"
-	      "unusable, 70 internal error, 80 guest crash, 124 timeout.\n",
+	      "unusable, 70 internal error, 71 sandbox set-up failed, 80 guest crash, 124 timeout,\n"
+	      "159 a system call outside the seccomp allow-list.\n",
 	      out);
 }
 
@@ -111,7 +130,13 @@ static int parse_args(struct cli *cli, int argc, char **argv)
 		OPT_CONTROL_FD,
 		OPT_CONTROL_SOCKET,
 		OPT_EXIT_FILE,
-		OPT_HOST_PROBE
+		OPT_HOST_PROBE,
+		OPT_CONSOLE_LOG,
+		OPT_SANDBOX,
+		OPT_NO_SANDBOX,
+		OPT_USER,
+		OPT_ALLOW_PATH,
+		OPT_CONFINE_PATHS
 	};
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
@@ -131,6 +156,12 @@ static int parse_args(struct cli *cli, int argc, char **argv)
 		{ "control-socket", required_argument, NULL, OPT_CONTROL_SOCKET },
 		{ "exit-file", required_argument, NULL, OPT_EXIT_FILE },
 		{ "host-probe", no_argument, NULL, OPT_HOST_PROBE },
+		{ "console-log", required_argument, NULL, OPT_CONSOLE_LOG },
+		{ "sandbox", no_argument, NULL, OPT_SANDBOX },
+		{ "no-sandbox", no_argument, NULL, OPT_NO_SANDBOX },
+		{ "user", required_argument, NULL, OPT_USER },
+		{ "allow-path", required_argument, NULL, OPT_ALLOW_PATH },
+		{ "confine-paths", no_argument, NULL, OPT_CONFINE_PATHS },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, OPT_VERSION },
@@ -234,6 +265,26 @@ static int parse_args(struct cli *cli, int argc, char **argv)
 			break;
 		case OPT_HOST_PROBE:
 			cli->host_probe = true;
+			break;
+		case OPT_CONSOLE_LOG:
+			cli->console_log = optarg;
+			break;
+		case OPT_SANDBOX:
+		case OPT_NO_SANDBOX:
+			cli->sandbox = opt == OPT_SANDBOX;
+			break;
+		case OPT_USER:
+			cli->user = optarg;
+			break;
+		case OPT_ALLOW_PATH:
+			if (sandbox_paths_add(&cli->allowed, optarg, err, sizeof(err))) {
+				fprintf(stderr, "lockstep-vm: --allow-path: %s\n", err);
+				goto usage;
+			}
+			cli->confine_paths = true;
+			break;
+		case OPT_CONFINE_PATHS:
+			cli->confine_paths = true;
 			break;
 		case 'q':
 			cli->opts.quiet = true;
@@ -404,7 +455,17 @@ static bool controller_released(struct vm *vm, struct vm_control *ctl)
 	return ctl->release;
 }
 
-static void write_stats(struct vm *vm, struct cli *cli)
+/*
+ * The final word for a daemon that was away when the VM stopped, written into the exit report
+ * opened at the start (VM_REPORT_FD), where the SIGSYS handler writes too.
+ */
+static void write_exit_report(struct vm *vm, int status)
+{
+	vm_proto_exit_write_fd(VM_REPORT_FD, (enum vm_stop_reason)atomic_load(&vm->stop_reason),
+			       status);
+}
+
+static void write_stats(struct vm *vm, struct cli *cli, int stats_fd)
 {
 	json_t *report;
 
@@ -417,7 +478,7 @@ static void write_stats(struct vm *vm, struct cli *cli)
 		return;
 	if (strcmp(cli->stats_json, "-") == 0)
 		json_dumpf(report, stdout, JSON_INDENT(2));
-	else if (json_dump_file(report, cli->stats_json, JSON_INDENT(2)))
+	else if (stats_fd < 0 || json_dumpfd(report, stats_fd, JSON_INDENT(2)))
 		fprintf(stderr, "lockstep-vm: cannot write %s\n", cli->stats_json);
 	json_decref(report);
 }
@@ -425,33 +486,174 @@ static void write_stats(struct vm *vm, struct cli *cli)
 /*
  * Ends a worker that will run no guest (bad arguments, definition or image; no KVM; a host
  * failure before the guest ran) with `status`.  Its exit file says so too (reason "error"),
- * so that lockstepd learns why the start failed rather than finding a worker that died.
+ * so that lockstepd learns why the start failed rather than finding a worker that died.  Once
+ * open_outputs() has run, the file is open at VM_REPORT_FD (it may no longer be reachable by
+ * its path); before, it is opened here.
  */
 static int refuse(const struct cli *cli, int status)
 {
-	if (cli->exit_file)
-		vm_proto_exit_write(cli->exit_file, VM_STOP_ERROR, status);
+	int fd;
+
+	if (!cli->exit_file)
+		return status;
+	if (cli->report_open)
+		fd = VM_REPORT_FD;
+	else
+		fd = open(cli->exit_file, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+			  0600);
+	if (fd >= 0)
+		vm_proto_exit_write_fd(fd, VM_STOP_ERROR, status);
+	if (fd >= 0 && fd != VM_REPORT_FD)
+		close(fd);
 	return status;
+}
+
+/*
+ * Descriptors for files written at the end or by the guest, opened now while the host's file
+ * system is in reach: the exit report goes to VM_REPORT_FD (/dev/null without --exit-file, so
+ * that number never names another file).  These are the invoker's own paths, not the
+ * definition's.
+ */
+static int open_outputs(struct cli *cli, int *stats_fd, int *console_fd)
+{
+	int fd;
+
+	*stats_fd = *console_fd = -1;
+	if (cli->control_fd == VM_REPORT_FD) {
+		cli->control_fd = fcntl(VM_REPORT_FD, F_DUPFD_CLOEXEC, VM_REPORT_FD + 1);
+		if (cli->control_fd < 0)
+			return -errno;
+		close(VM_REPORT_FD);
+	}
+	fd = cli->exit_file ? open(cli->exit_file,
+				   O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600) :
+			      open("/dev/null", O_WRONLY | O_CLOEXEC);
+	if (fd < 0) {
+		fprintf(stderr, "lockstep-vm: %s: %s\n",
+			cli->exit_file ? cli->exit_file : "/dev/null", strerror(errno));
+		return -errno;
+	}
+	if (fd != VM_REPORT_FD && (dup3(fd, VM_REPORT_FD, O_CLOEXEC) < 0 || close(fd) < 0)) {
+		fprintf(stderr, "lockstep-vm: descriptor %d: %s\n", VM_REPORT_FD, strerror(errno));
+		return -errno;
+	}
+	cli->report_open = cli->exit_file != NULL;
+	if (cli->stats_json && strcmp(cli->stats_json, "-") != 0) {
+		*stats_fd = open(cli->stats_json, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (*stats_fd < 0) {
+			fprintf(stderr, "lockstep-vm: %s: %s\n", cli->stats_json, strerror(errno));
+			return -errno;
+		}
+	}
+	if (cli->console_log) {
+		*console_fd = open(cli->console_log,
+				   O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_NOFOLLOW | O_CLOEXEC,
+				   0640);
+		if (*console_fd < 0) {
+			fprintf(stderr, "lockstep-vm: %s: %s\n", cli->console_log, strerror(errno));
+			return -errno;
+		}
+	}
+	return 0;
+}
+
+#ifdef LOCKSTEP_TEST_HOOKS
+/* LOCKSTEP_TEST_SECCOMP_TRAP=NAME[:vcpu]: VM NAME's control (or first vCPU) thread makes a
+ * forbidden system call once it is confined, to prove the report path (tests only). */
+static char test_trap_kind(const char *name)
+{
+	const char *v = getenv("LOCKSTEP_TEST_SECCOMP_TRAP");
+	size_t n = strlen(name);
+
+	if (!v || strncmp(v, name, n) != 0)
+		return 0;
+	if (!v[n])
+		return 'c';
+	return strcmp(v + n, ":vcpu") == 0 ? 'v' : 0;
+}
+#endif
+
+/*
+ * Decides what the sandbox does: everything as root (unless --no-sandbox), rlimits,
+ * no_new_privs and seccomp when asked for without root; looks the user up while NSS works.
+ */
+static int plan_jail(struct cli *cli, struct vm_jail *j)
+{
+	char err[512];
+	bool root = geteuid() == 0;
+
+	j->enabled = cli->sandbox < 0 ? root : cli->sandbox;
+	j->privileged = j->enabled && root;
+	/* The definition's files are opened as the worker user whenever root opens them. */
+	if ((j->privileged || (root && cli->confine_paths)) &&
+	    sandbox_user_lookup(cli->user ? cli->user : SANDBOX_USER_DEFAULT, &j->user, err,
+				sizeof(err))) {
+		fprintf(stderr, "lockstep-vm: %s%s\n", err,
+			j->privileged ? " (or run it with --no-sandbox)" : "");
+		return -VM_EXIT_SANDBOX;
+	}
+#ifdef LOCKSTEP_TEST_HOOKS
+	j->test_trap = test_trap_kind(cli->cfg.name);
+#endif
+	return 0;
+}
+
+/* Confines the process once the machine is built: all but the threads' seccomp filters. */
+static int confine(struct vm *vm, struct vm_jail *j)
+{
+	char err[512];
+	int ret;
+
+	vm->jail = j;
+	ret = vm_jail_enter(j, vm, err, sizeof(err));
+	if (!ret && (ret = vm_jail_filters(j, vm)))
+		snprintf(err, sizeof(err), "sandbox: seccomp filters: %s", strerror(-ret));
+	if (ret)
+		util_log(&vm->log, UTIL_LOG_ERROR, "%s", err);
+	return ret;
 }
 
 int main(int argc, char **argv)
 {
-	struct cli cli = { .opts.start_ns = util_now_ns(), .control_fd = -1 };
+	struct cli cli = { .opts.start_ns = util_now_ns(), .control_fd = -1, .sandbox = -1 };
+	struct vm_jail jail = { .enabled = false };
 	struct vm_control ctl;
 	struct vm *vm = NULL;
+	int stats_fd = -1, console_fd = -1;
 	bool preserve;
 	sigset_t sigs;
 	int ret, status, sigfd;
 
+	/* jansson seeds its hash tables from /dev/urandom on first use: before the sandbox. */
+	json_object_seed(0);
 	vmdef_init(&cli.cfg);
 	ret = parse_args(&cli, argc, argv);
 	if (ret < 0) {
 		vmdef_fini(&cli.cfg);
 		return refuse(&cli, -ret);
 	}
-	if (ret || cli.host_probe) {
+	if (ret) {
 		vmdef_fini(&cli.cfg);
-		return cli.host_probe && !ret ? vm_host_probe(cli.opts.kvm_path, stdout) : 0;
+		return 0;
+	}
+	if (cli.host_probe) {
+		/* What this host offers, not a VM: nothing to confine. */
+		vmdef_fini(&cli.cfg);
+		return vm_host_probe(cli.opts.kvm_path, stdout);
+	}
+	ret = plan_jail(&cli, &jail);
+	if (!ret && jail.privileged && getpid() != 1 && vm_jail_relay(&jail, &cli.cfg, &status)) {
+		/* The relay: the worker ran in a pid namespace of its own and is gone. */
+		if (cli.control_socket)
+			unlink(cli.control_socket);
+		vmdef_fini(&cli.cfg);
+		return status;
+	}
+	if (!ret && open_outputs(&cli, &stats_fd, &console_fd))
+		ret = -VM_EXIT_NOINPUT;
+	if (ret) {
+		vmdef_fini(&cli.cfg);
+		return refuse(&cli, -ret);
 	}
 	if (block_control_signals(&sigs) ||
 	    (sigfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK)) < 0) {
@@ -459,22 +661,37 @@ int main(int argc, char **argv)
 		vmdef_fini(&cli.cfg);
 		return refuse(&cli, VM_EXIT_INTERNAL);
 	}
+	cli.opts.allowed = cli.confine_paths ? &cli.allowed : NULL;
+	cli.opts.open_as = cli.confine_paths && geteuid() == 0 ? &jail.user : NULL;
+	cli.opts.console_fd = console_fd;
 	ret = vm_create(&cli.cfg, &cli.opts, &vm, &status);
 	vmdef_fini(&cli.cfg);
 	if (ret) {
-		close(sigfd);
-		return refuse(&cli, status);
+		status = refuse(&cli, status);
+		goto out_early;
 	}
 	ret = vm_control_init(&ctl, vm, cli.control_fd, cli.control_socket);
 	if (ret) {
 		util_log(&vm->log, UTIL_LOG_ERROR, "control socket %s: %s", cli.control_socket,
 			 strerror(-ret));
-		vm_destroy(vm);
-		close(sigfd);
-		return refuse(&cli, VM_EXIT_INTERNAL);
+		status = refuse(&cli, VM_EXIT_INTERNAL);
+		goto out_vm;
 	}
-	if (vm_run(vm) == 0)
+	ctl.keep_socket_file = jail.privileged;
+	if (jail.enabled && confine(vm, &jail))
+		vm_request_stop(vm, VM_STOP_ERROR, VM_EXIT_SANDBOX); /* reported as any error */
+	else if (vm_run(vm) == 0) {
+		if (jail.enabled && (ret = vm_jail_lock_control(&jail))) {
+			util_log(&vm->log, UTIL_LOG_ERROR,
+				 "sandbox: the control thread's filter: %s", strerror(-ret));
+			vm_request_stop(vm, VM_STOP_ERROR, VM_EXIT_SANDBOX);
+		}
+#ifdef LOCKSTEP_TEST_HOOKS
+		if (jail.enabled && jail.test_trap == 'c')
+			syscall(SYS_getppid); /* forbidden: the SIGSYS handler ends the process */
+#endif
 		control_loop(vm, &cli, &ctl, sigfd, vm_has_stopped);
+	}
 	vm_stop_vcpus(vm);
 	status = vm_exit_status(vm);
 	/* A crashed guest can be kept for inspection until its controller lets it go. */
@@ -484,14 +701,19 @@ int main(int argc, char **argv)
 	vm_control_stopped(&ctl, status, preserve);
 	if (preserve)
 		control_loop(vm, &cli, &ctl, sigfd, controller_released);
-	write_stats(vm, &cli);
-	/* The final word for a daemon that was away when the VM stopped. */
+	write_stats(vm, &cli, stats_fd);
 	if (cli.exit_file)
-		vm_proto_exit_write(cli.exit_file,
-				    (enum vm_stop_reason)atomic_load(&vm->stop_reason), status);
+		write_exit_report(vm, status);
 	vm_control_stopped(&ctl, status, false);
 	vm_control_fini(&ctl);
+out_vm:
 	vm_destroy(vm);
+out_early:
+	vm_jail_fini(&jail);
 	close(sigfd);
+	if (stats_fd >= 0)
+		close(stats_fd);
+	if (console_fd >= 0)
+		close(console_fd);
 	return status;
 }

@@ -39,6 +39,7 @@ static const char *const stop_reason_names[VM_STOP_REASONS] = {
 	[VM_STOP_REQUEST] = "requested",
 	[VM_STOP_ERROR] = "error",
 	[VM_STOP_TIMEOUT] = "timeout",
+	[VM_STOP_SECCOMP] = "seccomp",
 };
 
 static int lookup(const char *s, const char *const *names, int n)
@@ -71,7 +72,8 @@ int vm_stop_reason_parse(const char *name, enum vm_stop_reason *out)
 
 bool vm_stop_reason_is_crash(enum vm_stop_reason reason)
 {
-	return reason == VM_STOP_GUEST_CRASH || reason == VM_STOP_ERROR;
+	return reason == VM_STOP_GUEST_CRASH || reason == VM_STOP_ERROR ||
+	       reason == VM_STOP_SECCOMP;
 }
 
 static int fail(char *why, size_t why_len, int code, const char *fmt, ...)
@@ -337,30 +339,31 @@ void vm_proto_msg_fini(struct vm_proto_msg *msg)
 
 /* ---- the exit file ---- */
 
-int vm_proto_exit_write(const char *path, enum vm_stop_reason reason, int status)
+int vm_proto_exit_write_fd(int fd, enum vm_stop_reason reason, int status)
 {
-	char tmp[4096];
-	json_t *rec;
+	json_t *rec =
+		json_pack("{s:s, s:i}", "reason", vm_stop_reason_name(reason), "status", status);
+	char *text = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
+	size_t len = text ? strlen(text) : 0;
+	ssize_t n = text ? pwrite(fd, text, len, 0) : 0;
 	int ret = 0;
 
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
-		return -ENAMETOOLONG;
-	rec = json_pack("{s:s, s:i}", "reason", vm_stop_reason_name(reason), "status", status);
-	if (!rec)
-		return -ENOMEM;
-	if (json_dump_file(rec, tmp, JSON_COMPACT) != 0)
-		ret = -EIO;
-	else if (rename(tmp, path) != 0)
+	if (!text)
+		ret = -ENOMEM;
+	else if (n < 0)
 		ret = -errno;
-	if (ret)
-		unlink(tmp);
+	else if ((size_t)n != len)
+		ret = -EIO;
+	else if (ftruncate(fd, (off_t)len) < 0)
+		ret = -errno;
+	free(text);
 	json_decref(rec);
 	return ret;
 }
 
-int vm_proto_exit_read(const char *path, enum vm_stop_reason *reason, int *status)
+int vm_proto_exit_read(const char *path, enum vm_stop_reason *reason, int *status, int *syscall)
 {
-	json_t *rec;
+	json_t *rec, *nr;
 	int ret;
 
 	if (access(path, F_OK) < 0)
@@ -369,8 +372,13 @@ int vm_proto_exit_read(const char *path, enum vm_stop_reason *reason, int *statu
 	ret = vm_stop_reason_parse(json_string_value(json_object_get(rec, "reason")), reason) ?
 		      -EPROTO :
 		      0;
+	nr = json_object_get(rec, "syscall");
+	if (!ret && *reason == VM_STOP_SECCOMP && !json_is_integer(nr))
+		ret = -EPROTO;
 	if (!ret)
 		*status = (int)json_integer_value(json_object_get(rec, "status"));
+	if (!ret && syscall)
+		*syscall = *reason == VM_STOP_SECCOMP ? (int)json_integer_value(nr) : -1;
 	json_decref(rec);
 	return ret;
 }

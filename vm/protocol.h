@@ -38,9 +38,12 @@
  * Worker -> daemon, replies: {"id": N, "result": {...}} or {"id": N, "error": TEXT, "errno": E}
  *   (a request without "id" or "cmd", or with an unknown "cmd", gets an error reply).
  *
- * The exit file.  At its end the worker writes {"reason", "status"} to its --exit-file
- * (atomically), so that a daemon that was not connected when the VM stopped learns how.  A
- * worker that refuses to run its VM (a bad definition or image, no usable KVM: it exits
+ * The exit file.  At its end the worker writes {"reason", "status"} to its --exit-file, so
+ * that a daemon that was not connected when the VM stopped learns how.  The worker opens it
+ * (empty) at start, because a confined worker creates no files, and overwrites it in place; a
+ * worker that made a system call outside its seccomp allow-list writes
+ * {"reason": "seccomp", "syscall": NR, "status": 159} there from its SIGSYS handler and ends.
+ * A worker that refuses to run its VM (a bad definition or image, no usable KVM: it exits
  * before its hello) writes reason "error" and its exit status.
  */
 #ifndef LOCKSTEP_VM_PROTOCOL_H
@@ -91,6 +94,7 @@ enum vm_stop_reason {
 	VM_STOP_REQUEST,	/* "requested": signal or control request */
 	VM_STOP_ERROR,		/* "error": host-side failure */
 	VM_STOP_TIMEOUT,	/* "timeout": the run-time limit expired */
+	VM_STOP_SECCOMP,	/* "seccomp": a forbidden system call (the exit file only) */
 	VM_STOP_REASONS
 };
 
@@ -182,9 +186,13 @@ void vm_proto_msg_fini(struct vm_proto_msg *msg);
 
 /* ---- the exit file ---- */
 
-/* Writes it atomically (a temporary file, then rename); -errno. */
-int vm_proto_exit_write(const char *path, enum vm_stop_reason reason, int status);
-/* -ENOENT if there is none, -EPROTO if it is not one. */
-int vm_proto_exit_read(const char *path, enum vm_stop_reason *reason, int *status);
+/* How a worker exits after a forbidden system call (as if killed by SIGSYS). */
+#define VM_PROTO_EXIT_SECCOMP (128 + SIGSYS)
+
+/* Writes it into the open file `fd` (from offset 0, truncated after); -errno. */
+int vm_proto_exit_write_fd(int fd, enum vm_stop_reason reason, int status);
+/* -ENOENT if there is none, -EPROTO if it is not one (an empty one: the worker did not get to
+ * write it).  *syscall (if not NULL): the forbidden call's number for VM_STOP_SECCOMP, else -1. */
+int vm_proto_exit_read(const char *path, enum vm_stop_reason *reason, int *status, int *syscall);
 
 #endif /* LOCKSTEP_VM_PROTOCOL_H */

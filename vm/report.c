@@ -78,9 +78,9 @@ json_t *vm_report_json(struct vm *vm)
 		json_object_set_new(calls, call_names[i], json_integer((json_int_t)db.calls[i]));
 	obj = json_pack("{s:s, s:i, s:I, s:i, s:i, s:f, s:o, s:I, s:o, s:{s:o, s:I}, s:I}", "name",
 			vm->cfg.name, "vcpus", (int)vm->nr_vcpus, "memory_mib",
-			(json_int_t)(vm->cfg.memory >> 20), "host_cpus",
-			(int)sysconf(_SC_NPROCESSORS_ONLN), "tsc_khz", (int)vm->tsc_khz, "run_ms",
-			ms_since(vm->start_ns, now), "first_serial_byte_ms",
+			(json_int_t)(vm->cfg.memory >> 20), "host_cpus", (int)vm->host_cpus,
+			"tsc_khz", (int)vm->tsc_khz, "run_ms", ms_since(vm->start_ns, now),
+			"first_serial_byte_ms",
 			con.first_byte_ns ? json_real(ms_since(vm->start_ns, con.first_byte_ns)) :
 					    json_null(),
 			"serial_bytes", (json_int_t)con.bytes, "vcpu", vcpus, "doorbell", "calls",
@@ -92,6 +92,8 @@ json_t *vm_report_json(struct vm *vm)
 		json_object_set_new(obj, "kvm_pv_features", vm_kvm_features_json(vm));
 	if (obj && vm->irq)
 		json_object_set_new(obj, "irq", vm_irq_json(vm));
+	if (obj)
+		json_object_set_new(obj, "sandbox", vm_jail_json(vm->jail));
 	return obj;
 }
 
@@ -123,6 +125,21 @@ static void print_pvlock(FILE *out, struct vm *vm)
 	json_decref(pv);
 }
 
+static void print_sandbox(FILE *out, const struct vm_jail *j)
+{
+	char cg[2 * PATH_MAX + 32];
+
+	if (!j || !j->enabled) {
+		fprintf(out, "  sandbox             none\n");
+		return;
+	}
+	sandbox_cgroup_describe(&j->cgroup, cg, sizeof(cg));
+	fprintf(out, "  sandbox             uid %d%s%s, seccomp %u/%u calls (control/vCPU), %s%s\n",
+		(int)j->uid, j->privileged ? " " : "", j->privileged ? j->user.name : "",
+		j->control_syscalls, j->vcpu_syscalls,
+		j->namespaces ? "own pid/mnt/net/ipc namespaces, empty root, " : "", cg);
+}
+
 void vm_report_text(struct vm *vm, int fd)
 {
 	struct vm_console_stats con = { 0 };
@@ -136,7 +153,7 @@ void vm_report_text(struct vm *vm, int fd)
 	if (vm->doorbell)
 		vm_doorbell_stats(vm->doorbell, &db);
 	fprintf(out, "lockstep-vm statistics: %s, %u vCPUs on %ld host CPUs, %llu MiB\n",
-		vm->cfg.name, vm->nr_vcpus, sysconf(_SC_NPROCESSORS_ONLN),
+		vm->cfg.name, vm->nr_vcpus, vm->host_cpus,
 		(unsigned long long)(vm->cfg.memory >> 20));
 	if (con.first_byte_ns)
 		fprintf(out, "  first serial byte   %.2f ms after process start\n",
@@ -165,5 +182,6 @@ void vm_report_text(struct vm *vm, int fd)
 	}
 	if (vm->lockwatch)
 		print_pvlock(out, vm);
+	print_sandbox(out, vm->jail);
 	fclose(out);
 }

@@ -37,7 +37,7 @@ void vm_runstate_fini(struct vm_vcpu *v)
 /* Opens what sampling needs once the vCPU's thread runs; false if it has not started yet. */
 static bool prepare(struct vm_vcpu *v)
 {
-	char path[64];
+	char path[32];
 	int tid = atomic_load(&v->tid);
 
 	if (v->run.clock_valid)
@@ -46,8 +46,11 @@ static bool prepare(struct vm_vcpu *v)
 		return false;
 	if (pthread_getcpuclockid(v->thread, &v->run.clock))
 		return false;
-	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
-	v->run.stat_fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* Relative to /proc/self/task: a sandboxed worker has no /proc of its own to look in. */
+	snprintf(path, sizeof(path), "%d/stat", tid);
+	v->run.stat_fd = v->vm->task_dir_fd >= 0 ?
+				 openat(v->vm->task_dir_fd, path, O_RDONLY | O_CLOEXEC) :
+				 -1;
 	v->run.clock_valid = true;
 	return true;
 }

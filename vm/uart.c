@@ -1,6 +1,7 @@
 /*
- * COM1: a 16550A whose transmitter is always empty.  Output goes to the serial log file and,
- * if asked, to stdout; string I/O (`rep outsb`) arrives as one exit and leaves as one write.
+ * COM1: a 16550A whose transmitter is always empty.  Output goes to the serial log files (the
+ * definition's serial.log and lockstepd's copy in its run directory) and, if asked, to stdout;
+ * string I/O (`rep outsb`) arrives as one exit and leaves as one write per file.
  * Input is not wired: the receiver is always empty.
  *
  * vCPU threads call in concurrently; one mutex keeps the registers and the order of output.
@@ -35,21 +36,27 @@ enum {
 struct vm_uart {
 	struct vm *vm;
 	pthread_mutex_t lock;
-	int log_fd; /* -1: none */
+	int log_fd[2]; /* -1: none */
 	bool to_stdout;
 	uint8_t ier, lcr, mcr, scr, fcr, dll, dlm;
 	uint64_t log_bytes;
 	struct vm_console_stats stats;
 };
 
-int vm_uart_new(struct vm *vm, int log_fd, bool to_stdout, struct vm_uart **out)
+int vm_uart_new(struct vm *vm, const int *log_fds, unsigned nr_logs, bool to_stdout,
+		struct vm_uart **out)
 {
-	struct vm_uart *u = calloc(1, sizeof(*u));
+	struct vm_uart *u;
 
+	if (nr_logs > 2)
+		return -EINVAL;
+	u = calloc(1, sizeof(*u));
 	if (!u)
 		return -ENOMEM;
 	u->vm = vm;
-	u->log_fd = log_fd;
+	u->log_fd[0] = u->log_fd[1] = -1;
+	for (unsigned i = 0; i < nr_logs; i++)
+		u->log_fd[i] = log_fds[i];
 	u->to_stdout = to_stdout;
 	u->lcr = 0x03; /* 8N1 */
 	u->dll = 1;    /* 115200 baud */
@@ -80,6 +87,13 @@ static void write_all(int fd, const uint8_t *buf, size_t len)
 	}
 }
 
+static void write_logs(struct vm_uart *u, const uint8_t *buf, size_t len)
+{
+	for (int i = 0; i < 2; i++)
+		if (u->log_fd[i] >= 0)
+			write_all(u->log_fd[i], buf, len);
+}
+
 static void emit(struct vm_uart *u, const uint8_t *buf, size_t len)
 {
 	static const char full[] = "\n[lockstep: serial log limit reached; output continues "
@@ -90,16 +104,16 @@ static void emit(struct vm_uart *u, const uint8_t *buf, size_t len)
 	u->stats.bytes += len;
 	if (u->to_stdout)
 		write_all(STDOUT_FILENO, buf, len);
-	if (u->log_fd < 0 || u->log_bytes >= VM_SERIAL_LOG_MAX)
+	if ((u->log_fd[0] < 0 && u->log_fd[1] < 0) || u->log_bytes >= VM_SERIAL_LOG_MAX)
 		return;
 	if (u->log_bytes + len >= VM_SERIAL_LOG_MAX) {
 		len = VM_SERIAL_LOG_MAX - u->log_bytes;
-		write_all(u->log_fd, buf, len);
-		write_all(u->log_fd, (const uint8_t *)full, sizeof(full) - 1);
+		write_logs(u, buf, len);
+		write_logs(u, (const uint8_t *)full, sizeof(full) - 1);
 		u->log_bytes = VM_SERIAL_LOG_MAX;
 		return;
 	}
-	write_all(u->log_fd, buf, len);
+	write_logs(u, buf, len);
 	u->log_bytes += len;
 }
 

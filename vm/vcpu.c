@@ -94,6 +94,8 @@ int vm_vcpu_setup(struct vm_vcpu *vcpu)
 
 void vm_vcpu_fini(struct vm_vcpu *vcpu)
 {
+	vm_seccomp_free(vcpu->filter);
+	vcpu->filter = NULL;
 	vm_runstate_fini(vcpu);
 	hv_stats_close(vcpu->stats);
 	vcpu->stats = NULL;
@@ -273,6 +275,17 @@ static void *vcpu_thread(void *arg)
 		vm_request_stop(vm, VM_STOP_ERROR, VM_EXIT_INTERNAL);
 		return NULL;
 	}
+	/* Its own seccomp filter before it first enters the guest (vm/seccomp.c). */
+	if (vcpu->filter && (ret = vm_seccomp_install(vcpu->filter))) {
+		util_log(&vm->log, UTIL_LOG_ERROR, "vCPU %u: cannot install its seccomp filter: %s",
+			 vcpu->index, strerror(-ret));
+		vm_request_stop(vm, VM_STOP_ERROR, VM_EXIT_SANDBOX);
+		return NULL;
+	}
+#ifdef LOCKSTEP_TEST_HOOKS
+	if (vcpu->filter && vcpu->index == 0 && vm->jail && vm->jail->test_trap == 'v')
+		syscall(SYS_getppid); /* forbidden: the SIGSYS handler ends the process */
+#endif
 	sched_slot_set_state(vcpu->slot, SCHED_VCPU_RUNNING);
 	__atomic_store_n(&vcpu->slot->tid, (uint32_t)atomic_load(&vcpu->tid), __ATOMIC_RELEASE);
 	while (!vm_stopping(vm)) {

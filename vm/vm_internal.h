@@ -19,6 +19,7 @@
 #include "hv/hv.h"
 #include "irq/irq.h"
 #include "pvlock/pvlock.h"
+#include "sandbox/sandbox.h"
 #include "pvlock/sampler.h"
 #include "sched/sched.h"
 #include "util/util.h"
@@ -160,7 +161,9 @@ struct vm_console_stats {
 	uint64_t first_byte_ns; /* CLOCK_MONOTONIC of the first byte, 0 = none yet */
 };
 
-int vm_uart_new(struct vm *vm, int log_fd, bool to_stdout, struct vm_uart **out);
+/* Output goes to every descriptor of `log_fds` that is not -1 (at most two), and to stdout. */
+int vm_uart_new(struct vm *vm, const int *log_fds, unsigned nr_logs, bool to_stdout,
+		struct vm_uart **out);
 void vm_uart_free(struct vm_uart *uart);
 void vm_uart_io(void *opaque, struct vm_io *io);
 void vm_uart_stats(struct vm_uart *uart, struct vm_console_stats *st);
@@ -286,6 +289,7 @@ struct vm_vcpu {
 	atomic_uint_least64_t kick_sent_ns; /* when the last kick was sent, 0 = consumed */
 	struct vm_vcpu_counters counters;   /* written by the vCPU thread only */
 	struct sched_slot *slot;	    /* its gate in the sched page */
+	struct vm_filter *filter;	    /* seccomp filter it installs first, or NULL */
 	struct vm_runstate run;		    /* control thread only */
 	struct util_samples kick_latency;   /* kick sent -> KVM_RUN returned, in ns */
 	/* Its LAPIC's logical destination, as the guest set it, for interrupt steering:
@@ -353,13 +357,17 @@ struct vm {
 	uint32_t tsc_khz;
 	bool pause_exits; /* PAUSE still exits (PLE / pause filter), so its statistics mean something */
 	int kick_signal;
+	long host_cpus; /* online host CPUs at start (sysconf() reads /sys, out of a sandbox's reach) */
 	uint64_t probe_kicks_sent; /* --kick-probe kicks delivered so far (control thread) */
 	int serial_fd;
 	struct vm_boot_entry boot;
 
 	uint32_t nr_vcpus;
 	struct vm_vcpu *vcpus;
-	int sched_fd; /* the sched page's memfd, which lockstepd maps through /proc */
+	int console_fd;	      /* lockstepd's copy of the serial console, or -1 */
+	int task_dir_fd;      /* /proc/self/task of the worker's own pid namespace, or -1 */
+	struct vm_jail *jail; /* the sandbox it runs in, or NULL */
+	int sched_fd;	      /* the sched page's memfd, which lockstepd maps through /proc */
 	struct sched_page *sched_page;
 	uint64_t runstate_next_ns; /* when the control thread samples the vCPUs next */
 	bool runstate_fresh;	   /* a sample was taken since the detector last looked */
@@ -379,7 +387,64 @@ struct vm_options {
 	const char *kvm_path;
 	bool quiet;
 	uint64_t start_ns; /* when the process started, for start-up figures */
+	/* Files the definition names (kernel, serial.log) must lie beneath these and are opened
+	 * with sandbox_open(), as `open_as` if set; NULL: opened as given (a user's own run). */
+	const struct sandbox_paths *allowed;
+	const struct sandbox_user *open_as;
+	int console_fd; /* a copy of the serial console for whoever started us, or -1 */
 };
+
+/* ---- the sandbox (vm/jail.c, vm/seccomp.c) ---- */
+
+/* The exit report's descriptor.  Fixed, because the SIGSYS handler, which writes to it, has no
+ * argument through which to find anything; main() puts the report (or /dev/null) there. */
+#define VM_REPORT_FD 10
+/* How a worker that made a forbidden system call exits (as if killed by SIGSYS). */
+#define VM_EXIT_SECCOMP VM_PROTO_EXIT_SECCOMP
+
+struct vm_filter;
+
+struct vm_jail {
+	bool enabled;	 /* confine this process (--sandbox; the default as root) */
+	bool privileged; /* started as root: also its user, namespaces, empty root, cgroup */
+	struct sandbox_user user;     /* the unprivileged user (when privileged) */
+	struct sandbox_cgroup cgroup; /* the cgroup it runs in, as found */
+	bool namespaces;	      /* pid, mount, network and IPC of its own */
+	uint64_t nofile, fsize;	      /* rlimits set */
+	uid_t uid;		      /* what it runs as */
+	gid_t gid;
+	unsigned control_syscalls, vcpu_syscalls; /* allow-list sizes */
+	struct vm_filter *control_filter;
+#ifdef LOCKSTEP_TEST_HOOKS
+	char test_trap; /* 'c' or 'v': that thread kind makes a forbidden call (tests only) */
+#endif
+};
+
+/*
+ * lockstep-vm run by hand as root cannot make itself pid 1 of a new pid namespace, so it splits
+ * in two: the original process creates the VM's cgroup, forks the worker into a new pid
+ * namespace and that cgroup, relays SIGINT/SIGTERM/SIGHUP to it, and removes the cgroup after
+ * it.  Returns 0 in the worker; 1 in the relay, with the status to exit with.
+ */
+int vm_jail_relay(struct vm_jail *j, const struct vmdef *cfg, int *status);
+/* Everything but seccomp, in the order of the comment atop vm/jail.c. */
+int vm_jail_enter(struct vm_jail *j, struct vm *vm, char *err, size_t err_len);
+/* Builds every vCPU's filter (installed by the vCPU threads) and the control thread's. */
+int vm_jail_filters(struct vm_jail *j, struct vm *vm);
+/* The control thread's filter, once the vCPU threads run. */
+int vm_jail_lock_control(struct vm_jail *j);
+void vm_jail_fini(struct vm_jail *j);
+/* The sandbox as run statistics report it ({"enabled": false} for none). */
+json_t *vm_jail_json(const struct vm_jail *j);
+
+/* A filter for vCPU `v`'s thread, or for the control thread (v NULL); *count: the number of
+ * system calls it allows. */
+int vm_seccomp_build(struct vm *vm, struct vm_vcpu *v, struct vm_filter **out, unsigned *count);
+/* Installs a filter on the calling thread (no_new_privs must be set). */
+int vm_seccomp_install(const struct vm_filter *f);
+void vm_seccomp_free(struct vm_filter *f);
+/* The SIGSYS handler that reports a forbidden call and ends the process. */
+int vm_seccomp_trap_init(void);
 
 /* ---- the control channel to lockstepd (vm/control.c) ---- */
 
@@ -390,6 +455,7 @@ struct vm_control {
 	char *listen_path;
 	bool hello_sent;
 	bool release;		 /* the controller asked the process to end */
+	bool keep_socket_file;	 /* leave the socket's file to whoever started us */
 	struct util_lines lines; /* requests */
 	char rbuf[16 << 10];
 };

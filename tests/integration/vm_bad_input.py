@@ -91,7 +91,7 @@ def main():
         ("kernel is a directory", ["--kernel", tmp], EX_NOINPUT, "Is a directory"),
         ("serial log in a missing directory",
          ["--kernel", hello, "--serial-log", os.path.join(tmp, "no", "such", "log")],
-         EX_NOINPUT, "serial log"),
+         EX_NOINPUT, "serial.log"),
         ("memory below the minimum", ["--kernel", hello, "--memory", "1"], EX_USAGE,
          "--memory must be"),
         ("memory with a bad unit", ["--kernel", hello, "--memory", "12Q"], EX_USAGE,

@@ -6,6 +6,7 @@
  * directory's paths and their removal.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -139,7 +140,7 @@ static void test_runtime(void **state)
 	struct store_runtime back;
 	enum vm_stop_reason reason;
 	char path[256];
-	int status;
+	int status, fd;
 
 	assert_int_equal(store_read_runtime(&f->vm, &back), -ENOENT);
 	assert_int_equal(store_save_runtime(&f->vm, &rec), 0);
@@ -153,7 +154,10 @@ static void test_runtime(void **state)
 
 	assert_int_equal(store_read_exit(&f->vm, &reason, &status), -ENOENT);
 	store_run_path(&f->vm, ".exit", path, sizeof(path));
-	assert_int_equal(vm_proto_exit_write(path, VM_STOP_GUEST_CRASH, 80), 0);
+	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(vm_proto_exit_write_fd(fd, VM_STOP_GUEST_CRASH, 80), 0);
+	close(fd);
 	assert_int_equal(store_read_exit(&f->vm, &reason, &status), 0);
 	assert_int_equal(reason, VM_STOP_GUEST_CRASH);
 	assert_int_equal(status, 80);

@@ -6,6 +6,7 @@
  * and the exit file round-trips (or is reported missing).  Lines end in exactly one '\n'.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -276,24 +277,45 @@ static void test_exit_file(void **state)
 {
 	char dir[] = "/tmp/lockstep-proto-XXXXXX", path[64];
 	enum vm_stop_reason reason;
-	int status = 0;
+	int status = 0, nr = 0, fd;
 	FILE *f;
 
 	assert_non_null(mkdtemp(dir));
 	snprintf(path, sizeof(path), "%s/vm.exit", dir);
-	assert_int_equal(vm_proto_exit_read(path, &reason, &status), -ENOENT);
-	assert_int_equal(vm_proto_exit_write(path, VM_STOP_GUEST_POWEROFF, 0), 0);
-	assert_int_equal(vm_proto_exit_read(path, &reason, &status), 0);
+	assert_int_equal(vm_proto_exit_read(path, &reason, &status, NULL), -ENOENT);
+	/* Opened at start, empty until the end: not an exit record yet. */
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(vm_proto_exit_read(path, &reason, &status, NULL), -EPROTO);
+	assert_int_equal(vm_proto_exit_write_fd(fd, VM_STOP_GUEST_POWEROFF, 0), 0);
+	assert_int_equal(vm_proto_exit_read(path, &reason, &status, &nr), 0);
 	assert_int_equal(reason, VM_STOP_GUEST_POWEROFF);
-	assert_int_equal(vm_proto_exit_write(path, VM_STOP_TIMEOUT, 124), 0);
-	assert_int_equal(vm_proto_exit_read(path, &reason, &status), 0);
+	assert_int_equal(nr, -1);
+	assert_int_equal(vm_proto_exit_write_fd(fd, VM_STOP_TIMEOUT, 124), 0);
+	assert_int_equal(vm_proto_exit_read(path, &reason, &status, NULL), 0);
 	assert_int_equal(reason, VM_STOP_TIMEOUT);
 	assert_int_equal(status, 124);
+	close(fd);
+	/* What the worker's SIGSYS handler writes. */
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("{\"reason\":\"seccomp\",\"syscall\":110,\"status\":159}\n", f);
+	fclose(f);
+	assert_int_equal(vm_proto_exit_read(path, &reason, &status, &nr), 0);
+	assert_int_equal(reason, VM_STOP_SECCOMP);
+	assert_true(vm_stop_reason_is_crash(reason));
+	assert_int_equal(nr, 110);
+	assert_int_equal(status, VM_PROTO_EXIT_SECCOMP);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("{\"reason\":\"seccomp\",\"status\":159}", f);
+	fclose(f);
+	assert_int_equal(vm_proto_exit_read(path, &reason, &status, &nr), -EPROTO);
 	f = fopen(path, "w");
 	assert_non_null(f);
 	fputs("{\"status\": 3}", f);
 	fclose(f);
-	assert_int_equal(vm_proto_exit_read(path, &reason, &status), -EPROTO);
+	assert_int_equal(vm_proto_exit_read(path, &reason, &status, NULL), -EPROTO);
 	unlink(path);
 	rmdir(dir);
 }

@@ -43,7 +43,7 @@ static int setup(void **state)
 	if (!f || pipe2(f->serial, O_CLOEXEC | O_NONBLOCK))
 		return -1;
 	f->vm = vmtest_vm_new("uart", 1, 4 << 20, -1, 10);
-	if (!f->vm || vm_uart_new(f->vm, f->serial[1], false, &f->vm->uart))
+	if (!f->vm || vm_uart_new(f->vm, &f->serial[1], 1, false, &f->vm->uart))
 		return -1;
 	f->vcpu.vm = f->vm;
 	*state = f;

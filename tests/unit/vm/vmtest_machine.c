@@ -27,6 +27,8 @@ struct vm *vmtest_vm_new(const char *name, uint32_t vcpus, uint64_t memory, int 
 	vm->pio.name = "pio";
 	vm->mmio.name = "mmio";
 	vm->serial_fd = -1;
+	vm->console_fd = -1;
+	vm->task_dir_fd = -1;
 	pthread_mutex_init(&vm->stop_lock, NULL);
 	vm->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (vm->stop_fd < 0 || vm_memory_init(&vm->mem, memory)) {
@@ -56,7 +58,7 @@ int vmtest_vm_add_devices(struct vm *vm, int serial_fd)
 	int ret;
 
 	vm->serial_fd = serial_fd;
-	ret = vm_uart_new(vm, serial_fd, false, &vm->uart);
+	ret = vm_uart_new(vm, &serial_fd, 1, false, &vm->uart);
 	if (!ret)
 		ret = vm_bus_add(&vm->pio, VMTEST_COM1_PORT, 8, vm_uart_io, vm->uart, "com1");
 	if (!ret)

@@ -1,0 +1,279 @@
+/*
+ * The worker's sandbox (docs/security.md), entered once the machine is built: /dev/kvm, the
+ * images, the serial logs, the control socket and the report files are open; nothing in the
+ * host's file system is opened afterwards.  In order:
+ *
+ *   pid namespace   made by whoever started the worker: lockstepd (clone3), or the relay
+ *                   below when lockstep-vm runs by hand as root; the worker is its pid 1
+ *   cgroup          joined before the worker ran (memory and pids limits)
+ *   mnt, net, ipc   new namespaces; the root becomes an empty read-only tmpfs (pivot_root);
+ *                   a procfs of the worker's own pid namespace is mounted only long enough
+ *                   to open /proc/self/task for run-state sampling
+ *   rlimits         NOFILE (what is open plus room for run-state files and a controller),
+ *                   FSIZE (SIGXFSZ ignored: a write past it fails), CORE 0
+ *   user            setgroups/setresgid/setresuid to the unprivileged worker user: every
+ *                   capability goes; checked with capget()
+ *   no_new_privs, not dumpable, SIGSYS handler; then each thread kind's seccomp filter
+ *                   (vm/seccomp.c)
+ *
+ * Started by someone who is not root, the worker does what needs no privilege: rlimits,
+ * no_new_privs and seccomp.  Control thread only, while it is the only thread.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "vm/vm_internal.h"
+
+#define JAIL_FSIZE_MAX (128ull << 20) /* above the serial logs' own 64 MiB cap */
+#define JAIL_ROOT "/tmp"	      /* where the new root is mounted before pivot_root */
+
+static int fail(char *err, size_t err_len, int ret, const char *what)
+{
+	return util_error(err, err_len, ret, "sandbox: %s: %s", what, strerror(-ret));
+}
+
+int vm_jail_relay(struct vm_jail *j, const struct vmdef *cfg, int *status)
+{
+	struct sandbox_cgroup cg;
+	char leaf[128], err[512];
+	sigset_t relayed, old;
+	siginfo_t si;
+	pid_t child;
+	int st = 0;
+
+	snprintf(leaf, sizeof(leaf), "%s.%d", cfg->name, (int)getpid());
+	if (sandbox_cgroup_create(leaf, sandbox_memory_max(cfg->memory, cfg->vcpus),
+				  sandbox_pids_max(cfg->vcpus), &cg, err, sizeof(err))) {
+		fprintf(stderr, "lockstep-vm: %s (or run it with --no-sandbox)\n", err);
+		*status = VM_EXIT_SANDBOX;
+		return 1;
+	}
+	sigemptyset(&relayed);
+	sigaddset(&relayed, SIGINT);
+	sigaddset(&relayed, SIGTERM);
+	sigaddset(&relayed, SIGHUP);
+	sigaddset(&relayed, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &relayed, &old);
+	/* Only the next child goes into the new namespace, as its pid 1. */
+	child = unshare(CLONE_NEWPID) == 0 ? fork() : -1;
+	if (child < 0) {
+		fprintf(stderr, "lockstep-vm: sandbox: a pid namespace: %s\n", strerror(errno));
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		sandbox_cgroup_remove(&cg);
+		*status = VM_EXIT_SANDBOX;
+		return 1;
+	}
+	if (child == 0) {
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		if (sandbox_cgroup_join(&cg) < 0) {
+			fprintf(stderr, "lockstep-vm: sandbox: joining %s: %s\n", cg.memory_dir,
+				strerror(errno));
+			_exit(VM_EXIT_SANDBOX);
+		}
+		sandbox_cgroup_close(&cg);
+		return 0;
+	}
+	sandbox_cgroup_close(&cg);
+	for (;;) {
+		if (sigwaitinfo(&relayed, &si) < 0)
+			continue;
+		if (si.si_signo != SIGCHLD) {
+			kill(child, si.si_signo);
+			continue;
+		}
+		if (waitpid(child, &st, WNOHANG) == child)
+			break;
+	}
+	*status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	if (sandbox_cgroup_remove(&cg))
+		fprintf(stderr, "lockstep-vm: cannot remove %s: %s\n", cg.memory_dir,
+			strerror(errno));
+	return 1;
+}
+
+/* The highest open descriptor (read before the root goes away). */
+static int highest_fd(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *de;
+	int max = 2;
+
+	if (!d)
+		return 1023;
+	while ((de = readdir(d))) {
+		int fd = atoi(de->d_name);
+
+		if (fd > max)
+			max = fd;
+	}
+	closedir(d);
+	return max;
+}
+
+/*
+ * An empty, read-only root.  The task directory of the worker's own procfs stays open for
+ * vm/runstate.c; the procfs itself is unmounted (sanitizer builds keep it at /proc, where
+ * LeakSanitizer looks for the threads it must stop).
+ */
+static int empty_root(struct vm *vm, char *err, size_t err_len)
+{
+	int fd;
+
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		return fail(err, err_len, -errno, "making mounts private");
+	if (mount("lockstep", JAIL_ROOT, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+		  "mode=0755,size=16k,nr_inodes=16") < 0)
+		return fail(err, err_len, -errno, "an empty tmpfs for the root");
+	if (mkdir(JAIL_ROOT "/proc", 0555) < 0)
+		return fail(err, err_len, -errno, "mkdir proc");
+	/* subset=pid: no /proc/sys and friends; only this pid namespace's processes anyway. */
+	if (mount("proc", JAIL_ROOT "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+		  "subset=pid") < 0 &&
+	    mount("proc", JAIL_ROOT "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+		return fail(err, err_len, -errno, "a procfs for the pid namespace");
+	fd = open(JAIL_ROOT "/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return fail(err, err_len, -errno, "/proc/self/task");
+	if (vm->task_dir_fd >= 0)
+		close(vm->task_dir_fd);
+	vm->task_dir_fd = fd;
+	if (chdir(JAIL_ROOT) < 0 || syscall(SYS_pivot_root, ".", ".") < 0 ||
+	    umount2(".", MNT_DETACH) < 0 || chdir("/") < 0)
+		return fail(err, err_len, -errno, "pivot_root");
+#ifndef LOCKSTEP_SANITIZE
+	if (umount2("/proc", MNT_DETACH) < 0 || rmdir("/proc") < 0)
+		return fail(err, err_len, -errno, "unmounting the procfs");
+#endif
+	if (mount(NULL, "/", NULL,
+		  MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+		return fail(err, err_len, -errno, "making the root read-only");
+	return 0;
+}
+
+static int set_limit(int resource, uint64_t value)
+{
+	struct rlimit rl = { .rlim_cur = value, .rlim_max = value };
+
+	return setrlimit(resource, &rl) < 0 ? -errno : 0;
+}
+
+/* The unprivileged user, for good: real, effective, saved and file-system ids, groups. */
+static int become_user(const struct sandbox_user *u, char *err, size_t err_len)
+{
+	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct caps[2];
+	uid_t r, e, s;
+
+	if (setgroups((size_t)u->ngroups, u->groups) < 0 || setresgid(u->gid, u->gid, u->gid) < 0 ||
+	    setresuid(u->uid, u->uid, u->uid) < 0)
+		return fail(err, err_len, -errno, "becoming the worker user");
+	if (getresuid(&r, &e, &s) < 0 || r != u->uid || e != u->uid || s != u->uid)
+		return fail(err, err_len, -EPERM, "the worker user's ids did not stick");
+	if (syscall(SYS_capget, &hdr, caps) < 0)
+		return fail(err, err_len, -errno, "capget");
+	for (int i = 0; i < 2; i++)
+		if (caps[i].effective || caps[i].permitted || caps[i].inheritable)
+			return fail(err, err_len, -EPERM, "capabilities left after dropping root");
+	return 0;
+}
+
+int vm_jail_enter(struct vm_jail *j, struct vm *vm, char *err, size_t err_len)
+{
+	int ret;
+
+	signal(SIGXFSZ, SIG_IGN);
+	j->nofile = (uint64_t)highest_fd() + 1 + vm->nr_vcpus + 16;
+	j->fsize = JAIL_FSIZE_MAX;
+	if (j->privileged) {
+		if (getpid() != 1)
+			return util_error(
+				err, err_len, -EINVAL,
+				"sandbox: lockstep-vm must be the first process of a pid "
+				"namespace of its own (lockstepd and the relay see to it)");
+		ret = sandbox_cgroup_of(0, &j->cgroup);
+		if (ret)
+			return util_error(err, err_len, ret,
+					  "sandbox: lockstep-vm runs in no lockstep cgroup");
+		if (unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC) < 0)
+			return fail(err, err_len, -errno, "mount, network and IPC namespaces");
+		j->namespaces = true;
+		ret = empty_root(vm, err, err_len);
+		if (ret)
+			return ret;
+	}
+	if ((ret = set_limit(RLIMIT_NOFILE, j->nofile)) ||
+	    (ret = set_limit(RLIMIT_FSIZE, j->fsize)) || (ret = set_limit(RLIMIT_CORE, 0)))
+		return fail(err, err_len, ret, "rlimits");
+	if (j->privileged && (ret = become_user(&j->user, err, err_len)))
+		return ret;
+	j->uid = getuid(); /* for reports: the filters will not allow asking later */
+	j->gid = getgid();
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0 || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return fail(err, err_len, -errno, "no_new_privs");
+	ret = vm_seccomp_trap_init();
+	if (ret)
+		return fail(err, err_len, ret, "the SIGSYS handler");
+	return 0;
+}
+
+int vm_jail_filters(struct vm_jail *j, struct vm *vm)
+{
+	int ret = 0;
+
+	for (uint32_t i = 0; i < vm->nr_vcpus && !ret; i++)
+		ret = vm_seccomp_build(vm, &vm->vcpus[i], &vm->vcpus[i].filter, &j->vcpu_syscalls);
+	if (!ret)
+		ret = vm_seccomp_build(vm, NULL, &j->control_filter, &j->control_syscalls);
+	return ret;
+}
+
+int vm_jail_lock_control(struct vm_jail *j)
+{
+	return j->control_filter ? vm_seccomp_install(j->control_filter) : 0;
+}
+
+void vm_jail_fini(struct vm_jail *j)
+{
+	vm_seccomp_free(j->control_filter);
+	j->control_filter = NULL;
+}
+
+json_t *vm_jail_json(const struct vm_jail *j)
+{
+	json_t *out, *cg = json_null();
+
+	if (!j || !j->enabled)
+		return json_pack("{s:b}", "enabled", false);
+	if (j->cgroup.version)
+		cg = json_pack("{s:i, s:s, s:s, s:I, s:I}", "version", j->cgroup.version, "memory",
+			       j->cgroup.memory_dir, "pids", j->cgroup.pids_dir, "memory_max",
+			       (json_int_t)j->cgroup.memory_max, "pids_max",
+			       (json_int_t)j->cgroup.pids_max);
+	out = json_pack("{s:b, s:i, s:i, s:b, s:{s:i, s:i}, s:o, s:{s:I, s:I, s:i}}", "enabled",
+			true, "uid", (int)j->uid, "gid", (int)j->gid, "no_new_privs", true,
+			"seccomp", "control", (int)j->control_syscalls, "vcpu",
+			(int)j->vcpu_syscalls, "cgroup", cg, "rlimits", "nofile",
+			(json_int_t)j->nofile, "fsize", (json_int_t)j->fsize, "core", 0);
+	if (j->privileged)
+		json_object_set_new(out, "user", json_string(j->user.name));
+	json_object_set_new(out, "namespaces",
+			    j->namespaces ? json_pack("[s, s, s, s]", "pid", "mnt", "net", "ipc") :
+					    json_array());
+	json_object_set_new(out, "root", json_string(j->namespaces ? "empty" : "host"));
+	return out;
+}
