@@ -10,7 +10,8 @@ JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 
 .PHONY: all deps deps-build build asan fuzz demo check check-unit check-asan check-fuzz \
-	check-build-types check-layering check-includes check-calls format format-check clean
+	check-build-types check-layering check-includes check-calls format format-check clean \
+	worker-user
 
 all: build
 
@@ -20,14 +21,17 @@ deps:
 deps-build:
 	@scripts/deps.sh build
 
+# The build trees the test suite runs in carry the workers' test hooks (LOCKSTEP_TEST_HOOKS);
+# a build that gets installed leaves them out.
 $(BUILD)/CMakeCache.txt:
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS)
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLOCKSTEP_TEST_HOOKS=ON $(CMAKE_ARGS)
 
 build: deps-build $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
 
 $(ASAN_BUILD)/CMakeCache.txt:
-	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DLOCKSTEP_SANITIZE=ON $(CMAKE_ARGS)
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DLOCKSTEP_SANITIZE=ON \
+		-DLOCKSTEP_TEST_HOOKS=ON $(CMAKE_ARGS)
 
 asan: deps $(ASAN_BUILD)/CMakeCache.txt
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
@@ -39,12 +43,16 @@ $(FUZZ_BUILD)/CMakeCache.txt:
 fuzz: deps $(FUZZ_BUILD)/CMakeCache.txt
 	cmake --build $(FUZZ_BUILD) -j $(JOBS)
 
-demo: build
+# VM workers run as an unprivileged system user (docs/security.md); created where missing.
+worker-user:
+	@scripts/worker-user.sh
+
+demo: build worker-user
 	@scripts/demo.sh $(BUILD)
 
 # The whole suite: the normal build, the same tests under ASan/UBSan, a fuzz smoke run of
 # every libFuzzer target, the formatting check and the layering checks.
-check: deps
+check: deps worker-user
 	@$(MAKE) --no-print-directory build
 	ctest --test-dir $(BUILD) --output-on-failure -j 2
 	@$(MAKE) --no-print-directory check-asan check-fuzz format-check check-layering

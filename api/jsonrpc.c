@@ -225,6 +225,8 @@ int api_code_from_errno(int err)
 	case -EINVAL:
 	case -E2BIG:
 		return API_BAD_DEFINITION;
+	case -EPERM:
+		return API_PERMISSION;
 	case -ERANGE:
 		return API_INVALID_PARAMS;
 	case -EUSERS:

@@ -271,6 +271,8 @@ int api_virt_error_from_errno(int err)
 	case -EINVAL:
 	case -E2BIG:
 		return VIRT_ERR_CONFIG_UNSUPPORTED;
+	case -EPERM:
+		return VIRT_ERR_OPERATION_DENIED;
 	case -ERANGE:
 		return VIRT_ERR_INVALID_ARG;
 	case -ETIMEDOUT:

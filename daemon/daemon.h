@@ -29,11 +29,13 @@
 
 #include "daemon/ops.h"
 #include "daemon/scheduler.h"
+#include "sandbox/sandbox.h"
 #include "util/util.h"
 #include "vm/protocol.h"
 #include "vmdef/vmdef.h"
 
 struct daemon;
+struct daemon_options;
 struct dvm;
 struct worker;
 
@@ -58,7 +60,8 @@ typedef int (*store_definition_fn)(struct daemon *d, const struct vmdef *def);
 void store_load_definitions(struct daemon *d, store_definition_fn fn);
 /* Paths in the run directory: NAME + suffix (".ctl", ".exit", ".log", ".run", ...). */
 void store_run_path(const struct dvm *vm, const char *suffix, char *buf, size_t size);
-/* Where the VM's serial console goes: its serial.log, or NAME.console in the run directory. */
+/* lockstepd's copy of the VM's serial console: NAME.console in the run directory (the worker
+ * writes it, and the definition's serial.log too if it has one). */
 const char *store_console_path(const struct dvm *vm, char *buf, size_t size);
 
 /* What is recorded of a running VM, so that the next daemon finds its worker. */
@@ -73,8 +76,9 @@ int store_save_runtime(const struct dvm *vm, const struct store_runtime *rec);
 /* -ENOENT when there is none. */
 int store_read_runtime(const struct dvm *vm, struct store_runtime *rec);
 void store_remove_runtime(const struct dvm *vm);
-/* The reason and status a worker wrote to its exit file; -ENOENT if it wrote none. */
-int store_read_exit(const struct dvm *vm, enum vm_stop_reason *reason, int *status);
+/* The reason and status a worker wrote to its exit file; -ENOENT if it wrote none.
+ * *syscall (if not NULL): the forbidden system call of VM_STOP_SECCOMP. */
+int store_read_exit(const struct dvm *vm, enum vm_stop_reason *reason, int *status, int *syscall);
 /* Removes everything of the VM in the run directory (a forgotten VM leaves nothing). */
 void store_remove_run_files(const struct dvm *vm);
 
@@ -124,8 +128,9 @@ struct worker {
 	bool stopped_event, preserved;
 	uv_timer_t kill_timer; /* SIGKILL if a destroyed worker lingers */
 	bool exited, finished;
-	int exit_code; /* from waitid() for our children, -1 = unknown */
-	unsigned refs; /* the VM's, plus one per initialised libuv handle */
+	int exit_code;		       /* from waitid() for our children, -1 = unknown */
+	unsigned refs;		       /* the VM's, plus one per initialised libuv handle */
+	struct sandbox_cgroup *cgroup; /* its VM's cgroup, removed after it; NULL = none */
 };
 
 /* Spawns the VM's worker with its definition as it is now; vm->worker is set on success. */
@@ -149,7 +154,7 @@ struct dvm {
 	struct daemon *d;
 	struct vmdef cfg;
 	enum dvm_state state;
-	char reason[32]; /* why it is in its state: "guest-exit", "destroyed", "crashed"... */
+	char reason[48]; /* why it is in its state: "guest-exit", "destroyed", "seccomp: NAME"... */
 	int last_status; /* the worker's exit status, -1 = none yet */
 	int domain_id;	 /* libvirt-style id while running, -1 otherwise */
 	struct worker *worker;
@@ -230,6 +235,38 @@ int console_read(const struct dvm *vm, uint64_t offset, size_t max, unsigned cha
 /* Guest bytes as a JSON string: invalid UTF-8 (and NUL) becomes U+FFFD. */
 json_t *console_text_json(const unsigned char *buf, size_t len);
 
+/* ---- confinement (daemon/confine.c, daemon/conf.c) ---- */
+
+/* Whether workers start sandboxed: lockstepd runs as root and was not told --no-sandbox. */
+bool confine_sandboxed(const struct daemon *d);
+/* Refuses (-EPERM) a definition whose kernel or serial.log is not beneath an allowed
+ * directory, with a message that names the key and the rule. */
+int confine_check_definition(struct daemon *d, const struct vmdef *def, char *err, size_t err_len);
+/* Whether a VM may start now: the worker user exists.  -ECHILD with a message otherwise. */
+int confine_ready(struct daemon *d, char *err, size_t err_len);
+/* Says at start how workers run, and warns if they cannot. */
+void confine_log_mode(struct daemon *d);
+/* Starts `w`'s process: base_argv plus the sandbox's flags, its log as stdout and stderr, the
+ * control channel as VM_PROTO_CONTROL_FD; a pid namespace and a cgroup when sandboxed. */
+int confine_spawn(struct worker *w, char *const *base_argv, const char *log_path, int chan_fd,
+		  pid_t *pid, int *pidfd);
+/* A re-attached worker: finds its cgroup, to remove it after the worker. */
+void confine_attach(struct worker *w);
+/* Cleans up after an exited worker (cgroup, control socket file); frees what confine held. */
+void confine_worker_free(struct worker *w);
+/* Rewrites the worker's vCPU thread ids (w->tids, numbered in its pid namespace) to the ids
+ * lockstepd sees; an id that names no thread of the worker becomes 0. */
+void confine_host_tids(struct worker *w);
+/* A stop reason's text: its name, or "seccomp: NAME" for the system call `syscall`. */
+const char *confine_stop_reason(enum vm_stop_reason reason, int syscall, char *buf, size_t size);
+/* After the sockets are bound: only the capabilities workers need stay; no_new_privs. */
+int confine_drop_privileges(struct daemon *d);
+json_t *confine_json(struct daemon *d);
+/* Reads lockstepd.conf into `o` (docs/security.md); a missing file is fine unless
+ * `must_exist`.  worker_user from the file yields to one given on the command line. */
+int conf_load(struct daemon_options *o, const char *path, bool must_exist, bool user_given,
+	      char *err, size_t err_len);
+
 /* ---- host topology (daemon/topology.c) ---- */
 
 int topology_init(struct daemon *d);
@@ -304,6 +341,9 @@ struct daemon_options {
 	char virt_socket[108];	  /* libvirt endpoint; "" = /run/libvirt/virtlockstepd-sock */
 	char virt_socket_ro[108]; /* "" = virt_socket + "-ro" */
 	bool no_virt;
+	struct sandbox_paths allowed; /* definitions may name files beneath these only */
+	char worker_user[64];	      /* "" = lockstep-vm */
+	bool no_sandbox;	      /* workers start unconfined (debugging, measurements) */
 };
 
 struct daemon {

@@ -19,6 +19,8 @@
 
 #include "daemon/daemon.h"
 
+#define LOCKSTEPD_CONF "/etc/lockstep/lockstepd.conf"
+
 static void usage(FILE *out)
 {
 	fputs("usage: lockstepd [options]\n"
@@ -37,6 +39,13 @@ static void usage(FILE *out)
 	      "                       (default /run/libvirt/virtlockstepd-sock)\n"
 	      "  --virt-socket-ro P   its read-only twin (default: the above + \"-ro\")\n"
 	      "  --no-virt            no libvirt endpoint, unless --virt-socket names one\n"
+	      "  --config FILE        settings file (default /etc/lockstep/lockstepd.conf if it\n"
+	      "                       exists; \"\" for none): allow_path, worker_user\n"
+	      "  --allow-path DIR     definitions may name files (kernel, serial.log) beneath\n"
+	      "                       DIR (repeatable; adds to the settings file's)\n"
+	      "  --worker-user NAME   the unprivileged user VM workers run as (default\n"
+	      "                       lockstep-vm)\n"
+	      "  --no-sandbox         start workers unconfined (debugging and measurements only)\n"
 	      "  --version            print the version\n",
 	      out);
 }
@@ -78,7 +87,11 @@ static int parse_args(struct daemon_options *o, int argc, char **argv)
 		VERSION,
 		VIRT,
 		VIRT_RO,
-		NO_VIRT
+		NO_VIRT,
+		CONFIG,
+		ALLOW,
+		WUSER,
+		NO_SANDBOX
 	};
 	static const struct option longopts[] = {
 		{ "run-dir", required_argument, NULL, RUN },
@@ -95,9 +108,15 @@ static int parse_args(struct daemon_options *o, int argc, char **argv)
 		{ "virt-socket", required_argument, NULL, VIRT },
 		{ "virt-socket-ro", required_argument, NULL, VIRT_RO },
 		{ "no-virt", no_argument, NULL, NO_VIRT },
+		{ "config", required_argument, NULL, CONFIG },
+		{ "allow-path", required_argument, NULL, ALLOW },
+		{ "worker-user", required_argument, NULL, WUSER },
+		{ "no-sandbox", no_argument, NULL, NO_SANDBOX },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	const char *config = NULL;
+	char err[512];
 	uint64_t u;
 	int opt;
 
@@ -158,6 +177,22 @@ static int parse_args(struct daemon_options *o, int argc, char **argv)
 		case NO_VIRT:
 			o->no_virt = true;
 			break;
+		case CONFIG:
+			config = optarg;
+			break;
+		case ALLOW:
+			if (sandbox_paths_add(&o->allowed, optarg, err, sizeof(err))) {
+				fprintf(stderr, "lockstepd: --allow-path: %s\n", err);
+				return -1;
+			}
+			break;
+		case WUSER:
+			bad = !optarg[0] ||
+			      util_strlcpy(o->worker_user, optarg, sizeof(o->worker_user));
+			break;
+		case NO_SANDBOX:
+			o->no_sandbox = true;
+			break;
 		case VERSION:
 			printf("lockstepd %s\n", LOCKSTEP_VERSION);
 			return 1;
@@ -183,6 +218,11 @@ static int parse_args(struct daemon_options *o, int argc, char **argv)
 	if (!o->socket_path[0] &&
 	    snprintf(o->socket_path, 108, "%s/lockstepd.sock", o->run_dir) >= 108) {
 		fprintf(stderr, "lockstepd: the socket path is too long: use --socket\n");
+		return -1;
+	}
+	if ((!config || config[0]) && conf_load(o, config ? config : LOCKSTEPD_CONF, config != NULL,
+						o->worker_user[0] != 0, err, sizeof(err))) {
+		fprintf(stderr, "lockstepd: %s\n", err);
 		return -1;
 	}
 	if (access(o->vm_binary, X_OK) < 0) {
@@ -262,6 +302,11 @@ int main(int argc, char **argv)
 		}
 	}
 	ret = daemon_init(&d, &opts);
+	if (!ret) {
+		/* Sockets are bound: from here on only what starting workers needs. */
+		confine_log_mode(&d);
+		ret = confine_drop_privileges(&d);
+	}
 	if (ret) {
 		daemon_fini(&d); /* what init set up before it failed */
 		return 1;

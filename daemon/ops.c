@@ -117,6 +117,10 @@ static int check_definition(struct daemon *d, const struct vmdef *def, char *err
 			    "directory of yours)");
 	if (def->serial_log && def->serial_log[0] != '/')
 		return fail(err, err_len, -EINVAL, "\"serial.log\" must be an absolute path");
+	/* Only beneath the directories the administrator allows (docs/security.md). */
+	ret = confine_check_definition(d, def, err, err_len);
+	if (ret)
+		return ret;
 	return dvm_sched_check(d, def, err, err_len);
 }
 
@@ -244,6 +248,8 @@ int ops_start(struct dvm *vm, ops_done_fn done, void *arg, char *err, size_t err
 			    vm->state == DVM_CRASHED ? " (preserved): destroy it first" : "");
 	/* The host may have changed since the definition was checked (CPUs, cpusets). */
 	ret = dvm_sched_check(vm->d, &vm->cfg, err, err_len);
+	if (!ret)
+		ret = confine_ready(vm->d, err, err_len); /* the worker user exists */
 	if (ret)
 		return ret;
 	w = park(vm, done, arg, false);

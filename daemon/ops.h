@@ -10,9 +10,12 @@
  *   -ENOENT     no such VM (or it went away meanwhile)
  *   -EEXIST     the name or the uuid is another VM's
  *   -EBUSY      the VM's state does not allow it (running, not running, transient)
- *   -ECHILD     a start failed: the worker ended before the VM ran
+ *   -ECHILD     a start failed: the worker ended before the VM ran, or cannot be started
+ *               (the user lockstepd runs workers as does not exist)
  *   -EINVAL     the definition breaks a rule (vmdef_validate, relative paths, CPUs this host
  *               does not have)
+ *   -EPERM      a file the definition names lies outside the directories lockstepd allows
+ *               (docs/security.md)
  *   -E2BIG      gang scheduling for a VM wider than its host CPUs
  *   -ERANGE     an argument out of range (a vCPU the VM does not have, a host CPU the host
  *               does not have, an empty CPU set)

@@ -422,12 +422,13 @@ static int load_definition(struct daemon *d, const struct vmdef *def)
 static void recover_ended(struct dvm *vm)
 {
 	enum vm_stop_reason reason;
-	int status;
+	char text[48];
+	int status, nr;
 
-	if (store_read_exit(vm, &reason, &status) == 0) {
+	if (store_read_exit(vm, &reason, &status, &nr) == 0) {
 		vm->last_status = status;
 		dvm_set_state(vm, vm_stop_reason_is_crash(reason) ? DVM_CRASHED : DVM_SHUTOFF,
-			      vm_stop_reason_name(reason));
+			      confine_stop_reason(reason, nr, text, sizeof(text)));
 	} else {
 		/* No last word: it was killed while we were away. */
 		dvm_set_state(vm, DVM_CRASHED, "worker-died");

@@ -14,6 +14,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -28,6 +29,7 @@
 
 #include "daemon/scheduler.h"
 #include "daemon/scheduler_internal.h"
+#include "sandbox/sandbox.h"
 
 #define SWITCH_WAIT_MAX_NS 2000000ull /* give up waiting for a vCPU to leave after this */
 
@@ -55,6 +57,7 @@ static void entry_free(struct sched_entry *e)
 		if (e->schedstat_fd[i] >= 0)
 			close(e->schedstat_fd[i]);
 	free(e->schedstat_fd);
+	free(e->tids);
 	free(e->obs);
 	free(e->closing);
 	free(e->opening);
@@ -211,7 +214,7 @@ static void apply_mux(struct scheduler *sch, struct sched_entry *e, const struct
 	for (uint32_t i = 0; i < e->nr; i++) {
 		struct sched_mux_vcpu *mv = &e->mux->vcpu[i];
 		struct sched_slot *slot = &e->page->slot[i];
-		pid_t tid = (pid_t)__atomic_load_n(&slot->tid, __ATOMIC_ACQUIRE);
+		pid_t tid = e->tids[i];
 
 		e->opening[i] = e->closing[i] = false;
 		__atomic_store_n(&mv->idle, d[i].idle, __ATOMIC_RELAXED);
@@ -254,7 +257,7 @@ static void apply(void *arg, int id, const struct sched_decision *d)
 	if (!e)
 		return;
 	for (uint32_t i = 0; i < e->nr; i++) {
-		pid_t tid = (pid_t)__atomic_load_n(&e->page->slot[i].tid, __ATOMIC_ACQUIRE);
+		pid_t tid = e->tids[i];
 
 		if (d[i].affinity_changed && tid > 0)
 			set_affinity(tid, &d[i].affinity);
@@ -282,7 +285,7 @@ static void apply(void *arg, int id, const struct sched_decision *d)
 	}
 	for (uint32_t i = 0; i < e->nr; i++) {
 		struct sched_slot *slot = &e->page->slot[i];
-		pid_t tid = (pid_t)__atomic_load_n(&slot->tid, __ATOMIC_ACQUIRE);
+		pid_t tid = e->tids[i];
 		bool open = __atomic_load_n(&slot->gate, __ATOMIC_RELAXED) == SCHED_GATE_OPEN;
 
 		e->opening[i] = d[i].gate_open && !open;
@@ -434,6 +437,8 @@ static void *scheduler_thread(void *arg)
 	 */
 	pthread_setschedparam(pthread_self(), SCHED_FIFO, &rt);
 	prctl(PR_SET_TIMERSLACK, 1000);
+	/* All it does to other processes is kick and place their vCPU threads. */
+	sandbox_caps_limit((const int[]){ CAP_KILL, CAP_SYS_NICE }, 2, true);
 	pthread_mutex_lock(&sch->lock);
 	while (!sch->quit) {
 		uint64_t now = now_ns(), next;
@@ -544,15 +549,18 @@ int scheduler_attach(struct scheduler *sch, int id, pid_t pid, int sched_fd, con
 	e->nr = nr;
 	e->mux = sched_page_mux(e->page);
 	e->schedstat_fd = calloc(nr, sizeof(int));
+	e->tids = calloc(nr, sizeof(pid_t));
 	e->obs = calloc(nr, sizeof(*e->obs));
 	e->closing = calloc(nr, sizeof(bool));
 	e->opening = calloc(nr, sizeof(bool));
 	e->switch_in = calloc(1, sizeof(*e->switch_in));
-	if (!e->schedstat_fd || !e->obs || !e->closing || !e->opening || !e->switch_in) {
+	if (!e->schedstat_fd || !e->tids || !e->obs || !e->closing || !e->opening ||
+	    !e->switch_in) {
 		entry_free(e);
 		return -ENOMEM;
 	}
 	for (uint32_t i = 0; i < nr; i++) {
+		e->tids[i] = tids[i];
 		snprintf(path, sizeof(path), "/proc/%d/task/%d/schedstat", (int)pid, tids[i]);
 		e->schedstat_fd[i] = open(path, O_RDONLY | O_CLOEXEC);
 	}

@@ -17,6 +17,7 @@ struct sched_entry {
 	int id; /* the VM's domain id */
 	pid_t pid;
 	uint32_t nr;
+	pid_t *tids; /* its vCPU threads as this process sees them (not the page's word) */
 	struct sched_page *page;
 	int *schedstat_fd;
 	struct sched_obs *obs;

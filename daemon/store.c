@@ -180,12 +180,10 @@ void store_run_path(const struct dvm *vm, const char *suffix, char *buf, size_t 
 	snprintf(buf, size, "%s/vms/%s%s", vm->d->opts.run_dir, vm->cfg.name, suffix);
 }
 
+/* lockstepd's copy, whatever serial.log says: the daemon never opens a client's file. */
 const char *store_console_path(const struct dvm *vm, char *buf, size_t size)
 {
-	if (vm->cfg.serial_log)
-		util_strlcpy(buf, vm->cfg.serial_log, size);
-	else
-		store_run_path(vm, ".console", buf, size);
+	store_run_path(vm, ".console", buf, size);
 	return buf;
 }
 
@@ -233,12 +231,12 @@ void store_remove_runtime(const struct dvm *vm)
 	unlink(path);
 }
 
-int store_read_exit(const struct dvm *vm, enum vm_stop_reason *reason, int *status)
+int store_read_exit(const struct dvm *vm, enum vm_stop_reason *reason, int *status, int *syscall)
 {
 	char path[PATH_MAX];
 
 	store_run_path(vm, ".exit", path, sizeof(path));
-	return vm_proto_exit_read(path, reason, status, NULL);
+	return vm_proto_exit_read(path, reason, status, syscall);
 }
 
 void store_remove_run_files(const struct dvm *vm)

@@ -14,7 +14,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,8 +27,6 @@
 
 #define WORKER_KILL_GRACE_MS 3000
 #define WORKER_READ_BUF (64u << 10)
-
-extern char **environ;
 
 /* starttime (field 22) of /proc/PID/stat: a pid and this together name one process. */
 static int proc_start_ticks(pid_t pid, uint64_t *ticks)
@@ -86,6 +83,7 @@ void worker_free(struct worker *w)
 {
 	if (!w)
 		return;
+	confine_worker_free(w);
 	w->finished = true; /* nothing more is reported for a worker being freed */
 	close_chan(w);
 	w->vm = NULL;
@@ -111,6 +109,7 @@ static void hello(struct worker *w, struct vm_proto_hello *h)
 	w->tids = h->tids; /* taken from the message */
 	w->nr_vcpus = h->nr_vcpus;
 	h->tids = NULL;
+	confine_host_tids(w);
 	w->events->hello(w->vm, h);
 }
 
@@ -238,16 +237,23 @@ static int open_chan(struct worker *w, int fd)
 static void maybe_finish(struct worker *w)
 {
 	enum vm_stop_reason reason;
-	int status;
+	bool have_exit;
+	char text[48];
+	int status, nr;
 
 	if (!w->exited || w->chan_open || w->finished || !w->vm)
 		return;
 	w->finished = true;
-	if (w->stopped_event) {
+	have_exit = store_read_exit(w->vm, &reason, &status, &nr) == 0;
+	if (have_exit && reason == VM_STOP_SECCOMP) {
+		/* Its seccomp filter stopped it: its SIGSYS handler wrote the exit file. */
+		w->events->ended(w->vm, true, confine_stop_reason(reason, nr, text, sizeof(text)),
+				 w->exit_code >= 0 ? w->exit_code : status);
+	} else if (w->stopped_event) {
 		w->events->ended(w->vm, vm_stop_reason_is_crash(w->stop_reason),
 				 vm_stop_reason_name(w->stop_reason),
 				 w->exit_code >= 0 ? w->exit_code : w->stop_status);
-	} else if (store_read_exit(w->vm, &reason, &status) == 0) {
+	} else if (have_exit) {
 		/* It told its exit file rather than us (no controller was connected). */
 		w->events->ended(w->vm, vm_stop_reason_is_crash(reason),
 				 vm_stop_reason_name(reason),
@@ -307,7 +313,7 @@ static int spawn_args(struct dvm *vm, char *def_path, size_t def_size, char *con
 	json_t *json;
 	int ret;
 
-	/* The worker boots the definition as it is now, with its console in the run dir. */
+	/* The worker boots the definition as it is now; its console is copied to the run dir. */
 	ret = vmdef_copy(&cfg, &vm->cfg);
 	if (ret)
 		return ret;
@@ -331,7 +337,7 @@ int worker_spawn(struct dvm *vm, const struct worker_events *events)
 	char *argv[] = { d->opts.vm_binary,
 			 "--config",
 			 def,
-			 "--serial-log",
+			 "--console-log",
 			 console,
 			 "--control-fd",
 			 fd_arg,
@@ -339,11 +345,7 @@ int worker_spawn(struct dvm *vm, const struct worker_events *events)
 			 ctl,
 			 "--exit-file",
 			 exitf,
-			 "--no-sandbox",
 			 NULL };
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t attr;
-	sigset_t none, dflt;
 	struct worker *w;
 	int sv[2], ret;
 	pid_t pid;
@@ -364,22 +366,9 @@ int worker_spawn(struct dvm *vm, const struct worker_events *events)
 		close(sv[1]);
 		return -ENOMEM;
 	}
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_addopen(&fa, 1, logf, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	posix_spawn_file_actions_adddup2(&fa, 1, 2);
-	posix_spawn_file_actions_adddup2(&fa, sv[1], VM_PROTO_CONTROL_FD);
-	posix_spawnattr_init(&attr);
-	sigemptyset(&none);
-	sigfillset(&dflt);
-	posix_spawnattr_setsigmask(&attr, &none);
-	posix_spawnattr_setsigdefault(&attr, &dflt);
-	/* Its own session: a daemon killed with its process group leaves VMs running. */
-	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
-						POSIX_SPAWN_SETSIGDEF);
-	ret = -posix_spawn(&pid, d->opts.vm_binary, &fa, &attr, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&attr);
+	/* Its own session (a daemon killed with its process group leaves VMs running), and its
+	 * sandbox: daemon/confine.c. */
+	ret = confine_spawn(w, argv, logf, sv[1], &pid, &w->pidfd);
 	close(sv[1]);
 	if (ret) {
 		close(sv[0]);
@@ -389,15 +378,15 @@ int worker_spawn(struct dvm *vm, const struct worker_events *events)
 	w->pid = pid;
 	w->child = true;
 	proc_start_ticks(pid, &w->start_ticks);
-	w->pidfd = pidfd_open(pid, 0);
-	if (w->pidfd < 0 || watch_pid(w) || open_chan(w, sv[0])) {
-		ret = w->pidfd < 0 ? -errno : -EIO;
-		kill(pid, SIGKILL);
+	ret = watch_pid(w);
+	if (ret)
+		close(sv[0]);
+	if (ret || open_chan(w, sv[0])) {
+		pidfd_send_signal(w->pidfd, SIGKILL, NULL, 0);
 		waitpid(pid, NULL, 0);
-		if (w->pidfd < 0)
-			close(sv[0]);
+		w->exited = true;
 		worker_free(w);
-		return ret;
+		return -EIO;
 	}
 	vm->worker = w;
 	return 0;
@@ -448,6 +437,7 @@ int worker_attach(struct dvm *vm, const struct store_runtime *rec,
 		worker_free(w);
 		return ret;
 	}
+	confine_attach(w);
 	vm->worker = w;
 	store_run_path(vm, ".ctl", ctl, sizeof(ctl));
 	fd = connect_control(ctl);

@@ -1,14 +1,19 @@
 /*
- * The worker's unprivileged user: its uid, primary group and supplementary groups, looked up
- * in the passwd and group databases before anything is confined (NSS may need files and
- * sockets a confined worker no longer reaches).  lockstepd looks the user up before each start
- * so that a missing user is a clear refusal; lockstep-vm looks it up again for itself.
+ * Identities and privileges.  The worker's unprivileged user: its uid, primary group and
+ * supplementary groups, looked up in the passwd and group databases before anything is
+ * confined (NSS may need files and sockets a confined worker no longer reaches).  lockstepd
+ * looks the user up before each start so that a missing user is a clear refusal; lockstep-vm
+ * looks it up again for itself.  And lockstepd's own capabilities, which it trims to what
+ * starting and steering workers needs (sandbox_caps_limit).
  */
 #include <errno.h>
 #include <grp.h>
+#include <linux/capability.h>
 #include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "sandbox/sandbox.h"
@@ -59,4 +64,32 @@ int sandbox_user_lookup(const char *name, struct sandbox_user *u, char *err, siz
 					  "unprivileged user",
 					  name);
 	return 0;
+}
+
+int sandbox_caps_limit(const int *keep, unsigned n, bool bounding)
+{
+	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct caps[2];
+	uint64_t mask = 0, permitted;
+
+	for (unsigned i = 0; i < n; i++)
+		if (keep[i] >= 0 && keep[i] < 64)
+			mask |= 1ull << keep[i];
+	/* The bounding set first: dropping from it needs CAP_SETPCAP, which goes next. */
+	for (int cap = 0; bounding && cap < 64; cap++) {
+		if (mask & (1ull << cap))
+			continue;
+		if (prctl(PR_CAPBSET_READ, cap, 0, 0, 0) < 0)
+			break; /* past the last capability this kernel knows */
+		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EPERM)
+			return -errno;
+	}
+	prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+	if (syscall(SYS_capget, &hdr, caps) < 0)
+		return -errno;
+	permitted = ((uint64_t)caps[1].permitted << 32 | caps[0].permitted) & mask;
+	caps[0].permitted = caps[0].effective = (uint32_t)permitted;
+	caps[1].permitted = caps[1].effective = (uint32_t)(permitted >> 32);
+	caps[0].inheritable = caps[1].inheritable = 0;
+	return syscall(SYS_capset, &hdr, caps) < 0 ? -errno : 0;
 }

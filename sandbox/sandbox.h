@@ -65,6 +65,14 @@ struct sandbox_user {
 int sandbox_user_lookup(const char *name, struct sandbox_user *u, char *err, size_t err_len);
 
 /*
+ * Limits the calling thread's capabilities to the CAP_* numbers in `keep`: effective and
+ * permitted sets, no inheritable or ambient ones, and with `bounding` the bounding set too, so
+ * that no program it executes regains more.  Capabilities belong to threads: threads created
+ * afterwards inherit the result, threads that exist keep theirs.
+ */
+int sandbox_caps_limit(const int *keep, unsigned n, bool bounding);
+
+/*
  * Opens a file a client named (definition key `key`), as `flags`/`mode` of open(2) ask: it
  * must lie beneath one of `paths` (checked again here, at open time), is resolved relative to
  * that directory with RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS and

@@ -16,6 +16,13 @@ if [ ! -c /dev/kvm ]; then
 fi
 dir=$(mktemp -d /tmp/lockstep-demo.XXXXXX)
 sock="$dir/run/lockstepd.sock"
+# VM workers open their images as the unprivileged user lockstep-vm, and only beneath a
+# directory lockstepd allows (docs/security.md): the demo's images get one of their own.
+chmod 755 "$dir"
+mkdir -m 755 "$dir/images"
+cp "$guest/idle.elf" "$guest/lockbench.elf" "$dir/images/"
+chmod 644 "$dir/images/"*
+guest="$dir/images"
 cleanup() {
 	[ -n "${daemon:-}" ] && kill "$daemon" 2>/dev/null && wait "$daemon" 2>/dev/null
 	# Workers outlive a stopped daemon by design; the demo's own go with it.
@@ -27,7 +34,7 @@ ls_() { echo "\$ lockstep $*"; "$bin/lockstep" --socket "$sock" "$@"; }
 
 echo "== lockstepd in $dir (host: $(nproc) CPUs) =="
 "$bin/lockstepd" --foreground --run-dir "$dir/run" --state-dir "$dir/state" --no-virt \
-	2>"$dir/lockstepd.log" &
+	--allow-path "$dir/images" 2>"$dir/lockstepd.log" &
 daemon=$!
 i=0
 until [ -S "$sock" ]; do

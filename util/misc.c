@@ -352,3 +352,36 @@ int util_proc_stat_read(int pid, int tid, struct util_proc_stat *out)
 	buf[n] = '\0';
 	return util_proc_stat_parse(buf, out);
 }
+
+int util_proc_ns_tid(int pid, int tid, int *ns_tid)
+{
+	char path[64], buf[4096], *line;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", pid, tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return n < 0 ? -errno : -EIO;
+	buf[n] = '\0';
+	line = strstr(buf, "\nNSpid:");
+	if (!line)
+		return -ENOENT;
+	line += 7;
+	*ns_tid = -1;
+	/* Outermost first: the last number is the innermost namespace's. */
+	while (*line && *line != '\n') {
+		char *end;
+		long v = strtol(line, &end, 10);
+
+		if (end == line)
+			break;
+		*ns_tid = (int)v;
+		line = end;
+	}
+	return *ns_tid > 0 ? 0 : -EIO;
+}

@@ -219,6 +219,10 @@ int util_proc_stat_parse(const char *line, struct util_proc_stat *out);
 /* Reads /proc/PID/stat (tid 0) or /proc/PID/task/TID/stat. */
 int util_proc_stat_read(int pid, int tid, struct util_proc_stat *out);
 
+/* Thread TID of process PID (as this process sees them) in the innermost pid namespace it
+ * belongs to: /proc/PID/task/TID/status, the last number of "NSpid:". */
+int util_proc_ns_tid(int pid, int tid, int *ns_tid);
+
 /* Reads a whole file (at most `max` bytes; -EFBIG beyond).  *out is malloc'ed, NUL-terminated. */
 int util_read_file(const char *path, size_t max, char **out, size_t *len);
 /* The same from an open descriptor (a regular file; not closed). */

@@ -38,7 +38,7 @@ struct mx_lockstep {
 	struct api_client *starter[MX_MAX_VMS];
 	char socket[108];
 	char tmp_dir[64]; /* spawned daemon's run and state directories live here */
-	char guest_dir[512];
+	char guest_dir[PATH_MAX];
 	char memory[16];
 	pid_t spawned; /* our lockstepd, or 0 */
 	int daemon_pid;
@@ -91,7 +91,8 @@ static int spawn_daemon(struct mx_lockstep *ls, const char *log_path, char *err,
 			dup2(fd, STDERR_FILENO);
 		}
 		execl(daemon, daemon, "--run-dir", run_dir, "--state-dir", state_dir,
-		      "--foreground", "--no-virt", "--log-level", "warn", (char *)NULL);
+		      "--foreground", "--no-virt", "--log-level", "warn", "--allow-path",
+		      ls->guest_dir, (char *)NULL);
 		_exit(127);
 	}
 	ls->daemon_pid = ls->spawned;
@@ -143,7 +144,9 @@ int mx_lockstep_open(const struct mx_options *o, const char *work_dir, struct mx
 
 	if (!ls)
 		return -ENOMEM;
-	util_strlcpy(ls->guest_dir, o->guest_dir, sizeof(ls->guest_dir));
+	/* Canonical: lockstepd allows definitions to name files beneath it (--allow-path). */
+	if (!realpath(o->guest_dir, ls->guest_dir))
+		util_strlcpy(ls->guest_dir, o->guest_dir, sizeof(ls->guest_dir));
 	util_strlcpy(ls->memory, o->memory, sizeof(ls->memory));
 	ls->host_cpus = mx_host_cpus();
 	if (o->socket) {
@@ -235,7 +238,9 @@ static json_t *definition(struct mx_lockstep *ls, const char *name, const struct
 {
 	char image[PATH_MAX], cmdline[256];
 
-	snprintf(image, sizeof(image), "%s/%s", ls->guest_dir, mx_workload_image(w));
+	if (snprintf(image, sizeof(image), "%s/%s", ls->guest_dir, mx_workload_image(w)) >=
+	    (int)sizeof(image))
+		image[0] = '\0'; /* lockstepd refuses it by name */
 	mx_workload_cmdline(w, vcpus, duration_ms, cmdline, sizeof(cmdline));
 	return json_pack("{s:s, s:i, s:s, s:s, s:s, s:{s:s}}", "name", name, "vcpus", (int)vcpus,
 			 "memory", ls->memory, "kernel", image, "cmdline", cmdline, "sched",

@@ -16,6 +16,7 @@ reports, so the ASan build of the suite catches leaks and memory errors in locks
 """
 import json
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -28,6 +29,7 @@ import traceback
 sys.path.insert(0, os.path.dirname(__file__))
 import lockstep_test as lt  # noqa: E402
 
+WORKER_USER = "lockstep-vm"  # lockstepd's default worker user (scripts/worker-user.sh)
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 
 # lockstep's JSON-RPC error codes (api/api.h).
@@ -201,7 +203,8 @@ class Daemon:
         virt = [] if any(a.startswith("--virt-socket") for a in self.args) else ["--no-virt"]
         self.proc = subprocess.Popen(
             [self.env.lockstepd, "--foreground", "--run-dir", self.run_dir, "--state-dir",
-             self.state_dir, "--log-level", "debug"] + virt + self.args,
+             self.state_dir, "--log-level", "debug"] + self.env.allow_args() + virt
+            + self.args,
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
         log.close()
 
@@ -293,6 +296,16 @@ class Env:
         self.lockstep = os.path.join(self.bin_dir, "lockstep")
         self.vm_binary = os.path.join(self.bin_dir, "lockstep-vm")
         self.root = tempfile.mkdtemp(prefix="lsd-")
+        # Workers open their images as an unprivileged user (docs/security.md): the test's
+        # daemons allow a directory it can reach (--allow-path) holding a copy of each.
+        os.chmod(self.root, 0o755)
+        self.images = os.path.join(self.root, "images")
+        os.mkdir(self.images, 0o755)
+        # And where a definition's serial.log may go: a directory the worker user owns.
+        self.files = os.path.join(self.root, "files")
+        os.mkdir(self.files, 0o755)
+        user = pwd.getpwnam(WORKER_USER)
+        os.chown(self.files, user.pw_uid, user.pw_gid)
         self.daemons = []
         self.asan = self._is_sanitized()
 
@@ -300,9 +313,18 @@ class Env:
         with open(self.lockstepd, "rb") as f:
             return b"__asan_init" in f.read()
 
+    def allow_args(self):
+        """lockstepd's --allow-path arguments for this test's images and files."""
+        return ["--allow-path", self.images, "--allow-path", self.files]
+
     def guest(self, prog):
-        path = os.path.join(self.guest_dir, f"{prog}.elf")
-        check(os.path.exists(path), f"guest image {path} is missing (build the guests)")
+        """The image of guest program `prog`, beneath the directory the daemons allow."""
+        src = os.path.join(self.guest_dir, f"{prog}.elf")
+        check(os.path.exists(src), f"guest image {src} is missing (build the guests)")
+        path = os.path.join(self.images, f"{prog}.elf")
+        if not os.path.exists(path):
+            shutil.copyfile(src, path)
+            os.chmod(path, 0o644)
         return path
 
     def definition(self, name, prog="idle", cmdline=None, vcpus=2, **extra):

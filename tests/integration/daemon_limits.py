@@ -119,11 +119,11 @@ def max_vms_and_pending(env):
 def slow_reader(env):
     """A client that sends and never reads is cut off at 16 MiB of queued replies."""
     d = env.daemon()
-    log = env.path("big-console.log")
-    with open(log, "w") as f:
-        f.write(("x" * 1023 + "\n") * 1024)  # 1 MiB of console, no guest needed
     c = d.client()
-    c.result("vm.define", definition=env.definition("big", "idle", serial={"log": log}))
+    c.result("vm.define", definition=env.definition("big", "idle"))
+    # 1 MiB of console where lockstepd keeps it, no guest needed.
+    with open(os.path.join(d.run_dir, "vms", "big.console"), "w") as f:
+        f.write(("x" * 1023 + "\n") * 1024)
     check(len(c.result("vm.console", name="big")["data"]) == 1 << 20, "1 MiB per read")
     hog = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     hog.connect(d.socket)

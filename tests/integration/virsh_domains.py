@@ -44,7 +44,7 @@ def names(env, d, *flags):
 
 def definitions(env, d):
     pinned = "<cputune><vcpupin vcpu='1' cpuset='0'/></cputune>"
-    console = env.path("demo.console")
+    console = os.path.join(env.files, "demo.console")
     env.define(d, "demo", vcpus=2, uuid=UUID, cmdline="heartbeat_ms=100", extra=pinned
                + "<on_crash>preserve</on_crash>", metadata=META,
                devices=f"<serial type='file'><source path='{console}'/></serial>")

@@ -154,7 +154,8 @@ def default_path(env):
     os.makedirs(d.root)
     with open(d.log_path, "wb") as log:
         d.proc = subprocess.Popen([env.lockstepd, "--foreground", "--run-dir", d.run_dir,
-                                   "--state-dir", d.state_dir], stdin=subprocess.DEVNULL,
+                                   "--state-dir", d.state_dir] + env.allow_args(),
+                                  stdin=subprocess.DEVNULL,
                                   stdout=log, stderr=subprocess.STDOUT)
     env.daemons.append(d)
     log = dh.wait_for(lambda: ("serving" in d.log() and d.log()), 10, "the default daemon")

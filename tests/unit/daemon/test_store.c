@@ -140,7 +140,7 @@ static void test_runtime(void **state)
 	struct store_runtime back;
 	enum vm_stop_reason reason;
 	char path[256];
-	int status, fd;
+	int status, syscall, fd;
 
 	assert_int_equal(store_read_runtime(&f->vm, &back), -ENOENT);
 	assert_int_equal(store_save_runtime(&f->vm, &rec), 0);
@@ -152,15 +152,16 @@ static void test_runtime(void **state)
 	store_remove_runtime(&f->vm);
 	assert_int_equal(store_read_runtime(&f->vm, &back), -ENOENT);
 
-	assert_int_equal(store_read_exit(&f->vm, &reason, &status), -ENOENT);
+	assert_int_equal(store_read_exit(&f->vm, &reason, &status, &syscall), -ENOENT);
 	store_run_path(&f->vm, ".exit", path, sizeof(path));
 	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
 	assert_true(fd >= 0);
 	assert_int_equal(vm_proto_exit_write_fd(fd, VM_STOP_GUEST_CRASH, 80), 0);
 	close(fd);
-	assert_int_equal(store_read_exit(&f->vm, &reason, &status), 0);
+	assert_int_equal(store_read_exit(&f->vm, &reason, &status, &syscall), 0);
 	assert_int_equal(reason, VM_STOP_GUEST_CRASH);
 	assert_int_equal(status, 80);
+	assert_int_equal(syscall, -1);
 }
 
 static void test_paths(void **state)
@@ -174,8 +175,9 @@ static void test_paths(void **state)
 	store_console_path(&f->vm, path, sizeof(path));
 	snprintf(want, sizeof(want), "%s/run/vms/web-1.console", f->root);
 	assert_string_equal(path, want);
+	/* A client-chosen log is the worker's to write; lockstepd reads only its own copy. */
 	f->vm.cfg.serial_log = strdup("/var/log/web-1.log");
-	assert_string_equal(store_console_path(&f->vm, path, sizeof(path)), "/var/log/web-1.log");
+	assert_string_equal(store_console_path(&f->vm, path, sizeof(path)), want);
 
 	store_run_path(&f->vm, ".log", path, sizeof(path));
 	fclose(fopen(path, "w"));

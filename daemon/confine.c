@@ -1,0 +1,302 @@
+/*
+ * lockstepd's side of confinement (docs/security.md): which files a definition may name, how
+ * a worker is started into its sandbox, what is cleaned up after it, and the daemon's own
+ * capabilities.
+ *
+ *   - definitions: kernel and serial.log must lie beneath an allowed directory (--allow-path,
+ *     allow_path in lockstepd.conf); the worker checks again and opens them as its user;
+ *   - start: the worker user must exist; the VM gets cgroup lockstep/NAME.UUID (memory and
+ *     pids limits, sandbox/cgroup.c), and the worker starts as pid 1 of a new pid namespace
+ *     in that cgroup, with a clean environment and the sandbox flags (lockstep-vm confines
+ *     itself the rest of the way, vm/jail.c); without root (or with --no-sandbox) it starts
+ *     plainly and confines what it can;
+ *   - the worker reports its vCPU threads' ids as its namespace numbers them; they are
+ *     translated to the ids this daemon (and its scheduler) sees through /proc's NSpid;
+ *   - after the worker: its cgroup and its control socket's file (it can no longer reach it);
+ *   - the daemon keeps only the capabilities that starting and steering workers need.
+ *
+ * Loop thread.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "daemon/daemon.h"
+
+#define ARGV_MAX (32 + 2 * SANDBOX_PATHS_MAX)
+
+extern char **environ;
+
+/* Passed on to workers; everything else of lockstepd's environment stays behind. */
+static const char *const kept_environment[] = {
+	"ASAN_OPTIONS",
+	"UBSAN_OPTIONS",
+	"LSAN_OPTIONS",
+#ifdef LOCKSTEP_TEST_HOOKS
+	"LOCKSTEP_TEST_SECCOMP_TRAP",
+#endif
+	NULL,
+};
+
+bool confine_sandboxed(const struct daemon *d)
+{
+	return geteuid() == 0 && !d->opts.no_sandbox;
+}
+
+static const char *worker_user(const struct daemon *d)
+{
+	return d->opts.worker_user[0] ? d->opts.worker_user : SANDBOX_USER_DEFAULT;
+}
+
+int confine_check_definition(struct daemon *d, const struct vmdef *cfg, char *err, size_t err_len)
+{
+	int ret = 0;
+
+	if (cfg->kernel)
+		ret = sandbox_paths_check(&d->opts.allowed, "kernel", cfg->kernel, NULL, err,
+					  err_len);
+	if (!ret && cfg->serial_log)
+		ret = sandbox_paths_check(&d->opts.allowed, "serial.log", cfg->serial_log, NULL,
+					  err, err_len);
+	return ret;
+}
+
+int confine_ready(struct daemon *d, char *err, size_t err_len)
+{
+	struct sandbox_user u;
+
+	/* Root opens a definition's files as that user even without the rest of the sandbox. */
+	if (geteuid() != 0)
+		return 0;
+	return sandbox_user_lookup(worker_user(d), &u, err, err_len) ? -ECHILD : 0;
+}
+
+void confine_log_mode(struct daemon *d)
+{
+	char dirs[1024], err[512];
+
+	sandbox_paths_format(&d->opts.allowed, dirs, sizeof(dirs));
+	if (confine_sandboxed(d))
+		util_log(&d->log, UTIL_LOG_INFO,
+			 "workers run sandboxed as user %s; definitions may name files beneath: %s",
+			 worker_user(d), dirs);
+	else
+		util_log(
+			&d->log, UTIL_LOG_WARN,
+			"workers run without a sandbox (%s); definitions may name files beneath: %s",
+			geteuid() ? "lockstepd is not root" : "--no-sandbox", dirs);
+	if (confine_ready(d, err, sizeof(err)))
+		util_log(&d->log, UTIL_LOG_WARN, "%s; VMs cannot start until then", err);
+}
+
+static char **worker_environment(void)
+{
+	size_t n = 1;
+	char **env =
+		calloc(sizeof(kept_environment) / sizeof(kept_environment[0]) + 1, sizeof(*env));
+
+	if (!env)
+		return NULL;
+	env[0] = "PATH=/usr/sbin:/usr/bin:/sbin:/bin";
+	for (char **e = environ; *e; e++)
+		for (const char *const *k = kept_environment; *k; k++) {
+			size_t len = strlen(*k);
+
+			if (strncmp(*e, *k, len) == 0 && (*e)[len] == '=')
+				env[n++] = *e;
+		}
+	return env;
+}
+
+int confine_spawn(struct worker *w, char *const *base_argv, const char *log_path, int chan_fd,
+		  pid_t *pid, int *pidfd)
+{
+	struct dvm *vm = w->vm;
+	struct daemon *d = vm->d;
+	bool jail = confine_sandboxed(d);
+	struct sandbox_cgroup *cg = NULL;
+	char *argv[ARGV_MAX], leaf[128], err[768], where[2 * PATH_MAX + 32];
+	char **env = worker_environment();
+	int fds[VM_PROTO_CONTROL_FD + 1] = { -1, -1, -1 }, n = 0, ret;
+
+	fds[VM_PROTO_CONTROL_FD] = chan_fd;
+	for (; *base_argv && n < ARGV_MAX - 8; base_argv++)
+		argv[n++] = *base_argv;
+	argv[n++] = jail ? "--sandbox" : "--no-sandbox";
+	argv[n++] = "--user";
+	argv[n++] = (char *)worker_user(d);
+	argv[n++] = "--confine-paths";
+	for (unsigned i = 0; i < d->opts.allowed.nr; i++) {
+		argv[n++] = "--allow-path";
+		argv[n++] = d->opts.allowed.dir[i];
+	}
+	argv[n] = NULL;
+	fds[0] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	fds[1] = fds[2] =
+		open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (!env || fds[0] < 0 || fds[1] < 0) {
+		ret = !env ? -ENOMEM : -errno;
+		util_log(&d->log, UTIL_LOG_ERROR, "VM %s: cannot prepare its worker: %s",
+			 vm->cfg.name, strerror(-ret));
+		goto out;
+	}
+	if (jail) {
+		cg = calloc(1, sizeof(*cg));
+		snprintf(leaf, sizeof(leaf), "%s.%s", vm->cfg.name, vm->cfg.uuid);
+		ret = !cg ? -ENOMEM :
+			    sandbox_cgroup_create(
+				    leaf, sandbox_memory_max(vm->cfg.memory, vm->cfg.vcpus),
+				    sandbox_pids_max(vm->cfg.vcpus), cg, err, sizeof(err));
+		if (ret) {
+			util_log(&d->log, UTIL_LOG_ERROR, "VM %s: %s", vm->cfg.name,
+				 cg ? err : "out of memory");
+			goto out;
+		}
+	}
+	ret = sandbox_spawn(&(struct sandbox_spawn){ .argv = argv,
+						     .envp = env,
+						     .fds = fds,
+						     .nr_fds = VM_PROTO_CONTROL_FD + 1,
+						     .new_pid_ns = jail,
+						     .cgroup = cg },
+			    pid, pidfd, err, sizeof(err));
+	if (ret) {
+		util_log(&d->log, UTIL_LOG_ERROR, "VM %s: %s", vm->cfg.name, err);
+		if (cg)
+			sandbox_cgroup_remove(cg);
+		goto out;
+	}
+	if (cg) {
+		sandbox_cgroup_close(cg);
+		sandbox_cgroup_describe(cg, where, sizeof(where));
+		util_log(&d->log, UTIL_LOG_INFO,
+			 "VM %s: worker pid %d, pid namespace of its own, user %s, %s (memory %llu "
+			 "MiB, %llu tasks)",
+			 vm->cfg.name, (int)*pid, worker_user(d), where,
+			 (unsigned long long)(cg->memory_max >> 20),
+			 (unsigned long long)cg->pids_max);
+		w->cgroup = cg;
+		cg = NULL;
+	}
+out:
+	free(cg);
+	free(env);
+	if (fds[0] >= 0)
+		close(fds[0]);
+	if (fds[1] >= 0)
+		close(fds[1]);
+	return ret;
+}
+
+void confine_attach(struct worker *w)
+{
+	struct sandbox_cgroup cg;
+
+	/* Found by where the process is: a daemon before us may have named it otherwise. */
+	if (sandbox_cgroup_of(w->pid, &cg) == 0 && (w->cgroup = malloc(sizeof(cg))))
+		*w->cgroup = cg;
+}
+
+void confine_worker_free(struct worker *w)
+{
+	char path[PATH_MAX];
+
+	if (w->exited && w->cgroup && sandbox_cgroup_remove(w->cgroup))
+		util_log(&w->vm->d->log, UTIL_LOG_WARN, "VM %s: cannot remove %s: %s",
+			 w->vm->cfg.name, w->cgroup->memory_dir, strerror(errno));
+	free(w->cgroup);
+	w->cgroup = NULL;
+	if (w->exited && w->vm && confine_sandboxed(w->vm->d)) {
+		/* Its control socket: a confined worker cannot reach the file to remove it. */
+		store_run_path(w->vm, ".ctl", path, sizeof(path));
+		unlink(path);
+	}
+}
+
+void confine_host_tids(struct worker *w)
+{
+	int *host = calloc(w->nr_vcpus ? w->nr_vcpus : 1, sizeof(*host));
+	struct dirent *de;
+	char dir[64];
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "/proc/%d/task", (int)w->pid);
+	d = host ? opendir(dir) : NULL;
+	while (d && (de = readdir(d))) {
+		int tid = atoi(de->d_name), ns_tid;
+
+		if (tid <= 0 || util_proc_ns_tid((int)w->pid, tid, &ns_tid))
+			continue;
+		for (uint32_t i = 0; i < w->nr_vcpus; i++)
+			if (w->tids[i] == ns_tid)
+				host[i] = tid;
+	}
+	if (d)
+		closedir(d);
+	/* A tid that names no thread of the worker is not believed (nor signalled). */
+	for (uint32_t i = 0; host && i < w->nr_vcpus; i++)
+		w->tids[i] = host[i];
+	free(host);
+}
+
+const char *confine_stop_reason(enum vm_stop_reason reason, int syscall, char *buf, size_t size)
+{
+	char name[32];
+
+	if (reason != VM_STOP_SECCOMP)
+		return vm_stop_reason_name(reason);
+	sandbox_syscall_name(syscall, name, sizeof(name));
+	snprintf(buf, size, "seccomp: %s", name);
+	return buf;
+}
+
+/*
+ * What the loop thread keeps: CAP_SYS_ADMIN to start workers in pid namespaces (and for them
+ * to build their empty root), CAP_SETUID/CAP_SETGID for workers to become their user (and to
+ * open definitions' files as it), CAP_KILL to signal workers that run as another user,
+ * CAP_SYS_NICE to pin their threads, CAP_SYS_PTRACE to map their sched pages (/proc/PID/fd).
+ * A worker never has more: lockstepd sets no_new_privs, so an execve() cannot raise them.
+ */
+int confine_drop_privileges(struct daemon *d)
+{
+	static const int sandboxed[] = { CAP_SYS_ADMIN, CAP_SETUID,   CAP_SETGID,
+					 CAP_KILL,	CAP_SYS_NICE, CAP_SYS_PTRACE };
+	static const int plain[] = { CAP_SETUID, CAP_SETGID, CAP_KILL, CAP_SYS_NICE,
+				     CAP_SYS_PTRACE };
+	bool jail = confine_sandboxed(d);
+	int ret = 0;
+
+	if (geteuid() == 0) {
+		ret = jail ? sandbox_caps_limit(sandboxed, 6, true) :
+			     sandbox_caps_limit(plain, 5, true);
+		if (ret) {
+			util_log(&d->log, UTIL_LOG_ERROR, "cannot drop capabilities: %s",
+				 strerror(-ret));
+			return ret;
+		}
+		util_log(&d->log, UTIL_LOG_INFO,
+			 "capabilities kept: %skill, setuid, setgid, sys_nice, sys_ptrace",
+			 jail ? "sys_admin, " : "");
+	}
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+		ret = -errno;
+		util_log(&d->log, UTIL_LOG_ERROR, "no_new_privs: %s", strerror(errno));
+	}
+	return ret;
+}
+
+json_t *confine_json(struct daemon *d)
+{
+	json_t *dirs = json_array();
+
+	for (unsigned i = 0; i < d->opts.allowed.nr; i++)
+		json_array_append_new(dirs, json_string(d->opts.allowed.dir[i]));
+	return json_pack("{s:b, s:s, s:o}", "sandbox", confine_sandboxed(d), "worker_user",
+			 worker_user(d), "allowed_paths", dirs);
+}
