@@ -179,6 +179,10 @@ static int become_user(const struct sandbox_user *u, char *err, size_t err_len)
 	struct __user_cap_data_struct caps[2];
 	uid_t r, e, s;
 
+	/* Nothing but what the next three calls need, in any set: the bounding set too, so that
+	 * not even an execve() (which seccomp forbids anyway) could bring a capability back. */
+	if (sandbox_caps_limit((const int[]){ CAP_SETUID, CAP_SETGID }, 2, true) < 0)
+		return fail(err, err_len, -errno, "trimming capabilities");
 	if (setgroups((size_t)u->ngroups, u->groups) < 0 || setresgid(u->gid, u->gid, u->gid) < 0 ||
 	    setresuid(u->uid, u->uid, u->uid) < 0)
 		return fail(err, err_len, -errno, "becoming the worker user");

@@ -558,18 +558,25 @@ static int open_outputs(struct cli *cli, int *stats_fd, int *console_fd)
 }
 
 #ifdef LOCKSTEP_TEST_HOOKS
-/* LOCKSTEP_TEST_SECCOMP_TRAP=NAME[:vcpu]: VM NAME's control (or first vCPU) thread makes a
- * forbidden system call once it is confined, to prove the report path (tests only). */
+/*
+ * LOCKSTEP_TEST_SECCOMP_TRAP=NAME[:vcpu][,NAME[:vcpu]...]: VM NAME's control thread (or its
+ * first vCPU thread) makes a forbidden system call once it is confined, to prove the report
+ * path (tests only).
+ */
 static char test_trap_kind(const char *name)
 {
 	const char *v = getenv("LOCKSTEP_TEST_SECCOMP_TRAP");
 	size_t n = strlen(name);
 
-	if (!v || strncmp(v, name, n) != 0)
-		return 0;
-	if (!v[n])
-		return 'c';
-	return strcmp(v + n, ":vcpu") == 0 ? 'v' : 0;
+	for (; v && *v; v = strchr(v, ',') ? strchr(v, ',') + 1 : NULL) {
+		if (strncmp(v, name, n) != 0)
+			continue;
+		if (!v[n] || v[n] == ',')
+			return 'c';
+		if (strncmp(v + n, ":vcpu", 5) == 0 && (!v[n + 5] || v[n + 5] == ','))
+			return 'v';
+	}
+	return 0;
 }
 #endif
 

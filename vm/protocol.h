@@ -3,11 +3,15 @@
  * place that spells it: both ends include this header and link vm/protocol.c (the library
  * lockstep_vmproto), and neither spells a message name of its own.
  *
- * Start.  lockstepd runs `lockstep-vm --config DEF.json --serial-log PATH --control-fd 3
- * --control-socket RUN_DIR/vms/NAME.ctl --exit-file RUN_DIR/vms/NAME.exit` with its end of a
- * socketpair as fd 3 (VM_PROTO_CONTROL_FD), in a session of its own so that VMs outlive the
- * daemon.  A restarted daemon connects to the worker's --control-socket (mode 0600; one
- * controller at a time, a new connection replaces the old one).
+ * Start.  lockstepd runs `lockstep-vm --config DEF.json --console-log RUN_DIR/vms/NAME.console
+ * --control-fd 3 --control-socket RUN_DIR/vms/NAME.ctl --exit-file RUN_DIR/vms/NAME.exit`
+ * followed by its sandbox's flags (--sandbox or --no-sandbox, --user, --confine-paths and an
+ * --allow-path per allowed directory; docs/security.md), with its end of a socketpair as fd 3
+ * (VM_PROTO_CONTROL_FD), in a session of its own so that VMs outlive the daemon, and when
+ * sandboxed as pid 1 of a pid namespace of its own.  A restarted daemon connects to the
+ * worker's --control-socket (mode 0600; one controller at a time, a new connection replaces
+ * the old one).  The vCPU thread ids in "hello" are the worker's own (its pid namespace's);
+ * lockstepd translates them.
  *
  * Transport.  Newline-delimited JSON objects, one per line, over that unix stream socket.
  * Daemon -> worker lines are at most VM_PROTO_REQUEST_MAX bytes, worker -> daemon lines at

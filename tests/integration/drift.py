@@ -30,6 +30,7 @@ ERRNO = {
     "E2BIG": (dh.BAD_DEFINITION, "unsupported configuration"),
     "ERANGE": (dh.INVALID_PARAMS, "invalid argument"),
     "EUSERS": (dh.LIMIT, "operation failed"),
+    "EPERM": (dh.PERMISSION, "operation forbidden"),
 }
 NCPU = os.cpu_count()
 UUID_A = "6f1c3a52-0000-4000-8000-00000000000a"
@@ -105,6 +106,17 @@ def definitions(dr):
     dr.agree("a relative serial log", "EINVAL", "vm.define",
              {"definition": env.definition("rel", serial={"log": "rel.log"})},
              ["define", env.write("rels.xml", rel)])
+
+    # Files only beneath the directories lockstepd allows (docs/security.md).
+    shadow = env.xml("shadow", devices="<serial type='file'><source path='/etc/shadow'/></serial>")
+    dr.agree("a serial log outside the allowed directories", "EPERM", "vm.define",
+             {"definition": env.definition("shadow", serial={"log": "/etc/shadow"})},
+             ["define", env.write("shadow.xml", shadow)])
+    shadow = env.xml("shadow").replace(f"<kernel>{env.guest('idle')}</kernel>",
+                                       "<kernel>/etc/shadow</kernel>")
+    dr.agree("a kernel outside the allowed directories", "EPERM", "vm.define",
+             {"definition": dict(env.definition("shadow"), kernel="/etc/shadow")},
+             ["define", env.write("shadow-k.xml", shadow)])
 
     dr.c.result("vm.define", definition=env.definition("a", uuid=UUID_A))
     dr.agree("a redefinition with another uuid", "EEXIST", "vm.define",

@@ -64,6 +64,16 @@ def definitions(env, d):
     check(env.ok(d, "domcontrol", "demo").strip() == "ok", "domcontrol")
     ok("define, list, dominfo (name and uuid), domstate --reason, domuuid, domid, domcontrol")
 
+    # Files only beneath the directories lockstepd allows (docs/security.md).
+    for what, xml in (("serial.log", env.xml("shadow", devices="<serial type='file'><source "
+                                                            "path='/etc/shadow'/></serial>")),
+                      ("kernel", env.xml("shadow").replace(env.guest("idle"), "/etc/shadow"))):
+        err = env.fails(d, "define", env.write("shadow.xml", xml), want="operation forbidden")
+        check(f'"{what}": "/etc/shadow" is not beneath a directory lockstepd allows' in err,
+              f"define with {what} /etc/shadow names the rule", err)
+    check(names(env, d, "--all") == ["demo"], "nothing else was defined")
+    ok("define: a serial file or kernel outside the allowed directories is refused")
+
     text = env.ok(d, "dumpxml", "demo")
     root = ET.fromstring(text)
     ns = {"l": ve.NAMESPACE}
