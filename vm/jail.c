@@ -54,7 +54,7 @@ int vm_jail_relay(struct vm_jail *j, const struct vmdef *cfg, int *status)
 	sigset_t relayed, old;
 	siginfo_t si;
 	pid_t child;
-	int st = 0;
+	int st = 0, own_ns;
 
 	snprintf(leaf, sizeof(leaf), "%s.%d", cfg->name, (int)getpid());
 	if (sandbox_cgroup_create(leaf, sandbox_memory_max(cfg->memory, cfg->vcpus),
@@ -69,8 +69,15 @@ int vm_jail_relay(struct vm_jail *j, const struct vmdef *cfg, int *status)
 	sigaddset(&relayed, SIGHUP);
 	sigaddset(&relayed, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &relayed, &old);
-	/* Only the next child goes into the new namespace, as its pid 1. */
-	child = unshare(CLONE_NEWPID) == 0 ? fork() : -1;
+	/* Only the next child goes into the new namespace, as its pid 1; later children of the
+	 * relay (a sanitizer's helper, say) must not try to join a namespace whose init is gone. */
+	own_ns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
+	child = own_ns >= 0 && unshare(CLONE_NEWPID) == 0 ? fork() : -1;
+	if (child > 0 && setns(own_ns, CLONE_NEWPID) < 0)
+		fprintf(stderr, "lockstep-vm: sandbox: back to our pid namespace: %s\n",
+			strerror(errno));
+	if (own_ns >= 0)
+		close(own_ns);
 	if (child < 0) {
 		fprintf(stderr, "lockstep-vm: sandbox: a pid namespace: %s\n", strerror(errno));
 		sigprocmask(SIG_SETMASK, &old, NULL);
