@@ -695,7 +695,7 @@ int main(int argc, char **argv)
 		}
 #ifdef LOCKSTEP_TEST_HOOKS
 		if (jail.enabled && jail.test_trap == 'c')
-			syscall(SYS_getppid); /* forbidden: the SIGSYS handler ends the process */
+			syscall(SYS_getpgrp); /* forbidden: the SIGSYS handler ends the process */
 #endif
 		control_loop(vm, &cli, &ctl, sigfd, vm_has_stopped);
 	}

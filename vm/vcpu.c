@@ -284,7 +284,7 @@ static void *vcpu_thread(void *arg)
 	}
 #ifdef LOCKSTEP_TEST_HOOKS
 	if (vcpu->filter && vcpu->index == 0 && vm->jail && vm->jail->test_trap == 'v')
-		syscall(SYS_getppid); /* forbidden: the SIGSYS handler ends the process */
+		syscall(SYS_getpgrp); /* forbidden: the SIGSYS handler ends the process */
 #endif
 	sched_slot_set_state(vcpu->slot, SCHED_VCPU_RUNNING);
 	__atomic_store_n(&vcpu->slot->tid, (uint32_t)atomic_load(&vcpu->tid), __ATOMIC_RELEASE);

@@ -5,10 +5,10 @@ usage: daemon_seccomp.py BIN_DIR GUEST_DIR
 
 No guest can make the worker do that (that is the point of the lists), so the workers' test
 hook (built with LOCKSTEP_TEST_HOOKS) does it on request: LOCKSTEP_TEST_SECCOMP_TRAP names
-the VMs whose control thread, or first vCPU thread (":vcpu"), calls getppid() once confined.
-  - each such VM fails to start; it is `crashed` with reason "seccomp: getppid" and exit
+the VMs whose control thread, or first vCPU thread (":vcpu"), calls getpgrp() once confined.
+  - each such VM fails to start; it is `crashed` with reason "seccomp: getpgrp" and exit
     status 159 (128 + SIGSYS), and a `crashed` event says so;
-  - the worker's exit file holds {"reason": "seccomp", "syscall": 110 (getppid on x86-64)};
+  - the worker's exit file holds {"reason": "seccomp", "syscall": 111 (getpgrp on x86-64)};
   - a VM the hook does not name runs on, in the same daemon, meanwhile;
   - with on_crash=restart the VM is restarted (and trips again), like any crash.
 """
@@ -21,7 +21,7 @@ import daemon_harness as dh  # noqa: E402
 from daemon_harness import check, ok  # noqa: E402
 from daemon_crash import Events  # noqa: E402
 
-GETPPID = 110  # x86-64
+GETPGRP = 111  # x86-64
 
 
 def main():
@@ -36,25 +36,25 @@ def main():
         for name in ("trap-control", "trap-vcpu"):
             c.result("vm.define", definition=env.definition(name, "idle", "heartbeat_ms=20"))
             e = c.error("vm.start", {"name": name}, dh.BAD_STATE)
-            check(f"VM {name} did not start: seccomp: getppid (exit status 159)" in
+            check(f"VM {name} did not start: seccomp: getpgrp (exit status 159)" in
                   e["message"], f"{name}: the start fails naming the system call", e)
             info = c.result("vm.info", name=name)
             check((info["state"], info["reason"], info["last_status"], info["pid"]) ==
-                  ("crashed", "seccomp: getppid", 159, 0), f"{name} is crashed", info)
+                  ("crashed", "seccomp: getpgrp", 159, 0), f"{name} is crashed", info)
             check(ev.next(name, 3) == [("defined", "shutoff", "defined"),
                                       ("starting", "starting", "starting"),
-                                      ("crashed", "crashed", "seccomp: getppid")],
+                                      ("crashed", "crashed", "seccomp: getpgrp")],
                   f"{name}: a crashed event with the reason")
             with open(os.path.join(d.run_dir, "vms", f"{name}.exit")) as f:
                 rec = json.load(f)
-            check(rec == {"reason": "seccomp", "syscall": GETPPID, "status": 159},
+            check(rec == {"reason": "seccomp", "syscall": GETPGRP, "status": 159},
                   f"{name}: the exit file", rec)
             with open(os.path.join(d.run_dir, "vms", f"{name}.log")) as f:
-                check(f"seccomp: system call {GETPPID} is not allowed" in f.read(),
+                check(f"seccomp: system call {GETPGRP} is not allowed" in f.read(),
                       f"{name}: the worker's last words")
         check(c.result("vm.info", name="calm")["state"] == "running", "calm runs on")
         ok("a forbidden system call (control thread, vCPU thread): crashed, "
-           "'seccomp: getppid', status 159, event, exit file; other VMs unaffected")
+           "'seccomp: getpgrp', status 159, event, exit file; other VMs unaffected")
 
         c.result("vm.define", definition=env.definition("trap-again", "idle",
                                                         on_crash="restart"))
@@ -62,9 +62,9 @@ def main():
         got = ev.next("trap-again", 12)
         check(got[3:6] == [("starting", "starting", "starting"),
                            ("restarted", "starting", "starting"),
-                           ("crashed", "crashed", "seccomp: getppid")] and
+                           ("crashed", "crashed", "seccomp: getpgrp")] and
               got.count(("restarted", "starting", "starting")) == 3 and
-              got[-1] == ("crashed", "crashed", "seccomp: getppid"),
+              got[-1] == ("crashed", "crashed", "seccomp: getpgrp"),
               "on_crash=restart restarts a VM its seccomp filter stopped (three times)", got)
         c.result("vm.destroy", name="calm")
         ok("on_crash=restart applies to a seccomp stop as to any crash")

@@ -13,7 +13,7 @@ as a relay, and the VM runs in a child that is pid 1 of a pid namespace of its o
   - a missing --user is refused (status 71) with the way out named;
   - --allow-path: a kernel outside it, or a symbolic link beneath it, is refused (status 66);
   - with the test hook (HOOKS=1): a forbidden system call ends the VM with status 159, a
-    line on stderr and {"reason": "seccomp", "syscall": 110} in the --exit-file.
+    line on stderr and {"reason": "seccomp", "syscall": 111} in the --exit-file.
 """
 import json
 import os
@@ -125,8 +125,8 @@ def seccomp_trap(vm, guest_dir, tmp):
                              env=env)
     with open(exit_file) as f:
         rec = json.load(f)
-    check(status_ == 159 and "seccomp: system call 110 is not allowed" in err and
-          rec == {"reason": "seccomp", "syscall": 110, "status": 159},
+    check(status_ == 159 and "seccomp: system call 111 is not allowed" in err and
+          rec == {"reason": "seccomp", "syscall": 111, "status": 159},
           f"a forbidden system call: status {status_}", err, rec)
     print("ok   a forbidden system call: status 159, stderr, the exit file")
 
