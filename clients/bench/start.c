@@ -13,9 +13,9 @@
  *               console.output notifications, which lockstepd sends every 100 ms;
  *   running     vm.start's reply, which comes when the worker reports its vCPU threads;
  * and reads the worker's own view (vm.info statistics: first_serial_byte_ms, from the
- * worker's start).  Then it destroys the VM.  Each run's console is a fresh file in a
- * directory of the benchmark's (the definition's serial.log), so no run can see the bytes
- * of the run before.
+ * worker's start).  Then it destroys and undefines the VM.  Each run defines a VM of its own
+ * name (bench-start-PID-RUN), whose console in lockstepd's run directory does not exist before
+ * its worker creates it, so no run can see the bytes of the run before.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -23,7 +23,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "api/client.h"
@@ -196,8 +195,7 @@ static uint64_t first_byte(struct api_client *c, const char *name, const struct 
 }
 
 static int one_run(const struct start_opts *o, struct api_client *poll_c,
-		   struct api_client *start_c, const char *name, const char *console,
-		   uint64_t lat[3])
+		   struct api_client *start_c, const char *name, uint64_t lat[3])
 {
 	struct start_call s = { .c = start_c, .name = name };
 	json_t *def, *info = NULL;
@@ -205,10 +203,8 @@ static int one_run(const struct start_opts *o, struct api_client *poll_c,
 	uint64_t seen;
 	int ret;
 
-	unlink(console);
-	def = json_pack("{s:s, s:I, s:s, s:s, s:{s:s}}", "name", name, "vcpus",
-			(json_int_t)o->vcpus, "memory", o->memory, "kernel", o->kernel, "serial",
-			"log", console);
+	def = json_pack("{s:s, s:I, s:s, s:s}", "name", name, "vcpus", (json_int_t)o->vcpus,
+			"memory", o->memory, "kernel", o->kernel);
 	if (o->cmdline)
 		json_object_set_new(def, "cmdline", json_string(o->cmdline));
 	ret = call(poll_c, "vm.define", json_pack("{s:o}", "definition", def), NULL);
@@ -227,6 +223,7 @@ static int one_run(const struct start_opts *o, struct api_client *poll_c,
 	if (!seen) {
 		fprintf(stderr, "lockstep-bench: %s printed nothing within 30 s\n", name);
 		stop(poll_c, name);
+		call(poll_c, "vm.undefine", json_pack("{s:s}", "name", name), NULL);
 		return BENCH_EXIT_FAILED;
 	}
 	ret = call(poll_c, "vm.info", json_pack("{s:s}", "name", name), &info);
@@ -243,7 +240,8 @@ static int one_run(const struct start_opts *o, struct api_client *poll_c,
 		json_decref(info);
 		ret = stop(poll_c, name);
 	}
-	unlink(console);
+	if (!ret)
+		ret = call(poll_c, "vm.undefine", json_pack("{s:s}", "name", name), NULL);
 	return ret;
 }
 
@@ -294,17 +292,12 @@ int bench_start_latency(int argc, char **argv)
 	struct bench_samples lat[3] = { { 0 } };
 	struct api_client *poll_c = NULL, *start_c = NULL;
 	struct start_opts o;
-	char name[64], dir[] = "/tmp/lockstep-bench-XXXXXX", console[sizeof(dir) + 32];
+	char name[64];
 	int ret, status = 0;
 
 	ret = parse(&o, argc, argv);
 	if (ret)
 		return ret > 0 ? 0 : BENCH_EXIT_USAGE;
-	snprintf(name, sizeof(name), "bench-start-%d", (int)getpid());
-	if (!mkdtemp(dir) || chmod(dir, 0755) < 0) {
-		perror("lockstep-bench: a directory for the consoles");
-		return BENCH_EXIT_FAILED;
-	}
 	if ((ret = api_client_connect(o.socket, &poll_c)) ||
 	    (ret = api_client_connect(o.socket, &start_c))) {
 		fprintf(stderr, "lockstep-bench: cannot reach lockstepd at %s: %s\n", o.socket,
@@ -314,20 +307,17 @@ int bench_start_latency(int argc, char **argv)
 	for (uint64_t i = 0; !status && i < o.runs; i++) {
 		uint64_t l[3];
 
-		snprintf(console, sizeof(console), "%s/run%llu.console", dir,
+		snprintf(name, sizeof(name), "bench-start-%d-%llu", (int)getpid(),
 			 (unsigned long long)i);
-		status = one_run(&o, poll_c, start_c, name, console, l);
+		status = one_run(&o, poll_c, start_c, name, l);
 		for (int k = 0; !status && k < 3; k++)
 			if (l[k] != UINT64_MAX)
 				bench_samples_add(&lat[k], l[k]);
 	}
 	if (!status)
 		report(&o, lat);
-	if (poll_c)
-		call(poll_c, "vm.undefine", json_pack("{s:s}", "name", name), NULL);
 	api_client_close(poll_c);
 	api_client_close(start_c);
-	rmdir(dir);
 	for (int k = 0; k < 3; k++)
 		bench_samples_free(&lat[k]);
 	return status;
