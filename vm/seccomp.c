@@ -64,10 +64,14 @@ static const char *const common_calls[] = {
 /* vCPU threads: sleeping in a pv WAIT, and eating a kick left pending after KVM_RUN. */
 static const char *const vcpu_calls[] = { "ppoll", "rt_sigtimedwait", NULL };
 
-/* The control thread: the control channel, run-state sampling, memory, the final report. */
+/*
+ * The control thread: the control channel, run-state sampling, memory, the final report
+ * (glibc's qsort() asks sysinfo() how much memory there is before sorting a large array).
+ */
 static const char *const control_calls[] = {
-	"poll",	      "ppoll", "close", "fcntl", "accept4", "recvfrom", "sendto",   "dup", "fstat",
-	"newfstatat", "lseek", "brk",	"mmap",	 "munmap",  "mremap",	"mprotect", NULL,
+	"poll",	  "ppoll",  "close",  "fcntl",	    "accept4", "recvfrom",
+	"sendto", "dup",    "fstat",  "newfstatat", "lseek",   "brk",
+	"mmap",	  "munmap", "mremap", "mprotect",   "sysinfo", NULL,
 };
 
 #ifdef LOCKSTEP_SANITIZE

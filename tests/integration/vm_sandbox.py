@@ -9,6 +9,7 @@ as a relay, and the VM runs in a child that is pid 1 of a pid namespace of its o
     every thread, in its own pid/mnt/net/ipc namespaces, with an empty root and its cgroup;
     --stats-json reports the sandbox; the relay passes SIGTERM on and exits with the VM's
     status, and the cgroup is gone after it;
+  - a run with hundreds of probe kicks reports in full under the control thread's filter;
   - --no-sandbox runs the VM in the process itself, unconfined, and says so;
   - a missing --user is refused (status 71) with the way out named;
   - --allow-path: a kernel outside it, or a symbolic link beneath it, is refused (status 66);
@@ -88,6 +89,24 @@ def sandboxed_run(vm, guest_dir, tmp):
           f"seccomp {sb['seccomp']['control']}/{sb['seccomp']['vcpu']}), SIGTERM relayed")
 
 
+def full_report(vm, guest_dir, tmp):
+    """Everything the end-of-run report computes runs under the control thread's filter:
+    enough probe kicks that the latency percentiles sort a large array (glibc's qsort asks
+    the kernel for the memory size first)."""
+    stats = os.path.join(tmp, "kicks.json")
+    status_, _, err = lt.run([vm, "--kernel", os.path.join(guest_dir, "smp-counter.elf"),
+                              "--vcpus", "2", "--cmdline", "iterations=300000000",
+                              "--kick-probe", "400", "--timeout", "60", "--stats",
+                              "--stats-json", stats])
+    check(status_ == 0, f"smp-counter with the kick probe, confined: status {status_}", err)
+    with open(stats) as f:
+        rep = json.load(f)
+    check(rep["sandbox"]["enabled"] and rep["probe_kicks_sent"] > 128 and
+          all(v["kick_latency_ns"]["median"] > 0 for v in rep["vcpu"]),
+          "the confined run's report", rep["probe_kicks_sent"])
+    print(f"ok   a confined run's full report ({rep['probe_kicks_sent']} probe kicks)")
+
+
 def unsandboxed_run(vm, guest_dir, tmp):
     stats = os.path.join(tmp, "plain.json")
     status_, out, err = lt.run([vm, "--no-sandbox", "--kernel",
@@ -138,6 +157,7 @@ def main():
         lt.skip("the sandbox's default (and this test) needs root")
     tmp = tempfile.mkdtemp(prefix="lockstep-sandbox-")
     sandboxed_run(vm, guest_dir, tmp)
+    full_report(vm, guest_dir, tmp)
     unsandboxed_run(vm, guest_dir, tmp)
     allowed_paths(vm, guest_dir, tmp)
     if hooks:
