@@ -1,8 +1,10 @@
 /*
  * Starting a worker: clone3() with CLONE_PIDFD (the pidfd comes with the process, so a reused
  * pid can never be mistaken for it) and, for a confined worker, CLONE_NEWPID, so the worker is
- * pid 1 of a namespace of its own and sees no other process.  Between clone3() and execve()
- * the child joins its cgroup, starts a session, puts the given descriptors at 0..n-1, marks
+ * pid 1 of a namespace of its own and sees no other process; under cgroup v2 also
+ * CLONE_INTO_CGROUP, so it is born in its cgroup (moving a process later waits for RCU grace
+ * periods: milliseconds).  Between clone3() and execve() the child joins its cgroup (v1, or a
+ * kernel without CLONE_INTO_CGROUP), starts a session, puts the given descriptors at 0..n-1, marks
  * every other one close-on-exec and resets signal dispositions and mask: only
  * async-signal-safe calls, because lockstepd, the caller, has other threads whose locks the
  * child's copy of memory may hold.  An execve() failure travels back through a pipe, so the
@@ -26,18 +28,24 @@
 
 #define SPAWN_FDS_MAX 16
 
-/* struct clone_args as of its first version (CLONE_ARGS_SIZE_VER0). */
-struct clone_args_v0 {
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ull
+#endif
+
+/* struct clone_args up to its cgroup field (CLONE_ARGS_SIZE_VER2). */
+struct clone_args_v2 {
 	uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls;
+	uint64_t set_tid, set_tid_size, cgroup;
 };
 
-static __attribute__((noreturn)) void child(const struct sandbox_spawn *s, int errfd)
+static __attribute__((noreturn)) void child(const struct sandbox_spawn *s, bool in_cgroup,
+					    int errfd)
 {
 	struct sigaction dfl = { .sa_handler = SIG_DFL };
 	int moved[SPAWN_FDS_MAX], e;
 	sigset_t none;
 
-	if (s->cgroup && sandbox_cgroup_join(s->cgroup) < 0)
+	if (s->cgroup && !in_cgroup && sandbox_cgroup_join(s->cgroup) < 0)
 		goto fail;
 	if (setsid() < 0)
 		goto fail;
@@ -68,8 +76,8 @@ fail:
 
 int sandbox_spawn(const struct sandbox_spawn *s, pid_t *pid, int *pidfd, char *err, size_t err_len)
 {
-	int pipefd[2], child_pidfd = -1, child_errno = 0;
-	struct clone_args_v0 args = {
+	int pipefd[2], child_pidfd = -1, child_errno = 0, cgroup_fd = -1;
+	struct clone_args_v2 args = {
 		.flags = CLONE_PIDFD | (s->new_pid_ns ? CLONE_NEWPID : 0),
 		.pidfd = (uint64_t)(uintptr_t)&child_pidfd,
 		.exit_signal = SIGCHLD,
@@ -81,9 +89,23 @@ int sandbox_spawn(const struct sandbox_spawn *s, pid_t *pid, int *pidfd, char *e
 		return util_error(err, err_len, -EINVAL, "too many descriptors for a worker");
 	if (pipe2(pipefd, O_CLOEXEC) < 0)
 		return util_error(err, err_len, -errno, "pipe: %s", strerror(errno));
+	if (s->cgroup && s->cgroup->version == 2)
+		cgroup_fd = open(s->cgroup->memory_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (cgroup_fd >= 0) {
+		args.flags |= CLONE_INTO_CGROUP;
+		args.cgroup = (uint64_t)cgroup_fd;
+	}
 	ret = syscall(SYS_clone3, &args, sizeof(args));
+	if (ret < 0 && cgroup_fd >= 0 && (errno == EINVAL || errno == E2BIG)) {
+		/* A kernel before 5.7: the child joins by itself. */
+		args.flags &= ~CLONE_INTO_CGROUP;
+		args.cgroup = 0;
+		ret = syscall(SYS_clone3, &args, sizeof(args));
+	}
 	if (ret == 0)
-		child(s, pipefd[1]);
+		child(s, args.flags & CLONE_INTO_CGROUP, pipefd[1]);
+	if (cgroup_fd >= 0)
+		close(cgroup_fd);
 	close(pipefd[1]);
 	if (ret < 0) {
 		ret = -errno;

@@ -7,8 +7,8 @@
  *                   below when lockstep-vm runs by hand as root; the worker is its pid 1
  *   cgroup          joined before the worker ran (memory and pids limits)
  *   mnt, net, ipc   new namespaces; the root becomes an empty read-only tmpfs (pivot_root);
- *                   a procfs of the worker's own pid namespace is mounted only long enough
- *                   to open /proc/self/task for run-state sampling
+ *                   /proc/self/task of the worker's own pid namespace stays open for
+ *                   run-state sampling, from a procfs that is never attached to the tree
  *   rlimits         NOFILE (what is open plus room for run-state files and a controller),
  *                   FSIZE (SIGXFSZ ignored: a write past it fails), CORE 0
  *   user            setgroups/setresgid/setresuid to the unprivileged worker user: every
@@ -133,43 +133,65 @@ static int highest_fd(void)
 }
 
 /*
- * An empty, read-only root.  The task directory of the worker's own procfs stays open for
- * vm/runstate.c; the procfs itself is unmounted (sanitizer builds keep it at /proc, where
- * LeakSanitizer looks for the threads it must stop).
+ * A procfs of the worker's own pid namespace (only its pids: subset=pid), never attached to
+ * the tree: the new mount API gives a descriptor of a detached mount, through which
+ * /proc/self/task is opened for vm/runstate.c.  Returns the mount's descriptor.
+ */
+static int own_procfs(struct vm *vm, char *err, size_t err_len)
+{
+	int fs = fsopen("proc", FSOPEN_CLOEXEC), mnt, task;
+
+	if (fs < 0)
+		return fail(err, err_len, -errno, "a procfs for the pid namespace");
+	fsconfig(fs, FSCONFIG_SET_STRING, "subset", "pid", 0); /* 5.8+; a full one otherwise */
+	if (fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0 ||
+	    (mnt = fsmount(fs, FSMOUNT_CLOEXEC,
+			   MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC)) < 0) {
+		close(fs);
+		return fail(err, err_len, -errno, "a procfs for the pid namespace");
+	}
+	close(fs);
+	task = openat(mnt, "self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (task < 0) {
+		close(mnt);
+		return fail(err, err_len, -errno, "/proc/self/task");
+	}
+	if (vm->task_dir_fd >= 0)
+		close(vm->task_dir_fd);
+	vm->task_dir_fd = task;
+	return mnt;
+}
+
+/*
+ * An empty, read-only root.  Sanitizer builds put the worker's procfs at /proc in it, where
+ * LeakSanitizer looks for the threads it must stop.
  */
 static int empty_root(struct vm *vm, char *err, size_t err_len)
 {
-	int fd;
+	int proc, ret = 0;
 
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		return fail(err, err_len, -errno, "making mounts private");
+	proc = own_procfs(vm, err, err_len);
+	if (proc < 0)
+		return proc;
 	if (mount("lockstep", JAIL_ROOT, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
 		  "mode=0755,size=16k,nr_inodes=16") < 0)
-		return fail(err, err_len, -errno, "an empty tmpfs for the root");
-	if (mkdir(JAIL_ROOT "/proc", 0555) < 0)
-		return fail(err, err_len, -errno, "mkdir proc");
-	/* subset=pid: no /proc/sys and friends; only this pid namespace's processes anyway. */
-	if (mount("proc", JAIL_ROOT "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-		  "subset=pid") < 0 &&
-	    mount("proc", JAIL_ROOT "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
-		return fail(err, err_len, -errno, "a procfs for the pid namespace");
-	fd = open(JAIL_ROOT "/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return fail(err, err_len, -errno, "/proc/self/task");
-	if (vm->task_dir_fd >= 0)
-		close(vm->task_dir_fd);
-	vm->task_dir_fd = fd;
-	if (chdir(JAIL_ROOT) < 0 || syscall(SYS_pivot_root, ".", ".") < 0 ||
-	    umount2(".", MNT_DETACH) < 0 || chdir("/") < 0)
-		return fail(err, err_len, -errno, "pivot_root");
-#ifndef LOCKSTEP_SANITIZE
-	if (umount2("/proc", MNT_DETACH) < 0 || rmdir("/proc") < 0)
-		return fail(err, err_len, -errno, "unmounting the procfs");
+		ret = fail(err, err_len, -errno, "an empty tmpfs for the root");
+	else if (chdir(JAIL_ROOT) < 0 || syscall(SYS_pivot_root, ".", ".") < 0 ||
+		 umount2(".", MNT_DETACH) < 0 || chdir("/") < 0)
+		ret = fail(err, err_len, -errno, "pivot_root");
+#ifdef LOCKSTEP_SANITIZE
+	else if (mkdir("/proc", 0555) < 0 ||
+		 move_mount(proc, "", AT_FDCWD, "/proc", MOVE_MOUNT_F_EMPTY_PATH) < 0)
+		ret = fail(err, err_len, -errno, "/proc for the sanitizers");
 #endif
-	if (mount(NULL, "/", NULL,
-		  MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
-		return fail(err, err_len, -errno, "making the root read-only");
-	return 0;
+	else if (mount(NULL, "/", NULL,
+		       MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+		       NULL) < 0)
+		ret = fail(err, err_len, -errno, "making the root read-only");
+	close(proc);
+	return ret;
 }
 
 static int set_limit(int resource, uint64_t value)
