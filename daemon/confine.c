@@ -77,10 +77,17 @@ int confine_ready(struct daemon *d, char *err, size_t err_len)
 	return sandbox_user_lookup(worker_user(d), &u, err, err_len) ? -ECHILD : 0;
 }
 
-void confine_log_mode(struct daemon *d)
+void confine_init(struct daemon *d)
 {
 	char dirs[1024], err[512];
+	int version;
 
+	/* The VMs' parent cgroup: making it may take privileges lockstepd is about to drop. */
+	if (confine_sandboxed(d) && sandbox_cgroup_prepare(&version, err, sizeof(err)))
+		util_log(&d->log, UTIL_LOG_WARN, "%s; VMs cannot start until then", err);
+	else if (confine_sandboxed(d))
+		util_log(&d->log, UTIL_LOG_INFO, "VM cgroups: cgroup v%d, memory and pids limits",
+			 version);
 	sandbox_paths_format(&d->opts.allowed, dirs, sizeof(dirs));
 	if (confine_sandboxed(d))
 		util_log(&d->log, UTIL_LOG_INFO,
@@ -93,6 +100,22 @@ void confine_log_mode(struct daemon *d)
 			geteuid() ? "lockstepd is not root" : "--no-sandbox", dirs);
 	if (confine_ready(d, err, sizeof(err)))
 		util_log(&d->log, UTIL_LOG_WARN, "%s; VMs cannot start until then", err);
+}
+
+/* The VM's cgroup: lockstep/NAME.UUID, the same for every start of the VM. */
+static void cgroup_leaf(const struct dvm *vm, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s.%s", vm->cfg.name, vm->cfg.uuid);
+}
+
+void confine_forget(struct dvm *vm)
+{
+	char leaf[128];
+
+	if (!confine_sandboxed(vm->d))
+		return;
+	cgroup_leaf(vm, leaf, sizeof(leaf));
+	sandbox_cgroup_remove_leaf(leaf);
 }
 
 static char **worker_environment(void)
@@ -148,7 +171,7 @@ int confine_spawn(struct worker *w, char *const *base_argv, const char *log_path
 	}
 	if (jail) {
 		cg = calloc(1, sizeof(*cg));
-		snprintf(leaf, sizeof(leaf), "%s.%s", vm->cfg.name, vm->cfg.uuid);
+		cgroup_leaf(vm, leaf, sizeof(leaf));
 		ret = !cg ? -ENOMEM :
 			    sandbox_cgroup_create(
 				    leaf, sandbox_memory_max(vm->cfg.memory, vm->cfg.vcpus),
@@ -210,6 +233,8 @@ void confine_worker_free(struct worker *w)
 	if (w->exited && w->cgroup && sandbox_cgroup_remove(w->cgroup))
 		util_log(&w->vm->d->log, UTIL_LOG_WARN, "VM %s: cannot remove %s: %s",
 			 w->vm->cfg.name, w->cgroup->memory_dir, strerror(errno));
+	else if (w->exited && !w->cgroup && w->vm)
+		confine_forget(w->vm); /* re-attached as it ended: where its cgroup is named */
 	free(w->cgroup);
 	w->cgroup = NULL;
 	if (w->exited && w->vm && confine_sandboxed(w->vm->d)) {

@@ -244,12 +244,16 @@ bool confine_sandboxed(const struct daemon *d);
 int confine_check_definition(struct daemon *d, const struct vmdef *def, char *err, size_t err_len);
 /* Whether a VM may start now: the worker user exists.  -ECHILD with a message otherwise. */
 int confine_ready(struct daemon *d, char *err, size_t err_len);
-/* Says at start how workers run, and warns if they cannot. */
-void confine_log_mode(struct daemon *d);
+/* At start, before the privileges go: the VMs' parent cgroup; says how workers run, and
+ * warns if they cannot. */
+void confine_init(struct daemon *d);
 /* Starts `w`'s process: base_argv plus the sandbox's flags, its log as stdout and stderr, the
  * control channel as VM_PROTO_CONTROL_FD; a pid namespace and a cgroup when sandboxed. */
 int confine_spawn(struct worker *w, char *const *base_argv, const char *log_path, int chan_fd,
 		  pid_t *pid, int *pidfd);
+/* The cgroup of a VM that does not run: removed if its worker ended while no lockstepd
+ * watched, or when the VM is undefined. */
+void confine_forget(struct dvm *vm);
 /* A re-attached worker: finds its cgroup, to remove it after the worker. */
 void confine_attach(struct worker *w);
 /* Cleans up after an exited worker (cgroup, control socket file); frees what confine held. */

@@ -304,7 +304,7 @@ int main(int argc, char **argv)
 	ret = daemon_init(&d, &opts);
 	if (!ret) {
 		/* Sockets are bound: from here on only what starting workers needs. */
-		confine_log_mode(&d);
+		confine_init(&d);
 		ret = confine_drop_privileges(&d);
 	}
 	if (ret) {

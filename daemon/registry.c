@@ -207,6 +207,7 @@ int registry_undefine(struct dvm *vm)
 	if (ret)
 		return ret;
 	store_remove_run_files(vm); /* a forgotten VM leaves nothing behind (names come and go) */
+	confine_forget(vm);
 	util_list_del(&vm->link);
 	uv_close((uv_handle_t *)&vm->shutdown_timer, timer_closed);
 	return 0;
@@ -434,6 +435,7 @@ static void recover_ended(struct dvm *vm)
 		dvm_set_state(vm, DVM_CRASHED, "worker-died");
 	}
 	store_remove_runtime(vm);
+	confine_forget(vm);
 }
 
 /* Re-attaches to workers that outlived the previous daemon, or records how they ended. */

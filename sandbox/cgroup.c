@@ -238,11 +238,12 @@ static int open_procs(const char *dir)
 	return fd < 0 ? -errno : fd;
 }
 
-static int create_v2(const struct mounts *m, const struct memberships *own, const char *leaf,
-		     struct sandbox_cgroup *cg, char *err, size_t err_len)
+/* PARENT/lockstep with memory and pids enabled for its children (v2). */
+static int parent_v2(const struct mounts *m, const struct memberships *own, char *base, size_t size,
+		     char *err, size_t err_len)
 {
 	static const char *const needed[] = { "memory", "pids", NULL };
-	char parent_path[PATH_MAX], parent[PATH_MAX], base[PATH_MAX], limit[32];
+	char parent_path[PATH_MAX], parent[PATH_MAX];
 	char *slash;
 	int ret;
 
@@ -261,7 +262,7 @@ static int create_v2(const struct mounts *m, const struct memberships *own, cons
 		return util_error(err, err_len, ret,
 				  "cgroup v2: cannot enable memory and pids below %s: %s", parent,
 				  strerror(-ret));
-	if (snprintf(base, sizeof(base), "%s/" CGROUP_PARENT, parent) >= (int)sizeof(base))
+	if (snprintf(base, size, "%s/" CGROUP_PARENT, parent) >= (int)size)
 		return util_error(err, err_len, -ENAMETOOLONG, "cgroup path too long");
 	if (mkdir(base, 0755) < 0 && errno != EEXIST)
 		return util_error(err, err_len, -errno, "cgroup v2: %s: %s", base, strerror(errno));
@@ -270,6 +271,18 @@ static int create_v2(const struct mounts *m, const struct memberships *own, cons
 		return util_error(err, err_len, ret,
 				  "cgroup v2: cannot enable memory and pids in %s: %s", base,
 				  strerror(-ret));
+	return 0;
+}
+
+static int create_v2(const struct mounts *m, const struct memberships *own, const char *leaf,
+		     struct sandbox_cgroup *cg, char *err, size_t err_len)
+{
+	char base[PATH_MAX], limit[32];
+	int ret;
+
+	ret = parent_v2(m, own, base, sizeof(base), err, err_len);
+	if (ret)
+		return ret;
 	if (snprintf(cg->memory_dir, sizeof(cg->memory_dir), "%s/%s", base, leaf) >=
 	    (int)sizeof(cg->memory_dir))
 		return util_error(err, err_len, -ENAMETOOLONG, "cgroup path too long");
@@ -297,10 +310,10 @@ static int create_v2(const struct mounts *m, const struct memberships *own, cons
 	return 0;
 }
 
-static int create_v1_one(const char *mnt, const char *root, const char *own, const char *leaf,
-			 const char *limit_file, uint64_t limit, char *dir, size_t size, int *fd)
+/* OWN/lockstep in one v1 hierarchy. */
+static int parent_v1(const char *mnt, const char *root, const char *own, char *dir, size_t size)
 {
-	char own_dir[PATH_MAX], text[32];
+	char own_dir[PATH_MAX];
 	int ret;
 
 	ret = cgroup_dir(mnt, root, own, own_dir, sizeof(own_dir));
@@ -310,6 +323,18 @@ static int create_v1_one(const char *mnt, const char *root, const char *own, con
 		return -ENAMETOOLONG;
 	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
 		return -errno;
+	return 0;
+}
+
+static int create_v1_one(const char *mnt, const char *root, const char *own, const char *leaf,
+			 const char *limit_file, uint64_t limit, char *dir, size_t size, int *fd)
+{
+	char text[32];
+	int ret;
+
+	ret = parent_v1(mnt, root, own, dir, size);
+	if (ret)
+		return ret;
 	if (strlen(dir) + 1 + strlen(leaf) >= size)
 		return -ENAMETOOLONG;
 	strcat(dir, "/");
@@ -367,6 +392,36 @@ static bool v2_usable(const struct mounts *m, const struct memberships *own)
 		strcpy(parent_path, "/");
 	return cgroup_dir(m->v2, m->v2_root, parent_path, dir, sizeof(dir)) == 0 &&
 	       file_has_words(dir, "cgroup.controllers", needed);
+}
+
+int sandbox_cgroup_prepare(int *version, char *err, size_t err_len)
+{
+	char dir[PATH_MAX];
+	struct memberships own;
+	struct mounts m;
+	int ret;
+
+	*version = 0;
+	read_mounts(&m);
+	ret = read_memberships(0, &own);
+	if (ret)
+		return util_error(err, err_len, ret, "/proc/self/cgroup: %s", strerror(-ret));
+	if (v2_usable(&m, &own)) {
+		ret = parent_v2(&m, &own, dir, sizeof(dir), err, err_len);
+		*version = ret ? 0 : 2;
+		return ret;
+	}
+	if (!m.memory[0] || !m.pids[0] || !own.memory[0] || !own.pids[0])
+		return util_error(
+			err, err_len, -ENOTSUP,
+			"no cgroup hierarchy offers the memory and pids controllers "
+			"lockstep needs to limit a VM: mount cgroup v2 with them (Debian 12 "
+			"does), or the v1 memory and pids hierarchies");
+	if ((ret = parent_v1(m.memory, m.memory_root, own.memory, dir, sizeof(dir))) ||
+	    (ret = parent_v1(m.pids, m.pids_root, own.pids, dir, sizeof(dir))))
+		return util_error(err, err_len, ret, "cgroup v1: %s: %s", dir, strerror(-ret));
+	*version = 1;
+	return 0;
 }
 
 int sandbox_cgroup_create(const char *leaf, uint64_t memory_max, uint64_t pids_max,
@@ -444,6 +499,45 @@ uint64_t sandbox_memory_max(uint64_t guest_ram, uint32_t vcpus)
 uint64_t sandbox_pids_max(uint32_t vcpus)
 {
 	return (uint64_t)vcpus + 16;
+}
+
+int sandbox_cgroup_remove_leaf(const char *leaf)
+{
+	char parent_path[PATH_MAX], dir[PATH_MAX], *slash;
+	struct memberships own;
+	struct mounts m;
+	int ret = 0;
+
+	if (!leaf[0] || strchr(leaf, '/') || leaf[0] == '.')
+		return -EINVAL;
+	read_mounts(&m);
+	if (read_memberships(0, &own))
+		return -ENOENT;
+	if (v2_usable(&m, &own)) {
+		util_strlcpy(parent_path, own.v2, sizeof(parent_path));
+		slash = strrchr(parent_path, '/');
+		if (slash && slash != parent_path)
+			*slash = '\0';
+		else
+			strcpy(parent_path, "/");
+		if (!cgroup_dir(m.v2, m.v2_root, parent_path, dir, sizeof(dir)) &&
+		    snprintf(dir + strlen(dir), sizeof(dir) - strlen(dir), "/" CGROUP_PARENT "/%s",
+			     leaf) > 0 &&
+		    rmdir(dir) < 0 && errno != ENOENT)
+			ret = -errno;
+		return ret;
+	}
+	if (!cgroup_dir(m.memory, m.memory_root, own.memory, dir, sizeof(dir)) &&
+	    snprintf(dir + strlen(dir), sizeof(dir) - strlen(dir), "/" CGROUP_PARENT "/%s", leaf) >
+		    0 &&
+	    rmdir(dir) < 0 && errno != ENOENT)
+		ret = -errno;
+	if (!cgroup_dir(m.pids, m.pids_root, own.pids, dir, sizeof(dir)) &&
+	    snprintf(dir + strlen(dir), sizeof(dir) - strlen(dir), "/" CGROUP_PARENT "/%s", leaf) >
+		    0 &&
+	    rmdir(dir) < 0 && errno != ENOENT)
+		ret = -errno;
+	return ret;
 }
 
 int sandbox_cgroup_of(pid_t pid, struct sandbox_cgroup *cg)

@@ -97,6 +97,13 @@ struct sandbox_cgroup {
 };
 
 /*
+ * Makes the parent of the VMs' cgroups (lockstep/, placed as below) with the controllers
+ * enabled; *version says which hierarchy (1 or 2).  A hierarchy's root directory takes
+ * CAP_DAC_OVERRIDE to write to, so lockstepd does this before it drops its capabilities;
+ * sandbox_cgroup_create() does it too, harmlessly where it is done.
+ */
+int sandbox_cgroup_prepare(int *version, char *err, size_t err_len);
+/*
  * Creates cgroup lockstep/`leaf` with the limits and opens its cgroup.procs for a new process
  * to write itself into.  Under v2 it goes beside the caller's own cgroup (a cgroup that holds
  * processes cannot have children with controllers), under v1 beneath it in the memory and
@@ -114,6 +121,9 @@ int sandbox_cgroup_of(pid_t pid, struct sandbox_cgroup *cg);
  * own structures (shadow page tables are charged too); its threads plus a margin. */
 uint64_t sandbox_memory_max(uint64_t guest_ram, uint32_t vcpus);
 uint64_t sandbox_pids_max(uint32_t vcpus);
+/* Removes cgroup lockstep/`leaf` where sandbox_cgroup_create() would put it, if it exists and
+ * is empty (a VM whose worker ended while nobody watched); -EBUSY while a process is in it. */
+int sandbox_cgroup_remove_leaf(const char *leaf);
 /* The new process joins: writes "0" to each cgroup.procs.  Async-signal-safe. */
 int sandbox_cgroup_join(const struct sandbox_cgroup *cg);
 /* Closes the cgroup.procs descriptors. */

@@ -86,6 +86,10 @@ int vm_jail_relay(struct vm_jail *j, const struct vmdef *cfg, int *status)
 		return 1;
 	}
 	if (child == 0) {
+		/* The VM goes with whoever started it by hand, even with a SIGKILL (set again
+		 * once its credentials have changed, which clears it). */
+		prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+		j->relayed = true;
 		sigprocmask(SIG_SETMASK, &old, NULL);
 		if (sandbox_cgroup_join(&cg) < 0) {
 			fprintf(stderr, "lockstep-vm: sandbox: joining %s: %s\n", cg.memory_dir,
@@ -254,6 +258,8 @@ int vm_jail_enter(struct vm_jail *j, struct vm *vm, char *err, size_t err_len)
 		return fail(err, err_len, ret, "rlimits");
 	if (j->privileged && (ret = become_user(&j->user, err, err_len)))
 		return ret;
+	if (j->relayed && prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+		return fail(err, err_len, -errno, "dying with the relay");
 	j->uid = getuid(); /* for reports: the filters will not allow asking later */
 	j->gid = getgid();
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0 || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)

@@ -410,6 +410,7 @@ struct vm_jail {
 	struct sandbox_user user;     /* the unprivileged user (when privileged) */
 	struct sandbox_cgroup cgroup; /* the cgroup it runs in, as found */
 	bool namespaces;	      /* pid, mount, network and IPC of its own */
+	bool relayed;		      /* started by the relay (by hand), not by lockstepd */
 	uint64_t nofile, fsize;	      /* rlimits set */
 	uid_t uid;		      /* what it runs as */
 	gid_t gid;

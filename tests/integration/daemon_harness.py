@@ -377,10 +377,18 @@ class Env:
         except TestFailure as e:
             if not failed:
                 failed, exc = True, e
+        # Workers left running have cgroups no daemon will remove: after them, the test does.
+        cgroups = []
         for pid in self.our_processes():
+            cgroups += vm_cgroups(pid)
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
+                pass
+        for path in cgroups:
+            try:
+                wait_for(lambda: rmdir_gone(path), 5, f"{path} to empty")
+            except TestFailure:
                 pass
         if not failed:
             for name, text in self.worker_logs():
@@ -416,6 +424,42 @@ def status_field(pid, field, tid=None):
             if line.startswith(field + ":"):
                 return line.split(":", 1)[1].strip()
     return None
+
+
+def vm_cgroups(pid):
+    """The directories of the VM cgroup (lockstep/NAME.UUID) a worker runs in."""
+    mounts = {}
+    with open("/proc/self/mounts") as f:
+        for line in f:
+            _, mnt, fstype, opts = line.split()[:4]
+            if fstype == "cgroup2":
+                mounts.setdefault("", mnt)
+            elif fstype == "cgroup":
+                for ctrl in opts.split(","):
+                    mounts.setdefault(ctrl, mnt)
+    dirs = []
+    try:
+        with open(f"/proc/{pid}/cgroup") as f:
+            for line in f:
+                _, ctrls, path = line.rstrip("\n").split(":", 2)
+                if "/lockstep/" not in path:
+                    continue
+                for ctrl in ctrls.split(",") if ctrls else [""]:
+                    if ctrl in mounts:
+                        dirs.append(mounts[ctrl] + path)
+    except OSError:
+        pass
+    return sorted(set(dirs))
+
+
+def rmdir_gone(path):
+    try:
+        os.rmdir(path)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return True
 
 
 def rss_kib(pid):
