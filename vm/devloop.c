@@ -121,6 +121,8 @@ static void *devloop_thread(void *arg)
 	struct vm_devloop *dl = arg;
 
 	pthread_setname_np(pthread_self(), "devices");
+	if (vm_jail_lock_thread(dl->vm, VM_THREAD_DEVICES))
+		return NULL; /* the VM stops */
 	for (;;) {
 		struct epoll_event ev[DEVLOOP_MAX_EVENTS];
 		int n = epoll_wait(dl->epoll_fd, ev, DEVLOOP_MAX_EVENTS, -1);

@@ -151,7 +151,13 @@ json_t *vm_irq_json(struct vm *vm)
 	if (!vm->irq)
 		return json_null();
 	irq_get_stats(vm->irq, &st);
-	irq_posting_probe("/", &posting);
+	/* Confined, the worker sees no /sys nor /proc/interrupts: the host as it was at start,
+	 * without the posted-interrupt counters. */
+	posting = vm->host_posting;
+	if (vm->jail && vm->jail->enabled)
+		posting.counters_valid = false;
+	else
+		irq_posting_probe("/", &posting);
 	have_rte = irq_ioapic_redirtbl(vm->irq, rte) == 0;
 	routes = calloc(st.max_routes, sizeof(*routes));
 	if (!routes)

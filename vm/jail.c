@@ -10,7 +10,8 @@
  *                   /proc/self/task of the worker's own pid namespace stays open for
  *                   run-state sampling, from a procfs that is never attached to the tree
  *   rlimits         NOFILE (what is open plus room for run-state files and a controller),
- *                   FSIZE (SIGXFSZ ignored: a write past it fails), CORE 0
+ *                   FSIZE (SIGXFSZ ignored: a write past it fails), CORE 0, RTPRIO 1
+ *                   where it may (the steering thread's priority, kept as the worker user)
  *   user            setgroups/setresgid/setresuid to the unprivileged worker user: every
  *                   capability goes; checked with capget()
  *   no_new_privs, not dumpable, SIGSYS handler; then each thread kind's seccomp filter
@@ -256,6 +257,11 @@ int vm_jail_enter(struct vm_jail *j, struct vm *vm, char *err, size_t err_len)
 	if ((ret = set_limit(RLIMIT_NOFILE, j->nofile)) ||
 	    (ret = set_limit(RLIMIT_FSIZE, j->fsize)) || (ret = set_limit(RLIMIT_CORE, 0)))
 		return fail(err, err_len, ret, "rlimits");
+	/* The steering thread's real-time priority 1 (vm/steering.c), which it sets before its
+	 * filter; no other thread's list has sched_setscheduler().  Raising the hard limit takes
+	 * CAP_SYS_RESOURCE, which a container may withhold: then that thread runs as any other. */
+	if (j->privileged)
+		set_limit(RLIMIT_RTPRIO, 1);
 	if (j->privileged && (ret = become_user(&j->user, err, err_len)))
 		return ret;
 	if (j->relayed && prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
@@ -275,21 +281,49 @@ int vm_jail_filters(struct vm_jail *j, struct vm *vm)
 	int ret = 0;
 
 	for (uint32_t i = 0; i < vm->nr_vcpus && !ret; i++)
-		ret = vm_seccomp_build(vm, &vm->vcpus[i], &vm->vcpus[i].filter, &j->vcpu_syscalls);
-	if (!ret)
-		ret = vm_seccomp_build(vm, NULL, &j->control_filter, &j->control_syscalls);
+		ret = vm_seccomp_build(vm, VM_THREAD_VCPU, &vm->vcpus[i], &vm->vcpus[i].filter,
+				       &j->syscalls[VM_THREAD_VCPU]);
+	for (int kind = 0; kind < VM_THREAD_KINDS && !ret; kind++)
+		if (kind != VM_THREAD_VCPU)
+			ret = vm_seccomp_build(vm, kind, NULL, &j->filter[kind],
+					       &j->syscalls[kind]);
 	return ret;
 }
 
-int vm_jail_lock_control(struct vm_jail *j)
+static const char *const kind_names[VM_THREAD_KINDS] = {
+	[VM_THREAD_CONTROL] = "control",
+	[VM_THREAD_VCPU] = "vcpu",
+	[VM_THREAD_DEVICES] = "devices",
+	[VM_THREAD_STEERING] = "irq-steer",
+};
+
+int vm_jail_lock_thread(struct vm *vm, enum vm_thread_kind kind)
 {
-	return j->control_filter ? vm_seccomp_install(j->control_filter) : 0;
+	struct vm_jail *j = vm->jail;
+	int ret;
+
+	if (!j || !j->filter[kind])
+		return 0;
+	ret = vm_seccomp_install(j->filter[kind]);
+	if (ret) {
+		util_log(&vm->log, UTIL_LOG_ERROR, "sandbox: the %s thread's seccomp filter: %s",
+			 kind_names[kind], strerror(-ret));
+		vm_request_stop(vm, VM_STOP_ERROR, VM_EXIT_SANDBOX);
+		return ret;
+	}
+#ifdef LOCKSTEP_TEST_HOOKS
+	if (j->test_trap == (int)kind + 1)
+		syscall(SYS_getpgrp); /* forbidden: the SIGSYS handler ends the process */
+#endif
+	return 0;
 }
 
 void vm_jail_fini(struct vm_jail *j)
 {
-	vm_seccomp_free(j->control_filter);
-	j->control_filter = NULL;
+	for (int kind = 0; kind < VM_THREAD_KINDS; kind++) {
+		vm_seccomp_free(j->filter[kind]);
+		j->filter[kind] = NULL;
+	}
 }
 
 json_t *vm_jail_json(const struct vm_jail *j)
@@ -303,10 +337,12 @@ json_t *vm_jail_json(const struct vm_jail *j)
 			       j->cgroup.memory_dir, "pids", j->cgroup.pids_dir, "memory_max",
 			       (json_int_t)j->cgroup.memory_max, "pids_max",
 			       (json_int_t)j->cgroup.pids_max);
-	out = json_pack("{s:b, s:i, s:i, s:b, s:{s:i, s:i}, s:o, s:{s:I, s:I, s:i}}", "enabled",
-			true, "uid", (int)j->uid, "gid", (int)j->gid, "no_new_privs", true,
-			"seccomp", "control", (int)j->control_syscalls, "vcpu",
-			(int)j->vcpu_syscalls, "cgroup", cg, "rlimits", "nofile",
+	out = json_pack("{s:b, s:i, s:i, s:b, s:{s:i, s:i, s:i, s:i}, s:o, s:{s:I, s:I, s:i}}",
+			"enabled", true, "uid", (int)j->uid, "gid", (int)j->gid, "no_new_privs",
+			true, "seccomp", "control", (int)j->syscalls[VM_THREAD_CONTROL], "vcpu",
+			(int)j->syscalls[VM_THREAD_VCPU], "devices",
+			(int)j->syscalls[VM_THREAD_DEVICES], "irq_steer",
+			(int)j->syscalls[VM_THREAD_STEERING], "cgroup", cg, "rlimits", "nofile",
 			(json_int_t)j->nofile, "fsize", (json_int_t)j->fsize, "core", 0);
 	if (j->privileged)
 		json_object_set_new(out, "user", json_string(j->user.name));

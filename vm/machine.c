@@ -190,6 +190,8 @@ static int add_interrupts_and_pci(struct vm *vm)
 		return ret;
 	}
 	irq_set_gate_probe(vm->irq, vm_steering_gate_probe, vm);
+	/* What the host offers for posting, while /sys is still there (the sandbox hides it). */
+	irq_posting_probe("/", &vm->host_posting);
 	ret = vm_devloop_new(vm, &vm->devloop);
 	if (!ret)
 		ret = vm_pci_new(vm, &vm->pci);

@@ -559,22 +559,34 @@ static int open_outputs(struct cli *cli, int *stats_fd, int *console_fd)
 
 #ifdef LOCKSTEP_TEST_HOOKS
 /*
- * LOCKSTEP_TEST_SECCOMP_TRAP=NAME[:vcpu][,NAME[:vcpu]...]: VM NAME's control thread (or its
- * first vCPU thread) makes a forbidden system call once it is confined, to prove the report
- * path (tests only).
+ * LOCKSTEP_TEST_SECCOMP_TRAP=NAME[:KIND][,NAME[:KIND]...]: a thread of VM NAME makes a
+ * forbidden system call once it is confined, to prove the report path (tests only).  KIND is
+ * vcpu (the first vCPU thread), devices or irq-steer; without it, the control thread.
  */
-static char test_trap_kind(const char *name)
+static int test_trap_kind(const char *name)
 {
+	static const struct {
+		const char *suffix;
+		enum vm_thread_kind kind;
+	} kinds[] = {
+		{ "", VM_THREAD_CONTROL },
+		{ ":vcpu", VM_THREAD_VCPU },
+		{ ":devices", VM_THREAD_DEVICES },
+		{ ":irq-steer", VM_THREAD_STEERING },
+	};
 	const char *v = getenv("LOCKSTEP_TEST_SECCOMP_TRAP");
 	size_t n = strlen(name);
 
 	for (; v && *v; v = strchr(v, ',') ? strchr(v, ',') + 1 : NULL) {
 		if (strncmp(v, name, n) != 0)
 			continue;
-		if (!v[n] || v[n] == ',')
-			return 'c';
-		if (strncmp(v + n, ":vcpu", 5) == 0 && (!v[n + 5] || v[n + 5] == ','))
-			return 'v';
+		for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+			size_t len = strlen(kinds[i].suffix);
+
+			if (strncmp(v + n, kinds[i].suffix, len) == 0 &&
+			    (!v[n + len] || v[n + len] == ','))
+				return (int)kinds[i].kind + 1;
+		}
 	}
 	return 0;
 }
@@ -684,19 +696,13 @@ int main(int argc, char **argv)
 		status = refuse(&cli, VM_EXIT_INTERNAL);
 		goto out_vm;
 	}
-	ctl.keep_socket_file = jail.privileged;
+	ctl.keep_socket_file = jail.privileged; /* the relay removes it */
 	if (jail.enabled && confine(vm, &jail))
 		vm_request_stop(vm, VM_STOP_ERROR, VM_EXIT_SANDBOX); /* reported as any error */
 	else if (vm_run(vm) == 0) {
-		if (jail.enabled && (ret = vm_jail_lock_control(&jail))) {
-			util_log(&vm->log, UTIL_LOG_ERROR,
-				 "sandbox: the control thread's filter: %s", strerror(-ret));
-			vm_request_stop(vm, VM_STOP_ERROR, VM_EXIT_SANDBOX);
-		}
-#ifdef LOCKSTEP_TEST_HOOKS
-		if (jail.enabled && jail.test_trap == 'c')
-			syscall(SYS_getpgrp); /* forbidden: the SIGSYS handler ends the process */
-#endif
+		/* Stops the VM if it fails.  Confined, it can no longer remove its socket's file. */
+		if (jail.enabled && !vm_jail_lock_thread(vm, VM_THREAD_CONTROL))
+			ctl.keep_socket_file = true;
 		control_loop(vm, &cli, &ctl, sigfd, vm_has_stopped);
 	}
 	vm_stop_vcpus(vm);

@@ -134,9 +134,12 @@ static void print_sandbox(FILE *out, const struct vm_jail *j)
 		return;
 	}
 	sandbox_cgroup_describe(&j->cgroup, cg, sizeof(cg));
-	fprintf(out, "  sandbox             uid %d%s%s, seccomp %u/%u calls (control/vCPU), %s%s\n",
+	fprintf(out,
+		"  sandbox             uid %d%s%s, seccomp %u/%u/%u/%u calls "
+		"(control/vCPU/devices/irq-steer), %s%s\n",
 		(int)j->uid, j->privileged ? " " : "", j->privileged ? j->user.name : "",
-		j->control_syscalls, j->vcpu_syscalls,
+		j->syscalls[VM_THREAD_CONTROL], j->syscalls[VM_THREAD_VCPU],
+		j->syscalls[VM_THREAD_DEVICES], j->syscalls[VM_THREAD_STEERING],
 		j->namespaces ? "own pid/mnt/net/ipc namespaces, empty root, " : "", cg);
 }
 

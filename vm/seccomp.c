@@ -2,19 +2,24 @@
  * The worker's seccomp allow-lists, one per thread kind, and what happens on a call outside
  * them.
  *
- * A vCPU thread installs its own filter as soon as its kick signal is set up and before it
- * first enters the guest; the control thread installs its filter once it has started every
- * vCPU thread (so they do not inherit it: each kind gets only its own list).  Both lists are
- * built here by the control thread before any vCPU runs, as BPF programs (libseccomp, exported
- * once), so a thread installs its filter with a single seccomp() call.
+ * Four kinds of thread, four lists: a vCPU thread (KVM_RUN and what its exits emulate: MMIO and
+ * port I/O, interrupt routes the guest programs, test-device timers), the device thread
+ * (vm/devloop.c: eventfds, timers, MSIs), the steering thread (vm/steering.c: KVM statistics
+ * and GSI routing) and the control thread (the control channel, run-state samples, reports,
+ * and the VM's teardown).  Each thread installs its own filter before it does any work for the
+ * guest: the device and steering threads as they start, a vCPU thread once its kick signal is
+ * set up and before it first enters the guest, the control thread once it has started all the
+ * others (so none inherits it: each kind gets only its own list).  All are built here by the
+ * control thread before any of those threads run, as BPF programs (libseccomp, exported once),
+ * so a thread installs its filter with a single seccomp() call.
  *
  * ioctl() is allowed only on the thread's own KVM fds and only with the commands that thread
  * issues; openat() only relative to the run-state directory (vm/runstate.c); tgkill() only
- * within this process.  Anything else traps (SECCOMP_RET_TRAP): the SIGSYS handler writes
- * {"reason":"seccomp","syscall":NR,"status":159} to the exit report (VM_REPORT_FD) and a line
- * to stderr, then ends the process with status 159 (128 + SIGSYS); lockstepd reports the VM
- * as crashed with "seccomp: NAME".  A call from the wrong architecture (x32, i386) kills the
- * process outright.
+ * within this process; mmap() and mprotect() never with PROT_EXEC.  Anything else traps
+ * (SECCOMP_RET_TRAP): the SIGSYS handler writes {"reason":"seccomp","syscall":NR,"status":159}
+ * to the exit report (VM_REPORT_FD) and a line to stderr, then ends the process with status
+ * 159 (128 + SIGSYS); lockstepd reports the VM as crashed with "seccomp: NAME".  A call from
+ * the wrong architecture (x32, i386) kills the process outright.
  *
  * Sanitizer builds (LOCKSTEP_SANITIZE) add the calls the sanitizer runtimes make on their own
  * (allocator, alternate signal stacks, and LeakSanitizer's exit-time thread inspection);
@@ -40,38 +45,41 @@ struct vm_filter {
 
 /* Every thread: synchronisation, its own I/O on descriptors it holds, signals, time, exit. */
 static const char *const common_calls[] = {
-	"futex",
-	"read",
-	"write",
-	"pread64",
-	"pwrite64",
-	"ftruncate",
-	"rt_sigreturn",
-	"rt_sigprocmask",
-	"clock_gettime",
-	"clock_nanosleep",
-	"nanosleep",
-	"sched_yield",
-	"restart_syscall",
-	"getpid",
-	"gettid",
-	"madvise",
-	"exit",
-	"exit_group",
-	NULL,
+	"futex",	   "read",
+	"write",	   "pread64",
+	"pwrite64",	   "ftruncate",
+	"rt_sigreturn",	   "rt_sigprocmask",
+	"clock_gettime",   "clock_nanosleep",
+	"nanosleep",	   "sched_yield",
+	"restart_syscall", "getpid",
+	"gettid",	   "madvise",
+	"munmap",	   "exit",
+	"exit_group",	   NULL,
 };
 
-/* vCPU threads: sleeping in a pv WAIT, and eating a kick left pending after KVM_RUN. */
-static const char *const vcpu_calls[] = { "ppoll", "rt_sigtimedwait", NULL };
+/*
+ * vCPU threads: sleeping in a pv WAIT and eating a kick left pending after KVM_RUN; the lines
+ * and timers of devices the guest programs (an MSI vector's eventfd, a test device's timer);
+ * malloc()'s per-thread arena.
+ */
+static const char *const vcpu_calls[] = {
+	"ppoll", "rt_sigtimedwait", "eventfd2", "close", "timerfd_settime", NULL,
+};
+
+/* The device thread: its epoll loop, device timers. */
+static const char *const devices_calls[] = { "epoll_wait", "timerfd_settime", NULL };
+
+/* The steering thread needs nothing beyond the common list and its ioctls. */
+static const char *const steering_calls[] = { NULL };
 
 /*
  * The control thread: the control channel, run-state sampling, memory, the final report
- * (glibc's qsort() asks sysinfo() how much memory there is before sorting a large array).
+ * (glibc's qsort() asks sysinfo() how much memory there is before sorting a large array), and
+ * the devices' teardown.
  */
 static const char *const control_calls[] = {
-	"poll",	  "ppoll",  "close",  "fcntl",	    "accept4", "recvfrom",
-	"sendto", "dup",    "fstat",  "newfstatat", "lseek",   "brk",
-	"mmap",	  "munmap", "mremap", "mprotect",   "sysinfo", NULL,
+	"poll", "ppoll", "close",      "fcntl", "accept4", "recvfrom",	"sendto",
+	"dup",	"fstat", "newfstatat", "lseek", "sysinfo", "epoll_ctl", NULL,
 };
 
 #ifdef LOCKSTEP_SANITIZE
@@ -112,10 +120,22 @@ static const char *const sanitizer_calls[] = {
 };
 #endif
 
-/* KVM ioctls per thread kind (the only ones hv/ issues after start-up). */
-static const unsigned long vcpu_fd_cmds[] = { KVM_RUN, KVM_GET_REGS, KVM_GET_SREGS };
-static const unsigned long vm_fd_cmds_vcpu[] = { KVM_IRQ_LINE };
-static const unsigned long vm_fd_cmds_control[] = { KVM_IRQ_LINE, KVM_IOEVENTFD };
+/* KVM ioctls per thread kind: the only ones hv/ issues on that thread once the VM runs. */
+static const unsigned long vcpu_fd_cmds[] = {
+	KVM_RUN, KVM_GET_REGS, KVM_GET_SREGS, KVM_GET_LAPIC, KVM_GET_MSRS,
+};
+static const unsigned long vm_fd_cmds_vcpu[] = {
+	KVM_IRQ_LINE, KVM_IRQ_LINE_STATUS, KVM_SIGNAL_MSI, KVM_SET_GSI_ROUTING, KVM_IRQFD,
+};
+static const unsigned long vm_fd_cmds_devices[] = {
+	KVM_IRQ_LINE,
+	KVM_IRQ_LINE_STATUS,
+	KVM_SIGNAL_MSI,
+};
+static const unsigned long vm_fd_cmds_steering[] = { KVM_SET_GSI_ROUTING };
+static const unsigned long vm_fd_cmds_control[] = {
+	KVM_IRQ_LINE, KVM_IOEVENTFD, KVM_IRQFD, KVM_SET_GSI_ROUTING, KVM_GET_IRQCHIP,
+};
 
 #define LOW32 0xffffffffull /* int and ioctl-command arguments: compare their low 32 bits */
 
@@ -180,40 +200,69 @@ static int allow_ioctls(scmp_filter_ctx ctx, struct allowed *a, int fd, const un
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
-static int add_rules(scmp_filter_ctx ctx, struct vm *vm, struct vm_vcpu *v, struct allowed *a)
+/* What one thread kind may call, beyond the common list; its KVM ioctls. */
+struct thread_rules {
+	const char *const *calls;
+	const unsigned long *vm_cmds;
+	size_t nr_vm_cmds;
+};
+
+static const struct thread_rules thread_rules[VM_THREAD_KINDS] = {
+	[VM_THREAD_CONTROL] = { control_calls, vm_fd_cmds_control, ARRAY_LEN(vm_fd_cmds_control) },
+	[VM_THREAD_VCPU] = { vcpu_calls, vm_fd_cmds_vcpu, ARRAY_LEN(vm_fd_cmds_vcpu) },
+	[VM_THREAD_DEVICES] = { devices_calls, vm_fd_cmds_devices, ARRAY_LEN(vm_fd_cmds_devices) },
+	[VM_THREAD_STEERING] = { steering_calls, vm_fd_cmds_steering,
+				 ARRAY_LEN(vm_fd_cmds_steering) },
+};
+
+/* Memory for malloc() on any thread (its own arena, or the main one past the arena limit),
+ * never executable. */
+static int allow_memory(scmp_filter_ctx ctx, struct allowed *a)
 {
+	const struct scmp_arg_cmp mmap_no_exec =
+		SCMP_A2(SCMP_CMP_MASKED_EQ, (uint64_t)PROT_EXEC, 0);
+	static const char *const calls[] = { "brk", "mremap", NULL };
+	int ret = allow_list(ctx, calls, a);
+
+	if (!ret)
+		ret = allow_if(ctx, a, SCMP_SYS(mmap), 1, &mmap_no_exec);
+	if (!ret)
+		ret = allow_if(ctx, a, SCMP_SYS(mprotect), 1, &mmap_no_exec);
+	return ret;
+}
+
+static int add_rules(scmp_filter_ctx ctx, struct vm *vm, enum vm_thread_kind kind,
+		     struct vm_vcpu *v, struct allowed *a)
+{
+	const struct thread_rules *rules = &thread_rules[kind];
 	const struct scmp_arg_cmp own_process =
 		SCMP_A0(SCMP_CMP_MASKED_EQ, LOW32, (uint64_t)getpid());
 	const struct scmp_arg_cmp tcgets = SCMP_A1(SCMP_CMP_MASKED_EQ, LOW32, (uint64_t)TCGETS);
 	const struct scmp_arg_cmp task_dir =
 		SCMP_A0(SCMP_CMP_MASKED_EQ, LOW32, (uint64_t)vm->task_dir_fd);
-	int vm_fd = hv_vm_fd(vm->hv);
 	int ret;
 
 	ret = allow_list(ctx, common_calls, a);
 	if (!ret)
-		ret = allow_list(ctx, v ? vcpu_calls : control_calls, a);
+		ret = allow_list(ctx, rules->calls, a);
 #ifdef LOCKSTEP_SANITIZE
 	if (!ret)
 		ret = allow_list(ctx, sanitizer_calls, a);
 #endif
+	if (!ret)
+		ret = allow_memory(ctx, a);
 	/* Signals to its own threads only (kicks; abort()). */
 	if (!ret)
 		ret = allow_if(ctx, a, SCMP_SYS(tgkill), 1, &own_process);
-	if (ret)
-		return ret;
-	if (v) {
+	if (!ret)
+		ret = allow_ioctls(ctx, a, hv_vm_fd(vm->hv), rules->vm_cmds, rules->nr_vm_cmds);
+	if (!ret && v)
 		ret = allow_ioctls(ctx, a, hv_vcpu_fd(v->hv), vcpu_fd_cmds,
 				   ARRAY_LEN(vcpu_fd_cmds));
-		if (!ret)
-			ret = allow_ioctls(ctx, a, vm_fd, vm_fd_cmds_vcpu,
-					   ARRAY_LEN(vm_fd_cmds_vcpu));
+	if (ret || kind != VM_THREAD_CONTROL)
 		return ret;
-	}
-	ret = allow_ioctls(ctx, a, vm_fd, vm_fd_cmds_control, ARRAY_LEN(vm_fd_cmds_control));
 	/* stdio asks whether stdout and stderr are terminals. */
-	if (!ret)
-		ret = allow_if(ctx, a, SCMP_SYS(ioctl), 1, &tcgets);
+	ret = allow_if(ctx, a, SCMP_SYS(ioctl), 1, &tcgets);
 	/* Run-state samples: /proc/self/task/TID/stat of its own threads, nothing else. */
 	if (!ret && vm->task_dir_fd >= 0)
 		ret = allow_if(ctx, a, SCMP_SYS(openat), 1, &task_dir);
@@ -245,7 +294,8 @@ static int export_bpf(scmp_filter_ctx ctx, struct vm_filter *f)
 	return ret;
 }
 
-int vm_seccomp_build(struct vm *vm, struct vm_vcpu *v, struct vm_filter **out, unsigned *count)
+int vm_seccomp_build(struct vm *vm, enum vm_thread_kind kind, struct vm_vcpu *v,
+		     struct vm_filter **out, unsigned *count)
 {
 	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_TRAP);
 	struct allowed allowed = { .n = 0 };
@@ -264,7 +314,7 @@ int vm_seccomp_build(struct vm *vm, struct vm_vcpu *v, struct vm_filter **out, u
 	if (!ret) /* a binary tree of system call numbers rather than a linear chain */
 		seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
 	if (!ret)
-		ret = add_rules(ctx, vm, v, &allowed);
+		ret = add_rules(ctx, vm, kind, v, &allowed);
 	if (!ret)
 		ret = export_bpf(ctx, f);
 	*count = allowed.n;

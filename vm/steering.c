@@ -117,8 +117,10 @@ static void *steer_thread(void *arg)
 	pthread_setname_np(pthread_self(), "irq-steer");
 	/* Without the privilege it runs as a normal thread. */
 	pthread_setschedparam(pthread_self(), SCHED_FIFO, &rt);
-	if (!views)
-		return NULL;
+	if (vm_jail_lock_thread(vm, VM_THREAD_STEERING) || !views) {
+		free(views);
+		return NULL; /* the VM stops (no memory: it runs unsteered) */
+	}
 	while (!atomic_load(&vm->steer_stop)) {
 		uint64_t runnable[4], now = util_now_ns();
 		bool switching;

@@ -347,9 +347,10 @@ struct vm {
 	struct vm_fwcfg *fwcfg;
 	struct vm_doorbell *doorbell;
 	struct vm_acpi_pm *acpi_pm;
-	struct irq *irq;	    /* GSI routing, lines, steering (irq/) */
-	struct vm_devloop *devloop; /* the device thread */
-	struct vm_pci *pci;	    /* host bridge, bus 0 */
+	struct irq *irq;		 /* GSI routing, lines, steering (irq/) */
+	struct irq_posting host_posting; /* as probed at start (the sandbox hides /sys later) */
+	struct vm_devloop *devloop;	 /* the device thread */
+	struct vm_pci *pci;		 /* host bridge, bus 0 */
 	struct vm_pc_testdev *pc_testdev;
 	struct vm_lockwatch *lockwatch; /* pvlock calls and the preemption detector */
 	struct vm_mux *mux;		/* the multiplexer's worker side */
@@ -404,6 +405,15 @@ struct vm_options {
 
 struct vm_filter;
 
+/* The worker's threads by what they may do (one seccomp allow-list each). */
+enum vm_thread_kind {
+	VM_THREAD_CONTROL,
+	VM_THREAD_VCPU,
+	VM_THREAD_DEVICES,
+	VM_THREAD_STEERING,
+	VM_THREAD_KINDS,
+};
+
 struct vm_jail {
 	bool enabled;	 /* confine this process (--sandbox; the default as root) */
 	bool privileged; /* started as root: also its user, namespaces, empty root, cgroup */
@@ -414,10 +424,10 @@ struct vm_jail {
 	uint64_t nofile, fsize;	      /* rlimits set */
 	uid_t uid;		      /* what it runs as */
 	gid_t gid;
-	unsigned control_syscalls, vcpu_syscalls; /* allow-list sizes */
-	struct vm_filter *control_filter;
+	unsigned syscalls[VM_THREAD_KINDS];	   /* allow-list sizes */
+	struct vm_filter *filter[VM_THREAD_KINDS]; /* but a vCPU's, which hangs off its vCPU */
 #ifdef LOCKSTEP_TEST_HOOKS
-	char test_trap; /* 'c' or 'v': that thread kind makes a forbidden call (tests only) */
+	int test_trap; /* 1 + the thread kind that makes a forbidden call, 0 none (tests only) */
 #endif
 };
 
@@ -430,17 +440,19 @@ struct vm_jail {
 int vm_jail_relay(struct vm_jail *j, const struct vmdef *cfg, int *status);
 /* Everything but seccomp, in the order of the comment atop vm/jail.c. */
 int vm_jail_enter(struct vm_jail *j, struct vm *vm, char *err, size_t err_len);
-/* Builds every vCPU's filter (installed by the vCPU threads) and the control thread's. */
+/* Builds every thread's filter (each thread installs its own). */
 int vm_jail_filters(struct vm_jail *j, struct vm *vm);
-/* The control thread's filter, once the vCPU threads run. */
-int vm_jail_lock_control(struct vm_jail *j);
+/* The calling thread's filter: the device or steering thread as it starts, the control thread
+ * once the others run.  0 without a sandbox; on failure the VM stops. */
+int vm_jail_lock_thread(struct vm *vm, enum vm_thread_kind kind);
 void vm_jail_fini(struct vm_jail *j);
 /* The sandbox as run statistics report it ({"enabled": false} for none). */
 json_t *vm_jail_json(const struct vm_jail *j);
 
-/* A filter for vCPU `v`'s thread, or for the control thread (v NULL); *count: the number of
- * system calls it allows. */
-int vm_seccomp_build(struct vm *vm, struct vm_vcpu *v, struct vm_filter **out, unsigned *count);
+/* A filter for a thread of `kind` (vCPU `v`'s thread for VM_THREAD_VCPU); *count: the number
+ * of system calls it allows. */
+int vm_seccomp_build(struct vm *vm, enum vm_thread_kind kind, struct vm_vcpu *v,
+		     struct vm_filter **out, unsigned *count);
 /* Installs a filter on the calling thread (no_new_privs must be set). */
 int vm_seccomp_install(const struct vm_filter *f);
 void vm_seccomp_free(struct vm_filter *f);

@@ -187,10 +187,12 @@ def running_worker(env, d, c):
     check(st["NSpid"].split()[1:] == ["1"], "pid 1 of its own pid namespace", st)
     # KVM's own per-VM workers (kvm-nx-lpage-recovery) sit in the thread group too.
     tasks = [t for t in os.listdir(f"/proc/{pid}/task") if not comm(pid, t).startswith("kvm")]
-    check(sorted(comm(pid, t) for t in tasks) == ["lockstep-vm", "vcpu0", "vcpu1"] and
-          all(status(pid, t)["Seccomp"] == "2" and status(pid, t)["Seccomp_filters"] == "1"
-              for t in tasks),
-          "every thread (control, 2 vCPUs) runs under one seccomp filter of its own", tasks)
+    names = {t: comm(pid, t) for t in tasks}
+    check(sorted(names.values()) == ["devices", "irq-steer", "lockstep-vm", "vcpu0", "vcpu1"]
+          and all(status(pid, t)["Seccomp"] == "2" and status(pid, t)["Seccomp_filters"] == "1"
+                  for t in tasks),
+          "every thread (control, devices, irq-steer, 2 vCPUs) runs under one seccomp filter "
+          "of its own", names)
     print(f"     worker /proc/{pid}/status: Uid {st['Uid']}, NoNewPrivs {st['NoNewPrivs']}, "
           f"Seccomp {st['Seccomp']}")
     for ns in ("pid", "mnt", "net", "ipc"):
@@ -207,14 +209,17 @@ def running_worker(env, d, c):
     nofile = limits["Max open files"]
     check(limits["Max core file size"] == ["0", "0"] and
           limits["Max file size"] == [str(128 << 20)] * 2 and nofile[0] == nofile[1] and
-          int(nofile[0]) < 1024, "rlimits: no core, a file size cap, few descriptors", limits)
+          int(nofile[0]) < 1024 and int(limits["Max realtime priority"][1]) <= 1,
+          "rlimits: no core, a file size cap, few descriptors, real-time priority 1 at most",
+          limits)
     sandbox = info["stats"]["sandbox"]
     cg, dirs = cgroup_dirs(info["stats"])
     ram = 32 << 20
     check(sandbox["enabled"] and sandbox["user"] == dh.WORKER_USER and
           sandbox["uid"] == user.pw_uid and sandbox["no_new_privs"] and
           sandbox["namespaces"] == ["pid", "mnt", "net", "ipc"] and
-          0 < sandbox["seccomp"]["vcpu"] < sandbox["seccomp"]["control"] and
+          0 < sandbox["seccomp"]["irq_steer"] < sandbox["seccomp"]["devices"] <
+          sandbox["seccomp"]["vcpu"] < sandbox["seccomp"]["control"] and
           cg["version"] in (1, 2) and cg["memory_max"] == ram + ram // 16 + (256 << 20) +
           2 * (4 << 20) and cg["pids_max"] == 2 + 16, "vm.info: the sandbox", sandbox)
     for path in dirs:
@@ -228,9 +233,10 @@ def running_worker(env, d, c):
           "the cgroup's limits are set", cg)
     print(f"     cgroup v{cg['version']}: memory {cg['memory_max'] >> 20} MiB, "
           f"{cg['pids_max']} tasks; seccomp lists: control {sandbox['seccomp']['control']}, "
-          f"vCPU {sandbox['seccomp']['vcpu']} system calls")
-    check(sorted(str(v["tid"]) for v in info["vcpu"]) == sorted(t for t in tasks if int(t) !=
-                                                                   pid),
+          f"vCPU {sandbox['seccomp']['vcpu']}, devices {sandbox['seccomp']['devices']}, "
+          f"irq-steer {sandbox['seccomp']['irq_steer']} system calls")
+    check(sorted(str(v["tid"]) for v in info["vcpu"]) ==
+          sorted(t for t in tasks if names[t].startswith("vcpu")),
           "vm.info's vCPU tids are the worker's threads as the host sees them", info["vcpu"])
     c.result("sched.set", name="boxed", policy="gang")
     dh.wait_for(lambda: all(v.get("affinity") in ("0", "1")
