@@ -19,6 +19,7 @@ rlimits (core 0, file size, open files), its cgroup with the memory and pids lim
 vCPU thread ids in vm.info name its threads (translated from its namespace) and the gang
 scheduler pins them; the daemon keeps only six capabilities and no_new_privs; destroy
 removes the cgroup and the control socket's file, also after a daemon restart.
+A worker user that does not exist: lockstepd starts, says so, and refuses vm.start.
 """
 import os
 import pwd
@@ -266,6 +267,22 @@ def cleanup(env, d, c, dirs):
     return c
 
 
+def missing_user(env):
+    """A worker user that does not exist: lockstepd starts, says so, and refuses vm.start."""
+    d = env.daemon("--worker-user", "no-such-user-here")
+    c = d.client()
+    c.result("vm.define", definition=env.definition("nouser", "idle"))
+    want = ("the worker user no-such-user-here does not exist: create it "
+            "(scripts/worker-user.sh) or name another one")
+    e = c.error("vm.start", {"name": "nouser"}, dh.BAD_STATE)
+    check(want in e["message"], "vm.start names the missing user and the fix", e)
+    check(c.result("vm.info", name="nouser")["state"] == "shutoff", "nothing started")
+    check(want in d.log(), "lockstepd's log says so at start")
+    c.close()
+    d.stop()
+    ok("a worker user that does not exist: vm.start refused naming it, lockstepd runs on")
+
+
 def main():
     os.environ[CANARY] = "lockstepd's environment stays with lockstepd"
     with dh.Env(sys.argv[1], sys.argv[2]) as env:
@@ -279,6 +296,7 @@ def main():
         dirs = running_worker(env, d, c)
         c = cleanup(env, d, c, dirs)
         c.close()
+        missing_user(env)
 
 
 if __name__ == "__main__":
