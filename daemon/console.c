@@ -78,13 +78,16 @@ int console_read(const struct dvm *vm, uint64_t offset, size_t max, unsigned cha
 
 	*data = NULL;
 	*len = 0;
-	fd = open(store_console_path(vm, path, sizeof(path)), O_RDONLY | O_CLOEXEC);
+	/* Never through a link, never waiting on a FIFO: the loop thread must not block. */
+	fd = open(store_console_path(vm, path, sizeof(path)),
+		  O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0) {
 		*size = 0;
 		return errno == ENOENT ? 0 : -errno; /* never started: an empty console */
 	}
-	if (fstat(fd, &st) < 0) {
-		ret = -errno;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		*size = 0;
+		ret = -EINVAL;
 		goto out;
 	}
 	*size = (uint64_t)st.st_size;

@@ -69,7 +69,7 @@ int daemon_init(struct daemon *d, const struct daemon_options *opts)
 	}
 	ret = store_init(d);
 	if (ret) {
-		util_log(&d->log, UTIL_LOG_ERROR, "cannot create %s or %s: %s", opts->run_dir,
+		util_log(&d->log, UTIL_LOG_ERROR, "cannot use %s or %s: %s", opts->run_dir,
 			 opts->state_dir, strerror(-ret));
 		return ret;
 	}

@@ -5,7 +5,9 @@
  * NAME.log: its serial output and its own log) and survives daemon restarts, not reboots.
  *
  * Every file is written atomically (temp file, fsync, rename, fsync of the directory), so a
- * crash at any moment leaves either the old or the new version.  Only files: what they mean
+ * crash at any moment leaves either the old or the new version.  Both directories must be
+ * lockstepd's own and writable by no one else (store_init), and nothing in them is opened
+ * through a symbolic link.  Only files: what they mean
  * for the VMs is the registry's.  Loop thread only.
  */
 #include <dirent.h>
@@ -19,17 +21,52 @@
 
 #include "daemon/daemon.h"
 
+/*
+ * A directory lockstepd keeps its files in must be its own user's and writable by no one else:
+ * what lies there is believed (a NAME.run names the process destroy kills; a log or console
+ * is opened by its name), so another user able to plant files there would choose.  `follow`:
+ * the administrator's own path may be a symbolic link (/var/run -> /run); what it leads to is
+ * checked.  The directories below it never are.
+ */
+static int check_dir(struct daemon *d, const char *path, bool follow)
+{
+	struct stat st;
+
+	if ((follow ? stat(path, &st) : lstat(path, &st)) < 0)
+		return -errno;
+	if (!S_ISDIR(st.st_mode)) {
+		util_log(&d->log, UTIL_LOG_ERROR, "%s is not a directory", path);
+		return -ENOTDIR;
+	}
+	if (st.st_uid != geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH))) {
+		util_log(
+			&d->log, UTIL_LOG_ERROR,
+			"%s belongs to uid %u and has mode %04o: lockstepd keeps its files only in "
+			"a directory of its own user (uid %u) that no one else may write to",
+			path, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777),
+			(unsigned)geteuid());
+		return -EPERM;
+	}
+	return 0;
+}
+
 int store_init(struct daemon *d)
 {
+	const char *const dirs[] = { d->opts.state_dir, d->opts.run_dir };
 	char path[PATH_MAX];
 	int ret;
 
-	snprintf(path, sizeof(path), "%s/vms", d->opts.state_dir);
-	ret = util_mkdir_p(path, 0700);
-	if (ret)
-		return ret;
-	snprintf(path, sizeof(path), "%s/vms", d->opts.run_dir);
-	return util_mkdir_p(path, 0700);
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		snprintf(path, sizeof(path), "%s/vms", dirs[i]);
+		ret = util_mkdir_p(path, 0700);
+		if (!ret)
+			ret = check_dir(d, dirs[i], true);
+		if (!ret)
+			ret = check_dir(d, path, false);
+		if (ret)
+			return ret;
+	}
+	return 0;
 }
 
 static int fsync_dir_of(const char *path)
@@ -66,7 +103,12 @@ int store_write_atomic(const char *path, const json_t *json)
 	if (!text)
 		return -ENOMEM;
 	len = strlen(text);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	/* A new file: whatever lies at its name (a link left there) is replaced, never followed. */
+	if (unlink(tmp) < 0 && errno != ENOENT) {
+		ret = -errno;
+		goto out;
+	}
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		ret = -errno;
 		goto out;
@@ -208,9 +250,14 @@ int store_read_runtime(const struct dvm *vm, struct store_runtime *rec)
 {
 	char path[PATH_MAX];
 	json_t *json;
+	int fd;
 
 	store_run_path(vm, ".run", path, sizeof(path));
-	json = json_load_file(path, 0, NULL);
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return -ENOENT;
+	json = json_loadfd(fd, 0, NULL);
+	close(fd);
 	if (!json)
 		return -ENOENT;
 	*rec = (struct store_runtime){

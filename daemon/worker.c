@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/pidfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -411,6 +412,51 @@ static int connect_control(const char *path)
 	return fd;
 }
 
+/* Whether `pid` runs lockstepd's worker binary (the same file; or the one its path named
+ * before it was replaced, which the kernel reports as "PATH (deleted)"). */
+static bool runs_worker_binary(const struct daemon *d, pid_t pid)
+{
+	char exe[64], target[PATH_MAX + 16], deleted[PATH_MAX + 16];
+	struct stat a, b;
+	ssize_t n;
+
+	snprintf(exe, sizeof(exe), "/proc/%d/exe", (int)pid);
+	if (stat(exe, &a) == 0 && stat(d->opts.vm_binary, &b) == 0 && a.st_dev == b.st_dev &&
+	    a.st_ino == b.st_ino)
+		return true;
+	n = readlink(exe, target, sizeof(target) - 1);
+	if (n < 0)
+		return false;
+	target[n] = '\0';
+	snprintf(deleted, sizeof(deleted), "%s (deleted)", d->opts.vm_binary);
+	return strcmp(target, deleted) == 0;
+}
+
+/* Whether the process's command line names `ctl` (its VM's control socket) as an argument. */
+static bool names_control_socket(pid_t pid, const char *ctl)
+{
+	char path[64], *args = NULL;
+	size_t len = 0;
+	bool found = false;
+
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+	if (util_read_text(path, 1u << 20, &args, &len))
+		return false;
+	for (size_t off = 0; off < len && !found; off += strlen(args + off) + 1)
+		found = strcmp(args + off, ctl) == 0;
+	free(args);
+	return found;
+}
+
+/* The pid of the process that listens at the other end of `fd` (SO_PEERCRED). */
+static pid_t peer_pid(int fd)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 ? cred.pid : -1;
+}
+
 int worker_attach(struct dvm *vm, const struct store_runtime *rec,
 		  const struct worker_events *events, bool *reachable)
 {
@@ -421,29 +467,51 @@ int worker_attach(struct dvm *vm, const struct store_runtime *rec,
 
 	if (rec->pid <= 1 || proc_start_ticks(rec->pid, &ticks) || ticks != rec->start_ticks)
 		return -ESRCH; /* gone, or the pid now names another process */
+	/* NAME.run is only a file: believe it about a process that is this VM's worker, which
+	 * runs lockstep-vm with this VM's control socket and listens there itself. */
+	store_run_path(vm, ".ctl", ctl, sizeof(ctl));
+	if (!runs_worker_binary(vm->d, rec->pid) || !names_control_socket(rec->pid, ctl)) {
+		util_log(&vm->d->log, UTIL_LOG_WARN,
+			 "VM %s: pid %d is not its worker (not %s with --control-socket %s): not "
+			 "re-attached",
+			 vm->cfg.name, (int)rec->pid, vm->d->opts.vm_binary, ctl);
+		return -EPERM;
+	}
+	fd = connect_control(ctl);
+	if (fd >= 0 && peer_pid(fd) != rec->pid) {
+		util_log(&vm->d->log, UTIL_LOG_WARN,
+			 "VM %s: %s is served by pid %d, not by its worker %d: not re-attached",
+			 vm->cfg.name, ctl, (int)peer_pid(fd), (int)rec->pid);
+		close(fd);
+		return -EPERM;
+	}
 	w = worker_new(vm, events);
-	if (!w)
-		return -ENOMEM;
+	if (!w) {
+		ret = -ENOMEM;
+		goto err_fd;
+	}
 	w->pid = rec->pid;
 	w->start_ticks = rec->start_ticks;
 	w->pidfd = pidfd_open(w->pid, 0);
 	if (w->pidfd < 0) {
 		ret = -errno;
-		worker_free(w);
-		return ret;
+		goto err_worker;
 	}
 	ret = watch_pid(w);
-	if (ret) {
-		worker_free(w);
-		return ret;
-	}
+	if (ret)
+		goto err_worker;
 	confine_attach(w);
 	vm->worker = w;
-	store_run_path(vm, ".ctl", ctl, sizeof(ctl));
-	fd = connect_control(ctl);
 	/* Alive but unreachable (a preserved crash that lost its socket) is still ours. */
 	*reachable = fd >= 0 && open_chan(w, fd) == 0;
 	return 0;
+
+err_worker:
+	worker_free(w);
+err_fd:
+	if (fd >= 0)
+		close(fd);
+	return ret;
 }
 
 /* Sends one encoded request (text, stolen) and files it for its reply. */

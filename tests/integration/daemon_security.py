@@ -20,10 +20,17 @@ vCPU thread ids in vm.info name its threads (translated from its namespace) and 
 scheduler pins them; the daemon keeps only six capabilities and no_new_privs; destroy
 removes the cgroup and the control socket's file, also after a daemon restart.
 A worker user that does not exist: lockstepd starts, says so, and refuses vm.start.
+The run and state directories: lockstepd refuses one that another user may write to or that
+is not its own; files in them are never opened through a link planted at their name (a
+console read by vm.console, the temporary file NAME.run is written through); a NAME.run that
+names a process other than the VM's worker (another program, or another VM's worker) is not
+re-attached, and destroying the VM signals nothing.
 """
+import json
 import os
 import pwd
 import shutil
+import subprocess
 import sys
 import time
 
@@ -283,6 +290,107 @@ def missing_user(env):
     ok("a worker user that does not exist: vm.start refused naming it, lockstepd runs on")
 
 
+def unsafe_dirs(env):
+    """lockstepd refuses a run or state directory others may write to, or another user's."""
+    nobody = pwd.getpwnam("nobody")
+    for which, fix in (("run", lambda p: os.chmod(p, 0o777)),
+                       ("state", lambda p: os.chmod(p, 0o1777)),
+                       ("run", lambda p: os.chown(p, nobody.pw_uid, nobody.pw_gid)),
+                       ("state", lambda p: os.chmod(p, 0o775))):
+        d = env.daemon(start=False)
+        path = d.run_dir if which == "run" else d.state_dir
+        os.makedirs(path)
+        fix(path)
+        os.makedirs(os.path.dirname(d.log_path), exist_ok=True)
+        with open(d.log_path, "ab") as log:
+            proc = subprocess.run(
+                [env.lockstepd, "--foreground", "--run-dir", d.run_dir, "--state-dir",
+                 d.state_dir, "--no-virt"] + env.allow_args(),
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, timeout=30)
+        st = os.stat(path)
+        check(proc.returncode != 0, f"lockstepd refuses a {which} directory of uid "
+              f"{st.st_uid} mode {st.st_mode & 0o7777:04o}", d.log())
+        check(f"{path} belongs to uid {st.st_uid} and has mode {st.st_mode & 0o7777:04o}"
+              in d.log(), "lockstepd says which directory and why", d.log())
+        check(not os.path.exists(d.socket), "no socket was bound")
+    ok("a run or state directory that is not lockstepd's own, or that others may write to: "
+       "refused at start")
+
+
+def planted_links(env, d, c):
+    """Links planted in the run directory at the names lockstepd opens are never followed."""
+    vms = os.path.join(d.run_dir, "vms")
+    target = os.path.join(env.root, "run-target")
+    before = secret_file(target)
+    c.result("vm.define", definition=env.definition("planted-console", "idle"))
+    os.symlink(target, os.path.join(vms, "planted-console.console"))
+    e = c.error("vm.console", {"name": "planted-console"})
+    check(SECRET.decode() not in json.dumps(e), "vm.console does not read through the link", e)
+    other = d.client()
+    os.mkfifo(os.path.join(vms, "planted-fifo.console"))
+    c.result("vm.define", definition=env.definition("planted-fifo", "idle"))
+    t0 = time.monotonic()
+    c.error("vm.console", {"name": "planted-fifo"})
+    check(time.monotonic() - t0 < 5 and other.result("daemon.info"), "a FIFO does not block")
+    other.close()
+    c.result("vm.define", definition=env.definition("planted-run", "idle"))
+    os.symlink(target, os.path.join(vms, "planted-run.run.tmp"))
+    c.result("vm.start", name="planted-run")
+    c.result("vm.destroy", name="planted-run")
+    check(untouched(target, before), "no planted link led to the target")
+    for name in ("planted-console", "planted-fifo", "planted-run"):
+        c.result("vm.undefine", name=name)
+    ok("links and FIFOs planted in the run directory: not followed, nothing blocks")
+
+
+def start_ticks(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[19])
+
+
+def plant_run_file(d, name, pid):
+    with open(os.path.join(d.run_dir, "vms", f"{name}.run"), "w") as f:
+        json.dump({"pid": pid, "start_ticks": start_ticks(pid), "domain_id": 90,
+                   "started": 0}, f)
+
+
+def planted_run_files(env):
+    """A NAME.run naming another program, or another VM's worker, is not re-attached."""
+    d = env.daemon()
+    c = d.client()
+    for name in ("real", "fake-sleep", "fake-worker"):
+        c.result("vm.define", definition=env.definition(name, "idle", vcpus=1))
+    c.result("vm.start", name="real")
+    real_pid = c.result("vm.info", name="real")["pid"]
+    c.close()
+    d.kill9()
+    sleeper = subprocess.Popen(["sleep", "600"])
+    try:
+        plant_run_file(d, "fake-sleep", sleeper.pid)
+        plant_run_file(d, "fake-worker", real_pid)
+        d.start()
+        c = d.client()
+        d.wait_state("real", "running", reason="re-attached")
+        for name in ("fake-sleep", "fake-worker"):
+            info = c.result("vm.info", name=name)
+            check(info["state"] != "running" and info.get("pid") not in (sleeper.pid, real_pid),
+                  f"{name}: not re-attached", info)
+            c.request("vm.destroy", {"name": name})
+        check("not its worker" in d.log(), "lockstepd's log says why", d.log())
+        time.sleep(0.5)
+        check(sleeper.poll() is None, "the program named by a planted NAME.run still runs")
+        check(dh.alive(real_pid) and c.result("vm.info", name="real")["state"] == "running",
+              "the other VM's worker still runs")
+        c.result("vm.destroy", name="real")
+        c.close()
+        d.stop()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    ok("a NAME.run naming another program or another VM's worker: not re-attached, "
+       "not signalled")
+
+
 def main():
     os.environ[CANARY] = "lockstepd's environment stays with lockstepd"
     with dh.Env(sys.argv[1], sys.argv[2]) as env:
@@ -295,8 +403,11 @@ def main():
         allowed_log(env, d, c)
         dirs = running_worker(env, d, c)
         c = cleanup(env, d, c, dirs)
+        planted_links(env, d, c)
         c.close()
         missing_user(env)
+        unsafe_dirs(env)
+        planted_run_files(env)
 
 
 if __name__ == "__main__":
