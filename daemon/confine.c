@@ -285,7 +285,7 @@ const char *confine_stop_reason(enum vm_stop_reason reason, int syscall, char *b
  * What the loop thread keeps: CAP_SYS_ADMIN to start workers in pid namespaces (and for them
  * to build their empty root), CAP_SETUID/CAP_SETGID for workers to become their user (and to
  * open definitions' files as it), CAP_KILL to signal workers that run as another user,
- * CAP_SYS_NICE to pin their threads, CAP_SYS_PTRACE to map their sched pages (/proc/PID/fd).
+ * CAP_SYS_NICE to pin their threads, CAP_SYS_PTRACE to take their sched pages (pidfd_getfd).
  * A worker never has more: lockstepd sets no_new_privs, so an execve() cannot raise them.
  */
 int confine_drop_privileges(struct daemon *d)

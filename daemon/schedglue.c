@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/pidfd.h>
+#include <unistd.h>
 
 #include "daemon/daemon.h"
 
@@ -75,7 +77,7 @@ void dvm_sched_attach(struct dvm *vm, int sched_fd)
 	struct util_cpuset *pins;
 	struct sched_vm_params p;
 	char err[256] = "";
-	int ret;
+	int ret, page_fd;
 
 	if (vm->scheduled || !vm->worker || sched_fd < 0 || vm->worker->nr_vcpus != vm->cfg.vcpus)
 		return;
@@ -83,8 +85,17 @@ void dvm_sched_attach(struct dvm *vm, int sched_fd)
 	if (!pins)
 		return;
 	dvm_sched_params(&vm->cfg, &p, pins);
-	ret = scheduler_attach(d->scheduler, vm->domain_id, vm->worker->pid, sched_fd,
-			       vm->worker->tids, vm->cfg.vcpus, &p, err, sizeof(err));
+	/* The page itself, from the process the pidfd names (a pid may be reused; a path under
+	 * /proc/PID/fd could name another process's file by then). */
+	page_fd = pidfd_getfd(vm->worker->pidfd, sched_fd, 0);
+	ret = page_fd < 0 ? -errno :
+			    scheduler_attach(d->scheduler, vm->domain_id, vm->worker->pid, page_fd,
+					     vm->worker->tids, vm->cfg.vcpus, &p, err, sizeof(err));
+	if (page_fd < 0)
+		snprintf(err, sizeof(err), "cannot take the worker's sched page: %s",
+			 strerror(-ret));
+	else
+		close(page_fd);
 	if (ret)
 		util_log(&d->log, UTIL_LOG_ERROR, "VM %s runs unscheduled: %s", vm->cfg.name,
 			 err[0] ? err : strerror(-ret));

@@ -62,7 +62,7 @@ static void entry_free(struct sched_entry *e)
 	free(e->closing);
 	free(e->opening);
 	free(e->switch_in);
-	sched_page_unmap(e->page);
+	sched_page_unmap(e->page, e->nr, e->version);
 	free(e);
 }
 
@@ -517,34 +517,25 @@ void scheduler_free(struct scheduler *sch)
 	free(sch);
 }
 
-int scheduler_attach(struct scheduler *sch, int id, pid_t pid, int sched_fd, const int *tids,
+int scheduler_attach(struct scheduler *sch, int id, pid_t pid, int page_fd, const int *tids,
 		     uint32_t nr, const struct sched_vm_params *params, char *err, size_t err_len)
 {
 	struct sched_vm_params vp;
 	struct sched_entry *e;
 	char path[64];
-	uint32_t page_nr;
-	int fd, ret;
+	int ret;
 
-	snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)pid, sched_fd);
-	fd = open(path, O_RDWR | O_CLOEXEC);
-	if (fd < 0) {
-		snprintf(err, err_len, "cannot open the worker's sched page: %s", strerror(errno));
-		return -errno;
-	}
 	e = calloc(1, sizeof(*e));
-	if (!e) {
-		close(fd);
+	if (!e)
 		return -ENOMEM;
-	}
 	e->id = id;
 	e->pid = pid;
-	ret = sched_page_map(fd, &e->page, &page_nr);
-	close(fd);
-	if (ret || page_nr != nr) {
-		snprintf(err, err_len, "the worker's sched page is not what lockstepd expects");
+	ret = sched_page_map(page_fd, nr, &e->page, &e->version);
+	if (ret) {
+		snprintf(err, err_len, "the worker's sched page is not what lockstepd expects: %s",
+			 ret == -EPERM ? "it can shrink" : strerror(-ret));
 		free(e);
-		return ret ? ret : -EPROTO;
+		return ret;
 	}
 	e->nr = nr;
 	e->mux = sched_page_mux(e->page);

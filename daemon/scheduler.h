@@ -16,9 +16,11 @@ struct scheduler;
 int scheduler_new(const struct sched_host *host, int kick_signal, struct scheduler **out);
 /* Stops the thread and opens every gate: workers run on unscheduled. */
 void scheduler_free(struct scheduler *sch);
-/* Starts scheduling a running VM: its worker's pid, the fd number of its sched page in that
- * process, its vCPU threads.  A policy the VM cannot have is refused with `err`. */
-int scheduler_attach(struct scheduler *sch, int id, pid_t pid, int sched_fd, const int *tids,
+/* Starts scheduling a running VM: its worker's pid, a descriptor of its sched page (the
+ * caller's: it stays open), its vCPU threads (checked to be the worker's) and their number
+ * (the definition's: the page must have as many slots).  A policy the VM cannot have is
+ * refused with `err`. */
+int scheduler_attach(struct scheduler *sch, int id, pid_t pid, int page_fd, const int *tids,
 		     uint32_t nr, const struct sched_vm_params *params, char *err, size_t err_len);
 void scheduler_detach(struct scheduler *sch, int id);
 int scheduler_set_policy(struct scheduler *sch, int id, enum vmdef_sched_policy policy,

@@ -19,6 +19,7 @@ struct sched_entry {
 	uint32_t nr;
 	pid_t *tids; /* its vCPU threads as this process sees them (not the page's word) */
 	struct sched_page *page;
+	uint32_t version; /* the page's, as mapped (the page's own word is the worker's) */
 	int *schedstat_fd;
 	struct sched_obs *obs;
 	bool *closing;	       /* gate closed this tick: wait for the vCPU to leave */

@@ -128,40 +128,52 @@ int sched_page_create(uint32_t nr_vcpus, int *fd_out, struct sched_page **out)
 	return 0;
 }
 
-int sched_page_map(int fd, struct sched_page **out, uint32_t *nr_vcpus)
+int sched_page_map(int fd, uint32_t nr_vcpus, struct sched_page **out, uint32_t *version)
 {
 	struct sched_page *page;
 	struct stat st;
-	uint32_t n, version;
+	uint32_t v;
+	size_t len;
+	int seals;
 
-	if (fstat(fd, &st) < 0)
-		return -errno;
-	if ((size_t)st.st_size < sizeof(struct sched_page))
+	/*
+	 * The other side may be hostile: the file must keep its size for as long as it is mapped
+	 * (sealed against shrinking, or an access past its end would kill this process with
+	 * SIGBUS), have the size its version and `nr_vcpus` give, and say the same in its header
+	 * (the offsets too: what this version puts there).  The size is the caller's from here
+	 * on, never the page's words.
+	 */
+	if (nr_vcpus > 32 * LKS_HINT_WORDS || fstat(fd, &st) < 0)
+		return nr_vcpus > 32 * LKS_HINT_WORDS ? -EINVAL : -errno;
+	seals = fcntl(fd, F_GET_SEALS);
+	if (seals < 0 || !(seals & F_SEAL_SHRINK))
+		return -EPERM;
+	if (!S_ISREG(st.st_mode))
 		return -EINVAL;
-	page = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	for (v = SCHED_PAGE_VERSION_MIN; v <= SCHED_PAGE_VERSION; v++)
+		if (sched_page_size_v(nr_vcpus, v) == (size_t)st.st_size)
+			break;
+	if (v > SCHED_PAGE_VERSION)
+		return -EINVAL;
+	len = (size_t)st.st_size;
+	page = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (page == MAP_FAILED)
 		return -errno;
-	n = page->nr_vcpus;
-	version = page->version;
-	/* The offsets are checked against what this version puts there: the worker's page is
-	 * then exactly what lockstepd expects, or refused. */
-	if (page->magic != SCHED_PAGE_MAGIC || version < SCHED_PAGE_VERSION_MIN ||
-	    version > SCHED_PAGE_VERSION || n > 32 * LKS_HINT_WORDS ||
-	    sched_page_size_v(n, version) != (size_t)st.st_size ||
-	    (version >= 3 &&
-	     (page->mux_offset != mux_offset(n) || page->hints_offset != hints_offset(n)))) {
-		munmap(page, (size_t)st.st_size);
+	if (page->magic != SCHED_PAGE_MAGIC || page->version != v || page->nr_vcpus != nr_vcpus ||
+	    (v >= 3 && (page->mux_offset != mux_offset(nr_vcpus) ||
+			page->hints_offset != hints_offset(nr_vcpus)))) {
+		munmap(page, len);
 		return -EINVAL;
 	}
 	*out = page;
-	*nr_vcpus = n;
+	*version = v;
 	return 0;
 }
 
-void sched_page_unmap(struct sched_page *page)
+void sched_page_unmap(struct sched_page *page, uint32_t nr_vcpus, uint32_t version)
 {
 	if (page)
-		munmap(page, sched_page_size_v(page->nr_vcpus, page->version));
+		munmap(page, sched_page_size_v(nr_vcpus, version));
 }
 
 struct sched_mux *sched_page_mux(const struct sched_page *page)

@@ -178,9 +178,14 @@ size_t sched_page_size_v(uint32_t nr_vcpus, uint32_t version);
 size_t sched_page_size(uint32_t nr_vcpus);
 /* Creates a page (memfd) with every gate open; returns the fd and the mapping. */
 int sched_page_create(uint32_t nr_vcpus, int *fd, struct sched_page **page);
-/* Maps an existing page (e.g. /proc/PID/fd/N of a worker) after checking its header. */
-int sched_page_map(int fd, struct sched_page **page, uint32_t *nr_vcpus);
-void sched_page_unmap(struct sched_page *page);
+/* Maps another process's page (a worker's, taken with pidfd_getfd) of `nr_vcpus` slots, if it
+ * is one: sealed against shrinking (-EPERM otherwise), of a version this build reads
+ * (*version), of the size that version and `nr_vcpus` give, with a header that agrees
+ * (-EINVAL otherwise). */
+int sched_page_map(int fd, uint32_t nr_vcpus, struct sched_page **page, uint32_t *version);
+/* Unmaps a page of `nr_vcpus` slots and `version`: what its mapper knows, never the page's
+ * words, which the other process can rewrite. */
+void sched_page_unmap(struct sched_page *page, uint32_t nr_vcpus, uint32_t version);
 /* The multiplexer's area and the guest's hints page; NULL in a version 2 page. */
 struct sched_mux *sched_page_mux(const struct sched_page *page);
 struct lks_sched_hints *sched_page_hints(const struct sched_page *page);

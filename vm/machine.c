@@ -438,7 +438,7 @@ void vm_destroy(struct vm *vm)
 	vm_devloop_free(vm->devloop);
 	irq_free(vm->irq);
 	vm_mux_free(vm->mux);
-	sched_page_unmap(vm->sched_page);
+	sched_page_unmap(vm->sched_page, vm->cfg.vcpus, SCHED_PAGE_VERSION);
 	if (vm->sched_fd >= 0)
 		close(vm->sched_fd);
 	vm_doorbell_free(vm->doorbell);

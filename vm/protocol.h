@@ -21,8 +21,8 @@
  *   hello    {"version", "pid", "name", "state", "vcpus": [{"vcpu", "tid"}], "sched_fd"}
  *            on every new connection, as soon as every vCPU thread has its thread id.
  *            "version" is VM_PROTO_VERSION; a daemon talks to no worker of another version.
- *            "sched_fd" is the fd number of the sched page (a memfd) in the worker, which the
- *            daemon maps through /proc/PID/fd, or -1.
+ *            "sched_fd" is the fd number of the sched page (a sealed memfd) in the worker,
+ *            which the daemon takes with pidfd_getfd and maps, or -1.
  *   pvlock   {"kind", "ended", "lock", "culprit", "waiters", "duration_ns", "pressure"}
  *            a lock-holder or waiter preemption episode began or ended (rate-limited).
  *   stopped  {"reason", "status", "preserved", "stats"?}  the guest stopped: why (a stop

@@ -23,7 +23,7 @@ static void unmap_page(struct sim_vm *vm)
 {
 	if (!vm->paged)
 		return;
-	sched_page_unmap(vm->page);
+	sched_page_unmap(vm->page, vm->page->nr_vcpus, SCHED_PAGE_VERSION); /* its own page */
 	close(vm->page_fd);
 	vm->paged = false;
 }

@@ -228,7 +228,7 @@ static void a_sleeping_waiter_hands_its_slot_to_the_holder(void **state)
 		assert_true(mux->open_max <= 2);
 		assert_int_equal(mux->vcpu[0].handoff_holder, over ? 0 : 1);
 		assert_int_equal(mux->vcpu[0].handoff_astray, 0);
-		sched_page_unmap(page);
+		sched_page_unmap(page, page->nr_vcpus, SCHED_PAGE_VERSION);
 		close(fd);
 	}
 }
