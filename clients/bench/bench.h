@@ -31,6 +31,7 @@ int bench_start_latency(int argc, char **argv);
 int bench_matrix(int argc, char **argv);
 int bench_wake(int argc, char **argv);
 int bench_irq(int argc, char **argv);
+int bench_sandbox(int argc, char **argv);
 
 /* Every sample, kept (a run is bounded by its duration), for exact percentiles. */
 struct bench_samples {

@@ -9,6 +9,7 @@
  *   lockstep-bench matrix [--socket S | --spawn] [--preset quick|full] ... (matrix.c)
  *   lockstep-bench wake [--rounds N] [--json]                                 (wake.c)
  *   lockstep-bench irq [--socket S] [--scenarios floor,gang,wide] ...          (irq.c)
+ *   lockstep-bench sandbox [--reps N] [--kicks N] [--json]                 (sandbox.c)
  */
 #include <errno.h>
 #include <signal.h>
@@ -31,6 +32,8 @@ static const struct {
 	{ "wake", bench_wake, "eventfd wake-up between two host threads (pv KICK's yardstick)" },
 	{ "irq", bench_irq,
 	  "device interrupt latency and rate; steering on vs off at 2x overcommit" },
+	{ "sandbox", bench_sandbox,
+	  "the worker sandbox's cost: doorbell, kick, start (--sandbox vs --no-sandbox)" },
 };
 
 #define NR_SUBCOMMANDS (sizeof(subcommands) / sizeof(subcommands[0]))
