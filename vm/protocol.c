@@ -364,11 +364,14 @@ int vm_proto_exit_write_fd(int fd, enum vm_stop_reason reason, int status)
 int vm_proto_exit_read(const char *path, enum vm_stop_reason *reason, int *status, int *syscall)
 {
 	json_t *rec, *nr;
-	int ret;
+	int fd, ret;
 
-	if (access(path, F_OK) < 0)
-		return -errno;
-	rec = json_load_file(path, 0, NULL);
+	/* The worker wrote it: never through a link, never waiting on a FIFO. */
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ELOOP ? -EPROTO : -errno;
+	rec = json_loadfd(fd, 0, NULL);
+	close(fd);
 	ret = vm_stop_reason_parse(json_string_value(json_object_get(rec, "reason")), reason) ?
 		      -EPROTO :
 		      0;
