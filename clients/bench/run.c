@@ -581,7 +581,7 @@ double mx_lockstep_switch_cost(struct mx_lockstep *ls, json_t **record)
 	struct mx_vm_result res = { .vcpus = 2 };
 	struct mx_measurement m = { .status = MX_OK, .nr_vms = 1 };
 	const struct mx_workload probe = { .name = "switchbench", .program = MX_SWITCHBENCH };
-	char image[PATH_MAX], err[256];
+	char image[PATH_MAX + 32], err[256];
 	uint64_t t0 = util_now_ns();
 	json_t *def, *msg, *rec;
 	double ns = 0;
