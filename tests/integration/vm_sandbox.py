@@ -63,6 +63,10 @@ def sandboxed_run(vm, guest_dir, tmp):
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     child = child_of(p.pid)
     user = pwd.getpwnam(WORKER_USER)
+    # The user changes first; the control thread installs its filter once the vCPUs run.
+    deadline = time.monotonic() + 10
+    while status(child)["Seccomp"] != "2" and time.monotonic() < deadline:
+        time.sleep(0.02)
     st = status(child)
     check(st["Uid"].split() == [str(user.pw_uid)] * 4 and st["NoNewPrivs"] == "1" and
           st["Seccomp"] == "2" and int(st["CapEff"], 16) == 0 and int(st["CapPrm"], 16) == 0,
