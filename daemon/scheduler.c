@@ -62,7 +62,8 @@ static void entry_free(struct sched_entry *e)
 	free(e->closing);
 	free(e->opening);
 	free(e->switch_in);
-	sched_page_unmap(e->page, e->nr, e->version);
+	if (e->page)
+		sched_view_unmap(&e->view);
 	free(e);
 }
 
@@ -175,11 +176,11 @@ static void mux_release(struct sched_entry *e)
 		return;
 	/* First the slots: a switch the worker is making sees 0 and undoes its own close. */
 	__atomic_store_n(&e->mux->slots, 0, __ATOMIC_SEQ_CST);
-	sched_hint_slots(e->page, 0);
+	sched_view_hint_slots(&e->view, 0);
 	for (uint32_t i = 0; i < e->nr; i++) {
 		__atomic_store_n(&e->mux->vcpu[i].request, SCHED_MUX_NONE, __ATOMIC_RELEASE);
 		__atomic_store_n(&e->mux->vcpu[i].idle, 0, __ATOMIC_RELAXED);
-		sched_hint_switch(e->page, i, false);
+		sched_view_hint_switch(&e->view, i, false);
 	}
 }
 
@@ -201,14 +202,14 @@ static void publish_mux_gates(struct sched_entry *e)
 		changed = open != published;
 	}
 	if (changed || !__atomic_load_n(&e->page->slice_gen, __ATOMIC_RELAXED))
-		sched_page_switch_end(e->page);
+		sched_view_switch_end(&e->view);
 }
 
 /* A multiplexed VM: slots, lent slots and requests; the gates are the worker's. */
 static void apply_mux(struct scheduler *sch, struct sched_entry *e, const struct sched_decision *d,
 		      uint64_t now)
 {
-	sched_hint_slots(e->page, d[0].mux_slots);
+	sched_view_hint_slots(&e->view, d[0].mux_slots);
 	__atomic_store_n(&e->mux->alive_ns, now, __ATOMIC_RELEASE);
 	__atomic_store_n(&e->mux->slots, d[0].mux_slots, __ATOMIC_SEQ_CST);
 	for (uint32_t i = 0; i < e->nr; i++) {
@@ -225,18 +226,18 @@ static void apply_mux(struct scheduler *sch, struct sched_entry *e, const struct
 		__atomic_store_n(&mv->request, d[i].request, __ATOMIC_SEQ_CST);
 		switch (d[i].request) {
 		case SCHED_MUX_YIELD:
-			sched_hint_switch(e->page, i, true);
+			sched_view_hint_switch(&e->view, i, true);
 			break;
 		case SCHED_MUX_CHECK:
 		case SCHED_MUX_FORCE:
-			sched_hint_switch(e->page, i, true);
+			sched_view_hint_switch(&e->view, i, true);
 			kick(sch, e, slot, tid);
 			break;
 		case SCHED_MUX_ADMIT:
 			sched_gate_nudge(slot);
 			break;
 		default: /* withdrawn */
-			sched_hint_switch(e->page, i, false);
+			sched_view_hint_switch(&e->view, i, false);
 			break;
 		}
 	}
@@ -292,7 +293,7 @@ static void apply(void *arg, int id, const struct sched_decision *d)
 		e->closing[i] = !d[i].gate_open && open;
 		if (!e->closing[i])
 			continue;
-		sched_gate_close(e->page, i, now);
+		sched_view_gate_close(&e->view, i, now);
 		sch->closed_ns = now;
 		/* Out of KVM_RUN now; a vCPU asleep in a pv WAIT needs no kick. */
 		kick(sch, e, slot, tid);
@@ -319,12 +320,12 @@ static void switch_gates(struct scheduler *sch)
 
 		for (uint32_t i = 0; i < e->nr; i++) {
 			if (e->opening[i]) {
-				sched_gate_open(e->page, i, start);
+				sched_view_gate_open(&e->view, i, start);
 				opened = true;
 			}
 		}
 		if (e->switching)
-			sched_page_switch_end(e->page);
+			sched_view_switch_end(&e->view);
 		e->switching = false;
 		/* A gang switch: measured once all its vCPUs passed their gates (next ticks). */
 		e->switch_pending = opened && closed;
@@ -506,8 +507,8 @@ void scheduler_free(struct scheduler *sch)
 		mux_release(sch->vms[i]);
 		sched_page_switch_begin(sch->vms[i]->page, all_vcpus);
 		for (uint32_t v = 0; v < sch->vms[i]->nr; v++)
-			sched_gate_open(sch->vms[i]->page, v, now_ns());
-		sched_page_switch_end(sch->vms[i]->page);
+			sched_view_gate_open(&sch->vms[i]->view, v, now_ns());
+		sched_view_switch_end(&sch->vms[i]->view);
 		entry_free(sch->vms[i]);
 	}
 	free(sch->vms);
@@ -530,7 +531,7 @@ int scheduler_attach(struct scheduler *sch, int id, pid_t pid, int page_fd, cons
 		return -ENOMEM;
 	e->id = id;
 	e->pid = pid;
-	ret = sched_page_map(page_fd, nr, &e->page, &e->version);
+	ret = sched_view_map(page_fd, nr, &e->view);
 	if (ret) {
 		snprintf(err, err_len, "the worker's sched page is not what lockstepd expects: %s",
 			 ret == -EPERM ? "it can shrink" : strerror(-ret));
@@ -538,7 +539,8 @@ int scheduler_attach(struct scheduler *sch, int id, pid_t pid, int page_fd, cons
 		return ret;
 	}
 	e->nr = nr;
-	e->mux = sched_page_mux(e->page);
+	e->page = e->view.page;
+	e->mux = e->view.mux;
 	e->schedstat_fd = calloc(nr, sizeof(int));
 	e->tids = calloc(nr, sizeof(pid_t));
 	e->obs = calloc(nr, sizeof(*e->obs));
@@ -604,8 +606,8 @@ void scheduler_detach(struct scheduler *sch, int id)
 	mux_release(e);
 	sched_page_switch_begin(e->page, all_vcpus);
 	for (uint32_t v = 0; v < e->nr; v++)
-		sched_gate_open(e->page, v, now_ns());
-	sched_page_switch_end(e->page);
+		sched_view_gate_open(&e->view, v, now_ns());
+	sched_view_switch_end(&e->view);
 	__atomic_store_n(&e->page->sample_period_us, 0, __ATOMIC_RELAXED);
 	entry_free(e);
 }

@@ -18,15 +18,15 @@ struct sched_entry {
 	pid_t pid;
 	uint32_t nr;
 	pid_t *tids; /* its vCPU threads as this process sees them (not the page's word) */
-	struct sched_page *page;
-	uint32_t version; /* the page's, as mapped (the page's own word is the worker's) */
+	struct sched_view view;	 /* the worker's page: its layout as mapped, not as it says now */
+	struct sched_page *page; /* view.page */
 	int *schedstat_fd;
 	struct sched_obs *obs;
 	bool *closing;	       /* gate closed this tick: wait for the vCPU to leave */
 	bool *opening;	       /* gate to open once the closing vCPUs are out */
 	uint64_t last_sample;  /* the worker's sample_ns the last observation used */
 	uint64_t kicks;	       /* gate closes that had to kick a vCPU out */
-	struct sched_mux *mux; /* the page's multiplexer area; NULL for a v2 page */
+	struct sched_mux *mux; /* view.mux: the multiplexer area; NULL for a v2 page */
 	/* Gang switch latency: the switch that last opened this VM's gates, when the gates
 	 * of the VMs it replaced closed, and (in samples) how long until all its vCPUs ran. */
 	uint64_t switch_open_ns, switch_close_ns;

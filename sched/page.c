@@ -258,10 +258,10 @@ static void hint_set(uint32_t *map, uint32_t i, bool on)
 		__atomic_fetch_and(&map[i / 32], ~bit, __ATOMIC_SEQ_CST);
 }
 
-void sched_gate_open(struct sched_page *page, uint32_t i, uint64_t now)
+static void gate_open(struct sched_page *page, struct lks_sched_hints *hints, uint32_t i,
+		      uint64_t now)
 {
 	struct sched_slot *slot = &page->slot[i];
-	struct lks_sched_hints *hints = sched_page_hints(page);
 
 	if (__atomic_load_n(&slot->gate, __ATOMIC_RELAXED) == SCHED_GATE_OPEN)
 		return;
@@ -293,11 +293,11 @@ void sched_page_switch_begin(struct sched_page *page, const uint64_t next[4])
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 }
 
-void sched_page_switch_end(struct sched_page *page)
+static void switch_end(struct sched_page *page, uint32_t nr_vcpus)
 {
 	uint64_t bits[4] = { 0 };
 
-	for (uint32_t i = 0; i < page->nr_vcpus && i < 256; i++)
+	for (uint32_t i = 0; i < nr_vcpus && i < 256; i++)
 		if (__atomic_load_n(&page->slot[i].gate, __ATOMIC_ACQUIRE) == SCHED_GATE_OPEN)
 			bits[i / 64] |= 1ull << (i % 64);
 	publish(page, bits, 0);
@@ -340,10 +340,10 @@ void sched_page_wait_switch(const struct sched_page *page, uint32_t gen, uint64_
 	futex_wait((uint32_t *)&page->slice_gen, gen, timeout_ns);
 }
 
-void sched_gate_close(struct sched_page *page, uint32_t i, uint64_t now)
+static void gate_close(struct sched_page *page, struct lks_sched_hints *hints, uint32_t i,
+		       uint64_t now)
 {
 	struct sched_slot *slot = &page->slot[i];
-	struct lks_sched_hints *hints = sched_page_hints(page);
 
 	if (__atomic_load_n(&slot->gate, __ATOMIC_RELAXED) == SCHED_GATE_CLOSED)
 		return;
@@ -353,20 +353,95 @@ void sched_gate_close(struct sched_page *page, uint32_t i, uint64_t now)
 		hint_set(hints->gated, i, true);
 }
 
-void sched_hint_switch(struct sched_page *page, uint32_t i, bool asked)
+static void hint_switch(struct lks_sched_hints *hints, uint32_t nr_vcpus, uint32_t i, bool asked)
 {
-	struct lks_sched_hints *hints = sched_page_hints(page);
-
-	if (hints && i < page->nr_vcpus)
+	if (hints && i < nr_vcpus)
 		hint_set(hints->switch_req, i, asked);
 }
 
-void sched_hint_slots(struct sched_page *page, uint32_t slots)
+static void hint_slots(struct lks_sched_hints *hints, uint32_t slots)
 {
-	struct lks_sched_hints *hints = sched_page_hints(page);
-
 	if (!hints)
 		return;
 	__atomic_store_n(&hints->slots, slots, __ATOMIC_RELAXED);
 	__atomic_store_n(&hints->multiplexed, slots != 0, __ATOMIC_RELAXED);
+}
+
+/*
+ * The page's own side (its creator, the worker): its header is its own.  The mapping side
+ * (lockstepd) goes through a sched_view, whose layout was fixed when it mapped the page.
+ */
+void sched_gate_open(struct sched_page *page, uint32_t i, uint64_t now)
+{
+	gate_open(page, sched_page_hints(page), i, now);
+}
+
+void sched_gate_close(struct sched_page *page, uint32_t i, uint64_t now)
+{
+	gate_close(page, sched_page_hints(page), i, now);
+}
+
+void sched_page_switch_end(struct sched_page *page)
+{
+	switch_end(page, page->nr_vcpus);
+}
+
+void sched_hint_switch(struct sched_page *page, uint32_t i, bool asked)
+{
+	hint_switch(sched_page_hints(page), page->nr_vcpus, i, asked);
+}
+
+void sched_hint_slots(struct sched_page *page, uint32_t slots)
+{
+	hint_slots(sched_page_hints(page), slots);
+}
+
+int sched_view_map(int fd, uint32_t nr_vcpus, struct sched_view *view)
+{
+	uint32_t version;
+	int ret = sched_page_map(fd, nr_vcpus, &view->page, &version);
+
+	if (ret)
+		return ret;
+	/* From the count and version just checked, not from the page's offset words. */
+	view->nr_vcpus = nr_vcpus;
+	view->version = version;
+	view->mux = version >= 3 ? (struct sched_mux *)((char *)view->page + mux_offset(nr_vcpus)) :
+				   NULL;
+	view->hints =
+		version >= 3 ?
+			(struct lks_sched_hints *)((char *)view->page + hints_offset(nr_vcpus)) :
+			NULL;
+	return 0;
+}
+
+void sched_view_unmap(struct sched_view *view)
+{
+	sched_page_unmap(view->page, view->nr_vcpus, view->version);
+	view->page = NULL;
+}
+
+void sched_view_gate_open(const struct sched_view *view, uint32_t i, uint64_t now)
+{
+	gate_open(view->page, view->hints, i, now);
+}
+
+void sched_view_gate_close(const struct sched_view *view, uint32_t i, uint64_t now)
+{
+	gate_close(view->page, view->hints, i, now);
+}
+
+void sched_view_switch_end(const struct sched_view *view)
+{
+	switch_end(view->page, view->nr_vcpus);
+}
+
+void sched_view_hint_switch(const struct sched_view *view, uint32_t i, bool asked)
+{
+	hint_switch(view->hints, view->nr_vcpus, i, asked);
+}
+
+void sched_view_hint_slots(const struct sched_view *view, uint32_t slots)
+{
+	hint_slots(view->hints, slots);
 }

@@ -191,6 +191,28 @@ struct sched_mux *sched_page_mux(const struct sched_page *page);
 struct lks_sched_hints *sched_page_hints(const struct sched_page *page);
 
 /*
+ * Another process's page as its mapper (lockstepd) sees it: the worker can rewrite every word
+ * of the page at any time, so its layout (slot count, version, where the multiplexer's area
+ * and the hints page lie) is fixed here when the page is mapped and checked, and the mapper
+ * uses these functions instead of the page's own (which read the header).
+ */
+struct sched_view {
+	struct sched_page *page;
+	uint32_t nr_vcpus, version;
+	struct sched_mux *mux;	       /* NULL for a version 2 page */
+	struct lks_sched_hints *hints; /* likewise */
+};
+
+/* sched_page_map() of a page of `nr_vcpus` slots, and its layout. */
+int sched_view_map(int fd, uint32_t nr_vcpus, struct sched_view *view);
+void sched_view_unmap(struct sched_view *view);
+void sched_view_gate_open(const struct sched_view *view, uint32_t i, uint64_t now_ns);
+void sched_view_gate_close(const struct sched_view *view, uint32_t i, uint64_t now_ns);
+void sched_view_switch_end(const struct sched_view *view);
+void sched_view_hint_switch(const struct sched_view *view, uint32_t i, bool asked);
+void sched_view_hint_slots(const struct sched_view *view, uint32_t slots);
+
+/*
  * Worker side: waits while the gate is closed (publishing STOPPED and the gate latency);
  * returns false if hooks->keep_waiting said to stop waiting (the VM is stopping).  While the
  * gate is closed, hooks->try_open (if any) is asked first and after every wake-up whether it

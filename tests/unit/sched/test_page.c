@@ -228,6 +228,46 @@ static void unmap_ignores_the_header(void **state)
 	close(fd);
 }
 
+/*
+ * The worker rewrites its header after lockstepd mapped the page (a hints offset far outside
+ * it, more vCPUs than it has): lockstepd's side goes by the layout it mapped, writes the hints
+ * where they are and reads no slot past the page.
+ */
+static void view_ignores_a_rewritten_header(void **state)
+{
+	static const uint64_t none[4] = { 0 };
+	struct sched_page *mine;
+	struct sched_view view;
+	struct lks_sched_hints *hints;
+	int fd;
+
+	(void)state;
+	assert_int_equal(sched_page_create(2, &fd, &mine), 0);
+	assert_int_equal(sched_view_map(fd, 2, &view), 0);
+	hints = sched_page_hints(mine);
+	assert_ptr_equal((char *)view.hints - (char *)view.page, (char *)hints - (char *)mine);
+	mine->hints_offset = 1u << 30;
+	mine->mux_offset = 1u << 30;
+	mine->nr_vcpus = 256;
+	mine->version = 3;
+	sched_page_switch_begin(view.page, none);
+	sched_view_gate_close(&view, 1, 1);
+	assert_true(lks_hint_test(hints->gated, 1));
+	sched_view_hint_switch(&view, 1, true);
+	assert_true(lks_hint_test(hints->switch_req, 1));
+	sched_view_hint_switch(&view, 200, true); /* beyond the page's vCPUs: ignored */
+	sched_view_hint_slots(&view, 1);
+	assert_int_equal(hints->slots, 1);
+	sched_view_gate_open(&view, 1, 2);
+	assert_false(lks_hint_test(hints->gated, 1));
+	sched_view_switch_end(&view);
+	assert_int_equal(view.page->runnable[0], 3);
+	sched_view_unmap(&view);
+	mine->nr_vcpus = 2;
+	sched_page_unmap(mine, 2, SCHED_PAGE_VERSION);
+	close(fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -238,6 +278,7 @@ int main(void)
 		cmocka_unit_test(other_count_is_refused),
 		cmocka_unit_test(unsealed_page_is_refused),
 		cmocka_unit_test(unmap_ignores_the_header),
+		cmocka_unit_test(view_ignores_a_rewritten_header),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
