@@ -60,6 +60,8 @@ int hv_vm_check_cap(struct hv_vm *vm, long cap);
 
 int hv_vm_set_memory(struct hv_vm *vm, uint32_t slot, uint64_t gpa, uint64_t size, void *hva,
 		     bool readonly);
+/* Registers a VFIO group fd (type1) or device cdev fd (iommufd) with KVM's VFIO device. */
+int hv_vm_vfio_add(struct hv_vm *vm, int fd);
 /* In-kernel LAPIC/IOAPIC/PIC and the PIT (KVM_CREATE_IRQCHIP + KVM_CREATE_PIT2). */
 int hv_vm_create_irqchip(struct hv_vm *vm);
 int hv_vm_irq_line(struct hv_vm *vm, uint32_t gsi, bool level);

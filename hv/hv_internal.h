@@ -21,6 +21,7 @@ struct hv_vm {
 	struct hv_sys *sys;
 	int fd;
 	bool sync_regs; /* KVM_CAP_SYNC_REGS covers KVM_SYNC_X86_REGS */
+	int vfio_fd;	/* KVM's VFIO device, made with the first passthrough device; -1 */
 };
 
 struct hv_vcpu {

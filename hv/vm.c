@@ -25,6 +25,7 @@ int hv_vm_create(struct hv_sys *sys, struct hv_vm **out)
 	if (!vm)
 		return -ENOMEM;
 	vm->sys = sys;
+	vm->vfio_fd = -1;
 	vm->fd = hv_ioctl(sys->fd, KVM_CREATE_VM, (void *)0);
 	if (vm->fd < 0) {
 		ret = vm->fd;
@@ -51,6 +52,8 @@ void hv_vm_destroy(struct hv_vm *vm)
 {
 	if (!vm)
 		return;
+	if (vm->vfio_fd >= 0)
+		close(vm->vfio_fd);
 	close(vm->fd);
 	free(vm);
 }
@@ -204,4 +207,30 @@ int hv_vm_stats_open(struct hv_vm *vm, struct hv_stats **out)
 	if (fd < 0)
 		return fd;
 	return hv_stats_from_fd(fd, out);
+}
+
+/*
+ * KVM's VFIO device tells KVM which VFIO groups (or device cdevs) the VM's devices come from:
+ * KVM then knows DMA may be non-coherent (and honours guest WBINVD and memory types) and
+ * hands the groups to code that needs them.  One device per VM, made on first use.
+ */
+int hv_vm_vfio_add(struct hv_vm *vm, int fd)
+{
+	struct kvm_create_device create = { .type = KVM_DEV_TYPE_VFIO };
+	int32_t file = fd;
+	struct kvm_device_attr attr = {
+		.group = KVM_DEV_VFIO_GROUP,
+		.attr = KVM_DEV_VFIO_GROUP_ADD, /* KVM_DEV_VFIO_FILE_ADD from Linux 6.6: the same */
+		.addr = (uintptr_t)&file,
+	};
+	int ret;
+
+	if (vm->vfio_fd < 0) {
+		ret = hv_ioctl(vm->fd, KVM_CREATE_DEVICE, &create);
+		if (ret < 0)
+			return ret;
+		vm->vfio_fd = (int)create.fd;
+	}
+	ret = hv_ioctl(vm->vfio_fd, KVM_SET_DEVICE_ATTR, &attr);
+	return ret < 0 ? ret : 0;
 }
