@@ -45,7 +45,7 @@ struct vm_pci {
 	struct vm_pci_dev *slot[VM_PCI_SLOTS];
 	unsigned count;
 	pthread_rwlock_t map_lock;
-	struct pci_map_entry map[VM_PCI_SLOTS * VM_PCI_BARS];
+	struct pci_map_entry map[VM_PCI_SLOTS * (VM_PCI_BARS + 1)];
 	unsigned map_n;
 	uint64_t next_mmio, next_mmio64, next_io; /* the firmware's assignment cursors */
 	atomic_uint_least64_t unassigned;	  /* window accesses that hit no BAR */
@@ -74,7 +74,11 @@ static void cfg_set(struct vm_pci_dev *dev, uint32_t off, uint32_t size, uint32_
 
 static uint64_t bar_address(const struct vm_pci_dev *dev, unsigned i)
 {
-	uint32_t lo = cfg_get(dev, PCI_CFG_BAR0 + 4 * i, 4);
+	uint32_t lo;
+
+	if (i == VM_PCI_ROM)
+		return cfg_get(dev, PCI_CFG_ROM, 4) & ~0x7ffull;
+	lo = cfg_get(dev, PCI_CFG_BAR0 + 4 * i, 4);
 
 	if (dev->bar[i].flags & VM_PCI_BAR_IO)
 		return lo & ~3u;
@@ -102,6 +106,8 @@ static uint64_t bar_decode(const struct vm_pci_dev *dev, unsigned i)
 			       0;
 	if (!(cmd & PCI_CMD_MEM))
 		return 0;
+	if (i == VM_PCI_ROM && !(cfg_get(dev, PCI_CFG_ROM, 4) & PCI_ROM_ENABLE))
+		return 0;
 	if (within(addr, size, VM_PCI_MMIO_BASE, VM_PCI_MMIO_SIZE) ||
 	    within(addr, size, VM_PCI_MMIO64_BASE, VM_PCI_MMIO64_SIZE))
 		return addr;
@@ -111,17 +117,17 @@ static uint64_t bar_decode(const struct vm_pci_dev *dev, unsigned i)
 /* Rebuilds the decode map after a command or BAR write (pci->lock held). */
 static void update_map(struct vm_pci *pci)
 {
-	struct pci_map_entry map[VM_PCI_SLOTS * VM_PCI_BARS];
+	struct pci_map_entry map[VM_PCI_SLOTS * (VM_PCI_BARS + 1)];
 	struct {
 		struct vm_pci_dev *dev;
 		unsigned bar;
-	} moved[VM_PCI_SLOTS * VM_PCI_BARS];
+	} moved[VM_PCI_SLOTS * (VM_PCI_BARS + 1)];
 	unsigned n = 0, nmoved = 0;
 
 	for (unsigned s = 0; s < VM_PCI_SLOTS; s++) {
 		struct vm_pci_dev *dev = pci->slot[s];
 
-		for (unsigned i = 0; dev && i < VM_PCI_BARS; i++) {
+		for (unsigned i = 0; dev && i <= VM_PCI_ROM; i++) {
 			uint64_t at = bar_decode(dev, i);
 
 			if (at != dev->bar[i].decoded) {
@@ -245,25 +251,44 @@ static struct vm_pci_dev *lookup(const struct vm_pci *pci, uint32_t bdf)
 }
 
 /* What the platform emulates even for a passthrough device. */
-static bool platform_owned(const struct vm_pci_dev *dev, uint32_t off)
+bool vm_pci_config_owned(const struct vm_pci_dev *dev, uint32_t off)
 {
-	if (off < 0x40)
+	if (!dev->passthrough)
 		return true;
-	if (dev->msi_cap && off >= dev->msi_cap && off < dev->msi_cap + 24u)
+	if (off < 0x40)
+		return off < PCI_CFG_STATUS || off >= PCI_CFG_STATUS + 2; /* status: the device's */
+	if (dev->msi_cap && off >= dev->msi_cap && off < dev->msi_cap + dev->msi_len)
 		return true;
 	return dev->msix_cap && off >= dev->msix_cap && off < dev->msix_cap + 12u;
+}
+
+/* The status register: the device's own (interrupt status, errors) for a passthrough device,
+ * with the capability list as the platform shows it; else the emulated one. */
+static uint16_t status_read(struct vm_pci_dev *dev)
+{
+	uint16_t cfg = (uint16_t)cfg_get(dev, PCI_CFG_STATUS, 2);
+	uint32_t real;
+
+	if (dev->passthrough && dev->ops && dev->ops->config_read &&
+	    dev->ops->config_read(dev, PCI_CFG_STATUS, 2, &real))
+		return (uint16_t)((real & ~PCI_STATUS_CAP_LIST) | (cfg & PCI_STATUS_CAP_LIST));
+	return cfg | (vm_pci_intx_wanted(dev) ? PCI_STATUS_INTX : 0);
 }
 
 static uint32_t dev_read(struct vm_pci_dev *dev, uint32_t off, uint32_t size)
 {
 	uint32_t v;
 
-	if (dev->ops && dev->ops->config_read && !platform_owned(dev, off) &&
-	    dev->ops->config_read(dev, off, size, &v))
+	if (dev->ops && dev->ops->config_read && !vm_pci_config_owned(dev, off) &&
+	    off != PCI_CFG_STATUS && dev->ops->config_read(dev, off, size, &v))
 		return v;
 	v = cfg_get(dev, off, size);
-	if (off <= PCI_CFG_STATUS && off + size > PCI_CFG_STATUS && vm_pci_intx_wanted(dev))
-		v |= (uint32_t)PCI_STATUS_INTX << ((PCI_CFG_STATUS - off) * 8);
+	if (off <= PCI_CFG_STATUS && off + size > PCI_CFG_STATUS) {
+		unsigned shift = (PCI_CFG_STATUS - off) * 8;
+		uint32_t mask = (size - (PCI_CFG_STATUS - off) >= 2 ? 0xffffu : 0xffu) << shift;
+
+		v = (v & ~mask) | (((uint32_t)status_read(dev) << shift) & mask);
+	}
 	return v;
 }
 
@@ -276,7 +301,7 @@ static void dev_write(struct vm_pci *pci, struct vm_pci_dev *dev, uint32_t off, 
 		      uint32_t val)
 {
 	bool cmd = overlaps(off, size, PCI_CFG_COMMAND, 2);
-	bool caps = (dev->msi_cap && overlaps(off, size, dev->msi_cap, 24)) ||
+	bool caps = (dev->msi_cap && overlaps(off, size, dev->msi_cap, dev->msi_len)) ||
 		    (dev->msix_cap && overlaps(off, size, dev->msix_cap, 12));
 
 	for (uint32_t i = 0; i < size; i++) {
@@ -285,7 +310,7 @@ static void dev_write(struct vm_pci *pci, struct vm_pci_dev *dev, uint32_t off, 
 		*c = (uint8_t)((*c & ~dev->wmask[off + i]) | (b & dev->wmask[off + i]));
 		*c &= (uint8_t) ~(b & dev->w1c[off + i]);
 	}
-	if (cmd || overlaps(off, size, PCI_CFG_BAR0, 24))
+	if (cmd || overlaps(off, size, PCI_CFG_BAR0, 24) || overlaps(off, size, PCI_CFG_ROM, 4))
 		update_map(pci);
 	if (cmd || caps) {
 		pthread_mutex_lock(&dev->lock);
@@ -430,7 +455,7 @@ static void bar_dispatch(struct vm_pci *pci, uint64_t addr, bool is_io, struct v
 			continue;
 		io->offset = addr - e->base;
 		if (vm_pci_msix_hit(e->dev, e->bar, io->offset))
-			vm_pci_msix_access(e->dev, io->offset, io);
+			vm_pci_msix_access(e->dev, e->bar, io->offset, io);
 		else if (e->dev->ops && e->dev->ops->bar_io)
 			e->dev->ops->bar_io(e->dev, e->bar, io);
 		else if (!io->write)
@@ -501,7 +526,8 @@ static void dev_free(struct vm_pci *pci, struct vm_pci_dev *dev)
 	vm_pci_msi_teardown(dev);
 	pthread_mutex_unlock(&dev->lock);
 	if (dev->intx_line) {
-		vm_devloop_del(pci->vm->devloop, irq_line_resample_fd(dev->intx_line));
+		if (!dev->intx_external)
+			vm_devloop_del(pci->vm->devloop, irq_line_resample_fd(dev->intx_line));
 		irq_line_free(dev->intx_line);
 	}
 	free(dev->msix);
@@ -587,6 +613,15 @@ static void assign_bars(struct vm_pci *pci, struct vm_pci_dev *dev)
 		if (b->flags & VM_PCI_BAR_MEM64)
 			cfg_set(dev, PCI_CFG_BAR0 + 4 * (i + 1), 4, (uint32_t)(at >> 32));
 	}
+	/* The ROM gets an address but stays off, as firmware leaves it once it has run it. */
+	if (dev->bar[VM_PCI_ROM].size) {
+		uint64_t size = dev->bar[VM_PCI_ROM].size, at = align_up(pci->next_mmio, size);
+
+		if (within(at, size, VM_PCI_MMIO_BASE, VM_PCI_MMIO_SIZE)) {
+			pci->next_mmio = at + size;
+			cfg_set(dev, PCI_CFG_ROM, 4, (uint32_t)at);
+		}
+	}
 	cfg_set(dev, PCI_CFG_COMMAND, 2, cmd);
 }
 
@@ -598,6 +633,20 @@ static void set_mask(struct vm_pci_dev *dev, uint32_t off, uint32_t size, uint32
 /* The header's fixed fields, write masks and BAR flags. */
 static int init_header(struct vm_pci_dev *dev, const struct vm_pci_dev_desc *d)
 {
+	if (d->config) {
+		if (d->config_len < PCI_CFG_LEGACY_SIZE)
+			return -EINVAL;
+		memcpy(dev->cfg, d->config,
+		       d->config_len < PCI_CFG_SIZE ? d->config_len : PCI_CFG_SIZE);
+		/* What the platform decides: decoding, BARs, the ROM, the line; one function. */
+		memset(dev->cfg + PCI_CFG_COMMAND, 0, 2);
+		memset(dev->cfg + PCI_CFG_BAR0, 0, 24);
+		memset(dev->cfg + PCI_CFG_ROM, 0, 4);
+		dev->cfg[PCI_CFG_HEADER_TYPE] = 0;
+		dev->cfg[PCI_CFG_INTX_LINE] = 0;
+		dev->cfg[PCI_CFG_INTX_PIN] = 0;
+		dev->passthrough = true;
+	}
 	cfg_set(dev, PCI_CFG_VENDOR, 2, d->vendor);
 	cfg_set(dev, PCI_CFG_DEVICE, 2, d->device);
 	cfg_set(dev, PCI_CFG_REVISION, 1, d->revision);
@@ -633,6 +682,13 @@ static int init_header(struct vm_pci_dev *dev, const struct vm_pci_dev_desc *d)
 		if (flags & VM_PCI_BAR_MEM64)
 			set_mask(dev, PCI_CFG_BAR0 + 4 * (i + 1), 4, (uint32_t)(~(size - 1) >> 32));
 	}
+	if (d->rom_size) {
+		if ((d->rom_size & (d->rom_size - 1)) || d->rom_size < 2048 ||
+		    d->rom_size > (16u << 20))
+			return -EINVAL;
+		dev->bar[VM_PCI_ROM] = (struct vm_pci_bar){ .size = d->rom_size };
+		set_mask(dev, PCI_CFG_ROM, 4, (uint32_t) ~(d->rom_size - 1) | PCI_ROM_ENABLE);
+	}
 	return 0;
 }
 
@@ -648,7 +704,7 @@ static int add_intx(struct vm_pci *pci, struct vm_pci_dev *dev, uint8_t pin)
 	ret = irq_line_new(pci->vm->irq, dev->irq, IRQ_LINE_LEVEL, name, &dev->intx_line);
 	if (ret)
 		return ret;
-	if (pci->vm->devloop)
+	if (pci->vm->devloop && !dev->intx_external)
 		ret = vm_devloop_add(pci->vm->devloop, irq_line_resample_fd(dev->intx_line),
 				     intx_resampled, dev);
 	return ret;
@@ -681,6 +737,7 @@ int vm_pci_add(struct vm_pci *pci, const struct vm_pci_dev_desc *desc, struct vm
 	dev->opaque = desc->opaque;
 	dev->slot = (unsigned)slot;
 	util_strlcpy(dev->name, desc->name ? desc->name : "pci", sizeof(dev->name));
+	dev->intx_external = desc->config != NULL;
 	pthread_mutex_init(&dev->lock, NULL);
 	ret = init_header(dev, desc);
 	if (!ret)
@@ -688,6 +745,11 @@ int vm_pci_add(struct vm_pci *pci, const struct vm_pci_dev_desc *desc, struct vm
 	if (!ret && next) {
 		cfg_set(dev, PCI_CFG_CAP_PTR, 1, next);
 		cfg_set(dev, PCI_CFG_STATUS, 2, PCI_STATUS_CAP_LIST);
+	} else if (!ret && desc->config) {
+		/* The device's own list: only whether there is one is kept of its status. */
+		cfg_set(dev, PCI_CFG_STATUS, 2,
+			(desc->config[PCI_CFG_STATUS] & PCI_STATUS_CAP_LIST) ? PCI_STATUS_CAP_LIST :
+									       0);
 	}
 	if (!ret && desc->intx_pin)
 		ret = add_intx(pci, dev, desc->intx_pin);

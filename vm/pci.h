@@ -5,12 +5,15 @@
  *
  * A device is a struct vm_pci_dev with an ops table.  Emulated devices implement bar_io and
  * leave the rest NULL; the platform emulates their whole configuration space from cfg[]
- * and the write masks.  A passthrough device (VFIO) fills config_read/config_write to forward
- * what the platform does not own (everything but the BARs, the command register's decode bits,
- * the interrupt line and the MSI/MSI-X capabilities), maps its BARs itself in bar_moved
- * (memory slots) or traps them through bar_io, and learns in irqs_changed when the guest
- * enabled, masked or reprogrammed vectors, so that it can point VFIO's eventfds at the lines
- * (vm_pci_vector_line) — the MSI-X table and PBA stay emulated here in any case.
+ * and the write masks.  A passthrough device (VFIO, vm/vfio.c) seeds cfg[] with its own
+ * configuration space and fills config_read/config_write to forward what the platform does not
+ * own (everything but the header's BARs, command register and interrupt line, and the MSI and
+ * MSI-X capabilities, which stay where the device has them), maps its BARs itself in
+ * bar_moved (memory slots) or traps them through bar_io, drives its INTx line itself, and
+ * learns in irqs_changed when the guest enabled, masked or reprogrammed vectors, so that it
+ * can point VFIO's eventfds at the lines (vm_pci_irq_state_locked) — the MSI-X table and PBA
+ * stay emulated here in any case, wherever in the BARs the device has them.  An expansion ROM
+ * (rom_size) is a seventh BAR, VM_PCI_ROM, read through bar_io.
  *
  * Interrupts: vm_pci_raise() delivers vector v through MSI-X, MSI or INTx, whichever the guest
  * enabled, from any thread; masked vectors set their pending bit and fire on unmask.  INTx is
@@ -71,6 +74,7 @@ unsigned vm_pci_intx_irq(unsigned slot, unsigned pin);
 #define PCI_CFG_HEADER_TYPE 0x0e
 #define PCI_CFG_BAR0 0x10
 #define PCI_CFG_SUBSYS_VENDOR 0x2c
+#define PCI_CFG_ROM 0x30
 #define PCI_CFG_CAP_PTR 0x34
 #define PCI_CFG_INTX_LINE 0x3c
 #define PCI_CFG_INTX_PIN 0x3d
@@ -80,6 +84,8 @@ unsigned vm_pci_intx_irq(unsigned slot, unsigned pin);
 #define PCI_CMD_IO (1u << 0)
 #define PCI_CMD_MEM (1u << 1)
 #define PCI_CMD_MASTER (1u << 2)
+#define PCI_CMD_PARITY (1u << 6)
+#define PCI_CMD_SERR (1u << 8)
 #define PCI_CMD_INTX_DISABLE (1u << 10)
 #define PCI_STATUS_INTX (1u << 3)
 #define PCI_STATUS_CAP_LIST (1u << 4)
@@ -93,8 +99,10 @@ unsigned vm_pci_intx_irq(unsigned slot, unsigned pin);
 #define PCI_MSIX_FLAGS_MASKALL (1u << 14)
 #define PCI_MSIX_ENTRY_SIZE 16
 #define PCI_MSIX_ENTRY_CTRL_MASKBIT 1u
+#define PCI_ROM_ENABLE 1u
 
 #define VM_PCI_BARS 6
+#define VM_PCI_ROM VM_PCI_BARS /* the expansion ROM, as a seventh BAR */
 #define VM_PCI_BAR_IO (1u << 0)
 #define VM_PCI_BAR_MEM64 (1u << 2)
 #define VM_PCI_BAR_PREFETCH (1u << 3)
@@ -102,7 +110,8 @@ unsigned vm_pci_intx_irq(unsigned slot, unsigned pin);
 #define VM_PCI_MSIX_MAX 64
 
 struct vm_pci_dev_ops {
-	/* An access to BAR `bar` at io->offset (MSI-X table and PBA accesses never come here). */
+	/* An access to BAR `bar` (or VM_PCI_ROM) at io->offset (MSI-X table and PBA accesses
+	 * never come here). */
 	void (*bar_io)(struct vm_pci_dev *dev, unsigned bar, struct vm_io *io);
 	/* Passthrough: a configuration read the platform does not own; false = use cfg[]. */
 	bool (*config_read)(struct vm_pci_dev *dev, uint32_t off, uint32_t size, uint32_t *val);
@@ -110,7 +119,7 @@ struct vm_pci_dev_ops {
 	void (*config_write)(struct vm_pci_dev *dev, uint32_t off, uint32_t size, uint32_t val);
 	/* BAR `bar` is now decoded at `addr` (0: not decoded). */
 	void (*bar_moved)(struct vm_pci_dev *dev, unsigned bar, uint64_t addr);
-	/* MSI/MSI-X was enabled, disabled, masked, unmasked or reprogrammed. */
+	/* MSI/MSI-X was enabled, disabled, masked, unmasked or reprogrammed (dev->lock held). */
 	void (*irqs_changed)(struct vm_pci_dev *dev);
 	/* The device goes away (with the VM). */
 	void (*free)(struct vm_pci_dev *dev);
@@ -139,8 +148,22 @@ struct vm_pci_dev_desc {
 	unsigned msix_vectors; /* 0 (no MSI-X capability) .. VM_PCI_MSIX_MAX */
 	unsigned msix_bar;     /* table at offset 0, PBA at msix_pba_offset of this BAR */
 	uint32_t msix_pba_offset;
+	uint64_t rom_size; /* expansion ROM: a power of two from 2 KiB, 0 = none */
 	const struct vm_pci_dev_ops *ops;
 	void *opaque;
+	/*
+	 * Passthrough: the device's own configuration space (config_len bytes, at least 256)
+	 * seeds cfg[]; its capability list stays.  MSI (msi_cap, 64-bit or not) and MSI-X
+	 * (msix_cap; table and PBA anywhere in the BARs) are emulated where the device has them.
+	 * The device drives its own INTx line (the platform makes it and leaves its resample
+	 * eventfd to the device).
+	 */
+	const uint8_t *config;
+	size_t config_len;
+	uint8_t msi_cap, msix_cap;
+	bool msi_64bit;
+	unsigned msix_table_bar, msix_pba_bar;
+	uint32_t msix_table_offset;
 };
 
 struct vm_pci_msix_vector {
@@ -160,24 +183,28 @@ struct vm_pci_dev {
 	char name[32];
 	unsigned slot;
 	uint8_t cfg[PCI_CFG_SIZE];
-	uint8_t wmask[PCI_CFG_SIZE]; /* bits the guest may write */
-	uint8_t w1c[PCI_CFG_SIZE];   /* bits a written 1 clears */
-	struct vm_pci_bar bar[VM_PCI_BARS];
+	uint8_t wmask[PCI_CFG_SIZE];		/* bits the guest may write */
+	uint8_t w1c[PCI_CFG_SIZE];		/* bits a written 1 clears */
+	struct vm_pci_bar bar[VM_PCI_BARS + 1]; /* + the expansion ROM */
+	bool passthrough;			/* cfg[] came from a device (desc->config) */
+	bool intx_external;			/* the device drives its INTx line itself */
 
 	pthread_mutex_t lock; /* the interrupt state below */
 	unsigned irq;	      /* INTx: IOAPIC pin, 0 = no INTx */
 	struct irq_line *intx_line;
 	bool intx_wanted; /* the device wants service (level) */
 	unsigned msi_cap, msi_vectors;
-	bool msi_maskable;
+	bool msi_maskable, msi_64bit;
+	unsigned msi_data, msi_mask, msi_len; /* register offsets in the capability, its length */
 	uint32_t msi_pending;
 	bool msi_routed;
 	unsigned msi_routed_count;
 	uint32_t msi_gsi[VM_PCI_MSI_MAX];
 	struct irq_line *msi_line[VM_PCI_MSI_MAX];
 	struct irq_msi msi_msg; /* the base message that is routed */
-	unsigned msix_cap, msix_vectors, msix_bar;
-	uint32_t msix_pba_offset;
+	unsigned msix_cap, msix_vectors;
+	unsigned msix_table_bar, msix_pba_bar;
+	uint32_t msix_table_offset, msix_pba_offset;
 	struct vm_pci_msix_vector *msix;
 	uint64_t msix_pba[VM_PCI_MSIX_MAX / 64];
 	/* what went wrong, for the report */
@@ -210,6 +237,30 @@ void vm_pci_intx_set(struct vm_pci_dev *dev, bool wanted);
 bool vm_pci_intx_wanted(struct vm_pci_dev *dev);
 /* The line vector `v` is delivered through now, NULL if none (masked vectors keep theirs). */
 struct irq_line *vm_pci_vector_line(struct vm_pci_dev *dev, unsigned v);
+
+/*
+ * How a passthrough device's interrupts must be wired now (dev->lock held, as in
+ * irqs_changed): the mechanism the guest enabled and, per vector, the line that delivers it
+ * straight to the guest while it is live (enabled, unmasked, routed), or NULL when the
+ * platform must see the interrupt first (masked: it sets the pending bit and delivers at
+ * unmask; unroutable: it drops and counts it) through vm_pci_raise.
+ */
+enum vm_pci_irq_mode {
+	VM_PCI_IRQ_INTX = 0, /* neither MSI nor MSI-X: the INTx pin */
+	VM_PCI_IRQ_MSI,
+	VM_PCI_IRQ_MSIX,
+};
+
+struct vm_pci_irq_state {
+	enum vm_pci_irq_mode mode;
+	unsigned vectors; /* MSI: messages enabled; MSI-X: table entries; INTx: 1 */
+	struct irq_line *line[VM_PCI_MSIX_MAX];
+};
+
+void vm_pci_irq_state_locked(struct vm_pci_dev *dev, struct vm_pci_irq_state *out);
+/* Whether the platform emulates configuration byte `off` of the device (passthrough: the rest
+ * is the device's own). */
+bool vm_pci_config_owned(const struct vm_pci_dev *dev, uint32_t off);
 /* How the device signals now: "msix", "msi", "intx" or "none". */
 const char *vm_pci_irq_mode(struct vm_pci_dev *dev);
 
@@ -221,8 +272,8 @@ void vm_pci_msi_config_written(struct vm_pci_dev *dev, uint32_t off, uint32_t si
 /* Delivers or holds vector v through MSI-X or MSI; false if neither is enabled.  `signal`:
  * with KVM_SIGNAL_MSI from the calling thread instead of the vector's irqfd line. */
 bool vm_pci_msi_raise_locked(struct vm_pci_dev *dev, unsigned v, bool signal);
-/* BAR accesses (the map's read lock held, not dev->lock). */
-void vm_pci_msix_access(struct vm_pci_dev *dev, uint64_t off, struct vm_io *io);
+/* BAR accesses to the MSI-X table or PBA (the map's read lock held, not dev->lock). */
+void vm_pci_msix_access(struct vm_pci_dev *dev, unsigned bar, uint64_t off, struct vm_io *io);
 bool vm_pci_msix_hit(const struct vm_pci_dev *dev, unsigned bar, uint64_t off);
 void vm_pci_msi_teardown(struct vm_pci_dev *dev);
 int vm_pci_msi_setup(struct vm_pci_dev *dev, const struct vm_pci_dev_desc *desc, uint8_t *next);

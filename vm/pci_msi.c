@@ -27,9 +27,6 @@
 #define MSI_CTRL 2
 #define MSI_ADDR_LO 4
 #define MSI_ADDR_HI 8
-#define MSI_DATA 12
-#define MSI_MASK 16
-#define MSI_PENDING 20
 #define MSIX_CTRL 2
 #define MSIX_TABLE 4
 #define MSIX_PBA 8
@@ -79,65 +76,99 @@ static struct irq *dev_irq(const struct vm_pci_dev *dev)
 	return dev->vm->irq;
 }
 
+/* The MSI capability at `cap`: 64-bit or 32-bit addresses, with or without per-vector
+ * masking; registers, write masks, and its length (what the platform owns). */
+static int msi_setup(struct vm_pci_dev *dev, const struct vm_pci_dev_desc *d, unsigned cap)
+{
+	unsigned n = d->msi_vectors, log2 = 0;
+	uint8_t *c = dev->cfg + cap;
+
+	if (n > VM_PCI_MSI_MAX || (n & (n - 1)))
+		return -EINVAL;
+	while ((1u << log2) < n)
+		log2++;
+	dev->msi_cap = cap;
+	dev->msi_vectors = n;
+	dev->msi_maskable = d->msi_maskable;
+	dev->msi_64bit = d->config ? d->msi_64bit : true;
+	dev->msi_data = dev->msi_64bit ? MSI_ADDR_HI + 4 : MSI_ADDR_HI;
+	dev->msi_mask = dev->msi_data + 4;
+	/* whole dwords: a 32-bit capability without masking is 10 bytes, padded to 12 */
+	dev->msi_len = dev->msi_maskable ? dev->msi_mask + 8 : dev->msi_data + 4;
+	if (cap < 0x40 || cap + dev->msi_len > PCI_CFG_LEGACY_SIZE || (cap & 3))
+		return -EINVAL;
+	/* A device's own values past the header (addresses, data, masks) start cleared. */
+	memset(c + MSI_CTRL, 0, dev->msi_len - MSI_CTRL);
+	c[0] = PCI_CAP_ID_MSI;
+	if (!d->config)
+		c[1] = d->msix_vectors ? MSIX_CAP_OFFSET : 0;
+	put16(c + MSI_CTRL, (uint16_t)(log2 << 1 | (dev->msi_64bit ? PCI_MSI_FLAGS_64BIT : 0) |
+				       (d->msi_maskable ? PCI_MSI_FLAGS_MASKBIT : 0)));
+	put16(dev->wmask + cap + MSI_CTRL, 0x0071); /* enable, MME */
+	put32(dev->wmask + cap + MSI_ADDR_LO, 0xfffffffc);
+	if (dev->msi_64bit)
+		put32(dev->wmask + cap + MSI_ADDR_HI, 0xffffffff);
+	put16(dev->wmask + cap + dev->msi_data, 0xffff);
+	if (d->msi_maskable)
+		put32(dev->wmask + cap + dev->msi_mask, n == 32 ? 0xffffffffu : (1u << n) - 1);
+	return 0;
+}
+
+static bool bar_holds(const struct vm_pci_dev_desc *d, unsigned bar, uint64_t off, uint64_t len)
+{
+	return bar < VM_PCI_BARS && !(d->bar[bar].flags & VM_PCI_BAR_IO) &&
+	       off <= d->bar[bar].size && len <= d->bar[bar].size - off;
+}
+
+/* The MSI-X capability at `cap`, its table and PBA where the device has them. */
+static int msix_setup(struct vm_pci_dev *dev, const struct vm_pci_dev_desc *d, unsigned cap)
+{
+	unsigned n = d->msix_vectors;
+	unsigned tbar = d->config ? d->msix_table_bar : d->msix_bar;
+	unsigned pbar = d->config ? d->msix_pba_bar : d->msix_bar;
+	uint32_t toff = d->config ? d->msix_table_offset : 0, poff = d->msix_pba_offset;
+	uint32_t pba_bytes = (n + 63) / 64 * 8, table_bytes = n * PCI_MSIX_ENTRY_SIZE;
+	uint8_t *c = dev->cfg + cap;
+
+	if (!n || n > VM_PCI_MSIX_MAX || cap < 0x40 || cap + 12 > PCI_CFG_LEGACY_SIZE ||
+	    (cap & 3) || (toff & 7) || (poff & 7) || !bar_holds(d, tbar, toff, table_bytes) ||
+	    !bar_holds(d, pbar, poff, pba_bytes) ||
+	    (tbar == pbar && toff < poff + pba_bytes && poff < toff + table_bytes))
+		return -EINVAL;
+	dev->msix = calloc(n, sizeof(*dev->msix));
+	if (!dev->msix)
+		return -ENOMEM;
+	for (unsigned v = 0; v < n; v++)
+		dev->msix[v].entry[3] = PCI_MSIX_ENTRY_CTRL_MASKBIT; /* reset: masked */
+	dev->msix_cap = cap;
+	dev->msix_vectors = n;
+	dev->msix_table_bar = tbar;
+	dev->msix_table_offset = toff;
+	dev->msix_pba_bar = pbar;
+	dev->msix_pba_offset = poff;
+	c[0] = PCI_CAP_ID_MSIX;
+	if (!d->config)
+		c[1] = 0;
+	put16(c + MSIX_CTRL, (uint16_t)(n - 1));
+	put16(dev->wmask + cap + MSIX_CTRL, PCI_MSIX_FLAGS_ENABLE | PCI_MSIX_FLAGS_MASKALL);
+	put32(c + MSIX_TABLE, toff | tbar);
+	put32(c + MSIX_PBA, poff | pbar);
+	return 0;
+}
+
 int vm_pci_msi_setup(struct vm_pci_dev *dev, const struct vm_pci_dev_desc *d, uint8_t *first)
 {
-	uint8_t *c;
+	int ret = 0;
 
 	*first = 0;
-	if (d->msi_vectors) {
-		unsigned n = d->msi_vectors, log2 = 0;
-
-		if (n > VM_PCI_MSI_MAX || (n & (n - 1)))
-			return -EINVAL;
-		while ((1u << log2) < n)
-			log2++;
-		dev->msi_cap = MSI_CAP_OFFSET;
-		dev->msi_vectors = n;
-		dev->msi_maskable = d->msi_maskable;
-		c = dev->cfg + MSI_CAP_OFFSET;
-		c[0] = PCI_CAP_ID_MSI;
-		c[1] = d->msix_vectors ? MSIX_CAP_OFFSET : 0;
-		put16(c + MSI_CTRL, (uint16_t)(log2 << 1 | PCI_MSI_FLAGS_64BIT |
-					       (d->msi_maskable ? PCI_MSI_FLAGS_MASKBIT : 0)));
-		put16(dev->wmask + MSI_CAP_OFFSET + MSI_CTRL, 0x0071); /* enable, MME */
-		put32(dev->wmask + MSI_CAP_OFFSET + MSI_ADDR_LO, 0xfffffffc);
-		put32(dev->wmask + MSI_CAP_OFFSET + MSI_ADDR_HI, 0xffffffff);
-		put16(dev->wmask + MSI_CAP_OFFSET + MSI_DATA, 0xffff);
-		if (d->msi_maskable)
-			put32(dev->wmask + MSI_CAP_OFFSET + MSI_MASK,
-			      n == 32 ? 0xffffffffu : (1u << n) - 1);
-		*first = MSI_CAP_OFFSET;
-	}
-	if (d->msix_vectors) {
-		unsigned n = d->msix_vectors;
-		uint32_t pba_bytes = (n + 63) / 64 * 8;
-
-		if (n > VM_PCI_MSIX_MAX || d->msix_bar >= VM_PCI_BARS ||
-		    (d->bar[d->msix_bar].flags & VM_PCI_BAR_IO) ||
-		    d->msix_pba_offset < n * PCI_MSIX_ENTRY_SIZE || (d->msix_pba_offset & 7) ||
-		    d->msix_pba_offset + pba_bytes > d->bar[d->msix_bar].size)
-			return -EINVAL;
-		dev->msix = calloc(n, sizeof(*dev->msix));
-		if (!dev->msix)
-			return -ENOMEM;
-		for (unsigned v = 0; v < n; v++)
-			dev->msix[v].entry[3] = PCI_MSIX_ENTRY_CTRL_MASKBIT; /* reset: masked */
-		dev->msix_cap = MSIX_CAP_OFFSET;
-		dev->msix_vectors = n;
-		dev->msix_bar = d->msix_bar;
-		dev->msix_pba_offset = d->msix_pba_offset;
-		c = dev->cfg + MSIX_CAP_OFFSET;
-		c[0] = PCI_CAP_ID_MSIX;
-		c[1] = 0;
-		put16(c + MSIX_CTRL, (uint16_t)(n - 1));
-		put16(dev->wmask + MSIX_CAP_OFFSET + MSIX_CTRL,
-		      PCI_MSIX_FLAGS_ENABLE | PCI_MSIX_FLAGS_MASKALL);
-		put32(c + MSIX_TABLE, d->msix_bar); /* table at offset 0 */
-		put32(c + MSIX_PBA, d->msix_pba_offset | d->msix_bar);
-		if (!*first)
-			*first = MSIX_CAP_OFFSET;
-	}
-	return 0;
+	if (d->msi_vectors)
+		ret = msi_setup(dev, d, d->config ? d->msi_cap : MSI_CAP_OFFSET);
+	if (!ret && d->msix_vectors)
+		ret = msix_setup(dev, d, d->config ? d->msix_cap : MSIX_CAP_OFFSET);
+	/* An emulated device's list starts with the platform's; a device keeps its own. */
+	if (!ret && !d->config)
+		*first = d->msi_vectors ? MSI_CAP_OFFSET : d->msix_vectors ? MSIX_CAP_OFFSET : 0;
+	return ret;
 }
 
 /* ---- MSI ---- */
@@ -157,24 +188,26 @@ static unsigned msi_count(const struct vm_pci_dev *dev)
 
 static struct irq_msi msi_message(const struct vm_pci_dev *dev, unsigned v, unsigned n)
 {
-	uint32_t data = cfg16(dev, dev->msi_cap + MSI_DATA);
+	uint32_t data = cfg16(dev, dev->msi_cap + dev->msi_data);
 
 	return (struct irq_msi){
-		.address = cfg32(dev, dev->msi_cap + MSI_ADDR_LO) |
-			   (uint64_t)cfg32(dev, dev->msi_cap + MSI_ADDR_HI) << 32,
+		.address =
+			cfg32(dev, dev->msi_cap + MSI_ADDR_LO) |
+			(dev->msi_64bit ? (uint64_t)cfg32(dev, dev->msi_cap + MSI_ADDR_HI) << 32 :
+					  0),
 		.data = (data & ~(n - 1)) | v, /* multiple messages: the low bits say which */
 	};
 }
 
 static bool msi_masked(const struct vm_pci_dev *dev, unsigned v)
 {
-	return dev->msi_maskable && (cfg32(dev, dev->msi_cap + MSI_MASK) >> v & 1);
+	return dev->msi_maskable && (cfg32(dev, dev->msi_cap + dev->msi_mask) >> v & 1);
 }
 
 static void msi_publish_pending(struct vm_pci_dev *dev)
 {
 	if (dev->msi_maskable)
-		__atomic_store_n((uint32_t *)(void *)(dev->cfg + dev->msi_cap + MSI_PENDING),
+		__atomic_store_n((uint32_t *)(void *)(dev->cfg + dev->msi_cap + dev->msi_mask + 4),
 				 dev->msi_pending, __ATOMIC_RELAXED);
 }
 
@@ -457,10 +490,26 @@ static void msix_raise(struct vm_pci_dev *dev, unsigned v, bool signal)
 		irq_line_raise(vec->line);
 }
 
+static bool in_table(const struct vm_pci_dev *dev, unsigned bar, uint64_t off)
+{
+	return bar == dev->msix_table_bar && off >= dev->msix_table_offset &&
+	       off - dev->msix_table_offset < (uint64_t)dev->msix_vectors * PCI_MSIX_ENTRY_SIZE;
+}
+
+static bool in_pba(const struct vm_pci_dev *dev, unsigned bar, uint64_t off)
+{
+	return bar == dev->msix_pba_bar && off >= dev->msix_pba_offset &&
+	       off - dev->msix_pba_offset < (dev->msix_vectors + 63) / 64 * 8;
+}
+
 bool vm_pci_msix_hit(const struct vm_pci_dev *dev, unsigned bar, uint64_t off)
 {
-	return dev->msix_cap && bar == dev->msix_bar &&
-	       off < dev->msix_pba_offset + (dev->msix_vectors + 63) / 64 * 8;
+	if (!dev->msix_cap)
+		return false;
+	if (in_table(dev, bar, off) || in_pba(dev, bar, off))
+		return true;
+	/* An emulated device's table and PBA share a BAR: the gap between them is theirs. */
+	return !dev->passthrough && bar == dev->msix_table_bar && off < dev->msix_pba_offset;
 }
 
 static void changed(struct vm_pci_dev *dev)
@@ -470,17 +519,18 @@ static void changed(struct vm_pci_dev *dev)
 }
 
 /* One 4- or 8-byte access to the table or the PBA (dev->lock held). */
-static void msix_access_locked(struct vm_pci_dev *dev, uint64_t off, struct vm_io *io)
+static void msix_access_locked(struct vm_pci_dev *dev, unsigned bar, uint64_t off, struct vm_io *io)
 {
-	uint64_t table_end = (uint64_t)dev->msix_vectors * PCI_MSIX_ENTRY_SIZE, v = 0;
+	uint64_t v = 0;
 
 	if ((io->size != 4 && io->size != 8) || (off & (io->size - 1)) || io->count != 1) {
 		dev->bad_table_access++;
 		goto bad;
 	}
-	if (off < table_end) {
-		unsigned vec = (unsigned)(off / PCI_MSIX_ENTRY_SIZE);
-		unsigned dw = (unsigned)(off % PCI_MSIX_ENTRY_SIZE) / 4;
+	if (in_table(dev, bar, off)) {
+		uint64_t rel = off - dev->msix_table_offset;
+		unsigned vec = (unsigned)(rel / PCI_MSIX_ENTRY_SIZE);
+		unsigned dw = (unsigned)(rel % PCI_MSIX_ENTRY_SIZE) / 4;
 		uint32_t *e = dev->msix[vec].entry;
 
 		if (!io->write) {
@@ -499,7 +549,7 @@ static void msix_access_locked(struct vm_pci_dev *dev, uint64_t off, struct vm_i
 		changed(dev);
 		return;
 	}
-	if (off >= dev->msix_pba_offset && !io->write) {
+	if (in_pba(dev, bar, off) && !io->write) {
 		uint64_t q = dev->msix_pba[(off - dev->msix_pba_offset) / 8];
 
 		v = io->size == 8 ? q : (uint32_t)(q >> (off & 4 ? 32 : 0));
@@ -513,10 +563,10 @@ bad:
 		memset(io->data, 0, (size_t)io->size * io->count);
 }
 
-void vm_pci_msix_access(struct vm_pci_dev *dev, uint64_t off, struct vm_io *io)
+void vm_pci_msix_access(struct vm_pci_dev *dev, unsigned bar, uint64_t off, struct vm_io *io)
 {
 	pthread_mutex_lock(&dev->lock);
-	msix_access_locked(dev, off, io);
+	msix_access_locked(dev, bar, off, io);
 	pthread_mutex_unlock(&dev->lock);
 }
 
@@ -529,7 +579,7 @@ static bool covers(uint32_t off, uint32_t size, unsigned cap, unsigned len)
 
 void vm_pci_msi_config_written(struct vm_pci_dev *dev, uint32_t off, uint32_t size)
 {
-	if (covers(off, size, dev->msi_cap, 24))
+	if (covers(off, size, dev->msi_cap, dev->msi_len))
 		msi_reconfigure(dev);
 	if (covers(off, size, dev->msix_cap, 12))
 		msix_reconfigure(dev);
@@ -553,6 +603,28 @@ void vm_pci_msi_teardown(struct vm_pci_dev *dev)
 		msi_unroute(dev);
 	if (dev->msix_cap)
 		msix_unroute_all(dev);
+}
+
+void vm_pci_irq_state_locked(struct vm_pci_dev *dev, struct vm_pci_irq_state *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (msix_enabled(dev)) {
+		out->mode = VM_PCI_IRQ_MSIX;
+		out->vectors = dev->msix_vectors;
+		for (unsigned v = 0; v < dev->msix_vectors; v++)
+			if (msix_live(dev, v) && dev->msix[v].routed)
+				out->line[v] = dev->msix[v].line;
+	} else if (msi_enabled(dev)) {
+		out->mode = VM_PCI_IRQ_MSI;
+		out->vectors = msi_count(dev);
+		for (unsigned v = 0; v < out->vectors && dev->msi_routed; v++)
+			if (v < dev->msi_routed_count && !msi_masked(dev, v))
+				out->line[v] = dev->msi_line[v];
+	} else {
+		out->mode = VM_PCI_IRQ_INTX;
+		out->vectors = 1;
+		out->line[0] = dev->intx_line;
+	}
 }
 
 struct irq_line *vm_pci_vector_line(struct vm_pci_dev *dev, unsigned v)
