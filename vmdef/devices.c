@@ -1,24 +1,145 @@
 /*
- * The devices section: passthrough devices by host PCI address ("vfio-pci"), each at most
- * once, and test devices: lockstep's "testdev" and QEMU's "pci-testdev" (PCI, in a given slot
- * or the next free one) and "pc-testdev" (fixed ports, at most once).
+ * The devices section: passthrough devices by host PCI address ("vfio-pci": whether lockstepd
+ * binds them to vfio-pci itself, when they are reset, the expansion ROM the guest sees), each
+ * at most once, and test devices: lockstep's "testdev" and QEMU's "pci-testdev" (PCI, in a
+ * given slot or the next free one) and "pc-testdev" (fixed ports, at most once).
  */
+#include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "vmdef/vmdef_internal.h"
 
+/* DDDD:BB:DD.F in hex digits exactly (one spelling per device), device < 32, function < 8. */
 static bool pci_address_valid(const char *s)
 {
+	static const char shape[] = "xxxx:xx:xx.x";
 	unsigned dom, bus, dev, fn;
-	char tail;
 
-	return strlen(s) == 12 &&
-	       sscanf(s, "%4x:%2x:%2x.%1x%c", &dom, &bus, &dev, &fn, &tail) == 4 && dev < 32 &&
-	       fn < 8;
+	if (strlen(s) != sizeof(shape) - 1)
+		return false;
+	for (size_t i = 0; shape[i]; i++)
+		if (shape[i] == 'x' ? !isxdigit((unsigned char)s[i]) : s[i] != shape[i])
+			return false;
+	return sscanf(s, "%4x:%2x:%2x.%1x", &dom, &bus, &dev, &fn) == 4 && dev < 32 && fn < 8;
 }
 
 static const char *const device_types[] = { "vfio-pci", "testdev", "pci-testdev", "pc-testdev" };
+static const char *const reset_names[] = { "auto", "on", "off" };
+
+const char *vmdef_reset_name(enum vmdef_reset reset)
+{
+	return (unsigned)reset < 3 ? reset_names[reset] : "?";
+}
+
+int vmdef_reset_parse(const char *name, enum vmdef_reset *out)
+{
+	int i = vmdef_lookup_name(name, reset_names, 3);
+
+	if (i < 0)
+		return -EINVAL;
+	*out = (enum vmdef_reset)i;
+	return 0;
+}
+
+/* "rom": {"bar": BOOL, "file": PATH} */
+static int parse_rom(struct vmdef_parse *p, struct vmdef_device *d, size_t idx, const json_t *v)
+{
+	const char *key, *s;
+	char path[64];
+	json_t *f;
+	int ret;
+
+	snprintf(path, sizeof(path), "devices[%zu].rom", idx);
+	if ((ret = vmdef_get_object(p, path, v)))
+		return ret;
+	json_object_foreach((json_t *)v, key, f) {
+		snprintf(path, sizeof(path), "devices[%zu].rom.%.16s", idx, key);
+		if (strcmp(key, "bar") == 0)
+			ret = vmdef_get_bool(p, path, f, &d->rom_bar);
+		else if (strcmp(key, "file") == 0) {
+			ret = vmdef_get_string(p, path, f, 4095, &s);
+			if (!ret && !s[0])
+				ret = vmdef_fail(p, "\"%s\" must name a file", path);
+			if (!ret)
+				ret = vmdef_dup_str(&d->rom_file, s);
+		} else
+			ret = vmdef_fail(p, "unknown key \"%s\"", path);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static int parse_device(struct vmdef_parse *p, struct vmdef_device *d, size_t idx,
+			const json_t *dev)
+{
+	bool passthrough_keys = false;
+	const char *key, *s;
+	char path[48];
+	json_t *v;
+	int ret, type = -1;
+	uint64_t slot;
+
+	snprintf(path, sizeof(path), "devices[%zu]", idx);
+	if ((ret = vmdef_get_object(p, path, dev)))
+		return ret;
+	json_object_foreach((json_t *)dev, key, v) {
+		snprintf(path, sizeof(path), "devices[%zu].%.16s", idx, key);
+		if (strcmp(key, "type") == 0) {
+			if ((ret = vmdef_get_enum(p, path, v, device_types, 4, &type)))
+				return ret;
+			strcpy(d->type, device_types[type]);
+		} else if (strcmp(key, "host") == 0) {
+			if ((ret = vmdef_get_string(p, path, v, sizeof(d->host) - 1, &s)))
+				return ret;
+			if (!pci_address_valid(s))
+				return vmdef_fail(p,
+						  "\"%s\" must be a PCI address such as "
+						  "\"0000:00:03.0\"",
+						  path);
+			/* one spelling per device: the kernel's, lower case */
+			for (size_t i = 0; s[i]; i++)
+				d->host[i] = (char)tolower((unsigned char)s[i]);
+		} else if (strcmp(key, "slot") == 0) {
+			if ((ret = vmdef_get_uint(p, path, v, 1, 31, &slot)))
+				return ret;
+			d->slot = (int)slot;
+		} else if (strcmp(key, "managed") == 0) {
+			if ((ret = vmdef_get_bool(p, path, v, &d->managed)))
+				return ret;
+			passthrough_keys = true;
+		} else if (strcmp(key, "reset") == 0) {
+			int r;
+
+			if ((ret = vmdef_get_enum(p, path, v, reset_names, 3, &r)))
+				return ret;
+			d->reset = (enum vmdef_reset)r;
+			passthrough_keys = true;
+		} else if (strcmp(key, "rom") == 0) {
+			if ((ret = parse_rom(p, d, idx, v)))
+				return ret;
+			passthrough_keys = true;
+		} else {
+			return vmdef_fail(p, "unknown key \"%s\"", path);
+		}
+	}
+	if (type < 0)
+		return vmdef_fail(p, "\"devices[%zu]\" needs \"type\"", idx);
+	if (type == 0 && !d->host[0])
+		return vmdef_fail(p, "\"devices[%zu]\" (vfio-pci) needs \"host\"", idx);
+	if (type != 0 && d->host[0])
+		return vmdef_fail(p, "\"devices[%zu].host\" is for vfio-pci devices only", idx);
+	if (type != 0 && passthrough_keys)
+		return vmdef_fail(p,
+				  "\"devices[%zu]\": \"managed\", \"reset\" and \"rom\" are for "
+				  "vfio-pci devices only",
+				  idx);
+	if (type == 3 && d->slot >= 0)
+		return vmdef_fail(p, "\"devices[%zu].slot\": pc-testdev is not a PCI device", idx);
+	return 0;
+}
 
 int vmdef_devices_parse(struct vmdef_parse *p, struct vmdef *def, const json_t *arr)
 {
@@ -29,53 +150,20 @@ int vmdef_devices_parse(struct vmdef_parse *p, struct vmdef *def, const json_t *
 		return vmdef_fail(p, "\"devices\" must be a list");
 	if (json_array_size(arr) > VMDEF_DEVICES_MAX)
 		return vmdef_fail(p, "\"devices\" has more than %d entries", VMDEF_DEVICES_MAX);
+	for (uint32_t i = 0; i < def->nr_devices; i++)
+		free(def->devices[i].rom_file);
 	def->nr_devices = 0;
 	json_array_foreach((json_t *)arr, idx, dev) {
 		struct vmdef_device *d = &def->devices[def->nr_devices];
-		const char *key, *s;
-		char path[48];
-		json_t *v;
-		int ret, type = -1;
-		uint64_t slot;
+		int ret;
 
-		snprintf(path, sizeof(path), "devices[%zu]", idx);
-		if ((ret = vmdef_get_object(p, path, dev)))
+		*d = (struct vmdef_device){ .slot = -1, .rom_bar = true };
+		ret = parse_device(p, d, idx, dev);
+		if (ret) {
+			free(d->rom_file);
+			d->rom_file = NULL;
 			return ret;
-		memset(d, 0, sizeof(*d));
-		d->slot = -1;
-		json_object_foreach(dev, key, v) {
-			snprintf(path, sizeof(path), "devices[%zu].%.16s", idx, key);
-			if (strcmp(key, "type") == 0) {
-				if ((ret = vmdef_get_enum(p, path, v, device_types, 4, &type)))
-					return ret;
-				strcpy(d->type, device_types[type]);
-			} else if (strcmp(key, "host") == 0) {
-				if ((ret = vmdef_get_string(p, path, v, sizeof(d->host) - 1, &s)))
-					return ret;
-				if (!pci_address_valid(s))
-					return vmdef_fail(p,
-							  "\"%s\" must be a PCI address such as "
-							  "\"0000:00:03.0\"",
-							  path);
-				strcpy(d->host, s);
-			} else if (strcmp(key, "slot") == 0) {
-				if ((ret = vmdef_get_uint(p, path, v, 1, 31, &slot)))
-					return ret;
-				d->slot = (int)slot;
-			} else {
-				return vmdef_fail(p, "unknown key \"%s\"", path);
-			}
 		}
-		if (type < 0)
-			return vmdef_fail(p, "\"devices[%zu]\" needs \"type\"", idx);
-		if (type == 0 && !d->host[0])
-			return vmdef_fail(p, "\"devices[%zu]\" (vfio-pci) needs \"host\"", idx);
-		if (type != 0 && d->host[0])
-			return vmdef_fail(p, "\"devices[%zu].host\" is for vfio-pci devices only",
-					  idx);
-		if (type == 3 && d->slot >= 0)
-			return vmdef_fail(
-				p, "\"devices[%zu].slot\": pc-testdev is not a PCI device", idx);
 		def->nr_devices++;
 	}
 	return 0;
@@ -113,8 +201,16 @@ json_t *vmdef_devices_json(const struct vmdef *def)
 		const struct vmdef_device *d = &def->devices[i];
 		json_t *dev = json_pack("{s:s}", "type", d->type);
 
-		if (dev && d->host[0])
+		if (dev && d->host[0]) {
+			json_t *rom = json_pack("{s:b}", "bar", d->rom_bar);
+
+			if (rom && d->rom_file)
+				json_object_set_new(rom, "file", json_string(d->rom_file));
 			json_object_set_new(dev, "host", json_string(d->host));
+			json_object_set_new(dev, "managed", json_boolean(d->managed));
+			json_object_set_new(dev, "reset", json_string(vmdef_reset_name(d->reset)));
+			json_object_set_new(dev, "rom", rom);
+		}
 		if (dev && d->slot >= 0)
 			json_object_set_new(dev, "slot", json_integer(d->slot));
 		if (json_array_append_new(devices, dev)) {

@@ -51,6 +51,8 @@ void vmdef_fini(struct vmdef *def)
 	free(def->cmdline);
 	free(def->serial_log);
 	free(def->sched.pins);
+	for (uint32_t i = 0; i < def->nr_devices && i < VMDEF_DEVICES_MAX; i++)
+		free(def->devices[i].rom_file);
 	vmdef_init(def);
 }
 
@@ -71,9 +73,14 @@ int vmdef_copy(struct vmdef *dst, const struct vmdef *src)
 
 	tmp.kernel = tmp.cmdline = tmp.serial_log = NULL;
 	tmp.sched.pins = NULL;
+	for (uint32_t i = 0; i < tmp.nr_devices; i++)
+		tmp.devices[i].rom_file = NULL;
 	if (vmdef_dup_str(&tmp.kernel, src->kernel) || vmdef_dup_str(&tmp.cmdline, src->cmdline) ||
 	    vmdef_dup_str(&tmp.serial_log, src->serial_log))
 		goto err;
+	for (uint32_t i = 0; i < tmp.nr_devices; i++)
+		if (vmdef_dup_str(&tmp.devices[i].rom_file, src->devices[i].rom_file))
+			goto err;
 	if (src->sched.nr_pins) {
 		tmp.sched.pins = calloc(src->sched.nr_pins, sizeof(*tmp.sched.pins));
 		if (!tmp.sched.pins)

@@ -73,10 +73,22 @@ struct vmdef_irq {
 	bool steering; /* route redirectable interrupts to running vCPUs */
 };
 
+/* When a passthrough device is reset (VFIO_DEVICE_RESET: FLR, or its other reset method). */
+enum vmdef_reset {
+	VMDEF_RESET_AUTO = 0, /* at start and stop, when the device has a reset method */
+	VMDEF_RESET_ON,	      /* at start and stop; a device without a method is refused */
+	VMDEF_RESET_OFF,      /* never */
+};
+
 struct vmdef_device {
 	char type[16]; /* "vfio-pci", or a test device: "testdev", "pci-testdev", "pc-testdev" */
-	char host[16]; /* vfio-pci: PCI address "0000:00:03.0" */
+	char host[16]; /* vfio-pci: PCI address "0000:00:03.0" (lower-case hex) */
 	int slot;      /* PCI devices: slot on bus 0 (1-31), -1 = the next free one */
+	/* vfio-pci only */
+	bool managed; /* lockstepd binds it to vfio-pci at start, back at stop */
+	enum vmdef_reset reset;
+	bool rom_bar;	/* the guest sees an expansion ROM: rom_file, or the device's own */
+	char *rom_file; /* the ROM image the guest sees instead of the device's, or NULL */
 };
 
 struct vmdef {
@@ -121,6 +133,9 @@ bool vmdef_name_valid(const char *name);
 
 const char *vmdef_on_crash_name(enum vmdef_on_crash on_crash);
 const char *vmdef_pause_exits_name(enum vmdef_pause_exits pause_exits);
+const char *vmdef_reset_name(enum vmdef_reset reset);
+/* -EINVAL for a name that is none of them. */
+int vmdef_reset_parse(const char *name, enum vmdef_reset *out);
 /* Name of KVM paravirtual feature bit `bit` ("pv_unhalt"), or NULL for an unnamed bit. */
 const char *vmdef_kvm_feature_name(unsigned bit);
 

@@ -69,8 +69,11 @@ static void test_unknown_keys(void **state)
 	expect_error("{\"irq\": {\"steer\": true}}", "unknown key \"irq.steer\"");
 	expect_error("{\"serial\": {\"file\": \"/x\"}}", "unknown key \"serial.file\"");
 	expect_error("{\"devices\": [{\"type\": \"vfio-pci\", \"host\": \"0000:00:03.0\", "
-		     "\"rom\": 1}]}",
-		     "unknown key \"devices[0].rom\"");
+		     "\"bar\": 1}]}",
+		     "unknown key \"devices[0].bar\"");
+	expect_error("{\"devices\": [{\"type\": \"vfio-pci\", \"host\": \"0000:00:03.0\", "
+		     "\"rom\": {\"enabled\": false}}]}",
+		     "unknown key \"devices[0].rom.enabled\"");
 }
 
 static void test_wrong_types(void **state)
@@ -217,6 +220,29 @@ static void test_devices(void **state)
 		     "\"devices[0].slot\" must be between 1 and 31 (got 32)");
 	expect_error("{\"devices\": [{\"type\": \"pc-testdev\", \"slot\": 3}]}",
 		     "\"devices[0].slot\": pc-testdev is not a PCI device");
+	/* passthrough settings: their types, and vfio-pci devices only */
+	expect_error("{\"devices\": [{\"type\": \"vfio-pci\", \"host\": \"0000:00:03.0\", "
+		     "\"managed\": \"yes\"}]}",
+		     "\"devices[0].managed\" must be true or false");
+	expect_error("{\"devices\": [{\"type\": \"vfio-pci\", \"host\": \"0000:00:03.0\", "
+		     "\"reset\": \"flr\"}]}",
+		     "\"devices[0].reset\" must be one of: auto, on, off");
+	expect_error("{\"devices\": [{\"type\": \"vfio-pci\", \"host\": \"0000:00:03.0\", "
+		     "\"rom\": true}]}",
+		     "\"devices[0].rom\" must be an object");
+	expect_error("{\"devices\": [{\"type\": \"vfio-pci\", \"host\": \"0000:00:03.0\", "
+		     "\"rom\": {\"file\": \"\"}}]}",
+		     "\"devices[0].rom.file\" must name a file");
+	expect_error("{\"devices\": [{\"type\": \"vfio-pci\", \"host\": \"0000:00:03.0\", "
+		     "\"rom\": {\"bar\": 0}}]}",
+		     "\"devices[0].rom.bar\" must be true or false");
+	expect_error("{\"devices\": [{\"type\": \"testdev\", \"managed\": true}]}",
+		     "\"devices[0]\": \"managed\", \"reset\" and \"rom\" are for vfio-pci "
+		     "devices only");
+	expect_error("{\"devices\": [{\"type\": \"pci-testdev\", \"rom\": {}}]}",
+		     "are for vfio-pci devices only");
+	expect_error("{\"devices\": [{\"type\": \"vfio-pci\", \"host\": \"0x00:00:03.0\"}]}",
+		     "\"devices[0].host\" must be a PCI address");
 
 	n = (size_t)snprintf(text, sizeof(text), "{\"devices\": [");
 	for (int i = 0; i < 17; i++)

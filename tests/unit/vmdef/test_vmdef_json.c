@@ -26,8 +26,9 @@ static const char full_definition[] =
 	"\"skew_us\": 1000000, \"cpus\": \"0,2,4-1023\", \"pin\": {\"253\": \"1023\", \"0\": "
 	"\"0-1\"}}, \"pvlock\": {\"enabled\": false, \"kvm_features\": [\"async_pf_int\", "
 	"\"clocksource\"], \"pause_exits\": \"on\"}, \"irq\": {\"steering\": false}, "
-	"\"devices\": [{\"type\": \"vfio-pci\", \"host\": \"ffff:ff:1f.7\"}, {\"type\": "
-	"\"vfio-pci\", \"host\": \"0000:00:00.0\"}]}";
+	"\"devices\": [{\"type\": \"vfio-pci\", \"host\": \"FFFF:ff:1f.7\", \"slot\": 5, "
+	"\"managed\": true, \"reset\": \"off\", \"rom\": {\"file\": \"/r.rom\"}}, {\"type\": "
+	"\"vfio-pci\", \"host\": \"0000:00:00.0\", \"rom\": {\"bar\": false}}]}";
 
 static char *dump(const struct vmdef *cfg)
 {
@@ -73,15 +74,18 @@ static void test_to_json_full(void **state)
 	parse_ok(&cfg, full_definition);
 	s = dump(&cfg);
 	assert_string_equal(
-		s, "{\"autostart\":true,\"cmdline\":\"a=\\\"b c\\\" \xc3\xa9\",\"devices\":["
-		   "{\"host\":\"ffff:ff:1f.7\",\"type\":\"vfio-pci\"},{\"host\":\"0000:00:00.0\","
-		   "\"type\":\"vfio-pci\"}],\"irq\":{\"steering\":false},\"kernel\":\"/k.elf\","
-		   "\"memory\":262144,\"name\":\"db\",\"on_crash\":\"restart\",\"pvlock\":{"
-		   "\"enabled\":false,\"kvm_features\":[\"clocksource\",\"async_pf_int\"],"
-		   "\"pause_exits\":\"on\"},\"sched\":{\"cpus\":\"0,2,4-1023\",\"pin\":{\"0\":"
-		   "\"0-1\",\"253\":\"1023\"},\"policy\":\"adaptive\",\"quantum_us\":100,"
-		   "\"skew_us\":1000000},\"serial\":{\"log\":\"/s.log\",\"stdout\":true},"
-		   "\"uuid\":\"00000000-0000-0000-0000-0000000000ff\",\"vcpus\":254}");
+		s,
+		"{\"autostart\":true,\"cmdline\":\"a=\\\"b c\\\" \xc3\xa9\",\"devices\":["
+		"{\"host\":\"ffff:ff:1f.7\",\"managed\":true,\"reset\":\"off\",\"rom\":{"
+		"\"bar\":true,\"file\":\"/r.rom\"},\"slot\":5,\"type\":\"vfio-pci\"},{\"host\":"
+		"\"0000:00:00.0\",\"managed\":false,\"reset\":\"auto\",\"rom\":{\"bar\":"
+		"false},\"type\":\"vfio-pci\"}],\"irq\":{\"steering\":false},\"kernel\":\"/k.elf\","
+		"\"memory\":262144,\"name\":\"db\",\"on_crash\":\"restart\",\"pvlock\":{"
+		"\"enabled\":false,\"kvm_features\":[\"clocksource\",\"async_pf_int\"],"
+		"\"pause_exits\":\"on\"},\"sched\":{\"cpus\":\"0,2,4-1023\",\"pin\":{\"0\":"
+		"\"0-1\",\"253\":\"1023\"},\"policy\":\"adaptive\",\"quantum_us\":100,"
+		"\"skew_us\":1000000},\"serial\":{\"log\":\"/s.log\",\"stdout\":true},"
+		"\"uuid\":\"00000000-0000-0000-0000-0000000000ff\",\"vcpus\":254}");
 	free(s);
 	vmdef_fini(&cfg);
 }
@@ -217,6 +221,32 @@ static void test_validate_devices(void **state)
 		       "{\"type\": \"vfio-pci\", \"host\": \"0000:00:04.0\"},"
 		       "{\"type\": \"vfio-pci\", \"host\": \"0000:00:03.0\"}]}");
 	expect_invalid(&cfg, "device 0000:00:03.0 is listed twice");
+	/* one spelling per device: the kernel's lower-case hex */
+	parse_ok(&cfg, "{\"devices\": [{\"type\": \"vfio-pci\", \"host\": \"0000:00:0A.0\"},"
+		       "{\"type\": \"vfio-pci\", \"host\": \"0000:00:0a.0\"}]}");
+	assert_string_equal(cfg.devices[0].host, "0000:00:0a.0");
+	expect_invalid(&cfg, "device 0000:00:0a.0 is listed twice");
+	/* passthrough settings and their defaults */
+	parse_ok(&cfg, "{\"devices\": [{\"type\": \"vfio-pci\", \"host\": \"0000:00:03.0\", "
+		       "\"managed\": true, \"reset\": \"on\", \"rom\": {\"bar\": false}}, "
+		       "{\"type\": \"vfio-pci\", \"host\": \"0000:00:04.0\", \"rom\": {\"file\": "
+		       "\"/roms/x.rom\"}}]}");
+	assert_true(cfg.devices[0].managed);
+	assert_int_equal(cfg.devices[0].reset, VMDEF_RESET_ON);
+	assert_false(cfg.devices[0].rom_bar);
+	assert_null(cfg.devices[0].rom_file);
+	assert_false(cfg.devices[1].managed);
+	assert_int_equal(cfg.devices[1].reset, VMDEF_RESET_AUTO);
+	assert_true(cfg.devices[1].rom_bar);
+	assert_string_equal(cfg.devices[1].rom_file, "/roms/x.rom");
+	{
+		struct vmdef copy;
+
+		assert_int_equal(vmdef_copy(&copy, &cfg), 0);
+		assert_ptr_not_equal(copy.devices[1].rom_file, cfg.devices[1].rom_file);
+		assert_string_equal(copy.devices[1].rom_file, "/roms/x.rom");
+		vmdef_fini(&copy);
+	}
 	parse_ok(&cfg, "{\"devices\": [{\"type\": \"vfio-pci\", \"host\": \"0000:00:03.0\"},"
 		       "{\"type\": \"vfio-pci\", \"host\": \"0000:00:03.1\"}]}");
 	assert_int_equal(vmdef_validate(&cfg, NULL, 0), 0);
