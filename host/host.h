@@ -162,4 +162,22 @@ json_t *host_summary_json(const struct host_report *r);
  */
 int host_iommu_ready(const char *root, const char *bdf, char *why, size_t why_len);
 
+/*
+ * An IOMMU fault as the kernel logs it: VT-d "DMAR: [DMA Write NO_PASID] Request device
+ * [00:03.0] fault addr 0x4000000 [fault reason 0x05] PTE Write access is not set", AMD-Vi
+ * "vfio-pci 0000:00:04.0: Event logged [IO_PAGE_FAULT domain=0x0002 address=0x4000000
+ * flags=0x0020]" (or "... [IO_PAGE_FAULT device=00:04.0 ...]" without a device).
+ */
+struct host_iommu_fault {
+	char source[16];  /* the requester as logged: "00:03.0" (VT-d) or "0000:00:04.0" */
+	uint64_t address; /* the IOVA the device used */
+	bool write;	  /* VT-d: a DMA write; AMD-Vi: flags bit 5 (RW) */
+	char reason[96];  /* VT-d's reason text, AMD-Vi's event name */
+};
+
+/* Whether one kernel log message (a /dev/kmsg record or a dmesg line) is an IOMMU fault. */
+bool host_iommu_fault_parse(const char *line, size_t len, struct host_iommu_fault *out);
+/* Whether a fault came from PCI device `bdf` ("0000:00:03.0"; VT-d logs no segment). */
+bool host_iommu_fault_from(const struct host_iommu_fault *f, const char *bdf);
+
 #endif /* LOCKSTEP_HOST_H */

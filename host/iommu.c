@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "host/host_internal.h"
 #include "util/util.h"
@@ -402,6 +403,125 @@ static void vfio_fact(struct gather *g)
 		fact_fix(f, "a kernel built with CONFIG_VFIO_PCI");
 }
 
+/* Copies the text after `key` up to `stop` (or the end of the line) into buf. */
+static bool field_after(const char *line, size_t len, const char *key, char stop, char *buf,
+			size_t size)
+{
+	const char *p = memmem(line, len, key, strlen(key)), *end = line + len;
+	size_t n = 0;
+
+	if (!p)
+		return false;
+	p += strlen(key);
+	while (p + n < end && p[n] != stop && p[n] != '\n' && n + 1 < size)
+		n++;
+	memcpy(buf, p, n);
+	buf[n] = '\0';
+	return true;
+}
+
+bool host_iommu_fault_parse(const char *line, size_t len, struct host_iommu_fault *out)
+{
+	const char *msg = memchr(line, ';', len);
+	char num[32];
+
+	/* A /dev/kmsg record: "PRIO,SEQ,USEC,FLAGS;MESSAGE" */
+	if (msg && memmem(line, (size_t)(msg - line), ",", 1) &&
+	    !memchr(line, ' ', (size_t)(msg - line))) {
+		len -= (size_t)(msg + 1 - line);
+		line = msg + 1;
+	}
+	memset(out, 0, sizeof(*out));
+	if (memmem(line, len, "DMAR: [DMA ", 11) && memmem(line, len, "Request device [", 16) &&
+	    field_after(line, len, "Request device [", ']', out->source, sizeof(out->source)) &&
+	    field_after(line, len, "fault addr ", ' ', num, sizeof(num))) {
+		const char *r = memmem(line, len, "] ", 2);
+
+		out->write = memmem(line, len, "[DMA Write", 10) != NULL;
+		out->address = strtoull(num, NULL, 16);
+		/* the reason text follows "[fault reason 0xNN] " */
+		r = memmem(line, len, "[fault reason ", 14);
+		if (r && (r = memchr(r, ']', len - (size_t)(r - line))))
+			field_after(r, len - (size_t)(r - line), "] ", '\n', out->reason,
+				    sizeof(out->reason));
+		return true;
+	}
+	if (memmem(line, len, "[IO_PAGE_FAULT", 14) &&
+	    field_after(line, len, "address=", ' ', num, sizeof(num))) {
+		char flags[16] = "";
+
+		out->address = strtoull(num, NULL, 16);
+		if (field_after(line, len, "flags=", ']', flags, sizeof(flags)))
+			out->write = strtoul(flags, NULL, 16) & (1u << 5);
+		util_strlcpy(out->reason, "IO_PAGE_FAULT", sizeof(out->reason));
+		if (!field_after(line, len, "device=", ' ', out->source, sizeof(out->source))) {
+			/* "DRIVER 0000:00:04.0: Event logged ..." (dev_err) */
+			const char *ev = memmem(line, len, ": Event logged", 14), *sp = ev;
+
+			while (sp && sp > line && sp[-1] != ' ')
+				sp--;
+			if (!ev || (size_t)(ev - sp) >= sizeof(out->source))
+				return false;
+			memcpy(out->source, sp, (size_t)(ev - sp));
+			out->source[ev - sp] = '\0';
+		}
+		return true;
+	}
+	return false;
+}
+
+bool host_iommu_fault_from(const struct host_iommu_fault *f, const char *bdf)
+{
+	size_t n = strlen(f->source);
+
+	/* "0000:00:03.0" names it whole; "00:03.0" (no segment) is its tail */
+	return n && strlen(bdf) >= n && strcasecmp(bdf + strlen(bdf) - n, f->source) == 0 &&
+	       (n == strlen(bdf) || bdf[strlen(bdf) - n - 1] == ':');
+}
+
+static void faults_fact(struct gather *g, const struct units *u)
+{
+	struct host_fact *f = fact_new(g, "iommu.faults", HOST_PASS);
+	unsigned n = 0;
+
+	for (const char *p = g->kmsg; p && *p;) {
+		const char *nl = strchr(p, '\n');
+		size_t len = nl ? (size_t)(nl - p) : strlen(p);
+		struct host_iommu_fault fault;
+
+		if (host_iommu_fault_parse(p, len, &fault)) {
+			if (n++ < 16)
+				fact_detail(f, "%s: DMA %s at %#llx: %s", fault.source,
+					    fault.write ? "write" : "read",
+					    (unsigned long long)fault.address, fault.reason);
+		}
+		p = nl ? nl + 1 : NULL;
+	}
+	if (!u->n) {
+		f->verdict = HOST_NA;
+		fact_value(f, "no IOMMU");
+	} else if (n) {
+		f->verdict = HOST_WARN;
+		fact_value(f,
+			   "%u DMA fault%s logged since boot (devices reaching memory the IOMMU "
+			   "does not map)",
+			   n, n == 1 ? "" : "s");
+	} else {
+		fact_value(f, "none logged since boot");
+	}
+	fact_source(f, "kernel log (/dev/kmsg): VT-d \"DMAR: [DMA Read|Write ...] Request device "
+		       "[BB:DD.F] fault addr\", AMD-Vi \"Event logged [IO_PAGE_FAULT ...]\"");
+	fact_meaning(f,
+		     "A fault is DMA the IOMMU blocked: a device (a passed-through one, driven "
+		     "by its guest) aimed at an address its VM does not own. The VM and the host "
+		     "are safe; the guest's driver is buggy or hostile. lockstep reports a "
+		     "passthrough device's faults per VM (lockstep vm devices). QEMU's amd-iommu "
+		     "(7.2) blocks without logging.");
+	if (n)
+		fact_fix(f,
+			 "see which VM has the device (lockstep device host) and its guest driver");
+}
+
 void gather_iommu_facts(struct gather *g)
 {
 	struct units u;
@@ -411,6 +531,7 @@ void gather_iommu_facts(struct gather *g)
 	posted_fact(g, &u);
 	groups_fact(g);
 	vfio_fact(g);
+	faults_fact(g, &u);
 }
 
 static bool valid_bdf(const char *s)

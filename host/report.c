@@ -124,7 +124,8 @@ static void read_cpuinfo(struct gather *g)
 /* Keeps a kernel log line if it speaks of IOMMUs or interrupt remapping. */
 static void keep_kmsg_line(char **out, size_t *len, size_t *cap, const char *line)
 {
-	static const char *const marks[] = { "DMAR", "AMD-Vi", "IOMMU", "iommu", "remapping" };
+	static const char *const marks[] = { "DMAR",  "AMD-Vi",	   "IOMMU",
+					     "iommu", "remapping", "IO_PAGE_FAULT" };
 	const char *msg = strchr(line, ';');
 	size_t l;
 

@@ -23,7 +23,7 @@
 #include "host/host.h"
 #include "util/util.h"
 
-#define NR_FACTS 28 /* every check reports every fact, whatever the host */
+#define NR_FACTS 29 /* every check reports every fact, whatever the host */
 
 struct recording {
 	char root[512];
@@ -172,6 +172,7 @@ static void intel_vtx(void **state)
 		"iommu.posted_interrupts",
 		"iommu.groups",
 		"iommu.vfio",
+		"iommu.faults",
 		"sandbox.cgroup2",
 		"sandbox.namespaces",
 		"sandbox.seccomp",
@@ -393,6 +394,60 @@ static void intel_no_interrupt_remapping(void **state)
 	unload(rec);
 }
 
+/* DMA the IOMMU blocked, as VT-d and AMD-Vi log it: the fact, and the parser lockstep-vm uses
+ * for each passthrough device's report. */
+static void iommu_faults(void **state)
+{
+	static const char vtd[] = "3,900,5000001,-;DMAR: [DMA Write NO_PASID] Request device "
+				  "[00:03.0] fault addr 0x4000000 [fault reason 0x05] PTE Write "
+				  "access is not set";
+	static const char amd_dev[] = "vfio-pci 0000:00:04.0: Event logged [IO_PAGE_FAULT "
+				      "domain=0x0002 address=0x8000000 flags=0x0020]";
+	static const char amd_old[] = "AMD-Vi: Event logged [IO_PAGE_FAULT device=00:04.0 "
+				      "domain=0x0002 address=0xfff000 flags=0x0000]";
+	struct recording *rec = load("intel-vtx", true);
+	const struct host_report *r = &rec->report;
+	struct host_iommu_fault f;
+
+	assert_true(host_iommu_fault_parse(vtd, strlen(vtd), &f));
+	assert_string_equal(f.source, "00:03.0");
+	assert_int_equal(f.address, 0x4000000);
+	assert_true(f.write);
+	assert_string_equal(f.reason, "PTE Write access is not set");
+	assert_true(host_iommu_fault_from(&f, "0000:00:03.0"));
+	assert_false(host_iommu_fault_from(&f, "0000:00:13.0"));
+	assert_false(host_iommu_fault_from(&f, "0000:01:03.0"));
+	assert_true(host_iommu_fault_parse(amd_dev, strlen(amd_dev), &f));
+	assert_string_equal(f.source, "0000:00:04.0");
+	assert_int_equal(f.address, 0x8000000);
+	assert_true(f.write);
+	assert_true(host_iommu_fault_from(&f, "0000:00:04.0"));
+	assert_false(host_iommu_fault_from(&f, "0001:00:04.0"));
+	assert_true(host_iommu_fault_parse(amd_old, strlen(amd_old), &f));
+	assert_string_equal(f.source, "00:04.0");
+	assert_false(f.write);
+	assert_false(host_iommu_fault_parse("DMAR: IOMMU enabled", 19, &f));
+	assert_false(host_iommu_fault_parse("6,1,2,-;DMAR: [DMA Read NO_PASID]", 33, &f));
+
+	check(rec, true);
+	assert_verdict(r, "iommu.faults", HOST_PASS);
+	assert_contains(fact(r, "iommu.faults")->value, "none logged");
+	put(rec, "/dev/kmsg",
+	    "6,412,310211,-;DMAR: IOMMU enabled\n"
+	    "3,900,5000001,-;DMAR: [DMA Write NO_PASID] Request device [00:03.0] fault addr "
+	    "0x4000000 [fault reason 0x05] PTE Write access is not set\n"
+	    "3,901,5000002,-;DMAR: [DMA Read NO_PASID] Request device [00:03.0] fault addr "
+	    "0x4001000 [fault reason 0x06] PTE Read access is not set\n");
+	check(rec, true);
+	assert_verdict(r, "iommu.faults", HOST_WARN);
+	assert_contains(fact(r, "iommu.faults")->value, "2 DMA faults logged");
+	assert_contains(fact(r, "iommu.faults")->details,
+			"00:03.0: DMA write at 0x4000000: PTE Write access is not set");
+	assert_contains(fact(r, "iommu.faults")->details,
+			"00:03.0: DMA read at 0x4001000: PTE Read access is not set");
+	unload(rec);
+}
+
 static void amd_avic_off_no_groups(void **state)
 {
 	struct recording *rec = load("amd-svm", true);
@@ -453,13 +508,10 @@ static void json_report(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(intel_vtx),
-		cmocka_unit_test(amd_svm),
-		cmocka_unit_test(pvm),
-		cmocka_unit_test(not_probed),
-		cmocka_unit_test(intel_ple_off),
-		cmocka_unit_test(intel_no_interrupt_remapping),
-		cmocka_unit_test(amd_avic_off_no_groups),
+		cmocka_unit_test(intel_vtx),	 cmocka_unit_test(amd_svm),
+		cmocka_unit_test(pvm),		 cmocka_unit_test(not_probed),
+		cmocka_unit_test(intel_ple_off), cmocka_unit_test(intel_no_interrupt_remapping),
+		cmocka_unit_test(iommu_faults),	 cmocka_unit_test(amd_avic_off_no_groups),
 		cmocka_unit_test(json_report),
 	};
 
