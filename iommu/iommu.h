@@ -197,6 +197,17 @@ bool iommu_driver_viable(const char *driver);
 int iommu_group_check(const char *root, const char *bdf, const char *const *ours, unsigned n,
 		      char *why, size_t why_len);
 
+/* The host's interrupts of a device's VFIO handlers, from /proc/interrupts ("vfio-msi[0]
+ * (0000:00:03.0)", "vfio-msix[..]", "vfio-intx(..)"): what the device raised. */
+struct iommu_host_irqs {
+	unsigned lines; /* handlers registered now */
+	uint64_t count; /* interrupts taken, all CPUs */
+	char chip[32];	/* the first line's interrupt chip ("IR-PCI-MSI" when remapped) */
+	bool remapped;	/* its chip is an interrupt-remapping one (IR-*) */
+};
+
+int iommu_host_irqs(const char *root, const char *bdf, struct iommu_host_irqs *out);
+
 /*
  * Managed devices: binds `bdf` to vfio-pci (driver_override, unbind from its driver,
  * drivers_probe) and waits for its VFIO node.  *prev receives the driver it had ("" = none)

@@ -359,3 +359,51 @@ int iommu_unbind_vfio(const char *root, const char *bdf, const char *prev, char 
 				  bdf, prev, drv[0] ? drv : "none");
 	return 0;
 }
+
+int iommu_host_irqs(const char *root, const char *bdf, struct iommu_host_irqs *out)
+{
+	char path[PATH_MAX], want[32], *text = NULL, *line, *next;
+	unsigned cpus = 0;
+	size_t len;
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	iommu_path(root, path, sizeof(path), "/proc/interrupts");
+	ret = util_read_text(path, 4u << 20, &text, &len);
+	if (ret)
+		return ret;
+	snprintf(want, sizeof(want), "(%s)", bdf);
+	for (line = text; line && *line; line = next) {
+		char *p, *end;
+		unsigned col = 0;
+
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		if (line == text) { /* the header: one column per CPU */
+			for (p = strtok_r(line, " ", &end); p; p = strtok_r(NULL, " ", &end))
+				cpus++;
+			continue;
+		}
+		if (!strstr(line, "vfio-") || !strstr(line, want))
+			continue;
+		out->lines++;
+		p = strchr(line, ':');
+		for (p = p ? p + 1 : line; col < cpus; col++) {
+			out->count += strtoull(p, &end, 10);
+			if (end == p)
+				break;
+			p = end;
+		}
+		while (*p == ' ')
+			p++;
+		if (out->lines == 1) {
+			size_t n = strcspn(p, " ");
+
+			snprintf(out->chip, sizeof(out->chip), "%.*s", (int)n, p);
+			out->remapped = strncmp(out->chip, "IR-", 3) == 0;
+		}
+	}
+	free(text);
+	return 0;
+}

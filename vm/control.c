@@ -206,6 +206,12 @@ static void handle_request(struct vm_control *ctl, const struct vm_proto_request
 			reply(ctl, req->id, vm_irq_json(vm));
 		break;
 	}
+	case VM_CMD_DEVICES: {
+		json_t *report = vm_passthrough_json(vm);
+
+		reply(ctl, req->id, report ? report : json_object());
+		break;
+	}
 	default:
 		reply_error(ctl, req->id, "unknown command", EINVAL);
 		break;

@@ -138,8 +138,9 @@ static int open_serial_log(struct vm *vm, const struct vm_options *opts, int *st
 	return 0;
 }
 
-/* The test devices the definition asks for, on the PCI bus or at their fixed ports: the ones
- * that name a slot first, so that the others cannot take it. */
+/* The devices the definition asks for (test devices and passthrough devices), on the PCI
+ * bus or at their fixed ports: the ones that name a slot first, so that the others cannot
+ * take it. */
 static int add_test_devices(struct vm *vm)
 {
 	int ret = 0;
@@ -158,6 +159,10 @@ static int add_test_devices(struct vm *vm)
 			ret = vm_pci_testdev_add(vm, d->slot, name);
 		else if (!strcmp(d->type, "pc-testdev"))
 			ret = vm_pc_testdev_new(vm, &vm->pc_testdev);
+		else if (!strcmp(d->type, "vfio-pci"))
+			ret = vm_passthrough_add(vm, i); /* says why itself */
+		if (ret && !strcmp(d->type, "vfio-pci"))
+			break;
 		if (ret)
 			util_log(&vm->log, UTIL_LOG_ERROR, "devices[%u] (%s): %s", i, d->type,
 				 ret == -EEXIST ? "its PCI slot is taken" : strerror(-ret));
@@ -317,16 +322,6 @@ static int build(struct vm *vm, const struct vm_options *opts, int *status)
 	char why[256] = "";
 	int ret;
 
-	*status = VM_EXIT_CONFIG;
-	for (uint32_t i = 0; i < vm->cfg.nr_devices; i++) {
-		if (strcmp(vm->cfg.devices[i].type, "vfio-pci") == 0) {
-			util_log(
-				&vm->log, UTIL_LOG_ERROR,
-				"devices[%u]: PCI passthrough (vfio-pci %s) is not implemented yet",
-				i, vm->cfg.devices[i].host);
-			return -EOPNOTSUPP;
-		}
-	}
 	*status = VM_EXIT_INTERNAL;
 	ret = hv_sys_open(opts->kvm_path, &vm->sys, why, sizeof(why));
 	if (ret) {
@@ -367,6 +362,9 @@ static int build(struct vm *vm, const struct vm_options *opts, int *status)
 	ret = set_pause_exits(vm);
 	if (ret)
 		return ret;
+	ret = vm_passthrough_init(vm, status);
+	if (ret)
+		return ret;
 	*status = VM_EXIT_INTERNAL;
 	ret = add_devices(vm);
 	if (ret) {
@@ -396,6 +394,7 @@ int vm_create(const struct vmdef *cfg, const struct vm_options *opts, struct vm 
 	vm->sched_fd = -1;
 	vm->kick_signal = VM_KICK_SIGNAL;
 	vm->host_cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	vm->next_slot = VM_SLOT_FIRST_FREE;
 	snprintf(prefix, sizeof(prefix), "lockstep-vm[%s]", cfg->name);
 	util_log_init(&vm->log, prefix, opts->quiet ? UTIL_LOG_ERROR : UTIL_LOG_INFO, 2);
 	util_ratelimit_init(&vm->guest_log_limit, 5ull * 1000000000ull, 10);
@@ -434,6 +433,7 @@ void vm_destroy(struct vm *vm)
 	}
 	free(vm->vcpus);
 	vm_pci_free(vm->pci);
+	vm_passthrough_fini(vm); /* DMA unmapped once no device uses it */
 	vm_pc_testdev_free(vm->pc_testdev);
 	vm_devloop_free(vm->devloop);
 	irq_free(vm->irq);

@@ -22,6 +22,7 @@ static const char *const cmd_names[VM_CMDS] = {
 	[VM_CMD_STOP] = "stop",
 	[VM_CMD_IRQS] = "irqs",
 	[VM_CMD_IRQ_STEERING] = "irq-steering",
+	[VM_CMD_DEVICES] = "devices",
 };
 
 static const char *const event_names[VM_EVENTS] = {

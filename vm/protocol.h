@@ -39,6 +39,8 @@
  *   irqs       the interrupt report (the --stats-json document's "irq" section)
  *   irq-steering {"steering": true|false}: steering of redirectable interrupts on or off;
  *              the interrupt report as it is after the change
+ *   devices    the DMA remapping report of the passthrough devices (the --stats-json
+ *              document's "passthrough" section), or {} without any
  * Worker -> daemon, replies: {"id": N, "result": {...}} or {"id": N, "error": TEXT, "errno": E}
  *   (a request without "id" or "cmd", or with an unknown "cmd", gets an error reply).
  *
@@ -78,6 +80,7 @@ enum vm_proto_cmd {
 	VM_CMD_STOP,
 	VM_CMD_IRQS,
 	VM_CMD_IRQ_STEERING,
+	VM_CMD_DEVICES,
 	VM_CMDS
 };
 

@@ -94,6 +94,8 @@ json_t *vm_report_json(struct vm *vm)
 		json_object_set_new(obj, "irq", vm_irq_json(vm));
 	if (obj)
 		json_object_set_new(obj, "sandbox", vm_jail_json(vm->jail));
+	if (obj && vm->passthrough)
+		json_object_set_new(obj, "passthrough", vm_passthrough_json(vm));
 	return obj;
 }
 

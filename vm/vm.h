@@ -15,6 +15,8 @@ enum vm_exit_status {
 	VM_EXIT_NOKVM = 69,	  /* KVM is missing or lacks what lockstep needs */
 	VM_EXIT_INTERNAL = 70,	  /* a host-side failure */
 	VM_EXIT_SANDBOX = 71,	  /* the sandbox cannot be set up (user, cgroup, namespaces) */
+	VM_EXIT_DEVICE = 72,	  /* a passthrough device cannot be had here (no IOMMU, not on
+				     vfio-pci, its group in use, ...) */
 	VM_EXIT_GUEST_CRASH = 80, /* triple fault, emulation failure, invalid guest state */
 	VM_EXIT_TIMEOUT = 124,	  /* --timeout expired (as timeout(1) reports it) */
 };

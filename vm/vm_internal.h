@@ -217,6 +217,35 @@ int vm_pci_testdev_add(struct vm *vm, int slot, const char *name);
 int vm_pc_testdev_new(struct vm *vm, struct vm_pc_testdev **out);
 void vm_pc_testdev_free(struct vm_pc_testdev *t);
 
+/* ---- passthrough devices (vm/passthrough.c, vm/vfio.c) ---- */
+
+struct vm_passthrough;
+struct vm_vfio;
+struct iommu_dev;
+
+/* KVM memory slots: RAM has the first ones, passthrough BARs take them from here on. */
+#define VM_SLOT_FIRST_FREE 8
+
+/*
+ * Checks, opens and maps what the definition's vfio-pci devices need: host_iommu_ready, each
+ * device bound to vfio-pci with a viable group, the DMA address space with all of guest RAM
+ * mapped at its guest-physical addresses, KVM's VFIO device.  After guest RAM and the KVM VM,
+ * before the devices; nothing to do without vfio-pci devices.  On failure *status is the exit
+ * status (VM_EXIT_DEVICE for what the host cannot give) and the log says why.
+ */
+int vm_passthrough_init(struct vm *vm, int *status);
+/* Puts devices[index] (a vfio-pci device) on the PCI bus. */
+int vm_passthrough_add(struct vm *vm, unsigned index);
+/* Closes the devices and unmaps guest RAM (after the PCI bus is gone). */
+void vm_passthrough_fini(struct vm *vm);
+/* The DMA remapping report: back end, mappings, each device (NULL without devices). */
+json_t *vm_passthrough_json(struct vm *vm);
+
+int vm_vfio_add(struct vm *vm, struct iommu_dev *dev, const struct vmdef_device *def,
+		unsigned index, struct vm_vfio **out);
+void vm_vfio_free(struct vm_vfio *v);
+json_t *vm_vfio_json(struct vm_vfio *v);
+
 /* ---- pvlock glue (vm/lockwatch.c) ---- */
 
 struct vm_lockwatch;
@@ -347,10 +376,12 @@ struct vm {
 	struct vm_fwcfg *fwcfg;
 	struct vm_doorbell *doorbell;
 	struct vm_acpi_pm *acpi_pm;
-	struct irq *irq;		 /* GSI routing, lines, steering (irq/) */
-	struct irq_posting host_posting; /* as probed at start (the sandbox hides /sys later) */
-	struct vm_devloop *devloop;	 /* the device thread */
-	struct vm_pci *pci;		 /* host bridge, bus 0 */
+	struct irq *irq;		    /* GSI routing, lines, steering (irq/) */
+	struct irq_posting host_posting;    /* as probed at start (the sandbox hides /sys later) */
+	struct vm_devloop *devloop;	    /* the device thread */
+	struct vm_pci *pci;		    /* host bridge, bus 0 */
+	struct vm_passthrough *passthrough; /* vfio-pci devices, NULL without them */
+	uint32_t next_slot;		    /* the next free KVM memory slot (building only) */
 	struct vm_pc_testdev *pc_testdev;
 	struct vm_lockwatch *lockwatch; /* pvlock calls and the preemption detector */
 	struct vm_mux *mux;		/* the multiplexer's worker side */
