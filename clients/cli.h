@@ -39,5 +39,9 @@ int sched_command(struct cli *cli, int argc, char **argv);
 int host_command(struct cli *cli, int argc, char **argv);
 /* lockstep vm irqs NAME ... (clients/cli_irq.c); argv[0] is NAME */
 int irq_command(struct cli *cli, int argc, char **argv);
+/* lockstep device list|attach|detach|host ... (clients/cli_device.c); argv[0] is the verb */
+int device_command(struct cli *cli, int argc, char **argv);
+/* lockstep vm devices NAME: the DMA remapping report */
+int vm_devices_command(struct cli *cli, const char *name);
 
 #endif /* LOCKSTEP_CLIENTS_CLI_H */

@@ -42,12 +42,21 @@ void usage(FILE *out)
 	      "  vm irqs NAME [--steering on|off [--config]]\n"
 	      "                                    interrupt routes, counters, PCI devices;\n"
 	      "                                    or steering switched (--config: also store)\n"
+	      "  vm devices NAME                   DMA remapping of its passthrough devices: the\n"
+	      "                                    IOMMU, domain, maps, interrupts, faults\n"
 	      "  sched show NAME                   a VM's scheduling policy and parameters\n"
 	      "  sched set NAME [POLICY] [--quantum US] [--skew US] [--config]\n"
 	      "                                    change them (policy: host, pinned, gang,\n"
 	      "                                    relaxed, adaptive, mux; --config: also\n"
 	      "                                    store)\n"
 	      "  sched stats [NAME]                co-run, skew, gate latency, slices\n"
+	      "  device list NAME                  a VM's devices and where each is on the host\n"
+	      "  device attach NAME BDF [--slot N] [--managed] [--reset auto|on|off]\n"
+	      "                [--rom-file PATH | --no-rom]\n"
+	      "                                    add a PCI device to pass through (VM shut off)\n"
+	      "  device detach NAME BDF            remove it (VM shut off)\n"
+	      "  device host                       the host's PCI devices: IOMMU group, driver,\n"
+	      "                                    whether each can be passed through\n"
 	      "  events                            print lifecycle events as they happen\n"
 	      "  daemon info                       version, host topology, counts\n"
 	      "  host check [--json] [--verbose]   what this host's virtualization gives SMP\n"
@@ -411,6 +420,8 @@ static int vm_command(struct cli *cli, int argc, char **argv)
 		return vm_pin(cli, argc, argv);
 	if (strcmp(sub, "irqs") == 0)
 		return irq_command(cli, argc - 1, argv + 1);
+	if (strcmp(sub, "devices") == 0 && argc == 2)
+		return vm_devices_command(cli, argv[1]);
 	if (strcmp(sub, "shutdown") == 0 && (argc == 2 || argc == 4)) {
 		uint64_t t;
 		json_t *extra = NULL;
@@ -479,6 +490,8 @@ int main(int argc, char **argv)
 		ret = sched_command(&cli, argc - 1, argv + 1);
 	else if (argc >= 1 && strcmp(argv[0], "host") == 0)
 		ret = host_command(&cli, argc - 1, argv + 1);
+	else if (argc >= 1 && strcmp(argv[0], "device") == 0)
+		ret = device_command(&cli, argc - 1, argv + 1);
 	else if (argc == 1 && strcmp(argv[0], "events") == 0)
 		ret = events(&cli);
 	else if (argc == 2 && strcmp(argv[0], "daemon") == 0 && strcmp(argv[1], "info") == 0)

@@ -7,8 +7,9 @@
  * The core's files call downwards only, never in a circle (a worker reports to the registry
  * through the callbacks it was spawned with):
  *   daemon.c   -> rpc/, virt/, ops.c, registry.c, scheduler.c, store.c, topology.c
- *   ops.c      -> registry.c, worker.c, schedglue.c, scheduler.c
- *   registry.c -> worker.c, store.c, schedglue.c, scheduler.c, events.c
+ *   ops.c      -> registry.c, worker.c, schedglue.c, scheduler.c, devices.c
+ *   registry.c -> worker.c, store.c, schedglue.c, scheduler.c, events.c, devices.c
+ *   devices.c -> hostcheck.c
  *   worker.c -> store.c;  schedglue.c -> scheduler.c;  console.c -> store.c
  *   store.c, events.c, scheduler.c, topology.c, listener.c: nothing of the core
  *
@@ -70,6 +71,8 @@ struct store_runtime {
 	uint64_t start_ticks; /* /proc/PID/stat starttime: tells a reused pid apart */
 	int domain_id;
 	uint64_t started; /* seconds since the epoch */
+	json_t *devices;  /* passthrough devices held (dvm_devices_held_json): borrowed when
+			     saved, the reader's to release when read; NULL = none */
 };
 
 int store_save_runtime(const struct dvm *vm, const struct store_runtime *rec);
@@ -149,6 +152,15 @@ void worker_free(struct worker *w);
 
 /* ---- VMs (daemon/registry.c) ---- */
 
+/* A passthrough device a running VM holds (daemon/devices.c). */
+struct dvm_device {
+	char bdf[16];
+	int group;     /* its IOMMU group, -1 = unknown */
+	bool managed;  /* lockstepd bound it to vfio-pci for this run */
+	bool bound;    /* ... and must give it back */
+	char prev[32]; /* the driver it had ("" = none) */
+};
+
 struct dvm {
 	struct util_list link;
 	struct daemon *d;
@@ -174,6 +186,9 @@ struct dvm {
 	 * scheduler's accounting at detach. */
 	json_t *last_stats;
 	json_t *last_sched;
+	/* Passthrough devices its worker holds, from its start to its end. */
+	unsigned nr_held;
+	struct dvm_device held[VMDEF_DEVICES_MAX];
 };
 
 struct dvm_waiter {
@@ -203,7 +218,8 @@ int dvm_set_pin(struct dvm *vm, uint32_t vcpu, const struct util_cpuset *cpus);
 void dvm_set_state(struct dvm *vm, enum dvm_state state, const char *reason);
 /* Tells event listeners what happened to a VM ("defined", "started", ...). */
 void dvm_announce(struct dvm *vm, const char *what);
-int dvm_start(struct dvm *vm);
+/* Spawns the VM's worker (its passthrough devices acquired first); err says why not. */
+int dvm_start(struct dvm *vm, char *err, size_t err_len);
 /* Fails every parked operation with -errno (the daemon is going away). */
 void dvm_fail_waiters(struct dvm *vm, int err, const char *message);
 /* Loads the stored definitions, then re-attaches to workers that outlived the previous
@@ -313,6 +329,31 @@ json_t *hostcheck_summary_json(struct daemon *d);
 const char *hostcheck_ple_why(struct daemon *d);
 /* The passthrough path's first check (host_iommu_ready): 0 or -errno with `why`. */
 int hostcheck_iommu_ready(struct daemon *d, const char *bdf, char *why, size_t why_len);
+
+/* ---- passthrough devices (daemon/devices.c) ---- */
+
+/* At define: every vfio-pci device on an IOMMU that remaps, in a group; -EINVAL and why. */
+int dvm_devices_check_definition(struct daemon *d, const struct vmdef *def, char *err,
+				 size_t err_len);
+/*
+ * Before the VM's worker is spawned: the devices are checked again (nobody else holds them
+ * or their group, their driver lets go of them), managed ones bound to vfio-pci, and all
+ * recorded in vm->held.  -EINVAL (the host cannot), -EBUSY (the device is busy) with why; on
+ * failure nothing stays bound.
+ */
+int dvm_devices_acquire(struct dvm *vm, char *err, size_t err_len);
+/* After the worker ended: managed devices go back to their drivers; vm->held is emptied. */
+void dvm_devices_release(struct dvm *vm);
+/* The running VM that holds `bdf` or a device of IOMMU group `group` (-1: any), or NULL. */
+const char *dvm_devices_holder(struct daemon *d, const char *bdf, int group);
+/* vm->held as JSON (the runtime record) and back; -EPROTO for a record that is not one. */
+json_t *dvm_devices_held_json(const struct dvm *vm);
+int dvm_devices_held_from_json(struct dvm *vm, const json_t *list);
+/* Completes a worker's DMA remapping report with what only the host sees: each device's
+ * interrupts as /proc/interrupts counts them, and through which interrupt chip. */
+void dvm_devices_report_complete(json_t *report);
+/* The host's PCI devices: IOMMU group, driver, what lockstep could do with each, who has it. */
+json_t *dvm_devices_host_json(struct daemon *d);
 
 /* ---- scheduling glue (daemon/schedglue.c) ---- */
 

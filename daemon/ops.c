@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "daemon/daemon.h"
@@ -119,6 +120,8 @@ static int check_definition(struct daemon *d, const struct vmdef *def, char *err
 		return fail(err, err_len, -EINVAL, "\"serial.log\" must be an absolute path");
 	/* Only beneath the directories the administrator allows (docs/security.md). */
 	ret = confine_check_definition(d, def, err, err_len);
+	if (!ret)
+		ret = dvm_devices_check_definition(d, def, err, err_len);
 	if (ret)
 		return ret;
 	return dvm_sched_check(d, def, err, err_len);
@@ -255,11 +258,11 @@ int ops_start(struct dvm *vm, ops_done_fn done, void *arg, char *err, size_t err
 	w = park(vm, done, arg, false);
 	if (!w)
 		return fail(err, err_len, -ENOMEM, "cannot start %s: out of memory", vm->cfg.name);
-	ret = dvm_start(vm);
+	ret = dvm_start(vm, err, err_len);
 	if (ret) {
 		util_list_del(&w->link);
 		free(w);
-		return fail(err, err_len, ret, "cannot start %s: %s", vm->cfg.name, strerror(-ret));
+		return ret;
 	}
 	return OPS_PENDING;
 }
@@ -595,4 +598,73 @@ int ops_set_irq_steering(struct dvm *vm, bool on, unsigned affect, ops_done_fn d
 			    strerror(-ret));
 	}
 	return OPS_PENDING;
+}
+
+/* ---- passthrough devices ---- */
+
+static int check_cold(struct dvm *vm, char *err, size_t err_len)
+{
+	if (vm->worker)
+		return fail(err, err_len, -EBUSY,
+			    "VM %s is %s: devices are attached and detached while it is shut off",
+			    vm->cfg.name, dvm_state_name(vm->state));
+	return 0;
+}
+
+int ops_device_attach(struct dvm *vm, const struct vmdef_device *dev, unsigned *index, char *err,
+		      size_t err_len)
+{
+	struct vmdef next;
+	int ret = check_cold(vm, err, err_len);
+
+	if (ret)
+		return ret;
+	if (vm->cfg.nr_devices >= VMDEF_DEVICES_MAX)
+		return fail(err, err_len, -EINVAL, "VM %s has %d devices already, the most it may",
+			    vm->cfg.name, VMDEF_DEVICES_MAX);
+	if (vmdef_copy(&next, &vm->cfg))
+		return fail(err, err_len, -ENOMEM, "out of memory");
+	next.devices[next.nr_devices] = *dev;
+	next.devices[next.nr_devices].rom_file = NULL;
+	ret = vmdef_dup_device_rom(&next.devices[next.nr_devices], dev->rom_file);
+	if (!ret) {
+		*index = next.nr_devices++;
+		ret = check_definition(vm->d, &next, err, err_len);
+		if (!ret && (ret = registry_redefine(vm, &next)))
+			fail(err, err_len, ret, "cannot store the definition of %s: %s",
+			     vm->cfg.name, strerror(-ret));
+	} else {
+		fail(err, err_len, ret, "out of memory");
+	}
+	vmdef_fini(&next);
+	return ret;
+}
+
+int ops_device_detach(struct dvm *vm, const char *bdf, char *err, size_t err_len)
+{
+	struct vmdef next;
+	uint32_t i;
+	int ret = check_cold(vm, err, err_len);
+
+	if (ret)
+		return ret;
+	for (i = 0; i < vm->cfg.nr_devices; i++)
+		if (!strcmp(vm->cfg.devices[i].type, "vfio-pci") &&
+		    !strcasecmp(vm->cfg.devices[i].host, bdf))
+			break;
+	if (i == vm->cfg.nr_devices)
+		return fail(err, err_len, -ERANGE, "VM %s has no passthrough device %.32s",
+			    vm->cfg.name, bdf);
+	if (vmdef_copy(&next, &vm->cfg))
+		return fail(err, err_len, -ENOMEM, "out of memory");
+	free(next.devices[i].rom_file);
+	memmove(&next.devices[i], &next.devices[i + 1],
+		(next.nr_devices - i - 1) * sizeof(next.devices[0]));
+	next.nr_devices--;
+	ret = registry_redefine(vm, &next);
+	if (ret)
+		fail(err, err_len, ret, "cannot store the definition of %s: %s", vm->cfg.name,
+		     strerror(-ret));
+	vmdef_fini(&next);
+	return ret;
 }

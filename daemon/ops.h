@@ -9,16 +9,19 @@
  * that each front end maps them with one table, unambiguously:
  *   -ENOENT     no such VM (or it went away meanwhile)
  *   -EEXIST     the name or the uuid is another VM's
- *   -EBUSY      the VM's state does not allow it (running, not running, transient)
+ *   -EBUSY      the VM's state does not allow it (running, not running, transient), or a
+ *               passthrough device it needs is busy (a host driver has it, another VM has it
+ *               or its IOMMU group, the group is not viable)
  *   -ECHILD     a start failed: the worker ended before the VM ran, or cannot be started
  *               (the user lockstepd runs workers as does not exist)
  *   -EINVAL     the definition breaks a rule (vmdef_validate, relative paths, CPUs this host
- *               does not have)
+ *               does not have, passthrough this host cannot give: no IOMMU or remapping, no
+ *               such device, no vfio-pci driver)
  *   -EPERM      a file the definition names lies outside the directories lockstepd allows
  *               (docs/security.md)
  *   -E2BIG      gang scheduling for a VM wider than its host CPUs
  *   -ERANGE     an argument out of range (a vCPU the VM does not have, a host CPU the host
- *               does not have, an empty CPU set)
+ *               does not have, an empty CPU set, a device the VM does not have)
  *   -EUSERS     lockstepd's limit on defined VMs (--max-vms)
  *   -ETIMEDOUT  the guest did not finish a shutdown in time
  *   -ESHUTDOWN  lockstepd is stopping
@@ -129,5 +132,18 @@ int ops_set_sched(struct dvm *vm, enum vmdef_sched_policy policy, uint32_t quant
  */
 int ops_set_irq_steering(struct dvm *vm, bool on, unsigned affect, ops_done_fn done, void *arg,
 			 bool *stored, char *err, size_t err_len);
+
+/* ---- passthrough devices ---- */
+
+/*
+ * Adds a device to the definition of a VM that is shut off ("cold": -EBUSY while it runs);
+ * the definition with it must pass everything a define checks (for vfio-pci: an IOMMU that
+ * remaps, the device there in an IOMMU group).  *index is its place in "devices".
+ */
+int ops_device_attach(struct dvm *vm, const struct vmdef_device *dev, unsigned *index, char *err,
+		      size_t err_len);
+/* Removes the vfio-pci device with host address `bdf` from a shut-off VM's definition
+ * (-ERANGE when it has none). */
+int ops_device_detach(struct dvm *vm, const char *bdf, char *err, size_t err_len);
 
 #endif /* LOCKSTEP_DAEMON_OPS_H */

@@ -227,9 +227,11 @@ void dvm_set_state(struct dvm *vm, enum dvm_state state, const char *reason)
 			.start_ticks = vm->worker->start_ticks,
 			.domain_id = vm->domain_id,
 			.started = vm->started_realtime,
+			.devices = vm->nr_held ? dvm_devices_held_json(vm) : NULL,
 		};
 
 		store_save_runtime(vm, &rec);
+		json_decref(rec.devices);
 	} else {
 		store_remove_runtime(vm);
 	}
@@ -304,6 +306,7 @@ static void worker_ended(struct dvm *vm, bool crashed, const char *reason, int s
 	vm->worker = NULL;
 	vm->destroying = false;
 	worker_free(w);
+	dvm_devices_release(vm); /* the process is gone: its VFIO descriptors are closed */
 	vm->last_status = status;
 	vm->domain_id = -1;
 	if (destroyed) {
@@ -323,21 +326,29 @@ static void worker_ended(struct dvm *vm, bool crashed, const char *reason, int s
 		return;
 	}
 	if ((restart || reboot) && !vm->d->quitting) {
-		if (may_restart(vm) && dvm_start(vm) == 0)
-			dvm_announce(vm, restart ? "restarted" : "rebooted");
-		else
+		char err[512] = "";
+
+		if (!may_restart(vm))
 			util_log(&vm->d->log, UTIL_LOG_ERROR,
 				 "VM %s: not restarting it after %u restarts within a minute",
 				 vm->cfg.name, RESTARTS_PER_WINDOW);
+		else if (dvm_start(vm, err, sizeof(err)) == 0)
+			dvm_announce(vm, restart ? "restarted" : "rebooted");
+		else
+			util_log(&vm->d->log, UTIL_LOG_ERROR, "VM %s: not restarted: %s",
+				 vm->cfg.name, err);
 	}
 }
 
-int dvm_start(struct dvm *vm)
+int dvm_start(struct dvm *vm, char *err, size_t err_len)
 {
 	int ret;
 
 	if (vm->worker)
-		return -EBUSY;
+		return util_error(err, err_len, -EBUSY, "VM %s is already running", vm->cfg.name);
+	ret = dvm_devices_acquire(vm, err, err_len);
+	if (ret)
+		return ret;
 	/* A run that crashes before its report must not show the previous run's figures. */
 	json_decref(vm->last_stats);
 	json_decref(vm->last_sched);
@@ -347,7 +358,9 @@ int dvm_start(struct dvm *vm)
 	ret = worker_spawn(vm, &worker_events);
 	if (ret) {
 		vm->domain_id = -1;
-		return ret;
+		dvm_devices_release(vm);
+		return util_error(err, err_len, ret, "cannot start %s: %s", vm->cfg.name,
+				  strerror(-ret));
 	}
 	dvm_set_state(vm, DVM_STARTING, "starting");
 	return 0;
@@ -434,6 +447,7 @@ static void recover_ended(struct dvm *vm)
 		/* No last word: it was killed while we were away. */
 		dvm_set_state(vm, DVM_CRASHED, "worker-died");
 	}
+	dvm_devices_release(vm); /* what the previous daemon bound for it */
 	store_remove_runtime(vm);
 	confine_forget(vm);
 }
@@ -450,6 +464,12 @@ static void recover(struct daemon *d)
 
 		if (store_read_runtime(vm, &rec))
 			continue;
+		if (dvm_devices_held_from_json(vm, rec.devices))
+			util_log(&d->log, UTIL_LOG_WARN,
+				 "VM %s: its runtime record's devices are unreadable: managed "
+				 "devices stay on vfio-pci",
+				 vm->cfg.name);
+		json_decref(rec.devices);
 		vm->domain_id = rec.domain_id;
 		vm->started_realtime = rec.started;
 		if (vm->domain_id >= d->next_domain_id)
@@ -474,11 +494,13 @@ static void autostart(struct daemon *d)
 		struct dvm *vm = util_container_of(pos, struct dvm, link);
 		int ret;
 
+		char err[512] = "";
+
 		if (!vm->cfg.autostart || vm->worker)
 			continue;
-		ret = dvm_start(vm);
+		ret = dvm_start(vm, err, sizeof(err));
 		util_log(&d->log, ret ? UTIL_LOG_ERROR : UTIL_LOG_INFO, "autostart %s: %s",
-			 vm->cfg.name, ret ? strerror(-ret) : "started");
+			 vm->cfg.name, ret ? err : "started");
 	}
 }
 

@@ -235,9 +235,9 @@ int store_save_runtime(const struct dvm *vm, const struct store_runtime *rec)
 	json_t *json;
 	int ret;
 
-	json = json_pack("{s:i, s:I, s:i, s:I}", "pid", (int)rec->pid, "start_ticks",
+	json = json_pack("{s:i, s:I, s:i, s:I, s:O?}", "pid", (int)rec->pid, "start_ticks",
 			 (json_int_t)rec->start_ticks, "domain_id", rec->domain_id, "started",
-			 (json_int_t)rec->started);
+			 (json_int_t)rec->started, "devices", rec->devices);
 	if (!json)
 		return -ENOMEM;
 	store_run_path(vm, ".run", path, sizeof(path));
@@ -265,6 +265,7 @@ int store_read_runtime(const struct dvm *vm, struct store_runtime *rec)
 		.start_ticks = (uint64_t)json_integer_value(json_object_get(json, "start_ticks")),
 		.domain_id = (int)json_integer_value(json_object_get(json, "domain_id")),
 		.started = (uint64_t)json_integer_value(json_object_get(json, "started")),
+		.devices = json_incref(json_object_get(json, "devices")),
 	};
 	json_decref(json);
 	return 0;

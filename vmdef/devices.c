@@ -44,18 +44,18 @@ int vmdef_reset_parse(const char *name, enum vmdef_reset *out)
 }
 
 /* "rom": {"bar": BOOL, "file": PATH} */
-static int parse_rom(struct vmdef_parse *p, struct vmdef_device *d, size_t idx, const json_t *v)
+static int parse_rom(struct vmdef_parse *p, struct vmdef_device *d, const char *at, const json_t *v)
 {
 	const char *key, *s;
 	char path[64];
 	json_t *f;
 	int ret;
 
-	snprintf(path, sizeof(path), "devices[%zu].rom", idx);
+	snprintf(path, sizeof(path), "%s.rom", at);
 	if ((ret = vmdef_get_object(p, path, v)))
 		return ret;
 	json_object_foreach((json_t *)v, key, f) {
-		snprintf(path, sizeof(path), "devices[%zu].rom.%.16s", idx, key);
+		snprintf(path, sizeof(path), "%s.rom.%.16s", at, key);
 		if (strcmp(key, "bar") == 0)
 			ret = vmdef_get_bool(p, path, f, &d->rom_bar);
 		else if (strcmp(key, "file") == 0) {
@@ -72,7 +72,8 @@ static int parse_rom(struct vmdef_parse *p, struct vmdef_device *d, size_t idx, 
 	return 0;
 }
 
-static int parse_device(struct vmdef_parse *p, struct vmdef_device *d, size_t idx,
+/* One device; `at` names it in errors ("devices[2]"). */
+static int parse_device(struct vmdef_parse *p, struct vmdef_device *d, const char *at,
 			const json_t *dev)
 {
 	bool passthrough_keys = false;
@@ -82,11 +83,10 @@ static int parse_device(struct vmdef_parse *p, struct vmdef_device *d, size_t id
 	int ret, type = -1;
 	uint64_t slot;
 
-	snprintf(path, sizeof(path), "devices[%zu]", idx);
-	if ((ret = vmdef_get_object(p, path, dev)))
+	if ((ret = vmdef_get_object(p, at, dev)))
 		return ret;
 	json_object_foreach((json_t *)dev, key, v) {
-		snprintf(path, sizeof(path), "devices[%zu].%.16s", idx, key);
+		snprintf(path, sizeof(path), "%s.%.16s", at, key);
 		if (strcmp(key, "type") == 0) {
 			if ((ret = vmdef_get_enum(p, path, v, device_types, 4, &type)))
 				return ret;
@@ -118,7 +118,7 @@ static int parse_device(struct vmdef_parse *p, struct vmdef_device *d, size_t id
 			d->reset = (enum vmdef_reset)r;
 			passthrough_keys = true;
 		} else if (strcmp(key, "rom") == 0) {
-			if ((ret = parse_rom(p, d, idx, v)))
+			if ((ret = parse_rom(p, d, at, v)))
 				return ret;
 			passthrough_keys = true;
 		} else {
@@ -126,18 +126,18 @@ static int parse_device(struct vmdef_parse *p, struct vmdef_device *d, size_t id
 		}
 	}
 	if (type < 0)
-		return vmdef_fail(p, "\"devices[%zu]\" needs \"type\"", idx);
+		return vmdef_fail(p, "\"%s\" needs \"type\"", at);
 	if (type == 0 && !d->host[0])
-		return vmdef_fail(p, "\"devices[%zu]\" (vfio-pci) needs \"host\"", idx);
+		return vmdef_fail(p, "\"%s\" (vfio-pci) needs \"host\"", at);
 	if (type != 0 && d->host[0])
-		return vmdef_fail(p, "\"devices[%zu].host\" is for vfio-pci devices only", idx);
+		return vmdef_fail(p, "\"%s.host\" is for vfio-pci devices only", at);
 	if (type != 0 && passthrough_keys)
 		return vmdef_fail(p,
-				  "\"devices[%zu]\": \"managed\", \"reset\" and \"rom\" are for "
-				  "vfio-pci devices only",
-				  idx);
+				  "\"%s\": \"managed\", \"reset\" and \"rom\" are for vfio-pci "
+				  "devices only",
+				  at);
 	if (type == 3 && d->slot >= 0)
-		return vmdef_fail(p, "\"devices[%zu].slot\": pc-testdev is not a PCI device", idx);
+		return vmdef_fail(p, "\"%s.slot\": pc-testdev is not a PCI device", at);
 	return 0;
 }
 
@@ -155,10 +155,12 @@ int vmdef_devices_parse(struct vmdef_parse *p, struct vmdef *def, const json_t *
 	def->nr_devices = 0;
 	json_array_foreach((json_t *)arr, idx, dev) {
 		struct vmdef_device *d = &def->devices[def->nr_devices];
+		char at[32];
 		int ret;
 
+		snprintf(at, sizeof(at), "devices[%zu]", idx);
 		*d = (struct vmdef_device){ .slot = -1, .rom_bar = true };
-		ret = parse_device(p, d, idx, dev);
+		ret = parse_device(p, d, at, dev);
 		if (ret) {
 			free(d->rom_file);
 			d->rom_file = NULL;
@@ -193,30 +195,57 @@ int vmdef_devices_validate(const struct vmdef *def, char *err, size_t err_len)
 	return 0;
 }
 
+json_t *vmdef_device_json(const struct vmdef_device *d)
+{
+	json_t *dev = json_pack("{s:s}", "type", d->type);
+
+	if (dev && d->host[0]) {
+		json_t *rom = json_pack("{s:b}", "bar", d->rom_bar);
+
+		if (rom && d->rom_file)
+			json_object_set_new(rom, "file", json_string(d->rom_file));
+		json_object_set_new(dev, "host", json_string(d->host));
+		json_object_set_new(dev, "managed", json_boolean(d->managed));
+		json_object_set_new(dev, "reset", json_string(vmdef_reset_name(d->reset)));
+		json_object_set_new(dev, "rom", rom);
+	}
+	if (dev && d->slot >= 0)
+		json_object_set_new(dev, "slot", json_integer(d->slot));
+	return dev;
+}
+
 json_t *vmdef_devices_json(const struct vmdef *def)
 {
 	json_t *devices = json_array();
 
 	for (uint32_t i = 0; devices && i < def->nr_devices; i++) {
-		const struct vmdef_device *d = &def->devices[i];
-		json_t *dev = json_pack("{s:s}", "type", d->type);
-
-		if (dev && d->host[0]) {
-			json_t *rom = json_pack("{s:b}", "bar", d->rom_bar);
-
-			if (rom && d->rom_file)
-				json_object_set_new(rom, "file", json_string(d->rom_file));
-			json_object_set_new(dev, "host", json_string(d->host));
-			json_object_set_new(dev, "managed", json_boolean(d->managed));
-			json_object_set_new(dev, "reset", json_string(vmdef_reset_name(d->reset)));
-			json_object_set_new(dev, "rom", rom);
-		}
-		if (dev && d->slot >= 0)
-			json_object_set_new(dev, "slot", json_integer(d->slot));
-		if (json_array_append_new(devices, dev)) {
+		if (json_array_append_new(devices, vmdef_device_json(&def->devices[i]))) {
 			json_decref(devices);
 			return NULL;
 		}
 	}
 	return devices;
+}
+
+int vmdef_dup_device_rom(struct vmdef_device *dev, const char *rom_file)
+{
+	return vmdef_dup_str(&dev->rom_file, rom_file);
+}
+
+int vmdef_device_from_json(const json_t *obj, struct vmdef_device *out, char *err, size_t err_len)
+{
+	struct vmdef_parse p = { .err = err, .err_len = err_len };
+	int ret;
+
+	*out = (struct vmdef_device){ .slot = -1, .rom_bar = true };
+	ret = parse_device(&p, out, "device", obj);
+	if (ret)
+		vmdef_device_fini(out);
+	return ret;
+}
+
+void vmdef_device_fini(struct vmdef_device *dev)
+{
+	free(dev->rom_file);
+	dev->rom_file = NULL;
 }

@@ -134,6 +134,15 @@ bool vmdef_name_valid(const char *name);
 const char *vmdef_on_crash_name(enum vmdef_on_crash on_crash);
 const char *vmdef_pause_exits_name(enum vmdef_pause_exits pause_exits);
 const char *vmdef_reset_name(enum vmdef_reset reset);
+/* Gives a device its own copy of a ROM file name (NULL for none); -ENOMEM. */
+int vmdef_dup_device_rom(struct vmdef_device *dev, const char *rom_file);
+/*
+ * One entry of "devices" from JSON, as vmdef_from_json reads it (every key checked; `path`
+ * names it in errors, "device").  *out is vmdef_device_fini'ed by the caller.
+ */
+int vmdef_device_from_json(const json_t *obj, struct vmdef_device *out, char *err, size_t err_len);
+void vmdef_device_fini(struct vmdef_device *dev);
+json_t *vmdef_device_json(const struct vmdef_device *dev);
 /* -EINVAL for a name that is none of them. */
 int vmdef_reset_parse(const char *name, enum vmdef_reset *out);
 /* Name of KVM paravirtual feature bit `bit` ("pv_unhalt"), or NULL for an unnamed bit. */

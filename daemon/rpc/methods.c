@@ -260,6 +260,13 @@ static void stats_replied(struct dvm *vm, void *arg, json_t *result, const char 
 		/* The interrupt report, where people look for it (also `lockstep vm irqs`). */
 		if (json_object_get(result, "irq"))
 			json_object_set(info, "irq", json_object_get(result, "irq"));
+		/* The DMA remapping report (also `lockstep vm devices`), with the host's part. */
+		if (json_object_get(result, "passthrough")) {
+			json_t *pt = json_deep_copy(json_object_get(result, "passthrough"));
+
+			dvm_devices_report_complete(pt);
+			json_object_set_new(info, "passthrough", pt);
+		}
 	} else
 		json_object_set_new(info, "stats_error", json_string(error));
 	api_call_reply(call, info);
@@ -343,15 +350,27 @@ static void vcpu_pin(void *ctx, struct api_call *call, json_t *params)
 }
 
 const struct api_method rpc_methods[] = {
-	{ "daemon.info", daemon_info, false },	 { "events.subscribe", events_subscribe, false },
-	{ "vm.define", vm_define, true },	 { "vm.undefine", vm_undefine, true },
-	{ "vm.start", vm_start, true },		 { "vm.shutdown", vm_shutdown, true },
-	{ "vm.destroy", vm_destroy, true },	 { "vm.list", vm_list, false },
-	{ "vm.info", vm_info, false },		 { "vm.console", vm_console, false },
-	{ "vcpu.pin", vcpu_pin, true },		 { "sched.get", rpc_sched_get, false },
-	{ "sched.set", rpc_sched_set, true },	 { "sched.stats", rpc_sched_stats, false },
-	{ "host.check", rpc_host_check, false }, { "irq.get", rpc_irq_get, false },
+	{ "daemon.info", daemon_info, false },
+	{ "events.subscribe", events_subscribe, false },
+	{ "vm.define", vm_define, true },
+	{ "vm.undefine", vm_undefine, true },
+	{ "vm.start", vm_start, true },
+	{ "vm.shutdown", vm_shutdown, true },
+	{ "vm.destroy", vm_destroy, true },
+	{ "vm.list", vm_list, false },
+	{ "vm.info", vm_info, false },
+	{ "vm.console", vm_console, false },
+	{ "vcpu.pin", vcpu_pin, true },
+	{ "sched.get", rpc_sched_get, false },
+	{ "sched.set", rpc_sched_set, true },
+	{ "sched.stats", rpc_sched_stats, false },
+	{ "host.check", rpc_host_check, false },
+	{ "irq.get", rpc_irq_get, false },
 	{ "irq.set", rpc_irq_set, true },
+	{ "device.list", rpc_device_list, false },
+	{ "device.attach", rpc_device_attach, true },
+	{ "device.detach", rpc_device_detach, true },
+	{ "device.host", rpc_device_host, false },
 };
 
 const size_t rpc_nr_methods = sizeof(rpc_methods) / sizeof(rpc_methods[0]);

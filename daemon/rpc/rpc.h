@@ -1,7 +1,7 @@
 /*
  * daemon/rpc — lockstepd's JSON-RPC 2.0 front end: the endpoint on the shared listener
  * (server.c: one api_session per client, event notifications to subscribers), the methods
- * (methods.c, methods_sched.c, methods_host.c) and the console followers (follow.c).  Methods translate
+ * (methods.c, methods_sched.c, methods_host.c, methods_irq.c, methods_device.c) and the console followers (follow.c).  Methods translate
  * parameters into daemon/ops.h calls and -errno back out through api_call_fail_err, the one
  * table; they read the registry directly.  Loop thread only.
  */
@@ -67,6 +67,10 @@ void rpc_sched_stats(void *ctx, struct api_call *call, json_t *params);
 void rpc_host_check(void *ctx, struct api_call *call, json_t *params);
 void rpc_irq_get(void *ctx, struct api_call *call, json_t *params);
 void rpc_irq_set(void *ctx, struct api_call *call, json_t *params);
+void rpc_device_list(void *ctx, struct api_call *call, json_t *params);
+void rpc_device_attach(void *ctx, struct api_call *call, json_t *params);
+void rpc_device_detach(void *ctx, struct api_call *call, json_t *params);
+void rpc_device_host(void *ctx, struct api_call *call, json_t *params);
 
 /* ---- consoles (follow.c) ---- */
 
