@@ -5,7 +5,9 @@
  * caller's config changes only when all of it was accepted, so a bad document defines nothing.
  * What lockstep reads: name, uuid, memory/currentMemory, vcpu (+cpuset), cputune/vcpupin,
  * os/type|kernel|cmdline, on_poweroff/on_reboot/on_crash, devices/serial|console (a file),
- * devices/hostdev (PCI), and lockstep's own settings in <metadata> under DOMXML_NAMESPACE.
+ * devices/hostdev (PCI passthrough: managed, the vfio driver, host and guest addresses, the
+ * ROM), and lockstep's own settings in <metadata> under DOMXML_NAMESPACE (a hostdev's reset
+ * among them).
  * Elements that only describe the guest platform (features, clock, cpu, pm, ...) are
  * accepted and ignored; elements that ask for something lockstep cannot do (a disk, an
  * initrd, a NIC) are errors that name them, rather than silently dropped configuration.
@@ -29,6 +31,7 @@
 struct parse {
 	char *err;
 	size_t err_len;
+	struct domxml_hostdev_meta hostdevs; /* from <metadata>, applied at the end */
 	bool has_current;
 	uint64_t current_memory;
 	char console_path[4096];
@@ -313,9 +316,56 @@ static int parse_serial(struct parse *p, const xmlNode *n, struct vmdef *cfg)
 	return ret;
 }
 
+/* A PCI address element's four numbers: domain, bus, slot, function. */
+static int pci_address(struct parse *p, const xmlNode *a, const char *what, uint64_t v[4])
+{
+	static const char *const names[] = { "domain", "bus", "slot", "function" };
+	static const uint64_t max[] = { 0xffff, 0xff, 0x1f, 7 };
+	int ret = 0;
+
+	for (int i = 0; i < 4 && !ret; i++) {
+		char *s = attr(a, names[i]);
+		char path[64];
+
+		snprintf(path, sizeof(path), "%s %s", what, names[i]);
+		ret = get_number(p, path, s ? s : "0", 0, max[i], &v[i]);
+		xmlFree(s);
+	}
+	return ret;
+}
+
+/* <rom bar='on|off' file='PATH' enabled='yes|no'/> */
+static int parse_rom(struct parse *p, const xmlNode *n, struct vmdef_device *d)
+{
+	char *bar = attr(n, "bar"), *file = attr(n, "file"), *enabled = attr(n, "enabled");
+	int ret = 0;
+
+	if (bar && strcmp(bar, "on") && strcmp(bar, "off"))
+		ret = fail(p, "<hostdev><rom bar='%.16s'>: on or off", bar);
+	else if (enabled && strcmp(enabled, "yes") && strcmp(enabled, "no"))
+		ret = fail(p, "<hostdev><rom enabled='%.16s'>: yes or no", enabled);
+	else if (file && (!file[0] || strlen(file) > 4095))
+		ret = fail(p, "<hostdev><rom file='...'> must name a file");
+	if (!ret) {
+		d->rom_bar = !(bar && !strcmp(bar, "off")) && !(enabled && !strcmp(enabled, "no"));
+		if (file)
+			ret = vmdef_dup_device_rom(d, file);
+	}
+	xmlFree(bar);
+	xmlFree(file);
+	xmlFree(enabled);
+	return ret;
+}
+
+/*
+ * <hostdev mode='subsystem' type='pci' managed='yes|no'>: <driver name='vfio'/>, <source>
+ * <address .../></source>, <rom .../>, and the guest's <address type='pci' .../> (bus 0,
+ * function 0).  libvirt's <alias> is accepted; anything else is refused.
+ */
 static int parse_hostdev(struct parse *p, const xmlNode *n, struct vmdef *cfg)
 {
-	char *mode = attr(n, "mode"), *type = attr(n, "type");
+	char *mode = attr(n, "mode"), *type = attr(n, "type"), *managed = attr(n, "managed");
+	struct vmdef_device *d = &cfg->devices[cfg->nr_devices];
 	const xmlNode *addr = NULL;
 	uint64_t v[4];
 	int ret = 0;
@@ -323,40 +373,73 @@ static int parse_hostdev(struct parse *p, const xmlNode *n, struct vmdef *cfg)
 	if (!type || strcmp(type, "pci") != 0 || (mode && strcmp(mode, "subsystem") != 0))
 		ret = fail(p, "<hostdev>: lockstep passes through PCI devices only "
 			      "(mode='subsystem' type='pci')");
-	for (const xmlNode *c = n->children; c && !ret; c = c->next)
-		if (is(c, "source"))
+	else if (managed && strcmp(managed, "yes") && strcmp(managed, "no"))
+		ret = fail(p, "<hostdev managed='%.16s'>: yes or no", managed);
+	else if (cfg->nr_devices >= VMDEF_DEVICES_MAX)
+		ret = fail(p, "more than %d <hostdev> devices", VMDEF_DEVICES_MAX);
+	if (!ret)
+		*d = (struct vmdef_device){ .slot = -1,
+					    .rom_bar = true,
+					    .managed = managed && !strcmp(managed, "yes") };
+	for (const xmlNode *c = n->children; c && !ret; c = c->next) {
+		if (c->type != XML_ELEMENT_NODE || is(c, "alias"))
+			continue;
+		if (is(c, "source")) {
 			for (const xmlNode *a = c->children; a; a = a->next)
 				if (is(a, "address"))
 					addr = a;
+		} else if (is(c, "driver")) {
+			ret = expect_attr(p, c, "<hostdev><driver>", "name", "vfio");
+		} else if (is(c, "rom")) {
+			ret = parse_rom(p, c, d);
+		} else if (is(c, "address")) {
+			ret = expect_attr(p, c, "<hostdev><address>", "type", "pci");
+			if (!ret)
+				ret = pci_address(p, c, "<hostdev> guest address", v);
+			if (!ret && (v[0] || v[1] || v[3] || !v[2]))
+				ret = fail(p, "<hostdev> guest address: lockstep has bus 0, slots "
+					      "1-31, function 0 only");
+			if (!ret)
+				d->slot = (int)v[2];
+		} else {
+			ret = fail(p, "<hostdev><%s> is not supported by lockstep",
+				   (const char *)c->name);
+		}
+	}
 	if (!ret && !addr)
 		ret = fail(p, "<hostdev> needs <source><address domain= bus= slot= function=/>");
-	if (!ret && cfg->nr_devices >= VMDEF_DEVICES_MAX)
-		ret = fail(p, "more than %d <hostdev> devices", VMDEF_DEVICES_MAX);
+	if (!ret)
+		ret = pci_address(p, addr, "<hostdev> address", v);
 	if (!ret) {
-		static const char *const names[] = { "domain", "bus", "slot", "function" };
-		static const uint64_t max[] = { 0xffff, 0xff, 0x1f, 7 };
-		struct vmdef_device *d = &cfg->devices[cfg->nr_devices];
-
-		for (int i = 0; i < 4 && !ret; i++) {
-			char *s = attr(addr, names[i]);
-			char path[48];
-
-			snprintf(path, sizeof(path), "<hostdev> address %s", names[i]);
-			ret = get_number(p, path, s ? s : "0", 0, max[i], &v[i]);
-			xmlFree(s);
-		}
-		if (!ret) {
-			memset(d, 0, sizeof(*d));
-			d->slot = -1;
-			strcpy(d->type, "vfio-pci");
-			snprintf(d->host, sizeof(d->host), "%04x:%02x:%02x.%x", (unsigned)v[0],
-				 (unsigned)v[1], (unsigned)v[2], (unsigned)v[3]);
-			cfg->nr_devices++;
-		}
+		strcpy(d->type, "vfio-pci");
+		snprintf(d->host, sizeof(d->host), "%04x:%02x:%02x.%x", (unsigned)v[0],
+			 (unsigned)v[1], (unsigned)v[2], (unsigned)v[3]);
+		cfg->nr_devices++;
+	} else if (cfg->nr_devices < VMDEF_DEVICES_MAX) {
+		vmdef_device_fini(d);
 	}
 	xmlFree(mode);
 	xmlFree(type);
+	xmlFree(managed);
 	return ret;
+}
+
+/* The <metadata>'s passthrough settings onto their <hostdev>. */
+static int apply_hostdev_meta(struct parse *p, struct vmdef *cfg)
+{
+	for (unsigned i = 0; i < p->hostdevs.n; i++) {
+		uint32_t k;
+
+		for (k = 0; k < cfg->nr_devices; k++)
+			if (!strcmp(cfg->devices[k].type, "vfio-pci") &&
+			    !strcmp(cfg->devices[k].host, p->hostdevs.dev[i].host))
+				break;
+		if (k == cfg->nr_devices)
+			return fail(p, "<lockstep:hostdev host='%s'> names no <hostdev>",
+				    p->hostdevs.dev[i].host);
+		cfg->devices[k].reset = p->hostdevs.dev[i].reset;
+	}
+	return 0;
 }
 
 static int parse_devices(struct parse *p, const xmlNode *n, struct vmdef *cfg)
@@ -474,11 +557,13 @@ static int parse_domain(struct parse *p, const xmlNode *root, struct vmdef *cfg)
 		} else if (is(c, "devices")) {
 			ret = parse_devices(p, c, cfg);
 		} else if (is(c, "metadata")) {
-			ret = domxml_parse_metadata(c, cfg, p->err, p->err_len);
+			ret = domxml_parse_metadata(c, cfg, &p->hostdevs, p->err, p->err_len);
 		} else {
 			ret = fail(p, "<%s> is not supported by lockstep", (const char *)c->name);
 		}
 	}
+	if (!ret)
+		ret = apply_hostdev_meta(p, cfg);
 	if (ret)
 		return ret;
 	if (cfg->memory & ((1u << 20) - 1))

@@ -8,12 +8,15 @@
  *       <lockstep:pvlock enabled="yes" kvm_features="host" pause_exits="auto"/>
  *       <lockstep:irq steering="yes"/>
  *       <lockstep:testdev type="testdev" slot="3"/>
+ *       <lockstep:hostdev host="0000:03:00.0" reset="off"/>
  *     </lockstep:vm>
  *   </metadata>
  *
  * with the same names, values and ranges as the JSON definition's "sched", "pvlock" and "irq"
  * sections (vmdef/), and one <lockstep:testdev> per test device of its "devices" (type
- * testdev, pci-testdev or pc-testdev; slot optional), which libvirt has no element for.  Inside lockstep's namespace parsing is strict (an unknown element or
+ * testdev, pci-testdev or pc-testdev; slot optional), which libvirt has no element for, and
+ * one <lockstep:hostdev> per passthrough device whose "reset" is not "auto" (libvirt's
+ * <hostdev> has no such setting; it names the <hostdev> by its source address).  Inside lockstep's namespace parsing is strict (an unknown element or
  * attribute is an error naming it); other namespaces are ignored.  Used by api/domxml*.c.
  */
 #include <errno.h>
@@ -196,7 +199,54 @@ static int parse_testdev(const xmlNode *el, struct vmdef *cfg, char *err, size_t
 	return 0;
 }
 
-static int parse_settings(const xmlNode *el, struct vmdef *cfg, char *err, size_t err_len)
+/* <lockstep:hostdev host=... reset=...>: a passthrough device's reset, for its <hostdev>. */
+static int parse_hostdev_meta(const xmlNode *el, struct domxml_hostdev_meta *hd, char *err,
+			      size_t err_len)
+{
+	char host[16] = "";
+	enum vmdef_reset reset = VMDEF_RESET_AUTO;
+
+	if (hd->n >= VMDEF_DEVICES_MAX)
+		return fail(err, err_len, "more than %d <lockstep:hostdev>", VMDEF_DEVICES_MAX);
+	for (const xmlAttr *a = el->properties; a; a = a->next) {
+		xmlChar *v = xmlNodeGetContent((const xmlNode *)a);
+		const char *key = (const char *)a->name;
+		int ret = 0;
+
+		if (!v)
+			return -ENOMEM;
+		if (a->ns)
+			ret = fail(err, err_len, "namespaced attribute on <lockstep:hostdev>");
+		else if (strcmp(key, "host") == 0)
+			ret = util_strlcpy(host, (const char *)v, sizeof(host)) ?
+				      fail(err, err_len,
+					   "<lockstep:hostdev host='%.32s'> is not "
+					   "a PCI address",
+					   (const char *)v) :
+				      0;
+		else if (strcmp(key, "reset") == 0)
+			ret = vmdef_reset_parse((const char *)v, &reset) ?
+				      fail(err, err_len,
+					   "<lockstep:hostdev reset='%.16s'>: auto, on or off",
+					   (const char *)v) :
+				      0;
+		else
+			ret = fail(err, err_len, "unknown attribute <lockstep:hostdev %.32s>", key);
+		xmlFree(v);
+		if (ret)
+			return ret;
+	}
+	if (!host[0])
+		return fail(err, err_len, "<lockstep:hostdev> needs a host address");
+	for (size_t i = 0; host[i]; i++)
+		host[i] = (char)(host[i] >= 'A' && host[i] <= 'F' ? host[i] - 'A' + 'a' : host[i]);
+	util_strlcpy(hd->dev[hd->n].host, host, sizeof(hd->dev[hd->n].host));
+	hd->dev[hd->n++].reset = reset;
+	return 0;
+}
+
+static int parse_settings(const xmlNode *el, struct vmdef *cfg, struct domxml_hostdev_meta *hd,
+			  char *err, size_t err_len)
 {
 	int (*fn)(struct vmdef *, const char *, const char *, char *, size_t);
 	const char *name = (const char *)el->name;
@@ -209,6 +259,8 @@ static int parse_settings(const xmlNode *el, struct vmdef *cfg, char *err, size_
 		fn = irq_attr;
 	else if (strcmp(name, "testdev") == 0)
 		return parse_testdev(el, cfg, err, err_len);
+	else if (strcmp(name, "hostdev") == 0)
+		return parse_hostdev_meta(el, hd, err, err_len);
 	else
 		return fail(err, err_len, "unknown element <lockstep:%.32s>", name);
 	for (const xmlAttr *a = el->properties; a; a = a->next) {
@@ -229,7 +281,8 @@ static int parse_settings(const xmlNode *el, struct vmdef *cfg, char *err, size_
 	return 0;
 }
 
-int domxml_parse_metadata(const xmlNode *metadata, struct vmdef *cfg, char *err, size_t err_len)
+int domxml_parse_metadata(const xmlNode *metadata, struct vmdef *cfg,
+			  struct domxml_hostdev_meta *hostdevs, char *err, size_t err_len)
 {
 	for (const xmlNode *vm = metadata->children; vm; vm = vm->next) {
 		if (!ours(vm))
@@ -245,7 +298,7 @@ int domxml_parse_metadata(const xmlNode *metadata, struct vmdef *cfg, char *err,
 			if (!ours(c))
 				return fail(err, err_len,
 					    "<lockstep:vm> holds only lockstep elements");
-			ret = parse_settings(c, cfg, err, err_len);
+			ret = parse_settings(c, cfg, hostdevs, err, err_len);
 			if (ret)
 				return ret;
 		}
@@ -319,8 +372,16 @@ int domxml_format_metadata(xmlNode *metadata, const struct vmdef *cfg)
 		const struct vmdef_device *d = &cfg->devices[i];
 		xmlNode *t;
 
-		if (strcmp(d->type, "vfio-pci") == 0)
-			continue; /* a <hostdev> */
+		if (strcmp(d->type, "vfio-pci") == 0) {
+			/* a <hostdev>; here only what it cannot say */
+			if (d->reset == VMDEF_RESET_AUTO)
+				continue;
+			t = xmlNewChild(vm, ns, (const xmlChar *)"hostdev", NULL);
+			if (!t || set_attr(t, "host", d->host) ||
+			    set_attr(t, "reset", vmdef_reset_name(d->reset)))
+				return -ENOMEM;
+			continue;
+		}
 		t = xmlNewChild(vm, ns, (const xmlChar *)"testdev", NULL);
 		if (!t || set_attr(t, "type", d->type) ||
 		    (d->slot >= 0 && set_uint(t, "slot", d->slot)))

@@ -119,24 +119,40 @@ static int format_devices(xmlNode *root, const struct vmdef *cfg, const struct d
 	if (live && live->emulator && !child(devs, "emulator", live->emulator))
 		return -ENOMEM;
 	for (uint32_t i = 0; i < cfg->nr_devices; i++) {
+		const struct vmdef_device *d = &cfg->devices[i];
 		unsigned dom, bus, slot, fn;
 		xmlNode *hd, *src, *addr;
 		char v[4][8];
 
-		if (sscanf(cfg->devices[i].host, "%x:%x:%x.%x", &dom, &bus, &slot, &fn) != 4)
+		if (strcmp(d->type, "vfio-pci") != 0 ||
+		    sscanf(d->host, "%x:%x:%x.%x", &dom, &bus, &slot, &fn) != 4)
 			continue;
 		hd = child(devs, "hostdev", NULL);
 		src = hd ? child(hd, "source", NULL) : NULL;
-		addr = src ? child(src, "address", NULL) : NULL;
+		if (attr(hd, "mode", "subsystem") || attr(hd, "type", "pci") ||
+		    attr(hd, "managed", d->managed ? "yes" : "no") ||
+		    attr(child(hd, "driver", NULL), "name", "vfio") || !src)
+			return -ENOMEM;
+		addr = child(src, "address", NULL);
 		snprintf(v[0], sizeof(v[0]), "0x%04x", dom & 0xffff);
 		snprintf(v[1], sizeof(v[1]), "0x%02x", bus & 0xff);
 		snprintf(v[2], sizeof(v[2]), "0x%02x", slot & 0x1f);
 		snprintf(v[3], sizeof(v[3]), "0x%x", fn & 7);
-		if (attr(hd, "mode", "subsystem") || attr(hd, "type", "pci") ||
-		    attr(hd, "managed", "yes") || attr(addr, "domain", v[0]) ||
-		    attr(addr, "bus", v[1]) || attr(addr, "slot", v[2]) ||
-		    attr(addr, "function", v[3]))
+		if (attr(addr, "domain", v[0]) || attr(addr, "bus", v[1]) ||
+		    attr(addr, "slot", v[2]) || attr(addr, "function", v[3]))
 			return -ENOMEM;
+		if (!d->rom_bar && attr(child(hd, "rom", NULL), "bar", "off"))
+			return -ENOMEM;
+		if (d->rom_bar && d->rom_file && attr(child(hd, "rom", NULL), "file", d->rom_file))
+			return -ENOMEM;
+		if (d->slot >= 0) {
+			addr = child(hd, "address", NULL);
+			snprintf(v[2], sizeof(v[2]), "0x%02x", (unsigned)d->slot & 0x1f);
+			if (attr(addr, "type", "pci") || attr(addr, "domain", "0x0000") ||
+			    attr(addr, "bus", "0x00") || attr(addr, "slot", v[2]) ||
+			    attr(addr, "function", "0x0"))
+				return -ENOMEM;
+		}
 	}
 	if (log) {
 		xmlNode *serial = child(devs, "serial", NULL);
