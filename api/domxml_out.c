@@ -128,10 +128,12 @@ static int format_devices(xmlNode *root, const struct vmdef *cfg, const struct d
 		    sscanf(d->host, "%x:%x:%x.%x", &dom, &bus, &slot, &fn) != 4)
 			continue;
 		hd = child(devs, "hostdev", NULL);
-		src = hd ? child(hd, "source", NULL) : NULL;
 		if (attr(hd, "mode", "subsystem") || attr(hd, "type", "pci") ||
 		    attr(hd, "managed", d->managed ? "yes" : "no") ||
-		    attr(child(hd, "driver", NULL), "name", "vfio") || !src)
+		    attr(child(hd, "driver", NULL), "name", "vfio"))
+			return -ENOMEM;
+		src = child(hd, "source", NULL);
+		if (!src)
 			return -ENOMEM;
 		addr = child(src, "address", NULL);
 		snprintf(v[0], sizeof(v[0]), "0x%04x", dom & 0xffff);

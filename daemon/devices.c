@@ -113,13 +113,20 @@ static int check_start(struct dvm *vm, const struct vmdef_device *dev, unsigned 
 				"loaded (modprobe vfio-pci)",
 				index, dev->host);
 	} else if (strcmp(pci->driver, "vfio-pci") != 0) {
-		return fail(err, err_len, -EBUSY,
-			    "devices[%u]: %s is %s%s, not to vfio-pci: bind it to vfio-pci, or let "
-			    "lockstepd do it at start (\"managed\": true)",
-			    index, dev->host,
-			    pci->driver[0] ? "in use by the host driver " : "bound to no driver",
-			    pci->driver);
+		return fail(
+			err, err_len, -EBUSY,
+			"devices[%u]: %s is %s%s: bind it to vfio-pci, or let lockstepd do it at "
+			"start (\"managed\": true)",
+			index, dev->host,
+			pci->driver[0] ? "in use by the host driver " : "bound to no driver",
+			pci->driver);
 	}
+	/* The kernel lists a device's reset methods only when it has one. */
+	if (dev->reset == VMDEF_RESET_ON && !pci->reset_method[0])
+		return fail(err, err_len, -EINVAL,
+			    "devices[%u]: %s has no reset method (FLR, PM or bus reset), and "
+			    "\"reset\" is \"on\"; \"auto\" or \"off\" lets it run",
+			    index, dev->host);
 	ret = iommu_group_check("", dev->host, ours, n, why, sizeof(why));
 	if (ret)
 		return fail(err, err_len, ret == -EBUSY ? -EBUSY : -EINVAL, "devices[%u]: %s",

@@ -343,20 +343,23 @@ int iommu_unbind_vfio(const char *root, const char *bdf, const char *prev, char 
 			return util_error(why, why_len, ret, "vfio-pci does not let %s go: %s", bdf,
 					  strerror(-ret));
 	}
+	/*
+	 * The override names the driver it had, so that drivers_probe gives it to exactly that
+	 * one, even a driver that binds by override only (pci-stub); then it is cleared.
+	 */
 	snprintf(rel, sizeof(rel), "/sys/bus/pci/devices/%s/driver_override", bdf);
-	ret = write_file(root, rel, "\n");
-	if (ret)
-		return util_error(why, why_len, ret, "cannot clear the driver override of %s: %s",
-				  bdf, strerror(-ret));
-	if (!prev[0])
-		return 0; /* it had no driver: it gets none */
-	snprintf(rel, sizeof(rel), "/sys/bus/pci/drivers/%.64s/bind", prev);
-	if (write_file(root, rel, bdf))
+	ret = write_file(root, rel, prev[0] ? prev : "\n");
+	if (!ret && prev[0])
 		write_file(root, "/sys/bus/pci/drivers_probe", bdf);
+	if (!ret)
+		ret = write_file(root, rel, "\n");
+	if (ret)
+		return util_error(why, why_len, ret, "cannot set the driver override of %s: %s",
+				  bdf, strerror(-ret));
 	driver_of(root, bdf, drv, sizeof(drv));
 	if (strcmp(drv, prev) != 0)
 		return util_error(why, why_len, -EIO, "%s did not go back to %s (its driver is %s)",
-				  bdf, prev, drv[0] ? drv : "none");
+				  bdf, prev[0] ? prev : "no driver", drv[0] ? drv : "none");
 	return 0;
 }
 

@@ -68,8 +68,7 @@ static int check_device(struct vm *vm, struct vm_passthrough *pt, struct pt_devi
 	if (ret)
 		return refuse(vm, d, ret, "this host has no such PCI device");
 	if (strcmp(d->pci.driver, "vfio-pci") != 0) {
-		snprintf(why, sizeof(why),
-			 "it is %s%s, not to vfio-pci: bind it to vfio-pci first%s",
+		snprintf(why, sizeof(why), "it is %s%s: bind it to vfio-pci first%s",
 			 d->pci.driver[0] ? "in use by the host driver " : "bound to no driver",
 			 d->pci.driver,
 			 d->def->managed ? " (lockstepd binds managed devices)" :
@@ -156,6 +155,16 @@ int vm_passthrough_init(struct vm *vm, int *status)
 		ret = iommu_dev_open(pt->io, bdfs[i], &pt->dev[i].dev, why, sizeof(why));
 		if (ret)
 			return refuse(vm, &pt->dev[i], ret, why);
+		if (pt->dev[i].def->reset == VMDEF_RESET_ON) {
+			struct iommu_dev_info info;
+
+			iommu_dev_info(pt->dev[i].dev, &info);
+			if (!info.can_reset)
+				return refuse(
+					vm, &pt->dev[i], -EINVAL,
+					"it has no reset method (FLR, PM or bus reset), and "
+					"\"reset\" is \"on\"; \"auto\" or \"off\" lets it run");
+		}
 		ret = hv_vm_vfio_add(vm->hv, iommu_dev_kvm_fd(pt->dev[i].dev));
 		if (ret && ret != -EEXIST) /* a group's second device: KVM has it */
 			return refuse(vm, &pt->dev[i], ret, "KVM's VFIO device refuses it");

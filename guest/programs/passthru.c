@@ -16,6 +16,8 @@
  *            works; what a blocked read left in edu's buffer is reported
  *   rom      `rom=1`: the expansion ROM the VM was given (a file whose first bytes are 55 AA
  *            and, at 0x10, "lockstep passthrough rom")
+ *   hold     `hold=1`: after the result line, wait for the ACPI power button (so the host can
+ *            look at the running VM), then power off
  *
  *   result: program=passthru slot=S intx=ok dma_rounds=N dma_bad=B round_trips_per_s=R
  *           msi=N msi_lat_us_p50=... msi_lat_us_p99=... msi_lat_us_max=... dma_irq=ok
@@ -295,5 +297,19 @@ int main(void)
 		  (unsigned long)(lat.max / 1000), dma_irq ? "ok" : "no", outside ? "done" : "-",
 		  readback, rt_arg_u64("rom", 0) ? (rom_ok ? "ok" : "bad") : "off", passed, failed,
 		  failed == 0);
+	if (rt_arg_u64("hold", 0) && rt_power_button_enable()) {
+		const volatile uint32_t *sci = rt_power_button_word();
+
+		for (;;) {
+			uint32_t seen = *sci;
+
+			if (rt_power_button_pressed())
+				break;
+			rt_wait_while(sci, seen, 0);
+		}
+		if (failed)
+			return RT_EXIT_FAIL;
+		rt_poweroff();
+	}
 	return failed ? RT_EXIT_FAIL : RT_EXIT_PASS;
 }

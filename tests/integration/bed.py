@@ -91,6 +91,8 @@ class Bed:
     iommu      None, "intel" (intel-iommu, caching-mode=on) or "amd" (amd-iommu); q35 only
     intremap   interrupt remapping on the IOMMU (kernel-irqchip=split)
     edu        QEMU's edu DMA test device (PCI 1234:11e8); q35 only
+    devices    more QEMU -device specifications (q35: after edu), e.g. two edu functions
+               of one slot, which share an IOMMU group
     smp, mem_mib   L1's CPUs and memory
     kvm, vfio  load kvm_amd (a real-SVM /dev/kvm), and vfio-pci + vfio_iommu_type1
                (default: when there is an IOMMU)
@@ -107,7 +109,7 @@ class Bed:
 
     def __init__(self, build_dir, machine="q35", iommu=None, intremap=True, edu=True, smp=2,
                  mem_mib=2048, kvm=True, vfio=None, boot="auto", cmdline="", timeout=300,
-                 rootfs="overlay", env=None, keep=False, qemu=None, log=None):
+                 rootfs="overlay", env=None, keep=False, qemu=None, log=None, devices=()):
         if machine not in ("q35", "microvm"):
             raise ValueError(f"machine {machine!r}: q35 or microvm")
         if iommu not in (None, "intel", "amd"):
@@ -120,6 +122,7 @@ class Bed:
             raise ValueError(f"rootfs {rootfs!r}: overlay or ro")
         self.build_dir = os.path.abspath(build_dir)
         self.machine, self.iommu, self.intremap, self.edu = machine, iommu, intremap, edu
+        self.devices = list(devices)
         self.smp, self.mem_mib, self.kvm = smp, mem_mib, kvm
         self.vfio = (iommu is not None) if vfio is None else vfio
         self.boot, self.cmdline, self.timeout, self.rootfs = boot, cmdline, timeout, rootfs
@@ -179,6 +182,8 @@ class Bed:
                     "-device", f"{dev},fsdev={tag},mount_tag={tag}"]
         if self.edu:
             cmd += ["-device", "edu"]
+        for spec in self.devices:
+            cmd += ["-device", spec]
         return cmd
 
     def kernel_cmdline(self):

@@ -56,8 +56,9 @@ MODULE_GROUPS = {
     "9p": ["virtio_pci", "virtio_mmio", "9pnet_virtio", "9p", "overlay"],
     # a real-SVM /dev/kvm (-cpu max under TCG has SVM with nested paging)
     "kvm": ["kvm_amd"],
-    # VFIO: the type1 container and vfio-pci
-    "vfio": ["vfio_pci", "vfio_iommu_type1"],
+    # VFIO: the type1 container and vfio-pci; pci-stub, a driver that holds a device and
+    # does nothing (the passthrough tests give edu to it to have a host driver to take it from)
+    "vfio": ["vfio_pci", "vfio_iommu_type1", "pci_stub"],
 }
 
 
