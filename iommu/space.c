@@ -231,8 +231,21 @@ void iommu_free(struct iommu *io)
 	if (!io)
 		return;
 	/* The kernel would drop the maps with the last descriptor; lockstep says when. */
-	for (unsigned i = io->nr_maps; i-- > 0;)
-		unmap_one(io, &io->maps[i]);
+	if (io->nr_maps) {
+		uint64_t bytes = 0;
+		unsigned failed = 0;
+
+		for (unsigned i = io->nr_maps; i-- > 0;) {
+			bytes += io->maps[i].size;
+			failed += unmap_one(io, &io->maps[i]) != 0;
+		}
+		if (io->log)
+			util_log(io->log, failed ? UTIL_LOG_WARN : UTIL_LOG_INFO,
+				 "DMA unmapped: %u mapping%s, %llu MiB%s", io->nr_maps,
+				 io->nr_maps == 1 ? "" : "s", (unsigned long long)(bytes >> 20),
+				 failed ? " (some refused: closing the address space drops them)" :
+					  "");
+	}
 	free(io->maps);
 	for (unsigned i = 0; i < io->nr_groups; i++)
 		if (io->group[i].fd >= 0)

@@ -223,7 +223,8 @@ static int write_file(const char *root, const char *rel, const char *value)
 	int fd, ret = 0;
 
 	iommu_path(root, path, sizeof(path), "%s", rel);
-	fd = open(path, O_WRONLY | O_CLOEXEC);
+	/* O_TRUNC as the shell's echo opens them: sysfs ignores it, a recorded tree needs it */
+	fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	n = write(fd, value, len);
