@@ -278,4 +278,22 @@ bool vm_pci_msix_hit(const struct vm_pci_dev *dev, unsigned bar, uint64_t off);
 void vm_pci_msi_teardown(struct vm_pci_dev *dev);
 int vm_pci_msi_setup(struct vm_pci_dev *dev, const struct vm_pci_dev_desc *desc, uint8_t *next);
 
+/* ---- a passthrough device's description (vm/vfio_describe.c) ---- */
+
+/* What VFIO says of a device beyond its configuration space. */
+struct vm_vfio_facts {
+	uint64_t bar_size[VM_PCI_BARS]; /* the BAR regions' sizes, 0 = none */
+	uint32_t nr_intx, nr_msi, nr_msix;
+};
+
+/*
+ * The platform's description of a passthrough device from its configuration space `cfg`
+ * (256 bytes at least, as the device gives it: untrusted) and the facts: BARs with their kind
+ * and size, the INTx pin, MSI and MSI-X where the capability list has them (MSI-X's table and
+ * PBA in BARs the device has).  Fills the BARs, interrupts and capability fields of `d`;
+ * -EINVAL with `why` for a device the platform cannot present.  Pure.
+ */
+int vm_vfio_describe(const uint8_t *cfg, const struct vm_vfio_facts *f, struct vm_pci_dev_desc *d,
+		     char *why, size_t why_len);
+
 #endif /* LOCKSTEP_VM_PCI_H */

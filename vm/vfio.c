@@ -387,22 +387,6 @@ static const struct vm_pci_dev_ops vfio_ops = {
 	.free = vfio_free,
 };
 
-/* The capability with `id` in the device's legacy list, 0 if none. */
-static unsigned find_cap(const uint8_t *cfg, uint8_t id)
-{
-	unsigned off, guard = 48;
-	uint16_t status;
-
-	memcpy(&status, cfg + PCI_CFG_STATUS, 2);
-	if (!(status & PCI_STATUS_CAP_LIST))
-		return 0;
-	for (off = cfg[PCI_CFG_CAP_PTR] & 0xfc; off >= 0x40 && off < 0x100 && guard--;
-	     off = cfg[off + 1] & 0xfc)
-		if (cfg[off] == id)
-			return off;
-	return 0;
-}
-
 static int read_rom_file(struct vm_vfio *v, const char *path, char *why, size_t why_len)
 {
 	char *data;
@@ -433,82 +417,39 @@ static uint64_t pow2_at_least(uint64_t v, uint64_t min)
 /* The BARs, the capabilities and interrupts, the ROM: the platform's description. */
 static int describe(struct vm_vfio *v, struct vm_pci_dev_desc *d, char *why, size_t why_len)
 {
-	unsigned msi = find_cap(v->seed, PCI_CAP_ID_MSI), msix = find_cap(v->seed, PCI_CAP_ID_MSIX);
+	struct vm_vfio_facts f = { 0 };
 	bool eventfd;
 	int ret;
 
-	for (unsigned i = 0; i < VM_PCI_BARS; i++) {
-		struct vfio_bar *b = &v->bar[i];
-		uint32_t reg;
-
-		if (iommu_dev_region(v->dev, IOMMU_REGION_BAR0 + i, &b->region) || !b->region.size)
-			continue;
-		memcpy(&reg, v->seed + PCI_CFG_BAR0 + 4 * i, 4);
-		d->bar[i].size = b->region.size;
-		if (reg & 1) {
-			d->bar[i].flags = VM_PCI_BAR_IO;
-			v->cmd_keep |= PCI_CMD_IO;
-		} else {
-			d->bar[i].flags = ((reg & 6) == 4 ? VM_PCI_BAR_MEM64 : 0) |
-					  (reg & 8 ? VM_PCI_BAR_PREFETCH : 0);
-			v->cmd_keep |= PCI_CMD_MEM;
-			list_pieces(b);
-		}
-		if (b->region.size & (b->region.size - 1) ||
-		    ((reg & 1) && (b->region.size < 4 || b->region.size > 256)))
-			return util_error(
-				why, why_len, -EINVAL,
-				"%s: BAR %u (%llu bytes, %s) is not one lockstep can place",
-				v->name, i, (unsigned long long)b->region.size,
-				reg & 1 ? "I/O" : "memory");
-		if ((reg & 6) == 4)
-			i++; /* the upper half of a 64-bit BAR */
-	}
-	ret = iommu_dev_irqs(v->dev, IOMMU_IRQ_INTX, &v->nr_intx, &eventfd);
+	for (unsigned i = 0; i < VM_PCI_BARS; i++)
+		if (!iommu_dev_region(v->dev, IOMMU_REGION_BAR0 + i, &v->bar[i].region))
+			f.bar_size[i] = v->bar[i].region.size;
+	ret = iommu_dev_irqs(v->dev, IOMMU_IRQ_INTX, &f.nr_intx, &eventfd);
 	if (!ret)
-		ret = iommu_dev_irqs(v->dev, IOMMU_IRQ_MSI, &v->nr_msi, &eventfd);
+		ret = iommu_dev_irqs(v->dev, IOMMU_IRQ_MSI, &f.nr_msi, &eventfd);
 	if (!ret)
-		ret = iommu_dev_irqs(v->dev, IOMMU_IRQ_MSIX, &v->nr_msix, &eventfd);
+		ret = iommu_dev_irqs(v->dev, IOMMU_IRQ_MSIX, &f.nr_msix, &eventfd);
 	if (ret)
 		return util_error(why, why_len, ret, "%s: VFIO_DEVICE_GET_IRQ_INFO: %s", v->name,
 				  strerror(-ret));
-	if (v->nr_intx && v->seed[PCI_CFG_INTX_PIN] >= 1 && v->seed[PCI_CFG_INTX_PIN] <= 4)
-		d->intx_pin = v->seed[PCI_CFG_INTX_PIN];
-	if (msi && v->nr_msi) {
-		uint16_t ctrl;
-
-		memcpy(&ctrl, v->seed + msi + 2, 2);
-		d->msi_cap = (uint8_t)msi;
-		d->msi_64bit = ctrl & PCI_MSI_FLAGS_64BIT;
-		d->msi_maskable = ctrl & PCI_MSI_FLAGS_MASKBIT;
-		d->msi_vectors = 1u << ((ctrl >> 1) & 7);
-		if (d->msi_vectors > v->nr_msi)
-			d->msi_vectors = v->nr_msi;
-		while (d->msi_vectors & (d->msi_vectors - 1))
-			d->msi_vectors &= d->msi_vectors - 1;
+	v->nr_intx = f.nr_intx;
+	v->nr_msi = f.nr_msi;
+	v->nr_msix = f.nr_msix;
+	ret = vm_vfio_describe(v->seed, &f, d, why, why_len);
+	if (ret)
+		return ret;
+	for (unsigned i = 0; i < VM_PCI_BARS; i++) {
+		if (!d->bar[i].size)
+			continue;
+		if (d->bar[i].flags & VM_PCI_BAR_IO) {
+			v->cmd_keep |= PCI_CMD_IO;
+			continue;
+		}
+		v->cmd_keep |= PCI_CMD_MEM;
+		list_pieces(&v->bar[i]);
 	}
-	if (msix && v->nr_msix) {
-		uint32_t table, pba;
-		uint16_t ctrl;
-
-		memcpy(&ctrl, v->seed + msix + 2, 2);
-		memcpy(&table, v->seed + msix + 4, 4);
-		memcpy(&pba, v->seed + msix + 8, 4);
-		d->msix_cap = (uint8_t)msix;
-		d->msix_vectors = (ctrl & 0x7ffu) + 1;
-		if (d->msix_vectors > v->nr_msix)
-			d->msix_vectors = v->nr_msix;
-		if (d->msix_vectors > VM_PCI_MSIX_MAX)
-			d->msix_vectors = VM_PCI_MSIX_MAX; /* the guest sees the first 64 */
-		d->msix_table_bar = table & 7;
-		d->msix_table_offset = table & ~7u;
-		d->msix_pba_bar = pba & 7;
-		d->msix_pba_offset = pba & ~7u;
-		if (d->msix_table_bar >= VM_PCI_BARS || d->msix_pba_bar >= VM_PCI_BARS ||
-		    !d->bar[d->msix_table_bar].size || !d->bar[d->msix_pba_bar].size)
-			return util_error(why, why_len, -EINVAL,
-					  "%s: its MSI-X table or PBA is in a BAR it does not have",
-					  v->name);
+	/* The platform emulates the MSI-X table and PBA: their pages stay trapped. */
+	if (d->msix_vectors) {
 		cut_pieces(&v->bar[d->msix_table_bar], d->msix_table_offset,
 			   d->msix_table_offset + d->msix_vectors * PCI_MSIX_ENTRY_SIZE);
 		cut_pieces(&v->bar[d->msix_pba_bar], d->msix_pba_offset,
