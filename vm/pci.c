@@ -47,8 +47,8 @@ struct vm_pci {
 	pthread_rwlock_t map_lock;
 	struct pci_map_entry map[VM_PCI_SLOTS * (VM_PCI_BARS + 1)];
 	unsigned map_n;
-	uint64_t next_mmio, next_mmio64, next_io; /* the firmware's assignment cursors */
-	atomic_uint_least64_t unassigned;	  /* window accesses that hit no BAR */
+	struct vm_pci_cursors next;	  /* the firmware's assignment cursors */
+	atomic_uint_least64_t unassigned; /* window accesses that hit no BAR */
 };
 
 unsigned vm_pci_intx_irq(unsigned slot, unsigned pin)
@@ -59,57 +59,41 @@ unsigned vm_pci_intx_irq(unsigned slot, unsigned pin)
 	return pirq_irqs[(slot + pin - 2) & 3];
 }
 
-static uint32_t cfg_get(const struct vm_pci_dev *dev, uint32_t off, uint32_t size)
-{
-	uint32_t v = 0;
-
-	memcpy(&v, dev->cfg + off, size);
-	return v;
-}
-
-static void cfg_set(struct vm_pci_dev *dev, uint32_t off, uint32_t size, uint32_t v)
-{
-	memcpy(dev->cfg + off, &v, size);
-}
-
 static uint64_t bar_address(const struct vm_pci_dev *dev, unsigned i)
 {
 	uint32_t lo;
 
 	if (i == VM_PCI_ROM)
-		return cfg_get(dev, PCI_CFG_ROM, 4) & ~0x7ffull;
-	lo = cfg_get(dev, PCI_CFG_BAR0 + 4 * i, 4);
+		return vm_pci_cfg_get(dev, PCI_CFG_ROM, 4) & ~0x7ffull;
+	lo = vm_pci_cfg_get(dev, PCI_CFG_BAR0 + 4 * i, 4);
 
 	if (dev->bar[i].flags & VM_PCI_BAR_IO)
 		return lo & ~3u;
 	if (dev->bar[i].flags & VM_PCI_BAR_MEM64)
-		return (lo & ~0xfull) | (uint64_t)cfg_get(dev, PCI_CFG_BAR0 + 4 * (i + 1), 4) << 32;
+		return (lo & ~0xfull) | (uint64_t)vm_pci_cfg_get(dev, PCI_CFG_BAR0 + 4 * (i + 1), 4)
+						<< 32;
 	return lo & ~0xfull;
-}
-
-static bool within(uint64_t addr, uint64_t size, uint64_t base, uint64_t len)
-{
-	return addr >= base && size <= len && addr - base <= len - size;
 }
 
 /* Where BAR i decodes now: 0 when off, unassigned, or outside the windows. */
 static uint64_t bar_decode(const struct vm_pci_dev *dev, unsigned i)
 {
-	uint16_t cmd = (uint16_t)cfg_get(dev, PCI_CFG_COMMAND, 2);
+	uint16_t cmd = (uint16_t)vm_pci_cfg_get(dev, PCI_CFG_COMMAND, 2);
 	uint64_t addr = bar_address(dev, i), size = dev->bar[i].size;
 
 	if (!size || !addr)
 		return 0;
 	if (dev->bar[i].flags & VM_PCI_BAR_IO)
-		return (cmd & PCI_CMD_IO) && within(addr, size, VM_PCI_IO_BASE, VM_PCI_IO_SIZE) ?
+		return (cmd & PCI_CMD_IO) &&
+				       vm_pci_within(addr, size, VM_PCI_IO_BASE, VM_PCI_IO_SIZE) ?
 			       addr :
 			       0;
 	if (!(cmd & PCI_CMD_MEM))
 		return 0;
-	if (i == VM_PCI_ROM && !(cfg_get(dev, PCI_CFG_ROM, 4) & PCI_ROM_ENABLE))
+	if (i == VM_PCI_ROM && !(vm_pci_cfg_get(dev, PCI_CFG_ROM, 4) & PCI_ROM_ENABLE))
 		return 0;
-	if (within(addr, size, VM_PCI_MMIO_BASE, VM_PCI_MMIO_SIZE) ||
-	    within(addr, size, VM_PCI_MMIO64_BASE, VM_PCI_MMIO64_SIZE))
+	if (vm_pci_within(addr, size, VM_PCI_MMIO_BASE, VM_PCI_MMIO_SIZE) ||
+	    vm_pci_within(addr, size, VM_PCI_MMIO64_BASE, VM_PCI_MMIO64_SIZE))
 		return addr;
 	return 0;
 }
@@ -155,91 +139,6 @@ static void update_map(struct vm_pci *pci)
 						     moved[k].dev->bar[moved[k].bar].decoded);
 }
 
-static bool intx_enabled(const struct vm_pci_dev *dev)
-{
-	uint16_t cmd = (uint16_t)cfg_get(dev, PCI_CFG_COMMAND, 2);
-	bool msi = dev->msi_cap && (dev->cfg[dev->msi_cap + 2] & PCI_MSI_FLAGS_ENABLE);
-	bool msix = dev->msix_cap && (cfg_get(dev, dev->msix_cap + 2, 2) & PCI_MSIX_FLAGS_ENABLE);
-
-	return dev->intx_line && !(cmd & PCI_CMD_INTX_DISABLE) && !msi && !msix;
-}
-
-/* Asserts the line if the device wants service and INTx may signal (dev->lock held). */
-static void intx_update(struct vm_pci_dev *dev)
-{
-	if (dev->intx_wanted && intx_enabled(dev))
-		irq_line_raise(dev->intx_line);
-}
-
-void vm_pci_intx_set(struct vm_pci_dev *dev, bool wanted)
-{
-	pthread_mutex_lock(&dev->lock);
-	dev->intx_wanted = wanted;
-	intx_update(dev);
-	pthread_mutex_unlock(&dev->lock);
-}
-
-bool vm_pci_intx_wanted(struct vm_pci_dev *dev)
-{
-	bool wanted;
-
-	pthread_mutex_lock(&dev->lock);
-	wanted = dev->intx_wanted && dev->intx_line;
-	pthread_mutex_unlock(&dev->lock);
-	return wanted;
-}
-
-/* The device thread: the guest sent EOI for the pin and KVM lowered the line. */
-static void intx_resampled(void *arg)
-{
-	struct vm_pci_dev *dev = arg;
-
-	pthread_mutex_lock(&dev->lock);
-	irq_line_resampled(dev->intx_line);
-	intx_update(dev);
-	pthread_mutex_unlock(&dev->lock);
-}
-
-static void raise_vector(struct vm_pci_dev *dev, unsigned v, bool signal)
-{
-	pthread_mutex_lock(&dev->lock);
-	/* MSI-X or MSI if enabled (vm/pci_msi.c); else INTx, a level the device holds. */
-	if (!vm_pci_msi_raise_locked(dev, v, signal)) {
-		if (dev->intx_line) {
-			dev->intx_wanted = true;
-			intx_update(dev);
-		} else {
-			dev->dropped++;
-		}
-	}
-	pthread_mutex_unlock(&dev->lock);
-}
-
-void vm_pci_raise(struct vm_pci_dev *dev, unsigned v)
-{
-	raise_vector(dev, v, false);
-}
-
-void vm_pci_signal(struct vm_pci_dev *dev, unsigned v)
-{
-	raise_vector(dev, v, true);
-}
-
-const char *vm_pci_irq_mode(struct vm_pci_dev *dev)
-{
-	const char *mode = "none";
-
-	pthread_mutex_lock(&dev->lock);
-	if (dev->msix_cap && (cfg_get(dev, dev->msix_cap + 2, 2) & PCI_MSIX_FLAGS_ENABLE))
-		mode = "msix";
-	else if (dev->msi_cap && (dev->cfg[dev->msi_cap + 2] & PCI_MSI_FLAGS_ENABLE))
-		mode = "msi";
-	else if (intx_enabled(dev))
-		mode = "intx";
-	pthread_mutex_unlock(&dev->lock);
-	return mode;
-}
-
 /* ---- configuration space ---- */
 
 static struct vm_pci_dev *lookup(const struct vm_pci *pci, uint32_t bdf)
@@ -266,7 +165,7 @@ bool vm_pci_config_owned(const struct vm_pci_dev *dev, uint32_t off)
  * with the capability list as the platform shows it; else the emulated one. */
 static uint16_t status_read(struct vm_pci_dev *dev)
 {
-	uint16_t cfg = (uint16_t)cfg_get(dev, PCI_CFG_STATUS, 2);
+	uint16_t cfg = (uint16_t)vm_pci_cfg_get(dev, PCI_CFG_STATUS, 2);
 	uint32_t real;
 
 	if (dev->passthrough && dev->ops && dev->ops->config_read &&
@@ -282,7 +181,7 @@ static uint32_t dev_read(struct vm_pci_dev *dev, uint32_t off, uint32_t size)
 	if (dev->ops && dev->ops->config_read && !vm_pci_config_owned(dev, off) &&
 	    off != PCI_CFG_STATUS && dev->ops->config_read(dev, off, size, &v))
 		return v;
-	v = cfg_get(dev, off, size);
+	v = vm_pci_cfg_get(dev, off, size);
 	if (off <= PCI_CFG_STATUS && off + size > PCI_CFG_STATUS) {
 		unsigned shift = (PCI_CFG_STATUS - off) * 8;
 		uint32_t mask = (size - (PCI_CFG_STATUS - off) >= 2 ? 0xffffu : 0xffu) << shift;
@@ -317,7 +216,7 @@ static void dev_write(struct vm_pci *pci, struct vm_pci_dev *dev, uint32_t off, 
 		if (caps)
 			vm_pci_msi_config_written(dev, off, size);
 		/* INTx may signal again (INTX_DISABLE cleared, MSI turned off). */
-		intx_update(dev);
+		vm_pci_intx_update_locked(dev);
 		pthread_mutex_unlock(&dev->lock);
 	}
 	if (dev->ops && dev->ops->config_write)
@@ -506,9 +405,11 @@ int vm_pci_new(struct vm *vm, struct vm_pci **out)
 	pci->vm = vm;
 	pthread_mutex_init(&pci->lock, NULL);
 	pthread_rwlock_init(&pci->map_lock, NULL);
-	pci->next_mmio = VM_PCI_MMIO_BASE;
-	pci->next_mmio64 = VM_PCI_MMIO64_BASE;
-	pci->next_io = VM_PCI_IO_BASE;
+	pci->next = (struct vm_pci_cursors){
+		.mmio = VM_PCI_MMIO_BASE,
+		.mmio64 = VM_PCI_MMIO64_BASE,
+		.io = VM_PCI_IO_BASE,
+	};
 	ret = vm_pci_add(pci, &host_bridge, &bridge);
 	if (ret) {
 		vm_pci_free(pci);
@@ -518,18 +419,14 @@ int vm_pci_new(struct vm *vm, struct vm_pci **out)
 	return 0;
 }
 
-static void dev_free(struct vm_pci *pci, struct vm_pci_dev *dev)
+static void dev_free(struct vm_pci_dev *dev)
 {
 	if (dev->ops && dev->ops->free)
 		dev->ops->free(dev);
 	pthread_mutex_lock(&dev->lock);
 	vm_pci_msi_teardown(dev);
 	pthread_mutex_unlock(&dev->lock);
-	if (dev->intx_line) {
-		if (!dev->intx_external)
-			vm_devloop_del(pci->vm->devloop, irq_line_resample_fd(dev->intx_line));
-		irq_line_free(dev->intx_line);
-	}
+	vm_pci_intx_remove(dev);
 	free(dev->msix);
 	pthread_mutex_destroy(&dev->lock);
 	free(dev);
@@ -541,7 +438,7 @@ void vm_pci_free(struct vm_pci *pci)
 		return;
 	for (unsigned s = 0; s < VM_PCI_SLOTS; s++)
 		if (pci->slot[s])
-			dev_free(pci, pci->slot[s]);
+			dev_free(pci->slot[s]);
 	pthread_rwlock_destroy(&pci->map_lock);
 	pthread_mutex_destroy(&pci->lock);
 	free(pci);
@@ -569,144 +466,6 @@ int vm_pci_register(struct vm_pci *pci)
 	if (!ret)
 		ret = vm_bus_add(&vm->mmio, VM_PCI_MMIO64_BASE, VM_PCI_MMIO64_SIZE, mmio64_io, pci,
 				 "pci-mmio64");
-	return ret;
-}
-
-static uint64_t align_up(uint64_t v, uint64_t a)
-{
-	return (v + a - 1) & ~(a - 1);
-}
-
-/* Firmware's part: an address for each BAR, as SeaBIOS would give it (pci->lock held). */
-static void assign_bars(struct vm_pci *pci, struct vm_pci_dev *dev)
-{
-	uint16_t cmd = 0;
-
-	for (unsigned i = 0; i < VM_PCI_BARS; i++) {
-		struct vm_pci_bar *b = &dev->bar[i];
-		uint64_t at;
-
-		if (!b->size)
-			continue;
-		if (b->flags & VM_PCI_BAR_IO) {
-			at = align_up(pci->next_io, b->size);
-			if (!within(at, b->size, VM_PCI_IO_BASE, VM_PCI_IO_SIZE))
-				continue;
-			pci->next_io = at + b->size;
-			cmd |= PCI_CMD_IO;
-		} else {
-			at = align_up(pci->next_mmio, b->size);
-			if (within(at, b->size, VM_PCI_MMIO_BASE, VM_PCI_MMIO_SIZE)) {
-				pci->next_mmio = at + b->size;
-			} else if (b->flags & VM_PCI_BAR_MEM64) {
-				at = align_up(pci->next_mmio64, b->size);
-				if (!within(at, b->size, VM_PCI_MMIO64_BASE, VM_PCI_MMIO64_SIZE))
-					continue;
-				pci->next_mmio64 = at + b->size;
-			} else {
-				continue;
-			}
-			cmd |= PCI_CMD_MEM;
-		}
-		cfg_set(dev, PCI_CFG_BAR0 + 4 * i, 4,
-			(uint32_t)at | (cfg_get(dev, PCI_CFG_BAR0 + 4 * i, 4) & 0xf));
-		if (b->flags & VM_PCI_BAR_MEM64)
-			cfg_set(dev, PCI_CFG_BAR0 + 4 * (i + 1), 4, (uint32_t)(at >> 32));
-	}
-	/* The ROM gets an address but stays off, as firmware leaves it once it has run it. */
-	if (dev->bar[VM_PCI_ROM].size) {
-		uint64_t size = dev->bar[VM_PCI_ROM].size, at = align_up(pci->next_mmio, size);
-
-		if (within(at, size, VM_PCI_MMIO_BASE, VM_PCI_MMIO_SIZE)) {
-			pci->next_mmio = at + size;
-			cfg_set(dev, PCI_CFG_ROM, 4, (uint32_t)at);
-		}
-	}
-	cfg_set(dev, PCI_CFG_COMMAND, 2, cmd);
-}
-
-static void set_mask(struct vm_pci_dev *dev, uint32_t off, uint32_t size, uint32_t mask)
-{
-	memcpy(dev->wmask + off, &mask, size);
-}
-
-/* The header's fixed fields, write masks and BAR flags. */
-static int init_header(struct vm_pci_dev *dev, const struct vm_pci_dev_desc *d)
-{
-	if (d->config) {
-		if (d->config_len < PCI_CFG_LEGACY_SIZE)
-			return -EINVAL;
-		memcpy(dev->cfg, d->config,
-		       d->config_len < PCI_CFG_SIZE ? d->config_len : PCI_CFG_SIZE);
-		/* What the platform decides: decoding, BARs, the ROM, the line; one function. */
-		memset(dev->cfg + PCI_CFG_COMMAND, 0, 2);
-		memset(dev->cfg + PCI_CFG_BAR0, 0, 24);
-		memset(dev->cfg + PCI_CFG_ROM, 0, 4);
-		dev->cfg[PCI_CFG_HEADER_TYPE] = 0;
-		dev->cfg[PCI_CFG_INTX_LINE] = 0;
-		dev->cfg[PCI_CFG_INTX_PIN] = 0;
-		dev->passthrough = true;
-	}
-	cfg_set(dev, PCI_CFG_VENDOR, 2, d->vendor);
-	cfg_set(dev, PCI_CFG_DEVICE, 2, d->device);
-	cfg_set(dev, PCI_CFG_REVISION, 1, d->revision);
-	cfg_set(dev, PCI_CFG_CLASS_PROG, 1, d->class_code & 0xff);
-	cfg_set(dev, PCI_CFG_CLASS_PROG + 1, 2, (uint16_t)(d->class_code >> 8));
-	cfg_set(dev, PCI_CFG_SUBSYS_VENDOR, 2, d->subsys_vendor);
-	cfg_set(dev, PCI_CFG_SUBSYS_VENDOR + 2, 2, d->subsys);
-	set_mask(dev, PCI_CFG_COMMAND, 2,
-		 PCI_CMD_IO | PCI_CMD_MEM | PCI_CMD_MASTER | PCI_CMD_INTX_DISABLE);
-	set_mask(dev, 0x0c, 2, 0xffff); /* cache line size, latency timer */
-	set_mask(dev, PCI_CFG_INTX_LINE, 1, 0xff);
-	for (unsigned i = 0; i < VM_PCI_BARS; i++) {
-		uint64_t size = d->bar[i].size;
-		uint32_t flags = d->bar[i].flags;
-
-		if (!size)
-			continue;
-		if ((size & (size - 1)) || (flags & VM_PCI_BAR_IO && (size < 4 || size > 256)) ||
-		    (!(flags & VM_PCI_BAR_IO) && size < 16) ||
-		    (flags & VM_PCI_BAR_MEM64 && (i == VM_PCI_BARS - 1 || d->bar[i + 1].size)) ||
-		    (!(flags & VM_PCI_BAR_MEM64) && size > (1ull << 31)))
-			return -EINVAL;
-		dev->bar[i] = (struct vm_pci_bar){ .size = size, .flags = flags };
-		if (flags & VM_PCI_BAR_IO) {
-			cfg_set(dev, PCI_CFG_BAR0 + 4 * i, 4, 1);
-			set_mask(dev, PCI_CFG_BAR0 + 4 * i, 4, (uint32_t) ~(size - 1) & 0xfffc);
-			continue;
-		}
-		cfg_set(dev, PCI_CFG_BAR0 + 4 * i, 4,
-			(flags & VM_PCI_BAR_MEM64 ? 4u : 0u) |
-				(flags & VM_PCI_BAR_PREFETCH ? 8u : 0u));
-		set_mask(dev, PCI_CFG_BAR0 + 4 * i, 4, (uint32_t) ~(size - 1) & ~0xfu);
-		if (flags & VM_PCI_BAR_MEM64)
-			set_mask(dev, PCI_CFG_BAR0 + 4 * (i + 1), 4, (uint32_t)(~(size - 1) >> 32));
-	}
-	if (d->rom_size) {
-		if ((d->rom_size & (d->rom_size - 1)) || d->rom_size < 2048 ||
-		    d->rom_size > (16u << 20))
-			return -EINVAL;
-		dev->bar[VM_PCI_ROM] = (struct vm_pci_bar){ .size = d->rom_size };
-		set_mask(dev, PCI_CFG_ROM, 4, (uint32_t) ~(d->rom_size - 1) | PCI_ROM_ENABLE);
-	}
-	return 0;
-}
-
-static int add_intx(struct vm_pci *pci, struct vm_pci_dev *dev, uint8_t pin)
-{
-	char name[IRQ_NAME_MAX];
-	int ret;
-
-	dev->irq = vm_pci_intx_irq(dev->slot, pin);
-	cfg_set(dev, PCI_CFG_INTX_PIN, 1, pin);
-	cfg_set(dev, PCI_CFG_INTX_LINE, 1, dev->irq);
-	snprintf(name, sizeof(name), "%.26s.intx", dev->name);
-	ret = irq_line_new(pci->vm->irq, dev->irq, IRQ_LINE_LEVEL, name, &dev->intx_line);
-	if (ret)
-		return ret;
-	if (pci->vm->devloop && !dev->intx_external)
-		ret = vm_devloop_add(pci->vm->devloop, irq_line_resample_fd(dev->intx_line),
-				     intx_resampled, dev);
 	return ret;
 }
 
@@ -739,27 +498,28 @@ int vm_pci_add(struct vm_pci *pci, const struct vm_pci_dev_desc *desc, struct vm
 	util_strlcpy(dev->name, desc->name ? desc->name : "pci", sizeof(dev->name));
 	dev->intx_external = desc->config != NULL;
 	pthread_mutex_init(&dev->lock, NULL);
-	ret = init_header(dev, desc);
+	ret = vm_pci_header_init(dev, desc);
 	if (!ret)
 		ret = vm_pci_msi_setup(dev, desc, &next);
 	if (!ret && next) {
-		cfg_set(dev, PCI_CFG_CAP_PTR, 1, next);
-		cfg_set(dev, PCI_CFG_STATUS, 2, PCI_STATUS_CAP_LIST);
+		vm_pci_cfg_set(dev, PCI_CFG_CAP_PTR, 1, next);
+		vm_pci_cfg_set(dev, PCI_CFG_STATUS, 2, PCI_STATUS_CAP_LIST);
 	} else if (!ret && desc->config) {
 		/* The device's own list: only whether there is one is kept of its status. */
-		cfg_set(dev, PCI_CFG_STATUS, 2,
-			(desc->config[PCI_CFG_STATUS] & PCI_STATUS_CAP_LIST) ? PCI_STATUS_CAP_LIST :
-									       0);
+		vm_pci_cfg_set(dev, PCI_CFG_STATUS, 2,
+			       (desc->config[PCI_CFG_STATUS] & PCI_STATUS_CAP_LIST) ?
+				       PCI_STATUS_CAP_LIST :
+				       0);
 	}
 	if (!ret && desc->intx_pin)
-		ret = add_intx(pci, dev, desc->intx_pin);
+		ret = vm_pci_intx_add(dev, desc->intx_pin);
 	if (ret) {
 		pthread_mutex_unlock(&pci->lock);
 		dev->ops = NULL; /* the caller still owns what the ops would free */
-		dev_free(pci, dev);
+		dev_free(dev);
 		return ret;
 	}
-	assign_bars(pci, dev);
+	vm_pci_header_assign(dev, &pci->next);
 	pci->slot[slot] = dev;
 	pci->count++;
 	update_map(pci);

@@ -31,6 +31,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "irq/irq.h"
 
@@ -266,6 +267,47 @@ const char *vm_pci_irq_mode(struct vm_pci_dev *dev);
 
 /* Window accesses that hit no BAR. */
 uint64_t vm_pci_unassigned(const struct vm_pci *pci);
+
+/* Configuration-space bytes of a device as the platform holds them (little-endian). */
+static inline uint32_t vm_pci_cfg_get(const struct vm_pci_dev *dev, uint32_t off, uint32_t size)
+{
+	uint32_t v = 0;
+
+	memcpy(&v, dev->cfg + off, size);
+	return v;
+}
+
+static inline void vm_pci_cfg_set(struct vm_pci_dev *dev, uint32_t off, uint32_t size, uint32_t v)
+{
+	memcpy(dev->cfg + off, &v, size);
+}
+
+/* Whether [addr, addr + size) lies wholly inside [base, base + len), without overflow. */
+static inline bool vm_pci_within(uint64_t addr, uint64_t size, uint64_t base, uint64_t len)
+{
+	return addr >= base && size <= len && addr - base <= len - size;
+}
+
+/* vm/pci_header.c, called by vm_pci_add with pci->lock held. */
+/* Where the firmware puts the next BAR of each kind. */
+struct vm_pci_cursors {
+	uint64_t mmio, mmio64, io;
+};
+
+/* The header's fixed fields, write masks, BAR flags and ROM from the description (a
+ * passthrough device's own configuration space first); -EINVAL for a BAR or ROM the
+ * platform cannot present. */
+int vm_pci_header_init(struct vm_pci_dev *dev, const struct vm_pci_dev_desc *d);
+/* Firmware's part: an address for each BAR and the ROM, decoding on, advancing `next`. */
+void vm_pci_header_assign(struct vm_pci_dev *dev, struct vm_pci_cursors *next);
+
+/* vm/pci_intx.c: the INTx line of a device with pin `pin` (1-4), wired as QEMU's PC machine
+ * wires the slot; removed again when the device goes. */
+int vm_pci_intx_add(struct vm_pci_dev *dev, uint8_t pin);
+void vm_pci_intx_remove(struct vm_pci_dev *dev);
+/* Asserts the line if the device wants service and INTx may signal now (dev->lock held): after
+ * a command or capability write that may have let it signal again. */
+void vm_pci_intx_update_locked(struct vm_pci_dev *dev);
 
 /* vm/pci_msi.c, called by vm/pci.c with dev->lock held (and pci->lock for configuration). */
 void vm_pci_msi_config_written(struct vm_pci_dev *dev, uint32_t off, uint32_t size);
