@@ -95,8 +95,24 @@ lsc vm define $run/pt.json
 lsc vm start pt
 echo "start=$?"
 echo "driver_running=$(bed_driver $edu)"
-i=0
-while ! lsc vm console pt | grep -q '^result:' && [ $i -lt 600 ]; do sleep 0.2; i=$((i + 1)); done
+end=$(($(date +%s) + 180))
+while ! grep -q '^result:' "$BED_OUT/console" 2>/dev/null && [ $(date +%s) -lt $end ]; do
+	sleep 0.2
+	timeout 20 "$BIN/lockstep" --socket $run/run/lockstepd.sock vm console pt >"$BED_OUT/console"
+done
+if ! grep -q '^result:' "$BED_OUT/console"; then # where everything is instead, for the log
+	echo "result_wait=timeout"
+	for p in $(pgrep -f lockstep); do
+		echo "== $p $(tr '\0' ' ' </proc/$p/cmdline)"
+		for t in /proc/$p/task/*; do
+			echo "$t $(cat $t/comm) $(cut -d' ' -f3 $t/stat) $(cat $t/wchan)"
+			cat $t/stack 2>/dev/null | head -n 8
+		done
+	done >"$BED_OUT/stuck.txt" 2>&1
+	timeout 20 "$BIN/lockstep" --socket $run/run/lockstepd.sock --json vm info pt \
+		>"$BED_OUT/stuck.json" 2>&1
+	echo "stuck_info=$?"
+fi
 lsc --json vm devices pt >"$BED_OUT/report.json"
 lsc vm devices pt >"$BED_OUT/report.txt"
 lsc --json device list pt >"$BED_OUT/list.json"
@@ -112,6 +128,21 @@ lsc vm console pt >"$BED_OUT/console"
 kill $lockstepd
 wait $lockstepd
 echo "lockstepd=$?"
+"""
+
+# (b) MSI-X: a modern virtio-rng (iommu_platform=on: its DMA goes through the IOMMU) given to
+# ptrng by lockstep-vm; its MSI-X table and PBA are lockstep's, its queue in guest RAM
+MSIX = r"""
+rng=$(bed_pci_find 1af4:1044 | head -n 1)
+echo "rng=$rng"
+echo "rng_group=$(bed_vfio_bind $rng)"
+cat >/tmp/rng.json <<DEF
+{"name": "rng", "vcpus": 1, "memory": "64M", "kernel": "$GUEST/ptrng.elf",
+ "cmdline": "requests=8", "devices": [{"type": "vfio-pci", "host": "$rng"}]}
+DEF
+"$BIN/lockstep-vm" --config /tmp/rng.json --console --timeout 200 \
+	--stats-json "$BED_OUT/rng_stats.json" >"$BED_OUT/rng_console" 2>&1
+echo "rng_vm=$?"
 """
 
 # (c): what must be refused, each leaving everything as it was
@@ -264,9 +295,10 @@ def main():
         return measure(build_dir, iommu, env)
     files = {}
     # two functions of one slot share an IOMMU group (no ACS between them): edu, and a
-    # virtio device that L1's virtio-pci driver takes (VFIO allows pci-stub in a group, not it)
-    devices = ["edu,addr=0x6.0,multifunction=on", "virtio-rng-pci,addr=0x6.1"] \
-        if iommu == "intel" else []
+    # virtio device that L1's virtio-pci driver takes (VFIO allows pci-stub in a group, not it);
+    # and, alone, a virtio device with MSI-X whose DMA the IOMMU translates
+    devices = ["edu,addr=0x6.0,multifunction=on", "virtio-rng-pci,addr=0x6.1",
+               "virtio-rng-pci,disable-legacy=on,iommu_platform=on"] if iommu == "intel" else []
     with bed.for_test(build_dir, machine="q35", iommu=iommu, intremap=True, edu=True, smp=2,
                       mem_mib=1024, kvm=True, env=env, devices=devices) as b:
         if iommu == "amd":
@@ -276,6 +308,7 @@ def main():
             return check_amd(r, files)
         steps = [("probe", b.run(COMMON + PROBE, timeout=600)),
                  ("pass", b.run(COMMON + PASS, timeout=600)),
+                 ("msix", b.run(COMMON + MSIX, timeout=600)),
                  ("refuse", b.run(COMMON + REFUSE, timeout=600))]
         for name in os.listdir(b.share):
             path = os.path.join(b.share, name)
@@ -310,7 +343,7 @@ def check_amd(r, f):
 
 
 def check_intel(steps, f):
-    probe, pas, ref = (kv(steps[k].stdout) for k in ("probe", "pass", "refuse"))
+    probe, pas, msix, ref = (kv(steps[k].stdout) for k in ("probe", "pass", "msix", "refuse"))
     p = kv(f["probe"])
     log = f.get("lockstepd.log", "")
 
@@ -365,6 +398,18 @@ def check_intel(steps, f):
           "is shut off" in f["attach_running"], "(c) no attach to a running VM",
           f["attach_running"])
 
+    # (b) MSI-X
+    rng = lt.results(f.get("rng_console", ""))
+    check(msix.get("rng_vm") == "0" and rng and rng[-1].get("ok") == "1" and
+          rng[-1].get("msix") == rng[-1].get("requests") == rng[-1].get("filled") == "8" and
+          rng[-1].get("masked_pending") == "1" and rng[-1].get("unmask_delivered") == "1",
+          "(b) ptrng: virtio-rng's queue by DMA, one MSI-X per request, masking and the PBA",
+          f.get("rng_console"), steps["msix"])
+    rdev = json.loads(f["rng_stats.json"])["passthrough"]["devices"][0]
+    check(rdev["interrupts"]["wired"] == "msix" and rdev["faults"]["count"] == 0 and
+          rdev["interrupts"]["trapped_while_masked"] >= 1,
+          "(b) ptrng: MSI-X wired, the masked one through the worker, no faults", rdev)
+
     # (c)
     def refused(key, words, driver="pci-stub"):
         check(ref.get(key) == "1" and words in f[key] and ref.get(key + "_driver") == driver,
@@ -417,7 +462,8 @@ def check_intel(steps, f):
           f"logged; type1, iommufd refused with the reason); (b) edu passed through managed: "
           f"INTx, {r['dma_rounds']} DMA round trips ({r['round_trips_per_s']}/s), {r['msi']} "
           f"MSIs (p50 {r['msi_lat_us_p50']} us), ROM, DMA outside RAM blocked "
-          f"({dev['faults']['count']} faults); (c) every refusal said why and left edu where "
+          f"({dev['faults']['count']} faults); a virtio-rng's MSI-X (8 requests, masked, "
+          f"pending, unmasked); (c) every refusal said why and left edu where "
           f"it was; XML and attach/detach both ways "
           f"(scripts {sum(s.seconds for s in steps.values()):.0f}s)")
     return 0
