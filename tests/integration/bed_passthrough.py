@@ -41,7 +41,39 @@ import lockstep_test as lt  # noqa: E402
 COMMON = r"""
 run=/tmp/lockstep
 mkdir -p $run
-lsc() { "$BIN/lockstep" --socket $run/run/lockstepd.sock "$@"; }
+# where_stuck WHAT: where lockstepd's and the workers' threads are, for a hang's log
+where_stuck() {
+	echo "stuck: $1" >&2
+	{
+		echo "==== $1"
+		for p in $(pgrep -f lockstep); do
+			echo "== $p $(tr '\0' ' ' </proc/$p/cmdline)"
+			for t in /proc/$p/task/*; do
+				echo "$t $(cat $t/comm) $(cut -d' ' -f3 $t/stat) $(cat $t/wchan)"
+				head -n 8 $t/stack 2>/dev/null
+			done
+		done
+	} >>"$BED_OUT/stuck.txt" 2>&1
+}
+# every request bounded: a hang is recorded, not waited out
+lsc() {
+	timeout 120 "$BIN/lockstep" --socket $run/run/lockstepd.sock "$@"
+	rc=$?
+	[ $rc -eq 124 ] && where_stuck "lockstep $*"
+	return $rc
+}
+# stop_daemon: SIGTERM, then at most 60 s; prints lockstepd=STATUS
+stop_daemon() {
+	kill $lockstepd
+	i=0
+	while kill -0 $lockstepd 2>/dev/null && [ $i -lt 300 ]; do sleep 0.2; i=$((i + 1)); done
+	if kill -0 $lockstepd 2>/dev/null; then
+		where_stuck "lockstepd stopping"
+		kill -9 $lockstepd
+	fi
+	wait $lockstepd
+	echo "lockstepd=$?"
+}
 # to_driver BDF DRIVER: gives a device to a host driver ("" = none) as an administrator would
 to_driver() {
 	d=/sys/bus/pci/devices/$1
@@ -98,21 +130,9 @@ echo "driver_running=$(bed_driver $edu)"
 end=$(($(date +%s) + 180))
 while ! grep -q '^result:' "$BED_OUT/console" 2>/dev/null && [ $(date +%s) -lt $end ]; do
 	sleep 0.2
-	timeout 20 "$BIN/lockstep" --socket $run/run/lockstepd.sock vm console pt >"$BED_OUT/console"
+	lsc vm console pt >"$BED_OUT/console"
 done
-if ! grep -q '^result:' "$BED_OUT/console"; then # where everything is instead, for the log
-	echo "result_wait=timeout"
-	for p in $(pgrep -f lockstep); do
-		echo "== $p $(tr '\0' ' ' </proc/$p/cmdline)"
-		for t in /proc/$p/task/*; do
-			echo "$t $(cat $t/comm) $(cut -d' ' -f3 $t/stat) $(cat $t/wchan)"
-			cat $t/stack 2>/dev/null | head -n 8
-		done
-	done >"$BED_OUT/stuck.txt" 2>&1
-	timeout 20 "$BIN/lockstep" --socket $run/run/lockstepd.sock --json vm info pt \
-		>"$BED_OUT/stuck.json" 2>&1
-	echo "stuck_info=$?"
-fi
+grep -q '^result:' "$BED_OUT/console" || where_stuck "no result from passthru"
 lsc --json vm devices pt >"$BED_OUT/report.json"
 lsc vm devices pt >"$BED_OUT/report.txt"
 lsc --json device list pt >"$BED_OUT/list.json"
@@ -125,9 +145,7 @@ echo "shutdown=$?"
 echo "state_after=$(wait_state pt shutoff)"
 echo "driver_after=$(bed_driver $edu)"
 lsc vm console pt >"$BED_OUT/console"
-kill $lockstepd
-wait $lockstepd
-echo "lockstepd=$?"
+stop_daemon
 """
 
 # (b) MSI-X: a modern virtio-rng (iommu_platform=on: its DMA goes through the IOMMU) given to
@@ -218,9 +236,7 @@ try c_nodriver lsc vm start holder
 "$BUSYBOX" insmod $(find "$BEDKERNEL/lib/modules" -name vfio-pci.ko | head -n 1)
 echo "insmod=$?"
 lsc host check --json >"$BED_OUT/hostcheck.json"
-kill $lockstepd
-wait $lockstepd
-echo "lockstepd=$?"
+stop_daemon
 """
 
 AMD = r"""
@@ -353,6 +369,8 @@ def check_intel(steps, f):
                     "\n".join(f"---- {k} ----\n{v}" for k, v in steps.items()) +
                     "\n---- lockstepd.log ----\n" + log)
 
+    check("stuck.txt" not in f, "nothing hung (where lockstepd and the workers were)",
+          f.get("stuck.txt"), log)
     # (a)
     check(probe.get("probe") == "0" and p.get("failed") == "0", "(a) iommu/ against VT-d",
           f["probe"])
