@@ -64,6 +64,10 @@ int confine_check_definition(struct daemon *d, const struct vmdef *cfg, char *er
 	if (!ret && cfg->serial_log)
 		ret = sandbox_paths_check(&d->opts.allowed, "serial.log", cfg->serial_log, NULL,
 					  err, err_len);
+	for (uint32_t i = 0; !ret && i < cfg->nr_devices; i++)
+		if (cfg->devices[i].rom_file)
+			ret = sandbox_paths_check(&d->opts.allowed, "devices[].rom.file",
+						  cfg->devices[i].rom_file, NULL, err, err_len);
 	return ret;
 }
 

@@ -65,8 +65,8 @@ int vm_exit_status(struct vm *vm)
  * A file the definition names: beneath an allowed directory and with the worker user's
  * permissions when lockstepd started us (sandbox_open), as given when a user runs us by hand.
  */
-static int open_defined(struct vm *vm, const struct vm_options *opts, const char *key,
-			const char *path, int flags, mode_t mode)
+int vm_open_defined(struct vm *vm, const struct vm_options *opts, const char *key, const char *path,
+		    int flags, mode_t mode)
 {
 	char err[768];
 	int fd;
@@ -92,7 +92,7 @@ static int load_image(struct vm *vm, const struct vm_options *opts, int *status)
 	size_t len;
 	int fd, ret;
 
-	fd = open_defined(vm, opts, "kernel", vm->cfg.kernel, O_RDONLY, 0);
+	fd = vm_open_defined(vm, opts, "kernel", vm->cfg.kernel, O_RDONLY, 0);
 	if (fd < 0) {
 		*status = VM_EXIT_NOINPUT;
 		return fd;
@@ -128,8 +128,8 @@ static int open_serial_log(struct vm *vm, const struct vm_options *opts, int *st
 	vm->serial_fd = -1;
 	if (!vm->cfg.serial_log)
 		return 0;
-	fd = open_defined(vm, opts, "serial.log", vm->cfg.serial_log,
-			  O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0640);
+	fd = vm_open_defined(vm, opts, "serial.log", vm->cfg.serial_log,
+			     O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0640);
 	if (fd < 0) {
 		*status = VM_EXIT_NOINPUT;
 		return fd;
@@ -362,7 +362,7 @@ static int build(struct vm *vm, const struct vm_options *opts, int *status)
 	ret = set_pause_exits(vm);
 	if (ret)
 		return ret;
-	ret = vm_passthrough_init(vm, status);
+	ret = vm_passthrough_init(vm, opts, status);
 	if (ret)
 		return ret;
 	*status = VM_EXIT_INTERNAL;

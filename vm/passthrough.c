@@ -28,6 +28,7 @@ struct pt_device {
 	unsigned index; /* in the definition's devices */
 	struct iommu_dev *dev;
 	struct vm_vfio *vfio;
+	int rom_fd;	      /* the definition's ROM file until the device is added, or -1 */
 	struct iommu_pci pci; /* sysfs, at start */
 	uint64_t faults;
 	struct host_iommu_fault last_fault;
@@ -117,7 +118,7 @@ static int map_ram(struct vm *vm, struct vm_passthrough *pt)
 	return ret;
 }
 
-int vm_passthrough_init(struct vm *vm, int *status)
+int vm_passthrough_init(struct vm *vm, const struct vm_options *opts, int *status)
 {
 	const char *bdfs[VMDEF_DEVICES_MAX];
 	struct iommu_options opt = { .root = "", .log = &vm->log };
@@ -137,8 +138,20 @@ int vm_passthrough_init(struct vm *vm, int *status)
 	for (uint32_t i = 0; i < vm->cfg.nr_devices; i++) {
 		if (!is_vfio(&vm->cfg.devices[i]))
 			continue;
-		pt->dev[pt->n] = (struct pt_device){ .def = &vm->cfg.devices[i], .index = i };
+		pt->dev[pt->n] =
+			(struct pt_device){ .def = &vm->cfg.devices[i], .index = i, .rom_fd = -1 };
 		bdfs[pt->n++] = vm->cfg.devices[i].host;
+	}
+	*status = VM_EXIT_NOINPUT;
+	for (unsigned i = 0; i < pt->n; i++) {
+		const struct vmdef_device *def = pt->dev[i].def;
+
+		if (!def->rom_bar || !def->rom_file)
+			continue;
+		pt->dev[i].rom_fd =
+			vm_open_defined(vm, opts, "devices[].rom.file", def->rom_file, O_RDONLY, 0);
+		if (pt->dev[i].rom_fd < 0)
+			return pt->dev[i].rom_fd;
 	}
 	*status = VM_EXIT_DEVICE;
 	for (unsigned i = 0; i < pt->n; i++) {
@@ -188,7 +201,7 @@ int vm_passthrough_add(struct vm *vm, unsigned index)
 	for (unsigned i = 0; pt && i < pt->n; i++)
 		if (pt->dev[i].index == index)
 			return vm_vfio_add(vm, pt->dev[i].dev, pt->dev[i].def, index,
-					   &pt->dev[i].vfio);
+					   pt->dev[i].rom_fd, &pt->dev[i].vfio);
 	return -ENOENT;
 }
 
@@ -201,6 +214,8 @@ void vm_passthrough_fini(struct vm *vm)
 	for (unsigned i = 0; i < pt->n; i++) {
 		vm_vfio_free(pt->dev[i].vfio);
 		iommu_dev_close(pt->dev[i].dev);
+		if (pt->dev[i].rom_fd >= 0)
+			close(pt->dev[i].rom_fd);
 	}
 	iommu_free(pt->io); /* unmaps guest RAM */
 	if (pt->kmsg_fd >= 0)

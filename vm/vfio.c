@@ -67,6 +67,7 @@ struct vm_vfio {
 	struct iommu_dev *dev;
 	struct vm_pci_dev *pci;
 	const struct vmdef_device *def;
+	int rom_fd; /* the definition's ROM file (vm/passthrough.c's), while it is set up */
 	char name[24];
 	struct iommu_region config;
 	uint8_t seed[PCI_CFG_SIZE];
@@ -387,11 +388,11 @@ static const struct vm_pci_dev_ops vfio_ops = {
 	.free = vfio_free,
 };
 
-static int read_rom_file(struct vm_vfio *v, const char *path, char *why, size_t why_len)
+static int read_rom_file(struct vm_vfio *v, int fd, const char *path, char *why, size_t why_len)
 {
 	char *data;
 	size_t len;
-	int ret = util_read_file(path, ROM_MAX, &data, &len);
+	int ret = util_read_fd(fd, ROM_MAX, &data, &len);
 
 	if (ret || !len) {
 		free(ret ? NULL : data);
@@ -457,7 +458,7 @@ static int describe(struct vm_vfio *v, struct vm_pci_dev_desc *d, char *why, siz
 	}
 	/* The expansion ROM: the definition's file, else the device's own, unless turned off. */
 	if (v->def->rom_bar && v->def->rom_file) {
-		ret = read_rom_file(v, v->def->rom_file, why, why_len);
+		ret = read_rom_file(v, v->rom_fd, v->def->rom_file, why, why_len);
 		if (ret)
 			return ret;
 		v->rom_size = pow2_at_least(v->rom_len, 2048);
@@ -496,7 +497,7 @@ static int reset_device(struct vm_vfio *v, const char *when, char *why, size_t w
 }
 
 int vm_vfio_add(struct vm *vm, struct iommu_dev *dev, const struct vmdef_device *def,
-		unsigned index, struct vm_vfio **out)
+		unsigned index, int rom_fd, struct vm_vfio **out)
 {
 	struct vm_pci_dev_desc d = { .slot = def->slot, .ops = &vfio_ops };
 	struct vm_vfio *v = calloc(1, sizeof(*v) + VM_PCI_MSIX_MAX * sizeof(struct trap));
@@ -509,6 +510,7 @@ int vm_vfio_add(struct vm *vm, struct iommu_dev *dev, const struct vmdef_device 
 	v->vm = vm;
 	v->dev = dev;
 	v->def = def;
+	v->rom_fd = rom_fd;
 	for (unsigned i = 0; i < VM_PCI_MSIX_MAX; i++)
 		v->trap_fd[i] = -1;
 	snprintf(v->name, sizeof(v->name), "vfio%u", index % 100);

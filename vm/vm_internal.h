@@ -231,9 +231,11 @@ struct iommu_dev;
  * device bound to vfio-pci with a viable group, the DMA address space with all of guest RAM
  * mapped at its guest-physical addresses, KVM's VFIO device.  After guest RAM and the KVM VM,
  * before the devices; nothing to do without vfio-pci devices.  On failure *status is the exit
- * status (VM_EXIT_DEVICE for what the host cannot give) and the log says why.
+ * status (VM_EXIT_DEVICE for what the host cannot give) and the log says why.  A ROM file is
+ * opened as the kernel image is (vm_open_defined).
  */
-int vm_passthrough_init(struct vm *vm, int *status);
+struct vm_options;
+int vm_passthrough_init(struct vm *vm, const struct vm_options *opts, int *status);
 /* Puts devices[index] (a vfio-pci device) on the PCI bus. */
 int vm_passthrough_add(struct vm *vm, unsigned index);
 /* Closes the devices and unmaps guest RAM (after the PCI bus is gone). */
@@ -241,8 +243,9 @@ void vm_passthrough_fini(struct vm *vm);
 /* The DMA remapping report: back end, mappings, each device (NULL without devices). */
 json_t *vm_passthrough_json(struct vm *vm);
 
+/* rom_fd: the definition's ROM file, opened as vm_open_defined does, or -1 (not closed). */
 int vm_vfio_add(struct vm *vm, struct iommu_dev *dev, const struct vmdef_device *def,
-		unsigned index, struct vm_vfio **out);
+		unsigned index, int rom_fd, struct vm_vfio **out);
 void vm_vfio_free(struct vm_vfio *v);
 json_t *vm_vfio_json(struct vm_vfio *v);
 
@@ -522,6 +525,13 @@ void vm_report_text(struct vm *vm, int fd);
 json_t *vm_report_json(struct vm *vm);
 
 /* Builds the machine from its definition; on failure `*status` is the exit status to use. */
+/*
+ * A file the definition names (vm/machine.c): beneath an allowed directory and with the worker
+ * user's permissions when lockstepd started us (sandbox_open), as given when a user runs us by
+ * hand; the log says why not.
+ */
+int vm_open_defined(struct vm *vm, const struct vm_options *opts, const char *key, const char *path,
+		    int flags, mode_t mode);
 int vm_create(const struct vmdef *cfg, const struct vm_options *opts, struct vm **out, int *status);
 void vm_destroy(struct vm *vm);
 /* Starts the vCPU threads. */
