@@ -290,28 +290,31 @@ const char *confine_stop_reason(enum vm_stop_reason reason, int syscall, char *b
  * to build their empty root), CAP_SETUID/CAP_SETGID for workers to become their user (and to
  * open definitions' files as it), CAP_KILL to signal workers that run as another user,
  * CAP_SYS_NICE to pin their threads, CAP_SYS_PTRACE to take their sched pages (pidfd_getfd).
+ * Unsandboxed, workers may pass devices through (docs/passthrough.md), so it also keeps
+ * CAP_IPC_LOCK for them to pin guest RAM for DMA beyond RLIMIT_MEMLOCK (VFIO counts it there
+ * otherwise) and CAP_SYSLOG to read the IOMMU's faults from the kernel log.
  * A worker never has more: lockstepd sets no_new_privs, so an execve() cannot raise them.
  */
 int confine_drop_privileges(struct daemon *d)
 {
 	static const int sandboxed[] = { CAP_SYS_ADMIN, CAP_SETUID,   CAP_SETGID,
 					 CAP_KILL,	CAP_SYS_NICE, CAP_SYS_PTRACE };
-	static const int plain[] = { CAP_SETUID, CAP_SETGID, CAP_KILL, CAP_SYS_NICE,
-				     CAP_SYS_PTRACE };
+	static const int plain[] = { CAP_SETUID,     CAP_SETGID,   CAP_KILL,  CAP_SYS_NICE,
+				     CAP_SYS_PTRACE, CAP_IPC_LOCK, CAP_SYSLOG };
 	bool jail = confine_sandboxed(d);
 	int ret = 0;
 
 	if (geteuid() == 0) {
 		ret = jail ? sandbox_caps_limit(sandboxed, 6, true) :
-			     sandbox_caps_limit(plain, 5, true);
+			     sandbox_caps_limit(plain, 7, true);
 		if (ret) {
 			util_log(&d->log, UTIL_LOG_ERROR, "cannot drop capabilities: %s",
 				 strerror(-ret));
 			return ret;
 		}
 		util_log(&d->log, UTIL_LOG_INFO,
-			 "capabilities kept: %skill, setuid, setgid, sys_nice, sys_ptrace",
-			 jail ? "sys_admin, " : "");
+			 "capabilities kept: %skill, setuid, setgid, sys_nice, sys_ptrace%s",
+			 jail ? "sys_admin, " : "", jail ? "" : ", ipc_lock, syslog");
 	}
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
 		ret = -errno;
