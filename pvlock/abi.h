@@ -89,7 +89,8 @@ enum lks_call {
 	 * SHARED_SETUP(rdi = GPA, 64-byte aligned; rsi = size, from sizeof(struct
 	 * lks_shared_page) to 1 MiB) -> 0; registers the shared page, replacing any earlier
 	 * one.  A page with fewer slots than vCPUs is accepted (the host reads the slots it has).
-	 * (0, 0) unregisters it.
+	 * (0, 0) unregisters it.  LKS_EBUSY once a VM has registered LKS_SHARED_SETUP_MAX
+	 * different (GPA, slot count) pairs: the host keeps each one for the VM's life.
 	 */
 	LKS_CALL_SHARED_SETUP = 5,
 	LKS_CALL_TIME_NS = 6, /* () -> host CLOCK_MONOTONIC in ns */
@@ -106,6 +107,7 @@ enum lks_call {
 
 #define LKS_SWITCH_DONE 0
 #define LKS_SWITCH_NOT_ASKED 1
+#define LKS_SHARED_SETUP_MAX 64
 
 #define LKS_PROBE_MAGIC 0x4c4b5350u /* "LKSP" */
 #define LKS_PROBE_VALUE (((uint64_t)LKS_PROBE_MAGIC << 32) | LKS_ABI_VERSION)

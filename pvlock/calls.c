@@ -10,9 +10,16 @@
  * no wake-up is lost, and a stale kick costs one spurious return the guest re-checks.
  *
  * Calls run on the calling vCPU's thread; per-vCPU counters have that single writer.  The
- * shared page pointer is published with release/acquire for the detector's thread.
+ * shared page is published to the detector's thread as one immutable registration (page and
+ * slot count together) behind one pointer, with release/acquire: a reader can never pair one
+ * registration's page with another's count (an old page near the end of RAM with a newer,
+ * larger count would read past guest RAM).  A reader may still hold a registration that was
+ * replaced, so every registration lives as long as the VM; identical ones are shared, and
+ * LKS_SHARED_SETUP_MAX distinct ones bound what a guest can make the host keep.  Writers
+ * (SHARED_SETUP from any vCPU) take shared_lock.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +30,12 @@
 #include "util/util.h"
 
 #define SHARED_MAX (1u << 20)
+
+/* One registration of the shared page: immutable once published. */
+struct pvlock_shared {
+	struct lks_shared_page *page; /* host pointer into guest RAM */
+	uint32_t nr;		      /* entries of page->vcpu[] the host reads */
+};
 
 struct pvlock_vcpu {
 	int kick_fd;
@@ -36,8 +49,10 @@ struct pvlock_vm {
 	uint64_t kick_gpa;
 	uint32_t nr_vcpus;
 	struct pvlock_vcpu *vcpu;
-	struct lks_shared_page *shared; /* atomic: host pointer into guest RAM */
-	uint32_t shared_nr;		/* atomic: entries usable in shared->vcpu[] */
+	const struct pvlock_shared *shared; /* atomic: the registration in force, or NULL */
+	pthread_mutex_t shared_lock;	    /* SHARED_SETUP callers */
+	struct pvlock_shared kept[LKS_SHARED_SETUP_MAX]; /* every registration published */
+	unsigned nr_kept;
 };
 
 static struct hv_ioeventfd kick_ioeventfd(const struct pvlock_vm *pv, uint32_t vcpu)
@@ -64,8 +79,10 @@ int pvlock_vm_new(const struct pvlock_env *env, struct hv_vm *hv, uint32_t nr_vc
 	pv->hv = hv;
 	pv->kick_gpa = doorbell_gpa + LKS_DB_KICK;
 	pv->nr_vcpus = nr_vcpus;
+	pthread_mutex_init(&pv->shared_lock, NULL);
 	pv->vcpu = calloc(nr_vcpus, sizeof(*pv->vcpu));
 	if (!pv->vcpu) {
+		pthread_mutex_destroy(&pv->shared_lock);
 		free(pv);
 		return -ENOMEM;
 	}
@@ -104,6 +121,7 @@ void pvlock_vm_free(struct pvlock_vm *pv)
 			close(pv->vcpu[i].kick_fd);
 	}
 	free(pv->vcpu);
+	pthread_mutex_destroy(&pv->shared_lock);
 	free(pv);
 }
 
@@ -183,10 +201,26 @@ static int64_t do_switch(struct pvlock_vm *pv, uint32_t vcpu)
 	return ret;
 }
 
+/* The kept registration equal to (page, nr), made if new; NULL when LKS_SHARED_SETUP_MAX
+ * distinct ones exist.  Under shared_lock. */
+static const struct pvlock_shared *keep(struct pvlock_vm *pv, struct lks_shared_page *page,
+					uint32_t nr)
+{
+	for (unsigned i = 0; i < pv->nr_kept; i++)
+		if (pv->kept[i].page == page && pv->kept[i].nr == nr)
+			return &pv->kept[i];
+	if (pv->nr_kept == LKS_SHARED_SETUP_MAX)
+		return NULL;
+	pv->kept[pv->nr_kept] = (struct pvlock_shared){ .page = page, .nr = nr };
+	return &pv->kept[pv->nr_kept++];
+}
+
 static int64_t do_shared_setup(struct pvlock_vm *pv, uint64_t gpa, uint64_t size)
 {
+	const struct pvlock_shared *reg;
 	struct lks_shared_page *page;
 	uint64_t need = sizeof(*page) + (uint64_t)pv->nr_vcpus * sizeof(page->vcpu[0]);
+	uint32_t nr;
 
 	if (gpa == 0 && size == 0) {
 		__atomic_store_n(&pv->shared, NULL, __ATOMIC_RELEASE);
@@ -198,12 +232,13 @@ static int64_t do_shared_setup(struct pvlock_vm *pv, uint64_t gpa, uint64_t size
 	if (!page)
 		return LKS_EFAULT;
 	/* A page too small for every vCPU is accepted: the detector reads what it covers. */
-	__atomic_store_n(&pv->shared_nr,
-			 (uint32_t)((size < need ? size - sizeof(*page) : need - sizeof(*page)) /
-				    sizeof(page->vcpu[0])),
-			 __ATOMIC_RELAXED);
-	__atomic_store_n(&pv->shared, page, __ATOMIC_RELEASE);
-	return 0;
+	nr = (uint32_t)(((size < need ? size : need) - sizeof(*page)) / sizeof(page->vcpu[0]));
+	pthread_mutex_lock(&pv->shared_lock);
+	reg = keep(pv, page, nr);
+	if (reg)
+		__atomic_store_n(&pv->shared, reg, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&pv->shared_lock);
+	return reg ? 0 : LKS_EBUSY;
 }
 
 int64_t pvlock_call(struct pvlock_vm *pv, uint32_t vcpu, uint32_t nr, uint64_t a0, uint64_t a1,
@@ -254,8 +289,8 @@ void pvlock_vcpu_calls(const struct pvlock_vm *pv, uint32_t vcpu, struct pvlock_
 
 const struct lks_shared_page *pvlock_shared_page(const struct pvlock_vm *pv, uint32_t *nr)
 {
-	const struct lks_shared_page *page = __atomic_load_n(&pv->shared, __ATOMIC_ACQUIRE);
+	const struct pvlock_shared *reg = __atomic_load_n(&pv->shared, __ATOMIC_ACQUIRE);
 
-	*nr = page ? __atomic_load_n(&pv->shared_nr, __ATOMIC_RELAXED) : 0;
-	return page;
+	*nr = reg ? reg->nr : 0;
+	return reg ? reg->page : NULL;
 }

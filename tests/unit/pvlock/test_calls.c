@@ -3,12 +3,16 @@
  * a poll() on its kick eventfd.  Checks the ABI's promises: WAIT returns at once when the word
  * changed, times out, and never loses a kick (one sent before the WAIT wakes it; a kick racing
  * with the check is caught); malformed calls get the documented errors; SHARED_SETUP checks
- * what the guest registers; counters count.
+ * what the guest registers, and a reader never pairs one registration's page with another's
+ * slot count while vCPUs re-register; counters count.
  */
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
+#include <ucontext.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -202,6 +206,109 @@ static void shared_page_setup(void **state)
 	pvlock_vm_free(pv);
 }
 
+/* Two registrations a guest may flip between: a one-slot page at the very end of RAM and a
+ * four-slot page low in RAM.  The end page's address with the low page's count reads past
+ * RAM. */
+#define PUB_SIZE(n) (sizeof(struct lks_shared_page) + (n) * sizeof(struct lks_vcpu_pub))
+#define END_GPA ((RAM_SIZE - PUB_SIZE(1)) & ~63ull)
+#define LOW_GPA 0x2000ull
+
+/*
+ * The detector reads the registration from another thread, at any moment.  To try every
+ * moment, the test single-steps the vCPU thread through its SHARED_SETUP calls (x86's trap
+ * flag) and reads the registration after each instruction, as a reader between any two of
+ * its stores would.
+ */
+struct stepper {
+	struct pvlock_vm *pv;
+	volatile sig_atomic_t stepping;
+	unsigned long steps, reads, torn;
+};
+
+static struct stepper step;
+
+static void check_registration(void)
+{
+	uint32_t nr;
+	const struct lks_shared_page *page = pvlock_shared_page(step.pv, &nr);
+	const uint8_t *p = (const uint8_t *)page;
+	bool whole;
+
+	if (!page)
+		return;
+	whole = (p == guest.ram + END_GPA && nr == 1) || (p == guest.ram + LOW_GPA && nr == 4);
+	if (!whole || p + sizeof(*page) + nr * sizeof(page->vcpu[0]) > guest.ram + RAM_SIZE)
+		step.torn++;
+	step.reads++;
+}
+
+#define X86_TRAP_FLAG 0x100
+
+static void on_step(int sig, siginfo_t *si, void *ctx)
+{
+	ucontext_t *uc = ctx;
+
+	step.steps++;
+	check_registration();
+	if (step.stepping)
+		uc->uc_mcontext.gregs[REG_EFL] |= X86_TRAP_FLAG;
+	else
+		uc->uc_mcontext.gregs[REG_EFL] &= ~X86_TRAP_FLAG;
+}
+
+static void shared_page_pairs_stay_whole(void **state)
+{
+	struct sigaction sa = { .sa_sigaction = on_step, .sa_flags = SA_SIGINFO }, old;
+	unsigned long calls = 0;
+
+	step = (struct stepper){ .pv = make(4) };
+	assert_true(END_GPA + PUB_SIZE(4) > RAM_SIZE); /* the pairing that must never happen */
+	assert_int_equal(sigaction(SIGTRAP, &sa, &old), 0);
+	assert_int_equal(pvlock_call(step.pv, 1, LKS_CALL_SHARED_SETUP, END_GPA, PUB_SIZE(1), 0),
+			 0);
+	step.stepping = 1;
+	raise(SIGTRAP);
+	for (int i = 0; i < 3; i++) {
+		calls += !pvlock_call(step.pv, 2, LKS_CALL_SHARED_SETUP, LOW_GPA, PUB_SIZE(4), 0);
+		calls += !pvlock_call(step.pv, 1, LKS_CALL_SHARED_SETUP, END_GPA, PUB_SIZE(1), 0);
+	}
+	step.stepping = 0;
+	sigaction(SIGTRAP, &old, NULL);
+	print_message("%lu instructions stepped, %lu torn registrations seen\n", step.steps,
+		      step.torn);
+	assert_int_equal(calls, 6);
+	assert_true(step.steps > 100 && step.reads == step.steps);
+	assert_int_equal(step.torn, 0);
+	pvlock_vm_free(step.pv);
+}
+
+static void shared_page_registrations_bounded(void **state)
+{
+	struct pvlock_vm *pv = make(4);
+	const struct lks_shared_page *page;
+	uint32_t nr;
+
+	/* Each distinct registration is kept for the VM's life; the same one again costs
+	 * nothing. */
+	for (unsigned i = 0; i < LKS_SHARED_SETUP_MAX; i++) {
+		assert_int_equal(
+			pvlock_call(pv, 0, LKS_CALL_SHARED_SETUP, 0x4000 + 64 * i, PUB_SIZE(4), 0),
+			0);
+		assert_int_equal(pvlock_call(pv, 0, LKS_CALL_SHARED_SETUP, 0x4000, PUB_SIZE(4), 0),
+				 0);
+	}
+	assert_int_equal(pvlock_call(pv, 0, LKS_CALL_SHARED_SETUP, 0x8000, PUB_SIZE(4), 0),
+			 LKS_EBUSY);
+	/* The refusal leaves the registration in force, and kept ones still register. */
+	page = pvlock_shared_page(pv, &nr);
+	assert_ptr_equal(page, guest.ram + 0x4000);
+	assert_int_equal(pvlock_call(pv, 0, LKS_CALL_SHARED_SETUP, 0x4040, PUB_SIZE(4), 0), 0);
+	assert_ptr_equal(pvlock_shared_page(pv, &nr), guest.ram + 0x4040);
+	assert_int_equal(pvlock_call(pv, 0, LKS_CALL_SHARED_SETUP, 0, 0, 0), 0);
+	assert_null(pvlock_shared_page(pv, &nr));
+	pvlock_vm_free(pv);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -210,6 +317,8 @@ int main(void)
 		cmocka_unit_test(kick_racing_the_check_is_caught),
 		cmocka_unit_test(malformed_calls),
 		cmocka_unit_test(shared_page_setup),
+		cmocka_unit_test(shared_page_pairs_stay_whole),
+		cmocka_unit_test(shared_page_registrations_bounded),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
