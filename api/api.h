@@ -77,6 +77,11 @@ void *api_session_opaque(const struct api_session *s);
 bool api_session_closed(const struct api_session *s);
 /* Calls in flight, for tests and limits. */
 unsigned api_session_pending(const struct api_session *s);
+/* Bytes the session holds of frames still arriving (memory a client makes the daemon keep). */
+size_t api_session_buffered(const struct api_session *s);
+/* The owner drops the connection (a limit of its own): tells the client why, as an error
+ * response with a null id and code API_LIMIT, and reads nothing more. */
+void api_session_abort(struct api_session *s, const char *why);
 
 /* Answers a call; steals `result` (NULL means JSON null).  Each call is answered once. */
 void api_call_reply(struct api_call *call, json_t *result);

@@ -437,5 +437,20 @@ void api_session_feed(struct api_session *s, const char *data, size_t len)
 		return;
 	s->refs++; /* a method may not free the session under us */
 	util_lines_feed(&s->lines, data, len, on_frame, s);
+	util_lines_trim(&s->lines); /* a long frame's buffer does not stay with an idle client */
 	session_unref(s);
+}
+
+size_t api_session_buffered(const struct api_session *s)
+{
+	return util_lines_allocated(&s->lines);
+}
+
+void api_session_abort(struct api_session *s, const char *why)
+{
+	if (s->closed)
+		return;
+	send_error(s, NULL, NULL, API_LIMIT, why);
+	util_lines_reset(&s->lines);
+	util_lines_trim(&s->lines);
 }

@@ -34,7 +34,12 @@
 #define VIRT_PROTOCOL_VERSION 1u
 #define VIRT_HEADER_LEN 28u
 #define VIRT_PACKET_MAX ((16u << 20) + 4u) /* the length word counts itself */
-#define VIRT_STRING_MAX (4u << 20)	   /* REMOTE_STRING_MAX: XML documents, names */
+/* What lockstepd reads before CONNECT_OPEN (AUTH_LIST, SUPPORTS_FEATURE, the URI) and on a
+ * read-only connection (lookups and flags; no XML goes that way): a client nobody
+ * authenticated cannot make the daemon hold 16 MiB. */
+#define VIRT_PACKET_MAX_UNOPENED 4096u
+#define VIRT_PACKET_MAX_READ_ONLY (64u << 10)
+#define VIRT_STRING_MAX (4u << 20) /* REMOTE_STRING_MAX: XML documents, names */
 #define VIRT_DOMAIN_LIST_MAX 16384u
 #define VIRT_VCPUINFO_MAX 2048u
 #define VIRT_CPUMAP_MAX 256u	    /* bytes in one PIN_VCPU map */
@@ -396,7 +401,10 @@ struct api_virt_config {
 	uint64_t version;     /* CONNECT_GET_VERSION and GET_LIB_VERSION */
 	bool read_only;	      /* the socket's; CONNECT_OPEN's flag can only add to it */
 	unsigned max_pending; /* calls in flight; more are refused with an error */
-	size_t max_packet;    /* at most VIRT_PACKET_MAX */
+	/* The largest packet taken: once open read-write (at most VIRT_PACKET_MAX), before
+	 * CONNECT_OPEN (at most VIRT_PACKET_MAX_UNOPENED), and open read-only (at most
+	 * VIRT_PACKET_MAX_READ_ONLY); 0 = that most. */
+	size_t max_packet, max_packet_unopened, max_packet_read_only;
 };
 
 struct api_virt_session_ops {
@@ -421,6 +429,15 @@ bool api_virt_session_read_only(const struct api_virt_session *s);
 /* CONNECT_OPEN succeeded and CONNECT_CLOSE has not come: events may be sent. */
 bool api_virt_session_open(const struct api_virt_session *s);
 unsigned api_virt_session_pending(const struct api_virt_session *s);
+/* Bytes the session holds of packets still arriving (memory a client makes the daemon keep). */
+size_t api_virt_session_buffered(const struct api_virt_session *s);
+/* The owner drops the connection (a deadline, a memory budget): tells the peer why with an
+ * RPC error, as a protocol error would, and reads nothing more. */
+void api_virt_session_abort(struct api_virt_session *s, const char *why);
+/* What a client turned away at connect gets: the error reply to the call every libvirt
+ * client makes first (AUTH_LIST, serial 0), so it reports `detail`.  malloc'ed; NULL when
+ * memory runs out. */
+uint8_t *api_virt_refusal_packet(int code, const char *detail, size_t *len);
 /* Sends a MESSAGE (an event) of the REMOTE program.  Consumes `payload`. */
 void api_virt_session_send_event(struct api_virt_session *s, int32_t proc,
 				 struct api_xdr_out *payload);

@@ -21,6 +21,7 @@
 
 #define ERROR_TEXT_MAX 1024
 #define REPLY_MAX VIRT_PACKET_MAX
+#define BUFFER_KEEP 4096 /* what an idle connection keeps of its receive buffer */
 
 struct api_virt_session {
 	struct api_virt_config cfg;
@@ -47,6 +48,13 @@ struct api_virt_call {
 	struct virt_header h;
 };
 
+static void drop_buffer(struct api_virt_session *s)
+{
+	free(s->buf);
+	s->buf = NULL;
+	s->start = s->len = s->cap = 0;
+}
+
 static void session_unref(struct api_virt_session *s)
 {
 	if (--s->refs)
@@ -66,6 +74,10 @@ int api_virt_session_new(const struct api_virt_config *cfg, const struct api_vir
 	s->cfg = *cfg;
 	if (!s->cfg.max_packet || s->cfg.max_packet > VIRT_PACKET_MAX)
 		s->cfg.max_packet = VIRT_PACKET_MAX;
+	if (!s->cfg.max_packet_unopened || s->cfg.max_packet_unopened > VIRT_PACKET_MAX_UNOPENED)
+		s->cfg.max_packet_unopened = VIRT_PACKET_MAX_UNOPENED;
+	if (!s->cfg.max_packet_read_only || s->cfg.max_packet_read_only > VIRT_PACKET_MAX_READ_ONLY)
+		s->cfg.max_packet_read_only = VIRT_PACKET_MAX_READ_ONLY;
 	if (!s->cfg.max_pending)
 		s->cfg.max_pending = 64;
 	s->ops = *ops;
@@ -81,9 +93,7 @@ void api_virt_session_close(struct api_virt_session *s)
 	if (!s || s->closed)
 		return;
 	s->closed = true;
-	free(s->buf);
-	s->buf = NULL;
-	s->start = s->len = s->cap = 0;
+	drop_buffer(s);
 	session_unref(s);
 }
 
@@ -105,6 +115,19 @@ bool api_virt_session_open(const struct api_virt_session *s)
 unsigned api_virt_session_pending(const struct api_virt_session *s)
 {
 	return s->pending;
+}
+
+size_t api_virt_session_buffered(const struct api_virt_session *s)
+{
+	return s->cap;
+}
+
+/* The largest packet this session takes now: who the peer is decides what it may cost. */
+static size_t packet_max(const struct api_virt_session *s)
+{
+	if (!s->opened)
+		return s->cfg.max_packet_unopened;
+	return s->read_only ? s->cfg.max_packet_read_only : s->cfg.max_packet;
 }
 
 /* ---- sending ---- */
@@ -172,35 +195,64 @@ static int error_domain(int code)
 	}
 }
 
-/* A remote_error reply: code, domain, message, level 2 (error), and no optional parts. */
-static void send_error(struct api_virt_session *s, const struct virt_header *call, int code,
-		       const char *detail)
+/* A remote_error: code, domain, message, level 2 (error), and no optional parts. */
+static void put_error(struct api_xdr_out *out, int code, const char *detail)
 {
 	const char *prefix = api_virt_error_prefix(code);
-	struct virt_header h = *call;
 	char text[ERROR_TEXT_MAX];
-	struct api_xdr_out out;
 
 	if (prefix)
 		snprintf(text, sizeof(text), "%s: %s", prefix, detail);
 	else
 		snprintf(text, sizeof(text), "%s", detail);
-	api_xdr_out_init(&out, ERROR_TEXT_MAX * 2);
-	api_xdr_put_i32(&out, code);
-	api_xdr_put_i32(&out, error_domain(code));
-	api_xdr_put_u32(&out, 1);
-	api_xdr_put_string(&out, text);
-	api_xdr_put_i32(&out, 2);
+	api_xdr_out_init(out, ERROR_TEXT_MAX * 2);
+	api_xdr_put_i32(out, code);
+	api_xdr_put_i32(out, error_domain(code));
+	api_xdr_put_u32(out, 1);
+	api_xdr_put_string(out, text);
+	api_xdr_put_i32(out, 2);
 	for (int i = 0; i < 4; i++) /* dom, str1, str2, str3 */
-		api_xdr_put_u32(&out, 0);
-	api_xdr_put_i32(&out, 0);
-	api_xdr_put_i32(&out, 0);
-	api_xdr_put_u32(&out, 0); /* net */
+		api_xdr_put_u32(out, 0);
+	api_xdr_put_i32(out, 0);
+	api_xdr_put_i32(out, 0);
+	api_xdr_put_u32(out, 0); /* net */
+}
+
+static void send_error(struct api_virt_session *s, const struct virt_header *call, int code,
+		       const char *detail)
+{
+	struct virt_header h = *call;
+	struct api_xdr_out out;
+
+	put_error(&out, code, detail);
 	h.type = VIRT_REPLY;
 	h.status = VIRT_ERROR;
 	if (!out.failed)
 		send_packet(s, &h, out.buf, out.len);
 	api_xdr_out_fini(&out);
+}
+
+uint8_t *api_virt_refusal_packet(int code, const char *detail, size_t *len)
+{
+	struct api_xdr_out out;
+	uint8_t *pkt = NULL;
+
+	put_error(&out, code, detail);
+	if (!out.failed)
+		pkt = malloc(VIRT_HEADER_LEN + out.len);
+	if (pkt) {
+		*len = VIRT_HEADER_LEN + out.len;
+		put_be32(pkt, (uint32_t)*len);
+		put_be32(pkt + 4, VIRT_PROGRAM_REMOTE);
+		put_be32(pkt + 8, VIRT_PROTOCOL_VERSION);
+		put_be32(pkt + 12, VIRT_PROC_AUTH_LIST);
+		put_be32(pkt + 16, VIRT_REPLY);
+		put_be32(pkt + 20, 0);
+		put_be32(pkt + 24, VIRT_ERROR);
+		memcpy(pkt + VIRT_HEADER_LEN, out.buf, out.len);
+	}
+	api_xdr_out_fini(&out);
+	return pkt;
 }
 
 static void send_errorf(struct api_virt_session *s, const struct virt_header *call, int code,
@@ -510,6 +562,21 @@ static int handle_packet(struct api_virt_session *s, const uint8_t *pkt, size_t 
 	return handle_call(s, &h, pkt + VIRT_HEADER_LEN, len - VIRT_HEADER_LEN);
 }
 
+void api_virt_session_abort(struct api_virt_session *s, const char *why)
+{
+	struct virt_header h = { .prog = VIRT_PROGRAM_REMOTE, .vers = VIRT_PROTOCOL_VERSION };
+	const uint8_t *p = s->buf + s->start;
+
+	if (s->closed || s->failed)
+		return;
+	/* The call it was sending, if its serial came, gets the error. */
+	if (s->len - s->start >= 24) {
+		h.proc = (int32_t)get_be32(p + 12);
+		h.serial = get_be32(p + 20);
+	}
+	protocol_error(s, &h, "%s", why);
+}
+
 /* Keeps the unprocessed bytes, growing the buffer only as far as one packet needs. */
 static int buffer_append(struct api_virt_session *s, const void *data, size_t len)
 {
@@ -549,7 +616,7 @@ int api_virt_session_feed(struct api_virt_session *s, const void *data, size_t l
 		size_t have = s->len - s->start;
 		uint32_t plen = get_be32(p);
 
-		if (plen < VIRT_HEADER_LEN || plen > s->cfg.max_packet) {
+		if (plen < VIRT_HEADER_LEN || plen > packet_max(s)) {
 			struct virt_header h = { .prog = VIRT_PROGRAM_REMOTE,
 						 .vers = VIRT_PROTOCOL_VERSION };
 
@@ -557,8 +624,11 @@ int api_virt_session_feed(struct api_virt_session *s, const void *data, size_t l
 				h.proc = (int32_t)get_be32(p + 12);
 				h.serial = get_be32(p + 20);
 			}
-			ret = protocol_error(s, &h, "packet length %u is out of range (%u..%zu)",
-					     plen, VIRT_HEADER_LEN, s->cfg.max_packet);
+			ret = protocol_error(s, &h, "packet length %u is out of range (%u..%zu%s)",
+					     plen, VIRT_HEADER_LEN, packet_max(s),
+					     !s->opened	  ? " before CONNECT_OPEN" :
+					     s->read_only ? " on a read-only connection" :
+							    "");
 			break;
 		}
 		if (have < plen)
@@ -568,6 +638,8 @@ int api_virt_session_feed(struct api_virt_session *s, const void *data, size_t l
 	}
 	if (s->closed)
 		ret = -EPROTO;
+	else if (s->start == s->len && s->cap > BUFFER_KEEP)
+		drop_buffer(s); /* a large packet's buffer does not stay with an idle client */
 	session_unref(s);
 	return ret;
 }

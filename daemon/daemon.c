@@ -55,7 +55,10 @@ int daemon_init(struct daemon *d, const struct daemon_options *opts)
 {
 	int ret;
 
-	*d = (struct daemon){ .opts = *opts, .lock_fd = -1, .next_domain_id = 1 };
+	*d = (struct daemon){ .opts = *opts,
+			      .lock_fd = -1,
+			      .next_domain_id = 1,
+			      .client_budget = { .max = opts->max_buffered } };
 	d->start_ns = util_now_ns();
 	util_log_init(&d->log, "lockstepd", opts->log_level, 2);
 	util_list_init(&d->vms);

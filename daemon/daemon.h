@@ -28,6 +28,7 @@
 #include <jansson.h>
 #include <uv.h>
 
+#include "daemon/listener.h"
 #include "daemon/ops.h"
 #include "daemon/scheduler.h"
 #include "sandbox/sandbox.h"
@@ -379,7 +380,11 @@ struct daemon_options {
 	char vm_binary[PATH_MAX]; /* lockstep-vm */
 	enum util_log_level log_level;
 	bool foreground;
-	unsigned max_clients;
+	unsigned max_clients;	       /* on the JSON-RPC and the read-write libvirt socket, each */
+	unsigned max_clients_ro;       /* on the read-only libvirt socket */
+	unsigned max_clients_per_user; /* on each endpoint, for users other than root; 0 = none */
+	uint64_t handshake_timeout_ms; /* to reach libvirt's CONNECT_OPEN; 0 = none */
+	size_t max_buffered;	       /* the clients' buffer budget (listener.h); 0 = none */
 	unsigned max_vms;
 	size_t max_frame;
 	uint64_t shutdown_timeout_ms;
@@ -410,8 +415,9 @@ struct daemon {
 	struct sched_host host; /* the CPUs VMs may use, for the scheduler */
 	struct scheduler *scheduler;
 	struct hostcheck *hostcheck;
-	struct rpc_server *rpc;	  /* the JSON-RPC endpoint */
-	struct virt_server *virt; /* the libvirt endpoint, or NULL */
+	struct listener_budget client_budget; /* shared by both endpoints' listeners */
+	struct rpc_server *rpc;		      /* the JSON-RPC endpoint */
+	struct virt_server *virt;	      /* the libvirt endpoint, or NULL */
 	bool quitting;
 };
 

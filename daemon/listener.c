@@ -4,6 +4,13 @@
  * (daemon/rpc/) and the libvirt endpoint (daemon/virt/) each own one and give it their session
  * hooks; a client that misbehaves loses its own connection and nothing else.
  *
+ * Nobody may lock others out: each socket has its own cap (the read-only socket, open to
+ * every local user, never takes the read-write socket's room), the last slots of each are
+ * kept for root and the daemon's user, one user holds at most max_per_uid connections, and a
+ * connection that does not finish its handshake in time is dropped.  What clients make the
+ * daemon hold (requests arriving, replies unread) is charged to one budget shared by every
+ * listener; a connection that adds to it past its end is dropped.
+ *
  * A connection marked dead from inside its own session (it stopped reading its replies) is
  * closed by the sweeper, a check handle, so a session is never freed under its own feet.  The
  * listener counts its open handles and tells its owner when the last one has closed.
@@ -24,6 +31,15 @@
 
 #define LISTEN_BACKLOG 64
 #define READ_BUF (64u << 10)
+#define HANDSHAKE_BACKLOG_MAX (64u << 10)  /* unread replies before a handshake is done */
+#define FLUSH_GRACE_NS (5 * 1000000000ull) /* a last error reply's time to be read */
+#define DEADLINE_CHECK_MS 1000u
+
+struct conn_write {
+	uv_write_t req;
+	struct conn *c;
+	void *data;
+};
 
 static void unref(struct listener *l)
 {
@@ -38,9 +54,26 @@ static void conn_closed(uv_handle_t *h)
 	struct conn *c = h->data;
 	struct listener *l = c->l;
 
+	l->budget->used -= c->charged;
 	free(c->rbuf);
 	free(c);
 	unref(l);
+}
+
+/* Brings the connection's share of the budget to what it holds now. */
+static void charge(struct conn *c)
+{
+	size_t now = uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe);
+
+	if (!c->closing && c->data)
+		now += c->l->ops->buffered(c);
+	c->l->budget->used = c->l->budget->used - c->charged + now;
+	c->charged = now;
+}
+
+static bool over_budget(const struct listener *l)
+{
+	return l->budget->max && l->budget->used > l->budget->max;
 }
 
 void conn_close(struct conn *c)
@@ -52,7 +85,9 @@ void conn_close(struct conn *c)
 	c->data = NULL;
 	util_list_del(&c->link);
 	c->l->nr_conns--;
+	c->ls->nr_conns--;
 	uv_close((uv_handle_t *)&c->pipe, conn_closed);
+	charge(c); /* its unread replies are dropped now (write_done runs with ECANCELED) */
 }
 
 static void flushed(uv_shutdown_t *req, int status)
@@ -77,43 +112,81 @@ static void flush_and_close(struct conn *c)
 	}
 	req->data = c;
 	c->flushing = true;
+	c->flushing_ns = util_now_ns();
 }
 
 static void write_done(uv_write_t *req, int status)
 {
-	free(req->data);
-	free(req);
+	struct conn_write *w = util_container_of(req, struct conn_write, req);
+
+	charge(w->c);
+	free(w->data);
+	free(w);
+}
+
+/* Unread replies beyond this disconnect the client. */
+static size_t backlog_max(const struct conn *c)
+{
+	size_t max = c->read_only ? c->l->cfg.write_backlog_read_only : c->l->cfg.write_backlog_max;
+
+	return !c->established && max > HANDSHAKE_BACKLOG_MAX ? HANDSHAKE_BACKLOG_MAX : max;
 }
 
 void conn_send(struct conn *c, void *data, size_t len)
 {
-	uv_write_t *req;
+	size_t queued = uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe);
+	struct conn_write *w;
 	uv_buf_t buf;
 
 	if (c->closing || c->dead) {
 		free(data);
 		return;
 	}
-	if (uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe) > c->l->cfg.write_backlog_max) {
-		util_log_limited(&c->l->d->log, &c->l->complaints, UTIL_LOG_WARN,
-				 "%s client pid %d does not read its replies; disconnecting it",
-				 c->l->cfg.name, (int)c->pid);
+	/* A client that reads nothing while replies pile up loses its connection: past its own
+	 * cap, or, while the daemon holds its whole budget, at its second unread reply. */
+	if (queued > backlog_max(c) || (queued && over_budget(c->l))) {
+		util_log_limited(
+			&c->l->d->log, &c->l->complaints, UTIL_LOG_WARN,
+			"%s client pid %d does not read its replies; disconnecting it%s",
+			c->l->cfg.name, (int)c->pid,
+			queued > backlog_max(c) ? "" : " (the daemon's buffer budget is spent)");
 		c->dead = true; /* closed by the sweeper, not from inside its own session */
 		uv_read_stop((uv_stream_t *)&c->pipe);
 		free(data);
 		return;
 	}
-	req = malloc(sizeof(*req));
-	if (!req) {
+	w = malloc(sizeof(*w));
+	if (!w) {
 		free(data);
 		return;
 	}
-	req->data = data;
+	w->c = c;
+	w->data = data;
 	buf = uv_buf_init(data, (unsigned)len);
-	if (uv_write(req, (uv_stream_t *)&c->pipe, &buf, 1, write_done)) {
+	if (uv_write(&w->req, (uv_stream_t *)&c->pipe, &buf, 1, write_done)) {
 		free(data);
-		free(req);
+		free(w);
+		return;
 	}
+	charge(c);
+}
+
+void conn_established(struct conn *c)
+{
+	c->established = true;
+}
+
+/* Drops a connection for a reason of the listener's, telling the client through its session. */
+static void drop(struct conn *c, const char *why)
+{
+	if (c->closing || c->flushing)
+		return;
+	util_log_limited(&c->l->d->log, &c->l->complaints, UTIL_LOG_WARN,
+			 "%s client pid %d (uid %d): %s; closing its connection", c->l->cfg.name,
+			 (int)c->pid, (int)c->uid, why);
+	if (!c->dead)
+		c->l->ops->fail(c, why);
+	flush_and_close(c);
 }
 
 static void conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -128,8 +201,16 @@ static void conn_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	struct conn *c = s->data;
 
 	if (n > 0 && !c->dead) {
-		if (c->l->ops->feed(c, buf->base, (size_t)n) < 0)
+		if (c->l->ops->feed(c, buf->base, (size_t)n) < 0) {
 			flush_and_close(c);
+			return;
+		}
+		if (c->closing || c->flushing)
+			return;
+		charge(c);
+		/* The daemon holds what its budget allows: whoever is sending more goes. */
+		if (over_budget(c->l) && c->l->ops->buffered(c))
+			drop(c, "lockstepd holds as much of its clients' data as it may");
 	} else if (n == UV_EOF) {
 		/* A half-close ends the calls, not the replies: the sweeper closes later. */
 		c->eof = true;
@@ -166,11 +247,35 @@ bool listener_peer_allowed(const struct listener *l, int fd, struct ucred *cred)
 	return false;
 }
 
-/* Tells a client why it is turned away, then closes it. */
-static void refuse(struct conn *c, const char *why)
+static const char per_uid_full[] = "its user holds as many connections as one user may";
+
+/* Why the socket has no room for `c`, or NULL if it has. */
+static const char *over_cap(const struct listener *l, const struct listener_socket *ls,
+			    const struct conn *c)
 {
-	if (why) {
-		uv_buf_t buf = uv_buf_init((char *)why, (unsigned)strlen(why));
+	unsigned reserve = ls->max_conns / LISTENER_ADMIN_SHARE, mine = 0;
+	const struct util_list *pos;
+
+	if (ls->nr_conns >= ls->max_conns)
+		return "the socket's connection cap is reached";
+	if (c->admin)
+		return NULL;
+	if (ls->max_conns > 1 && reserve == 0)
+		reserve = 1;
+	if (ls->nr_conns >= ls->max_conns - reserve)
+		return "the socket's remaining connections are kept for root";
+	if (!l->cfg.max_per_uid)
+		return NULL;
+	util_list_for_each(pos, &l->conns)
+		mine += util_container_of(pos, struct conn, link)->uid == c->uid;
+	return mine >= l->cfg.max_per_uid ? per_uid_full : NULL;
+}
+
+/* Tells a client why it is turned away, then closes it. */
+static void refuse(struct conn *c, const struct listener_message *why)
+{
+	if (why->len) {
+		uv_buf_t buf = uv_buf_init((char *)why->data, (unsigned)why->len);
 
 		uv_try_write((uv_stream_t *)&c->pipe, &buf, 1);
 	}
@@ -182,6 +287,7 @@ static void on_connection(uv_stream_t *server, int status)
 	struct listener_socket *ls = server->data;
 	struct listener *l = ls->l;
 	struct ucred cred = { .pid = 0, .uid = (uid_t)-1, .gid = (gid_t)-1 };
+	const char *full;
 	struct conn *c;
 	uv_os_fd_t fd;
 
@@ -191,9 +297,11 @@ static void on_connection(uv_stream_t *server, int status)
 	if (!c)
 		return;
 	c->l = l;
+	c->ls = ls;
 	l->refs++;
 	util_list_init(&c->link);
 	c->read_only = ls->read_only;
+	c->accepted_ns = util_now_ns();
 	c->closing = true; /* until it is admitted, closing it touches nothing else */
 	c->rbuf = malloc(READ_BUF);
 	uv_pipe_init(l->d->loop, &c->pipe, 0);
@@ -208,21 +316,25 @@ static void on_connection(uv_stream_t *server, int status)
 				 "refused a %s client (uid %d) on %s: not root, not the daemon's "
 				 "user, not in group lockstep",
 				 l->cfg.name, (int)cred.uid, ls->path);
-		refuse(c, l->cfg.refuse_denied);
+		refuse(c, &l->cfg.refuse_denied);
 		return;
 	}
 	c->uid = cred.uid;
 	c->pid = cred.pid;
-	if (l->nr_conns >= l->cfg.max_conns || l->ops->open(l->arg, c)) {
+	c->admin = cred.uid == 0 || cred.uid == geteuid();
+	full = over_cap(l, ls, c);
+	if (full || l->ops->open(l->arg, c)) {
 		util_log_limited(&l->d->log, &l->complaints, UTIL_LOG_WARN,
-				 "refused a %s client (pid %d): %u connections are open",
-				 l->cfg.name, (int)cred.pid, l->nr_conns);
-		refuse(c, l->cfg.refuse_full);
+				 "refused a %s client (pid %d, uid %d) on %s: %s", l->cfg.name,
+				 (int)cred.pid, (int)cred.uid, ls->path,
+				 full ? full : "its session could not be made");
+		refuse(c, full == per_uid_full ? &l->cfg.refuse_user : &l->cfg.refuse_full);
 		return;
 	}
 	c->closing = false;
 	util_list_add_tail(&l->conns, &c->link);
 	l->nr_conns++;
+	ls->nr_conns++;
 	uv_read_start((uv_stream_t *)&c->pipe, conn_alloc, conn_read);
 }
 
@@ -240,6 +352,31 @@ static void sweep(uv_check_t *h)
 		if (c->dead || (c->eof && !l->ops->pending(c) &&
 				!uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe)))
 			conn_close(c);
+	}
+}
+
+/* Drops connections that did not finish their handshake in time, and closes those whose last
+ * error reply the client leaves unread. */
+static void check_deadlines(uv_timer_t *t)
+{
+	struct listener *l = t->data;
+	uint64_t now = util_now_ns(), limit = l->cfg.handshake_ms * 1000000ull;
+	struct util_list *pos, *tmp;
+	char why[96];
+
+	util_list_for_each_safe(pos, tmp, &l->conns) {
+		struct conn *c = util_container_of(pos, struct conn, link);
+
+		if (c->flushing && now - c->flushing_ns > FLUSH_GRACE_NS) {
+			conn_close(c);
+			continue;
+		}
+		if (!limit || c->established || c->closing || c->flushing ||
+		    now - c->accepted_ns < limit)
+			continue;
+		snprintf(why, sizeof(why), "no handshake within %llu ms of connecting",
+			 (unsigned long long)l->cfg.handshake_ms);
+		drop(c, why);
 	}
 }
 
@@ -276,9 +413,10 @@ static void socket_closed(uv_handle_t *h)
 }
 
 void listener_init(struct listener *l, struct daemon *d, const struct listener_config *cfg,
-		   const struct listener_ops *ops, void *arg)
+		   const struct listener_ops *ops, void *arg, struct listener_budget *budget)
 {
 	struct group *gr = getgrnam("lockstep");
+	uint64_t every;
 
 	*l = (struct listener){
 		.d = d,
@@ -286,6 +424,7 @@ void listener_init(struct listener *l, struct daemon *d, const struct listener_c
 		.ops = ops,
 		.arg = arg,
 		.group = gr ? gr->gr_gid : (gid_t)-1,
+		.budget = budget,
 		.refs = 1,
 	};
 	util_list_init(&l->conns);
@@ -296,9 +435,18 @@ void listener_init(struct listener *l, struct daemon *d, const struct listener_c
 	uv_check_start(&l->sweeper, sweep);
 	uv_unref((uv_handle_t *)&l->sweeper);
 	l->sweeper_init = true;
+	every = cfg->handshake_ms && cfg->handshake_ms / 4 < DEADLINE_CHECK_MS ?
+			(cfg->handshake_ms / 4 ? cfg->handshake_ms / 4 : 1) :
+			DEADLINE_CHECK_MS;
+	uv_timer_init(d->loop, &l->deadlines);
+	l->deadlines.data = l;
+	l->refs++;
+	uv_timer_start(&l->deadlines, check_deadlines, every, every);
+	uv_unref((uv_handle_t *)&l->deadlines);
+	l->deadlines_init = true;
 }
 
-int listener_add_socket(struct listener *l, const char *path, bool read_only)
+int listener_add_socket(struct listener *l, const char *path, bool read_only, unsigned max_conns)
 {
 	struct listener_socket *ls;
 	struct stat st;
@@ -307,7 +455,7 @@ int listener_add_socket(struct listener *l, const char *path, bool read_only)
 	if (l->nr_sockets == sizeof(l->sockets) / sizeof(l->sockets[0]))
 		return -ENOSPC;
 	ls = &l->sockets[l->nr_sockets++];
-	*ls = (struct listener_socket){ .l = l, .read_only = read_only };
+	*ls = (struct listener_socket){ .l = l, .read_only = read_only, .max_conns = max_conns };
 	if (util_strlcpy(ls->path, path, sizeof(ls->path)))
 		return -ENAMETOOLONG;
 	ret = socket_in_use(ls->path);
@@ -358,6 +506,10 @@ void listener_close(struct listener *l)
 		l->sweeper_init = false;
 		l->sweeper.data = l;
 		uv_close((uv_handle_t *)&l->sweeper, handle_closed);
+	}
+	if (l->deadlines_init) {
+		l->deadlines_init = false;
+		uv_close((uv_handle_t *)&l->deadlines, handle_closed);
 	}
 	unref(l);
 }

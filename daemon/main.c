@@ -31,7 +31,17 @@ static void usage(FILE *out)
 	      "  --vm-binary PATH     the worker (default: lockstep-vm beside lockstepd)\n"
 	      "  --foreground         stay in the foreground, log to stderr\n"
 	      "  --log-level LEVEL    error, warn, info (default) or debug\n"
-	      "  --max-clients N      concurrent API clients (default 256)\n"
+	      "  --max-clients N      clients of the JSON-RPC socket, and of the read-write\n"
+	      "                       libvirt socket (each; default 256)\n"
+	      "  --max-clients-ro N   clients of the read-only libvirt socket (default 64)\n"
+	      "  --max-clients-per-user N\n"
+	      "                       connections of one user other than root on each\n"
+	      "                       endpoint (default 32; 0: no cap)\n"
+	      "  --handshake-timeout S\n"
+	      "                       seconds a libvirt client has to open its connection\n"
+	      "                       (default 10)\n"
+	      "  --max-buffered BYTES what clients may make lockstepd hold, all together:\n"
+	      "                       requests arriving, replies unread (default 268435456)\n"
 	      "  --max-vms N          defined VMs (default 1024)\n"
 	      "  --max-frame BYTES    largest JSON-RPC frame (default 1048576)\n"
 	      "  --shutdown-timeout S default vm.shutdown timeout in seconds (default 30)\n"
@@ -91,7 +101,11 @@ static int parse_args(struct daemon_options *o, int argc, char **argv)
 		CONFIG,
 		ALLOW,
 		WUSER,
-		NO_SANDBOX
+		NO_SANDBOX,
+		CLIENTS_RO,
+		CLIENTS_USER,
+		HANDSHAKE,
+		BUFFERED
 	};
 	static const struct option longopts[] = {
 		{ "run-dir", required_argument, NULL, RUN },
@@ -112,6 +126,10 @@ static int parse_args(struct daemon_options *o, int argc, char **argv)
 		{ "allow-path", required_argument, NULL, ALLOW },
 		{ "worker-user", required_argument, NULL, WUSER },
 		{ "no-sandbox", no_argument, NULL, NO_SANDBOX },
+		{ "max-clients-ro", required_argument, NULL, CLIENTS_RO },
+		{ "max-clients-per-user", required_argument, NULL, CLIENTS_USER },
+		{ "handshake-timeout", required_argument, NULL, HANDSHAKE },
+		{ "max-buffered", required_argument, NULL, BUFFERED },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -123,6 +141,10 @@ static int parse_args(struct daemon_options *o, int argc, char **argv)
 	*o = (struct daemon_options){
 		.log_level = UTIL_LOG_INFO,
 		.max_clients = 256,
+		.max_clients_ro = 64,
+		.max_clients_per_user = 32,
+		.handshake_timeout_ms = 10000,
+		.max_buffered = 256u << 20,
 		.max_vms = 1024,
 		.max_frame = 1u << 20,
 		.shutdown_timeout_ms = 30000,
@@ -155,6 +177,22 @@ static int parse_args(struct daemon_options *o, int argc, char **argv)
 		case CLIENTS:
 			bad = util_parse_u64(optarg, 1, 65536, &u);
 			o->max_clients = (unsigned)u;
+			break;
+		case CLIENTS_RO:
+			bad = util_parse_u64(optarg, 1, 65536, &u);
+			o->max_clients_ro = (unsigned)u;
+			break;
+		case CLIENTS_USER:
+			bad = util_parse_u64(optarg, 0, 65536, &u);
+			o->max_clients_per_user = (unsigned)u;
+			break;
+		case HANDSHAKE:
+			bad = util_parse_u64(optarg, 1, 3600, &u);
+			o->handshake_timeout_ms = u * 1000;
+			break;
+		case BUFFERED:
+			bad = util_parse_u64(optarg, 1u << 20, 1ull << 40, &u);
+			o->max_buffered = (size_t)u;
 			break;
 		case VMS:
 			bad = util_parse_u64(optarg, 1, 100000, &u);

@@ -30,6 +30,17 @@ void util_lines_reset(struct util_lines *l)
 	l->skipping = false;
 }
 
+#define LINES_KEEP 4096 /* what an idle reader keeps of its buffer */
+
+void util_lines_trim(struct util_lines *l)
+{
+	if (l->len || l->cap <= LINES_KEEP)
+		return;
+	free(l->buf);
+	l->buf = NULL;
+	l->cap = 0;
+}
+
 /* Makes room for `more` bytes of the incomplete line; the buffer never exceeds max. */
 static int reserve(struct util_lines *l, size_t more)
 {

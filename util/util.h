@@ -203,6 +203,13 @@ static inline size_t util_lines_pending(const struct util_lines *l)
 {
 	return l->len;
 }
+/* Bytes the reader has allocated (what it costs its owner's memory). */
+static inline size_t util_lines_allocated(const struct util_lines *l)
+{
+	return l->cap;
+}
+/* Gives back a buffer that a long line grew, once no incomplete line is held in it. */
+void util_lines_trim(struct util_lines *l);
 
 /* ---- /proc/PID[/task/TID]/stat ---- */
 

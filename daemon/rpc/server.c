@@ -98,6 +98,7 @@ static int conn_open(void *arg, struct conn *conn)
 		return ret;
 	c->conn = conn;
 	conn->data = c;
+	conn_established(conn); /* its peer's credentials were its handshake */
 	return 0;
 }
 
@@ -121,6 +122,20 @@ static void conn_gone(struct conn *conn)
 	rpc_client_close(conn->data);
 }
 
+static size_t conn_buffered(const struct conn *conn)
+{
+	const struct rpc_client *c = conn->data;
+
+	return api_session_buffered(c->session);
+}
+
+static void conn_fail(struct conn *conn, const char *why)
+{
+	struct rpc_client *c = conn->data;
+
+	api_session_abort(c->session, why);
+}
+
 /* The listener and the console timer each hold the endpoint until they have closed. */
 static void server_unref(struct rpc_server *srv)
 {
@@ -138,6 +153,8 @@ static const struct listener_ops listener_ops = {
 	.feed = conn_feed,
 	.pending = conn_pending,
 	.close = conn_gone,
+	.buffered = conn_buffered,
+	.fail = conn_fail,
 	.released = released,
 };
 
@@ -160,13 +177,17 @@ int rpc_server_start(struct daemon *d)
 {
 	struct listener_config cfg = {
 		.name = "JSON-RPC",
-		.max_conns = d->opts.max_clients,
+		.max_per_uid = d->opts.max_clients_per_user,
 		.write_backlog_max = CLIENT_WRITE_BACKLOG_MAX,
-		.refuse_denied = "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32006,"
-				 "\"message\":\"not allowed: only root, lockstepd's user and group "
-				 "lockstep may connect\"}}\n",
-		.refuse_full = "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32007,"
-			       "\"message\":\"too many clients\"}}\n",
+		.write_backlog_read_only = CLIENT_WRITE_BACKLOG_MAX,
+		.refuse_denied = LISTENER_TEXT(
+			"{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32006,\"message\":"
+			"\"not allowed: only root, lockstepd's user and group lockstep may connect\"}}\n"),
+		.refuse_full = LISTENER_TEXT("{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":"
+					     "-32007,\"message\":\"too many clients\"}}\n"),
+		.refuse_user = LISTENER_TEXT(
+			"{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32007,\"message\":"
+			"\"too many connections of this user\"}}\n"),
 	};
 	struct rpc_server *srv = calloc(1, sizeof(*srv));
 
@@ -178,11 +199,11 @@ int rpc_server_start(struct daemon *d)
 	util_list_init(&srv->follows);
 	uv_timer_init(d->loop, &srv->console_timer);
 	srv->console_timer.data = srv;
-	listener_init(&srv->listener, d, &cfg, &listener_ops, srv);
+	listener_init(&srv->listener, d, &cfg, &listener_ops, srv, &d->client_budget);
 	srv->events = (struct daemon_listener){ .fn = on_event, .arg = srv };
 	daemon_add_listener(d, &srv->events);
 	d->rpc = srv;
-	return listener_add_socket(&srv->listener, d->opts.socket_path, false);
+	return listener_add_socket(&srv->listener, d->opts.socket_path, false, d->opts.max_clients);
 }
 
 static void timer_closed(uv_handle_t *h)

@@ -20,6 +20,7 @@
 #include "daemon/virt/virt.h"
 
 #define CONN_WRITE_BACKLOG_MAX (16u << 20)
+#define CONN_WRITE_BACKLOG_READ_ONLY (1u << 20) /* no read-only reply is near this */
 #define CONN_MAX_PENDING 64
 
 static void conn_send_packet(void *opaque, uint8_t *packet, size_t len)
@@ -116,6 +117,8 @@ static int conn_feed(struct conn *conn, const char *data, size_t len)
 		util_log_limited(&c->srv->d->log, &conn->l->complaints, UTIL_LOG_WARN,
 				 "libvirt client pid %d: %s; closing its connection",
 				 (int)conn->pid, api_virt_session_error(c->session));
+	else if (!conn->established && api_virt_session_open(c->session))
+		conn_established(conn);
 	return ret;
 }
 
@@ -131,9 +134,52 @@ static void conn_gone(struct conn *conn)
 	virt_conn_close(conn->data);
 }
 
+static size_t conn_buffered(const struct conn *conn)
+{
+	const struct virt_conn *c = conn->data;
+
+	return api_virt_session_buffered(c->session);
+}
+
+static void conn_fail(struct conn *conn, const char *why)
+{
+	struct virt_conn *c = conn->data;
+
+	api_virt_session_abort(c->session, why);
+}
+
 static void released(void *arg)
 {
-	free(arg);
+	struct virt_server *srv = arg;
+
+	for (size_t i = 0; i < sizeof(srv->refusals) / sizeof(srv->refusals[0]); i++)
+		free((void *)srv->refusals[i].data);
+	free(srv);
+}
+
+/* The refusals a libvirt client reports as the error of its first call. */
+static void make_refusals(struct virt_server *srv, struct listener_config *cfg)
+{
+	static const struct {
+		int code;
+		const char *why;
+	} text[] = {
+		{ VIRT_ERR_OPERATION_DENIED,
+		  "only root, lockstepd's user and group lockstep may use this socket" },
+		{ VIRT_ERR_OPERATION_FAILED, "too many clients on this socket" },
+		{ VIRT_ERR_OPERATION_FAILED, "too many connections of this user" },
+	};
+	struct listener_message *out[] = { &cfg->refuse_denied, &cfg->refuse_full,
+					   &cfg->refuse_user };
+
+	for (size_t i = 0; i < sizeof(text) / sizeof(text[0]); i++) {
+		size_t len = 0;
+		uint8_t *pkt = api_virt_refusal_packet(text[i].code, text[i].why, &len);
+
+		srv->refusals[i] = (struct listener_message){ .data = (const char *)pkt,
+							      .len = pkt ? len : 0 };
+		*out[i] = srv->refusals[i];
+	}
 }
 
 static const struct listener_ops listener_ops = {
@@ -141,6 +187,8 @@ static const struct listener_ops listener_ops = {
 	.feed = conn_feed,
 	.pending = conn_pending,
 	.close = conn_gone,
+	.buffered = conn_buffered,
+	.fail = conn_fail,
 	.released = released,
 };
 
@@ -178,8 +226,10 @@ int virt_server_start(struct daemon *d)
 {
 	struct listener_config cfg = {
 		.name = "libvirt",
-		.max_conns = d->opts.max_clients,
+		.max_per_uid = d->opts.max_clients_per_user,
+		.handshake_ms = d->opts.handshake_timeout_ms,
 		.write_backlog_max = CONN_WRITE_BACKLOG_MAX,
+		.write_backlog_read_only = CONN_WRITE_BACKLOG_READ_ONLY,
 	};
 	struct virt_server *srv = calloc(1, sizeof(*srv));
 	char rw[108] = "", ro[108] = "";
@@ -191,7 +241,8 @@ int virt_server_start(struct daemon *d)
 	srv->d = d;
 	srv->version = api_virt_version_number(LOCKSTEP_VERSION);
 	util_list_init(&srv->conns);
-	listener_init(&srv->listener, d, &cfg, &listener_ops, srv);
+	make_refusals(srv, &cfg);
+	listener_init(&srv->listener, d, &cfg, &listener_ops, srv, &d->client_budget);
 	srv->events = (struct daemon_listener){ .fn = virt_on_event, .arg = srv };
 	daemon_add_listener(d, &srv->events);
 	d->virt = srv;
@@ -199,9 +250,9 @@ int virt_server_start(struct daemon *d)
 	if (!ret)
 		ret = socket_paths(&d->opts, rw, ro, sizeof(rw), &defaults);
 	if (!ret)
-		ret = listener_add_socket(&srv->listener, rw, false);
+		ret = listener_add_socket(&srv->listener, rw, false, d->opts.max_clients);
 	if (!ret)
-		ret = listener_add_socket(&srv->listener, ro, true);
+		ret = listener_add_socket(&srv->listener, ro, true, d->opts.max_clients_ro);
 	if (ret) {
 		util_log(&d->log, defaults ? UTIL_LOG_WARN : UTIL_LOG_ERROR,
 			 "libvirt endpoint: cannot listen on %s: %s%s", rw, strerror(-ret),

@@ -27,6 +27,8 @@ struct virt_server {
 	struct api_virt_handlers handlers;
 	struct daemon_listener events;
 	uint64_t version;
+	/* What a client turned away at connect reads (the listener's refuse_*). */
+	struct listener_message refusals[3];
 };
 
 /* Where an in-process connection's packets go (fuzzers have no socket); `packet` is taken. */

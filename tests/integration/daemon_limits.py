@@ -8,6 +8,8 @@ usage: daemon_limits.py BIN_DIR GUEST_DIR
   shows the daemon's message;
 - --max-frame: a CLI request over the limit gets the daemon's error, not a hang;
 - --max-vms: the definition over the limit gets -32007;
+- a full disk is not the VM cap: a definition that cannot be stored on a full state directory
+  (a small tmpfs) is a system error with errno ENOSPC (-32004, data.errno 28);
 - calls in flight per connection: the 257th parked call gets -32007;
 - a client that never reads its replies is disconnected once 16 MiB are queued for it,
   and nobody else notices;
@@ -114,6 +116,37 @@ def max_vms_and_pending(env):
     c.close()
     other.close()
     d.stop()
+
+
+def full_disk(env):
+    if os.geteuid() != 0:
+        ok("a full disk: skipped (needs root to mount a tmpfs)")
+        return
+    state = env.path("full-state")
+    os.makedirs(state)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=128k,mode=0700", "tmpfs", state],
+                   check=True)
+    try:
+        d = env.daemon("--state-dir", state, "--max-vms", "3")
+        c = d.client()
+        try:
+            with open(os.path.join(state, "filler"), "wb") as f:
+                while True:
+                    f.write(b"\0" * 4096)
+                    f.flush()
+        except OSError:
+            pass
+        # (the harness's own --state-dir comes first on the command line; ours wins)
+        e = c.error("vm.define", {"definition": env.definition("full", "idle")},
+                    dh.SYSTEM_ERROR)
+        check(e["data"]["errno"] == 28 and "No space left on device" in e["message"] and
+              "at most" not in e["message"],
+              "a full disk is ENOSPC with its errno, not the VM cap", e)
+        c.close()
+        d.stop()
+    finally:
+        subprocess.run(["umount", "-l", state], check=False)
+    ok("a full disk: vm.define gets -32004 with errno 28, not the VM cap's -32007")
 
 
 def slow_reader(env):
@@ -232,6 +265,7 @@ def main():
     with dh.Env(sys.argv[1], sys.argv[2]) as env:
         max_clients(env)
         max_vms_and_pending(env)
+        full_disk(env)
         slow_reader(env)
         peer_credentials(env)
 

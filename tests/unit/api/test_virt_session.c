@@ -3,8 +3,10 @@
  * answering through a send callback: the connection procedures a client starts with, calls
  * before CONNECT_OPEN, dispatch to a handler table with decoded arguments and a reply that
  * comes later, replies matched by serial, procedures lockstep does not know (NO_SUPPORT, so
- * clients fall back), read-only connections, unsupported flags, keepalive, and a peer that
- * breaks framing (an error reply, then nothing more is read).
+ * clients fall back), read-only connections, unsupported flags, keepalive, a peer that
+ * breaks framing (an error reply, then nothing more is read), the packet size each kind of
+ * peer may send (small before CONNECT_OPEN and on read-only connections) and what a session
+ * keeps buffered, and an owner's abort.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -282,6 +284,72 @@ static void test_broken_framing(void **state)
 	assert_int_equal(api_virt_session_feed(f->s, more, sizeof(more)), -EPROTO);
 }
 
+/* A session with the daemon's packet limits (setup's is smaller). */
+static void big_session(struct fixture *f)
+{
+	static const struct api_virt_session_ops ops = { .send = capture };
+	struct api_virt_config cfg = {
+		.handlers = &f->handlers,
+		.ctx = f,
+		.type = "lockstep",
+		.scheme = "lockstep",
+		.version = 1,
+	};
+
+	api_virt_session_close(f->s);
+	assert_int_equal(api_virt_session_new(&cfg, &ops, f, &f->s), 0);
+}
+
+static void feed_length(struct fixture *f, uint32_t len, int want)
+{
+	const uint8_t word[4] = { len >> 24, len >> 16, len >> 8, len };
+
+	assert_int_equal(api_virt_session_feed(f->s, word, 4), want);
+}
+
+static void test_packet_caps(void **state)
+{
+	struct fixture *f = *state;
+	size_t big = 1u << 20;
+	uint8_t *pkt = calloc(1, big);
+
+	/* Before CONNECT_OPEN: refused from the length word alone, nothing buffered. */
+	big_session(f);
+	feed_length(f, VIRT_PACKET_MAX, -EPROTO);
+	assert_non_null(strstr(api_virt_session_error(f->s), "(28..4096 before CONNECT_OPEN)"));
+	assert_int_equal(f->sent[f->nr_sent - 1].status, VIRT_ERROR);
+	/* Open read-only: 64 KiB. */
+	big_session(f);
+	open_connection(f, VIRT_CONNECT_RO);
+	feed_length(f, VIRT_PACKET_MAX_READ_ONLY + 1, -EPROTO);
+	assert_non_null(strstr(api_virt_session_error(f->s), "on a read-only connection"));
+	/* Open read-write: a 1 MiB packet is taken whole, and its buffer given back after. */
+	big_session(f);
+	open_connection(f, 0);
+	pkt[0] = 0, pkt[1] = 0x10, pkt[2] = 0, pkt[3] = 0; /* 1 MiB */
+	memcpy(pkt + 4, (const uint8_t[]){ 0x20, 0, 0x80, 0x86, 0, 0, 0, 1, 0, 0, 1, 0x90 }, 12);
+	pkt[23] = 77; /* serial */
+	assert_int_equal(api_virt_session_feed(f->s, pkt, big / 2), 0);
+	assert_true(api_virt_session_buffered(f->s) >= big / 2);
+	assert_int_equal(api_virt_session_feed(f->s, pkt + big / 2, big / 2), 0);
+	expect_error(f, 77, VIRT_ERR_NO_SUPPORT, "procedure 400");
+	assert_true(api_virt_session_buffered(f->s) <= 4096);
+	free(pkt);
+}
+
+static void test_abort(void **state)
+{
+	static const uint8_t partial[] = { 0, 0, 1, 0,	0x20, 0, 0x80, 0x86, 0, 0, 0, 1,
+					   0, 0, 0, 23, 0,    0, 0,    0,    0, 0, 0, 9 };
+	struct fixture *f = *state;
+
+	open_connection(f, 0);
+	assert_int_equal(api_virt_session_feed(f->s, partial, sizeof(partial)), 0);
+	api_virt_session_abort(f->s, "no handshake in time");
+	expect_error(f, 9, VIRT_ERR_RPC, "no handshake in time");
+	assert_int_equal(api_virt_session_feed(f->s, partial, 4), -EPROTO);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -291,6 +359,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_flags, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_keepalive, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_broken_framing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_packet_caps, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_abort, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
