@@ -374,6 +374,12 @@ int api_virt_handlers_add(struct api_virt_handlers *h, const struct api_virt_han
 const char *api_virt_proc_name(int32_t proc);
 /* Whether a procedure changes state (refused on read-only connections). */
 bool api_virt_proc_writes(int32_t proc);
+/* Whether a read-only connection may make this call: it changes nothing and reveals no
+ * secured data (libvirt's ACL for it, with these arguments, asks no more than read access). */
+bool api_virt_read_only_allows(int32_t proc, const struct api_virt_args *args);
+/* The argument layout of a procedure, one letter per field (api/virt_proto.c), for tests and
+ * fuzzers that build calls; NULL if lockstep does not know it. */
+const char *api_virt_proc_layout(int32_t proc);
 /* Decodes a call's arguments; -EBADMSG if the payload does not match the layout exactly.
  * api_virt_args_free releases what a decode (even a failed one) allocated. */
 int api_virt_args_decode(int32_t proc, const void *payload, size_t len, struct api_virt_args *args);

@@ -1,7 +1,7 @@
 /*
- * The REMOTE procedures lockstep knows: their names, whether they change state, and the layout
- * of their arguments, decoded by one small interpreter so every decoder is bounds-checked the
- * same way (api/xdr.c).  Also libvirt's error texts and the one table from the daemon's
+ * The REMOTE procedures lockstep knows: their names, whether a read-only connection may make
+ * them, and the layout of their arguments, decoded by one small interpreter so every decoder
+ * is bounds-checked the same way (api/xdr.c).  Also libvirt's error texts and the one table from the daemon's
  * operation errnos (daemon/ops.h) to libvirt's error codes.
  *
  * A procedure that is not in the table is never decoded: the session answers it with
@@ -90,6 +90,28 @@ static const struct proc_info procs[] = {
 	{ VIRT_PROC_DOMAIN_GET_MESSAGES, "DOMAIN_GET_MESSAGES", "df", false },
 };
 
+/* The domain's secure parts (passwords) and the migratable form that carries them. */
+static bool xml_secure(const struct api_virt_args *a)
+{
+	return a->flags & (VIRT_XML_SECURE | VIRT_XML_MIGRATABLE);
+}
+
+/* Asks the guest agent, which libvirt counts as a write. */
+static bool vcpus_from_guest(const struct api_virt_args *a)
+{
+	return a->flags & VIRT_VCPU_GUEST;
+}
+
+/* Reading procedures a read-only connection may still not call with some arguments: libvirt's
+ * ACL asks more than read access for them (secured data, the guest's agent). */
+static const struct {
+	int32_t proc;
+	bool (*guarded)(const struct api_virt_args *a);
+} read_only_guards[] = {
+	{ VIRT_PROC_DOMAIN_GET_XML_DESC, xml_secure },
+	{ VIRT_PROC_DOMAIN_GET_VCPUS_FLAGS, vcpus_from_guest },
+};
+
 static const struct proc_info *find_proc(int32_t proc)
 {
 	for (size_t i = 0; i < sizeof(procs) / sizeof(procs[0]); i++)
@@ -111,6 +133,25 @@ bool api_virt_proc_writes(int32_t proc)
 
 	/* Unknown procedures are refused anyway; counting them as writes is the safe side. */
 	return !p || p->writes;
+}
+
+bool api_virt_read_only_allows(int32_t proc, const struct api_virt_args *a)
+{
+	const struct proc_info *p = find_proc(proc);
+
+	if (!p || p->writes)
+		return false;
+	for (size_t i = 0; i < sizeof(read_only_guards) / sizeof(read_only_guards[0]); i++)
+		if (read_only_guards[i].proc == proc && read_only_guards[i].guarded(a))
+			return false;
+	return true;
+}
+
+const char *api_virt_proc_layout(int32_t proc)
+{
+	const struct proc_info *p = find_proc(proc);
+
+	return p ? p->args : NULL;
 }
 
 int api_virt_handlers_add(struct api_virt_handlers *h, const struct api_virt_handler *table,

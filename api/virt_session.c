@@ -462,9 +462,17 @@ static void dispatch_call(struct api_virt_session *s, const struct virt_header *
 		send_errorf(s, h, VIRT_ERR_NO_SUPPORT, "lockstep does not implement %s", name);
 		return;
 	}
-	if (s->read_only && api_virt_proc_writes(h->proc)) {
-		send_errorf(s, h, VIRT_ERR_OPERATION_DENIED,
-			    "read only access prevents %s: connect to the read-write socket", name);
+	if (s->read_only && !api_virt_read_only_allows(h->proc, args)) {
+		if (api_virt_proc_writes(h->proc))
+			send_errorf(
+				s, h, VIRT_ERR_OPERATION_DENIED,
+				"read only access prevents %s: connect to the read-write socket",
+				name);
+		else
+			send_errorf(s, h, VIRT_ERR_OPERATION_DENIED,
+				    "read only access prevents %s for secured data or the guest's "
+				    "agent (flags 0x%x): connect to the read-write socket",
+				    name, args->flags);
 		return;
 	}
 	if (args->flags & ~fn->flags) {

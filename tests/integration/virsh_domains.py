@@ -75,6 +75,11 @@ def definitions(env, d):
     ok("define: a serial file or kernel outside the allowed directories is refused")
 
     text = env.ok(d, "dumpxml", "demo")
+    check(env.ok(d, "dumpxml", "demo", ro=True) == text, "virsh -r dumpxml")
+    env.fails(d, "dumpxml", "--security-info", "demo", ro=True,
+              want="read only access prevents DOMAIN_GET_XML_DESC for secured data")
+    check(env.ok(d, "dumpxml", "--security-info", "demo") == text,
+          "dumpxml --security-info on the read-write socket")
     root = ET.fromstring(text)
     ns = {"l": ve.NAMESPACE}
     check(root.get("type") == "kvm" and root.get("id") is None, "domain type/id", text)

@@ -7,8 +7,8 @@ usage: virsh_protocol.py BIN_DIR GUEST_DIR
 Calls before CONNECT_OPEN; unknown procedures (NO_SUPPORT, the connection goes on); unknown
 flags; keepalive PING -> PONG; overlapping calls answered out of order and matched by serial
 (a start that waits for the guest, with quick calls behind it); a half-closed client still
-gets its replies; the read-only socket and CONNECT_OPEN's read-only flag; and malformed
-packets (bad length, bad program, bad version, a reply from the client, truncated XDR,
+gets its replies; the read-only socket and CONNECT_OPEN's read-only flag (no state change, no
+secure XML); and malformed packets (bad length, bad program, bad version, a reply from the client, truncated XDR,
 trailing bytes, a NUL inside a string, a bad optional-pointer flag, a length past 16 MiB,
 garbage, a bad keepalive) each of which ends only its own connection, with an error reply
 where the header allows one, while the daemon serves the next client.  Connections that come
@@ -29,6 +29,7 @@ REMOTE, KEEPALIVE, QEMU = 0x20008086, 0x6b656570, 0x20008087
 CALL, REPLY, MESSAGE = 0, 1, 2
 AUTH_LIST, CONNECT_OPEN, GET_VERSION, GET_HOSTNAME = 66, 1, 4, 59
 LOOKUP_BY_NAME, DOMAIN_CREATE, DOMAIN_DESTROY, GET_STATE = 23, 9, 12, 212
+GET_XML_DESC, XML_SECURE, XML_MIGRATABLE = 14, 1, 8
 ERR_NO_SUPPORT, ERR_NO_CONNECT, ERR_INVALID_ARG = 3, 5, 8
 ERR_OPERATION_DENIED, ERR_RPC, ERR_NO_DOMAIN = 29, 39, 42
 
@@ -198,11 +199,21 @@ def read_only(d, dom):
     e = c.err_call(DOMAIN_CREATE, dom, code=ERR_OPERATION_DENIED)
     check("read only access prevents DOMAIN_CREATE" in e[1], "ro socket", e)
     c.ok_call(GET_STATE, dom + u32(0))
+    # Secured data is not for read-only connections either (libvirt's domain:read_secure).
+    c.ok_call(GET_XML_DESC, dom + u32(0))
+    for flags in (XML_SECURE, XML_MIGRATABLE):
+        e = c.err_call(GET_XML_DESC, dom + u32(flags), code=ERR_OPERATION_DENIED)
+        check("read only access prevents DOMAIN_GET_XML_DESC for secured data" in e[1],
+              "the read-only socket refuses the secure XML", e)
     c.close()
     c = Conn(d.virt_socket).open(flags=1)
     c.err_call(DOMAIN_CREATE, dom, code=ERR_OPERATION_DENIED)
+    c.err_call(GET_XML_DESC, dom + u32(XML_SECURE), code=ERR_OPERATION_DENIED)
     c.close()
-    ok("read-only socket and CONNECT_OPEN's read-only flag refuse changes")
+    c = Conn(d.virt_socket).open()
+    c.ok_call(GET_XML_DESC, dom + u32(XML_SECURE))
+    c.close()
+    ok("read-only socket and CONNECT_OPEN's read-only flag refuse changes and secured data")
 
 
 def malformed(env, d):

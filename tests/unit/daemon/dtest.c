@@ -84,6 +84,11 @@ int dtest_start(struct dtest *t, unsigned max_vms, bool again)
 	snprintf(o.run_dir, sizeof(o.run_dir), "%s/run", t->root);
 	snprintf(o.state_dir, sizeof(o.state_dir), "%s/state", t->root);
 	snprintf(o.socket_path, sizeof(o.socket_path), "%s/run/sock", t->root);
+	if (t->virt) {
+		o.no_virt = false;
+		o.max_clients_ro = 16;
+		snprintf(o.virt_socket, sizeof(o.virt_socket), "%s/run/virt", t->root);
+	}
 	util_strlcpy(o.vm_binary, DTEST_VM_BINARY, sizeof(o.vm_binary));
 	/* These tests are about the daemon's state machine, not the sandbox (daemon/security's):
 	 * the worker runs unconfined, and the user that opens the definitions' files is one every

@@ -1,7 +1,7 @@
 /*
  * The daemon unit tests' fixture: a real struct daemon in-process (daemon_init with temporary
- * run and state directories, no libvirt endpoint), whose workers are the real lockstep-vm
- * booting the build's guest images (the idle guest, guest/programs/idle.c: its command line
+ * run and state directories, a libvirt endpoint only if asked for), whose workers are the real
+ * lockstep-vm booting the build's guest images (the idle guest, guest/programs/idle.c: its command line
  * says whether it runs, crashes, resets or ignores the power button), with every event it
  * announces recorded, and helpers to wait for what the loop brings and for operations to end.
  * These tests need /dev/kvm (dtest_kvm).  No cmocka here: failures are returned, the tests
@@ -19,6 +19,7 @@
 
 struct dtest {
 	struct daemon d;
+	bool virt; /* set before dtest_start: a libvirt endpoint (its sockets in root) */
 	char root[64];
 	char unbootable[96]; /* a regular file with no multiboot header: the worker refuses it */
 	struct daemon_listener listener;
