@@ -3,7 +3,9 @@
  * get what is appended as "console.output" notifications, polled every 100 ms while anyone
  * follows.  A follower names its VM by uuid and looks it up at each poll, so a VM that is
  * undefined (or redefined under another uuid) simply ends its followers.  The bytes come from
- * daemon/console.c.  Loop thread only.
+ * daemon/console.c.  Each follower costs a read of the log at every poll, so a connection
+ * follows at most RPC_FOLLOWS_PER_CLIENT consoles and a VM has at most RPC_FOLLOWS_PER_VM
+ * followers.  Loop thread only.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -82,13 +84,29 @@ static void poll_followers(uv_timer_t *t)
 	}
 }
 
-int rpc_follow(struct rpc_client *c, struct dvm *vm, uint64_t offset)
+int rpc_follow(struct rpc_client *c, struct dvm *vm, uint64_t offset, char *err, size_t err_len)
 {
 	struct rpc_server *srv = c->srv;
-	struct follow *f = calloc(1, sizeof(*f));
+	unsigned mine = 0, its = 0;
+	struct util_list *pos;
+	struct follow *f;
 
+	util_list_for_each(pos, &c->follows)
+		mine++;
+	util_list_for_each(pos, &srv->follows)
+		its += !strcmp(util_container_of(pos, struct follow, link)->uuid, vm->cfg.uuid);
+	if (mine >= RPC_FOLLOWS_PER_CLIENT)
+		return util_error(err, err_len, -EUSERS,
+				  "this connection follows %u consoles already (at most %u)", mine,
+				  RPC_FOLLOWS_PER_CLIENT);
+	if (its >= RPC_FOLLOWS_PER_VM)
+		return util_error(err, err_len, -EUSERS,
+				  "the console of %s has %u followers already (at most %u)",
+				  vm->cfg.name, its, RPC_FOLLOWS_PER_VM);
+	f = calloc(1, sizeof(*f));
 	if (!f)
-		return -ENOMEM;
+		return util_error(err, err_len, -ENOMEM, "cannot follow the console of %s",
+				  vm->cfg.name);
 	f->c = c;
 	util_strlcpy(f->uuid, vm->cfg.uuid, sizeof(f->uuid));
 	f->offset = offset;

@@ -306,11 +306,12 @@ static void vm_console(void *ctx, struct api_call *call, json_t *params)
 					(uint64_t)st.st_size :
 					0;
 		/* Followers get what the read below does not cover. */
-		int ret = rpc_follow(c, vm, offset + max < size ? offset + max : size);
+		char err[128];
+		int ret = rpc_follow(c, vm, offset + max < size ? offset + max : size, err,
+				     sizeof(err));
 
 		if (ret) {
-			api_call_fail_errno(call, ret, "cannot follow the console of %s",
-					    vm->cfg.name);
+			api_call_fail_err(call, ret, err);
 			return;
 		}
 	}

@@ -16,7 +16,9 @@ usage: daemon_clients.py BIN_DIR GUEST_DIR
   connection that opened is capped the same way at 64 KiB;
 - --max-buffered is one budget for both endpoints: a JSON-RPC client holding part of a long
   frame and a libvirt client sending a large packet together cannot pass it (the one that
-  adds to it is dropped with a message), and the daemon serves on.
+  adds to it is dropped with a message), and the daemon serves on;
+- console followers are capped: 16 per connection, 64 per VM (-32007 saying which), and a
+  connection that let go of one may follow again.
 """
 import json
 import os
@@ -259,6 +261,34 @@ def shared_budget(env):
     d.stop()
 
 
+def console_followers(env):
+    d = env.daemon()
+    c = d.client()
+    for name in ("a", "b"):
+        c.result("vm.define", definition=env.definition(name, "idle"))
+    for _ in range(16):
+        c.result("vm.console", name="a", follow=True)
+    c.error("vm.console", {"name": "b", "follow": True}, dh.LIMIT,
+            "this connection follows 16 consoles already (at most 16)")
+    others = [d.client() for _ in range(3)]
+    for o in others:
+        for _ in range(16):
+            o.result("vm.console", name="a", follow=True)
+    last = d.client()
+    last.error("vm.console", {"name": "a", "follow": True}, dh.LIMIT,
+               "the console of a has 64 followers already (at most 64)")
+    check(last.result("vm.console", name="b", follow=True)["vm"] == "b",
+          "another VM's console can still be followed")
+    others.pop().close()
+    dh.wait_for(lambda: c.result("daemon.info")["clients"] == 4, 10, "a client to leave")
+    check(last.result("vm.console", name="a", follow=True)["vm"] == "a",
+          "a follower that left makes room")
+    for x in others + [c, last]:
+        x.close()
+    ok("console followers: 16 per connection, 64 per VM, -32007 saying which")
+    d.stop()
+
+
 def main():
     if os.geteuid() != 0:
         dh.lt.skip("needs root to act as other users")
@@ -268,6 +298,7 @@ def main():
         handshake_deadline(env)
         unauthenticated_memory(env)
         shared_budget(env)
+        console_followers(env)
 
 
 if __name__ == "__main__":

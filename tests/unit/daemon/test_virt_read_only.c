@@ -41,76 +41,85 @@ struct acl_fact {
 	struct acl_rule rules[MAX_RULES];
 };
 
-#define R(p) { .perm = p, .arg = ANY_ARG }
-#define RF(p, f) { .perm = p, .flag = f, .arg = ANY_ARG }
-#define RA(p, a, v) { .perm = p, .arg = a, .value = v }
+#define R(p)                              \
+	{                                 \
+		.perm = p, .arg = ANY_ARG \
+	}
+#define RF(p, f)                                     \
+	{                                            \
+		.perm = p, .flag = f, .arg = ANY_ARG \
+	}
+#define RA(p, a, v)                             \
+	{                                       \
+		.perm = p, .arg = a, .value = v \
+	}
 
 static const struct acl_fact facts[] = {
-	{ 1, { R("connect:getattr") } },     /* CONNECT_OPEN */
-	{ 2, { R("none") } },		      /* CONNECT_CLOSE */
-	{ 3, { R("connect:getattr") } },     /* CONNECT_GET_TYPE */
-	{ 4, { R("connect:getattr") } },     /* CONNECT_GET_VERSION */
-	{ 5, { R("connect:read") } },	      /* CONNECT_GET_MAX_VCPUS */
-	{ 6, { R("connect:read") } },	      /* NODE_GET_INFO */
-	{ 7, { R("connect:read") } },	      /* CONNECT_GET_CAPABILITIES */
-	{ 9, { R("domain:start") } },	      /* DOMAIN_CREATE */
+	{ 1, { R("connect:getattr") } },		  /* CONNECT_OPEN */
+	{ 2, { R("none") } },				  /* CONNECT_CLOSE */
+	{ 3, { R("connect:getattr") } },		  /* CONNECT_GET_TYPE */
+	{ 4, { R("connect:getattr") } },		  /* CONNECT_GET_VERSION */
+	{ 5, { R("connect:read") } },			  /* CONNECT_GET_MAX_VCPUS */
+	{ 6, { R("connect:read") } },			  /* NODE_GET_INFO */
+	{ 7, { R("connect:read") } },			  /* CONNECT_GET_CAPABILITIES */
+	{ 9, { R("domain:start") } },			  /* DOMAIN_CREATE */
 	{ 10, { R("domain:write"), R("domain:start") } }, /* DOMAIN_CREATE_XML */
 	{ 11, { R("domain:write"), R("domain:save") } },  /* DOMAIN_DEFINE_XML */
 	{ 12, { R("domain:stop") } },			  /* DOMAIN_DESTROY */
-	{ 14, /* DOMAIN_GET_XML_DESC */
+	{ 14,						  /* DOMAIN_GET_XML_DESC */
 	  { R("domain:read"), RF("domain:read_secure", VIRT_XML_SECURE),
 	    RF("domain:read_secure", VIRT_XML_MIGRATABLE) } },
-	{ 15, { R("domain:read") } },		  /* DOMAIN_GET_AUTOSTART */
-	{ 16, { R("domain:read") } },		  /* DOMAIN_GET_INFO */
-	{ 17, { R("domain:read") } },		  /* DOMAIN_GET_MAX_MEMORY */
-	{ 18, { R("domain:read") } },		  /* DOMAIN_GET_MAX_VCPUS */
-	{ 19, { R("domain:read") } },		  /* DOMAIN_GET_OS_TYPE */
-	{ 20, { R("domain:read") } },		  /* DOMAIN_GET_VCPUS */
+	{ 15, { R("domain:read") } },		 /* DOMAIN_GET_AUTOSTART */
+	{ 16, { R("domain:read") } },		 /* DOMAIN_GET_INFO */
+	{ 17, { R("domain:read") } },		 /* DOMAIN_GET_MAX_MEMORY */
+	{ 18, { R("domain:read") } },		 /* DOMAIN_GET_MAX_VCPUS */
+	{ 19, { R("domain:read") } },		 /* DOMAIN_GET_OS_TYPE */
+	{ 20, { R("domain:read") } },		 /* DOMAIN_GET_VCPUS */
 	{ 21, { R("connect:search_domains") } }, /* CONNECT_LIST_DEFINED_DOMAINS */
-	{ 22, { R("domain:getattr") } },	  /* DOMAIN_LOOKUP_BY_ID */
-	{ 23, { R("domain:getattr") } },	  /* DOMAIN_LOOKUP_BY_NAME */
-	{ 24, { R("domain:getattr") } },	  /* DOMAIN_LOOKUP_BY_UUID */
+	{ 22, { R("domain:getattr") } },	 /* DOMAIN_LOOKUP_BY_ID */
+	{ 23, { R("domain:getattr") } },	 /* DOMAIN_LOOKUP_BY_NAME */
+	{ 24, { R("domain:getattr") } },	 /* DOMAIN_LOOKUP_BY_UUID */
 	{ 25, { R("connect:search_domains") } }, /* CONNECT_NUM_OF_DEFINED_DOMAINS */
-	{ 26, { R("domain:write") } },		  /* DOMAIN_PIN_VCPU */
-	{ 27, { R("domain:init_control") } },	  /* DOMAIN_REBOOT (+ write with the agent) */
-	{ 29, { R("domain:write") } },		  /* DOMAIN_SET_AUTOSTART */
-	{ 33, { R("domain:init_control") } },	  /* DOMAIN_SHUTDOWN */
-	{ 35, { R("domain:delete") } },	  /* DOMAIN_UNDEFINE */
+	{ 26, { R("domain:write") } },		 /* DOMAIN_PIN_VCPU */
+	{ 27, { R("domain:init_control") } },	 /* DOMAIN_REBOOT (+ write with the agent) */
+	{ 29, { R("domain:write") } },		 /* DOMAIN_SET_AUTOSTART */
+	{ 33, { R("domain:init_control") } },	 /* DOMAIN_SHUTDOWN */
+	{ 35, { R("domain:delete") } },		 /* DOMAIN_UNDEFINE */
 	{ 37, { R("connect:search_domains") } }, /* CONNECT_LIST_DOMAINS */
 	{ 51, { R("connect:search_domains") } }, /* CONNECT_NUM_OF_DOMAINS */
-	{ 59, { R("connect:getattr") } },	  /* CONNECT_GET_HOSTNAME */
-	{ 60, { R("connect:getattr") } },	  /* CONNECT_SUPPORTS_FEATURE */
-	{ 66, { R("none") } },			  /* AUTH_LIST */
-	{ 110, { R("connect:getattr") } },	  /* CONNECT_GET_URI */
-	{ 121, { R("domain:read") } },		  /* DOMAIN_GET_SECURITY_LABEL */
-	{ 122, { R("connect:read") } },	  /* NODE_GET_SECURITY_MODEL */
-	{ 149, { R("none") } },		  /* CONNECT_IS_SECURE */
-	{ 150, { R("domain:read") } },		  /* DOMAIN_IS_ACTIVE */
-	{ 151, { R("domain:read") } },		  /* DOMAIN_IS_PERSISTENT */
-	{ 157, { R("connect:getattr") } },	  /* CONNECT_GET_LIB_VERSION */
-	{ 159, { R("domain:read") } },		  /* DOMAIN_MEMORY_STATS */
-	{ 163, { R("domain:read") } },		  /* DOMAIN_GET_JOB_INFO */
-	{ 183, { R("domain:read") } },		  /* DOMAIN_HAS_MANAGED_SAVE_IMAGE */
-	{ 187, { R("domain:read") } },		  /* DOMAIN_SNAPSHOT_NUM */
-	{ 196, { R("domain:start") } },	  /* DOMAIN_CREATE_WITH_FLAGS */
-	{ 200, /* DOMAIN_GET_VCPUS_FLAGS */
+	{ 59, { R("connect:getattr") } },	 /* CONNECT_GET_HOSTNAME */
+	{ 60, { R("connect:getattr") } },	 /* CONNECT_SUPPORTS_FEATURE */
+	{ 66, { R("none") } },			 /* AUTH_LIST */
+	{ 110, { R("connect:getattr") } },	 /* CONNECT_GET_URI */
+	{ 121, { R("domain:read") } },		 /* DOMAIN_GET_SECURITY_LABEL */
+	{ 122, { R("connect:read") } },		 /* NODE_GET_SECURITY_MODEL */
+	{ 149, { R("none") } },			 /* CONNECT_IS_SECURE */
+	{ 150, { R("domain:read") } },		 /* DOMAIN_IS_ACTIVE */
+	{ 151, { R("domain:read") } },		 /* DOMAIN_IS_PERSISTENT */
+	{ 157, { R("connect:getattr") } },	 /* CONNECT_GET_LIB_VERSION */
+	{ 159, { R("domain:read") } },		 /* DOMAIN_MEMORY_STATS */
+	{ 163, { R("domain:read") } },		 /* DOMAIN_GET_JOB_INFO */
+	{ 183, { R("domain:read") } },		 /* DOMAIN_HAS_MANAGED_SAVE_IMAGE */
+	{ 187, { R("domain:read") } },		 /* DOMAIN_SNAPSHOT_NUM */
+	{ 196, { R("domain:start") } },		 /* DOMAIN_CREATE_WITH_FLAGS */
+	{ 200,					 /* DOMAIN_GET_VCPUS_FLAGS */
 	  { R("domain:read"), RF("domain:write", VIRT_VCPU_GUEST) } },
 	{ 201, { R("domain:open_device") } }, /* DOMAIN_OPEN_CONSOLE */
-	{ 212, { R("domain:read") } },	       /* DOMAIN_GET_STATE */
-	{ 225, /* DOMAIN_PIN_VCPU_FLAGS */
+	{ 212, { R("domain:read") } },	      /* DOMAIN_GET_STATE */
+	{ 225,				      /* DOMAIN_PIN_VCPU_FLAGS */
 	  { R("domain:write"), RF("domain:save", VIRT_AFFECT_CONFIG) } },
-	{ 229, { R("domain:read") } },	      /* DOMAIN_GET_CONTROL_INFO */
-	{ 230, { R("domain:read") } },	      /* DOMAIN_GET_VCPU_PIN_INFO */
-	{ 231, { R("domain:delete") } },      /* DOMAIN_UNDEFINE_FLAGS */
-	{ 234, { R("domain:stop") } },	      /* DOMAIN_DESTROY_FLAGS */
-	{ 245, { R("domain:reset") } },       /* DOMAIN_RESET */
+	{ 229, { R("domain:read") } },	       /* DOMAIN_GET_CONTROL_INFO */
+	{ 230, { R("domain:read") } },	       /* DOMAIN_GET_VCPU_PIN_INFO */
+	{ 231, { R("domain:delete") } },       /* DOMAIN_UNDEFINE_FLAGS */
+	{ 234, { R("domain:stop") } },	       /* DOMAIN_DESTROY_FLAGS */
+	{ 245, { R("domain:reset") } },	       /* DOMAIN_RESET */
 	{ 258, { R("domain:init_control") } }, /* DOMAIN_SHUTDOWN_FLAGS (+ write with the agent) */
-	{ 273, { R("connect:search_domains") } }, /* CONNECT_LIST_ALL_DOMAINS */
-	{ 293, { R("connect:read") } },		   /* NODE_GET_CPU_MAP */
-	{ 316, { R("connect:search_domains") } }, /* ..._EVENT_CALLBACK_REGISTER_ANY */
-	{ 317, { R("connect:read") } },		   /* ..._EVENT_CALLBACK_DEREGISTER_ANY */
-	{ 342, { R("connect:write") } },	   /* CONNECT_GET_DOMAIN_CAPABILITIES */
-	{ 344, { R("connect:search_domains") } }, /* CONNECT_GET_ALL_DOMAIN_STATS */
+	{ 273, { R("connect:search_domains") } },	  /* CONNECT_LIST_ALL_DOMAINS */
+	{ 293, { R("connect:read") } },			  /* NODE_GET_CPU_MAP */
+	{ 316, { R("connect:search_domains") } },	  /* ..._EVENT_CALLBACK_REGISTER_ANY */
+	{ 317, { R("connect:read") } },			  /* ..._EVENT_CALLBACK_DEREGISTER_ANY */
+	{ 342, { R("connect:write") } },		  /* CONNECT_GET_DOMAIN_CAPABILITIES */
+	{ 344, { R("connect:search_domains") } },	  /* CONNECT_GET_ALL_DOMAIN_STATS */
 	{ 350, { R("domain:write"), R("domain:save") } }, /* DOMAIN_DEFINE_XML_FLAGS */
 	{ 353, /* DOMAIN_INTERFACE_ADDRESSES: source 1 = the guest agent */
 	  { R("domain:read"), RA("domain:write", 0, 1) } },
