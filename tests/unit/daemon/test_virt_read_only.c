@@ -5,7 +5,10 @@
  * refused with VIR_ERR_OPERATION_DENIED exactly when libvirt's ACL annotation for it
  * (remote_protocol.x's @acl lines) asks for more than read access: a change of state, secured
  * data (VIR_DOMAIN_XML_SECURE), a device or the guest's agent.  A procedure lockstep knows
- * but has no ACL fact for here fails the test, so a new one cannot slip past.
+ * but has no ACL fact for here fails the test, so a new one cannot slip past.  Every other
+ * number of the table (up to VIRT_PROC_MAX), numbers past it, and the QEMU and LXC programs'
+ * procedures are called too and must be refused as not implemented, with no handler behind
+ * them.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -217,8 +220,9 @@ static bool replied(struct dtest *t, void *arg)
 	return ((struct client *)arg)->got;
 }
 
-/* Sends a call (its payload consumed) and waits for its reply. */
-static const struct reply *call(struct client *c, int32_t proc, struct api_xdr_out *args)
+/* Sends a call of `prog` (its payload consumed) and waits for its reply. */
+static const struct reply *call_prog(struct client *c, uint32_t prog, int32_t proc,
+				     struct api_xdr_out *args)
 {
 	struct api_xdr_out pkt;
 
@@ -226,7 +230,7 @@ static const struct reply *call(struct client *c, int32_t proc, struct api_xdr_o
 	c->got = false;
 	api_xdr_out_init(&pkt, 1 << 20);
 	api_xdr_put_u32(&pkt, VIRT_HEADER_LEN + (uint32_t)args->len);
-	api_xdr_put_u32(&pkt, VIRT_PROGRAM_REMOTE);
+	api_xdr_put_u32(&pkt, prog);
 	api_xdr_put_u32(&pkt, VIRT_PROTOCOL_VERSION);
 	api_xdr_put_i32(&pkt, proc);
 	api_xdr_put_i32(&pkt, VIRT_CALL);
@@ -239,6 +243,24 @@ static const struct reply *call(struct client *c, int32_t proc, struct api_xdr_o
 	if (!dtest_wait(&c->t, replied, c))
 		fail_msg("no reply to procedure %d", proc);
 	return &c->last;
+}
+
+static const struct reply *call(struct client *c, int32_t proc, struct api_xdr_out *args)
+{
+	return call_prog(c, VIRT_PROGRAM_REMOTE, proc, args);
+}
+
+/* A call that no read-only connection may have served: refused as not implemented. */
+static void expect_no_support(struct client *c, uint32_t prog, int32_t proc)
+{
+	struct api_xdr_out a;
+	const struct reply *r;
+
+	api_xdr_out_init(&a, 64);
+	r = call_prog(c, prog, proc, &a);
+	if (r->status != VIRT_ERROR || r->code != VIRT_ERR_NO_SUPPORT)
+		fail_msg("program 0x%08x procedure %d on a read-only connection answered %d/%d",
+			 prog, proc, r->status, r->code);
 }
 
 static void open_connection(struct client *c)
@@ -312,7 +334,8 @@ static bool builtin(int32_t proc)
 static void every_procedure(void **state)
 {
 	struct client *c = calloc(1, sizeof(*c));
-	unsigned checked = 0, denied = 0, procs = 0;
+	static const int32_t beyond[] = { 0, -1, VIRT_PROC_MAX + 1, 4096, INT32_MAX, INT32_MIN };
+	unsigned checked = 0, denied = 0, procs = 0, unknown = 0;
 	struct vmdef def;
 	struct dvm *vm;
 	char err[256];
@@ -332,8 +355,14 @@ static void every_procedure(void **state)
 		struct variant v[1 + MAX_RULES] = { { 0, 0 } };
 		unsigned nv = 1;
 
-		if (!name)
+		if (!name) {
+			/* Unknown to lockstep: no handler may sit behind it, and it is refused. */
+			if (c->t.d.virt->handlers.by_proc[proc])
+				fail_msg("procedure %d has a handler but no name", proc);
+			expect_no_support(c, VIRT_PROGRAM_REMOTE, proc);
+			unknown++;
 			continue;
+		}
 		if (!f)
 			fail_msg("%s (%d): no libvirt ACL fact in this test: add it", name, proc);
 		procs++;
@@ -369,9 +398,22 @@ static void every_procedure(void **state)
 				open_connection(c);
 		}
 	}
-	print_message("%u procedures, %u calls on a read-only connection, %u refused\n", procs,
-		      checked, denied);
+	/* Numbers past the table, and the other programs' procedures (QEMU's monitor command
+	 * above all), are refused the same way. */
+	for (size_t i = 0; i < sizeof(beyond) / sizeof(beyond[0]); i++) {
+		expect_no_support(c, VIRT_PROGRAM_REMOTE, beyond[i]);
+		unknown++;
+	}
+	for (int32_t proc = 1; proc <= 8; proc++) {
+		expect_no_support(c, VIRT_PROGRAM_QEMU, proc);
+		expect_no_support(c, VIRT_PROGRAM_LXC, proc);
+		unknown += 2;
+	}
+	print_message("%u procedures, %u calls on a read-only connection, %u refused; "
+		      "%u calls of procedures lockstep does not know, all refused\n",
+		      procs, checked, denied, unknown);
 	assert_true(denied > 0 && denied < checked);
+	assert_true(procs + unknown >= VIRT_PROC_MAX);
 	virt_conn_close(c->conn);
 	dtest_stop(&c->t);
 	dtest_cleanup(&c->t);
