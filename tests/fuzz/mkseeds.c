@@ -2,7 +2,7 @@
  * Writes the binary seed inputs of the fuzz corpora: real multiboot images of each kind the
  * loader accepts (built by tests/unit/vm/vmtest_image.c) and device access sequences in the
  * encoding of devices.c (a UART line, an fw_cfg directory walk, doorbell calls, a debug
- * exit).  Usage: fuzz_mkseeds DIR, where DIR is tests/fuzz/corpus.
+ * exit, the power button and soft-off through the ACPI PM registers).  Usage: fuzz_mkseeds DIR, where DIR is tests/fuzz/corpus.
  */
 #include <elf.h>
 #include <errno.h>
@@ -148,6 +148,17 @@ static int device_seeds(const char *dir)
 	n += op(seq + n, 2, true, 0, 0, 5, "\xfe", 1);
 	if (!ret)
 		ret = write_seed(dir, "devices", "platform-exit", seq, n);
+
+	/* ACPI PM: enable the power-button event, press it, read the status, the timer as one
+	 * 32-bit read, clear the status byte-wise, then soft-off (SLP_TYP 5 + SLP_EN). */
+	n = 0;
+	n += op(seq + n, 2, true, 1, 0, 0x8002, "\x00\x01", 2);
+	n += op(seq + n, 2, false, 1, 0, 0xc000, NULL, 0);
+	n += op(seq + n, 2, false, 2, 0, 0x8008, NULL, 0);
+	n += op(seq + n, 2, true, 0, 0, 0x8001, "\x01", 1);
+	n += op(seq + n, 2, true, 1, 0, 0x8004, "\x01\x34", 2);
+	if (!ret)
+		ret = write_seed(dir, "devices", "acpi-pm-button-off", seq, n);
 	return ret;
 }
 

@@ -82,8 +82,9 @@ struct vm *vmtest_vm_new(const char *name, uint32_t vcpus, uint64_t memory, int 
 			 uint32_t log_burst);
 void vmtest_vm_free(struct vm *vm);
 
-/* Creates the UART (output to `serial_fd`), fw_cfg, platform ports and doorbell of `vm` and
- * puts them on its buses at the addresses lockstep-vm uses. */
+/* Creates the UART (output to `serial_fd`), fw_cfg, platform ports, ACPI PM registers and
+ * doorbell of `vm` and puts them on its buses at the addresses lockstep-vm uses.  The ACPI PM
+ * block drives its SCI through vm->hv: a caller that lets the SCI move gives the VM one. */
 int vmtest_vm_add_devices(struct vm *vm, int serial_fd);
 
 /* A port or MMIO access as a vCPU exit delivers it. */

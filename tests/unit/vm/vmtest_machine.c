@@ -45,6 +45,7 @@ void vmtest_vm_free(struct vm *vm)
 	if (!vm)
 		return;
 	vm_doorbell_free(vm->doorbell);
+	vm_acpi_pm_free(vm->acpi_pm);
 	vm_fwcfg_free(vm->fwcfg);
 	vm_uart_free(vm->uart);
 	vm_memory_fini(&vm->mem);
@@ -67,6 +68,11 @@ int vmtest_vm_add_devices(struct vm *vm, int serial_fd)
 		ret = vm_bus_add(&vm->pio, VMTEST_FWCFG_PORT, 12, vm_fwcfg_io, vm->fwcfg, "fw_cfg");
 	if (!ret)
 		ret = vm_platform_register(vm);
+	if (!ret)
+		ret = vm_acpi_pm_new(vm, &vm->acpi_pm);
+	if (!ret)
+		ret = vm_bus_add(&vm->pio, VM_ACPI_PM1_EVT, 12, vm_acpi_pm_io, vm->acpi_pm,
+				 "acpi-pm");
 	if (!ret)
 		ret = vm_doorbell_new(vm, &vm->doorbell);
 	if (!ret)
