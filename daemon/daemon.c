@@ -61,6 +61,7 @@ int daemon_init(struct daemon *d, const struct daemon_options *opts)
 			      .client_budget = { .max = opts->max_buffered } };
 	d->start_ns = util_now_ns();
 	util_log_init(&d->log, "lockstepd", opts->log_level, 2);
+	util_log_stamp_auto(&d->log, true);
 	util_list_init(&d->vms);
 	util_list_init(&d->listeners);
 	util_list_init(&d->deferred);

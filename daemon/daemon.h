@@ -380,6 +380,7 @@ struct daemon_options {
 	char vm_binary[PATH_MAX]; /* lockstep-vm */
 	enum util_log_level log_level;
 	bool foreground;
+	char log_file[DAEMON_DIR_MAX + 16]; /* where a daemonised lockstepd logs; "" = stderr */
 	unsigned max_clients;	       /* on the JSON-RPC and the read-write libvirt socket, each */
 	unsigned max_clients_ro;       /* on the read-only libvirt socket */
 	unsigned max_clients_per_user; /* on each endpoint, for users other than root; 0 = none */

@@ -29,7 +29,8 @@ static void usage(FILE *out)
 	      "  --state-dir DIR      stored definitions (default /var/lib/lockstep)\n"
 	      "  --socket PATH        JSON-RPC socket (default RUN_DIR/lockstepd.sock)\n"
 	      "  --vm-binary PATH     the worker (default: lockstep-vm beside lockstepd)\n"
-	      "  --foreground         stay in the foreground, log to stderr\n"
+	      "  --foreground         stay in the foreground and log to stderr (as under\n"
+	      "                       systemd, whose journal keeps the lines)\n"
 	      "  --log-level LEVEL    error, warn, info (default) or debug\n"
 	      "  --max-clients N      clients of the JSON-RPC socket, and of the read-write\n"
 	      "                       libvirt socket (each; default 256)\n"
@@ -56,7 +57,11 @@ static void usage(FILE *out)
 	      "  --worker-user NAME   the unprivileged user VM workers run as (default\n"
 	      "                       lockstep-vm)\n"
 	      "  --no-sandbox         start workers unconfined (debugging and measurements only)\n"
-	      "  --version            print the version\n",
+	      "  --version            print the version\n\n"
+	      "Without --foreground lockstepd daemonises and appends its log to\n"
+	      "RUN_DIR/lockstepd.log (default /run/lockstep/lockstepd.log); each VM's worker\n"
+	      "logs to RUN_DIR/vms/NAME.log and its serial console goes to RUN_DIR/vms/NAME.console\n"
+	      "(and the definition's serial.log too).  Stopping lockstepd leaves running VMs running.\n",
 	      out);
 }
 
@@ -301,12 +306,10 @@ static int daemonize(int *ready_fd)
 
 static void redirect_output(const struct daemon_options *o)
 {
-	char path[PATH_MAX];
 	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
 	int log;
 
-	snprintf(path, sizeof(path), "%s/lockstepd.log", o->run_dir);
-	log = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	log = open(o->log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	if (null >= 0)
 		dup2(null, 0);
 	if (log >= 0) {
@@ -333,6 +336,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (!opts.foreground) {
+		snprintf(opts.log_file, sizeof(opts.log_file), "%s/lockstepd.log", opts.run_dir);
 		ret = daemonize(&ready_fd);
 		if (ret) {
 			fprintf(stderr, "lockstepd: cannot daemonise: %s\n", strerror(-ret));

@@ -1,10 +1,14 @@
 /*
  * Logging and rate limits.  A message is formatted into one buffer and written with a single
- * write(2), so lines from different threads never interleave.
+ * write(2), so lines from different threads never interleave.  A line may start with the
+ * local time (logs kept in files) or with a priority for journald (which stamps it itself).
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "util/util.h"
@@ -16,6 +20,57 @@ void util_log_init(struct util_log *log, const char *prefix, enum util_log_level
 	util_strlcpy(log->prefix, prefix ? prefix : "lockstep", sizeof(log->prefix));
 	log->level = level;
 	log->fd = fd;
+	log->stamp = UTIL_LOG_STAMP_NONE;
+}
+
+/* Whether fd is the stream $JOURNAL_STREAM ("DEVICE:INODE") names. */
+static bool is_journal(int fd)
+{
+	const char *env = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+
+	if (!env || sscanf(env, "%llu:%llu", &dev, &ino) != 2 || fstat(fd, &st) < 0)
+		return false;
+	return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
+
+void util_log_stamp_auto(struct util_log *log, bool tty_too)
+{
+	if (is_journal(log->fd))
+		log->stamp = UTIL_LOG_STAMP_JOURNAL;
+	else if (!tty_too && isatty(log->fd))
+		log->stamp = UTIL_LOG_STAMP_NONE;
+	else
+		log->stamp = UTIL_LOG_STAMP_TIME;
+	/* The time zone is read now (/etc/localtime, once): a worker that confines itself later
+	 * has an empty root and a seccomp list without open, and localtime_r would try then. */
+	if (log->stamp == UTIL_LOG_STAMP_TIME)
+		tzset();
+}
+
+/* The line's stamp into buf; its length. */
+static int stamp(const struct util_log *log, enum util_log_level level, char *buf, size_t size)
+{
+	static const int priorities[] = { 3, 4, 6, 7 }; /* syslog's err, warning, info, debug */
+	struct timespec ts;
+	struct tm tm;
+	char zone[8];
+	size_t n;
+
+	if (log->stamp == UTIL_LOG_STAMP_JOURNAL)
+		return snprintf(buf, size, "<%d>", priorities[level]);
+	if (log->stamp != UTIL_LOG_STAMP_TIME)
+		return 0;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	if (!localtime_r(&ts.tv_sec, &tm))
+		return 0;
+	n = strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm);
+	/* strftime's %z is "+0100"; ISO 8601 wants "+01:00". */
+	if (!n || !strftime(zone, sizeof(zone), "%z", &tm) || strlen(zone) != 5)
+		return (int)n;
+	return (int)n +
+	       snprintf(buf + n, size - n, ".%03ld%.3s:%s ", ts.tv_nsec / 1000000, zone, zone + 3);
 }
 
 int util_log_level_parse(const char *s, enum util_log_level *out)
@@ -36,7 +91,9 @@ void util_logv(const struct util_log *log, enum util_log_level level, const char
 
 	if (!log || level > log->level)
 		return;
-	n = snprintf(line, sizeof(line), "%s: %s: ", log->prefix, level_names[level]);
+	n = stamp(log, level, line, 64);
+	n += snprintf(line + n, sizeof(line) - (size_t)n, "%s: %s: ", log->prefix,
+		      level_names[level]);
 	if (n < 0 || (size_t)n >= sizeof(line))
 		return;
 	n += vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);

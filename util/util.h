@@ -77,14 +77,30 @@ enum util_log_level {
 	UTIL_LOG_DEBUG = 3,
 };
 
+/* What starts a line: nothing, the local time, or a priority journald reads (it keeps the
+ * time itself). */
+enum util_log_stamp {
+	UTIL_LOG_STAMP_NONE = 0,
+	UTIL_LOG_STAMP_TIME,	/* "2026-12-05T14:45:00.123+01:00 " */
+	UTIL_LOG_STAMP_JOURNAL, /* "<6>", as sd-daemon(3) describes */
+};
+
 /* Where a component's messages go, and with what prefix ("lockstep-vm[demo]"). */
 struct util_log {
 	char prefix[96];
 	enum util_log_level level;
 	int fd; /* usually 2 */
+	enum util_log_stamp stamp;
 };
 
+/* A logger without stamps (util_log_stamp_auto or .stamp choose them). */
 void util_log_init(struct util_log *log, const char *prefix, enum util_log_level level, int fd);
+/*
+ * Stamps for where log->fd goes: journald's priorities when it is the stream systemd's
+ * $JOURNAL_STREAM names, no stamp on a terminal unless `tty_too`, the time otherwise (a file,
+ * a pipe): lines kept somewhere say when they happened.
+ */
+void util_log_stamp_auto(struct util_log *log, bool tty_too);
 /* Parses "error", "warn", "info", "debug"; -EINVAL otherwise. */
 int util_log_level_parse(const char *s, enum util_log_level *out);
 void util_logv(const struct util_log *log, enum util_log_level level, const char *fmt, va_list ap);

@@ -397,6 +397,7 @@ int vm_create(const struct vmdef *cfg, const struct vm_options *opts, struct vm 
 	vm->next_slot = VM_SLOT_FIRST_FREE;
 	snprintf(prefix, sizeof(prefix), "lockstep-vm[%s]", cfg->name);
 	util_log_init(&vm->log, prefix, opts->quiet ? UTIL_LOG_ERROR : UTIL_LOG_INFO, 2);
+	util_log_stamp_auto(&vm->log, false); /* times in lockstepd's NAME.log, none by hand */
 	util_ratelimit_init(&vm->guest_log_limit, 5ull * 1000000000ull, 10);
 	pthread_mutex_init(&vm->stop_lock, NULL);
 	vm->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

@@ -81,14 +81,16 @@ static void daemon_info(void *ctx, struct api_call *call, json_t *params)
 	util_list_for_each(pos, &d->vms)
 		running += util_container_of(pos, struct dvm, link)->worker != NULL;
 	api_call_reply(
-		call, json_pack("{s:s, s:i, s:f, s:s, s:s, s:s, s:{s:i, s:i}, s:i, s:o, s:o, s:o}",
-				"version", LOCKSTEP_VERSION, "pid", (int)getpid(), "uptime_s",
-				(double)(util_now_ns() - d->start_ns) / 1e9, "socket",
-				d->opts.socket_path, "run_dir", d->opts.run_dir, "state_dir",
-				d->opts.state_dir, "vms", "defined", (int)registry_count(d),
-				"running", running, "clients", d->rpc ? (int)d->rpc->nr_clients : 0,
-				"topology", topology_json(d), "host", hostcheck_summary_json(d),
-				"confinement", confine_json(d)));
+		call,
+		json_pack("{s:s, s:i, s:f, s:s, s:s, s:s, s:s, s:{s:i, s:i}, s:i, s:o, s:o, s:o}",
+			  "version", LOCKSTEP_VERSION, "pid", (int)getpid(), "uptime_s",
+			  (double)(util_now_ns() - d->start_ns) / 1e9, "socket",
+			  d->opts.socket_path, "run_dir", d->opts.run_dir, "state_dir",
+			  d->opts.state_dir, "log",
+			  d->opts.log_file[0] ? d->opts.log_file : "stderr", "vms", "defined",
+			  (int)registry_count(d), "running", running, "clients",
+			  d->rpc ? (int)d->rpc->nr_clients : 0, "topology", topology_json(d),
+			  "host", hostcheck_summary_json(d), "confinement", confine_json(d)));
 }
 
 static void events_subscribe(void *ctx, struct api_call *call, json_t *params)

@@ -11,8 +11,10 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -222,6 +224,43 @@ static void test_log_levels_and_format(void **state)
 	close(fds[1]);
 }
 
+/* Lines kept in a file carry the local time; journald gets a priority and stamps them itself. */
+static void test_log_stamps(void **state)
+{
+	struct util_log log;
+	struct stat st;
+	char out[4096], env[64];
+	int fds[2];
+
+	assert_int_equal(open_pipe(fds), 0);
+	util_log_init(&log, "d", UTIL_LOG_INFO, fds[1]);
+	unsetenv("JOURNAL_STREAM");
+	util_log_stamp_auto(&log, false); /* a pipe is no terminal */
+	assert_int_equal(log.stamp, UTIL_LOG_STAMP_TIME);
+	util_log(&log, UTIL_LOG_INFO, "hello");
+	drain(fds[0], out, sizeof(out));
+	/* "2026-12-05T14:45:00.123+01:00 d: info: hello\n" */
+	assert_int_equal(strlen(out), 30 + strlen("d: info: hello\n"));
+	assert_true(out[4] == '-' && out[7] == '-' && out[10] == 'T' && out[13] == ':' &&
+		    out[16] == ':' && out[19] == '.' && (out[23] == '+' || out[23] == '-') &&
+		    out[26] == ':' && out[29] == ' ');
+	assert_string_equal(out + 30, "d: info: hello\n");
+
+	assert_int_equal(fstat(fds[1], &st), 0);
+	snprintf(env, sizeof(env), "%llu:%llu", (unsigned long long)st.st_dev,
+		 (unsigned long long)st.st_ino);
+	setenv("JOURNAL_STREAM", env, 1);
+	util_log_stamp_auto(&log, false);
+	unsetenv("JOURNAL_STREAM");
+	assert_int_equal(log.stamp, UTIL_LOG_STAMP_JOURNAL);
+	util_log(&log, UTIL_LOG_ERROR, "e");
+	util_log(&log, UTIL_LOG_INFO, "i");
+	drain(fds[0], out, sizeof(out));
+	assert_string_equal(out, "<3>d: error: e\n<6>d: info: i\n");
+	close(fds[0]);
+	close(fds[1]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -232,6 +271,7 @@ int main(void)
 		cmocka_unit_test(test_ratelimit_burst_then_suppress),
 		cmocka_unit_test(test_log_limited_reports_suppressed),
 		cmocka_unit_test(test_log_levels_and_format),
+		cmocka_unit_test(test_log_stamps),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
