@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "daemon/daemon.h"
@@ -79,6 +80,48 @@ int confine_ready(struct daemon *d, char *err, size_t err_len)
 	if (geteuid() != 0)
 		return 0;
 	return sandbox_user_lookup(worker_user(d), &u, err, err_len) ? -ECHILD : 0;
+}
+
+/* Whether user `u` may read a file of this owner and mode (classic permission bits). */
+static bool user_may_read(const struct sandbox_user *u, const struct stat *st)
+{
+	if (st->st_uid == u->uid)
+		return st->st_mode & S_IRUSR;
+	if (st->st_gid == u->gid)
+		return st->st_mode & S_IRGRP;
+	for (int i = 0; i < u->ngroups; i++)
+		if (u->groups[i] == st->st_gid)
+			return st->st_mode & S_IRGRP;
+	return st->st_mode & S_IROTH;
+}
+
+int confine_check_kernel(struct daemon *d, const char *path, char *err, size_t err_len)
+{
+	struct sandbox_user u;
+	struct stat st;
+	int fd, ret;
+
+	if (!path)
+		return 0;
+	fd = sandbox_open(&d->opts.allowed, NULL, "kernel", path, O_RDONLY | O_NOCTTY, 0, err,
+			  err_len);
+	/* Missing, or not a regular file (a directory, a FIFO): err says which and why. */
+	if (fd == -ENOENT || fd == -ENOTDIR || fd == -EINVAL)
+		return -EINVAL;
+	if (fd < 0) {
+		err[0] = '\0'; /* a symbolic link on the way...: the worker's refusal at start */
+		return 0;
+	}
+	/* lockstepd reads for its root clients only what the worker's user may read. */
+	if (geteuid() == 0 &&
+	    (fstat(fd, &st) < 0 || sandbox_user_lookup(worker_user(d), &u, NULL, 0) ||
+	     !user_may_read(&u, &st))) {
+		close(fd);
+		return 0;
+	}
+	ret = vmdef_kernel_check_fd(fd, path, err, err_len);
+	close(fd);
+	return ret;
 }
 
 void confine_init(struct daemon *d)
@@ -166,7 +209,7 @@ int confine_spawn(struct worker *w, char *const *base_argv, const char *log_path
 	argv[n] = NULL;
 	fds[0] = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	fds[1] = fds[2] =
-		open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+		open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (!env || fds[0] < 0 || fds[1] < 0) {
 		ret = !env ? -ENOMEM : -errno;
 		util_log(&d->log, UTIL_LOG_ERROR, "VM %s: cannot prepare its worker: %s",
@@ -178,8 +221,9 @@ int confine_spawn(struct worker *w, char *const *base_argv, const char *log_path
 		cgroup_leaf(vm, leaf, sizeof(leaf));
 		ret = !cg ? -ENOMEM :
 			    sandbox_cgroup_create(
-				    leaf, sandbox_memory_max(vm->cfg.memory, vm->cfg.vcpus),
-				    sandbox_pids_max(vm->cfg.vcpus), cg, err, sizeof(err));
+				    leaf,
+				    sandbox_memory_max(dvm_def(vm)->memory, dvm_def(vm)->vcpus),
+				    sandbox_pids_max(dvm_def(vm)->vcpus), cg, err, sizeof(err));
 		if (ret) {
 			util_log(&d->log, UTIL_LOG_ERROR, "VM %s: %s", vm->cfg.name,
 				 cg ? err : "out of memory");

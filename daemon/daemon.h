@@ -47,6 +47,8 @@ enum dvm_state {
 	DVM_RUNNING,
 	DVM_STOPPING, /* shutdown requested, waiting for the guest */
 	DVM_CRASHED,  /* the worker died or the guest crashed */
+	DVM_FAILED,   /* the last start failed: the worker ended before the VM ran */
+	DVM_STATES
 };
 
 /* ---- persistence (daemon/store.c) ---- */
@@ -71,9 +73,11 @@ struct store_runtime {
 	pid_t pid;
 	uint64_t start_ticks; /* /proc/PID/stat starttime: tells a reused pid apart */
 	int domain_id;
-	uint64_t started; /* seconds since the epoch */
-	json_t *devices;  /* passthrough devices held (dvm_devices_held_json): borrowed when
-			     saved, the reader's to release when read; NULL = none */
+	uint64_t started;	/* seconds since the epoch */
+	uint64_t console_start; /* where the run's output begins in the console log */
+	uint64_t log_start;	/* and in the worker's log */
+	json_t *devices;	/* passthrough devices held (dvm_devices_held_json): borrowed when
+				   saved, the reader's to release when read; NULL = none */
 };
 
 int store_save_runtime(const struct dvm *vm, const struct store_runtime *rec);
@@ -85,6 +89,33 @@ void store_remove_runtime(const struct dvm *vm);
 int store_read_exit(const struct dvm *vm, enum vm_stop_reason *reason, int *status, int *syscall);
 /* Removes everything of the VM in the run directory (a forgotten VM leaves nothing). */
 void store_remove_run_files(const struct dvm *vm);
+
+/* How a VM that does not run last ended (its state and why), so a restarted daemon still
+ * knows; kept in the run directory, so a host reboot forgets it. */
+struct store_status {
+	char state[16]; /* dvm_state_name()'s: the store knows no states, only files */
+	char reason[32];
+	int last_status;
+	char error[256];
+	uint64_t console_start, log_start;
+};
+
+int store_save_status(const struct dvm *vm, const struct store_status *st);
+/* -ENOENT when there is none (or it cannot be read). */
+int store_read_status(const struct dvm *vm, struct store_status *st);
+/* The running VM's definition (NAME.def.json: what its worker booted, then live changes). */
+int store_save_live(const struct dvm *vm);
+int store_read_live(const struct dvm *vm, struct vmdef *def);
+/*
+ * Before a start: moves a worker log or a console log of the run directory that grew past its
+ * bound aside (".1", one generation), appends a line marking the start to both, and tells
+ * where this run's output begins in each (their sizes after the marker).
+ */
+int store_begin_run(struct dvm *vm, uint64_t *console_start, uint64_t *log_start);
+/* The worker's own words on why it failed: the last "error:" line it logged since
+ * `log_start` (else its last line), without the time stamp; "" when there is none. */
+void store_worker_error(const struct dvm *vm, uint64_t log_start, bool any_line, char *buf,
+			size_t size);
 
 /* ---- workers (daemon/worker.c) ---- */
 
@@ -165,15 +196,32 @@ struct dvm_device {
 struct dvm {
 	struct util_list link;
 	struct daemon *d;
+	/* The stored definition: what the next start boots (a redefinition changes only this). */
 	struct vmdef cfg;
+	/* The definition of the current run, or of the last one (NULL if it has not run since
+	 * this daemon started and none is recorded): what its worker booted plus the changes made
+	 * to it live (scheduling, pins).  A start by a client boots cfg anew; a guest reset,
+	 * vm.reboot and on_crash restarts boot this one again, as a reset machine would. */
+	struct vmdef *live;
 	enum dvm_state state;
 	char reason[48]; /* why it is in its state: "guest-exit", "destroyed", "seccomp: NAME"... */
+	char error[256]; /* the worker's own words on a failed start or a crash, or "" */
 	int last_status; /* the worker's exit status, -1 = none yet */
 	int domain_id;	 /* libvirt-style id while running, -1 otherwise */
 	struct worker *worker;
 	uint64_t started_realtime; /* seconds since the epoch */
-	unsigned restarts;	   /* on_crash=restart, within the current window */
-	uint64_t restart_window_ns;
+	uint64_t started_ns;	   /* CLOCK_MONOTONIC at the start, for how long a run lasted */
+	uint64_t console_start;	   /* where the current (or last) run begins in the console */
+	uint64_t log_start;	   /* and in the worker's log */
+	/* on_crash=restart (and guest resets) back off while runs end quickly: the streak of
+	 * short runs, and the timer of a restart that waits for its turn. */
+	unsigned quick_ends;
+	uv_timer_t restart_timer;
+	bool restart_pending;
+	uint64_t restart_at; /* seconds since the epoch, while restart_pending */
+	uint64_t restart_delay_ms;
+	bool restart_reboot; /* the pending restart follows a guest reset, not a crash */
+	unsigned closing;    /* its timers not yet closed, once it goes */
 	struct util_list shutdown_waiters; /* struct dvm_waiter */
 	uv_timer_t shutdown_timer;
 	bool timer_init;
@@ -202,6 +250,13 @@ struct dvm_waiter {
 };
 
 const char *dvm_state_name(enum dvm_state state);
+/* -EINVAL unless `name` is a state (or "active": any state with a worker). */
+int dvm_state_parse(const char *name, enum dvm_state *out);
+/* The definition in force: the running VM's while it runs, else the stored one. */
+static inline const struct vmdef *dvm_def(const struct dvm *vm)
+{
+	return vm->worker && vm->live ? vm->live : &vm->cfg;
+}
 struct dvm *registry_find(struct daemon *d, const char *name);
 struct dvm *registry_find_uuid(struct daemon *d, const char *uuid);
 struct dvm *registry_find_id(struct daemon *d, int domain_id);
@@ -219,8 +274,13 @@ int dvm_set_pin(struct dvm *vm, uint32_t vcpu, const struct util_cpuset *cpus);
 void dvm_set_state(struct dvm *vm, enum dvm_state state, const char *reason);
 /* Tells event listeners what happened to a VM ("defined", "started", ...). */
 void dvm_announce(struct dvm *vm, const char *what);
-/* Spawns the VM's worker (its passthrough devices acquired first); err says why not. */
-int dvm_start(struct dvm *vm, char *err, size_t err_len);
+/* Starts the worker, its passthrough devices acquired first: with the stored definition
+ * (`fresh`) or the last run's again; err says why not. */
+int dvm_start(struct dvm *vm, bool fresh, char *err, size_t err_len);
+/* Forgets a restart that waits for its turn (a client started, destroyed or undefined it). */
+void dvm_cancel_restart(struct dvm *vm);
+/* Sets a live change of the running VM's definition (takes `def`'s contents) and records it. */
+int dvm_set_live(struct dvm *vm, struct vmdef *def);
 /* Fails every parked operation with -errno (the daemon is going away). */
 void dvm_fail_waiters(struct dvm *vm, int err, const char *message);
 /* Loads the stored definitions, then re-attaches to workers that outlived the previous
@@ -261,6 +321,14 @@ bool confine_sandboxed(const struct daemon *d);
 int confine_check_definition(struct daemon *d, const struct vmdef *def, char *err, size_t err_len);
 /* Whether a VM may start now: the worker user exists.  -ECHILD with a message otherwise. */
 int confine_ready(struct daemon *d, char *err, size_t err_len);
+/*
+ * A define's check of its kernel (-EINVAL and why, naming "kernel"): missing, not a regular
+ * file, or not a bootable image.  The file is opened as the worker opens it (beneath an
+ * allowed directory, no links, a regular file) and read only if the worker's user could read
+ * it; a link on the way or a file that user may not read is left for the start to report in
+ * the worker's words.
+ */
+int confine_check_kernel(struct daemon *d, const char *path, char *err, size_t err_len);
 /* At start, before the privileges go: the VMs' parent cgroup; says how workers run, and
  * warns if they cannot. */
 void confine_init(struct daemon *d);

@@ -139,7 +139,7 @@ static int check_start(struct dvm *vm, const struct vmdef_device *dev, unsigned 
 
 int dvm_devices_acquire(struct dvm *vm, char *err, size_t err_len)
 {
-	const struct vmdef *def = &vm->cfg;
+	const struct vmdef *def = dvm_def(vm); /* the definition this run boots */
 	const char *ours[VMDEF_DEVICES_MAX];
 	struct iommu_pci pci[VMDEF_DEVICES_MAX];
 	unsigned n = 0;

@@ -124,7 +124,11 @@ static int check_definition(struct daemon *d, const struct vmdef *def, char *err
 		ret = dvm_devices_check_definition(d, def, err, err_len);
 	if (ret)
 		return ret;
-	return dvm_sched_check(d, def, err, err_len);
+	ret = dvm_sched_check(d, def, err, err_len);
+	if (ret)
+		return ret;
+	/* Said now rather than at the first start: a kernel that is missing or boots nothing. */
+	return confine_check_kernel(d, def->kernel, err, err_len);
 }
 
 /* The definition's name and uuid against the registry's: the VM it redefines (or NULL). */
@@ -205,6 +209,7 @@ int ops_undefine(struct dvm *vm, unsigned flags, char *err, size_t err_len)
 	if (vm->worker && !(flags & OPS_UNDEFINE_WHEN_STOPPED))
 		return fail(err, err_len, -EBUSY, "VM %s is %s: destroy or shut it down first",
 			    vm->cfg.name, dvm_state_name(vm->state));
+	dvm_cancel_restart(vm);
 	dvm_announce(vm, "undefined");
 	if (vm->worker) {
 		vm->transient = true; /* the registry removes it when its worker ends */
@@ -240,7 +245,8 @@ int ops_set_autostart(struct dvm *vm, bool autostart, char *err, size_t err_len)
 
 /* ---- running ---- */
 
-int ops_start(struct dvm *vm, ops_done_fn done, void *arg, char *err, size_t err_len)
+/* A start by a client boots the stored definition (`fresh`); a reboot the run's again. */
+static int start(struct dvm *vm, bool fresh, ops_done_fn done, void *arg, char *err, size_t err_len)
 {
 	struct dvm_waiter *w;
 	int ret;
@@ -250,7 +256,7 @@ int ops_start(struct dvm *vm, ops_done_fn done, void *arg, char *err, size_t err
 			    dvm_state_name(vm->state),
 			    vm->state == DVM_CRASHED ? " (preserved): destroy it first" : "");
 	/* The host may have changed since the definition was checked (CPUs, cpusets). */
-	ret = dvm_sched_check(vm->d, &vm->cfg, err, err_len);
+	ret = dvm_sched_check(vm->d, fresh || !vm->live ? &vm->cfg : vm->live, err, err_len);
 	if (!ret)
 		ret = confine_ready(vm->d, err, err_len); /* the worker user exists */
 	if (ret)
@@ -258,13 +264,18 @@ int ops_start(struct dvm *vm, ops_done_fn done, void *arg, char *err, size_t err
 	w = park(vm, done, arg, false);
 	if (!w)
 		return fail(err, err_len, -ENOMEM, "cannot start %s: out of memory", vm->cfg.name);
-	ret = dvm_start(vm, err, err_len);
+	ret = dvm_start(vm, fresh, err, err_len);
 	if (ret) {
 		util_list_del(&w->link);
 		free(w);
 		return ret;
 	}
 	return OPS_PENDING;
+}
+
+int ops_start(struct dvm *vm, ops_done_fn done, void *arg, char *err, size_t err_len)
+{
+	return start(vm, true, done, arg, err, err_len);
 }
 
 int ops_create(struct daemon *d, const struct vmdef *def, ops_done_fn done, void *arg,
@@ -326,9 +337,11 @@ int ops_destroy(struct dvm *vm, ops_done_fn done, void *arg, char *err, size_t e
 	struct dvm_waiter *w;
 
 	if (!vm->worker) {
-		if (vm->state != DVM_CRASHED)
+		if (vm->state != DVM_CRASHED && vm->state != DVM_FAILED && !vm->restart_pending)
 			return fail(err, err_len, -EBUSY, "VM %s is not running", vm->cfg.name);
-		dvm_set_state(vm, DVM_SHUTOFF, "destroyed"); /* forgets the crash */
+		/* Forgets the crash or the failed start, and a restart waiting for its turn. */
+		dvm_cancel_restart(vm);
+		dvm_set_state(vm, DVM_SHUTOFF, "destroyed");
 		return 0;
 	}
 	w = park(vm, done, arg, true);
@@ -370,7 +383,7 @@ static void reboot_start(struct reboot *rb)
 		free(rb);
 		return;
 	}
-	ret = ops_start(vm, reboot_started, rb, err, sizeof(err));
+	ret = start(vm, false, reboot_started, rb, err, sizeof(err));
 	if (ret >= 0)
 		return;
 	rb->done(vm, rb->arg, ret, err);
@@ -455,10 +468,15 @@ int ops_pin(struct dvm *vm, uint32_t vcpu, const struct util_cpuset *cpus, unsig
 	cpu_set_t set;
 	int ret;
 
+	const struct vmdef *def = dvm_def(vm);
+	bool to_config = (affect & OPS_AFFECT_CONFIG) || !vm->worker;
+	uint32_t vcpus = to_config && vm->cfg.vcpus < def->vcpus ? vm->cfg.vcpus : def->vcpus;
+	struct vmdef next;
+
 	*live = *stored = false;
-	if (vcpu >= vm->cfg.vcpus)
-		return fail(err, err_len, -ERANGE, "VM %s has %u vCPUs (0-%u)", vm->cfg.name,
-			    vm->cfg.vcpus, vm->cfg.vcpus - 1);
+	if (vcpu >= vcpus)
+		return fail(err, err_len, -ERANGE, "VM %s has %u vCPUs (0-%u)", vm->cfg.name, vcpus,
+			    vcpus - 1);
 	if (!util_cpuset_count(cpus))
 		return fail(err, err_len, -ERANGE, "vCPU %u of %s would be pinned to no CPU", vcpu,
 			    vm->cfg.name);
@@ -485,7 +503,17 @@ int ops_pin(struct dvm *vm, uint32_t vcpu, const struct util_cpuset *cpus, unsig
 		if (vm->scheduled) /* the scheduler keeps the pin rather than placing it anew */
 			scheduler_set_pin(vm->d->scheduler, vm->domain_id, vcpu, cpus);
 	}
-	if ((affect & OPS_AFFECT_CONFIG) || !vm->worker) {
+	/* The run's definition records it, so vm.info shows it and a new daemon keeps it. */
+	if (*live && !vmdef_copy(&next, vm->live)) {
+		ret = vmdef_set_pin(&next, vcpu, cpus);
+		if (!ret)
+			ret = dvm_set_live(vm, &next);
+		vmdef_fini(&next);
+		if (ret)
+			util_log(&vm->d->log, UTIL_LOG_WARN, "VM %s: cannot record the pin: %s",
+				 vm->cfg.name, strerror(-ret));
+	}
+	if (to_config) {
 		ret = dvm_set_pin(vm, vcpu, cpus);
 		if (ret)
 			return fail(err, err_len, ret, "cannot store the pin of %s: %s",
@@ -495,51 +523,99 @@ int ops_pin(struct dvm *vm, uint32_t vcpu, const struct util_cpuset *cpus, unsig
 	return 0;
 }
 
+/* `base` with the new settings, checked on this host. */
+static int sched_settings(struct dvm *vm, const struct vmdef *base, enum vmdef_sched_policy policy,
+			  uint32_t quantum_us, uint32_t skew_us, struct vmdef *next, char *err,
+			  size_t err_len)
+{
+	int ret;
+
+	if (vmdef_copy(next, base))
+		return fail(err, err_len, -ENOMEM, "out of memory");
+	next->sched.policy = policy;
+	if (quantum_us)
+		next->sched.quantum_us = quantum_us;
+	if (skew_us)
+		next->sched.skew_us = skew_us;
+	ret = vmdef_validate(next, err, err_len);
+	if (!ret)
+		ret = dvm_sched_check(vm->d, next, err, err_len);
+	if (ret)
+		vmdef_fini(next);
+	return ret;
+}
+
 int ops_set_sched(struct dvm *vm, enum vmdef_sched_policy policy, uint32_t quantum_us,
 		  uint32_t skew_us, unsigned affect, struct vmdef_sched *now, bool *live,
 		  bool *stored, char *err, size_t err_len)
 {
 	struct daemon *d = vm->d;
-	struct vmdef next;
+	struct vmdef next_live, next_cfg;
+	bool running = vm->worker && vm->live;
+	enum vmdef_sched_policy before;
 	int ret;
 
 	*live = *stored = false;
-	if ((affect & OPS_AFFECT_LIVE) && !vm->worker)
+	if ((affect & OPS_AFFECT_LIVE) && !running)
 		return fail(err, err_len, -EBUSY, "VM %s is not running", vm->cfg.name);
-	if (vmdef_copy(&next, &vm->cfg))
-		return fail(err, err_len, -ENOMEM, "out of memory");
-	next.sched.policy = policy;
-	if (quantum_us)
-		next.sched.quantum_us = quantum_us;
-	if (skew_us)
-		next.sched.skew_us = skew_us;
-	ret = vmdef_validate(&next, err, err_len);
-	if (!ret)
-		ret = dvm_sched_check(d, &next, err, err_len);
-	if (!ret && vm->scheduled) {
-		ret = scheduler_set_policy(d->scheduler, vm->domain_id, policy,
-					   (uint64_t)quantum_us * 1000, (uint64_t)skew_us * 1000,
-					   err, err_len);
-		if (ret && ret != -E2BIG)
-			ret = -EIO; /* the scheduler lost the VM: not the caller's doing */
-		*live = !ret;
-		if (*live && policy != vm->cfg.sched.policy)
-			dvm_sched_notes(vm, policy);
-	}
-	if (!ret && ((affect & OPS_AFFECT_CONFIG) || !vm->worker)) {
-		ret = registry_redefine(vm, &next);
+	/* Both are checked before either changes, so a refusal changes nothing. */
+	if (running) {
+		ret = sched_settings(vm, vm->live, policy, quantum_us, skew_us, &next_live, err,
+				     err_len);
 		if (ret)
-			fail(err, err_len, ret, "cannot store the definition of %s: %s",
-			     vm->cfg.name, strerror(-ret));
-		*stored = !ret;
+			return ret;
 	}
-	if (!ret) {
-		*now = next.sched;
-		now->nr_pins = 0;
-		now->pins = NULL;
+	if ((affect & OPS_AFFECT_CONFIG) || !running) {
+		ret = sched_settings(vm, &vm->cfg, policy, quantum_us, skew_us, &next_cfg, err,
+				     err_len);
+		if (ret) {
+			if (running)
+				vmdef_fini(&next_live);
+			return ret;
+		}
 	}
-	vmdef_fini(&next);
-	return ret;
+	if (running) {
+		before = vm->live->sched.policy;
+		ret = 0;
+		if (vm->scheduled) {
+			ret = scheduler_set_policy(d->scheduler, vm->domain_id, policy,
+						   (uint64_t)next_live.sched.quantum_us * 1000,
+						   (uint64_t)next_live.sched.skew_us * 1000, err,
+						   err_len);
+			if (ret && ret != -E2BIG)
+				ret = -EIO; /* the scheduler lost the VM: not the caller's doing */
+		}
+		/* Not yet scheduled (starting): the scheduler takes the run's settings at hello. */
+		if (!ret) {
+			ret = dvm_set_live(vm, &next_live);
+			if (ret)
+				util_log(&d->log, UTIL_LOG_WARN,
+					 "VM %s: cannot record its live settings: %s", vm->cfg.name,
+					 strerror(-ret));
+			ret = 0;
+			*live = true;
+			if (policy != before)
+				dvm_sched_notes(vm, policy);
+		}
+		vmdef_fini(&next_live);
+		if (ret) {
+			if ((affect & OPS_AFFECT_CONFIG))
+				vmdef_fini(&next_cfg);
+			return ret;
+		}
+	}
+	if ((affect & OPS_AFFECT_CONFIG) || !running) {
+		ret = registry_redefine(vm, &next_cfg);
+		vmdef_fini(&next_cfg);
+		if (ret)
+			return fail(err, err_len, ret, "cannot store the definition of %s: %s",
+				    vm->cfg.name, strerror(-ret));
+		*stored = true;
+	}
+	*now = dvm_def(vm)->sched;
+	now->nr_pins = 0;
+	now->pins = NULL;
+	return 0;
 }
 
 /* ---- interrupts ---- */

@@ -3,12 +3,17 @@
  * (the on_crash policy, guest reboots, answers to clients waiting for a start or a stop).
  *
  *   shutoff --start--> starting --hello--> running --shutdown--> stopping --exit--> shutoff
- *                          \_________________ worker dies / guest crashes ______> crashed
+ *                        |  \________________ worker dies / guest crashes ______> crashed
+ *                        \___ worker ends before its hello ___> failed
  *
- * Every state change is persisted (the runtime record) and announced to event listeners.  The
- * workers report here through the struct worker_events they are spawned with.  Also the
- * daemon's start (stored definitions, workers that outlived the previous daemon, autostart)
- * and its stop (VMs let go, their workers left running).  Loop thread only.
+ * Every state change is persisted (the runtime record while a worker runs, the status record
+ * after) and announced to event listeners.  A VM has two definitions, as in libvirt: the
+ * stored one (cfg, what the next start boots) and the one its run has (live).  Restarts after
+ * a crash or a guest reset back off while runs keep ending quickly: at once, then after 1 s,
+ * 2 s, 4 s ... up to a minute.  The workers report here through the struct worker_events
+ * they are spawned with.  Also the daemon's start (stored definitions, workers that outlived
+ * the previous daemon, autostart) and its stop (VMs let go, their workers left running).
+ * Loop thread only.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -23,15 +28,27 @@
 static const struct worker_events worker_events;
 static void answer_waiters(struct dvm *vm, bool stopped);
 
-#define RESTART_WINDOW_NS (60ull * 1000000000ull)
-#define RESTARTS_PER_WINDOW 3
+/* A run shorter than this that crashes (or resets) counts towards the back-off. */
+#define QUICK_RUN_NS (60ull * 1000000000ull)
+#define RESTART_DELAY_MAX_MS 60000ull
 
-static const char *const state_names[] = { "shutoff", "starting", "running", "stopping",
-					   "crashed" };
+static const char *const state_names[DVM_STATES] = { "shutoff",	 "starting", "running",
+						     "stopping", "crashed",  "failed" };
 
 const char *dvm_state_name(enum dvm_state state)
 {
-	return (unsigned)state < 5 ? state_names[state] : "unknown";
+	return (unsigned)state < DVM_STATES ? state_names[state] : "unknown";
+}
+
+int dvm_state_parse(const char *name, enum dvm_state *out)
+{
+	for (int i = 0; i < DVM_STATES; i++) {
+		if (strcmp(name, state_names[i]) == 0) {
+			*out = (enum dvm_state)i;
+			return 0;
+		}
+	}
+	return -EINVAL;
 }
 
 struct dvm *registry_find(struct daemon *d, const char *name)
@@ -133,6 +150,8 @@ int registry_define(struct daemon *d, const struct vmdef *cfg, struct dvm **out)
 	strcpy(vm->reason, "defined");
 	uv_timer_init(d->loop, &vm->shutdown_timer);
 	vm->shutdown_timer.data = vm;
+	uv_timer_init(d->loop, &vm->restart_timer);
+	vm->restart_timer.data = vm;
 	vm->timer_init = true;
 	util_list_add_tail(&d->vms, &vm->link);
 	*out = vm;
@@ -162,39 +181,50 @@ int registry_redefine(struct dvm *vm, const struct vmdef *cfg)
 int dvm_set_pin(struct dvm *vm, uint32_t vcpu, const struct util_cpuset *cpus)
 {
 	struct vmdef next;
-	struct vmdef_pin *pins;
-	uint32_t i;
 	int ret;
 
 	ret = vmdef_copy(&next, &vm->cfg);
 	if (ret)
 		return ret;
-	for (i = 0; i < next.sched.nr_pins && next.sched.pins[i].vcpu != vcpu; i++)
-		;
-	if (i == next.sched.nr_pins) {
-		pins = realloc(next.sched.pins, (i + 1) * sizeof(*pins));
-		if (!pins) {
-			vmdef_fini(&next);
-			return -ENOMEM;
-		}
-		next.sched.pins = pins;
-		next.sched.nr_pins++;
-	}
-	next.sched.pins[i].vcpu = vcpu;
-	next.sched.pins[i].cpus = *cpus;
-	ret = registry_redefine(vm, &next);
+	ret = vmdef_set_pin(&next, vcpu, cpus);
+	if (!ret)
+		ret = registry_redefine(vm, &next);
 	vmdef_fini(&next);
 	return ret;
 }
 
+static void free_live(struct dvm *vm)
+{
+	if (vm->live) {
+		vmdef_fini(vm->live);
+		free(vm->live);
+		vm->live = NULL;
+	}
+}
+
+static void dvm_free(struct dvm *vm)
+{
+	json_decref(vm->last_stats);
+	json_decref(vm->last_sched);
+	free_live(vm);
+	vmdef_fini(&vm->cfg);
+	free(vm);
+}
+
+/* The VM goes once both of its timers have closed. */
 static void timer_closed(uv_handle_t *h)
 {
 	struct dvm *vm = h->data;
 
-	json_decref(vm->last_stats);
-	json_decref(vm->last_sched);
-	vmdef_fini(&vm->cfg);
-	free(vm);
+	if (--vm->closing == 0)
+		dvm_free(vm);
+}
+
+static void close_timers(struct dvm *vm, uv_close_cb cb)
+{
+	vm->closing = 2;
+	uv_close((uv_handle_t *)&vm->shutdown_timer, cb);
+	uv_close((uv_handle_t *)&vm->restart_timer, cb);
 }
 
 int registry_undefine(struct dvm *vm)
@@ -209,14 +239,26 @@ int registry_undefine(struct dvm *vm)
 	store_remove_run_files(vm); /* a forgotten VM leaves nothing behind (names come and go) */
 	confine_forget(vm);
 	util_list_del(&vm->link);
-	uv_close((uv_handle_t *)&vm->shutdown_timer, timer_closed);
+	close_timers(vm, timer_closed);
 	return 0;
+}
+
+int dvm_set_live(struct dvm *vm, struct vmdef *def)
+{
+	struct vmdef *live = vm->live;
+
+	if (!live)
+		return -ESRCH;
+	vmdef_fini(live);
+	*live = *def;
+	vmdef_init(def); /* taken */
+	return store_save_live(vm);
 }
 
 void dvm_set_state(struct dvm *vm, enum dvm_state state, const char *reason)
 {
-	static const char *const what[] = { "stopped", "starting", "started", "stopping",
-					    "crashed" };
+	static const char *const what[DVM_STATES] = { "stopped",  "starting", "started",
+						      "stopping", "crashed",  "failed" };
 	enum dvm_state old = vm->state;
 
 	vm->state = state;
@@ -228,12 +270,24 @@ void dvm_set_state(struct dvm *vm, enum dvm_state state, const char *reason)
 			.domain_id = vm->domain_id,
 			.started = vm->started_realtime,
 			.devices = vm->nr_held ? dvm_devices_held_json(vm) : NULL,
+			.console_start = vm->console_start,
+			.log_start = vm->log_start,
 		};
 
 		store_save_runtime(vm, &rec);
 		json_decref(rec.devices);
 	} else {
+		struct store_status st = {
+			.last_status = vm->last_status,
+			.console_start = vm->console_start,
+			.log_start = vm->log_start,
+		};
+
+		util_strlcpy(st.state, dvm_state_name(state), sizeof(st.state));
+		util_strlcpy(st.reason, reason, sizeof(st.reason));
+		util_strlcpy(st.error, vm->error, sizeof(st.error));
 		store_remove_runtime(vm);
+		store_save_status(vm, &st);
 	}
 	if (old != state)
 		dvm_announce(vm, what[state]);
@@ -248,7 +302,7 @@ void dvm_set_state(struct dvm *vm, enum dvm_state state, const char *reason)
 static void answer_waiters(struct dvm *vm, bool stopped)
 {
 	struct util_list *pos, *tmp;
-	char msg[512];
+	char msg[1024];
 
 	util_list_for_each_safe(pos, tmp, &vm->shutdown_waiters) {
 		struct dvm_waiter *w = util_container_of(pos, struct dvm_waiter, link);
@@ -257,11 +311,12 @@ static void answer_waiters(struct dvm *vm, bool stopped)
 			continue;
 		util_list_del(&w->link);
 		if (stopped && !w->for_stop) {
-			snprintf(
-				msg, sizeof(msg),
-				"VM %s did not start: %s (exit status %d); its log is %.200s/vms/%s.log",
-				vm->cfg.name, vm->reason, vm->last_status, vm->d->opts.run_dir,
-				vm->cfg.name);
+			/* The worker's own words when it said why, else how it ended. */
+			snprintf(msg, sizeof(msg),
+				 "VM %s did not start: %s (exit status %d); its log is "
+				 "%.300s/vms/%s.log",
+				 vm->cfg.name, vm->error[0] ? vm->error : vm->reason,
+				 vm->last_status, vm->d->opts.run_dir, vm->cfg.name);
 			w->done(vm, w->arg, -ECHILD, msg);
 		} else {
 			w->done(vm, w->arg, 0, NULL);
@@ -284,23 +339,64 @@ void dvm_fail_waiters(struct dvm *vm, int err, const char *message)
 	}
 }
 
-static bool may_restart(struct dvm *vm)
+void dvm_cancel_restart(struct dvm *vm)
 {
-	uint64_t now = util_now_ns();
+	if (!vm->restart_pending)
+		return;
+	vm->restart_pending = false;
+	uv_timer_stop(&vm->restart_timer);
+}
 
-	if (now - vm->restart_window_ns > RESTART_WINDOW_NS) {
-		vm->restart_window_ns = now;
-		vm->restarts = 0;
+static void restart_due(uv_timer_t *t)
+{
+	struct dvm *vm = t->data;
+	bool reboot = vm->restart_reboot;
+	char err[512] = "";
+
+	vm->restart_pending = false;
+	if (vm->worker || vm->d->quitting)
+		return;
+	if (dvm_start(vm, false, err, sizeof(err)))
+		util_log(&vm->d->log, UTIL_LOG_ERROR, "VM %s: cannot restart it: %s", vm->cfg.name,
+			 err);
+	else
+		dvm_announce(vm, reboot ? "rebooted" : "restarted");
+}
+
+/*
+ * Starts the VM again after a crash (on_crash=restart) or a guest reset: at once after a run
+ * that lasted, then backing off while runs keep ending within QUICK_RUN_NS of their start.
+ */
+static void schedule_restart(struct dvm *vm, bool reboot, uint64_t ran_ns)
+{
+	unsigned n;
+
+	vm->quick_ends = ran_ns < QUICK_RUN_NS ? vm->quick_ends + 1 : 1;
+	n = vm->quick_ends;
+	vm->restart_delay_ms = n <= 1 ? 0 : 1000ull << (n - 2 < 16 ? n - 2 : 16);
+	if (vm->restart_delay_ms > RESTART_DELAY_MAX_MS)
+		vm->restart_delay_ms = RESTART_DELAY_MAX_MS;
+	vm->restart_reboot = reboot;
+	vm->restart_pending = true;
+	vm->restart_at = (uint64_t)time(NULL) + (vm->restart_delay_ms + 999) / 1000;
+	if (n > 1) {
+		util_log(&vm->d->log, UTIL_LOG_WARN,
+			 "VM %s %s %u times in a row, each within a minute of its start: "
+			 "restarting it in %llu s",
+			 vm->cfg.name, reboot ? "reset" : "crashed", n,
+			 (unsigned long long)(vm->restart_delay_ms / 1000));
+		dvm_announce(vm, "restart-pending");
 	}
-	return vm->restarts++ < RESTARTS_PER_WINDOW;
+	uv_timer_start(&vm->restart_timer, restart_due, vm->restart_delay_ms, 0);
 }
 
 /* The worker ended (exited or died): applies on_crash, answers waiters, frees the worker. */
 static void worker_ended(struct dvm *vm, bool crashed, const char *reason, int status)
 {
 	struct worker *w = vm->worker;
-	bool destroyed = vm->destroying;
+	bool destroyed = vm->destroying, never_ran = vm->state == DVM_STARTING;
 	bool restart = false, reboot = false;
+	uint64_t ran_ns = util_now_ns() - vm->started_ns;
 
 	dvm_sched_detach(vm);
 	vm->worker = NULL;
@@ -311,11 +407,18 @@ static void worker_ended(struct dvm *vm, bool crashed, const char *reason, int s
 	vm->domain_id = -1;
 	if (destroyed) {
 		dvm_set_state(vm, DVM_SHUTOFF, "destroyed");
+	} else if (never_ran) {
+		/* Not a crash: nothing ran, so on_crash does not apply. */
+		store_worker_error(vm, vm->log_start, true, vm->error, sizeof(vm->error));
+		util_log(&vm->d->log, UTIL_LOG_WARN, "VM %s did not start (%s, status %d)%s%s",
+			 vm->cfg.name, reason, status, vm->error[0] ? ": " : "", vm->error);
+		dvm_set_state(vm, DVM_FAILED, reason);
 	} else if (crashed) {
-		util_log(&vm->d->log, UTIL_LOG_WARN, "VM %s crashed (%s, status %d)", vm->cfg.name,
-			 reason, status);
+		store_worker_error(vm, vm->log_start, false, vm->error, sizeof(vm->error));
+		util_log(&vm->d->log, UTIL_LOG_WARN, "VM %s crashed (%s, status %d)%s%s",
+			 vm->cfg.name, reason, status, vm->error[0] ? ": " : "", vm->error);
 		dvm_set_state(vm, DVM_CRASHED, reason);
-		restart = vm->cfg.on_crash == VMDEF_ON_CRASH_RESTART;
+		restart = vm->live && vm->live->on_crash == VMDEF_ON_CRASH_RESTART;
 	} else {
 		dvm_set_state(vm, DVM_SHUTOFF, reason);
 		reboot = strcmp(reason, vm_stop_reason_name(VM_STOP_GUEST_RESET)) == 0;
@@ -325,27 +428,36 @@ static void worker_ended(struct dvm *vm, bool crashed, const char *reason, int s
 		registry_undefine(vm);
 		return;
 	}
-	if ((restart || reboot) && !vm->d->quitting) {
-		char err[512] = "";
-
-		if (!may_restart(vm))
-			util_log(&vm->d->log, UTIL_LOG_ERROR,
-				 "VM %s: not restarting it after %u restarts within a minute",
-				 vm->cfg.name, RESTARTS_PER_WINDOW);
-		else if (dvm_start(vm, err, sizeof(err)) == 0)
-			dvm_announce(vm, restart ? "restarted" : "rebooted");
-		else
-			util_log(&vm->d->log, UTIL_LOG_ERROR, "VM %s: not restarted: %s",
-				 vm->cfg.name, err);
-	}
+	if ((restart || reboot) && !vm->d->quitting)
+		schedule_restart(vm, reboot, ran_ns);
 }
 
-int dvm_start(struct dvm *vm, char *err, size_t err_len)
+int dvm_start(struct dvm *vm, bool fresh, char *err, size_t err_len)
 {
+	struct vmdef *live;
 	int ret;
 
 	if (vm->worker)
 		return util_error(err, err_len, -EBUSY, "VM %s is already running", vm->cfg.name);
+	dvm_cancel_restart(vm);
+	if (fresh) /* a client's start: the streak of quick crashes begins anew */
+		vm->quick_ends = 0;
+	if (fresh || !vm->live) {
+		live = calloc(1, sizeof(*live));
+		if (!live)
+			return util_error(err, err_len, -ENOMEM, "cannot start %s: out of memory",
+					  vm->cfg.name);
+		ret = vmdef_copy(live, &vm->cfg);
+		if (ret) {
+			free(live);
+			return util_error(err, err_len, ret, "cannot start %s: %s", vm->cfg.name,
+					  strerror(-ret));
+		}
+		live->serial_stdout = false; /* a worker has no terminal */
+		free_live(vm);
+		vm->live = live;
+	}
+	/* The devices of the definition this run boots (dvm_def). */
 	ret = dvm_devices_acquire(vm, err, err_len);
 	if (ret)
 		return ret;
@@ -353,9 +465,15 @@ int dvm_start(struct dvm *vm, char *err, size_t err_len)
 	json_decref(vm->last_stats);
 	json_decref(vm->last_sched);
 	vm->last_stats = vm->last_sched = NULL;
+	vm->error[0] = '\0';
 	vm->domain_id = vm->d->next_domain_id++;
 	vm->started_realtime = (uint64_t)time(NULL);
-	ret = worker_spawn(vm, &worker_events);
+	vm->started_ns = util_now_ns();
+	ret = store_save_live(vm);
+	if (!ret)
+		ret = store_begin_run(vm, &vm->console_start, &vm->log_start);
+	if (!ret)
+		ret = worker_spawn(vm, &worker_events);
 	if (ret) {
 		vm->domain_id = -1;
 		dvm_devices_release(vm);
@@ -368,13 +486,18 @@ int dvm_start(struct dvm *vm, char *err, size_t err_len)
 
 void dvm_announce(struct dvm *vm, const char *what)
 {
-	struct timespec ts;
+	json_t *ev =
+		json_pack("{s:s, s:s, s:s, s:s, s:s}", "type", "lifecycle", "vm", vm->cfg.name,
+			  "event", what, "state", dvm_state_name(vm->state), "reason", vm->reason);
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	events_emit(vm->d, json_pack("{s:s, s:s, s:s, s:s, s:s, s:f}", "type", "lifecycle", "vm",
-				     vm->cfg.name, "event", what, "state",
-				     dvm_state_name(vm->state), "reason", vm->reason, "time",
-				     (double)ts.tv_sec + (double)ts.tv_nsec / 1e9));
+	if (ev && vm->error[0] && (vm->state == DVM_FAILED || vm->state == DVM_CRASHED))
+		json_object_set_new(ev, "error", json_string(vm->error));
+	if (ev && strcmp(what, "restart-pending") == 0)
+		json_object_update_new(ev, json_pack("{s:f, s:i, s:s}", "delay_s",
+						     (double)vm->restart_delay_ms / 1000.0,
+						     "attempt", (int)vm->quick_ends, "after",
+						     vm->restart_reboot ? "reset" : "crash"));
+	events_emit(vm->d, ev);
 }
 
 /* ---- what workers report ---- */
@@ -441,6 +564,8 @@ static void recover_ended(struct dvm *vm)
 
 	if (store_read_exit(vm, &reason, &status, &nr) == 0) {
 		vm->last_status = status;
+		if (vm_stop_reason_is_crash(reason))
+			store_worker_error(vm, vm->log_start, false, vm->error, sizeof(vm->error));
 		dvm_set_state(vm, vm_stop_reason_is_crash(reason) ? DVM_CRASHED : DVM_SHUTOFF,
 			      confine_stop_reason(reason, nr, text, sizeof(text)));
 	} else {
@@ -450,6 +575,46 @@ static void recover_ended(struct dvm *vm)
 	dvm_devices_release(vm); /* what the previous daemon bound for it */
 	store_remove_runtime(vm);
 	confine_forget(vm);
+}
+
+/* The definition the VM's run had (live changes included), or its stored one. */
+static void recover_live(struct dvm *vm)
+{
+	struct vmdef *live = calloc(1, sizeof(*live));
+
+	bool read;
+
+	if (!live)
+		return;
+	read = store_read_live(vm, live) == 0;
+	if (!read || strcmp(live->name, vm->cfg.name) != 0) {
+		if (read)
+			vmdef_fini(live);
+		if (vmdef_copy(live, &vm->cfg)) {
+			free(live);
+			return;
+		}
+	}
+	free_live(vm);
+	vm->live = live;
+}
+
+/* A VM that did not run when the previous daemon stopped: how it had ended. */
+static void recover_status(struct dvm *vm)
+{
+	struct store_status st;
+	enum dvm_state state;
+
+	/* Only the states of a VM without a worker are recorded. */
+	if (store_read_status(vm, &st) || dvm_state_parse(st.state, &state) ||
+	    (state != DVM_SHUTOFF && state != DVM_CRASHED && state != DVM_FAILED))
+		return;
+	vm->state = state;
+	util_strlcpy(vm->reason, st.reason, sizeof(vm->reason));
+	util_strlcpy(vm->error, st.error, sizeof(vm->error));
+	vm->last_status = st.last_status;
+	vm->console_start = st.console_start;
+	vm->log_start = st.log_start;
 }
 
 /* Re-attaches to workers that outlived the previous daemon, or records how they ended. */
@@ -462,16 +627,22 @@ static void recover(struct daemon *d)
 		struct store_runtime rec;
 		bool reachable;
 
-		if (store_read_runtime(vm, &rec))
+		if (store_read_runtime(vm, &rec)) {
+			recover_status(vm);
 			continue;
+		}
 		if (dvm_devices_held_from_json(vm, rec.devices))
 			util_log(&d->log, UTIL_LOG_WARN,
 				 "VM %s: its runtime record's devices are unreadable: managed "
 				 "devices stay on vfio-pci",
 				 vm->cfg.name);
 		json_decref(rec.devices);
+		recover_live(vm);
 		vm->domain_id = rec.domain_id;
 		vm->started_realtime = rec.started;
+		vm->console_start = rec.console_start;
+		vm->log_start = rec.log_start;
+		vm->started_ns = util_now_ns(); /* unknown: counted as a fresh run */
 		if (vm->domain_id >= d->next_domain_id)
 			d->next_domain_id = vm->domain_id + 1;
 		if (worker_attach(vm, &rec, &worker_events, &reachable) == 0) {
@@ -492,13 +663,12 @@ static void autostart(struct daemon *d)
 
 	util_list_for_each(pos, &d->vms) {
 		struct dvm *vm = util_container_of(pos, struct dvm, link);
-		int ret;
-
 		char err[512] = "";
+		int ret;
 
 		if (!vm->cfg.autostart || vm->worker)
 			continue;
-		ret = dvm_start(vm, err, sizeof(err));
+		ret = dvm_start(vm, true, err, sizeof(err));
 		util_log(&d->log, ret ? UTIL_LOG_ERROR : UTIL_LOG_INFO, "autostart %s: %s",
 			 vm->cfg.name, ret ? err : "started");
 	}
@@ -530,11 +700,8 @@ void registry_fini(struct daemon *d)
 
 		dvm_fail_waiters(vm, -ESHUTDOWN, "lockstepd is stopping");
 		util_list_del(&vm->link);
-		uv_close((uv_handle_t *)&vm->shutdown_timer, NULL);
-		json_decref(vm->last_stats);
-		json_decref(vm->last_sched);
-		vmdef_fini(&vm->cfg);
+		close_timers(vm, NULL);
 		uv_run(d->loop, UV_RUN_NOWAIT);
-		free(vm);
+		dvm_free(vm);
 	}
 }

@@ -61,7 +61,7 @@ void dvm_sched_notes(struct dvm *vm, enum vmdef_sched_policy policy)
 		return;
 	if (policy == VMDEF_SCHED_ADAPTIVE)
 		util_log(&d->log, UTIL_LOG_INFO, "VM %s: adaptive acts on %s%s%s%s", vm->cfg.name,
-			 vm->cfg.pvlock.enabled ? "pvlock episodes" : "no pvlock episodes",
+			 dvm_def(vm)->pvlock.enabled ? "pvlock episodes" : "no pvlock episodes",
 			 d->host.ple == SCHED_PLE_EXPECTED ? " and PLE statistics (" :
 							     "; PLE statistics are not expected (",
 			 hostcheck_ple_why(d), ")");
@@ -73,24 +73,26 @@ void dvm_sched_notes(struct dvm *vm, enum vmdef_sched_policy policy)
 
 void dvm_sched_attach(struct dvm *vm, int sched_fd)
 {
+	/* The run's own settings, live changes included (they survive a daemon restart). */
+	const struct vmdef *def = dvm_def(vm);
 	struct daemon *d = vm->d;
 	struct util_cpuset *pins;
 	struct sched_vm_params p;
 	char err[256] = "";
 	int ret, page_fd;
 
-	if (vm->scheduled || !vm->worker || sched_fd < 0 || vm->worker->nr_vcpus != vm->cfg.vcpus)
+	if (vm->scheduled || !vm->worker || sched_fd < 0 || vm->worker->nr_vcpus != def->vcpus)
 		return;
-	pins = calloc(vm->cfg.vcpus, sizeof(*pins));
+	pins = calloc(def->vcpus, sizeof(*pins));
 	if (!pins)
 		return;
-	dvm_sched_params(&vm->cfg, &p, pins);
+	dvm_sched_params(def, &p, pins);
 	/* The page itself, from the process the pidfd names (a pid may be reused; a path under
 	 * /proc/PID/fd could name another process's file by then). */
 	page_fd = pidfd_getfd(vm->worker->pidfd, sched_fd, 0);
 	ret = page_fd < 0 ? -errno :
 			    scheduler_attach(d->scheduler, vm->domain_id, vm->worker->pid, page_fd,
-					     vm->worker->tids, vm->cfg.vcpus, &p, err, sizeof(err));
+					     vm->worker->tids, def->vcpus, &p, err, sizeof(err));
 	if (page_fd < 0)
 		snprintf(err, sizeof(err), "cannot take the worker's sched page: %s",
 			 strerror(-ret));
@@ -101,7 +103,7 @@ void dvm_sched_attach(struct dvm *vm, int sched_fd)
 			 err[0] ? err : strerror(-ret));
 	else
 		vm->scheduled = true;
-	dvm_sched_notes(vm, vm->cfg.sched.policy);
+	dvm_sched_notes(vm, def->sched.policy);
 	free(pins);
 }
 

@@ -1,8 +1,14 @@
 /*
  * Persistence.  Definitions live in STATE_DIR/vms/NAME.json and survive reboots; what belongs
  * to a running VM lives in RUN_DIR/vms/ (NAME.run: the worker's pid and start time; NAME.ctl:
- * its control socket; NAME.exit: how it ended, written by the worker itself; NAME.console and
- * NAME.log: its serial output and its own log) and survives daemon restarts, not reboots.
+ * its control socket; NAME.def.json: the definition it runs, live changes included;
+ * NAME.exit: how it ended, written by the worker itself; NAME.console and NAME.log: its
+ * serial output and its own log; NAME.state: how a VM that does not run last ended) and
+ * survives daemon restarts, not reboots.
+ *
+ * The logs are appended run after run, each run opened by a marker line, so a crash's
+ * evidence outlives the restart that follows it; past a bound a log is moved aside to
+ * NAME.log.1 (NAME.console.1) at the next start, one generation.
  *
  * Every file is written atomically (temp file, fsync, rename, fsync of the directory), so a
  * crash at any moment leaves either the old or the new version.  Both directories must be
@@ -17,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "daemon/daemon.h"
@@ -49,6 +56,10 @@ static int check_dir(struct daemon *d, const char *path, bool follow)
 	}
 	return 0;
 }
+
+#define WORKER_LOG_BOUND (4ull << 20)
+#define CONSOLE_LOG_BOUND (16ull << 20)
+#define ERROR_SCAN_MAX (64u << 10)
 
 int store_init(struct daemon *d)
 {
@@ -235,9 +246,11 @@ int store_save_runtime(const struct dvm *vm, const struct store_runtime *rec)
 	json_t *json;
 	int ret;
 
-	json = json_pack("{s:i, s:I, s:i, s:I, s:O?}", "pid", (int)rec->pid, "start_ticks",
-			 (json_int_t)rec->start_ticks, "domain_id", rec->domain_id, "started",
-			 (json_int_t)rec->started, "devices", rec->devices);
+	json = json_pack("{s:i, s:I, s:i, s:I, s:I, s:I, s:O?}", "pid", (int)rec->pid,
+			 "start_ticks", (json_int_t)rec->start_ticks, "domain_id", rec->domain_id,
+			 "started", (json_int_t)rec->started, "console_start",
+			 (json_int_t)rec->console_start, "log_start", (json_int_t)rec->log_start,
+			 "devices", rec->devices);
 	if (!json)
 		return -ENOMEM;
 	store_run_path(vm, ".run", path, sizeof(path));
@@ -266,6 +279,9 @@ int store_read_runtime(const struct dvm *vm, struct store_runtime *rec)
 		.domain_id = (int)json_integer_value(json_object_get(json, "domain_id")),
 		.started = (uint64_t)json_integer_value(json_object_get(json, "started")),
 		.devices = json_incref(json_object_get(json, "devices")),
+		.console_start =
+			(uint64_t)json_integer_value(json_object_get(json, "console_start")),
+		.log_start = (uint64_t)json_integer_value(json_object_get(json, "log_start")),
 	};
 	json_decref(json);
 	return 0;
@@ -289,12 +305,209 @@ int store_read_exit(const struct dvm *vm, enum vm_stop_reason *reason, int *stat
 
 void store_remove_run_files(const struct dvm *vm)
 {
-	static const char *const suffixes[] = { ".console", ".log", ".def.json",
-						".exit",    ".run", ".ctl" };
+	static const char *const suffixes[] = { ".console", ".console.1", ".log",
+						".log.1",   ".def.json",  ".exit",
+						".run",	    ".ctl",	  ".state" };
 	char path[PATH_MAX];
 
 	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
 		store_run_path(vm, suffixes[i], path, sizeof(path));
 		unlink(path);
 	}
+}
+
+int store_save_status(const struct dvm *vm, const struct store_status *st)
+{
+	char path[PATH_MAX];
+	json_t *json;
+	int ret;
+
+	json = json_pack("{s:s, s:s, s:i, s:s, s:I, s:I}", "state", st->state, "reason", st->reason,
+			 "last_status", st->last_status, "error", st->error, "console_start",
+			 (json_int_t)st->console_start, "log_start", (json_int_t)st->log_start);
+	if (!json)
+		return -ENOMEM;
+	store_run_path(vm, ".state", path, sizeof(path));
+	ret = store_write_atomic(path, json);
+	json_decref(json);
+	return ret;
+}
+
+int store_read_status(const struct dvm *vm, struct store_status *st)
+{
+	char path[PATH_MAX];
+	const char *state, *reason, *error;
+	json_t *json;
+	int ret = 0;
+
+	store_run_path(vm, ".state", path, sizeof(path));
+	json = json_load_file(path, 0, NULL);
+	if (!json)
+		return -ENOENT;
+	state = json_string_value(json_object_get(json, "state"));
+	reason = json_string_value(json_object_get(json, "reason"));
+	error = json_string_value(json_object_get(json, "error"));
+	*st = (struct store_status){
+		.last_status = (int)json_integer_value(json_object_get(json, "last_status")),
+		.console_start =
+			(uint64_t)json_integer_value(json_object_get(json, "console_start")),
+		.log_start = (uint64_t)json_integer_value(json_object_get(json, "log_start")),
+	};
+	if (!state || !reason) {
+		ret = -ENOENT;
+	} else {
+		util_strlcpy(st->state, state, sizeof(st->state));
+		util_strlcpy(st->reason, reason, sizeof(st->reason));
+		util_strlcpy(st->error, error ? error : "", sizeof(st->error));
+	}
+	json_decref(json);
+	return ret;
+}
+
+int store_save_live(const struct dvm *vm)
+{
+	char path[PATH_MAX];
+	json_t *json;
+	int ret;
+
+	if (!vm->live)
+		return -ENOENT;
+	json = vmdef_to_json(vm->live);
+	if (!json)
+		return -ENOMEM;
+	store_run_path(vm, ".def.json", path, sizeof(path));
+	ret = store_write_atomic(path, json);
+	json_decref(json);
+	return ret;
+}
+
+int store_read_live(const struct dvm *vm, struct vmdef *def)
+{
+	char path[PATH_MAX], err[256];
+	int ret;
+
+	store_run_path(vm, ".def.json", path, sizeof(path));
+	vmdef_init(def);
+	ret = vmdef_load(def, path, err, sizeof(err));
+	if (!ret)
+		ret = vmdef_validate(def, err, sizeof(err));
+	if (ret) {
+		vmdef_fini(def);
+		return ret;
+	}
+	return 0;
+}
+
+/* Moves `path` to `path`.1 if it is over `bound`; the size of what remains at `path`. */
+static uint64_t rotate(const char *path, uint64_t bound)
+{
+	char old[PATH_MAX + 2];
+	struct stat st;
+
+	if (lstat(path, &st) < 0)
+		return 0;
+	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size <= bound)
+		return (uint64_t)st.st_size;
+	snprintf(old, sizeof(old), "%s.1", path);
+	return rename(path, old) == 0 ? 0 : (uint64_t)st.st_size;
+}
+
+/* Appends `line` to the log at `path` (made if missing); the log's size after it. */
+static int append_marker(const char *path, const char *line, uint64_t *size)
+{
+	struct stat st;
+	int fd, ret = 0;
+	size_t len = strlen(line);
+
+	fd = open(path,
+		  O_WRONLY | O_CREAT | O_APPEND | O_NONBLOCK | O_NOCTTY | O_NOFOLLOW | O_CLOEXEC,
+		  0600);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0)
+		ret = -errno;
+	else if (!S_ISREG(st.st_mode)) /* a FIFO or a device: no marker, no offsets */
+		*size = 0;
+	else if (write(fd, line, len) != (ssize_t)len || fstat(fd, &st) < 0)
+		ret = -EIO;
+	else
+		*size = (uint64_t)st.st_size;
+	close(fd);
+	return ret;
+}
+
+int store_begin_run(struct dvm *vm, uint64_t *console_start, uint64_t *log_start)
+{
+	char path[PATH_MAX], line[256], when[64];
+	time_t now = time(NULL);
+	struct tm tm;
+	int ret;
+
+	if (!localtime_r(&now, &tm) || !strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S%z", &tm))
+		snprintf(when, sizeof(when), "%lld", (long long)now);
+	snprintf(line, sizeof(line), "---- lockstepd: VM %s starts (domain id %d) at %s ----\n",
+		 vm->cfg.name, vm->domain_id, when);
+	store_console_path(vm, path, sizeof(path));
+	rotate(path, CONSOLE_LOG_BOUND);
+	/* The run's console starts after the marker: vm.console shows only the guest's bytes. */
+	ret = append_marker(path, line, console_start);
+	if (ret)
+		return ret;
+	store_run_path(vm, ".log", path, sizeof(path));
+	rotate(path, WORKER_LOG_BOUND);
+	return append_marker(path, line, log_start);
+}
+
+/* A log line without the time stamp util_log puts first ("2026-...+01:00 "). */
+static const char *unstamped(const char *line)
+{
+	const char *sp = strchr(line, ' ');
+
+	if (sp && sp - line == 29 && line[4] == '-' && line[10] == 'T')
+		return sp + 1;
+	return line;
+}
+
+void store_worker_error(const struct dvm *vm, uint64_t log_start, bool any_line, char *buf,
+			size_t size)
+{
+	char path[PATH_MAX], *text, *line, *save = NULL;
+	const char *found = NULL, *last = NULL;
+	struct stat st;
+	uint64_t from;
+	ssize_t n;
+	int fd;
+
+	buf[0] = '\0';
+	store_run_path(vm, ".log", path, sizeof(path));
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (fstat(fd, &st) < 0 || (uint64_t)st.st_size <= log_start) {
+		close(fd);
+		return;
+	}
+	from = (uint64_t)st.st_size - log_start > ERROR_SCAN_MAX ?
+		       (uint64_t)st.st_size - ERROR_SCAN_MAX :
+		       log_start;
+	text = malloc(ERROR_SCAN_MAX + 1);
+	n = text ? pread(fd, text, ERROR_SCAN_MAX, (off_t)from) : -1;
+	close(fd);
+	if (n <= 0) {
+		free(text);
+		return;
+	}
+	text[n] = '\0';
+	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		if (!line[0] || strncmp(line, "---- lockstepd: ", 16) == 0)
+			continue;
+		last = line;
+		if (strstr(line, ": error: "))
+			found = line;
+	}
+	if (!found && any_line)
+		found = last;
+	if (found)
+		util_strlcpy(buf, unstamped(found), size);
+	free(text);
 }

@@ -307,54 +307,23 @@ static struct worker *worker_new(struct dvm *vm, const struct worker_events *eve
 	return w;
 }
 
-static int spawn_args(struct dvm *vm, char *def_path, size_t def_size, char *console,
-		      size_t console_size)
-{
-	struct vmdef cfg;
-	json_t *json;
-	int ret;
-
-	/* The worker boots the definition as it is now; its console is copied to the run dir. */
-	ret = vmdef_copy(&cfg, &vm->cfg);
-	if (ret)
-		return ret;
-	cfg.serial_stdout = false;
-	json = vmdef_to_json(&cfg);
-	vmdef_fini(&cfg);
-	if (!json)
-		return -ENOMEM;
-	store_run_path(vm, ".def.json", def_path, def_size);
-	ret = store_write_atomic(def_path, json);
-	json_decref(json);
-	store_console_path(vm, console, console_size);
-	return ret;
-}
-
 int worker_spawn(struct dvm *vm, const struct worker_events *events)
 {
 	struct daemon *d = vm->d;
 	char def[PATH_MAX], console[PATH_MAX], ctl[PATH_MAX], exitf[PATH_MAX], logf[PATH_MAX];
 	char fd_arg[16];
-	char *argv[] = { d->opts.vm_binary,
-			 "--config",
-			 def,
-			 "--console-log",
-			 console,
-			 "--control-fd",
-			 fd_arg,
-			 "--control-socket",
-			 ctl,
-			 "--exit-file",
-			 exitf,
-			 NULL };
+	char *argv[] = { d->opts.vm_binary,  "--config",     def,    "--console-log",	 console,
+			 "--console-append", "--control-fd", fd_arg, "--control-socket", ctl,
+			 "--exit-file",	     exitf,	     NULL };
 	struct worker *w;
 	int sv[2], ret;
 	pid_t pid;
 
 	snprintf(fd_arg, sizeof(fd_arg), "%d", VM_PROTO_CONTROL_FD);
-	ret = spawn_args(vm, def, sizeof(def), console, sizeof(console));
-	if (ret)
-		return ret;
+	/* The worker boots the run's definition (store_save_live wrote it) and appends its
+	 * console to lockstepd's copy in the run directory (store_begin_run marked this run). */
+	store_run_path(vm, ".def.json", def, sizeof(def));
+	store_console_path(vm, console, sizeof(console));
 	store_run_path(vm, ".ctl", ctl, sizeof(ctl));
 	store_run_path(vm, ".exit", exitf, sizeof(exitf));
 	store_run_path(vm, ".log", logf, sizeof(logf));

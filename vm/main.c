@@ -67,6 +67,8 @@ static void usage(FILE *out)
 	      "      --control-socket P  listen on P (mode 0600) for a restarted lockstepd\n"
 	      "      --exit-file P       write the final stop reason and status to P (JSON)\n"
 	      "      --console-log FILE  also write the serial console to FILE (lockstepd's copy)\n"
+	      "      --console-append    append to it rather than truncate it (lockstepd keeps\n"
+	      "                          it across runs)\n"
 	      "      --sandbox           confine the VM process (the default when run as root):\n"
 	      "                          unprivileged user, own namespaces, empty root, cgroup,\n"
 	      "                          rlimits, no_new_privs, seccomp (see docs/security.md)\n"
@@ -136,7 +138,8 @@ static int parse_args(struct cli *cli, int argc, char **argv)
 		OPT_NO_SANDBOX,
 		OPT_USER,
 		OPT_ALLOW_PATH,
-		OPT_CONFINE_PATHS
+		OPT_CONFINE_PATHS,
+		OPT_CONSOLE_APPEND
 	};
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
@@ -157,6 +160,7 @@ static int parse_args(struct cli *cli, int argc, char **argv)
 		{ "exit-file", required_argument, NULL, OPT_EXIT_FILE },
 		{ "host-probe", no_argument, NULL, OPT_HOST_PROBE },
 		{ "console-log", required_argument, NULL, OPT_CONSOLE_LOG },
+		{ "console-append", no_argument, NULL, OPT_CONSOLE_APPEND },
 		{ "sandbox", no_argument, NULL, OPT_SANDBOX },
 		{ "no-sandbox", no_argument, NULL, OPT_NO_SANDBOX },
 		{ "user", required_argument, NULL, OPT_USER },
@@ -268,6 +272,9 @@ static int parse_args(struct cli *cli, int argc, char **argv)
 			break;
 		case OPT_CONSOLE_LOG:
 			cli->console_log = optarg;
+			break;
+		case OPT_CONSOLE_APPEND:
+			cli->opts.console_append = true;
 			break;
 		case OPT_SANDBOX:
 		case OPT_NO_SANDBOX:
@@ -547,7 +554,8 @@ static int open_outputs(struct cli *cli, int *stats_fd, int *console_fd)
 	}
 	if (cli->console_log) {
 		*console_fd = open(cli->console_log,
-				   O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_NOFOLLOW | O_CLOEXEC,
+				   O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC |
+					   (cli->opts.console_append ? 0 : O_TRUNC),
 				   0640);
 		if (*console_fd < 0) {
 			fprintf(stderr, "lockstep-vm: %s: %s\n", cli->console_log, strerror(errno));

@@ -426,7 +426,8 @@ struct vm_options {
 	 * with sandbox_open(), as `open_as` if set; NULL: opened as given (a user's own run). */
 	const struct sandbox_paths *allowed;
 	const struct sandbox_user *open_as;
-	int console_fd; /* a copy of the serial console for whoever started us, or -1 */
+	bool console_append; /* append to --console-log: lockstepd keeps it across runs */
+	int console_fd;	     /* a copy of the serial console for whoever started us, or -1 */
 };
 
 /* ---- the sandbox (vm/jail.c, vm/seccomp.c) ---- */

@@ -161,3 +161,21 @@ json_t *vmdef_sched_json(const struct vmdef *def)
 		json_object_set_new(obj, "cpus", cpuset_json(&sc->cpus));
 	return obj;
 }
+
+int vmdef_set_pin(struct vmdef *def, uint32_t vcpu, const struct util_cpuset *cpus)
+{
+	struct vmdef_pin *pins;
+	uint32_t i;
+
+	for (i = 0; i < def->sched.nr_pins && def->sched.pins[i].vcpu != vcpu; i++)
+		;
+	if (i == def->sched.nr_pins) {
+		pins = realloc(def->sched.pins, (i + 1) * sizeof(*pins));
+		if (!pins)
+			return -ENOMEM;
+		def->sched.pins = pins;
+		def->sched.nr_pins++;
+	}
+	def->sched.pins[i] = (struct vmdef_pin){ .vcpu = vcpu, .cpus = *cpus };
+	return 0;
+}

@@ -133,6 +133,18 @@ int vmdef_validate(const struct vmdef *def, char *err, size_t err_len);
 /* The definition as JSON (every field, defaults included); NULL on allocation failure. */
 json_t *vmdef_to_json(const struct vmdef *def);
 
+/* Sets vCPU `vcpu`'s pin (adding one if it has none). */
+int vmdef_set_pin(struct vmdef *def, uint32_t vcpu, const struct util_cpuset *cpus);
+
+/* True if the head of an image (its first 8 KiB or less) is a multiboot v1 image or a Linux
+ * kernel (vmdef/image.c). */
+bool vmdef_image_bootable(const uint8_t *head, size_t len);
+/* -EINVAL, with the reason naming "kernel", unless `path` is a readable regular file that
+ * vmdef_image_bootable accepts. */
+int vmdef_kernel_check(const char *path, char *err, size_t err_len);
+/* The same for a file already open (`path` only names it in messages). */
+int vmdef_kernel_check_fd(int fd, const char *path, char *err, size_t err_len);
+
 /* True if `name` is a valid VM name: 1..63 of [A-Za-z0-9._-], not starting with '.' or '-'. */
 bool vmdef_name_valid(const char *name);
 

@@ -1,11 +1,12 @@
 /*
  * vm.console for JSON-RPC clients: a read of the console log as a reply, and followers that
  * get what is appended as "console.output" notifications, polled every 100 ms while anyone
- * follows.  A follower names its VM by uuid and looks it up at each poll, so a VM that is
- * undefined (or redefined under another uuid) simply ends its followers.  The bytes come from
- * daemon/console.c.  Each follower costs a read of the log at every poll, so a connection
- * follows at most RPC_FOLLOWS_PER_CLIENT consoles and a VM has at most RPC_FOLLOWS_PER_VM
- * followers.  Loop thread only.
+ * follows.  A follower names its VM by uuid and looks it up at each poll.  It ends, with a
+ * "console.end" notification once it has had everything, when the VM stops for good (no
+ * worker and no restart waiting) or goes (undefined, or redefined under another uuid).  The
+ * bytes come from daemon/console.c.  Each follower costs a read of the log at every poll, so
+ * a connection follows at most RPC_FOLLOWS_PER_CLIENT consoles and a VM has at most
+ * RPC_FOLLOWS_PER_VM followers.  Loop thread only.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@ struct follow {
 	struct util_list client_link; /* rpc_client->follows */
 	struct rpc_client *c;
 	char uuid[37];
+	char name[VMDEF_NAME_MAX + 1];
 	uint64_t offset;
 };
 
@@ -66,13 +68,23 @@ static void poll_followers(uv_timer_t *t)
 		size_t len;
 
 		if (!vm) {
+			api_session_notify(f->c->session, "console.end",
+					   json_pack("{s:s, s:s, s:s, s:I}", "vm", f->name, "state",
+						     "undefined", "reason", "undefined", "offset",
+						     (json_int_t)f->offset));
 			drop(srv, f); /* undefined: nothing more will come */
 			continue;
 		}
 		if (console_read(vm, f->offset, CONSOLE_CHUNK, &data, &len, &size))
 			continue;
 		if (size < f->offset) {
-			f->offset = 0; /* the VM restarted with a fresh log */
+			f->offset = 0; /* the log was moved aside at a start: a fresh one */
+		} else if (!len && !vm->worker && !vm->restart_pending) {
+			api_session_notify(f->c->session, "console.end",
+					   json_pack("{s:s, s:s, s:s, s:I}", "vm", vm->cfg.name,
+						     "state", dvm_state_name(vm->state), "reason",
+						     vm->reason, "offset", (json_int_t)f->offset));
+			drop(srv, f);
 		} else if (len) {
 			api_session_notify(f->c->session, "console.output",
 					   json_pack("{s:s, s:o, s:I}", "vm", vm->cfg.name, "data",
@@ -109,6 +121,7 @@ int rpc_follow(struct rpc_client *c, struct dvm *vm, uint64_t offset, char *err,
 				  vm->cfg.name);
 	f->c = c;
 	util_strlcpy(f->uuid, vm->cfg.uuid, sizeof(f->uuid));
+	util_strlcpy(f->name, vm->cfg.name, sizeof(f->name));
 	f->offset = offset;
 	util_list_add_tail(&srv->follows, &f->link);
 	util_list_add_tail(&c->follows, &f->client_link);

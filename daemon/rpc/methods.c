@@ -35,16 +35,87 @@ struct dvm *rpc_find_vm(struct daemon *d, struct api_call *call, json_t *params)
 	return vm;
 }
 
+/* Adds obj's leaves to `out` under dotted keys ("sched.policy"); arrays are leaves. */
+static void flatten(json_t *out, const char *prefix, json_t *obj)
+{
+	const char *key;
+	json_t *v;
+
+	json_object_foreach(obj, key, v) {
+		char path[128];
+
+		snprintf(path, sizeof(path), "%s%s%s", prefix, prefix[0] ? "." : "", key);
+		if (json_is_object(v))
+			flatten(out, path, v);
+		else
+			json_object_set(out, path, v);
+	}
+}
+
+json_t *rpc_vm_pending(struct dvm *vm)
+{
+	static const char *const not_run[] = { "autostart", "serial.stdout", NULL };
+	json_t *live, *stored, *flat_live, *flat_stored, *pending, *v;
+	const char *key;
+
+	if (!vm->worker || !vm->live)
+		return NULL;
+	live = vmdef_to_json(vm->live);
+	stored = vmdef_to_json(&vm->cfg);
+	flat_live = json_object();
+	flat_stored = json_object();
+	pending = json_object();
+	flatten(flat_live, "", live);
+	flatten(flat_stored, "", stored);
+	for (const char *const *k = not_run; *k; k++) {
+		json_object_del(flat_live, *k);
+		json_object_del(flat_stored, *k);
+	}
+	json_object_foreach(flat_stored, key, v)
+		if (!json_equal(v, json_object_get(flat_live, key)))
+			json_object_set(pending, key, v);
+	json_object_foreach(flat_live, key, v)
+		if (!json_object_get(flat_stored, key))
+			json_object_set_new(pending, key, json_null());
+	json_decref(live);
+	json_decref(stored);
+	json_decref(flat_live);
+	json_decref(flat_stored);
+	if (!json_object_size(pending)) {
+		json_decref(pending);
+		return NULL;
+	}
+	return pending;
+}
+
 json_t *rpc_vm_summary(struct dvm *vm)
 {
-	return json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:i, s:i, s:b, s:s, s:s, s:i}", "name",
-			 vm->cfg.name, "uuid", vm->cfg.uuid, "state", dvm_state_name(vm->state),
-			 "reason", vm->reason, "vcpus", (int)vm->cfg.vcpus, "memory_mib",
-			 (json_int_t)(vm->cfg.memory >> 20), "id", vm->domain_id, "pid",
-			 vm->worker ? (int)vm->worker->pid : 0, "autostart", vm->cfg.autostart,
-			 "on_crash", vmdef_on_crash_name(vm->cfg.on_crash), "policy",
-			 vmdef_sched_policy_name(vm->cfg.sched.policy), "last_status",
-			 vm->last_status);
+	/* What the VM runs with while it runs; the stored definition otherwise. */
+	const struct vmdef *def = dvm_def(vm);
+	json_t *out, *pending;
+
+	out = json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:i, s:i, s:b, s:s, s:s, s:i}", "name",
+			vm->cfg.name, "uuid", vm->cfg.uuid, "state", dvm_state_name(vm->state),
+			"reason", vm->reason, "vcpus", (int)def->vcpus, "memory_mib",
+			(json_int_t)(def->memory >> 20), "id", vm->domain_id, "pid",
+			vm->worker ? (int)vm->worker->pid : 0, "autostart", vm->cfg.autostart,
+			"on_crash", vmdef_on_crash_name(def->on_crash), "policy",
+			vmdef_sched_policy_name(def->sched.policy), "last_status", vm->last_status);
+	if (!out)
+		return NULL;
+	if (vm->error[0])
+		json_object_set_new(out, "error", json_string(vm->error));
+	pending = rpc_vm_pending(vm);
+	if (pending)
+		json_object_set_new(out, "pending", pending);
+	if (vm->restart_pending)
+		json_object_set_new(out, "restart",
+				    json_pack("{s:I, s:f, s:i, s:s}", "at",
+					      (json_int_t)vm->restart_at, "delay_s",
+					      (double)vm->restart_delay_ms / 1000.0, "attempt",
+					      (int)vm->quick_ends, "after",
+					      vm->restart_reboot ? "reset" : "crash"));
+	return out;
 }
 
 /* Completes a JSON-RPC call from a VM operation: the VM's summary, or the error. */
@@ -131,9 +202,10 @@ static void vm_define(void *ctx, struct api_call *call, json_t *params)
 		ret = ops_define(d, &cfg, 0, &vm, &created, err, sizeof(err));
 	if (ret)
 		api_call_fail_err(call, ret, err);
-	else
-		api_call_reply(call, json_pack("{s:s, s:s, s:b}", "name", vm->cfg.name, "uuid",
-					       vm->cfg.uuid, "created", created));
+	else /* pending: the VM runs on with its definition; this one applies at its next start */
+		api_call_reply(call, json_pack("{s:s, s:s, s:b, s:b}", "name", vm->cfg.name, "uuid",
+					       vm->cfg.uuid, "created", created, "pending",
+					       vm->worker != NULL));
 	vmdef_fini(&cfg);
 }
 
@@ -188,23 +260,57 @@ static void vm_destroy(void *ctx, struct api_call *call, json_t *params)
 		answer_op(call, vm, ops_destroy(vm, reply_summary, call, err, sizeof(err)), err);
 }
 
+static void vm_reboot(void *ctx, struct api_call *call, json_t *params)
+{
+	struct dvm *vm;
+	char err[512];
+
+	if (api_params_only(call, params, name_only) && (vm = rpc_find_vm(ctx, call, params)))
+		answer_op(call, vm, ops_reboot(vm, reply_summary, call, err, sizeof(err)), err);
+}
+
+static void vm_autostart(void *ctx, struct api_call *call, json_t *params)
+{
+	static const char *const allowed[] = { "name", "enabled", NULL };
+	bool enabled = true;
+	struct dvm *vm;
+	char err[512];
+	int ret;
+
+	if (!api_params_only(call, params, allowed) || !(vm = rpc_find_vm(ctx, call, params)) ||
+	    !api_param_bool(call, params, "enabled", true, &enabled))
+		return;
+	ret = ops_set_autostart(vm, enabled, err, sizeof(err));
+	if (ret)
+		api_call_fail_err(call, ret, err);
+	else
+		api_call_reply(call, rpc_vm_summary(vm));
+}
+
 static void vm_list(void *ctx, struct api_call *call, json_t *params)
 {
 	static const char *const allowed[] = { "state", NULL };
 	struct daemon *d = ctx;
 	const char *state = NULL;
+	enum dvm_state want = DVM_SHUTOFF;
+	bool active = false;
 	struct util_list *pos;
 	json_t *list;
 
 	if (!api_params_only(call, params, allowed) ||
 	    !api_param_string(call, params, "state", false, 16, &state))
 		return;
+	if (state && !(active = strcmp(state, "active") == 0) && dvm_state_parse(state, &want)) {
+		api_call_fail(call, API_INVALID_PARAMS,
+			      "parameter \"state\" must be one of shutoff, starting, running, "
+			      "stopping, crashed, failed, active");
+		return;
+	}
 	list = json_array();
 	util_list_for_each(pos, &d->vms) {
 		struct dvm *vm = util_container_of(pos, struct dvm, link);
 
-		if (!state || strcmp(state, dvm_state_name(vm->state)) == 0 ||
-		    (strcmp(state, "active") == 0 && vm->worker))
+		if (!state || (active ? vm->worker != NULL : vm->state == want))
 			json_array_append_new(list, rpc_vm_summary(vm));
 	}
 	api_call_reply(call, list);
@@ -241,7 +347,10 @@ static json_t *info_json(struct dvm *vm)
 	json_t *info = rpc_vm_summary(vm);
 	json_t *vcpus = json_array();
 
+	/* The stored definition; the run's own while it runs (they differ in "pending"). */
 	json_object_set_new(info, "definition", vmdef_to_json(&vm->cfg));
+	if (vm->worker && vm->live)
+		json_object_set_new(info, "live", vmdef_to_json(vm->live));
 	for (uint32_t i = 0; vm->worker && i < vm->worker->nr_vcpus; i++)
 		json_array_append_new(vcpus, vcpu_json(vm->worker->pid, i, vm->worker->tids[i]));
 	json_object_set_new(info, "vcpu", vcpus);
@@ -284,12 +393,36 @@ static void vm_info(void *ctx, struct api_call *call, json_t *params)
 		api_call_reply(call, info_json(vm));
 }
 
+/* Where the last `lines` lines of the console log begin (tail -n), looking back at most
+ * CONSOLE_READ_MAX bytes. */
+static uint64_t lines_offset(struct dvm *vm, uint64_t size, uint64_t lines)
+{
+	uint64_t from, off;
+	unsigned char *data;
+	size_t len;
+
+	from = size > CONSOLE_READ_MAX ? size - CONSOLE_READ_MAX : 0;
+	if (console_read(vm, from, CONSOLE_READ_MAX, &data, &len, &size) || !len)
+		return size;
+	off = len;
+	if (data[off - 1] == '\n') /* the last line's own newline starts no line */
+		off--;
+	while (off > 0) {
+		if (data[off - 1] == '\n' && --lines == 0)
+			break;
+		off--;
+	}
+	free(data);
+	return from + off;
+}
+
 static void vm_console(void *ctx, struct api_call *call, json_t *params)
 {
-	static const char *const allowed[] = { "name", "offset", "max", "tail", "follow", NULL };
-	uint64_t offset = 0, max = CONSOLE_READ_MAX, tail = 0;
+	static const char *const allowed[] = { "name",	"offset", "max",    "tail",
+					       "lines", "all",	  "follow", NULL };
+	uint64_t offset = 0, max = CONSOLE_READ_MAX, tail = 0, lines = 0, size = 0;
 	struct rpc_client *c;
-	bool follow = false;
+	bool follow = false, all = false;
 	struct dvm *vm;
 	char path[PATH_MAX];
 	struct stat st;
@@ -298,15 +431,27 @@ static void vm_console(void *ctx, struct api_call *call, json_t *params)
 	    !api_param_uint(call, params, "offset", false, 0, UINT64_MAX >> 1, &offset) ||
 	    !api_param_uint(call, params, "max", false, 0, CONSOLE_READ_MAX, &max) ||
 	    !api_param_uint(call, params, "tail", false, 1, CONSOLE_READ_MAX, &tail) ||
+	    !api_param_uint(call, params, "lines", false, 1, 1000000, &lines) ||
+	    !api_param_bool(call, params, "all", false, &all) ||
 	    !api_param_bool(call, params, "follow", false, &follow))
 		return;
-	if (tail && stat(store_console_path(vm, path, sizeof(path)), &st) == 0)
-		offset = (uint64_t)st.st_size > tail ? (uint64_t)st.st_size - tail : 0;
+	if (!!json_object_get(params, "offset") + !!tail + !!lines + all > 1) {
+		api_call_fail(call, API_INVALID_PARAMS,
+			      "parameters \"offset\", \"tail\", \"lines\" and \"all\" exclude "
+			      "each other");
+		return;
+	}
+	if (stat(store_console_path(vm, path, sizeof(path)), &st) == 0)
+		size = (uint64_t)st.st_size;
+	if (tail)
+		offset = size > tail ? size - tail : 0;
+	else if (lines)
+		offset = lines_offset(vm, size, lines);
+	else if (!all && !json_object_get(params, "offset"))
+		/* By default the current (or last) run's console, from its start marker. */
+		offset = vm->console_start <= size ? vm->console_start : 0;
 	c = rpc_call_client(call);
 	if (follow && c) {
-		uint64_t size = stat(store_console_path(vm, path, sizeof(path)), &st) == 0 ?
-					(uint64_t)st.st_size :
-					0;
 		/* Followers get what the read below does not cover. */
 		char err[128];
 		int ret = rpc_follow(c, vm, offset + max < size ? offset + max : size, err,
@@ -360,6 +505,8 @@ const struct api_method rpc_methods[] = {
 	{ "vm.start", vm_start, true },
 	{ "vm.shutdown", vm_shutdown, true },
 	{ "vm.destroy", vm_destroy, true },
+	{ "vm.reboot", vm_reboot, true },
+	{ "vm.autostart", vm_autostart, true },
 	{ "vm.list", vm_list, false },
 	{ "vm.info", vm_info, false },
 	{ "vm.console", vm_console, false },

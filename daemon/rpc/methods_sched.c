@@ -1,6 +1,7 @@
 /*
- * The scheduling methods: sched.get (a VM's policy and parameters), sched.set (change them,
- * live and/or in the definition) and sched.stats (the scheduler's accounting of a VM or of
+ * The scheduling methods: sched.get (a VM's policy and parameters: the running VM's while it
+ * runs, with the stored ones that differ as "pending"), sched.set (change them, live and/or in
+ * the definition) and sched.stats (the scheduler's accounting of a VM or of
  * every running VM, plus the scheduler's own cost and its recent gang slices).
  * Loop thread only.
  */
@@ -22,6 +23,30 @@ static json_t *sched_json(const struct vmdef_sched *sc)
 	return out;
 }
 
+/* While the VM runs, the stored settings that differ from the running ones (they apply at
+ * its next start) as "pending": {"policy": ..., ...}. */
+static void pending_sched(json_t *out, struct dvm *vm)
+{
+	json_t *live, *stored, *pending, *v;
+	const char *key;
+
+	if (!vm->worker || !vm->live)
+		return;
+	live = sched_json(&vm->live->sched);
+	stored = sched_json(&vm->cfg.sched);
+	pending = json_object();
+	json_object_foreach(stored, key, v)
+		if (!json_equal(v, json_object_get(live, key)))
+			json_object_set(pending, key, v);
+	if (json_object_get(live, "cpus") && !json_object_get(stored, "cpus"))
+		json_object_set_new(pending, "cpus", json_null());
+	if (json_object_size(pending))
+		json_object_set(out, "pending", pending);
+	json_decref(pending);
+	json_decref(live);
+	json_decref(stored);
+}
+
 void rpc_sched_get(void *ctx, struct api_call *call, json_t *params)
 {
 	static const char *const allowed[] = { "name", NULL };
@@ -30,9 +55,11 @@ void rpc_sched_get(void *ctx, struct api_call *call, json_t *params)
 
 	if (!api_params_only(call, params, allowed) || !(vm = rpc_find_vm(ctx, call, params)))
 		return;
-	out = sched_json(&vm->cfg.sched);
+	out = sched_json(&dvm_def(vm)->sched);
 	json_object_set_new(out, "name", json_string(vm->cfg.name));
 	json_object_set_new(out, "scheduled", json_boolean(vm->scheduled));
+	json_object_set_new(out, "running", json_boolean(vm->worker != NULL));
+	pending_sched(out, vm);
 	api_call_reply(call, out);
 }
 
@@ -48,6 +75,7 @@ void rpc_sched_set(void *ctx, struct api_call *call, json_t *params)
 	struct vmdef_sched now;
 	char err[512];
 	struct dvm *vm;
+	json_t *out;
 	int ret;
 
 	if (!api_params_only(call, params, allowed) || !(vm = rpc_find_vm(d, call, params)) ||
@@ -58,7 +86,7 @@ void rpc_sched_set(void *ctx, struct api_call *call, json_t *params)
 			    &skew) ||
 	    !api_param_bool(call, params, "config", false, &config))
 		return;
-	policy = vm->cfg.sched.policy;
+	policy = dvm_def(vm)->sched.policy; /* unchanged unless named */
 	if (policy_name && vmdef_sched_policy_parse(policy_name, &policy)) {
 		api_call_fail(call, API_INVALID_PARAMS,
 			      "parameter \"policy\" must be one of host, "
@@ -67,12 +95,14 @@ void rpc_sched_set(void *ctx, struct api_call *call, json_t *params)
 	}
 	ret = ops_set_sched(vm, policy, (uint32_t)quantum, (uint32_t)skew,
 			    config ? OPS_AFFECT_CONFIG : 0, &now, &live, &stored, err, sizeof(err));
-	if (ret)
+	if (ret) {
 		api_call_fail_err(call, ret, err);
-	else
-		api_call_reply(call,
-			       json_pack("{s:s, s:o, s:b, s:b}", "name", vm->cfg.name, "sched",
-					 sched_json(&now), "live", live, "config", stored));
+		return;
+	}
+	out = json_pack("{s:s, s:o, s:b, s:b}", "name", vm->cfg.name, "sched", sched_json(&now),
+			"live", live, "config", stored);
+	pending_sched(out, vm);
+	api_call_reply(call, out);
 }
 
 static json_t *vm_stats(struct daemon *d, struct dvm *vm)

@@ -60,7 +60,12 @@ extern const size_t rpc_nr_methods;
 struct dvm *rpc_find_vm(struct daemon *d, struct api_call *call, json_t *params);
 /* The client a call came from, or NULL once it has gone. */
 struct rpc_client *rpc_call_client(struct api_call *call);
+/* A VM in a line: state, what it runs with (the stored definition when it does not run),
+ * the worker's error, a pending restart, and "pending". */
 json_t *rpc_vm_summary(struct dvm *vm);
+/* The stored definition's values that differ from the running VM's ({"sched.policy":
+ * "gang", ...}: they apply at its next start), or NULL when none differ or it does not run. */
+json_t *rpc_vm_pending(struct dvm *vm);
 void rpc_sched_get(void *ctx, struct api_call *call, json_t *params);
 void rpc_sched_set(void *ctx, struct api_call *call, json_t *params);
 void rpc_sched_stats(void *ctx, struct api_call *call, json_t *params);

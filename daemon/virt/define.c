@@ -7,7 +7,8 @@
  * Defining an existing name replaces its definition (as libvirt does; it takes effect at the
  * next start) and keeps its autostart flag, which libvirt keeps outside the XML.  Undefining a
  * running domain makes it transient: it goes when it stops.  The live XML of a running domain
- * is the definition its worker booted (the run directory's copy), not a later redefinition.
+ * is the definition its run has (dvm->live: what its worker booted, with live changes), not a
+ * later redefinition.
  * Loop thread only.
  */
 #include <errno.h>
@@ -22,11 +23,9 @@ static void get_xml_desc(void *ctx, struct api_virt_call *call, const struct api
 {
 	struct virt_conn *c = ctx;
 	struct dvm *vm = virt_find(c, call, a);
-	struct vmdef live;
 	struct domxml_live info;
-	char path[PATH_MAX], console[PATH_MAX], err[256];
+	char console[PATH_MAX];
 	struct api_xdr_out out;
-	bool booted;
 	char *xml;
 
 	if (!vm)
@@ -34,16 +33,12 @@ static void get_xml_desc(void *ctx, struct api_virt_call *call, const struct api
 	if ((a->flags & VIRT_XML_INACTIVE) || !virt_active(vm)) {
 		xml = domxml_format(&vm->cfg, NULL);
 	} else {
-		/* What the worker booted; the stored definition if that copy cannot be read. */
-		vmdef_init(&live);
-		store_run_path(vm, ".def.json", path, sizeof(path));
-		booted = vmdef_load(&live, path, err, sizeof(err)) == 0;
+		/* The running domain's definition: what its worker booted, live changes included. */
 		info = (struct domxml_live){ .id = vm->domain_id,
 					     .console = store_console_path(vm, console,
 									   sizeof(console)),
 					     .emulator = c->srv->d->opts.vm_binary };
-		xml = domxml_format(booted ? &live : &vm->cfg, &info);
-		vmdef_fini(&live);
+		xml = domxml_format(dvm_def(vm), &info);
 	}
 	if (!xml) {
 		api_virt_fail(call, VIRT_ERR_NO_MEMORY, "cannot format the XML of %s",

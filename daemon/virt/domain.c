@@ -60,6 +60,9 @@ int virt_domain_state(const struct dvm *vm, int *reason)
 		*reason = reason_in(vm->reason, failures) ? VIRT_SHUTOFF_FAILED :
 							    VIRT_SHUTOFF_CRASHED;
 		return VIRT_DOMAIN_SHUTOFF;
+	case DVM_FAILED:
+		*reason = VIRT_SHUTOFF_FAILED;
+		return VIRT_DOMAIN_SHUTOFF;
 	case DVM_SHUTOFF:
 	default:
 		if (strcmp(vm->reason, "destroyed") == 0)
@@ -333,9 +336,10 @@ static void get_info(void *ctx, struct api_virt_call *call, const struct api_vir
 		virt_thread_stat(vm->worker->pid, 0, &cpu_ns, &cpu, &st);
 	api_xdr_out_init(&out, 64);
 	api_xdr_put_u32(&out, (uint32_t)virt_domain_state(vm, &reason)); /* unsigned char */
-	api_xdr_put_u64(&out, vm->cfg.memory >> 10);
-	api_xdr_put_u64(&out, vm->cfg.memory >> 10); /* no balloon: all of it, always */
-	api_xdr_put_u32(&out, vm->cfg.vcpus);	     /* unsigned short */
+	/* The running domain's values while it runs (libvirt's live state), else the stored. */
+	api_xdr_put_u64(&out, dvm_def(vm)->memory >> 10);
+	api_xdr_put_u64(&out, dvm_def(vm)->memory >> 10); /* no balloon: all of it, always */
+	api_xdr_put_u32(&out, dvm_def(vm)->vcpus);	  /* unsigned short */
 	api_xdr_put_u64(&out, cpu_ns);
 	api_virt_reply(call, &out);
 }
@@ -372,10 +376,10 @@ static void get_number(void *ctx, struct api_virt_call *call, const struct api_v
 		return;
 	switch (api_virt_call_proc(call)) {
 	case VIRT_PROC_DOMAIN_GET_MAX_MEMORY:
-		virt_reply_u64(call, vm->cfg.memory >> 10);
+		virt_reply_u64(call, dvm_def(vm)->memory >> 10);
 		break;
 	case VIRT_PROC_DOMAIN_GET_MAX_VCPUS:
-		virt_reply_int(call, (int32_t)vm->cfg.vcpus);
+		virt_reply_int(call, (int32_t)dvm_def(vm)->vcpus);
 		break;
 	case VIRT_PROC_DOMAIN_IS_ACTIVE:
 		virt_reply_int(call, virt_active(vm));

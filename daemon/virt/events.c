@@ -6,10 +6,12 @@
  *
  *   defined -> DEFINED/ADDED            undefined -> UNDEFINED/REMOVED
  *   started -> STARTED/BOOTED           stopped   -> STOPPED/SHUTDOWN, DESTROYED or FAILED
+ *   failed (a start that did not get the VM running) -> STOPPED/FAILED
  *   crashed -> CRASHED/PANICKED while the crashed worker is preserved, else STOPPED/CRASHED
  *   rebooted (a guest reset, restarted by lockstepd) -> the REBOOT event
  *
- * lockstepd's "starting", "stopping" and "restarted" have no libvirt counterpart; a VM that
+ * lockstepd's "starting", "stopping", "restarted" and "restart-pending" have no libvirt
+ * counterpart; a VM that
  * returns to running after an ignored power button is not "started" again.  Only lifecycle
  * and reboot callbacks can be registered: other event ids get VIRT_ERR_NO_SUPPORT, which
  * `virsh event --all` skips.  Loop thread only; the listener runs inside events_emit().
@@ -56,6 +58,9 @@ static bool map_event(const struct dvm *vm, const char *what, const char *reason
 			m->detail = VIRT_DETAIL_STOPPED_FAILED;
 		else
 			m->detail = VIRT_DETAIL_STOPPED_SHUTDOWN;
+	} else if (strcmp(what, "failed") == 0) {
+		m->event = VIRT_EVENT_STOPPED;
+		m->detail = VIRT_DETAIL_STOPPED_FAILED;
 	} else if (strcmp(what, "crashed") == 0) {
 		if (vm->worker) {
 			m->event = VIRT_EVENT_CRASHED;

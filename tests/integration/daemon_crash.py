@@ -6,7 +6,9 @@ usage: daemon_crash.py BIN_DIR GUEST_DIR
 - kill -9 of one worker: its VM becomes `crashed` (reason worker-died, status 137), a
   `crashed` event goes out, and the other VMs keep running (their workers, consoles, info);
 - on_crash=restart: the daemon starts a new worker (events crashed, starting, restarted,
-  started), at most three times a minute; after that the VM stays crashed;
+  started) at once, and then, while runs keep crashing within a minute of their start,
+  after 1 s, 2 s, 4 s ... (a restart-pending event, vm.info's "restart"); a destroy ends
+  the wait;
 - on_crash=preserve with a guest that crashes (idle crash_after_ms): the worker stays
   alive for inspection, the VM is `crashed` (guest-crash), vm.start refuses, vm.info still
   answers, and vm.destroy ends the worker.
@@ -87,27 +89,43 @@ def main():
         c.result("vm.destroy", name="victim")
         ok("kill -9 of a worker: crashed (worker-died), event sent, others keep running")
 
-        # on_crash=restart, and its limit of three restarts a minute.
+        # on_crash=restart: at once after the first crash, then backing off (1 s, 2 s, ...)
+        # while the runs keep ending within a minute; each wait is announced and shown.
         ev.next("phoenix", 3)
         pids = [c.result("vm.info", name="phoenix")["pid"]]
+        restarted = [("starting", "starting", "starting"), ("restarted", "starting", "starting"),
+                     ("started", "running", "booted")]
         for i in range(3):
             os.kill(pids[-1], signal.SIGKILL)
-            check(ev.next("phoenix", 4) ==
-                  [("crashed", "crashed", "worker-died"), ("starting", "starting", "starting"),
-                   ("restarted", "starting", "starting"), ("started", "running", "booted")],
-                  f"restart {i + 1} after kill -9")
+            want = [("crashed", "crashed", "worker-died")]
+            if i:
+                want.append(("restart-pending", "crashed", "worker-died"))
+            check(ev.next("phoenix", len(want)) == want, f"crash {i + 1} after kill -9")
+            if i:
+                info = c.result("vm.info", name="phoenix")
+                r = info.get("restart")
+                check(info["state"] == "crashed" and r and r["attempt"] == i + 1 and
+                      r["delay_s"] == 2 ** (i - 1) and r["after"] == "crash",
+                      f"vm.info shows restart {i + 1} waiting", info)
+            check(ev.next("phoenix", 3) == restarted, f"restart {i + 1} after kill -9")
             info = c.result("vm.info", name="phoenix")
             check(info["state"] == "running" and info["pid"] not in pids and
-                  dh.alive(info["pid"]), "a new worker runs", info)
+                  dh.alive(info["pid"]) and "restart" not in info, "a new worker runs", info)
             pids.append(info["pid"])
+        check(d.log().count("VM phoenix crashed 3 times in a row, each within a minute of its "
+                            "start: restarting it in 2 s") == 1, "the back-off is logged",
+              d.log())
+        # The fourth waits 4 s; a destroy meanwhile ends the crash loop and the wait.
         os.kill(pids[-1], signal.SIGKILL)
-        check(ev.next("phoenix", 1) == [("crashed", "crashed", "worker-died")],
-              "the fourth crash within a minute")
-        check(ev.quiet("phoenix", 0.3), "no restart after three in a minute")
-        check(c.result("vm.info", name="phoenix")["state"] == "crashed", "stays crashed")
-        check("VM phoenix: not restarting it after 3 restarts within a minute" in d.log(),
-              "the daemon says why it does not restart", d.log())
-        ok("on_crash=restart: restarted three times, then left crashed")
+        check(ev.next("phoenix", 2) == [("crashed", "crashed", "worker-died"),
+                                        ("restart-pending", "crashed", "worker-died")],
+              "the fourth crash waits")
+        s = c.result("vm.destroy", name="phoenix")
+        check((s["state"], s["reason"]) == ("shutoff", "destroyed") and "restart" not in s,
+              "a destroy cancels the waiting restart", s)
+        check(ev.next("phoenix", 1) == [("stopped", "shutoff", "destroyed")], "stopped")
+        check(ev.quiet("phoenix", 4.5), "no restart after the destroy")
+        ok("on_crash=restart: at once, then backing off 1 s, 2 s, 4 s; a destroy ends it")
 
         # on_crash=preserve: a guest crash keeps the worker for inspection.
         c.result("vm.define", definition=env.definition("keep", "idle", "crash_after_ms=100",

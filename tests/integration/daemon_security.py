@@ -143,14 +143,25 @@ def fifos(env, d, c):
         os.chmod(path, 0o666)
     c.result("vm.define", definition=env.definition("fifo-log", "idle",
                                                     serial={"log": fifo_log}))
-    c.result("vm.define", definition=dict(env.definition("fifo-kernel", "idle"),
-                                          kernel=fifo_kernel))
+    # lockstepd reads a kernel's head at define time: a FIFO is refused then, unopened.
+    e = c.error("vm.define", {"definition": dict(env.definition("fifo-kernel", "idle"),
+                                                 kernel=fifo_kernel)}, dh.BAD_DEFINITION)
+    check("is not a regular file" in e["message"], "a FIFO kernel refused at define", e)
+    # A kernel that becomes a FIFO after the define: the worker refuses it at start.
+    later = os.path.join(env.images, "fifo-later.elf")
+    shutil.copyfile(env.guest("idle"), later)
+    os.chmod(later, 0o644)
+    c.result("vm.define", definition=dict(env.definition("fifo-kernel", "idle"), kernel=later))
+    os.remove(later)
+    os.mkfifo(later)
+    os.chmod(later, 0o666)
     other = d.client()
     start_fails(d, c, "fifo-log", "serial.log")
     check(other.result("daemon.info")["vms"]["defined"] >= 2, "the daemon answers")
     start_fails(d, c, "fifo-kernel", "is not a regular file")
     other.close()
-    ok("a FIFO as serial.log or kernel: the start fails at once, nothing hangs")
+    ok("a FIFO as serial.log or kernel: a FIFO kernel refused at define, one planted later "
+       "and a FIFO serial.log fail the start at once; nothing hangs")
 
 
 def allowed_log(env, d, c):

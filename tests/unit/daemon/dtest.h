@@ -21,7 +21,7 @@ struct dtest {
 	struct daemon d;
 	bool virt; /* set before dtest_start: a libvirt endpoint (its sockets in root) */
 	char root[64];
-	char unbootable[96]; /* a regular file with no multiboot header: the worker refuses it */
+	char unbootable[96]; /* a multiboot header the daemon accepts and the worker refuses */
 	struct daemon_listener listener;
 	json_t *events; /* ["vm:event:state:reason", ...] of every lifecycle event */
 };

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -97,8 +98,9 @@ static void test_definitions(void **state)
 	struct dtest *t = *state;
 	struct vmdef def;
 	struct dvm *vm, *a;
-	char err[512], *image;
+	char err[512], path[128], *image;
 	bool created;
+	FILE *text;
 
 	dtest_def(&def, "a", 2, NULL);
 	util_strlcpy(def.uuid, "6f1c3a52-0000-4000-8000-00000000000a", sizeof(def.uuid));
@@ -120,8 +122,28 @@ static void test_definitions(void **state)
 		"VM a already exists with uuid");
 	def.uuid[0] = '\0';
 
-	/* The definition's own rules and this host's. */
+	/* The definition's own rules and this host's; its files beneath an allowed directory. */
 	image = def.kernel;
+	def.kernel = strdup("/dev/null");
+	refused(ops_define(&t->d, &def, 0, &vm, &created, err, sizeof(err)), err, -EPERM,
+		"is not beneath a directory lockstepd allows");
+	free(def.kernel);
+	snprintf(path, sizeof(path), "%s/folder", t->root);
+	assert_int_equal(mkdir(path, 0755), 0);
+	def.kernel = strdup(path);
+	refused(ops_define(&t->d, &def, 0, &vm, &created, err, sizeof(err)), err, -EINVAL,
+		"folder is not a regular file");
+	free(def.kernel);
+	snprintf(path, sizeof(path), "%s/text", t->root);
+	text = fopen(path, "w");
+	assert_non_null(text);
+	fputs("a file, but no multiboot or Linux image\n", text);
+	fclose(text);
+	assert_int_equal(chmod(path, 0644), 0);
+	def.kernel = strdup(path);
+	refused(ops_define(&t->d, &def, 0, &vm, &created, err, sizeof(err)), err, -EINVAL,
+		"is not a bootable image");
+	free(def.kernel);
 	def.kernel = strdup("guest/idle.elf");
 	refused(ops_define(&t->d, &def, 0, &vm, &created, err, sizeof(err)), err, -EINVAL,
 		"\"kernel\" must be an absolute path");
@@ -246,25 +268,33 @@ static void test_start_fails(void **state)
 	size_t len;
 
 	dtest_def_unbootable(t, &def, "broken");
+	def.on_crash = VMDEF_ON_CRASH_RESTART; /* which a failed start must not trigger */
 	vm = define_def(t, &def);
 	assert_int_equal(ops_start(vm, dtest_done, &done, err, sizeof(err)), OPS_PENDING);
 	assert_int_equal(done.calls, 0);
 	assert_true(dtest_wait_done(t, &done));
 	assert_int_equal(done.calls, 1);
-	/* The worker's exit file says why: an error, not a worker that died. */
-	refused(done.err, done.message, -ECHILD, "VM broken did not start: error (exit status 65)");
-	assert_int_equal(vm->state, DVM_CRASHED);
+	/* The worker's own error line from its log, its exit file's reason; failed, not crashed:
+	 * nothing ran, so on_crash does not apply. */
+	refused(done.err, done.message, -ECHILD,
+		"VM broken did not start: lockstep-vm[broken]: error: kernel ");
+	refused(done.err, done.message, -ECHILD,
+		"the image requires multiboot features 0x8 that lockstep does not provide (exit "
+		"status 65)");
+	assert_int_equal(vm->state, DVM_FAILED);
 	assert_string_equal(vm->reason, "error");
+	assert_non_null(strstr(vm->error, "requires multiboot features 0x8"));
 	assert_int_equal(vm->last_status, 65);
 	assert_null(vm->worker);
+	assert_false(vm->restart_pending);
 	/* And its log, which the message names, says what is wrong with the image. */
 	snprintf(path, sizeof(path), "%s/run/vms/broken.log", t->root);
 	assert_true(strstr(done.message, path) != NULL);
 	assert_int_equal(util_read_file(path, 1 << 20, &log, &len), 0);
-	if (!strstr(log, "no multiboot header"))
+	if (!strstr(log, "requires multiboot features 0x8"))
 		fail_msg("the worker's log lacks the reason: %s", log);
 	free(log);
-	/* A crash whose worker is gone is forgotten at once. */
+	/* A failed start whose worker is gone is forgotten at once. */
 	assert_int_equal(ops_destroy(vm, dtest_done, &done, err, sizeof(err)), 0);
 	assert_int_equal(vm->state, DVM_SHUTOFF);
 	assert_string_equal(vm->reason, "destroyed");

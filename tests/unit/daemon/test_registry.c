@@ -1,9 +1,10 @@
 /*
  * The registry's state machine (daemon/registry.c) on an in-process daemon whose workers are
  * the real lockstep-vm running the idle guest (dtest.h): the announced lifecycle of a VM that
- * starts and is destroyed, a guest that triple-faults under on_crash restart (at most three
- * restarts a minute, then it stays crashed), a guest that resets through port 0xCF9 (rebooted,
- * with the same bound), a worker killed under the daemon's eyes, and a daemon's start: stored
+ * starts and is destroyed, a guest that triple-faults under on_crash restart (restarted at
+ * once, then backing off while its runs keep ending quickly, until a destroy), a guest that
+ * resets through port 0xCF9 (rebooted, backing off the same way), a worker killed under the
+ * daemon's eyes, and a daemon's start: stored
  * definitions loaded (a broken one and a misnamed one skipped), autostart, and workers that
  * ended while no daemon watched, told apart by their exit file; a daemon that stops while a
  * worker ends, and the next one re-attaching to the worker that ran on.
@@ -97,24 +98,61 @@ static void test_start_destroy(void **state)
 	free(events);
 }
 
+struct announced {
+	const char *vm, *what;
+	unsigned times;
+};
+
+static bool announced(struct dtest *t, void *arg)
+{
+	struct announced *a = arg;
+	char *events = dtest_events(t, a->vm);
+	bool yes = count(events, a->what) >= a->times;
+
+	free(events);
+	return yes;
+}
+
+/* Turns the loop until lockstepd has announced `what` of the VM `times` times. */
+static bool wait_announced(struct dtest *t, const char *vm, const char *what, unsigned times)
+{
+	struct announced a = { .vm = vm, .what = what, .times = times };
+
+	return dtest_wait(t, announced, &a);
+}
+
 static void test_crash_restarts(void **state)
 {
 	struct dtest *t = *state;
 	struct dvm *vm = define(t, "crashy", "crash_after_ms=20", VMDEF_ON_CRASH_RESTART, false);
 	char err[512], *events;
 	struct dtest_done done = { 0 };
+	uint64_t begun, delay_ms;
 
+	/* Each run crashes at once: the first restart is immediate, then they back off. */
 	assert_int_equal(ops_start(vm, dtest_done, &done, err, sizeof(err)), OPS_PENDING);
-	/* Each run crashes; three restarts within a minute, then it stays crashed. */
-	for (;;) {
+	for (unsigned crash = 1; crash <= 3; crash++) {
 		assert_true(dtest_wait_state(t, "crashy", DVM_CRASHED, "guest-crash"));
-		if (!vm->worker)
-			break;
-		uv_run(t->d.loop, UV_RUN_ONCE);
+		assert_null(vm->worker);
+		assert_true(vm->restart_pending);
+		assert_int_equal(vm->quick_ends, crash);
+		assert_int_equal(vm->restart_delay_ms, crash == 1 ? 0 : 1000u << (crash - 2));
+		begun = util_now_ns();
+		delay_ms = vm->restart_delay_ms;
+		if (crash < 3) {
+			assert_true(wait_announced(t, "crashy", "restarted:", crash));
+			assert_true(util_now_ns() - begun >= delay_ms * 900000ull);
+			assert_true(wait_announced(t, "crashy", "crashed:", crash + 1));
+		}
 	}
+	/* A destroy ends the loop and the wait. */
+	assert_int_equal(ops_destroy(vm, dtest_done, &done, err, sizeof(err)), 0);
+	assert_false(vm->restart_pending);
+	assert_int_equal(vm->state, DVM_SHUTOFF);
 	events = dtest_events(t, "crashy");
-	assert_int_equal(count(events, "restarted:"), 3);
-	assert_int_equal(count(events, "crashed:crashed:guest-crash"), 4);
+	assert_int_equal(count(events, "restarted:"), 2);
+	assert_int_equal(count(events, "crashed:crashed:guest-crash"), 3);
+	assert_int_equal(count(events, "restart-pending:crashed:guest-crash"), 2);
 	assert_int_equal(vm->last_status, 80);
 	free(events);
 }
@@ -126,15 +164,21 @@ static void test_reset_reboots(void **state)
 	char err[512], *events;
 	struct dtest_done done = { 0 };
 
+	/* A reset reboots at once; one soon after the last backs off like a crash. */
 	assert_int_equal(ops_start(vm, dtest_done, &done, err, sizeof(err)), OPS_PENDING);
-	for (;;) {
+	for (unsigned reset = 1; reset <= 2; reset++) {
 		assert_true(dtest_wait_state(t, "resetty", DVM_SHUTOFF, "guest-reset"));
-		if (!vm->worker)
-			break;
-		uv_run(t->d.loop, UV_RUN_ONCE);
+		assert_true(vm->restart_pending && vm->restart_reboot);
+		assert_int_equal(vm->restart_delay_ms, reset == 1 ? 0 : 1000);
+		if (reset == 1) {
+			assert_true(wait_announced(t, "resetty", "rebooted:", 1));
+			assert_true(wait_announced(t, "resetty", "stopped:", 2));
+		}
 	}
+	assert_int_equal(ops_destroy(vm, dtest_done, &done, err, sizeof(err)), 0);
 	events = dtest_events(t, "resetty");
-	assert_int_equal(count(events, "rebooted:"), 3);
+	assert_int_equal(count(events, "rebooted:"), 1);
+	assert_int_equal(count(events, "restart-pending:shutoff:guest-reset"), 1);
 	assert_int_equal(count(events, "crashed:"), 0);
 	free(events);
 }
