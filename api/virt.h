@@ -108,6 +108,7 @@ enum virt_proc {
 	VIRT_PROC_DOMAIN_IS_ACTIVE = 150,
 	VIRT_PROC_DOMAIN_IS_PERSISTENT = 151,
 	VIRT_PROC_CONNECT_GET_LIB_VERSION = 157,
+	VIRT_PROC_DOMAIN_MEMORY_STATS = 159,
 	VIRT_PROC_DOMAIN_HAS_MANAGED_SAVE_IMAGE = 183,
 	VIRT_PROC_DOMAIN_SNAPSHOT_NUM = 187,
 	VIRT_PROC_DOMAIN_CREATE_WITH_FLAGS = 196,
@@ -126,7 +127,9 @@ enum virt_proc {
 	VIRT_PROC_CONNECT_DOMAIN_EVENT_CALLBACK_DEREGISTER_ANY = 317,
 	VIRT_PROC_DOMAIN_EVENT_CALLBACK_LIFECYCLE = 318,
 	VIRT_PROC_DOMAIN_EVENT_CALLBACK_REBOOT = 319,
+	VIRT_PROC_CONNECT_GET_ALL_DOMAIN_STATS = 344,
 	VIRT_PROC_DOMAIN_DEFINE_XML_FLAGS = 350,
+	VIRT_PROC_DOMAIN_INTERFACE_ADDRESSES = 353,
 	VIRT_PROC_DOMAIN_GET_MESSAGES = 426,
 	VIRT_PROC_MAX = 511, /* the handler table's size; libvirt 9.0.0 ends at 443 */
 };
@@ -348,6 +351,8 @@ struct api_virt_args {
 	uint32_t flags; /* the trailing `unsigned int flags` */
 	const uint8_t *map;
 	uint32_t map_len;
+	uint8_t (*dom_uuids)[VIRT_UUID_LEN]; /* a list of domains (their uuids), malloc'ed */
+	uint32_t nr_doms;
 };
 
 struct api_virt_call;
@@ -372,6 +377,9 @@ int api_virt_handlers_add(struct api_virt_handlers *h, const struct api_virt_han
 
 /* The procedure's name ("DOMAIN_LOOKUP_BY_NAME"), or NULL if lockstep does not know it. */
 const char *api_virt_proc_name(int32_t proc);
+/* The name libvirt gives any REMOTE procedure ("DOMAIN_BLOCK_STATS"), known to lockstep or
+ * not, or NULL for a number libvirt 9.0.0 does not have (api/virt_names.c). */
+const char *api_virt_proc_label(int32_t proc);
 /* Whether a procedure changes state (refused on read-only connections). */
 bool api_virt_proc_writes(int32_t proc);
 /* Whether a read-only connection may make this call: it changes nothing and reveals no

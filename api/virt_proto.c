@@ -20,6 +20,7 @@
  *   s  remote_nonnull_string        S  remote_string (optional)
  *   U  remote_uuid (opaque[16])     i  int or unsigned int (into num[], in order)
  *   f  unsigned int flags           m  opaque cpumap<VIRT_CPUMAP_MAX>
+ *   L  remote_nonnull_domain doms<VIRT_DOMAIN_LIST_MAX> (their uuids, into dom_uuids)
  */
 struct proc_info {
 	int32_t proc;
@@ -68,6 +69,7 @@ static const struct proc_info procs[] = {
 	{ VIRT_PROC_DOMAIN_IS_ACTIVE, "DOMAIN_IS_ACTIVE", "d", false },
 	{ VIRT_PROC_DOMAIN_IS_PERSISTENT, "DOMAIN_IS_PERSISTENT", "d", false },
 	{ VIRT_PROC_CONNECT_GET_LIB_VERSION, "CONNECT_GET_LIB_VERSION", "", false },
+	{ VIRT_PROC_DOMAIN_MEMORY_STATS, "DOMAIN_MEMORY_STATS", "dif", false },
 	{ VIRT_PROC_DOMAIN_HAS_MANAGED_SAVE_IMAGE, "DOMAIN_HAS_MANAGED_SAVE_IMAGE", "df", false },
 	{ VIRT_PROC_DOMAIN_SNAPSHOT_NUM, "DOMAIN_SNAPSHOT_NUM", "df", false },
 	{ VIRT_PROC_DOMAIN_CREATE_WITH_FLAGS, "DOMAIN_CREATE_WITH_FLAGS", "df", true },
@@ -86,7 +88,9 @@ static const struct proc_info procs[] = {
 	  "CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY", "iD", false },
 	{ VIRT_PROC_CONNECT_DOMAIN_EVENT_CALLBACK_DEREGISTER_ANY,
 	  "CONNECT_DOMAIN_EVENT_CALLBACK_DEREGISTER_ANY", "i", false },
+	{ VIRT_PROC_CONNECT_GET_ALL_DOMAIN_STATS, "CONNECT_GET_ALL_DOMAIN_STATS", "Lif", false },
 	{ VIRT_PROC_DOMAIN_DEFINE_XML_FLAGS, "DOMAIN_DEFINE_XML_FLAGS", "sf", true },
+	{ VIRT_PROC_DOMAIN_INTERFACE_ADDRESSES, "DOMAIN_INTERFACE_ADDRESSES", "dif", false },
 	{ VIRT_PROC_DOMAIN_GET_MESSAGES, "DOMAIN_GET_MESSAGES", "df", false },
 };
 
@@ -102,6 +106,13 @@ static bool vcpus_from_guest(const struct api_virt_args *a)
 	return a->flags & VIRT_VCPU_GUEST;
 }
 
+/* Interface addresses as the guest's agent reports them (VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT,
+ * source 1), which libvirt counts as a write. */
+static bool addresses_from_agent(const struct api_virt_args *a)
+{
+	return a->num[0] == 1;
+}
+
 /* Reading procedures a read-only connection may still not call with some arguments: libvirt's
  * ACL asks more than read access for them (secured data, the guest's agent). */
 static const struct {
@@ -110,6 +121,7 @@ static const struct {
 } read_only_guards[] = {
 	{ VIRT_PROC_DOMAIN_GET_XML_DESC, xml_secure },
 	{ VIRT_PROC_DOMAIN_GET_VCPUS_FLAGS, vcpus_from_guest },
+	{ VIRT_PROC_DOMAIN_INTERFACE_ADDRESSES, addresses_from_agent },
 };
 
 static const struct proc_info *find_proc(int32_t proc)
@@ -179,6 +191,37 @@ static int get_domain(struct api_xdr_in *in, struct api_virt_args *a)
 	return ret;
 }
 
+/* A list of remote_nonnull_domain: their uuids (names and ids are the client's copies). */
+static int get_domains(struct api_xdr_in *in, struct api_virt_args *a)
+{
+	uint32_t n;
+	int ret;
+
+	if (api_xdr_get_u32(in, &n))
+		return -EBADMSG;
+	if (n > VIRT_DOMAIN_LIST_MAX) {
+		in->bad = true;
+		return -EBADMSG;
+	}
+	a->dom_uuids = calloc(n ? n : 1, VIRT_UUID_LEN);
+	if (!a->dom_uuids)
+		return -ENOMEM;
+	for (a->nr_doms = 0; a->nr_doms < n; a->nr_doms++) {
+		char *name = NULL;
+		int32_t id;
+
+		ret = api_xdr_get_string(in, VIRT_STRING_MAX, &name);
+		free(name);
+		if (!ret)
+			ret = api_xdr_get_fixed(in, a->dom_uuids[a->nr_doms], VIRT_UUID_LEN);
+		if (!ret)
+			ret = api_xdr_get_i32(in, &id);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
 /* remote_domain and remote_string: a 0/1 discriminant, then the value if 1. */
 static int get_present(struct api_xdr_in *in, bool *present)
 {
@@ -239,6 +282,9 @@ int api_virt_args_decode(int32_t proc, const void *payload, size_t len, struct a
 		case 'm':
 			ret = api_xdr_get_var(&in, VIRT_CPUMAP_MAX, &a->map, &a->map_len);
 			break;
+		case 'L':
+			ret = get_domains(&in, a);
+			break;
 		default:
 			ret = -EINVAL;
 		}
@@ -252,7 +298,9 @@ void api_virt_args_free(struct api_virt_args *a)
 {
 	free(a->dom.name);
 	free(a->str);
+	free(a->dom_uuids);
 	a->dom.name = a->str = NULL;
+	a->dom_uuids = NULL;
 }
 
 const char *api_virt_error_prefix(int code)

@@ -506,8 +506,16 @@ static int handle_call(struct api_virt_session *s, const struct virt_header *h,
 	int ret;
 
 	if (!name) {
-		send_errorf(s, h, VIRT_ERR_NO_SUPPORT, "lockstep does not implement procedure %d",
-			    h->proc);
+		/* Named, so a person can tell which call their client made. */
+		if (api_virt_proc_label(h->proc))
+			send_errorf(s, h, VIRT_ERR_NO_SUPPORT,
+				    "lockstep does not implement %s (procedure %d)",
+				    api_virt_proc_label(h->proc), h->proc);
+		else
+			send_errorf(s, h, VIRT_ERR_NO_SUPPORT,
+				    "lockstep does not implement procedure %d, which libvirt 9.0.0 "
+				    "does not know either",
+				    h->proc);
 		return 0;
 	}
 	ret = api_virt_args_decode(h->proc, payload, len, &args);

@@ -201,7 +201,7 @@ static bool group_passes(uint32_t flags, uint32_t group, uint32_t has)
 	return !(flags & group) || (flags & group & has);
 }
 
-static bool list_matches(const struct dvm *vm, uint32_t flags)
+bool virt_list_matches(const struct dvm *vm, uint32_t flags)
 {
 	int reason, state = virt_domain_state(vm, &reason);
 	uint32_t has = VIRT_LIST_NO_MANAGEDSAVE | VIRT_LIST_NO_SNAPSHOT | VIRT_LIST_NO_CHECKPOINT;
@@ -236,7 +236,7 @@ static void list_all(void *ctx, struct api_virt_call *call, const struct api_vir
 	util_list_for_each(pos, &c->srv->d->vms) {
 		struct dvm *vm = util_container_of(pos, struct dvm, link);
 
-		if (!list_matches(vm, a->flags) || n >= VIRT_DOMAIN_LIST_MAX)
+		if (!virt_list_matches(vm, a->flags) || n >= VIRT_DOMAIN_LIST_MAX)
 			continue;
 		if (a->num[0])
 			virt_put_domain(&doms, vm);

@@ -217,6 +217,7 @@ static int add_handlers(struct virt_server *srv)
 	    api_virt_handlers_add(h, virt_lifecycle_handlers, virt_nr_lifecycle_handlers) ||
 	    api_virt_handlers_add(h, virt_host_handlers, virt_nr_host_handlers) ||
 	    api_virt_handlers_add(h, virt_vcpu_handlers, virt_nr_vcpu_handlers) ||
+	    api_virt_handlers_add(h, virt_stats_handlers, virt_nr_stats_handlers) ||
 	    api_virt_handlers_add(h, virt_event_handlers, virt_nr_event_handlers))
 		return -EINVAL;
 	return 0;

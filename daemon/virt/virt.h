@@ -2,7 +2,7 @@
  * daemon/virt — lockstepd's libvirt front end: the endpoint on the shared listener, with its
  * read-write and read-only sockets (server.c), events (events.c), and the handlers that turn
  * libvirt procedures into registry lookups and daemon/ops.h calls (domain.c, define.c,
- * lifecycle.c, node.c, vcpu.c), -errno back out through virt_fail_err, the one table.  The
+ * lifecycle.c, node.c, vcpu.c, stats.c), -errno back out through virt_fail_err, the one table.  The
  * protocol itself (framing, XDR, the connection procedures) is api/virt.h's.  Loop thread
  * only.
  */
@@ -64,6 +64,8 @@ extern const struct api_virt_handler virt_host_handlers[];
 extern const size_t virt_nr_host_handlers;
 extern const struct api_virt_handler virt_vcpu_handlers[];
 extern const size_t virt_nr_vcpu_handlers;
+extern const struct api_virt_handler virt_stats_handlers[];
+extern const size_t virt_nr_stats_handlers;
 extern const struct api_virt_handler virt_event_handlers[];
 extern const size_t virt_nr_event_handlers;
 
@@ -100,6 +102,8 @@ void virt_fail_err(struct api_virt_call *call, int err, const char *message);
 /* virDomainState and its reason, from the VM's state and why it is in it. */
 int virt_domain_state(const struct dvm *vm, int *reason);
 bool virt_active(const struct dvm *vm);
+/* Whether a domain passes CONNECT_LIST_ALL_DOMAINS's filter flags (VIRT_LIST_*). */
+bool virt_list_matches(const struct dvm *vm, uint32_t flags);
 /* Created by CREATE_XML, or undefined while running: it goes when it stops. */
 bool virt_transient(const struct dvm *vm);
 /* CPU time (ns), the CPU it last ran on and its scheduler state letter, from /proc. */

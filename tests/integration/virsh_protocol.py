@@ -147,8 +147,12 @@ def basics(d):
     c.ok_call(CONNECT_OPEN, u32(1) + string("lockstep:///system") + u32(0))
     check(c.ok_call(GET_HOSTNAME)[4:].rstrip(b"\0").decode() == socket.gethostname(),
           "hostname")
+    # Refused by name, so a person can tell which call was made.
     e = c.err_call(34, string("x"), code=ERR_NO_SUPPORT)
-    check("lockstep does not implement procedure 34" in e[1], "unknown procedure", e)
+    check("lockstep does not implement DOMAIN_SUSPEND (procedure 34)" in e[1],
+          "unknown procedure", e)
+    e = c.err_call(499, code=ERR_NO_SUPPORT)
+    check("lockstep does not implement procedure 499" in e[1], "a number libvirt lacks", e)
     e = c.err_call(7777, code=ERR_NO_SUPPORT)
     e = c.err_call(1, b"", code=ERR_NO_SUPPORT, prog=QEMU)
     dom = domain_arg(c.ok_call(LOOKUP_BY_NAME, string("demo")))
