@@ -137,7 +137,15 @@ static int read_frame(struct api_client *c, int timeout_ms, json_t **msg)
 int api_client_call(struct api_client *c, const char *method, json_t *params, json_t **result,
 		    json_t **error)
 {
+	return api_client_call_ticking(c, method, params, result, error, 0, NULL, NULL);
+}
+
+int api_client_call_ticking(struct api_client *c, const char *method, json_t *params,
+			    json_t **result, json_t **error, unsigned tick_ms,
+			    api_client_tick_fn tick, void *arg)
+{
 	long long id = ++c->next_id;
+	unsigned elapsed = 0;
 	json_t *req, *msg;
 	char *text;
 	int ret;
@@ -162,7 +170,13 @@ int api_client_call(struct api_client *c, const char *method, json_t *params, js
 	while (!ret) {
 		json_t *msg_id;
 
-		ret = read_frame(c, -1, &msg);
+		ret = read_frame(c, tick ? (int)tick_ms : -1, &msg);
+		if (ret == -ETIMEDOUT && tick) {
+			elapsed += tick_ms;
+			tick(arg, elapsed);
+			ret = 0;
+			continue;
+		}
 		if (ret)
 			break;
 		msg_id = json_object_get(msg, "id");

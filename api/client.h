@@ -24,6 +24,12 @@ void api_client_close(struct api_client *c);
  */
 int api_client_call(struct api_client *c, const char *method, json_t *params, json_t **result,
 		    json_t **error);
+/* The same, calling tick(arg, elapsed_ms) every tick_ms while the reply has not come (a
+ * progress line for a person waiting on a terminal). */
+typedef void (*api_client_tick_fn)(void *arg, unsigned elapsed_ms);
+int api_client_call_ticking(struct api_client *c, const char *method, json_t *params,
+			    json_t **result, json_t **error, unsigned tick_ms,
+			    api_client_tick_fn tick, void *arg);
 /* Waits up to timeout_ms (-1 = forever) for a notification; 0 and *msg, or -ETIMEDOUT. */
 int api_client_next_notification(struct api_client *c, int timeout_ms, json_t **msg);
 

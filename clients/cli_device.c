@@ -146,36 +146,71 @@ static void print_host(json_t *r)
 	}
 }
 
-static int attach(struct cli *cli, int argc, char **argv)
+static int print_result(struct cli *cli, json_t *r, void (*print)(json_t *))
 {
-	json_t *dev = json_pack("{s:s, s:s}", "type", "vfio-pci", "host", argv[1]), *rom = NULL, *r;
+	if (cli->json)
+		print_json(r);
+	else
+		print(r);
+	json_decref(r);
+	return 0;
+}
+
+static int device_list(struct cli *cli, int argc, char **argv)
+{
+	static const char *const names[] = { "NAME", NULL };
+	json_t *r;
 	int ret;
 
-	for (int i = 2; i < argc; i++) {
-		uint64_t slot;
+	if ((ret = parse_args(cli, argc, argv, NULL, 1, 1, names)) < 0)
+		return -ret;
+	ret = call(cli, "device.list", json_pack("{s:s}", "name", argv[1]), &r);
+	return ret ? ret : print_result(cli, r, print_defined);
+}
 
-		if (!strcmp(argv[i], "--slot") && i + 1 < argc &&
-		    !util_parse_u64(argv[i + 1], 1, 31, &slot)) {
-			json_object_set_new(dev, "slot", json_integer((json_int_t)slot));
-			i++;
-		} else if (!strcmp(argv[i], "--managed")) {
-			json_object_set_new(dev, "managed", json_true());
-		} else if (!strcmp(argv[i], "--reset") && i + 1 < argc) {
-			json_object_set_new(dev, "reset", json_string(argv[++i]));
-		} else if (!strcmp(argv[i], "--rom-file") && i + 1 < argc && !rom) {
-			rom = json_pack("{s:s}", "file", argv[++i]);
-		} else if (!strcmp(argv[i], "--no-rom") && !rom) {
-			rom = json_pack("{s:b}", "bar", 0);
-		} else {
-			json_decref(dev);
-			json_decref(rom);
-			usage(stderr);
-			return EXIT_USAGE;
-		}
-	}
-	if (rom)
-		json_object_set_new(dev, "rom", rom);
-	ret = call(cli, "device.attach", json_pack("{s:s, s:o}", "name", argv[0], "device", dev),
+static int device_host(struct cli *cli, int argc, char **argv)
+{
+	json_t *r;
+	int ret;
+
+	if ((ret = parse_args(cli, argc, argv, NULL, 0, 0, NULL)) < 0)
+		return -ret;
+	ret = call(cli, "device.host", json_object(), &r);
+	return ret ? ret : print_result(cli, r, print_host);
+}
+
+static int device_attach(struct cli *cli, int argc, char **argv)
+{
+	const char *slot = NULL, *reset = NULL, *rom_file = NULL;
+	bool managed = false, no_rom = false;
+	const struct cli_opt opts[] = {
+		{ "slot", 0, true, &slot, NULL },      { "managed", 0, false, NULL, &managed },
+		{ "reset", 0, true, &reset, NULL },    { "rom-file", 0, true, &rom_file, NULL },
+		{ "no-rom", 0, false, NULL, &no_rom }, { NULL }
+	};
+	static const char *const names[] = { "NAME", "BDF", NULL };
+	uint64_t slot_nr;
+	json_t *dev, *r;
+	int ret;
+
+	if ((ret = parse_args(cli, argc, argv, opts, 2, 2, names)) < 0)
+		return -ret;
+	if (slot && util_parse_u64(slot, 1, 31, &slot_nr))
+		return usage_error(cli, "--slot takes a slot number 1-31, not '%s'", slot);
+	if (rom_file && no_rom)
+		return usage_error(cli, "--rom-file and --no-rom exclude each other");
+	dev = json_pack("{s:s, s:s}", "type", "vfio-pci", "host", argv[2]);
+	if (slot)
+		json_object_set_new(dev, "slot", json_integer((json_int_t)slot_nr));
+	if (managed)
+		json_object_set_new(dev, "managed", json_true());
+	if (reset)
+		json_object_set_new(dev, "reset", json_string(reset));
+	if (rom_file)
+		json_object_set_new(dev, "rom", json_pack("{s:s}", "file", rom_file));
+	else if (no_rom)
+		json_object_set_new(dev, "rom", json_pack("{s:b}", "bar", 0));
+	ret = call(cli, "device.attach", json_pack("{s:s, s:o}", "name", argv[1], "device", dev),
 		   &r);
 	if (ret)
 		return ret;
@@ -188,50 +223,35 @@ static int attach(struct cli *cli, int argc, char **argv)
 	return 0;
 }
 
-int device_command(struct cli *cli, int argc, char **argv)
+static int device_detach(struct cli *cli, int argc, char **argv)
 {
-	const char *sub = argc > 0 ? argv[0] : "";
+	static const char *const names[] = { "NAME", "BDF", NULL };
 	json_t *r;
 	int ret;
 
-	if (!strcmp(sub, "attach") && argc >= 3)
-		return attach(cli, argc - 1, argv + 1);
-	if (!strcmp(sub, "detach") && argc == 3) {
-		ret = call(cli, "device.detach",
-			   json_pack("{s:s, s:s}", "name", argv[1], "host", argv[2]), &r);
-		if (!ret && cli->json)
-			print_json(r);
-		else if (!ret)
-			printf("%s: %s detached (from its next start)\n", str(r, "name"),
-			       str(r, "host"));
-		json_decref(ret ? NULL : r);
-		return ret;
-	}
-	if (!strcmp(sub, "list") && argc == 2)
-		ret = call(cli, "device.list", json_pack("{s:s}", "name", argv[1]), &r);
-	else if (!strcmp(sub, "host") && argc == 1)
-		ret = call(cli, "device.host", json_object(), &r);
-	else {
-		usage(stderr);
-		return EXIT_USAGE;
-	}
+	if ((ret = parse_args(cli, argc, argv, NULL, 2, 2, names)) < 0)
+		return -ret;
+	ret = call(cli, "device.detach", json_pack("{s:s, s:s}", "name", argv[1], "host", argv[2]),
+		   &r);
 	if (ret)
 		return ret;
 	if (cli->json)
 		print_json(r);
-	else if (!strcmp(sub, "host"))
-		print_host(r);
 	else
-		print_defined(r);
+		printf("%s: %s detached (from its next start)\n", str(r, "name"), str(r, "host"));
 	json_decref(r);
 	return 0;
 }
 
-int vm_devices_command(struct cli *cli, const char *name)
+int vm_devices_command(struct cli *cli, int argc, char **argv)
 {
+	static const char *const names[] = { "NAME", NULL };
 	json_t *r;
-	int ret = call(cli, "device.list", json_pack("{s:s}", "name", name), &r);
+	int ret;
 
+	if ((ret = parse_args(cli, argc, argv, NULL, 1, 1, names)) < 0)
+		return -ret;
+	ret = call(cli, "device.list", json_pack("{s:s}", "name", argv[1]), &r);
 	if (ret)
 		return ret;
 	if (cli->json)
@@ -242,3 +262,31 @@ int vm_devices_command(struct cli *cli, const char *name)
 	json_decref(r);
 	return 0;
 }
+
+const struct command cli_device_commands[] = {
+	{ "device", "list", "NAME", "a VM's devices and where each is on the host",
+	  "Prints the VM's devices as defined (type, host address, guest slot, managed, reset,\n"
+	  "ROM) and where each is on the host now: its driver, IOMMU group and the VM that\n"
+	  "holds it.\n",
+	  device_list },
+	{ "device", "attach",
+	  "NAME BDF [--slot N] [--managed] [--reset MODE] "
+	  "[--rom-file F | --no-rom]",
+	  "add a PCI device to pass through (VM shut off)",
+	  "Adds host PCI device BDF (0000:03:00.0) to the VM's stored definition as a vfio-pci\n"
+	  "device; it is passed through from the VM's next start (docs/passthrough.md).\n\n"
+	  "  --slot N          the guest PCI slot (1-31; default: the next free one from 3)\n"
+	  "  --managed         lockstepd binds it to vfio-pci at start, and back after\n"
+	  "  --reset MODE      reset it at start and stop: auto (if it has a reset method),\n"
+	  "                    on (refuse a device without one) or off (never)\n"
+	  "  --rom-file PATH   the option ROM to show the guest instead of the device's\n"
+	  "  --no-rom          show the guest no option ROM\n",
+	  device_attach },
+	{ "device", "detach", "NAME BDF", "remove it (VM shut off)",
+	  "Removes host PCI device BDF from the VM's stored definition.\n", device_detach },
+	{ "device", "host", "", "the host's PCI devices and whether each can be passed through",
+	  "Prints the host's PCI devices: address, vendor:device id, class, IOMMU group, IOMMU,\n"
+	  "driver, reset method, whether lockstep can pass it through and which VM holds it.\n",
+	  device_host },
+	{ NULL },
+};

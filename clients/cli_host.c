@@ -76,28 +76,17 @@ static void print_fact(json_t *f, bool verbose)
 			wrapped("- ", json_string_value(d));
 }
 
-int host_command(struct cli *cli, int argc, char **argv)
+static int host_check(struct cli *cli, int argc, char **argv)
 {
 	bool verbose = false;
+	const struct cli_opt opts[] = { { "verbose", 'v', false, NULL, &verbose }, { NULL } };
 	const char *group = "";
 	json_t *r, *summary, *f;
 	size_t i;
 	int ret;
 
-	if (argc < 1 || strcmp(argv[0], "check") != 0) {
-		usage(stderr);
-		return EXIT_USAGE;
-	}
-	for (int k = 1; k < argc; k++) {
-		if (strcmp(argv[k], "--json") == 0) {
-			cli->json = true;
-		} else if (strcmp(argv[k], "--verbose") == 0 || strcmp(argv[k], "-v") == 0) {
-			verbose = true;
-		} else {
-			usage(stderr);
-			return EXIT_USAGE;
-		}
-	}
+	if ((ret = parse_args(cli, argc, argv, opts, 0, 0, NULL)) < 0)
+		return -ret;
 	ret = call(cli, "host.check", NULL, &r);
 	if (ret)
 		return ret;
@@ -123,3 +112,13 @@ int host_command(struct cli *cli, int argc, char **argv)
 	json_decref(r);
 	return 0;
 }
+
+const struct command cli_host_commands[] = {
+	{ "host", "check", "[--verbose]", "what this host's virtualization gives SMP guests",
+	  "Prints each fact lockstep checks about this host (KVM, CPU and TSC, topology, memory,\n"
+	  "IOMMU, the worker sandbox): PASS, WARN, FAIL or n/a, its value and its source; under\n"
+	  "each that warns or fails, what it means and the fix (docs/host.md).\n\n"
+	  "  -v, --verbose   explain every fact, with its details\n",
+	  host_check },
+	{ NULL },
+};

@@ -76,33 +76,28 @@ static void print_report(json_t *r)
 
 int irq_command(struct cli *cli, int argc, char **argv)
 {
-	json_t *params, *r;
+	const char *steering = NULL;
+	bool config = false;
+	const struct cli_opt opts[] = { { "steering", 0, true, &steering, NULL },
+					{ "config", 0, false, NULL, &config },
+					{ NULL } };
+	static const char *const names[] = { "NAME", NULL };
 	const char *method = "irq.get";
+	json_t *params, *r;
 	int ret;
 
-	if (argc < 1) {
-		usage(stderr);
-		return EXIT_USAGE;
-	}
-	params = json_pack("{s:s}", "name", argv[0]);
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--steering") == 0 && i + 1 < argc &&
-		    (strcmp(argv[i + 1], "on") == 0 || strcmp(argv[i + 1], "off") == 0)) {
-			json_object_set_new(params, "steering",
-					    json_boolean(strcmp(argv[++i], "on") == 0));
-			method = "irq.set";
-		} else if (strcmp(argv[i], "--config") == 0) {
+	if ((ret = parse_args(cli, argc, argv, opts, 1, 1, names)) < 0)
+		return -ret;
+	if (steering && strcmp(steering, "on") != 0 && strcmp(steering, "off") != 0)
+		return usage_error(cli, "--steering takes on or off, not '%s'", steering);
+	if (config && !steering)
+		return usage_error(cli, "--config goes with --steering");
+	params = json_pack("{s:s}", "name", argv[1]);
+	if (steering) {
+		method = "irq.set";
+		json_object_set_new(params, "steering", json_boolean(strcmp(steering, "on") == 0));
+		if (config)
 			json_object_set_new(params, "config", json_true());
-		} else {
-			json_decref(params);
-			usage(stderr);
-			return EXIT_USAGE;
-		}
-	}
-	if (json_object_get(params, "config") && strcmp(method, "irq.set") != 0) {
-		json_decref(params);
-		usage(stderr);
-		return EXIT_USAGE;
 	}
 	ret = call(cli, method, params, &r);
 	if (ret)

@@ -1,62 +1,118 @@
 /*
- * lockstep sched show|set|stats: a VM's scheduling policy, changing it while the VM runs, and
- * the scheduler's accounting (co-run fraction, sibling skew, gate latency, slices).
+ * lockstep sched show|set|stats: a VM's scheduling policy (the running VM's, with its stored
+ * settings where they differ), changing it while the VM runs, and the scheduler's accounting
+ * (co-run fraction, sibling skew, gate latency, slices).
  */
 #include <string.h>
 
 #include "clients/cli.h"
 #include "util/util.h"
 
-static int sched_show(struct cli *cli, const char *name)
+static const char *const name_arg[] = { "NAME", NULL };
+
+/* "policy gang, quantum 5000 us, skew bound 2000 us, CPUs 0-1" */
+static void print_settings(json_t *s)
+{
+	printf("policy %s, quantum %lld us, skew bound %lld us", str(s, "policy"),
+	       num(s, "quantum_us"), num(s, "skew_us"));
+	if (json_object_get(s, "cpus"))
+		printf(", CPUs %s", str(s, "cpus"));
+}
+
+static void print_pending(json_t *pending)
+{
+	const char *key;
+	json_t *v;
+	bool first = true;
+
+	if (!json_object_size(pending))
+		return;
+	printf("  stored for its next start:");
+	json_object_foreach(pending, key, v) {
+		printf("%s %s ", first ? "" : ",", key);
+		if (json_is_string(v))
+			printf("%s", json_string_value(v));
+		else if (json_is_integer(v))
+			printf("%lld", (long long)json_integer_value(v));
+		else
+			printf("(none)");
+		first = false;
+	}
+	putchar('\n');
+}
+
+static int sched_show(struct cli *cli, int argc, char **argv)
 {
 	json_t *r;
-	int ret = call(cli, "sched.get", json_pack("{s:s}", "name", name), &r);
+	int ret;
 
+	if ((ret = parse_args(cli, argc, argv, NULL, 1, 1, name_arg)) < 0)
+		return -ret;
+	ret = call(cli, "sched.get", json_pack("{s:s}", "name", argv[1]), &r);
 	if (ret)
 		return ret;
-	if (cli->json)
+	if (cli->json) {
 		print_json(r);
-	else
-		printf("%s: policy %s, quantum %lld us, skew bound %lld us%s%s%s\n", str(r, "name"),
-		       str(r, "policy"), num(r, "quantum_us"), num(r, "skew_us"),
-		       json_object_get(r, "cpus") ? ", CPUs " : "",
-		       json_object_get(r, "cpus") ? str(r, "cpus") : "",
-		       json_is_true(json_object_get(r, "scheduled")) ? " (scheduled now)" : "");
+	} else {
+		printf("%s: ", str(r, "name"));
+		print_settings(r);
+		printf("%s\n", json_is_true(json_object_get(r, "scheduled")) ? " (scheduled now)" :
+			       json_is_true(json_object_get(r, "running"))   ? " (running)" :
+									       " (stored)");
+		print_pending(json_object_get(r, "pending"));
+	}
 	json_decref(r);
 	return 0;
 }
 
 static int sched_set(struct cli *cli, int argc, char **argv)
 {
-	json_t *params = json_pack("{s:s}", "name", argv[1]), *r;
+	const char *quantum = NULL, *skew = NULL;
+	bool config = false;
+	const struct cli_opt opts[] = { { "quantum", 0, true, &quantum, NULL },
+					{ "skew", 0, true, &skew, NULL },
+					{ "config", 0, false, NULL, &config },
+					{ NULL } };
+	static const char *const names[] = { "NAME", "POLICY", NULL };
+	json_t *params, *r;
 	uint64_t v;
-	int ret;
+	int n, ret;
 
-	for (int i = 2; i < argc; i++) {
-		if (strcmp(argv[i], "--config") == 0) {
-			json_object_set_new(params, "config", json_true());
-		} else if ((strcmp(argv[i], "--quantum") == 0 || strcmp(argv[i], "--skew") == 0) &&
-			   i + 1 < argc && !util_parse_u64(argv[i + 1], 1, 1000000, &v)) {
-			json_object_set_new(params, argv[i][2] == 'q' ? "quantum_us" : "skew_us",
-					    json_integer((json_int_t)v));
-			i++;
-		} else if (argv[i][0] != '-' && !json_object_get(params, "policy")) {
-			json_object_set_new(params, "policy", json_string(argv[i]));
-		} else {
+	if ((n = parse_args(cli, argc, argv, opts, 1, 2, names)) < 0)
+		return -n;
+	if (n == 1 && !quantum && !skew)
+		return usage_error(cli, "nothing to set: give a POLICY, --quantum or --skew");
+	params = json_pack("{s:s, s:b}", "name", argv[1], "config", config);
+	if (n == 2)
+		json_object_set_new(params, "policy", json_string(argv[2]));
+	if (quantum) {
+		if (util_parse_u64(quantum, 100, 1000000, &v)) {
 			json_decref(params);
-			usage(stderr);
-			return EXIT_USAGE;
+			return usage_error(cli, "--quantum takes 100 to 1000000 us, not '%s'",
+					   quantum);
 		}
+		json_object_set_new(params, "quantum_us", json_integer((json_int_t)v));
+	}
+	if (skew) {
+		if (util_parse_u64(skew, 10, 1000000, &v)) {
+			json_decref(params);
+			return usage_error(cli, "--skew takes 10 to 1000000 us, not '%s'", skew);
+		}
+		json_object_set_new(params, "skew_us", json_integer((json_int_t)v));
 	}
 	ret = call(cli, "sched.set", params, &r);
 	if (ret)
 		return ret;
-	if (cli->json)
+	if (cli->json) {
 		print_json(r);
-	else
-		printf("%s: policy %s%s%s\n", argv[1], str(json_object_get(r, "sched"), "policy"),
-		       json_is_true(json_object_get(r, "live")) ? " (now)" : "",
+	} else {
+		/* Every value in force, so nothing set is left to guess. */
+		printf("%s: ", argv[1]);
+		print_settings(json_object_get(r, "sched"));
+		printf("%s%s\n", json_is_true(json_object_get(r, "live")) ? " (now)" : "",
 		       json_is_true(json_object_get(r, "config")) ? " (stored)" : "");
+		print_pending(json_object_get(r, "pending"));
+	}
 	json_decref(r);
 	return 0;
 }
@@ -76,12 +132,17 @@ static void mux_line(json_t *mux)
 	       json_real_value(json_object_get(mux, "ready_max_us")) / 1e3);
 }
 
-static int sched_stats(struct cli *cli, const char *name)
+static int sched_stats(struct cli *cli, int argc, char **argv)
 {
-	json_t *params = name ? json_pack("{s:s}", "name", name) : json_object(), *r, *vm;
+	static const char *const names[] = { "NAME", NULL };
+	json_t *params, *r, *vm;
 	size_t i;
-	int ret = call(cli, "sched.stats", params, &r);
+	int n, ret;
 
+	if ((n = parse_args(cli, argc, argv, NULL, 0, 1, names)) < 0)
+		return -n;
+	params = n ? json_pack("{s:s}", "name", argv[1]) : json_object();
+	ret = call(cli, "sched.stats", params, &r);
 	if (ret)
 		return ret;
 	if (cli->json) {
@@ -115,16 +176,26 @@ static int sched_stats(struct cli *cli, const char *name)
 	return 0;
 }
 
-int sched_command(struct cli *cli, int argc, char **argv)
-{
-	const char *sub = argc > 0 ? argv[0] : "";
-
-	if (strcmp(sub, "show") == 0 && argc == 2)
-		return sched_show(cli, argv[1]);
-	if (strcmp(sub, "set") == 0 && argc >= 3)
-		return sched_set(cli, argc, argv);
-	if (strcmp(sub, "stats") == 0 && argc <= 2)
-		return sched_stats(cli, argc == 2 ? argv[1] : NULL);
-	usage(stderr);
-	return EXIT_USAGE;
-}
+const struct command cli_sched_commands[] = {
+	{ "sched", "show", "NAME", "a VM's scheduling policy and parameters",
+	  "Prints the policy, gang quantum, relaxed skew bound and allowed CPUs the VM runs\n"
+	  "with (its stored ones when it does not run), whether the scheduler has it now, and\n"
+	  "stored settings that differ from the running ones (they apply at its next start).\n",
+	  sched_show },
+	{ "sched", "set", "NAME [POLICY] [--quantum US] [--skew US] [--config]",
+	  "change a VM's scheduling",
+	  "Changes the running VM's scheduling at once (a VM that does not run: its stored\n"
+	  "definition) and prints every setting then in force.  POLICY is host, pinned, gang,\n"
+	  "relaxed, adaptive or mux (docs/scheduling.md).\n\n"
+	  "  --quantum US   gang time slice (100-1000000 us)\n"
+	  "  --skew US      relaxed co-stop bound (10-1000000 us)\n"
+	  "  --config       also store the change in the definition\n",
+	  sched_set },
+	{ "sched", "stats", "[NAME]", "co-run, skew, gate latency, slices",
+	  "Prints the scheduler's accounting of each scheduled VM (or of NAME, also after its\n"
+	  "run ended): run time, co-run fraction, slices, interleaved slices, worst sibling\n"
+	  "skew, gate latency, co-start skew, and a multiplexed VM's slots, requests, grace\n"
+	  "overruns and hand-offs; then the scheduler's own cost.\n",
+	  sched_stats },
+	{ NULL },
+};

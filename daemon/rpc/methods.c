@@ -178,26 +178,39 @@ static void events_subscribe(void *ctx, struct api_call *call, json_t *params)
 
 /* ---- definitions ---- */
 
+/* A definition is lockstep's JSON ("definition") or libvirt domain XML ("xml"), as virsh
+ * define takes it. */
 static void vm_define(void *ctx, struct api_call *call, json_t *params)
 {
-	static const char *const allowed[] = { "definition", NULL };
+	static const char *const allowed[] = { "definition", "xml", NULL };
 	struct daemon *d = ctx;
 	json_t *def = json_object_get(params, "definition");
+	const char *xml = NULL;
 	struct vmdef cfg;
 	struct dvm *vm;
 	char err[512];
 	bool created;
 	int ret;
 
-	if (!api_params_only(call, params, allowed))
+	if (!api_params_only(call, params, allowed) ||
+	    !api_param_string(call, params, "xml", false, DOMXML_MAX, &xml))
 		return;
-	if (!json_is_object(def)) {
+	if (!!def == !!xml) {
+		api_call_fail(call, API_INVALID_PARAMS,
+			      "vm.define takes one of \"definition\" (an object) and \"xml\" "
+			      "(libvirt domain XML)");
+		return;
+	}
+	if (def && !json_is_object(def)) {
 		api_call_fail(call, API_INVALID_PARAMS,
 			      "parameter \"definition\" must be an object");
 		return;
 	}
 	vmdef_init(&cfg);
-	ret = vmdef_from_json(&cfg, def, err, sizeof(err));
+	if (xml)
+		ret = domxml_parse(xml, strlen(xml), NULL, &cfg, err, sizeof(err));
+	else
+		ret = vmdef_from_json(&cfg, def, err, sizeof(err));
 	if (!ret)
 		ret = ops_define(d, &cfg, 0, &vm, &created, err, sizeof(err));
 	if (ret)

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "api/api.h"
+#include "api/virt.h" /* domain XML for vm.define */
 #include "daemon/daemon.h"
 #include "daemon/listener.h"
 

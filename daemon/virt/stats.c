@@ -160,10 +160,11 @@ static void all_domain_stats(void *ctx, struct api_virt_call *call, const struct
 		return;
 	}
 	if ((a->flags & STATS_ENFORCE) && (groups & ~STATS_HAVE)) {
-		api_virt_fail(call, VIRT_ERR_ARGUMENT_UNSUPPORTED,
-			      "lockstep has no statistics of the groups 0x%x: only state, cpu-total, "
-			      "balloon and vcpu (no interfaces, disks, perf counters, iothreads)",
-			      groups & ~STATS_HAVE);
+		api_virt_fail(
+			call, VIRT_ERR_ARGUMENT_UNSUPPORTED,
+			"lockstep has no statistics of the groups 0x%x: only state, cpu-total, "
+			"balloon and vcpu (no interfaces, disks, perf counters, iothreads)",
+			groups & ~STATS_HAVE);
 		return;
 	}
 	groups = groups ? groups & STATS_HAVE : STATS_HAVE;

@@ -184,7 +184,11 @@ def methods_and_params(env, p):
          'parameter "config" must be true or false'),
         ("vcpu.pin", {"name": "p1", "vcpu": 0, "cpus": ""},
          'parameter "cpus" must be a CPU list such as "0-3,6"'),
-        ("vm.define", {}, 'parameter "definition" must be an object'),
+        ("vm.define", {}, 'vm.define takes one of "definition" (an object) and "xml" (libvirt '
+                          'domain XML)'),
+        ("vm.define", {"definition": {}, "xml": "<domain/>"},
+         'vm.define takes one of "definition" (an object) and "xml" (libvirt domain XML)'),
+        ("vm.define", {"xml": 7}, 'parameter "xml" must be a string'),
         ("vm.define", {"definition": []}, 'parameter "definition" must be an object'),
         ("vm.define", {"definition": {}, "force": True}, 'unknown parameter "force"'),
         ("vm.undefine", {"name": "p1", "keep": True}, 'unknown parameter "keep"'),
