@@ -408,7 +408,10 @@ static void worker_ended(struct dvm *vm, bool crashed, const char *reason, int s
 	if (destroyed) {
 		dvm_set_state(vm, DVM_SHUTOFF, "destroyed");
 	} else if (never_ran) {
-		/* Not a crash: nothing ran, so on_crash does not apply. */
+		/* Not a crash: nothing ran, so on_crash does not apply.  A worker that exited
+		 * (rather than died on a signal) before saying anything gave up on an error. */
+		if (strcmp(reason, "worker-died") == 0 && status >= 0 && status < 128)
+			reason = vm_stop_reason_name(VM_STOP_ERROR);
 		store_worker_error(vm, vm->log_start, true, vm->error, sizeof(vm->error));
 		util_log(&vm->d->log, UTIL_LOG_WARN, "VM %s did not start (%s, status %d)%s%s",
 			 vm->cfg.name, reason, status, vm->error[0] ? ": " : "", vm->error);

@@ -19,7 +19,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,15 +26,21 @@ import time
 import traceback
 
 sys.path.insert(0, os.path.dirname(__file__))
+# The client module lockstep ships (clients/python), which these tests use as a user would.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                "clients", "python"))
+import lockstep  # noqa: E402
 import lockstep_test as lt  # noqa: E402
 
 WORKER_USER = "lockstep-vm"  # lockstepd's default worker user (scripts/worker-user.sh)
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 
-# lockstep's JSON-RPC error codes (api/api.h).
-PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS = -32700, -32600, -32601, -32602
-NO_SUCH_VM, VM_EXISTS, BAD_STATE, SYSTEM_ERROR = -32001, -32002, -32003, -32004
-TIMEOUT, PERMISSION, LIMIT, BAD_DEFINITION = -32005, -32006, -32007, -32008
+# lockstep's JSON-RPC error codes (api/api.h), as the client module names them.
+PARSE_ERROR, INVALID_REQUEST = lockstep.PARSE_ERROR, lockstep.INVALID_REQUEST
+METHOD_NOT_FOUND, INVALID_PARAMS = lockstep.METHOD_NOT_FOUND, lockstep.INVALID_PARAMS
+NO_SUCH_VM, VM_EXISTS, BAD_STATE = lockstep.NO_SUCH_VM, lockstep.VM_EXISTS, lockstep.BAD_STATE
+SYSTEM_ERROR, TIMEOUT, PERMISSION = lockstep.SYSTEM_ERROR, lockstep.TIMEOUT, lockstep.PERMISSION
+LIMIT, BAD_DEFINITION = lockstep.LIMIT, lockstep.BAD_DEFINITION
 
 
 class TestFailure(Exception):
@@ -61,86 +66,30 @@ def wait_for(pred, timeout, what, interval=0.02):
         time.sleep(interval)
 
 
-class RpcError(Exception):
-    def __init__(self, method, error):
-        super().__init__(f"{method}: {error.get('code')} {error.get('message')}")
-        self.error = error
-        self.code = error.get("code")
-        self.message = error.get("message")
+RpcError = lockstep.Error
 
 
-class Client:
-    """One JSON-RPC connection: raw frames in and out, or calls matched by id.  Frames that
-    are not the awaited reply (notifications, other replies) wait in a queue."""
+class Client(lockstep.Client):
+    """One JSON-RPC connection (the lockstep module's, clients/python/lockstep.py), with the
+    test's way of failing: a reply that does not come in time, a call that should have
+    failed, a malformed reply, all raise TestFailure."""
 
     def __init__(self, path, timeout=15.0):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
-        self.sock.connect(path)
-        self.timeout = timeout
-        self.buf = b""
-        self.queue = []
-        self.next_id = 0
+        super().__init__(path, timeout)
 
-    def close(self):
-        self.sock.close()
-
-    def send_raw(self, data):
-        self.sock.sendall(data if isinstance(data, bytes) else data.encode())
-
-    def send(self, obj):
-        self.send_raw(json.dumps(obj, separators=(",", ":")).encode() + b"\n")
-
-    def read_frame(self, timeout=None):
-        """The next frame as parsed JSON; None on timeout, EOFError when the peer closed."""
-        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
-        while b"\n" not in self.buf:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return None
-            self.sock.settimeout(left)
-            try:
-                data = self.sock.recv(65536)
-            except socket.timeout:
-                return None
-            if not data:
-                raise EOFError("lockstepd closed the connection")
-            self.buf += data
-        line, self.buf = self.buf.split(b"\n", 1)
-        return json.loads(line)
+    def reply_to(self, id, timeout=lockstep.Client.AUTO):
+        try:
+            return super().reply_to(id, timeout)
+        except TimeoutError:
+            raise TestFailure(f"no reply to request {id!r} in time")
 
     def frame(self, timeout=None):
         """The next frame, taking queued ones first; fails on timeout."""
         if self.queue:
             return self.queue.pop(0)
-        f = self.read_frame(timeout)
+        f = self.read_frame(self.timeout if timeout is None else timeout)
         check(f is not None, "no frame from lockstepd in time")
         return f
-
-    AUTO = object()
-
-    def request(self, method, params=None, id=AUTO):
-        """Sends one request and returns the whole response object for its id."""
-        if id is Client.AUTO:
-            self.next_id += 1
-            id = self.next_id
-        req = {"jsonrpc": "2.0", "id": id, "method": method}
-        if params is not None:
-            req["params"] = params
-        self.send(req)
-        return self.reply_to(id)
-
-    def reply_to(self, id, timeout=None):
-        for i, f in enumerate(self.queue):
-            if isinstance(f, dict) and "method" not in f and f.get("id") == id:
-                return self.queue.pop(i)
-        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
-        while True:
-            f = self.read_frame(max(0.0, deadline - time.monotonic()))
-            check(f is not None, f"no reply to request {id!r} in time")
-            if isinstance(f, dict) and "method" not in f and f.get("id") == id:
-                return f
-            self.queue.append(f)
 
     def result(self, method, **params):
         r = self.request(method, params)
@@ -162,20 +111,8 @@ class Client:
         return e
 
     def notification(self, timeout=None, method=None):
-        """The next notification (optionally of one method), skipping nothing else."""
-        for i, f in enumerate(self.queue):
-            if isinstance(f, dict) and "id" not in f and (method is None or
-                                                          f.get("method") == method):
-                return self.queue.pop(i)
-        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
-        while True:
-            f = self.read_frame(max(0.0, deadline - time.monotonic()))
-            if f is None:
-                return None
-            if isinstance(f, dict) and "id" not in f and (method is None or
-                                                          f.get("method") == method):
-                return f
-            self.queue.append(f)
+        """The next notification (optionally of one method); None after the timeout."""
+        return super().notification(self.timeout if timeout is None else timeout, method)
 
 
 class Daemon:
