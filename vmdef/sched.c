@@ -50,7 +50,9 @@ static int parse_pins(struct vmdef_parse *p, struct vmdef_sched *sc, const json_
 		uint64_t vcpu;
 
 		snprintf(path, sizeof(path), "sched.pin.%.32s", key);
-		if (util_parse_u64(key, 0, VMDEF_VCPUS_MAX - 1, &vcpu) || (key[0] == '0' && key[1]))
+		/* Decimal digits only, no leading zero: one spelling per vCPU. */
+		if (strspn(key, "0123456789") != strlen(key) ||
+		    util_parse_u64(key, 0, VMDEF_VCPUS_MAX - 1, &vcpu) || (key[0] == '0' && key[1]))
 			return vmdef_fail(p, "\"%s\": pin keys are vCPU numbers (0..%u)", path,
 					  VMDEF_VCPUS_MAX - 1);
 		sc->pins[sc->nr_pins].vcpu = (uint32_t)vcpu;

@@ -31,6 +31,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
                                 "clients", "python"))
 import lockstep  # noqa: E402
 import lockstep_test as lt  # noqa: E402
+import schema_lite  # noqa: E402
 
 WORKER_USER = "lockstep-vm"  # lockstepd's default worker user (scripts/worker-user.sh)
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
@@ -69,13 +70,37 @@ def wait_for(pred, timeout, what, interval=0.02):
 RpcError = lockstep.Error
 
 
+SCHEMA_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs",
+                           "vm.schema.json")
+_schema = []
+
+
+def schema_errors(definition):
+    """How a definition breaks docs/vm.schema.json ([] if it does not)."""
+    if not _schema:
+        with open(SCHEMA_PATH) as f:
+            _schema.append(json.load(f))
+    return schema_lite.validate(_schema[0], definition)
+
+
 class Client(lockstep.Client):
     """One JSON-RPC connection (the lockstep module's, clients/python/lockstep.py), with the
     test's way of failing: a reply that does not come in time, a call that should have
-    failed, a malformed reply, all raise TestFailure."""
+    failed, a malformed reply, all raise TestFailure.  Every definition lockstepd accepts is
+    also checked against docs/vm.schema.json, which must never refuse one."""
 
     def __init__(self, path, timeout=15.0):
         super().__init__(path, timeout)
+
+    def request(self, method, params=None, id=lockstep.Client.AUTO,
+                timeout=lockstep.Client.AUTO):
+        r = super().request(method, params, id, timeout)
+        if (method == "vm.define" and isinstance(r, dict) and "result" in r and
+                isinstance(params, dict) and isinstance(params.get("definition"), dict)):
+            errors = schema_errors(params["definition"])
+            check(not errors, "docs/vm.schema.json refuses a definition lockstepd accepted",
+                  params["definition"], errors)
+        return r
 
     def reply_to(self, id, timeout=lockstep.Client.AUTO):
         try:
