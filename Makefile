@@ -11,7 +11,7 @@ CMAKE_ARGS ?=
 
 .PHONY: all deps deps-build build asan fuzz demo check check-unit check-asan check-fuzz \
 	check-build-types check-layering check-includes check-calls format format-check clean \
-	worker-user
+	worker-user deb
 
 all: build
 
@@ -49,6 +49,11 @@ worker-user:
 
 demo: build worker-user
 	@scripts/demo.sh $(BUILD)
+
+# The Debian package (dpkg-buildpackage in a copy of the tree): build-deb/lockstep_*.deb.
+deb:
+	@scripts/deps.sh deb
+	@scripts/mkdeb.sh build-deb
 
 # The whole suite: the normal build, the same tests under ASan/UBSan, a fuzz smoke run of
 # every libFuzzer target, the formatting check and the layering checks.
@@ -95,4 +100,5 @@ format-check:
 		exit 1; fi; echo "format: ok"
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(BUILD)-Debug $(BUILD)-Release $(BUILD)-MinSizeRel
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(BUILD)-Debug $(BUILD)-Release $(BUILD)-MinSizeRel \
+		build-deb

@@ -10,11 +10,14 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "daemon/daemon.h"
@@ -28,7 +31,8 @@ static void usage(FILE *out)
 	      "  --run-dir DIR        runtime state and the socket (default /run/lockstep)\n"
 	      "  --state-dir DIR      stored definitions (default /var/lib/lockstep)\n"
 	      "  --socket PATH        JSON-RPC socket (default RUN_DIR/lockstepd.sock)\n"
-	      "  --vm-binary PATH     the worker (default: lockstep-vm beside lockstepd)\n"
+	      "  --vm-binary PATH     the worker (default: lockstep-vm beside lockstepd, else\n"
+	      "                       in the folder of the installed programs)\n"
 	      "  --foreground         stay in the foreground and log to stderr (as under\n"
 	      "                       systemd, whose journal keeps the lines)\n"
 	      "  --log-level LEVEL    error, warn, info (default) or debug\n"
@@ -65,25 +69,14 @@ static void usage(FILE *out)
 	      out);
 }
 
+/* The worker beside lockstepd (a build tree), else where the install layout puts it. */
 static void default_vm_binary(char *buf, size_t size)
 {
-	char self[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	char *slash;
-
-	if (n <= 0) {
-		util_strlcpy(buf, "lockstep-vm", size);
+	if (util_exe_relative("lockstep-vm", buf, size) == 0)
 		return;
-	}
-	self[n] = '\0';
-	slash = strrchr(self, '/');
-	/* Replace lockstepd's own name with the worker's, in place. */
-	if (!slash || (size_t)(slash - self) + sizeof("/lockstep-vm") > size) {
-		util_strlcpy(buf, "lockstep-vm", size);
+	if (util_exe_relative(LOCKSTEP_SBIN_TO_BIN "/lockstep-vm", buf, size) == 0)
 		return;
-	}
-	strcpy(slash, "/lockstep-vm");
-	util_strlcpy(buf, self, size);
+	util_strlcpy(buf, "lockstep-vm", size);
 }
 
 static int parse_args(struct daemon_options *o, int argc, char **argv)
@@ -276,6 +269,33 @@ static int parse_args(struct daemon_options *o, int argc, char **argv)
 	return 0;
 }
 
+/*
+ * Tells systemd how lockstepd is doing (Type=notify): READY=1 once it serves, STOPPING=1 when
+ * it stops.  A datagram to $NOTIFY_SOCKET (a path, or an abstract name after '@'), as
+ * sd_notify(3) describes it; nothing without the variable.
+ */
+static void notify_systemd(const char *state)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	socklen_t len;
+	int fd;
+
+	if (!path || (path[0] != '/' && path[0] != '@') || strlen(path) >= sizeof(addr.sun_path))
+		return;
+	memcpy(addr.sun_path, path, strlen(path));
+	if (path[0] == '@')
+		addr.sun_path[0] = '\0';
+	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path));
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	if (sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&addr, len) < 0) {
+		/* Not under systemd after all, or it went: nothing to tell. */
+	}
+	close(fd);
+}
+
 /* Classic double-fork daemonisation; the parent returns once the child is ready to serve. */
 static int daemonize(int *ready_fd)
 {
@@ -360,7 +380,9 @@ int main(int argc, char **argv)
 		}
 		close(ready_fd);
 	}
+	notify_systemd("READY=1\nSTATUS=serving");
 	ret = daemon_run(&d);
+	notify_systemd("STOPPING=1");
 	daemon_fini(&d);
 	return ret ? 1 : 0;
 }

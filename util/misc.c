@@ -385,3 +385,21 @@ int util_proc_ns_tid(int pid, int tid, int *ns_tid)
 	}
 	return *ns_tid > 0 ? 0 : -EIO;
 }
+
+int util_exe_relative(const char *rel, char *buf, size_t size)
+{
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	char *slash;
+
+	if (n <= 0)
+		return n < 0 ? -errno : -ENOENT;
+	self[n] = '\0';
+	slash = strrchr(self, '/');
+	if (!slash)
+		return -ENOENT;
+	*slash = '\0';
+	if (snprintf(buf, size, "%s/%s", self, rel) >= (int)size)
+		return -ENAMETOOLONG;
+	return access(buf, F_OK) == 0 ? 0 : -ENOENT;
+}

@@ -245,6 +245,13 @@ int util_proc_stat_read(int pid, int tid, struct util_proc_stat *out);
 /* Thread TID of process PID (as this process sees them) in the innermost pid namespace it
  * belongs to: /proc/PID/task/TID/status, the last number of "NSpid:". */
 int util_proc_ns_tid(int pid, int tid, int *ns_tid);
+/*
+ * A path relative to the folder of the running program (/proc/self/exe), if something is
+ * there: how a build tree's programs find each other ("lockstep-vm", "../guest") and how an
+ * installed one finds its files ("../bin/lockstep-vm", "../share/lockstep/guests", from the
+ * install layout).  -ENOENT when nothing is there.
+ */
+int util_exe_relative(const char *rel, char *buf, size_t size);
 
 /* Reads a whole file (at most `max` bytes; -EFBIG beyond).  *out is malloc'ed, NUL-terminated. */
 int util_read_file(const char *path, size_t max, char **out, size_t *len);

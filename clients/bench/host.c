@@ -235,20 +235,7 @@ bool mx_wait_idle(unsigned wait_s, unsigned quiet_s, double limit, int daemon_pi
 
 int mx_sibling_path(const char *name, char *buf, size_t size)
 {
-	char self[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	char *slash;
-
-	if (n <= 0)
-		return -errno;
-	self[n] = '\0';
-	slash = strrchr(self, '/');
-	if (!slash)
-		return -ENOENT;
-	*slash = '\0';
-	if (snprintf(buf, size, "%s/%s", self, name) >= (int)size)
-		return -ENAMETOOLONG;
-	return access(buf, F_OK) == 0 ? 0 : -ENOENT;
+	return util_exe_relative(name, buf, size);
 }
 
 /* The first line of a command's output, or NULL. */

@@ -48,7 +48,8 @@ static void usage(FILE *out)
 	      "  --duration-ms N  each guest's measurement (preset: quick 300, full 1000)\n"
 	      "  --out DIR        results directory (default bench/results/<time>)\n"
 	      "  --qemu, --no-qemu  the QEMU baseline (default: when QEMU can run guests)\n"
-	      "  --guest-dir DIR  guest images (default: ../guest beside this program)\n"
+	      "  --guest-dir DIR  guest images (default: ../guest beside this program, else\n"
+	      "                   the installed ones)\n"
 	      "  --force          run even though the machine is busy\n"
 	      "  --wait-idle S    wait this long for a quiet machine (default 120)\n"
 	      "  --retries N      re-runs of a measurement disturbed by other load (default 3)\n"
@@ -290,7 +291,9 @@ static int parse(struct mx_options *o, char *guest_dir, int argc, char **argv)
 	if (!o->guest_dir) {
 		char exe_dir[PATH_MAX];
 
-		if (mx_sibling_path("../guest", exe_dir, sizeof(exe_dir))) {
+		/* A build tree's guest/, or the installed images. */
+		if (mx_sibling_path("../guest", exe_dir, sizeof(exe_dir)) &&
+		    mx_sibling_path(LOCKSTEP_BIN_TO_GUESTS, exe_dir, sizeof(exe_dir))) {
 			fprintf(stderr, "lockstep-bench matrix: no guest images beside this "
 					"program: give --guest-dir\n");
 			return -ENOENT;

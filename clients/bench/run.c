@@ -61,7 +61,10 @@ static int spawn_daemon(struct mx_lockstep *ls, const char *log_path, char *err,
 	uint64_t deadline;
 	int ret;
 
+	/* Beside lockstep-bench in a build tree, in the daemons' folder when installed. */
 	ret = mx_sibling_path("lockstepd", daemon, sizeof(daemon));
+	if (ret)
+		ret = mx_sibling_path(LOCKSTEP_BIN_TO_SBIN "/lockstepd", daemon, sizeof(daemon));
 	if (ret) {
 		snprintf(err, err_len, "no lockstepd beside lockstep-bench (%s)", strerror(-ret));
 		return ret;
