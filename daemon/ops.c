@@ -623,14 +623,24 @@ int ops_set_sched(struct dvm *vm, enum vmdef_sched_policy policy, uint32_t quant
 struct steering_op {
 	ops_done_fn done;
 	void *arg;
+	bool on;
 };
 
 static void steering_replied(struct dvm *vm, void *arg, json_t *result, const char *error, int err)
 {
 	struct steering_op *op = arg;
+	struct vmdef next;
 	char message[256];
 
 	if (result) {
+		/* The run's definition records it, so vm.info shows it and a new daemon keeps it. */
+		if (vm->worker && vm->live && !vmdef_copy(&next, vm->live)) {
+			next.irq.steering = op->on;
+			if (dvm_set_live(vm, &next))
+				util_log(&vm->d->log, UTIL_LOG_WARN,
+					 "VM %s: cannot record its live steering", vm->cfg.name);
+			vmdef_fini(&next);
+		}
 		op->done(vm, op->arg, 0, NULL);
 	} else {
 		snprintf(message, sizeof(message), "%s: steering not changed: %s", vm->cfg.name,
@@ -666,7 +676,7 @@ int ops_set_irq_steering(struct dvm *vm, bool on, unsigned affect, ops_done_fn d
 	op = calloc(1, sizeof(*op));
 	if (!op)
 		return fail(err, err_len, -ENOMEM, "out of memory");
-	*op = (struct steering_op){ .done = done, .arg = arg };
+	*op = (struct steering_op){ .done = done, .arg = arg, .on = on };
 	ret = worker_request_steering(vm->worker, on, steering_replied, op);
 	if (ret) {
 		free(op);

@@ -102,6 +102,8 @@ def cases(env):
     case("pause_exits on", good, pvlock={"pause_exits": "on"})
     case("quantum 1000000, skew 10", good, sched={"quantum_us": 1000000, "skew_us": 10})
     case("cpus 0,1", good, sched={"cpus": "0,1"})
+    case("test devices", good, devices=[{"type": "testdev"}, {"type": "pci-testdev", "slot": 5},
+                                        {"type": "pc-testdev"}, {"type": "testdev", "slot": 31}])
 
     bad = "bad"
     case("no name", bad, name=DROP)
@@ -149,6 +151,11 @@ def cases(env):
     case("17 devices", bad,
          devices=[{"type": "vfio-pci", "host": f"0000:00:{i:02x}.0"} for i in range(17)])
     case("device without host", bad, devices=[{"type": "vfio-pci"}])
+    case("device without type", bad, devices=[{"slot": 3}])
+    case("testdev with a host", bad, devices=[{"type": "testdev", "host": "0000:00:03.0"}])
+    case("pc-testdev in a slot", bad, devices=[{"type": "pc-testdev", "slot": 3}])
+    for slot in (0, 32, "3", 1.0):
+        case(f"slot {slot!r}", bad, devices=[{"type": "testdev", "slot": slot}])
     case("device usb", bad, devices=[{"type": "usb", "host": "0000:00:03.0"}])
     for h in ("0000:00:20.0", "0000:00:03.8", "00:03.0", "0000:00:03.00", "000g:00:03.0",
               "0x00:00:03.0", "+000:00:03.0", "0000:00:3.0 "):
@@ -164,6 +171,9 @@ def cases(env):
         case(f"cpus {c!r} (its range)", daemon, sched={"cpus": c})
     case("pin of a vCPU the VM lacks", daemon, sched={"pin": {"1": "0"}})
     case("a device twice", daemon, devices=[{"type": "vfio-pci", "host": "0000:00:03.0"}] * 2)
+    case("a slot twice", daemon, devices=[{"type": "testdev", "slot": 4},
+                                          {"type": "pci-testdev", "slot": 4}])
+    case("pc-testdev twice", daemon, devices=[{"type": "pc-testdev"}] * 2)
     case("relative kernel", daemon, kernel="idle.elf")
     # Files beneath the directories the test's lockstepd allows, and one outside them.
     text = os.path.join(env.images, "text")
