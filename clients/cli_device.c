@@ -186,7 +186,7 @@ static int device_attach(struct cli *cli, int argc, char **argv)
 	const struct cli_opt opts[] = {
 		{ "slot", 0, true, &slot, NULL },      { "managed", 0, false, NULL, &managed },
 		{ "reset", 0, true, &reset, NULL },    { "rom-file", 0, true, &rom_file, NULL },
-		{ "no-rom", 0, false, NULL, &no_rom }, { NULL }
+		{ "no-rom", 0, false, NULL, &no_rom }, { 0 }
 	};
 	static const char *const names[] = { "NAME", "BDF", NULL };
 	uint64_t slot_nr;
@@ -288,5 +288,5 @@ const struct command cli_device_commands[] = {
 	  "Prints the host's PCI devices: address, vendor:device id, class, IOMMU group, IOMMU,\n"
 	  "driver, reset method, whether lockstep can pass it through and which VM holds it.\n",
 	  device_host },
-	{ NULL },
+	{ 0 },
 };

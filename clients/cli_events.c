@@ -74,7 +74,7 @@ static int events(struct cli *cli, int argc, char **argv)
 	const char *kind_arg = NULL, *vm = NULL;
 	const struct cli_opt opts[] = { { "kind", 'k', true, &kind_arg, NULL },
 					{ "vm", 0, true, &vm, NULL },
-					{ NULL } };
+					{ 0 } };
 	char *kinds[32], *copy = NULL, *save = NULL;
 	json_t *result, *msg;
 	int n = 0, ret;
@@ -196,7 +196,7 @@ const struct command cli_top_commands[] = {
 	  "                     event such as crashed, or a pvlock kind (lhp, lwp, ple)\n"
 	  "      --vm NAME      only this VM's\n",
 	  events },
-	{ NULL },
+	{ 0 },
 };
 
 const struct command cli_daemon_commands[] = {
@@ -205,5 +205,5 @@ const struct command cli_daemon_commands[] = {
 	  "where it logs, the VMs defined and running, the clients connected, the host's\n"
 	  "topology and the summary of lockstep host check.\n",
 	  daemon_info },
-	{ NULL },
+	{ 0 },
 };

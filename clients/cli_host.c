@@ -79,7 +79,7 @@ static void print_fact(json_t *f, bool verbose)
 static int host_check(struct cli *cli, int argc, char **argv)
 {
 	bool verbose = false;
-	const struct cli_opt opts[] = { { "verbose", 'v', false, NULL, &verbose }, { NULL } };
+	const struct cli_opt opts[] = { { "verbose", 'v', false, NULL, &verbose }, { 0 } };
 	const char *group = "";
 	json_t *r, *summary, *f;
 	size_t i;
@@ -120,5 +120,5 @@ const struct command cli_host_commands[] = {
 	  "each that warns or fails, what it means and the fix (docs/host.md).\n\n"
 	  "  -v, --verbose   explain every fact, with its details\n",
 	  host_check },
-	{ NULL },
+	{ 0 },
 };

@@ -80,7 +80,7 @@ int irq_command(struct cli *cli, int argc, char **argv)
 	bool config = false;
 	const struct cli_opt opts[] = { { "steering", 0, true, &steering, NULL },
 					{ "config", 0, false, NULL, &config },
-					{ NULL } };
+					{ 0 } };
 	static const char *const names[] = { "NAME", NULL };
 	const char *method = "irq.get";
 	json_t *params, *r;

@@ -72,7 +72,7 @@ static int sched_set(struct cli *cli, int argc, char **argv)
 	const struct cli_opt opts[] = { { "quantum", 0, true, &quantum, NULL },
 					{ "skew", 0, true, &skew, NULL },
 					{ "config", 0, false, NULL, &config },
-					{ NULL } };
+					{ 0 } };
 	static const char *const names[] = { "NAME", "POLICY", NULL };
 	json_t *params, *r;
 	uint64_t v;
@@ -197,5 +197,5 @@ const struct command cli_sched_commands[] = {
 	  "skew, gate latency, co-start skew, and a multiplexed VM's slots, requests, grace\n"
 	  "overruns and hand-offs; then the scheduler's own cost.\n",
 	  sched_stats },
-	{ NULL },
+	{ 0 },
 };

@@ -28,7 +28,7 @@ static bool in_list(const char *s, const char *const *list)
 static int vm_list(struct cli *cli, int argc, char **argv)
 {
 	const char *state = NULL;
-	const struct cli_opt opts[] = { { "state", 0, true, &state, NULL }, { NULL } };
+	const struct cli_opt opts[] = { { "state", 0, true, &state, NULL }, { 0 } };
 	json_t *params = json_object(), *result, *vm;
 	bool pending = false;
 	size_t i;
@@ -179,7 +179,7 @@ static bool looks_like_xml(const char *text)
 static int vm_define(struct cli *cli, int argc, char **argv)
 {
 	bool xml = false;
-	const struct cli_opt opts[] = { { "xml", 0, false, NULL, &xml }, { NULL } };
+	const struct cli_opt opts[] = { { "xml", 0, false, NULL, &xml }, { 0 } };
 	static const char *const names[] = { "FILE (or - for standard input)", NULL };
 	const char *file;
 	char dir[PATH_MAX], *text;
@@ -295,7 +295,7 @@ static int vm_start(struct cli *cli, int argc, char **argv)
 static int vm_shutdown(struct cli *cli, int argc, char **argv)
 {
 	const char *timeout = NULL;
-	const struct cli_opt opts[] = { { "timeout", 't', true, &timeout, NULL }, { NULL } };
+	const struct cli_opt opts[] = { { "timeout", 't', true, &timeout, NULL }, { 0 } };
 	json_t *params = json_object();
 	uint64_t t;
 	int ret;
@@ -342,7 +342,7 @@ static int vm_undefine(struct cli *cli, int argc, char **argv)
 static int vm_autostart(struct cli *cli, int argc, char **argv)
 {
 	bool disable = false;
-	const struct cli_opt opts[] = { { "disable", 0, false, NULL, &disable }, { NULL } };
+	const struct cli_opt opts[] = { { "disable", 0, false, NULL, &disable }, { 0 } };
 	json_t *result;
 	int ret;
 
@@ -450,7 +450,7 @@ static int vm_console(struct cli *cli, int argc, char **argv)
 	const struct cli_opt opts[] = { { "follow", 'f', false, NULL, &follow },
 					{ "tail", 'n', true, &tail, NULL },
 					{ "all", 0, false, NULL, &all },
-					{ NULL } };
+					{ 0 } };
 	json_t *params, *result, *msg;
 	uint64_t lines = 0;
 	int ret;
@@ -509,7 +509,7 @@ static int vm_console(struct cli *cli, int argc, char **argv)
 static int vm_pin(struct cli *cli, int argc, char **argv)
 {
 	bool config = false;
-	const struct cli_opt opts[] = { { "config", 0, false, NULL, &config }, { NULL } };
+	const struct cli_opt opts[] = { { "config", 0, false, NULL, &config }, { 0 } };
 	static const char *const names[] = { "NAME", "VCPU", "CPUS", NULL };
 	uint64_t vcpu;
 	json_t *result;
@@ -605,5 +605,5 @@ const struct command cli_vm_commands[] = {
 	  "interrupts are wired, its BARs and ROM, and the faults logged since the VM started;\n"
 	  "the last run's report when it does not run.\n",
 	  vm_devices_command },
-	{ NULL },
+	{ 0 },
 };
