@@ -14,9 +14,10 @@ usage: daemon_ops.py BIN_DIR GUEST_DIR
   (not at a vm.reboot); sched.set changes the running VM and echoes every setting;
 - a restarted daemon keeps the live scheduling of running VMs (and the pending difference)
   and the state, reason and error of VMs that do not run;
-- consoles and worker logs are appended run after run behind start markers: vm.console
-  reads the current run by default, `all` every run, `lines` the last lines; a follower gets
-  console.end when the VM stops; the daemon's log lines carry the time;
+- consoles and worker logs are appended run after run behind start markers, and moved aside
+  past their bounds: vm.console reads the current run by default, `all` every run, `lines`
+  the last lines; a follower gets console.end when the VM stops; the daemon's log lines
+  carry the time;
 - every event has its time; vm.autostart; vm.list refuses an unknown state; vm.define takes
   libvirt domain XML.
 """
@@ -211,6 +212,22 @@ def consoles_and_logs(env, d, c, ev):
     c.error("vm.console", {"name": "con", "lines": 2, "all": True}, dh.INVALID_PARAMS,
             'parameters "offset", "tail", "lines" and "all" exclude each other')
     ok("consoles and worker logs kept across runs behind start markers; all, lines")
+
+    # Past their bounds (console 16 MiB, worker log 4 MiB) they are moved aside at a start.
+    vms = os.path.join(d.run_dir, "vms")
+    for name, size in (("con.console", 17 << 20), ("con.log", 5 << 20)):
+        with open(os.path.join(vms, name), "ab") as f:
+            f.truncate(size)
+    c.result("vm.start", name="con")
+    d.wait_state("con", "shutoff", reason="guest-exit")
+    for name, size in (("con.console", 17 << 20), ("con.log", 5 << 20)):
+        check(os.path.getsize(os.path.join(vms, name + ".1")) == size and
+              os.path.getsize(os.path.join(vms, name)) < 4096,
+              f"{name} over its bound moved to {name}.1 at the start", os.listdir(vms))
+    run = c.result("vm.console", name="con")
+    check(run["data"].count("result: program=idle") == 1 and run["size"] < 4096,
+          "the new console starts afresh", run)
+    ok("a console over 16 MiB and a worker log over 4 MiB are moved aside at the next start")
 
     # A follower ends when the VM stops.
     c.result("vm.define", definition=env.definition("fol", "idle", "heartbeat_ms=20", vcpus=1))
