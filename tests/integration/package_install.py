@@ -3,8 +3,9 @@
 
 usage: package_install.py BUILD_DIR
 
-`cmake --install BUILD_DIR --prefix /usr` with DESTDIR=scratch, then, using only what was
-installed there:
+`cmake --install BUILD_DIR --prefix /opt/lockstep` with DESTDIR=scratch puts every file under
+the prefix given then (not the one configured); `cmake --install BUILD_DIR --prefix /usr` with
+DESTDIR=scratch, then, using only what was installed there:
 - lockstepd started as its systemd unit starts it (ExecStart's command, --foreground, with
   NOTIFY_SOCKET: it must say READY=1), in directories of this test's own; it finds its
   worker (lockstep-vm) from the install layout, not from the build tree;
@@ -51,8 +52,13 @@ def run(cmd, **kw):
     return p.returncode, p.stdout, p.stderr
 
 
-def unit_exec_start(root):
-    with open(os.path.join(root, "usr/lib/systemd/system/lockstepd.service")) as f:
+def installed_files(root):
+    return sorted(os.path.relpath(os.path.join(d, f), root)
+                  for d, _, files in os.walk(root) for f in files)
+
+
+def unit_exec_start(root, prefix="usr"):
+    with open(os.path.join(root, prefix, "lib/systemd/system/lockstepd.service")) as f:
         for line in f:
             if line.startswith("ExecStart="):
                 return line.split("=", 1)[1].split()
@@ -103,9 +109,29 @@ def main():
     root = os.path.join(tmp, "root")
     daemon = None
     try:
+        elsewhere = os.path.join(tmp, "elsewhere")
+        status, out, err = run(["cmake", "--install", build, "--prefix", "/opt/lockstep"],
+                               env=dict(os.environ, DESTDIR=elsewhere))
+        check(status == 0, "cmake --install --prefix /opt/lockstep into a DESTDIR", out, err)
+        files = installed_files(elsewhere)
+        outside = [f for f in files if not f.startswith("opt/lockstep/")]
+        check(not outside, "everything installed under the prefix given to cmake --install",
+              outside)
+        check(unit_exec_start(elsewhere, "opt/lockstep")[0] == "/opt/lockstep/sbin/lockstepd",
+              "the unit names lockstepd under that prefix")
+        shutil.rmtree(elsewhere)
+        ok(f"cmake --install --prefix /opt/lockstep: {len(files)} files, all under it")
+
         status, out, err = run(["cmake", "--install", build, "--prefix", "/usr"],
                                env=dict(os.environ, DESTDIR=root))
         check(status == 0, "cmake --install into a DESTDIR", out, err)
+        files = installed_files(root)
+        for want in ("usr/lib/systemd/system/lockstepd.service", "usr/lib/sysusers.d/lockstep.conf",
+                     "usr/share/bash-completion/completions/lockstep",
+                     "usr/lib/python3/dist-packages/lockstep.py", "usr/share/doc/lockstep/api.md",
+                     "usr/share/lockstep/guests/idle.elf"):
+            check(want in files, f"{want} installed", files)
+        check(all(f.startswith("usr/") for f in files), "everything under /usr", files)
         usr = os.path.join(root, "usr")
         guests = os.path.join(usr, "share/lockstep/guests")
         for prog in ("lockstepd", "lockstep", "lockstep-vm", "lockstep-bench"):
