@@ -388,7 +388,7 @@ int util_proc_ns_tid(int pid, int tid, int *ns_tid)
 
 int util_exe_relative(const char *rel, char *buf, size_t size)
 {
-	char self[PATH_MAX];
+	char self[PATH_MAX], joined[PATH_MAX], resolved[PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	char *slash;
 
@@ -399,7 +399,10 @@ int util_exe_relative(const char *rel, char *buf, size_t size)
 	if (!slash)
 		return -ENOENT;
 	*slash = '\0';
-	if (snprintf(buf, size, "%s/%s", self, rel) >= (int)size)
+	if (snprintf(joined, sizeof(joined), "%s/%s", self, rel) >= (int)sizeof(joined))
 		return -ENAMETOOLONG;
-	return access(buf, F_OK) == 0 ? 0 : -ENOENT;
+	/* Canonical, so that ps and logs show /usr/bin/lockstep-vm, not /usr/sbin/../bin/... */
+	if (!realpath(joined, resolved))
+		return -ENOENT;
+	return util_strlcpy(buf, resolved, size);
 }

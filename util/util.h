@@ -249,7 +249,7 @@ int util_proc_ns_tid(int pid, int tid, int *ns_tid);
  * A path relative to the folder of the running program (/proc/self/exe), if something is
  * there: how a build tree's programs find each other ("lockstep-vm", "../guest") and how an
  * installed one finds its files ("../bin/lockstep-vm", "../share/lockstep/guests", from the
- * install layout).  -ENOENT when nothing is there.
+ * install layout), canonical (no "..", no symlink).  -ENOENT when nothing is there.
  */
 int util_exe_relative(const char *rel, char *buf, size_t size);
 

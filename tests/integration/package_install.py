@@ -159,6 +159,10 @@ def main():
         exe = os.readlink(f"/proc/{vm['pid']}/exe")
         check(exe == os.path.join(usr, "bin/lockstep-vm"),
               "the worker is the installed lockstep-vm, found from lockstepd's folder", exe)
+        with open(f"/proc/{vm['pid']}/cmdline", "rb") as f:
+            argv0 = f.read().split(b"\0")[0].decode()
+        check(argv0 == exe, "lockstepd names the worker by its canonical path (no sbin/..)",
+              argv0)
         check(vm["definition"]["kernel"] == os.path.join(guests, "idle.elf"),
               "the relative kernel path resolved against the file's folder", vm)
 
