@@ -12,8 +12,10 @@ read-only sysfs, a /dev holding /dev/kvm), so nothing on the machine changes, th
 - systemctl restart, and stop then start, leave its worker running (KillMode=process): the
   next lockstepd re-attaches to the same worker and keeps the live policy;
 - lockstepd killed by SIGKILL is restarted by systemd (Restart=on-failure) and re-attaches;
-- dpkg --purge stops the service and leaves no unit, no enablement, no /run/lockstep and
-  no /var/lib/lockstep.
+- dpkg --purge while the VM runs stops the service, says so and keeps /var/lib/lockstep and
+  /run/lockstep, and the package installed again re-attaches to the same worker;
+- dpkg --purge with no VM running leaves no unit, no enablement, no /run/lockstep and no
+  /var/lib/lockstep.
 Skips (77) where there is no systemd, no /dev/kvm or no cgroup hierarchy it can delegate.
 """
 import json
@@ -253,6 +255,18 @@ def main():
         check(props["NRestarts"] == "1" and vm(c)[:3] == ("running", "re-attached", worker),
               "restarted once, re-attached", props, vm(c))
         ok("lockstepd killed: systemd restarts it (Restart=on-failure), the VM runs on")
+
+        status, text = c.sh("dpkg --purge lockstep")
+        check(status == 0 and "VMs still run (demo)" in text, "a purge while a VM runs", text)
+        for path in ("/run/lockstep/vms/demo.ctl", "/var/lib/lockstep", "/usr/sbin/lockstepd"):
+            exists = c.sh(f"test -e {path}")[0] == 0
+            check(exists == (path != "/usr/sbin/lockstepd"), f"{path} after that purge")
+        check(c.sh(f"kill -0 {worker}")[0] == 0, "the worker runs on")
+        c.out("dpkg -i /root/lockstep.deb", "dpkg -i again")
+        check(vm(c) == ("running", "re-attached", worker, "gang"),
+              "the package installed again re-attaches to the worker", vm(c))
+        ok("dpkg --purge while a VM runs keeps its definition and run directory, says so; "
+           "installed again, lockstepd re-attaches to it")
 
         text = c.out("lockstep vm shutdown demo", "lockstep vm shutdown")
         check(vm(c)[0] == "shutoff", "the VM shut down", text)
