@@ -8,7 +8,8 @@ Boots this machine's systemd as PID 1 of a container (as systemd-nspawn would: a
 read-only sysfs, a /dev holding /dev/kvm), so nothing on the machine changes, then:
 - dpkg -i DEB creates the group lockstep, enables lockstepd.service and starts it; the
   socket is 0660 root:lockstep in /run/lockstep, the state in /var/lib/lockstep (0700);
-- a VM defined from standard input runs with a live scheduling change (gang);
+- a VM defined from standard input runs with a live scheduling change (gang); a member of
+  the group lockstep lists it with lockstep and virsh, a user outside it is refused;
 - systemctl restart, and stop then start, leave its worker running (KillMode=process): the
   next lockstepd re-attaches to the same worker and keeps the live policy;
 - lockstepd killed by SIGKILL is restarted by systemd (Restart=on-failure) and re-attaches;
@@ -224,6 +225,18 @@ def main():
         check("/system.slice/lockstepd.service" in cgroup, "the worker is in the unit's cgroup",
               cgroup)
         ok("a VM defined from standard input runs in lockstepd.service's cgroup, policy gang")
+
+        c.out("useradd -M alice && usermod -a -G lockstep alice && useradd -M bob", "users")
+        status, text = c.sh("su -s /bin/sh alice -c 'lockstep vm list'")
+        check(status == 0 and " demo " in text, "a member of lockstep uses lockstepd", text)
+        status, text = c.sh("su -s /bin/sh bob -c 'lockstep vm list'")
+        check(status == 3 and "Permission denied" in text, "a user outside it is refused",
+              status, text)
+        if shutil.which("virsh"):
+            status, text = c.sh("su -s /bin/sh alice -c 'virsh -c lockstep:///system list'")
+            check(status == 0 and " demo " in text, "virsh as a member of lockstep", text)
+        ok("a member of the group lockstep uses lockstep" +
+           (" and virsh" if shutil.which("virsh") else "") + "; a user outside it is refused")
 
         main_pid = c.show("MainPID")["MainPID"]
         c.out("systemctl restart lockstepd", "systemctl restart")
