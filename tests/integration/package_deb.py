@@ -6,14 +6,17 @@ usage: package_deb.py SOURCE_DIR BUILD_DIR
 Builds the package (scripts/mkdeb.sh: dpkg-buildpackage in a copy of the tree) into
 BUILD_DIR/deb, then checks with dpkg-deb:
 - its contents, exactly: the four programs, every guest image this build makes, the unit,
-  the sysusers file, the man pages, bash completion, the docs (api.md, vm.schema.json), the
-  Python module and its example; programs executable, nothing else;
+  the sysusers file, the man pages, bash completion, the docs (api.md, vm.schema.json,
+  security.md), the Python module and its example, lockstepd.conf (an example in the docs and
+  /etc/lockstep/lockstepd.conf, a conffile that allows the packaged guests); programs
+  executable, nothing else;
 - its control data: name, version (the project's, and what the packaged programs print),
   architecture, the shared libraries it depends on, adduser; maintainer scripts that parse,
   a postinst that creates the group lockstep and the user lockstep-vm, a postrm that forgets
   the definitions on purge;
 - the systemd unit: KillMode=process (VMs outlive the daemon), RuntimeDirectory kept over
-  restarts, StateDirectory, Type=notify, and `systemd-analyze verify` has nothing to say.
+  restarts, StateDirectory, Type=notify, Delegate=yes (the workers' cgroups beneath its own),
+  and `systemd-analyze verify` has nothing to say.
 Skips (77) only where dpkg-buildpackage or debhelper is missing.
 """
 import glob
@@ -53,13 +56,15 @@ def expected_files(build):
         "usr/lib/python3/dist-packages/lockstep.py",
         "usr/lib/sysusers.d/lockstep.conf",
         "usr/share/bash-completion/completions/lockstep",
+        "usr/share/bash-completion/completions/lockstepd",
         "usr/share/man/man1/lockstep-bench.1.gz", "usr/share/man/man1/lockstep-vm.1.gz",
         "usr/share/man/man1/lockstep.1.gz", "usr/share/man/man8/lockstepd.8.gz",
         "usr/share/doc/lockstep/api.md", "usr/share/doc/lockstep/vm.schema.json",
         "usr/share/doc/lockstep/README.md", "usr/share/doc/lockstep/changelog",
         "usr/share/doc/lockstep/copyright", "usr/share/doc/lockstep/examples/boot.py",
+        "usr/share/doc/lockstep/examples/lockstepd.conf", "etc/lockstep/lockstepd.conf",
     }
-    for doc in ("guest-platform", "host", "libvirt", "pvlock", "scheduling"):
+    for doc in ("guest-platform", "host", "libvirt", "pvlock", "scheduling", "security"):
         files.add(f"usr/share/doc/lockstep/{doc}.md")
     files |= {f"usr/share/lockstep/guests/{g}" for g in guests}
     return files
@@ -98,6 +103,8 @@ def main():
         check(modes[prog] == "-rwxr-xr-x", f"{prog} is executable", modes[prog])
     check(all(modes[f] == "-rw-r--r--" for f in files if f.startswith("usr/share/lockstep")),
           "guest images are data", modes)
+    check(modes["etc/lockstep/lockstepd.conf"] == "-rw-r--r--",
+          "lockstepd.conf: root's, writable by root alone", modes["etc/lockstep/lockstepd.conf"])
     ok(f"contents: {len(files)} files, exactly the expected ones")
 
     fields = {}
@@ -106,7 +113,8 @@ def main():
         fields[key] = value.strip()
     check((fields["Package"], fields["Version"], fields["Architecture"]) ==
           ("lockstep", version, "amd64"), "package, version, architecture", fields)
-    for lib in ("libuv1", "libjansson4", "libhwloc15", "libxml2", "libc6", "adduser"):
+    for lib in ("libuv1", "libjansson4", "libhwloc15", "libxml2", "libseccomp2", "libc6",
+                "adduser"):
         check(re.search(rf"(^|, ){lib}\b", fields["Depends"]), f"depends on {lib}",
               fields["Depends"])
     ok(f"control: lockstep {version} amd64, Depends: {fields['Depends']}")
@@ -136,6 +144,19 @@ def main():
         ok("maintainer scripts: the group lockstep and the user lockstep-vm, the unit "
            "enabled; purge forgets /var/lib/lockstep")
 
+        conffiles = open(os.path.join(ctl, "conffiles")).read().split()
+        check(conffiles == ["/etc/lockstep/lockstepd.conf"], "conffiles: lockstepd.conf",
+              conffiles)
+        conf = open(os.path.join(root, "etc/lockstep/lockstepd.conf")).read()
+        active = [line for line in conf.splitlines() if line and line[0] != "#"]
+        check(active == ["allow_path = /usr/share/lockstep/guests"],
+              "lockstepd.conf allows the packaged guests and sets nothing else", active)
+        check(re.search(r"^#allow_path = /", conf, re.M) and
+              re.search(r"^#worker_user = lockstep-vm$", conf, re.M),
+              "lockstepd.conf shows allow_path and worker_user", conf)
+        ok("conffile /etc/lockstep/lockstepd.conf: the packaged guests allowed; allow_path "
+           "and worker_user shown")
+
         for prog in ("usr/bin/lockstep", "usr/sbin/lockstepd", "usr/bin/lockstep-vm"):
             status, text, err = run([os.path.join(root, prog), "--version"])
             check(status == 0 and text.split()[-1] == version,
@@ -145,7 +166,7 @@ def main():
         unit = open(os.path.join(root, "lib/systemd/system/lockstepd.service")).read()
         settings = dict(line.split("=", 1) for line in unit.splitlines()
                         if re.match(r"^[A-Za-z]+=", line))
-        for key, value in (("KillMode", "process"), ("Type", "notify"),
+        for key, value in (("KillMode", "process"), ("Type", "notify"), ("Delegate", "yes"),
                            ("RuntimeDirectory", "lockstep"),
                            ("RuntimeDirectoryPreserve", "yes"), ("StateDirectory", "lockstep"),
                            ("ExecStart", "/usr/sbin/lockstepd --foreground"),
@@ -161,11 +182,11 @@ def main():
             status, text, err = run(["systemd-analyze", "verify", "--man=no", copy])
             check(status == 0 and not text.strip() and not err.strip(),
                   "systemd-analyze verify has nothing to say about the unit", text, err)
-            ok("the unit: KillMode=process, runtime and state directories, Type=notify; "
-               "systemd-analyze verify is silent")
+            ok("the unit: KillMode=process, Delegate=yes, runtime and state directories, "
+               "Type=notify; systemd-analyze verify is silent")
         else:
-            ok("the unit: KillMode=process, runtime and state directories, Type=notify "
-               "(no systemd-analyze here)")
+            ok("the unit: KillMode=process, Delegate=yes, runtime and state directories, "
+               "Type=notify (no systemd-analyze here)")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -13,7 +13,7 @@ DESTDIR=scratch, then, using only what was installed there:
   starts it, reads its console, lists it, destroys and undefines it;
 - lockstep-vm boots an installed guest by itself; lockstep-bench runs;
 - the installed Python module and its example boot a guest through lockstepd;
-- bash completion completes commands, VM names and policies;
+- bash completion completes commands, VM names and policies, and lockstepd's options;
 - every man page is a page (scdoc's roff), named in the unit's Documentation.
 """
 import json
@@ -68,7 +68,7 @@ def unit_exec_start(root, prefix="usr"):
 class Daemon:
     """lockstepd as the unit starts it, told where to keep its state."""
 
-    def __init__(self, root, tmp):
+    def __init__(self, root, tmp, guests):
         self.run_dir = os.path.join(tmp, "run")
         self.socket = os.path.join(self.run_dir, "lockstepd.sock")
         argv = unit_exec_start(root)
@@ -80,8 +80,10 @@ class Daemon:
         sock.settimeout(30)
         self.log = open(os.path.join(tmp, "lockstepd.log"), "w+")
         self.proc = subprocess.Popen(
+            # Not the machine's /etc/lockstep/lockstepd.conf: the installed guests allowed.
             [root + argv[0]] + argv[1:] + ["--run-dir", self.run_dir, "--state-dir",
-                                           os.path.join(tmp, "state"), "--no-virt"],
+                                           os.path.join(tmp, "state"), "--no-virt",
+                                           "--config", "", "--allow-path", guests],
             env=dict(os.environ, NOTIFY_SOCKET=notify), stdout=self.log,
             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         try:
@@ -119,8 +121,14 @@ def main():
               outside)
         check(unit_exec_start(elsewhere, "opt/lockstep")[0] == "/opt/lockstep/sbin/lockstepd",
               "the unit names lockstepd under that prefix")
+        with open(os.path.join(elsewhere, "opt/lockstep/share/doc/lockstep/examples/"
+                               "lockstepd.conf")) as f:
+            conf = [line for line in f.read().splitlines() if line and line[0] != "#"]
+        check(conf == ["allow_path = /opt/lockstep/share/lockstep/guests"],
+              "the example lockstepd.conf allows the guests under that prefix", conf)
         shutil.rmtree(elsewhere)
-        ok(f"cmake --install --prefix /opt/lockstep: {len(files)} files, all under it")
+        ok(f"cmake --install --prefix /opt/lockstep: {len(files)} files, all under it; the "
+           "example lockstepd.conf allows its guests")
 
         status, out, err = run(["cmake", "--install", build, "--prefix", "/usr"],
                                env=dict(os.environ, DESTDIR=root))
@@ -139,7 +147,9 @@ def main():
             check(os.access(os.path.join(usr, where, prog), os.X_OK), f"{prog} in {where}")
         ok("cmake --install puts the programs, guests, unit, man pages and docs in a DESTDIR")
 
-        daemon = Daemon(root, tmp)
+        # The workers' user reads the guests from here.
+        os.chmod(tmp, 0o755)
+        daemon = Daemon(root, tmp, guests)
         lockstep = [os.path.join(usr, "bin/lockstep"), "--socket", daemon.socket]
         info = json.loads(run(lockstep + ["--json", "daemon", "info"])[1])
         check(info["socket"] == daemon.socket, "daemon info from the installed client", info)
@@ -217,13 +227,22 @@ def main():
                       f"try lockstep --socket {daemon.socket} vm st; "
                       f"try lockstep --socket {daemon.socket} vm start ''; "
                       f"try lockstep --socket {daemon.socket} sched set demo g; "
-                      "try lockstep ev")
+                      "try lockstep ev; "
+                      f"source {completion}d; "
+                      "try() { COMP_WORDS=(\"$@\"); COMP_CWORD=$(($# - 1)); "
+                      "COMP_LINE=\"$*\"; COMP_POINT=${#COMP_LINE}; _lockstepd; "
+                      "echo \"${COMPREPLY[*]}\"; }; "
+                      "try lockstepd --no-s; try lockstepd --worker-user roo; "
+                      "try lockstepd --log-level d")
             status, out, err = run(["bash", "-c", script])
             lines = out.splitlines()
-            check(status == 0 and lines == ["start", "demo", "gang", "events"],
-                  "bash completion: commands, VM names, policies", out, err)
+            check(status == 0 and lines == ["start", "demo", "gang", "events", "--no-sandbox",
+                                            "root", "debug"],
+                  "bash completion: commands, VM names, policies; lockstepd's options", out,
+                  err)
             run(lockstep + ["vm", "undefine", "demo"])
-            ok("bash completion completes commands, VM names and policies")
+            ok("bash completion completes commands, VM names and policies, and lockstepd's "
+               "options")
         else:
             print("note: bash-completion is not installed: completion not exercised")
 

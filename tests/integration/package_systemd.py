@@ -8,7 +8,11 @@ Boots this machine's systemd as PID 1 of a container (as systemd-nspawn would: a
 read-only sysfs, a /dev holding /dev/kvm), so nothing on the machine changes, then:
 - dpkg -i DEB creates the group lockstep, enables lockstepd.service and starts it; the
   socket is 0660 root:lockstep in /run/lockstep, the state in /var/lib/lockstep (0700);
-- a VM defined from standard input runs with a live scheduling change (gang); a member of
+- dpkg -i also creates the system user lockstep-vm, and lockstepd reads the packaged
+  /etc/lockstep/lockstepd.conf (the packaged guests allowed);
+- a VM defined from standard input runs sandboxed (as lockstep-vm, without capabilities,
+  no_new_privs, seccomp, a pid namespace of its own, cgroup v1 memory and pids limits beneath
+  the unit's cgroup: Delegate=yes) with a live scheduling change (gang); a member of
   the group lockstep lists it with lockstep and virsh, a user outside it is refused;
 - systemctl restart, and stop then start, leave its worker running (KillMode=process): the
   next lockstepd re-attaches to the same worker and keeps the live policy;
@@ -21,6 +25,7 @@ Skips (77) where there is no systemd, no /dev/kvm or no cgroup hierarchy it can 
 """
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -50,6 +55,11 @@ else
 	mount -t tmpfs -o mode=755 tmpfs "$r/sys/fs/cgroup"
 	mkdir "$r/sys/fs/cgroup/systemd"
 	mount -t cgroup -o none,name=systemd cgroup "$r/sys/fs/cgroup/systemd"
+	# The hierarchies lockstepd limits its workers in (cgroup v1: memory and pids).
+	for ctl in $V1_CONTROLLERS; do
+		mkdir "$r/sys/fs/cgroup/$ctl"
+		mount -t cgroup -o "$ctl" cgroup "$r/sys/fs/cgroup/$ctl"
+	done
 fi
 mount -t tmpfs -o mode=755 tmpfs "$r/dev"
 for n in null zero full random urandom tty kvm; do
@@ -80,6 +90,21 @@ def ok(what):
     print(f"ok   {what}", flush=True)
 
 
+# The v1 hierarchies a legacy host gives the container too (lockstepd's workers need them).
+V1_CONTROLLERS = ("memory", "pids")
+
+
+def own_v1_cgroup(controller):
+    """This process's cgroup directory in the v1 hierarchy of `controller`, or None."""
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, names, path = line.rstrip("\n").split(":", 2)
+            if controller in names.split(","):
+                where = os.path.join("/sys/fs/cgroup", controller, path.lstrip("/"))
+                return where if os.path.isdir(where) else None
+    return None
+
+
 def cgroup_layout():
     """'unified' (cgroup2 at /sys/fs/cgroup), 'legacy' (name=systemd v1) or None."""
     with open("/proc/mounts") as f:
@@ -103,16 +128,27 @@ class Container:
         shutil.copy(deb, os.path.join(self.tmp, "lockstep.deb"))
         self.console = os.path.join(self.tmp, "console")
         open(self.console, "w").close()
-        # A cgroup of its own, which the container's systemd sees as its root.
-        self.cgroup = os.path.join(hierarchy, os.path.basename(self.tmp))
-        os.mkdir(self.cgroup)
+        # A cgroup of its own, which the container's systemd sees as its root; on a legacy
+        # host one in the memory and pids hierarchies too, which lockstepd's see as theirs.
+        self.layout = layout
+        self.cgroups = [os.path.join(hierarchy, os.path.basename(self.tmp))]
+        if layout == "legacy":
+            for ctl in V1_CONTROLLERS:
+                own = own_v1_cgroup(ctl)
+                if not own:
+                    lt.skip(f"no cgroup v1 {ctl} hierarchy for lockstepd's workers")
+                self.cgroups.append(os.path.join(own, os.path.basename(self.tmp)))
+        for cg in self.cgroups:
+            os.mkdir(cg)
         self.pid1 = None
 
         def enter_cgroup():
-            with open(os.path.join(self.cgroup, "cgroup.procs"), "w") as f:
-                f.write(str(os.getpid()))
+            for cg in self.cgroups:
+                with open(os.path.join(cg, "cgroup.procs"), "w") as f:
+                    f.write(str(os.getpid()))
 
-        env = dict(os.environ, MASKED=" ".join(MASKED), SYSTEMD=SYSTEMD)
+        env = dict(os.environ, MASKED=" ".join(MASKED), SYSTEMD=SYSTEMD,
+                   V1_CONTROLLERS=" ".join(V1_CONTROLLERS))
         self.unshare = subprocess.Popen(
             ["unshare", "-m", "-p", "-f", "-n", "-u", "-C", "--propagation", "private", "sh",
              "-c", SETUP, "sh", self.tmp, layout], env=env, preexec_fn=enter_cgroup,
@@ -162,11 +198,12 @@ class Container:
             self.unshare.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self.unshare.kill()
-        for d, _, _ in sorted(os.walk(self.cgroup), reverse=True):
-            try:
-                os.rmdir(d)
-            except OSError:
-                pass
+        for cg in self.cgroups:
+            for d, _, _ in sorted(os.walk(cg), reverse=True):
+                try:
+                    os.rmdir(d)
+                except OSError:
+                    pass
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
@@ -201,6 +238,9 @@ def main():
 
         text = c.out("dpkg -i /root/lockstep.deb", "dpkg -i")
         group = c.out("getent group lockstep", "the group lockstep exists")
+        worker_user = c.out("getent passwd lockstep-vm", "the user lockstep-vm exists").split(":")
+        check(worker_user[6].strip() == "/usr/sbin/nologin" and int(worker_user[2]) < 1000,
+              "lockstep-vm: a system user without a shell", worker_user)
         check(c.out("systemctl is-enabled lockstepd", "is-enabled").strip() == "enabled",
               "the unit enabled by the package")
         props = c.show("Type", "KillMode", "ActiveState", "SubState", "MainPID")
@@ -211,8 +251,9 @@ def main():
         check(perms[:3] == ["660 root:lockstep /run/lockstep/lockstepd.sock",
                             "755 root:root /run/lockstep", "700 root:root /var/lib/lockstep"],
               "socket, runtime and state directories", perms)
-        ok(f"dpkg -i: group {group.split(':')[0]}, lockstepd.service enabled and started "
-           "(Type=notify, KillMode=process), socket 0660 root:lockstep")
+        ok(f"dpkg -i: group {group.split(':')[0]}, system user lockstep-vm (uid "
+           f"{worker_user[2]}), lockstepd.service enabled and started (Type=notify, "
+           "KillMode=process), socket 0660 root:lockstep")
 
         c.out("printf '%s' '{\"name\": \"demo\", \"vcpus\": 2, \"memory\": \"16M\", "
               "\"kernel\": \"/usr/share/lockstep/guests/idle.elf\", "
@@ -221,10 +262,36 @@ def main():
         state, reason, worker, policy = vm(c)
         check((state, policy) == ("running", "gang") and worker, "the VM runs, gang", state,
               policy)
+        status = dict(line.split(":", 1) for line in
+                      c.out("cat /proc/%d/status" % worker, "the worker's status").splitlines())
+        check(status["Uid"].split() == [worker_user[2]] * 4 and
+              status["Gid"].split() == [worker_user[3]] * 4 and
+              status["NoNewPrivs"].strip() == "1" and status["Seccomp"].strip() == "2" and
+              status["CapEff"].strip() == "0000000000000000",
+              "the worker runs sandboxed as lockstep-vm (no capabilities, no_new_privs, "
+              "seccomp)", status)
+        check(status["NSpid"].split()[1:] == ["1"],
+              "the worker is pid 1 of a pid namespace of its own", status["NSpid"])
+        confinement = json.loads(c.out("lockstep --json daemon info",
+                                       "lockstep daemon info"))["confinement"]
+        check(confinement.get("sandbox") is True and
+              confinement.get("worker_user") == "lockstep-vm" and
+              confinement.get("allowed_paths") == ["/usr/share/lockstep/guests"],
+              "lockstepd: sandbox on, worker user lockstep-vm, the packaged guests allowed "
+              "(lockstepd.conf)", confinement)
         cgroup = c.out("cat /proc/%d/cgroup" % worker, "the worker's cgroup")
-        check("/system.slice/lockstepd.service" in cgroup, "the worker is in the unit's cgroup",
-              cgroup)
-        ok("a VM defined from standard input runs in lockstepd.service's cgroup, policy gang")
+        if c.layout == "legacy":
+            check("name=systemd:/system.slice/lockstepd.service" in cgroup and
+                  all(re.search(rf":{ctl}:/.*lockstepd\.service/lockstep/demo\.[-0-9a-f]+\n",
+                                cgroup) for ctl in V1_CONTROLLERS),
+                  "the worker is in the unit's cgroup, limited in memory and pids cgroups "
+                  "beneath the unit's", cgroup)
+        else:
+            check(re.search(r"^0::/system\.slice/lockstep/demo\.[-0-9a-f]+$", cgroup, re.M),
+                  "the worker is in its own cgroup in the unit's slice", cgroup)
+        ok(f"a VM defined from standard input runs sandboxed as lockstep-vm (Uid "
+           f"{worker_user[2]}, seccomp, own pid namespace) in cgroups beneath "
+           "lockstepd.service's, policy gang")
 
         c.out("useradd -M alice && usermod -a -G lockstep alice && useradd -M bob", "users")
         status, text = c.sh("su -s /bin/sh alice -c 'lockstep vm list'")
