@@ -139,6 +139,24 @@ static int events(struct cli *cli, int argc, char **argv)
 	}
 }
 
+/* How workers start (docs/security.md): one line. */
+static void print_confinement(json_t *c)
+{
+	json_t *dir;
+	size_t i;
+
+	if (!json_is_object(c))
+		return;
+	printf("workers: %s as user %s; definitions may name files beneath: ",
+	       json_is_true(json_object_get(c, "sandbox")) ? "sandboxed" : "not sandboxed",
+	       str(c, "worker_user"));
+	if (!json_array_size(json_object_get(c, "allowed_paths")))
+		printf("none");
+	json_array_foreach(json_object_get(c, "allowed_paths"), i, dir)
+		printf("%s%s", i ? ", " : "", json_string_value(dir));
+	printf("\n");
+}
+
 static int daemon_info(struct cli *cli, int argc, char **argv)
 {
 	json_t *r, *topo, *host;
@@ -173,6 +191,7 @@ static int daemon_info(struct cli *cli, int argc, char **argv)
 			       json_is_true(json_object_get(host, "ple_expected")) ?
 				       "expected" :
 				       "not expected");
+		print_confinement(json_object_get(r, "confinement"));
 	}
 	json_decref(r);
 	return 0;

@@ -258,10 +258,20 @@ def events(env, d):
        "--vm, --json with the time")
 
 
+def daemon_info(env, d):
+    status, out, err = d.cli("daemon", "info")
+    want = (f"workers: {'sandboxed' if os.geteuid() == 0 else 'not sandboxed'} as user "
+            f"lockstep-vm; definitions may name files beneath: {env.images}, {env.files}")
+    check(status == 0 and want in out.splitlines(), "daemon info: the workers' confinement",
+          out, err)
+    ok("daemon info says how workers start and which directories definitions may name")
+
+
 def main():
     with dh.Env(sys.argv[1], sys.argv[2]) as env:
         d = env.daemon()
         usage(env, d)
+        daemon_info(env, d)
         define(env, d)
         console(env, d)
         lifecycle(env, d)
