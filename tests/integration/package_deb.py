@@ -64,7 +64,8 @@ def expected_files(build):
         "usr/share/doc/lockstep/copyright", "usr/share/doc/lockstep/examples/boot.py",
         "usr/share/doc/lockstep/examples/lockstepd.conf", "etc/lockstep/lockstepd.conf",
     }
-    for doc in ("guest-platform", "host", "libvirt", "pvlock", "scheduling", "security"):
+    for doc in ("guest-platform", "host", "libvirt", "pvlock", "scheduling", "security",
+                "passthrough"):
         files.add(f"usr/share/doc/lockstep/{doc}.md")
     files |= {f"usr/share/lockstep/guests/{g}" for g in guests}
     return files

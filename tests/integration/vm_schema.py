@@ -161,7 +161,15 @@ def cases(env):
               "0x00:00:03.0", "+000:00:03.0", "0000:00:3.0 "):
         case(f"device host {h!r}", bad, devices=[{"type": "vfio-pci", "host": h}])
     case("device extra key", bad,
-         devices=[{"type": "vfio-pci", "host": "0000:00:03.0", "rom": False}])
+         devices=[{"type": "vfio-pci", "host": "0000:00:03.0", "colour": "red"}])
+    vfio = {"type": "vfio-pci", "host": "0000:00:03.0"}
+    for label, extra in (("rom not an object", {"rom": False}),
+                         ("rom extra key", {"rom": {"bar": True, "size": 4096}}),
+                         ("rom.file empty", {"rom": {"file": ""}}),
+                         ("reset maybe", {"reset": "maybe"}),
+                         ("managed 1", {"managed": 1})):
+        case(f"vfio-pci {label}", bad, devices=[dict(vfio, **extra)])
+    case("managed on a test device", bad, devices=[{"type": "testdev", "managed": True}])
     case("vpcus (a typo)", bad, vpcus=2)
 
     daemon = "daemon"
