@@ -218,7 +218,9 @@ static void apply_mux(struct scheduler *sch, struct sched_entry *e, const struct
 		pid_t tid = e->tids[i];
 
 		e->opening[i] = e->closing[i] = false;
-		__atomic_store_n(&mv->idle, d[i].idle, __ATOMIC_RELAXED);
+		/* The opening first: a worker that sees the flag checks it against its gate. */
+		__atomic_store_n(&mv->idle_open_ns, d[i].idle_open_ns, __ATOMIC_RELAXED);
+		__atomic_store_n(&mv->idle, d[i].idle, __ATOMIC_RELEASE);
 		if (!d[i].request_changed)
 			continue;
 		__atomic_store_n(&mv->successor, d[i].successor, __ATOMIC_RELAXED);

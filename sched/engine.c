@@ -530,6 +530,7 @@ uint64_t sched_tick(struct sched *s, uint64_t now, sched_obs_fn obs_fn, sched_de
 			d[i].request = v->req;
 			d[i].successor = v->req_succ;
 			d[i].idle = slots && v->idle;
+			d[i].idle_open_ns = d[i].idle ? vm->obs[i].open_ns : 0;
 			v->req_new = false;
 			decide_affinity(s, vm, now, &d[i], i);
 		}

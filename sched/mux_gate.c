@@ -60,6 +60,23 @@ static bool busy_with_lock(const struct sched_lock_activity *a)
 	return a->flags & (SCHED_LOCK_HOLDING | SCHED_LOCK_QUEUED);
 }
 
+/*
+ * Whether vCPU i's slot is lent: the scheduler saw it halted behind the current opening of its
+ * gate.  A lend belongs to that opening.  Once the gate closed, the slot was the
+ * multiplexer's again, and the vCPU it lets in next takes a slot like any other, although
+ * the scheduler's flag stays up until its next tick: counted as lent, it would make room
+ * for one vCPU more than the slots (the scheduler's misjudged vCPUs -- a loaded host's
+ * threads that ran little and were found blocked -- are switched out and in again at once).
+ */
+static bool lent(const struct sched_page *page, uint32_t i)
+{
+	const struct sched_mux_vcpu *mv = &sched_page_mux(page)->vcpu[i];
+
+	return __atomic_load_n(&mv->idle, __ATOMIC_ACQUIRE) &&
+	       __atomic_load_n(&mv->idle_open_ns, __ATOMIC_RELAXED) ==
+		       __atomic_load_n(&page->slot[i].open_ns, __ATOMIC_RELAXED);
+}
+
 static uint32_t slots_of(const struct sched_mux *mux)
 {
 	return __atomic_load_n(&mux->slots, __ATOMIC_SEQ_CST);
@@ -71,7 +88,7 @@ uint32_t sched_mux_count_open(const struct sched_page *page)
 	uint32_t n = 0;
 
 	for (uint32_t i = 0; mux && i < page->nr_vcpus; i++)
-		n += is_open(page, i) && !__atomic_load_n(&mux->vcpu[i].idle, __ATOMIC_RELAXED);
+		n += is_open(page, i) && !lent(page, i);
 	return n;
 }
 
@@ -324,8 +341,7 @@ static int victim(const struct sched_page *page, uint32_t self, const struct sch
 	for (uint32_t i = 0; i < page->nr_vcpus; i++) {
 		struct sched_lock_activity act;
 
-		if (i == self || !is_open(page, i) ||
-		    __atomic_load_n(&mux->vcpu[i].idle, __ATOMIC_RELAXED) ||
+		if (i == self || !is_open(page, i) || lent(page, i) ||
 		    __atomic_load_n(&mux->vcpu[i].request, __ATOMIC_ACQUIRE) != SCHED_MUX_NONE)
 			continue;
 		act = activity(locks, i);
@@ -355,7 +371,7 @@ static int sleeper_for(const struct sched_page *page, uint32_t vcpu,
 		/* (One whose slot was lent already has none to give.) */
 		if (i == vcpu || !is_open(page, i) ||
 		    __atomic_load_n(&page->slot[i].state, __ATOMIC_ACQUIRE) != SCHED_VCPU_PVWAIT ||
-		    __atomic_load_n(&sched_page_mux(page)->vcpu[i].idle, __ATOMIC_RELAXED))
+		    lent(page, i))
 			continue;
 		a = activity(locks, i);
 		if ((a.flags & SCHED_LOCK_QUEUED) && serves(&me, &a))
@@ -375,8 +391,7 @@ static void trim_sleepers(struct sched_page *page, struct sched_mux *mux, uint64
 		int v = -1;
 
 		for (uint32_t i = 0; i < page->nr_vcpus; i++)
-			if (is_open(page, i) &&
-			    !__atomic_load_n(&mux->vcpu[i].idle, __ATOMIC_RELAXED) &&
+			if (is_open(page, i) && !lent(page, i) &&
 			    __atomic_load_n(&page->slot[i].state, __ATOMIC_ACQUIRE) ==
 				    SCHED_VCPU_PVWAIT &&
 			    (v < 0 || page->slot[i].cpu_ns > page->slot[v].cpu_ns))

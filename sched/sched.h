@@ -115,9 +115,12 @@ struct sched_mux_vcpu {
 	uint32_t request;   /* enum sched_mux_request */
 	uint32_t successor; /* vCPU + 1 to hand the slot to; 0 = the worker chooses */
 	uint64_t request_ns;
-	uint32_t idle; /* scheduler: seen halted at its last tick; its slot may be lent */
-	uint32_t lock; /* worker: SCHED_LOCK_* as of the last sample */
-	uint64_t ins;  /* worker: its gate opened by the multiplexer */
+	/* scheduler: seen halted at its last tick behind the opening of its gate at idle_open_ns
+	 * (slot.open_ns); its slot is lent while that opening lasts (idle_open_ns is written
+	 * first; workers of an earlier build go by idle alone) */
+	uint32_t idle;
+	uint32_t lock;		     /* worker: SCHED_LOCK_* as of the last sample */
+	uint64_t ins;		     /* worker: its gate opened by the multiplexer */
 	uint64_t outs[SCHED_OUT_NR]; /* worker: its gate closed, by reason */
 	/* worker: RELEASE/CHECK gate-outs while it held or waited for a lock.  Never happens:
 	 * the multiplexer's promise (delayed preemption). */
@@ -126,7 +129,8 @@ struct sched_mux_vcpu {
 	/* worker: its DIRECTED/WAIT hand-offs while it waited for a lock, to a vCPU that holds
 	 * or waits for that lock, and to another although such a vCPU was stopped and ready */
 	uint64_t handoff_holder, handoff_astray;
-	uint64_t reserved[2];
+	uint64_t idle_open_ns; /* scheduler: see idle */
+	uint64_t reserved[1];
 } __attribute__((aligned(64)));
 
 #define SCHED_MUX_HIST 64 /* hand-off latency histogram: 2 us buckets; the last: 126 us and up */
@@ -374,9 +378,10 @@ struct sched_decision {
 	 * come with a kick, ADMIT with a nudge of its gate). */
 	uint32_t mux_slots;
 	bool request_changed;
-	uint32_t request;   /* enum sched_mux_request */
-	uint32_t successor; /* vCPU + 1, 0 = the worker chooses */
-	bool idle;	    /* seen halted: its slot may be lent (sched_mux_vcpu.idle) */
+	uint32_t request;      /* enum sched_mux_request */
+	uint32_t successor;    /* vCPU + 1, 0 = the worker chooses */
+	bool idle;	       /* seen halted: its slot may be lent (sched_mux_vcpu.idle) */
+	uint64_t idle_open_ns; /* ... behind the opening of its gate at this time */
 };
 
 struct sched_vcpu_stats {

@@ -68,6 +68,12 @@ def window(c, name, seconds):
     return a, b
 
 
+def over(st):
+    m = st["mux"]
+    return (f"{m['over_ticks']} of {m['ticks']} ticks with more running than slots "
+            f"(at most {m['busy_open_max']}), {m['over_unlent']} beyond lent slots")
+
+
 def check_invariants(a, b, label):
     m = b["mux"]
     check(m["active"] and m["slots"] == 2, f"{label}: multiplexed on 2 slots", m)
@@ -115,7 +121,8 @@ def main():
         calls = info["stats"]["doorbell"]["calls"]
         check(calls["switch"] > 0, "the guest made SWITCH calls", calls)
         ok(f"ticket pv on 4 vCPUs / 2 CPUs: runs {[round(r) for r in run]} ms in 2 s, "
-           f"open max {b['mux']['open_max']}, grace overruns {b['mux']['grace_overruns']}")
+           f"open max {b['mux']['open_max']}, grace overruns {b['mux']['grace_overruns']}, "
+           f"{over(b)}")
         c.result("vm.destroy", name="t")
 
         # MCS with critical sections of 20 ms (> the grace period) and as much work outside:
@@ -131,7 +138,7 @@ def main():
         check(b["mux"]["handoff_holder"] > a["mux"]["handoff_holder"],
               "waiters handed their CPU to the stopped holder", b["mux"])
         ok(f"mcs pv, 20 ms critical sections: {b['mux']['forced_holding']} holders forced, "
-           f"{b['mux']['handoff_holder']} hand-offs to them, none astray")
+           f"{b['mux']['handoff_holder']} hand-offs to them, none astray, {over(b)}")
         c.result("vm.destroy", name="m")
 
         # adaptive: host scheduling until pv waiters show up, then the multiplexer.

@@ -272,7 +272,7 @@ static void guest_step(struct sim *sim, struct sim_vm *vm, uint32_t i)
 
 /*
  * Gates that closed this step: a holder or spinning waiter only by a FORCE.  Gates that
- * opened: never beyond the slots (vCPUs the scheduler marked idle not counted).
+ * opened: never beyond the slots (vCPUs whose slots the scheduler lent not counted).
  */
 static void check_gates(struct sim_vm *vm)
 {
@@ -285,7 +285,9 @@ static void check_gates(struct sim_vm *vm)
 		bool now_open = sim_gate_open(vm, i);
 
 		open += now_open;
-		counted += now_open && !mux->vcpu[i].idle;
+		/* Lent: seen halted behind this very opening of its gate. */
+		counted += now_open && !(mux->vcpu[i].idle &&
+					 mux->vcpu[i].idle_open_ns == vm->page->slot[i].open_ns);
 		opened |= now_open && !v->was_open;
 		if (v->was_open && !now_open && !v->forced &&
 		    (v->phase == SIM_CS || v->phase == SIM_QUEUED))
@@ -378,7 +380,9 @@ void sim_guest_decide(struct sim *sim, int id, const struct sched_decision *d)
 		mux->alive_ns = sim->now;
 		__atomic_store_n(&mux->slots, d[0].mux_slots, __ATOMIC_SEQ_CST);
 		for (uint32_t i = 0; i < vm->nr; i++) {
-			__atomic_store_n(&mux->vcpu[i].idle, d[i].idle, __ATOMIC_RELAXED);
+			__atomic_store_n(&mux->vcpu[i].idle_open_ns, d[i].idle_open_ns,
+					 __ATOMIC_RELAXED);
+			__atomic_store_n(&mux->vcpu[i].idle, d[i].idle, __ATOMIC_RELEASE);
 			if (!d[i].request_changed)
 				continue;
 			mux->vcpu[i].successor = d[i].successor;

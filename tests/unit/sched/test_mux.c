@@ -10,6 +10,7 @@
  *  - nobody starves over many quanta: every vCPU runs its share, and the longest a ready vCPU
  *    waits is bounded;
  *  - a waiter whose holder was stopped hands its CPU to that holder (directed switch);
+ *  - a slot lent while a vCPU looked halted is lent for that opening of its gate only;
  *  - adaptive multiplexes a wide VM on the first episode, even a light one, and lets go; and
  *    by itself when its pv waiters sleep while siblings queue for CPUs;
  *  - a policy switch away from mux gives the gates back.
@@ -233,6 +234,82 @@ static void a_sleeping_waiter_hands_its_slot_to_the_holder(void **state)
 	}
 }
 
+/* Gates open that take a slot: all but those whose slot is lent behind this very opening. */
+static uint32_t unlent_open(const struct sched_page *page)
+{
+	const struct sched_mux *mux = sched_page_mux(page);
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < page->nr_vcpus; i++)
+		n += page->slot[i].gate == SCHED_GATE_OPEN &&
+		     !(mux->vcpu[i].idle && mux->vcpu[i].idle_open_ns == page->slot[i].open_ns);
+	return n;
+}
+
+static void ask_out(struct sched_page *page, uint32_t i, uint32_t successor, uint64_t now)
+{
+	struct sched_mux_vcpu *mv = &sched_page_mux(page)->vcpu[i];
+
+	mv->successor = successor;
+	mv->request_ns = now;
+	__atomic_store_n(&mv->request, SCHED_MUX_YIELD, __ATOMIC_SEQ_CST);
+	sched_hint_switch(page, i, true);
+}
+
+/*
+ * A slot is lent behind one opening of a gate.  The scheduler lends the slots of vCPUs it saw
+ * halted (on a loaded host: threads that ran little and were found blocked, while they run
+ * guest code); one of them switches out, and the multiplexer lets it in again before the
+ * scheduler's next tick lowers its flag: it takes a slot like any other, and a lent vCPU that
+ * switches out next has no slot to hand on.  Counted as lent still, the readmitted vCPU made
+ * room for a third: three vCPUs ran on two slots until the scheduler asked the excess out.
+ */
+static void a_lent_slot_ends_with_its_gates_opening(void **state)
+{
+	const struct sched_lock_activity act[4] = { { 0 } };
+	const struct sched_mux_locks locks = { .activity = fixed_activity, .arg = (void *)act };
+	struct sched_page *page;
+	struct sched_mux *mux;
+	int fd;
+
+	assert_int_equal(sched_page_create(4, &fd, &page), 0);
+	mux = sched_page_mux(page);
+	__atomic_store_n(&mux->slots, 2, __ATOMIC_SEQ_CST);
+	/* vCPUs 0 and 1 are parked at their gates; 2 and 3 run, both seen halted: lent. */
+	for (uint32_t i = 0; i < 4; i++) {
+		sched_gate_close(page, i, 1);
+		sched_slot_set_state(&page->slot[i],
+				     i < 2 ? SCHED_VCPU_STOPPED : SCHED_VCPU_RUNNING);
+	}
+	for (uint32_t i = 2; i < 4; i++) {
+		sched_gate_open(page, i, 10);
+		mux->vcpu[i].idle_open_ns = 10;
+		__atomic_store_n(&mux->vcpu[i].idle, 1, __ATOMIC_RELEASE);
+	}
+	assert_int_equal(sched_mux_count_open(page), 0);
+
+	/* 3 switches out at a release point in favour of 1, and is let in again at its gate:
+	 * the lent slots make the room for both. */
+	ask_out(page, 3, 1 + 1, 20);
+	assert_int_equal(sched_mux_switch(page, 3, SCHED_OUT_RELEASE, -1, &locks, 21), 1);
+	sched_slot_set_state(&page->slot[3], SCHED_VCPU_STOPPED);
+	assert_true(sched_mux_admit(page, 3, false, &locks, 22));
+	assert_int_equal(page->slot[3].gate, SCHED_GATE_OPEN);
+	assert_int_equal(sched_mux_count_open(page), 2); /* 1 and 3; 2 is still lent */
+	assert_int_equal(unlent_open(page), 2);
+
+	/* 2, lent, switches out: no slot to hand to 0, which stays parked. */
+	ask_out(page, 2, 0, 23);
+	assert_int_equal(sched_mux_switch(page, 2, SCHED_OUT_RELEASE, -1, &locks, 24), -1);
+	assert_int_equal(page->slot[0].gate, SCHED_GATE_CLOSED);
+	assert_false(sched_mux_admit(page, 0, false, &locks, 25));
+	assert_int_equal(page->slot[0].gate, SCHED_GATE_CLOSED);
+	assert_int_equal(unlent_open(page), 2);
+	assert_true(mux->open_max <= 2);
+	sched_page_unmap(page, page->nr_vcpus, SCHED_PAGE_VERSION);
+	close(fd);
+}
+
 /* At a barrier, arrivals give their CPUs to the latecomers (directed switches), and rounds
  * keep coming at nearly the rate the CPUs' work allows. */
 static void barrier_arrivals_give_way_to_latecomers(void **state)
@@ -405,6 +482,7 @@ int main(void)
 		cmocka_unit_test(nobody_starves),
 		cmocka_unit_test(waiters_hand_their_cpu_to_the_holder),
 		cmocka_unit_test(a_sleeping_waiter_hands_its_slot_to_the_holder),
+		cmocka_unit_test(a_lent_slot_ends_with_its_gates_opening),
 		cmocka_unit_test(barrier_arrivals_give_way_to_latecomers),
 		cmocka_unit_test(adaptive_multiplexes_a_wide_vm),
 		cmocka_unit_test(takes_over_a_vm_whose_waiters_sleep),
