@@ -53,6 +53,7 @@ struct engine_vcpu {
 	 * since open_ns: it was open when the multiplexer took over, or its slot was lent. */
 	bool excess_ok;
 	uint64_t excess_open_ns;
+	bool lent_published; /* its slot went out lent with the last decisions */
 };
 
 struct engine_vm {

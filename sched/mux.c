@@ -135,8 +135,13 @@ static void account_excess(struct engine_vm *vm, uint32_t busy, uint32_t slots)
 			v->excess_open_ns = o->open_ns;
 			continue;
 		}
-		if (o->gate_open && busy <= slots)
-			v->excess_ok = false; /* no excess left to account for */
+		/*
+		 * No excess left to account for -- unless its slot went out lent with the last
+		 * decisions: the worker goes by those until the caller writes this tick's, and
+		 * may let a vCPU in on the lent slot meanwhile (excused until the excess is gone).
+		 */
+		if (o->gate_open && busy <= slots && !v->lent_published)
+			v->excess_ok = false;
 		excused += o->gate_open && v->excess_ok;
 	}
 	vm->st.over_ticks += busy > slots;
@@ -272,6 +277,7 @@ void mux_decide(struct engine_vm *vm, uint64_t now)
 		request(vm, (uint32_t)o, SCHED_MUX_YIELD, r, now);
 	}
 	for (uint32_t i = 0; i < vm->p.nr_vcpus; i++) {
+		vm->v[i].lent_published = vm->v[i].idle;
 		vm->v[i].gate_open = vm->obs[i].gate_open; /* as the worker keeps them */
 		if (vm->v[i].gate_open && vm->v[i].ready_since)
 			vm->v[i].ready_since = 0;
@@ -322,6 +328,7 @@ void mux_leave(struct engine_vm *vm)
 		vm->v[i].idle = false;
 		vm->v[i].ready_since = 0;
 		vm->v[i].excess_ok = false;
+		vm->v[i].lent_published = false;
 	}
 	vm->st.multiplexed = false;
 	vm->st.mux_slots = 0;
