@@ -8,6 +8,7 @@
  * run on a copy of a recording with one file changed.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -448,6 +449,33 @@ static void iommu_faults(void **state)
 	unload(rec);
 }
 
+/*
+ * The host check runs on lockstepd's loop thread, so nothing it reads may block: /dev/kmsg
+ * holds no data most of the time, and a blocking read of it waits for the next kernel message
+ * (forever, on a quiet host).  A FIFO that a writer holds open and never writes to stands in
+ * for it; an alarm turns a blocked read into a failure instead of a hung test.
+ */
+static void kmsg_without_data_does_not_block(void **state)
+{
+	struct recording *rec = load("intel-vtx", true);
+	const struct host_report *r = &rec->report;
+	char path[700];
+	int held;
+
+	snprintf(path, sizeof(path), "%s/dev/kmsg", rec->root);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	held = open(path, O_RDWR | O_CLOEXEC); /* a writer that never writes */
+	assert_true(held >= 0);
+	alarm(30);
+	check(rec, true);
+	alarm(0);
+	assert_verdict(r, "iommu.faults", HOST_PASS);
+	assert_contains(fact(r, "iommu.faults")->value, "none logged");
+	close(held);
+	unload(rec);
+}
+
 static void amd_avic_off_no_groups(void **state)
 {
 	struct recording *rec = load("amd-svm", true);
@@ -508,10 +536,15 @@ static void json_report(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(intel_vtx),	 cmocka_unit_test(amd_svm),
-		cmocka_unit_test(pvm),		 cmocka_unit_test(not_probed),
-		cmocka_unit_test(intel_ple_off), cmocka_unit_test(intel_no_interrupt_remapping),
-		cmocka_unit_test(iommu_faults),	 cmocka_unit_test(amd_avic_off_no_groups),
+		cmocka_unit_test(intel_vtx),
+		cmocka_unit_test(amd_svm),
+		cmocka_unit_test(pvm),
+		cmocka_unit_test(not_probed),
+		cmocka_unit_test(intel_ple_off),
+		cmocka_unit_test(intel_no_interrupt_remapping),
+		cmocka_unit_test(iommu_faults),
+		cmocka_unit_test(kmsg_without_data_does_not_block),
+		cmocka_unit_test(amd_avic_off_no_groups),
 		cmocka_unit_test(json_report),
 	};
 
