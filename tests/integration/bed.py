@@ -291,6 +291,9 @@ class Bed:
         tmp = os.path.join(jobs, f"{n}.tmp")
         with open(tmp, "w") as f:
             f.write("\n".join(lines) + "\n")
+        # L1 dumps its blocked tasks to the console if the script is still running at 80 %
+        with open(os.path.join(jobs, f"{n}.watch"), "w") as f:
+            f.write(f"{max(1, int(timeout * 0.8))}\n")
         console_at = self._console_size()
         t0 = time.monotonic()
         os.rename(tmp, os.path.join(jobs, f"{n}.sh"))

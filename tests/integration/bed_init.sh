@@ -89,11 +89,31 @@ say "ready: rootfs=$rootfs failed_modules=${failed:-none}"
 n=0
 while :; do
 	if [ -e "/bed/jobs/$n.sh" ]; then
+		# a job still running near its deadline: the blocked tasks' kernel stacks go to the
+		# console, which is no 9p file (a stall of the share must not hide where it stalled)
+		watch=$(cat "/bed/jobs/$n.watch" 2>/dev/null)
+		watchdog=
+		if [ -n "$watch" ]; then
+			(
+				sleep "$watch"
+				say "job $n still running after ${watch}s; user tasks (tid comm state wchan):"
+				for t in /proc/[0-9]*/task/[0-9]*; do
+					[ -n "$(head -c 1 "$t/cmdline" 2>/dev/null)" ] || continue
+					echo "  ${t##*/} $(cat "$t/comm") $(cut -d' ' -f3 "$t/stat")" \
+						"$(cat "$t/wchan")"
+				done
+				say "blocked tasks:"
+				echo w >/proc/sysrq-trigger
+			) &
+			watchdog=$!
+		fi
 		env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
 			LANG=C.UTF-8 TERM=dumb BED_OUT="$BED_SHARE" \
 			chroot /host /bin/sh "$BED_SHARE/jobs/$n.sh" \
 			</dev/null >"/bed/jobs/$n.out" 2>"/bed/jobs/$n.err"
-		echo $? >"/bed/jobs/$n.rc.tmp" && mv "/bed/jobs/$n.rc.tmp" "/bed/jobs/$n.rc"
+		rc=$?
+		[ -n "$watchdog" ] && kill "$watchdog" 2>/dev/null
+		echo $rc >"/bed/jobs/$n.rc.tmp" && mv "/bed/jobs/$n.rc.tmp" "/bed/jobs/$n.rc"
 		n=$((n + 1))
 		continue
 	fi
