@@ -54,6 +54,7 @@ where_stuck() {
 			done
 		done
 	} >>"$BED_OUT/stuck.txt" 2>&1
+	cp $run/lockstepd.log "$BED_OUT/lockstepd.log"
 }
 # every request bounded: a hang is recorded, not waited out
 lsc() {
@@ -73,6 +74,7 @@ stop_daemon() {
 	fi
 	wait $lockstepd
 	echo "lockstepd=$?"
+	cp $run/lockstepd.log "$BED_OUT/lockstepd.log"
 }
 # to_driver BDF DRIVER: gives a device to a host driver ("" = none) as an administrator would
 to_driver() {
@@ -90,10 +92,13 @@ wait_state() {
 	while [ "$(state $1)" != "$2" ] && [ $i -lt 600 ]; do sleep 0.2; i=$((i + 1)); done
 	state $1
 }
+# lockstepd logs to L1's own /tmp, copied to the share when it stops: its loop thread writes
+# the log, and a write to the 9p share can stall (a whole script and lockstepd once stopped
+# together at their next writes there)
 start_daemon() {
 	"$BIN/lockstepd" --foreground --no-sandbox --allow-path "$GUEST" --allow-path $run \
 		--run-dir $run/run --state-dir $run/state \
-		--virt-socket $run/virt.sock --vm-binary "$BIN/lockstep-vm" >>"$BED_OUT/lockstepd.log" 2>&1 &
+		--virt-socket $run/virt.sock --vm-binary "$BIN/lockstep-vm" >>$run/lockstepd.log 2>&1 &
 	lockstepd=$!
 	i=0
 	while [ ! -S $run/run/lockstepd.sock ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
