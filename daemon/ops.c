@@ -116,6 +116,8 @@ static int check_definition(struct daemon *d, const struct vmdef *def, char *err
 		return fail(err, err_len, -EINVAL,
 			    "\"kernel\" must be an absolute path (the daemon has no working "
 			    "directory of yours)");
+	if (def->initrd && def->initrd[0] != '/')
+		return fail(err, err_len, -EINVAL, "\"initrd\" must be an absolute path");
 	if (def->serial_log && def->serial_log[0] != '/')
 		return fail(err, err_len, -EINVAL, "\"serial.log\" must be an absolute path");
 	/* Only beneath the directories the administrator allows (docs/security.md). */

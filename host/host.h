@@ -39,6 +39,9 @@ enum host_flavour {
 };
 
 const char *host_flavour_name(enum host_flavour f);
+/* The flavour alone, from the modules loaded below `root` ("" or NULL: this host), as the
+ * check decides it: for lockstep-vm, which refuses what a software KVM cannot run. */
+enum host_flavour host_flavour_detect(const char *root);
 
 /* ---- CPUID ---- */
 

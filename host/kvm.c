@@ -8,6 +8,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "host/host_internal.h"
 
@@ -56,6 +57,40 @@ static bool cpuid_bit(const struct gather *g, uint32_t leaf, char reg, uint32_t 
 	return ((reg == 'a' ? l.eax : reg == 'b' ? l.ebx : reg == 'c' ? l.ecx : l.edx) & mask) != 0;
 }
 
+/* Which KVM the loaded modules (and /dev/kvm) say this is; `exists` looks below the root. */
+static enum host_flavour flavour_from(bool (*exists)(const void *ctx, const char *path),
+				      const void *ctx)
+{
+	if (exists(ctx, "/sys/module/kvm_pvm"))
+		return HOST_KVM_PVM;
+	if (exists(ctx, "/sys/module/kvm_intel"))
+		return HOST_KVM_VMX;
+	if (exists(ctx, "/sys/module/kvm_amd"))
+		return HOST_KVM_SVM;
+	if (exists(ctx, "/sys/module/kvm") || exists(ctx, "/dev/kvm"))
+		return HOST_KVM_UNKNOWN;
+	return HOST_KVM_NONE;
+}
+
+static bool exists_gathered(const void *ctx, const char *path)
+{
+	return gather_exists(ctx, path);
+}
+
+static bool exists_below(const void *ctx, const char *path)
+{
+	char full[PATH_MAX];
+	struct stat st;
+
+	snprintf(full, sizeof(full), "%s%s", (const char *)ctx, path);
+	return lstat(full, &st) == 0;
+}
+
+enum host_flavour host_flavour_detect(const char *root)
+{
+	return flavour_from(exists_below, root ? root : "");
+}
+
 static void detect_flavour(struct gather *g)
 {
 	bool vmx = cpuid_bit(g, 1, 'c', CPUID_1_ECX_VMX);
@@ -63,16 +98,7 @@ static void detect_flavour(struct gather *g)
 	struct host_fact *f;
 	const char *cpu = vmx ? "VMX" : svm ? "SVM" : "neither VMX nor SVM";
 
-	if (gather_exists(g, "/sys/module/kvm_pvm"))
-		g->r->flavour = HOST_KVM_PVM;
-	else if (gather_exists(g, "/sys/module/kvm_intel"))
-		g->r->flavour = HOST_KVM_VMX;
-	else if (gather_exists(g, "/sys/module/kvm_amd"))
-		g->r->flavour = HOST_KVM_SVM;
-	else if (gather_exists(g, "/sys/module/kvm") || gather_exists(g, "/dev/kvm"))
-		g->r->flavour = HOST_KVM_UNKNOWN;
-	else
-		g->r->flavour = HOST_KVM_NONE;
+	g->r->flavour = flavour_from(exists_gathered, g);
 
 	switch (g->r->flavour) {
 	case HOST_KVM_VMX:

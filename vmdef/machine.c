@@ -1,6 +1,8 @@
 /*
- * The machine: the definition's top-level keys — name, uuid, vCPUs, memory, kernel and its
- * command line, what to do on a crash, autostart — read, checked and printed back.
+ * The machine: the definition's top-level keys — name, uuid, vCPUs, memory, kernel, initial
+ * ramdisk and command line, what to do on a crash, autostart — read, checked and printed back.
+ * Which kind of image the kernel is (multiboot, Linux bzImage or PVH vmlinux) is lockstep-vm's
+ * to find out when it reads the file.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -102,6 +104,11 @@ int vmdef_machine_parse(struct vmdef_parse *p, struct vmdef *def, const char *ke
 	} else if (strcmp(key, "kernel") == 0) {
 		if (!(*ret = vmdef_get_string(p, "kernel", v, 4095, &s)))
 			*ret = vmdef_dup_str(&def->kernel, s);
+	} else if (strcmp(key, "initrd") == 0) {
+		if (json_is_null(v))
+			*ret = vmdef_dup_str(&def->initrd, NULL);
+		else if (!(*ret = vmdef_get_string(p, "initrd", v, 4095, &s)))
+			*ret = vmdef_dup_str(&def->initrd, s);
 	} else if (strcmp(key, "cmdline") == 0) {
 		if (!(*ret = vmdef_get_string(p, "cmdline", v, VMDEF_CMDLINE_MAX, &s)))
 			*ret = vmdef_dup_str(&def->cmdline, s);
@@ -129,8 +136,11 @@ int vmdef_machine_validate(const struct vmdef *def, char *err, size_t err_len)
 			err, err_len, -EINVAL,
 			"\"uuid\" must look like \"8f3169e4-9e17-5347-a623-47fff434bb04\"");
 	if (!def->kernel || !def->kernel[0])
-		return util_error(err, err_len, -EINVAL,
-				  "the VM needs a \"kernel\" (a multiboot image)");
+		return util_error(
+			err, err_len, -EINVAL,
+			"the VM needs a \"kernel\" (a multiboot image or a Linux kernel)");
+	if (def->initrd && !def->initrd[0])
+		return util_error(err, err_len, -EINVAL, "\"initrd\" must not be empty");
 	if (def->vcpus < 1 || def->vcpus > VMDEF_VCPUS_MAX)
 		return util_error(err, err_len, -EINVAL, "\"vcpus\" must be between 1 and %d",
 				  VMDEF_VCPUS_MAX);
@@ -149,6 +159,7 @@ int vmdef_machine_json(const struct vmdef *def, json_t *obj)
 	    json_object_set_new(obj, "autostart", json_boolean(def->autostart)) ||
 	    (def->uuid[0] && json_object_set_new(obj, "uuid", json_string(def->uuid))) ||
 	    (def->kernel && json_object_set_new(obj, "kernel", json_string(def->kernel))) ||
+	    (def->initrd && json_object_set_new(obj, "initrd", json_string(def->initrd))) ||
 	    (def->cmdline && json_object_set_new(obj, "cmdline", json_string(def->cmdline))))
 		return -ENOMEM;
 	return 0;

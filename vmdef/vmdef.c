@@ -48,6 +48,7 @@ void vmdef_fini(struct vmdef *def)
 	if (!def)
 		return;
 	free(def->kernel);
+	free(def->initrd);
 	free(def->cmdline);
 	free(def->serial_log);
 	free(def->sched.pins);
@@ -71,11 +72,12 @@ int vmdef_copy(struct vmdef *dst, const struct vmdef *src)
 {
 	struct vmdef tmp = *src;
 
-	tmp.kernel = tmp.cmdline = tmp.serial_log = NULL;
+	tmp.kernel = tmp.initrd = tmp.cmdline = tmp.serial_log = NULL;
 	tmp.sched.pins = NULL;
 	for (uint32_t i = 0; i < tmp.nr_devices; i++)
 		tmp.devices[i].rom_file = NULL;
-	if (vmdef_dup_str(&tmp.kernel, src->kernel) || vmdef_dup_str(&tmp.cmdline, src->cmdline) ||
+	if (vmdef_dup_str(&tmp.kernel, src->kernel) || vmdef_dup_str(&tmp.initrd, src->initrd) ||
+	    vmdef_dup_str(&tmp.cmdline, src->cmdline) ||
 	    vmdef_dup_str(&tmp.serial_log, src->serial_log))
 		goto err;
 	for (uint32_t i = 0; i < tmp.nr_devices; i++)

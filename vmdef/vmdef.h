@@ -101,7 +101,8 @@ struct vmdef {
 	char uuid[37]; /* canonical text form, or "" */
 	uint32_t vcpus;
 	uint64_t memory; /* bytes */
-	char *kernel;
+	char *kernel;	 /* a multiboot image, a Linux bzImage, or a vmlinux with a PVH entry */
+	char *initrd;	 /* Linux only: the initial ramdisk, or NULL */
 	char *cmdline;
 	char *serial_log; /* NULL: no log file */
 	bool serial_stdout;

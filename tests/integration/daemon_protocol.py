@@ -213,6 +213,8 @@ def methods_and_params(env, p):
         (d("b", "idle", on_crash="explode"), '"on_crash"'),
         (d("b", "idle", kernel="rel/idle.elf"), '"kernel" must be an absolute path'),
         (d("b", "idle", serial={"log": "rel.log"}), '"serial.log" must be an absolute path'),
+        (d("b", "idle", initrd="rel.cpio"), '"initrd" must be an absolute path'),
+        (d("b", "idle", initrd=""), '"initrd" must not be empty'),
         (d("../etc", "idle"), '"name"'),
     ]
     for definition, needle in bad:

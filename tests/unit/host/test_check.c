@@ -186,6 +186,7 @@ static void intel_vtx(void **state)
 	for (size_t i = 0; i < sizeof(pass) / sizeof(pass[0]); i++)
 		assert_verdict(r, pass[i], HOST_PASS);
 	assert_int_equal(r->flavour, HOST_KVM_VMX);
+	assert_int_equal(host_flavour_detect(rec->root), HOST_KVM_VMX);
 	assert_true(r->ple_expected);
 	assert_contains(r->ple_why, "Intel PLE on");
 	assert_contains(fact(r, "kvm.flavour")->source, "CPUID 0x1 ECX[5] (VMX) = 1");
@@ -246,6 +247,7 @@ static void amd_svm(void **state)
 			fail_msg("%s: %s (%s)", r->fact[i].id,
 				 host_verdict_name(r->fact[i].verdict), r->fact[i].value);
 	assert_int_equal(r->flavour, HOST_KVM_SVM);
+	assert_int_equal(host_flavour_detect(rec->root), HOST_KVM_SVM);
 	assert_true(r->ple_expected);
 	assert_contains(r->ple_why, "AMD pause filter on");
 	assert_contains(fact(r, "kvm.flavour")->source, "CPUID 0x80000001 ECX[2] (SVM) = 1");
@@ -309,6 +311,8 @@ static void pvm(void **state)
 	assert_verdict(r, "kvm.nested", HOST_NA);
 	assert_verdict(r, "iommu.posted_interrupts", HOST_NA);
 	assert_int_equal(r->flavour, HOST_KVM_PVM);
+	assert_int_equal(host_flavour_detect(rec->root), HOST_KVM_PVM);
+	assert_int_equal(host_flavour_detect("/nonexistent/lockstep"), HOST_KVM_NONE);
 	assert_false(r->ple_expected);
 	assert_contains(r->ple_why, "kvm_pvm");
 	assert_contains(fact(r, "kvm.flavour")->value,

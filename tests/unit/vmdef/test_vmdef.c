@@ -276,7 +276,11 @@ static void test_copy_is_deep(void **state)
 
 	vmdef_init(&a);
 	assert_int_equal(parse(&a, full_definition, NULL, 0), 0);
+	assert_int_equal(
+		parse(&a, "{\"initrd\": \"/var/lib/lockstep/images/initrd.img\"}", NULL, 0), 0);
 	assert_int_equal(vmdef_copy(&b, &a), 0);
+	assert_ptr_not_equal(b.initrd, a.initrd);
+	assert_string_equal(b.initrd, a.initrd);
 	assert_ptr_not_equal(b.kernel, a.kernel);
 	assert_ptr_not_equal(b.cmdline, a.cmdline);
 	assert_ptr_not_equal(b.serial_log, a.serial_log);

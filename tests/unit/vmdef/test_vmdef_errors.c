@@ -83,6 +83,7 @@ static void test_wrong_types(void **state)
 	expect_error("{\"vcpus\": 2.0}", "\"vcpus\" must be an integer between 1 and 254");
 	expect_error("{\"vcpus\": true}", "\"vcpus\" must be an integer");
 	expect_error("{\"kernel\": null}", "\"kernel\" must be a string");
+	expect_error("{\"initrd\": 1}", "\"initrd\" must be a string");
 	expect_error("{\"autostart\": 1}", "\"autostart\" must be true or false");
 	expect_error("{\"serial\": []}", "\"serial\" must be an object");
 	expect_error("{\"serial\": {\"stdout\": \"yes\"}}",

@@ -20,7 +20,7 @@
 
 static const char full_definition[] =
 	"{\"name\": \"db\", \"uuid\": \"00000000-0000-0000-0000-0000000000ff\", \"vcpus\": 254, "
-	"\"memory\": \"256G\", \"kernel\": \"/k.elf\", \"cmdline\": \"a=\\\"b c\\\" \\u00e9\", "
+	"\"memory\": \"256G\", \"kernel\": \"/k.elf\", \"initrd\": \"/i.cpio\", \"cmdline\": \"a=\\\"b c\\\" \\u00e9\", "
 	"\"serial\": {\"log\": \"/s.log\", \"stdout\": true}, \"on_crash\": \"restart\", "
 	"\"autostart\": true, \"sched\": {\"policy\": \"adaptive\", \"quantum_us\": 100, "
 	"\"skew_us\": 1000000, \"cpus\": \"0,2,4-1023\", \"pin\": {\"253\": \"1023\", \"0\": "
@@ -79,7 +79,7 @@ static void test_to_json_full(void **state)
 		"{\"host\":\"ffff:ff:1f.7\",\"managed\":true,\"reset\":\"off\",\"rom\":{"
 		"\"bar\":true,\"file\":\"/r.rom\"},\"slot\":5,\"type\":\"vfio-pci\"},{\"host\":"
 		"\"0000:00:00.0\",\"managed\":false,\"reset\":\"auto\",\"rom\":{\"bar\":"
-		"false},\"type\":\"vfio-pci\"}],\"irq\":{\"steering\":false},\"kernel\":\"/k.elf\","
+		"false},\"type\":\"vfio-pci\"}],\"initrd\":\"/i.cpio\",\"irq\":{\"steering\":false},\"kernel\":\"/k.elf\","
 		"\"memory\":262144,\"name\":\"db\",\"on_crash\":\"restart\",\"pvlock\":{"
 		"\"enabled\":false,\"kvm_features\":[\"clocksource\",\"async_pf_int\"],"
 		"\"pause_exits\":\"on\"},\"sched\":{\"cpus\":\"0,2,4-1023\",\"pin\":{\"0\":"
@@ -171,9 +171,9 @@ static void test_validate_required(void **state)
 	vmdef_init(&cfg);
 	expect_invalid(&cfg, "the VM needs a \"name\"");
 	parse_ok(&cfg, "{\"name\": \"v\"}");
-	expect_invalid(&cfg, "the VM needs a \"kernel\" (a multiboot image)");
+	expect_invalid(&cfg, "the VM needs a \"kernel\" (a multiboot image or a Linux kernel)");
 	parse_ok(&cfg, "{\"kernel\": \"\"}");
-	expect_invalid(&cfg, "the VM needs a \"kernel\" (a multiboot image)");
+	expect_invalid(&cfg, "the VM needs a \"kernel\" (a multiboot image or a Linux kernel)");
 	parse_ok(&cfg, "{\"kernel\": \"/k\"}");
 	assert_int_equal(vmdef_validate(&cfg, err, sizeof(err)), 0);
 	assert_string_equal(err, "untouched");
@@ -189,6 +189,11 @@ static void test_validate_required(void **state)
 	cfg.memory = (256ull << 30) + 1;
 	expect_invalid(&cfg, "\"memory\" must be between 2 MiB and 256 GiB");
 	cfg.memory = 64ull << 20;
+	parse_ok(&cfg, "{\"initrd\": \"\"}");
+	expect_invalid(&cfg, "\"initrd\" must not be empty");
+	parse_ok(&cfg, "{\"initrd\": null}");
+	assert_null(cfg.initrd);
+	assert_int_equal(vmdef_validate(&cfg, NULL, 0), 0);
 	parse_ok(&cfg, "{\"serial\": {\"log\": \"\"}}");
 	expect_invalid(&cfg, "\"serial.log\" must not be empty");
 	vmdef_fini(&cfg);
