@@ -2,6 +2,12 @@
  * CPUID as each vCPU sees it: what the host KVM supports, with this vCPU's APIC id in every
  * leaf that reports one, the hypervisor bit, KVM's paravirtual leaves masked by the VM's
  * feature selection, and lockstep's own discovery leaves (pvlock/abi.h).
+ *
+ * KVM leaves out of KVM_GET_SUPPORTED_CPUID what it emulates only on request: the TSC-deadline
+ * timer of its in-kernel LAPIC (KVM_CAP_TSC_DEADLINE_TIMER).  Linux wants it: without it, it
+ * calibrates the LAPIC timer against the PIT, which fails where time is as uneven as in a
+ * nested guest ("APIC timer disabled due to verification failure"), and falls back to the
+ * PIT as its only clock event.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -37,6 +43,16 @@ static void patch_entry(struct kvm_cpuid_entry2 *e, const struct vmdef *cfg, uin
 		break;
 	default:
 		break;
+	}
+}
+
+void vm_cpuid_add_emulated(struct kvm_cpuid2 *supported, bool tsc_deadline)
+{
+	for (uint32_t i = 0; i < supported->nent; i++) {
+		struct kvm_cpuid_entry2 *e = &supported->entries[i];
+
+		if (e->function == 1 && tsc_deadline)
+			e->ecx |= 1u << 24;
 	}
 }
 

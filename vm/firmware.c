@@ -22,7 +22,7 @@
 #include "vm/pci.h"
 #include "vm/vm_internal.h"
 
-#define RSDP_ADDR 0xe0000u
+#define RSDP_ADDR VM_ACPI_RSDP_ADDR
 #define RSDT_ADDR 0xe0040u
 #define FACS_ADDR 0xe00c0u /* 64-byte aligned, as ACPI requires */
 #define MADT_ADDR 0xe0100u

@@ -16,6 +16,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "host/host.h"
 #include "pvlock/abi.h"
 #include "vm/pci.h"
 #include "vm/vm_internal.h"
@@ -85,40 +86,69 @@ int vm_open_defined(struct vm *vm, const struct vm_options *opts, const char *ke
 	return fd;
 }
 
-static int load_image(struct vm *vm, const struct vm_options *opts, int *status)
+/* Reads a file the definition names (the kernel, the initrd) whole. */
+static int read_boot_file(struct vm *vm, const struct vm_options *opts, const char *what,
+			  const char *path, uint8_t **buf, size_t *len, int *status)
 {
-	char err[256], *cmdline;
-	uint8_t *image;
-	size_t len;
 	int fd, ret;
 
-	fd = vm_open_defined(vm, opts, "kernel", vm->cfg.kernel, O_RDONLY, 0);
+	fd = vm_open_defined(vm, opts, what, path, O_RDONLY, 0);
 	if (fd < 0) {
 		*status = VM_EXIT_NOINPUT;
 		return fd;
 	}
-	ret = util_read_fd(fd, IMAGE_MAX, (char **)&image, &len);
+	ret = util_read_fd(fd, IMAGE_MAX, (char **)buf, len);
 	close(fd);
 	if (ret) {
-		util_log(&vm->log, UTIL_LOG_ERROR, "kernel %s: %s", vm->cfg.kernel,
+		util_log(&vm->log, UTIL_LOG_ERROR, "%s %s: %s", what, path,
 			 ret == -EFBIG ? "larger than 512 MiB" : strerror(-ret));
 		*status = ret == -EFBIG ? VM_EXIT_CONFIG : VM_EXIT_NOINPUT;
-		return ret;
 	}
-	/* As QEMU's -kernel does: the image's file name is the command line's first word. */
-	if (asprintf(&cmdline, "%s %s", vm->cfg.kernel, vm->cfg.cmdline ? vm->cfg.cmdline : "") <
-	    0) {
-		free(image);
-		return -ENOMEM;
-	}
-	ret = vm_multiboot_load(&vm->mem, image, len, cmdline, &vm->boot, err, sizeof(err));
-	free(cmdline);
-	free(image);
+	return ret;
+}
+
+static int load_image(struct vm *vm, const struct vm_options *opts, int *status)
+{
+	struct vm_boot_files files = { 0 };
+	uint8_t *image = NULL, *initrd = NULL;
+	char err[256];
+	int ret;
+
+	ret = read_boot_file(vm, opts, "kernel", vm->cfg.kernel, &image, &files.len, status);
+	if (!ret && vm->cfg.initrd)
+		ret = read_boot_file(vm, opts, "initrd", vm->cfg.initrd, &initrd, &files.initrd_len,
+				     status);
+	if (ret)
+		goto out;
+	files.name = vm->cfg.kernel;
+	files.image = image;
+	files.initrd = initrd;
+	ret = vm_boot_load(&vm->mem, &files, vm->cfg.cmdline, &vm->boot, err, sizeof(err));
 	if (ret) {
 		util_log(&vm->log, UTIL_LOG_ERROR, "kernel %s: %s", vm->cfg.kernel, err);
 		*status = VM_EXIT_CONFIG;
 	}
+out:
+	free(initrd);
+	free(image);
 	return ret;
+}
+
+/*
+ * A Linux kernel spends its boot in ring 0, which a PVM KVM emulates an instruction at a
+ * time: it would not come up for many minutes, if ever.  Say so at once instead.
+ */
+static int check_kernel_runs_here(struct vm *vm, int *status)
+{
+	if (vm->boot.kind == VM_BOOT_MULTIBOOT || host_flavour_detect(NULL) != HOST_KVM_PVM)
+		return 0;
+	util_log(&vm->log, UTIL_LOG_ERROR,
+		 "kernel %s is a Linux kernel (%s), and this host's KVM is PVM (kvm_pvm), which "
+		 "emulates guest ring 0 one instruction at a time: Linux cannot boot on it. Run "
+		 "Linux guests on a host with hardware virtualization (kvm_intel or kvm_amd)",
+		 vm->cfg.kernel, vm_boot_kind_name(vm->boot.kind));
+	*status = VM_EXIT_NOKVM;
+	return -EOPNOTSUPP;
 }
 
 static int open_serial_log(struct vm *vm, const struct vm_options *opts, int *status)
@@ -342,6 +372,8 @@ static int build(struct vm *vm, const struct vm_options *opts, int *status)
 		return ret;
 	}
 	ret = load_image(vm, opts, status);
+	if (!ret)
+		ret = check_kernel_runs_here(vm, status);
 	if (ret)
 		return ret;
 	ret = open_serial_log(vm, opts, status);
@@ -355,6 +387,9 @@ static int build(struct vm *vm, const struct vm_options *opts, int *status)
 		ret = vm_memory_map(&vm->mem, vm->hv);
 	if (!ret)
 		ret = hv_sys_supported_cpuid(vm->sys, &vm->supported_cpuid);
+	if (!ret)
+		vm_cpuid_add_emulated(vm->supported_cpuid,
+				      hv_vm_check_cap(vm->hv, KVM_CAP_TSC_DEADLINE_TIMER) > 0);
 	if (ret) {
 		util_log(&vm->log, UTIL_LOG_ERROR, "cannot create the KVM VM: %s", strerror(-ret));
 		return ret;

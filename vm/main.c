@@ -5,9 +5,10 @@
  * debug-exit value V gives status V).
  *
  * This file is the control thread: argument handling, signals through a signalfd, the
- * optional kick probe, and the statistics report.  Started as root it confines itself
- * (vm/jail.c) unless told --no-sandbox; files it writes at the end (statistics, the exit
- * report) are opened at the start, while it can still reach them.
+ * optional kick probe, the console's input (vm/console.c) and the statistics report.  Started
+ * as root it confines itself (vm/jail.c) unless told --no-sandbox; files it writes at the end
+ * (statistics, the exit report) are opened at the start, while it can still reach them, and
+ * so is the console socket.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -35,6 +36,7 @@ struct cli {
 	uint64_t timeout_ms;
 	int control_fd; /* from lockstepd, -1 = none */
 	const char *control_socket;
+	const char *console_socket;
 	const char *exit_file;
 	bool host_probe;
 	const char *console_log;
@@ -53,10 +55,15 @@ static void usage(FILE *out)
 	      "  -n, --name NAME         VM name (default: the kernel's file name)\n"
 	      "  -p, --vcpus N           number of vCPUs (1-254)\n"
 	      "  -m, --memory SIZE       guest RAM: MiB, or with a unit (512M, 2G)\n"
-	      "  -k, --kernel FILE       multiboot image to boot\n"
+	      "  -k, --kernel FILE       kernel to boot: a multiboot image, a Linux bzImage or\n"
+	      "                          an uncompressed vmlinux with a PVH entry\n"
+	      "  -i, --initrd FILE       initial ramdisk (Linux kernels)\n"
 	      "  -a, --cmdline STRING    kernel command line\n"
 	      "  -s, --serial-log FILE   write the serial console (COM1) to FILE\n"
-	      "      --console           copy the serial console to stdout\n"
+	      "      --console           copy the serial console to stdout and standard input\n"
+	      "                          to it (on a terminal: raw, and Ctrl-] stops the VM)\n"
+	      "      --console-socket P  listen on P (mode 0600) for a console client: it gets\n"
+	      "                          the serial output and types into the guest\n"
 	      "      --timeout SECONDS   stop the VM after this long (exit status 124)\n"
 	      "      --stats             print run statistics to stderr at the end\n"
 	      "      --stats-json FILE   write run statistics as JSON ('-' = stdout)\n"
@@ -131,6 +138,7 @@ static int parse_args(struct cli *cli, int argc, char **argv)
 		OPT_VERSION,
 		OPT_CONTROL_FD,
 		OPT_CONTROL_SOCKET,
+		OPT_CONSOLE_SOCKET,
 		OPT_EXIT_FILE,
 		OPT_HOST_PROBE,
 		OPT_CONSOLE_LOG,
@@ -147,6 +155,7 @@ static int parse_args(struct cli *cli, int argc, char **argv)
 		{ "vcpus", required_argument, NULL, 'p' },
 		{ "memory", required_argument, NULL, 'm' },
 		{ "kernel", required_argument, NULL, 'k' },
+		{ "initrd", required_argument, NULL, 'i' },
 		{ "cmdline", required_argument, NULL, 'a' },
 		{ "serial-log", required_argument, NULL, 's' },
 		{ "console", no_argument, NULL, OPT_CONSOLE },
@@ -157,6 +166,7 @@ static int parse_args(struct cli *cli, int argc, char **argv)
 		{ "kvm", required_argument, NULL, OPT_KVM },
 		{ "control-fd", required_argument, NULL, OPT_CONTROL_FD },
 		{ "control-socket", required_argument, NULL, OPT_CONTROL_SOCKET },
+		{ "console-socket", required_argument, NULL, OPT_CONSOLE_SOCKET },
 		{ "exit-file", required_argument, NULL, OPT_EXIT_FILE },
 		{ "host-probe", no_argument, NULL, OPT_HOST_PROBE },
 		{ "console-log", required_argument, NULL, OPT_CONSOLE_LOG },
@@ -182,7 +192,7 @@ static int parse_args(struct cli *cli, int argc, char **argv)
 	vmdef_init(&flags);
 	flags.vcpus = 0;
 	flags.memory = 0;
-	while ((opt = getopt_long(argc, argv, "c:n:p:m:k:a:s:qh", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "c:n:p:m:k:i:a:s:qh", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'c':
 			config = optarg;
@@ -216,6 +226,9 @@ static int parse_args(struct cli *cli, int argc, char **argv)
 			break;
 		case 'k':
 			ret = set_string(&flags.kernel, optarg);
+			break;
+		case 'i':
+			ret = set_string(&flags.initrd, optarg);
 			break;
 		case 'a':
 			if (strlen(optarg) > VMDEF_CMDLINE_MAX) {
@@ -263,6 +276,9 @@ static int parse_args(struct cli *cli, int argc, char **argv)
 			break;
 		case OPT_CONTROL_SOCKET:
 			cli->control_socket = optarg;
+			break;
+		case OPT_CONSOLE_SOCKET:
+			cli->console_socket = optarg;
 			break;
 		case OPT_EXIT_FILE:
 			cli->exit_file = optarg;
@@ -333,6 +349,7 @@ static int parse_args(struct cli *cli, int argc, char **argv)
 	if (flags.serial_stdout)
 		cli->cfg.serial_stdout = true;
 	if ((flags.kernel && (ret = set_string(&cli->cfg.kernel, flags.kernel))) ||
+	    (flags.initrd && (ret = set_string(&cli->cfg.initrd, flags.initrd))) ||
 	    (flags.cmdline && (ret = set_string(&cli->cfg.cmdline, flags.cmdline))) ||
 	    (flags.serial_log && (ret = set_string(&cli->cfg.serial_log, flags.serial_log))))
 		goto fail;
@@ -392,7 +409,8 @@ static bool kick_next(struct vm *vm, uint32_t *next)
  * The control loop: serves the control channel, signals, the time limit and the kick probe
  * until `done` says to stop.
  */
-static void control_loop(struct vm *vm, struct cli *cli, struct vm_control *ctl, int sigfd,
+static void control_loop(struct vm *vm, struct cli *cli, struct vm_control *ctl,
+			 struct vm_console *con, int sigfd,
 			 bool (*done)(struct vm *vm, struct vm_control *ctl))
 {
 	uint64_t deadline = cli->timeout_ms ? vm->start_ns + cli->timeout_ms * 1000000ull : 0;
@@ -401,8 +419,10 @@ static void control_loop(struct vm *vm, struct cli *cli, struct vm_control *ctl,
 	uint32_t kick_cursor = 0;
 
 	while (!done(vm, ctl)) {
-		struct pollfd pfd[4] = { { vm->stop_fd, POLLIN, 0 }, { sigfd, POLLIN, 0 } };
+		struct pollfd pfd[4 + VM_CONSOLE_POLLFDS] = { { vm->stop_fd, POLLIN, 0 },
+							      { sigfd, POLLIN, 0 } };
 		int nctl = vm_control_pollfds(ctl, &pfd[2]);
+		int ncon = vm_console_pollfds(con, &pfd[2 + nctl]);
 		uint64_t now = util_now_ns(), wake = deadline, watch, sample;
 		int timeout = -1;
 
@@ -424,7 +444,7 @@ static void control_loop(struct vm *vm, struct cli *cli, struct vm_control *ctl,
 			wake = now + CONTROL_RECHECK_NS;
 		if (wake)
 			timeout = wake > now ? (int)((wake - now + 999999) / 1000000) : 0;
-		if (poll(pfd, 2 + (nfds_t)nctl, timeout) < 0 && errno != EINTR)
+		if (poll(pfd, 2 + (nfds_t)nctl + (nfds_t)ncon, timeout) < 0 && errno != EINTR)
 			break;
 		if (pfd[1].revents & POLLIN) {
 			struct signalfd_siginfo si;
@@ -436,6 +456,7 @@ static void control_loop(struct vm *vm, struct cli *cli, struct vm_control *ctl,
 			vm_request_stop(vm, VM_STOP_REQUEST, 0);
 		}
 		vm_control_handle(ctl, &pfd[2], nctl);
+		vm_console_handle(con, &pfd[2 + nctl], ncon);
 		now = util_now_ns();
 		if (deadline && now >= deadline) {
 			util_log(&vm->log, UTIL_LOG_WARN, "time limit reached, stopping the VM");
@@ -645,6 +666,7 @@ int main(int argc, char **argv)
 	struct cli cli = { .opts.start_ns = util_now_ns(), .control_fd = -1, .sandbox = -1 };
 	struct vm_jail jail = { .enabled = false };
 	struct vm_control ctl;
+	struct vm_console con;
 	struct vm *vm = NULL;
 	int stats_fd = -1, console_fd = -1;
 	bool preserve;
@@ -704,6 +726,14 @@ int main(int argc, char **argv)
 		status = refuse(&cli, VM_EXIT_INTERNAL);
 		goto out_vm;
 	}
+	ret = vm_console_init(&con, vm, cli.console_socket, vm->cfg.serial_stdout);
+	if (ret) {
+		util_log(&vm->log, UTIL_LOG_ERROR, "console socket %s: %s", cli.console_socket,
+			 strerror(-ret));
+		vm_control_fini(&ctl);
+		status = refuse(&cli, VM_EXIT_INTERNAL);
+		goto out_vm;
+	}
 	ctl.keep_socket_file = jail.privileged; /* the relay removes it */
 	if (jail.enabled && vm->passthrough) {
 		util_log(&vm->log, UTIL_LOG_ERROR, "%s", VMDEF_PASSTHROUGH_UNSANDBOXED);
@@ -714,7 +744,7 @@ int main(int argc, char **argv)
 		/* Stops the VM if it fails.  Confined, it can no longer remove its socket's file. */
 		if (jail.enabled && !vm_jail_lock_thread(vm, VM_THREAD_CONTROL))
 			ctl.keep_socket_file = true;
-		control_loop(vm, &cli, &ctl, sigfd, vm_has_stopped);
+		control_loop(vm, &cli, &ctl, &con, sigfd, vm_has_stopped);
 	}
 	vm_stop_vcpus(vm);
 	status = vm_exit_status(vm);
@@ -724,11 +754,13 @@ int main(int argc, char **argv)
 		   !ctl.release;
 	vm_control_stopped(&ctl, status, preserve);
 	if (preserve)
-		control_loop(vm, &cli, &ctl, sigfd, controller_released);
+		control_loop(vm, &cli, &ctl, &con, sigfd, controller_released);
 	write_stats(vm, &cli, stats_fd);
+	/* The final word for a daemon that was away when the VM stopped. */
 	if (cli.exit_file)
 		write_exit_report(vm, status);
 	vm_control_stopped(&ctl, status, false);
+	vm_console_fini(&con);
 	vm_control_fini(&ctl);
 out_vm:
 	vm_destroy(vm);

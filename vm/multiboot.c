@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "vm/pci.h"
 #include "vm/vm_internal.h"
 
 #define MB_MAGIC 0x1badb002u
@@ -89,27 +88,6 @@ int vm_multiboot_find(const uint8_t *image, size_t len, struct vm_multiboot_head
 	return -ENOENT;
 }
 
-/* Rejects guest ranges that are outside RAM or collide with what lockstep places itself. */
-static int check_range(const struct vm_memory *mem, uint64_t start, uint64_t size, char *err,
-		       size_t err_len)
-{
-	uint64_t end = start + size;
-
-	if (end < start || !vm_memory_ptr(mem, start, size))
-		return fail(err, err_len,
-			    "the image needs guest memory [0x%llx, 0x%llx), outside the VM's %llu "
-			    "MiB of RAM: give the VM more memory",
-			    (unsigned long long)start, (unsigned long long)end,
-			    (unsigned long long)(mem->size >> 20));
-	if (start < VM_BOOT_AREA + VM_BOOT_AREA_SIZE && end > VM_BOOT_AREA)
-		return fail(err, err_len, "the image overlaps the boot area [0x10000, 0x20000)");
-	if (start < VM_FIRMWARE_BASE + VM_FIRMWARE_SIZE && end > VM_EBDA_BASE)
-		return fail(err, err_len,
-			    "the image overlaps the firmware area [0x9fc00, 0x100000): link it at "
-			    "1 MiB or above");
-	return 0;
-}
-
 static int load_elf(struct vm_memory *mem, const uint8_t *image, size_t len,
 		    struct vm_boot_entry *entry, char *err, size_t err_len)
 {
@@ -126,7 +104,7 @@ static int load_elf(struct vm_memory *mem, const uint8_t *image, size_t len,
 		const struct vm_elf_segment *s = &elf.seg[i];
 		uint8_t *dst;
 
-		ret = check_range(mem, s->paddr, s->memsz, err, err_len);
+		ret = vm_boot_check_range(mem, s->paddr, s->memsz, err, err_len);
 		if (ret)
 			return ret;
 		dst = vm_memory_ptr(mem, s->paddr, s->memsz);
@@ -170,7 +148,7 @@ static int load_flat(struct vm_memory *mem, const uint8_t *image, size_t len,
 	bss_end = h->bss_end_addr ? h->bss_end_addr : load_end;
 	if (bss_end < load_end)
 		return fail(err, err_len, "multiboot bss_end_addr is below load_end_addr");
-	ret = check_range(mem, h->load_addr, bss_end - h->load_addr, err, err_len);
+	ret = vm_boot_check_range(mem, h->load_addr, bss_end - h->load_addr, err, err_len);
 	if (ret)
 		return ret;
 	if (h->entry_addr < h->load_addr || h->entry_addr >= load_end)
@@ -187,18 +165,14 @@ static int load_flat(struct vm_memory *mem, const uint8_t *image, size_t len,
 
 static void build_mmap(const struct vm_memory *mem, struct mb_info *mbi)
 {
-	struct mb_mmap_entry map[] = {
-		{ 20, 0, VM_EBDA_BASE, 1 },
-		{ 20, VM_EBDA_BASE, 0xa0000 - VM_EBDA_BASE, 2 },
-		{ 20, VM_FIRMWARE_BASE, VM_FIRMWARE_SIZE, 2 },
-		{ 20, 0x100000, mem->low_size - 0x100000, 1 },
-		/* the MCFG's ECAM window, which kernels want reserved before they trust it */
-		{ 20, VM_PCI_ECAM_BASE, VM_PCI_ECAM_SIZE, 2 },
-		{ 20, VM_HIGH_RAM_BASE, mem->high_size, 1 },
-	};
-	unsigned n = mem->high_size ? 6 : 5;
+	struct vm_e820 ranges[8];
+	struct mb_mmap_entry map[8];
+	unsigned n = vm_boot_memory_map(mem, ranges, 8);
 
-	memcpy(vm_memory_ptr(mem, MMAP_ADDR, sizeof(map)), map, n * sizeof(map[0]));
+	for (unsigned i = 0; i < n; i++)
+		map[i] = (struct mb_mmap_entry){ 20, ranges[i].addr, ranges[i].size,
+						 ranges[i].type };
+	memcpy(vm_memory_ptr(mem, MMAP_ADDR, n * sizeof(map[0])), map, n * sizeof(map[0]));
 	mbi->flags |= MBI_MMAP | MBI_MEM;
 	mbi->mmap_addr = (uint32_t)MMAP_ADDR;
 	mbi->mmap_length = n * (uint32_t)sizeof(map[0]);
@@ -253,6 +227,8 @@ int vm_multiboot_load(struct vm_memory *mem, const uint8_t *image, size_t len, c
 	memcpy(vm_memory_ptr(mem, CMDLINE_ADDR, cmdline_len + 1), cmdline ? cmdline : "",
 	       cmdline_len + 1);
 	memcpy(vm_memory_ptr(mem, MBI_ADDR, sizeof(mbi)), &mbi, sizeof(mbi));
+	entry->kind = VM_BOOT_MULTIBOOT;
+	entry->eax = MB_BOOT_MAGIC;
 	entry->ebx = (uint32_t)MBI_ADDR;
 	return 0;
 }

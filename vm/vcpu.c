@@ -16,8 +16,6 @@
 
 #include "vm/vm_internal.h"
 
-#define MULTIBOOT_BOOT_MAGIC 0x2badb002u
-
 /* Flat 4 GiB segment in the form KVM_SET_SREGS takes. */
 static struct kvm_segment flat_segment(uint16_t selector, uint8_t type)
 {
@@ -37,15 +35,22 @@ static struct kvm_segment flat_segment(uint16_t selector, uint8_t type)
 	};
 }
 
-/* The multiboot machine state: 32-bit protected mode, paging off, flat segments. */
+/*
+ * The boot processor's state at the kernel's entry, as every protocol lockstep boots wants it:
+ * 32-bit protected mode, paging off, flat segments, interrupts off.  Linux's 32-bit boot entry
+ * wants its selectors (__BOOT_CS 0x10, __BOOT_DS 0x18) in a loaded GDT; PVH wants a 32-bit TSS
+ * of 0x68 bytes in TR.  Multiboot leaves the GDT to the kernel.
+ */
 static int set_boot_state(struct vm_vcpu *vcpu)
 {
 	const struct vm_boot_entry *boot = &vcpu->vm->boot;
+	bool linux_boot = boot->kind != VM_BOOT_MULTIBOOT;
 	struct kvm_sregs sregs;
 	struct kvm_regs regs = {
 		.rip = boot->entry,
-		.rax = MULTIBOOT_BOOT_MAGIC,
+		.rax = boot->eax,
 		.rbx = boot->ebx,
+		.rsi = boot->esi,
 		.rflags = 0x2,
 	};
 	int ret;
@@ -53,8 +58,19 @@ static int set_boot_state(struct vm_vcpu *vcpu)
 	ret = hv_vcpu_get_sregs(vcpu->hv, &sregs);
 	if (ret)
 		return ret;
-	sregs.cs = flat_segment(0x08, 0xb);
-	sregs.ds = sregs.es = sregs.fs = sregs.gs = sregs.ss = flat_segment(0x10, 0x3);
+	sregs.cs = flat_segment(linux_boot ? 0x10 : 0x08, 0xb);
+	sregs.ds = sregs.es = sregs.fs = sregs.gs = sregs.ss =
+		flat_segment(linux_boot ? 0x18 : 0x10, 0x3);
+	if (linux_boot) {
+		sregs.gdt.base = VM_BOOT_GDT;
+		sregs.gdt.limit = 4 * 8 - 1;
+		sregs.tr.base = 0;
+		sregs.tr.limit = 0x67;
+		sregs.tr.type = 0xb; /* 32-bit TSS, busy */
+		sregs.tr.present = 1;
+		sregs.tr.s = 0;
+		sregs.tr.unusable = 0;
+	}
 	sregs.cr0 = 0x11; /* PE, ET */
 	sregs.cr4 = 0;
 	sregs.efer = 0;
@@ -103,16 +119,16 @@ void vm_vcpu_fini(struct vm_vcpu *vcpu)
 	vcpu->hv = NULL;
 }
 
-static void log_guest_state(struct vm_vcpu *vcpu, const char *what)
+static void log_guest_state(struct vm_vcpu *vcpu, enum util_log_level level, const char *what)
 {
 	struct kvm_regs regs;
 	struct kvm_sregs sregs;
 
 	if (hv_vcpu_get_regs(vcpu->hv, &regs) || hv_vcpu_get_sregs(vcpu->hv, &sregs)) {
-		util_log(&vcpu->vm->log, UTIL_LOG_ERROR, "vCPU %u: %s", vcpu->index, what);
+		util_log(&vcpu->vm->log, level, "vCPU %u: %s", vcpu->index, what);
 		return;
 	}
-	util_log(&vcpu->vm->log, UTIL_LOG_ERROR,
+	util_log(&vcpu->vm->log, level,
 		 "vCPU %u: %s at rip=0x%llx rsp=0x%llx cs=0x%x cr0=0x%llx cr3=0x%llx cr4=0x%llx "
 		 "efer=0x%llx",
 		 vcpu->index, what, (unsigned long long)regs.rip, (unsigned long long)regs.rsp,
@@ -122,7 +138,7 @@ static void log_guest_state(struct vm_vcpu *vcpu, const char *what)
 
 static void guest_crash(struct vm_vcpu *vcpu, const char *what)
 {
-	log_guest_state(vcpu, what);
+	log_guest_state(vcpu, UTIL_LOG_ERROR, what);
 	vm_request_stop(vcpu->vm, VM_STOP_GUEST_CRASH, VM_EXIT_GUEST_CRASH);
 }
 
@@ -317,6 +333,9 @@ static void *vcpu_thread(void *arg)
 		if (!handle_exit(vcpu, run))
 			break;
 	}
+	/* Where a guest that overran its time limit was: the first clue to what it waited for. */
+	if (atomic_load(&vm->stop_reason) == VM_STOP_TIMEOUT)
+		log_guest_state(vcpu, UTIL_LOG_WARN, "at the time limit");
 	sched_slot_set_state(vcpu->slot, SCHED_VCPU_EXITED);
 	return NULL;
 }

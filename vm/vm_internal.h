@@ -82,10 +82,11 @@ bool vm_bus_dispatch(const struct vm_bus *bus, uint64_t addr, struct vm_io *io);
 
 /* ---- boot ---- */
 
-#define VM_BOOT_AREA 0x10000ull /* multiboot info, memory map, command line */
+#define VM_BOOT_AREA 0x10000ull /* boot information, memory map, command line */
 #define VM_BOOT_AREA_SIZE 0x10000ull
-/* The command line the loader takes: the image's name, a space, the arguments. */
+/* The command line the multiboot loader takes: the image's name, a space, the arguments. */
 #define VM_BOOT_CMDLINE_MAX 8191
+#define VM_BOOT_GDT 0x1ff00ull	    /* the GDT of the Linux entries (vm_boot_write_gdt) */
 #define VM_FIRMWARE_BASE 0xe0000ull /* ACPI and MP tables */
 #define VM_FIRMWARE_SIZE 0x20000ull
 #define VM_EBDA_BASE 0x9fc00ull
@@ -116,12 +117,66 @@ struct vm_multiboot_header {
 /* Finds a valid multiboot v1 header in the first 8 KiB; -ENOENT if there is none. */
 int vm_multiboot_find(const uint8_t *image, size_t len, struct vm_multiboot_header *hdr);
 
-/* Where and how the boot processor starts. */
+/* The kinds of kernel lockstep boots (vm/boot.c decides from the image). */
+enum vm_boot_kind {
+	VM_BOOT_MULTIBOOT = 0, /* multiboot v1: lockstep's guest programs */
+	VM_BOOT_LINUX,	       /* a Linux bzImage, x86 boot protocol, 32-bit entry */
+	VM_BOOT_PVH,	       /* an uncompressed vmlinux through its PVH entry */
+};
+
+const char *vm_boot_kind_name(enum vm_boot_kind kind);
+
+/* Where and how the boot processor starts: flat 32-bit protected mode, paging off. */
 struct vm_boot_entry {
+	enum vm_boot_kind kind;
 	uint32_t entry;			 /* 32-bit protected-mode entry point */
-	uint32_t ebx;			 /* multiboot information address */
+	uint32_t eax, ebx, esi;		 /* multiboot magic and info; PVH start info; boot_params */
 	uint64_t image_start, image_end; /* guest-physical extent of the loaded image */
 };
+
+/* What is booted: the kernel image and an optional initrd (NULL), both in host memory. */
+struct vm_boot_files {
+	const char *name; /* the image's file name: a multiboot command line begins with it */
+	const uint8_t *image;
+	size_t len;
+	const uint8_t *initrd;
+	size_t initrd_len;
+};
+
+/* One range of the guest's memory map, in E820's layout (multiboot's mmap and PVH's memmap
+ * carry the same three fields). */
+struct vm_e820 {
+	uint64_t addr, size;
+	uint32_t type;
+} __attribute__((packed));
+
+#define VM_E820_RAM 1
+#define VM_E820_RESERVED 2
+
+/* Loads any kernel lockstep boots, choosing the protocol from the image; errors in `err`. */
+int vm_boot_load(struct vm_memory *mem, const struct vm_boot_files *files, const char *cmdline,
+		 struct vm_boot_entry *entry, char *err, size_t err_len);
+/* The guest's memory map, at most `max` ranges; returns how many. */
+unsigned vm_boot_memory_map(const struct vm_memory *mem, struct vm_e820 *map, unsigned max);
+/* Rejects a range for the image that is outside RAM or on the boot area or firmware tables. */
+int vm_boot_check_range(const struct vm_memory *mem, uint64_t start, uint64_t size, char *err,
+			size_t err_len);
+/* Copies the initrd (if any) page-aligned to the top of low RAM (at most `max_addr`, 0 = no
+ * limit), above `kernel_end`; *addr is where it went, 0 without one. */
+int vm_boot_place_initrd(struct vm_memory *mem, const struct vm_boot_files *files,
+			 uint64_t kernel_end, uint64_t max_addr, uint32_t *addr, char *err,
+			 size_t err_len);
+/* The GDT with Linux's boot selectors (code 0x10, data 0x18) at VM_BOOT_GDT. */
+void vm_boot_write_gdt(struct vm_memory *mem);
+
+/* Linux: a bzImage (vm_linux_load) or a PVH vmlinux (vm_pvh_load); vm_pvh_find looks for the
+ * PVH entry note of a parsed ELF file (-ENOENT: none; *entry may be NULL). */
+int vm_linux_load(struct vm_memory *mem, const struct vm_boot_files *files, const char *cmdline,
+		  struct vm_boot_entry *entry, char *err, size_t err_len);
+int vm_pvh_find(const uint8_t *buf, size_t len, const struct vm_elf *elf, uint64_t *entry,
+		char *err, size_t err_len);
+int vm_pvh_load(struct vm_memory *mem, const struct vm_boot_files *files, const char *cmdline,
+		struct vm_boot_entry *entry, char *err, size_t err_len);
 
 /* Loads a multiboot v1 image (ELF32, ELF64 or a.out-kludge flat binary) into guest memory and
  * builds the multiboot information.  Errors name the problem in `err`. */
@@ -133,6 +188,7 @@ int vm_multiboot_load(struct vm_memory *mem, const uint8_t *image, size_t len, c
 #define VM_ACPI_PM1_CNT 0x604 /* PM1_CNT (16 bits) */
 #define VM_ACPI_PM_TMR 0x608  /* PM_TMR (32 bits, 3.579545 MHz) */
 #define VM_ACPI_SCI_IRQ 9
+#define VM_ACPI_RSDP_ADDR 0xe0000u /* where vm_firmware_build() puts the RSDP */
 
 /* The PCI devices' interrupt pins, for the MP table (NULL: none). */
 struct vm_firmware_pci {
@@ -146,6 +202,9 @@ struct vm_firmware_pci {
  * into guest memory at VM_FIRMWARE_BASE. */
 int vm_firmware_build(struct vm_memory *mem, uint32_t vcpus, const struct vm_firmware_pci *pci);
 
+/* Adds to KVM's supported CPUID what it emulates without reporting it: the TSC-deadline timer
+ * (when KVM_CAP_TSC_DEADLINE_TIMER says so). */
+void vm_cpuid_add_emulated(struct kvm_cpuid2 *supported, bool tsc_deadline);
 /* CPUID for vCPU `index`, from what KVM supports; the caller frees it. */
 int vm_cpuid_build(const struct kvm_cpuid2 *supported, const struct vmdef *cfg, uint32_t index,
 		   uint32_t tsc_khz, struct kvm_cpuid2 **out);
@@ -158,7 +217,9 @@ struct vm_doorbell;
 
 struct vm_console_stats {
 	uint64_t bytes;
-	uint64_t first_byte_ns; /* CLOCK_MONOTONIC of the first byte, 0 = none yet */
+	uint64_t first_byte_ns;	 /* CLOCK_MONOTONIC of the first byte, 0 = none yet */
+	uint64_t client_dropped; /* output a slow console client did not take */
+	bool irq_level;		 /* COM1's interrupt line */
 };
 
 /* Output goes to every descriptor of `log_fds` that is not -1 (at most two), and to stdout. */
@@ -167,6 +228,38 @@ int vm_uart_new(struct vm *vm, const int *log_fds, unsigned nr_logs, bool to_std
 void vm_uart_free(struct vm_uart *uart);
 void vm_uart_io(void *opaque, struct vm_io *io);
 void vm_uart_stats(struct vm_uart *uart, struct vm_console_stats *st);
+/* Typed input for the guest: returns how much the receive buffer took (the rest waits for
+ * vm_uart_room_fd() to become readable). */
+size_t vm_uart_input(struct vm_uart *uart, const uint8_t *buf, size_t len);
+bool vm_uart_has_room(struct vm_uart *uart);
+int vm_uart_room_fd(struct vm_uart *uart);
+/* The console client's socket (non-blocking) gets the output too; -1: none. */
+void vm_uart_set_client(struct vm_uart *uart, int fd);
+
+/* ---- the serial console's input and its client (vm/console.c), control thread ---- */
+
+#define VM_CONSOLE_ESCAPE 0x1d /* Ctrl-]: on a terminal, ends `lockstep-vm --console` */
+#define VM_CONSOLE_POLLFDS 3
+
+struct vm_console {
+	struct vm *vm;
+	int listen_fd; /* --console-socket, -1 = none */
+	char *listen_path;
+	int client_fd;	     /* the connected console client, -1 = none */
+	int stdin_fd;	     /* forwarded standard input, -1 = none or at its end */
+	bool stdin_tty;	     /* ... a terminal, put in raw mode */
+	void *saved_termios; /* the terminal's mode to restore */
+	uint8_t held[512];   /* input read but not yet taken by the UART */
+	size_t held_off, held_len;
+	uint64_t input_bytes;
+};
+
+int vm_console_init(struct vm_console *con, struct vm *vm, const char *socket_path,
+		    bool forward_stdin);
+void vm_console_fini(struct vm_console *con);
+/* Adds the console's fds to a poll set (at most VM_CONSOLE_POLLFDS); returns how many. */
+int vm_console_pollfds(struct vm_console *con, struct pollfd *pfd);
+void vm_console_handle(struct vm_console *con, const struct pollfd *pfd, int n);
 
 int vm_fwcfg_new(struct vm *vm, struct vm_fwcfg **out);
 void vm_fwcfg_free(struct vm_fwcfg *fw);

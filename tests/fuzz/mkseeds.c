@@ -1,6 +1,7 @@
 /*
  * Writes the binary seed inputs of the fuzz corpora: real multiboot images of each kind the
- * loader accepts (built by tests/unit/vm/vmtest_image.c) and device access sequences in the
+ * loader accepts (built by tests/unit/vm/vmtest_image.c), the same with a Linux bzImage and
+ * a PVH vmlinux for the boot target, and device access sequences in the
  * encoding of devices.c (a UART line, an fw_cfg directory walk, doorbell calls, a debug
  * exit, the power button and soft-off through the ACPI PM registers).  Usage: fuzz_mkseeds DIR, where DIR is tests/fuzz/corpus.
  */
@@ -33,7 +34,8 @@ static int write_seed(const char *dir, const char *sub, const char *name, const 
 	return n == (ssize_t)len ? 0 : -EIO;
 }
 
-static int elf_seed(const char *dir, const char *name, const struct vmtest_elf *spec)
+static int elf_seed(const char *dir, const char *sub, const char *name,
+		    const struct vmtest_elf *spec)
 {
 	uint8_t *img;
 	size_t len;
@@ -41,7 +43,7 @@ static int elf_seed(const char *dir, const char *name, const struct vmtest_elf *
 
 	if (ret)
 		return ret;
-	ret = write_seed(dir, "multiboot", name, img, len);
+	ret = write_seed(dir, sub, name, img, len);
 	free(img);
 	return ret;
 }
@@ -81,15 +83,58 @@ static int multiboot_seeds(const char *dir)
 	size_t len;
 	int ret;
 
-	ret = elf_seed(dir, "elf32-two-segments", &elf32);
+	ret = elf_seed(dir, "multiboot", "elf32-two-segments", &elf32);
 	if (!ret)
-		ret = elf_seed(dir, "elf64-higher-half", &elf64);
+		ret = elf_seed(dir, "multiboot", "elf64-higher-half", &elf64);
+	if (!ret)
+		ret = elf_seed(dir, "boot", "multiboot-elf32", &elf32);
 	if (ret)
 		return ret;
 	ret = vmtest_build_flat(&flat, &img, &len);
 	if (ret)
 		return ret;
 	ret = write_seed(dir, "multiboot", "flat-aout-kludge", img, len);
+	free(img);
+	return ret;
+}
+
+/* A bzImage and a PVH vmlinux, small enough for the fuzzer's 64 KiB inputs. */
+static int linux_seeds(const char *dir)
+{
+	const struct vmtest_bzimage bz = { .setup_sects = 2,
+					   .payload = 0x800,
+					   .init_size = 0x10000,
+					   .cmdline_size = 255,
+					   .initrd_addr_max = 0x7fffffff };
+	struct vmtest_elf pvh = {
+		.is64 = true,
+		.nr_segments = 2,
+		.no_multiboot = true,
+		.seg = { { .paddr = 0x1000000,
+			   .vaddr = 0xffffffff81000000ull,
+			   .filesz = 0x100,
+			   .memsz = 0x2000 },
+			 { .type = PT_NOTE, .filesz = 0x14 } },
+	};
+	uint32_t entry = 0x1000010;
+	uint8_t *img;
+	size_t len;
+	int ret;
+
+	ret = vmtest_build_bzimage(&bz, &img, &len);
+	if (ret)
+		return ret;
+	ret = write_seed(dir, "boot", "bzimage", img, len);
+	/* odd length: the fuzz target adds an initrd */
+	if (!ret)
+		ret = write_seed(dir, "boot", "bzimage-initrd", img, len - 1);
+	free(img);
+	if (!ret)
+		ret = vmtest_build_elf(&pvh, &img, &len);
+	if (ret)
+		return ret;
+	vmtest_elf_note(img + vmtest_elf_data_offset(&pvh, 1), "Xen", 18, &entry, 4);
+	ret = write_seed(dir, "boot", "pvh-vmlinux", img, len);
 	free(img);
 	return ret;
 }
@@ -168,7 +213,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: fuzz_mkseeds CORPUS_DIR\n");
 		return 64;
 	}
-	if (multiboot_seeds(argv[1]) || device_seeds(argv[1]))
+	if (multiboot_seeds(argv[1]) || linux_seeds(argv[1]) || device_seeds(argv[1]))
 		return 1;
 	return 0;
 }

@@ -45,7 +45,7 @@ def run(cmd, timeout=120, env=None):
     nothing a guest or an input does may crash a lockstep process."""
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
-                           errors="replace")
+                           errors="replace", stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired as e:
         fail(f"timed out after {timeout}s: {' '.join(cmd)}",
              (e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes)

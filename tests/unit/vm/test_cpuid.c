@@ -1,7 +1,8 @@
 /*
  * Each vCPU's CPUID (vm/cpuid.c): its APIC id in leaves 1, 0xB, 0x1F and 0x8000001E, the
  * hypervisor bit, KVM's paravirtual feature leaf masked by the VM's selection (or left as the
- * host offers it), and lockstep's own discovery leaves with the doorbell and TSC rate.
+ * host offers it), lockstep's own discovery leaves with the doorbell and TSC rate, and the
+ * TSC-deadline bit added only when KVM says it emulates it.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -117,12 +118,31 @@ static void lockstep_leaves(void **state)
 	free(sup);
 }
 
+static void tsc_deadline_when_emulated(void **state)
+{
+	struct kvm_cpuid2 *sup = supported(), *c;
+	struct vmdef cfg;
+
+	vmdef_init(&cfg);
+	vm_cpuid_add_emulated(sup, false);
+	assert_int_equal(vm_cpuid_build(sup, &cfg, 0, 0, &c), 0);
+	assert_false(leaf(c, 1)->ecx & (1u << 24));
+	free(c);
+	vm_cpuid_add_emulated(sup, true);
+	assert_int_equal(vm_cpuid_build(sup, &cfg, 1, 0, &c), 0);
+	assert_true(leaf(c, 1)->ecx & (1u << 24));
+	assert_int_equal(leaf(c, 1)->ecx & ~((1u << 24) | (1u << 31)), 0x7ed8320b);
+	free(c);
+	free(sup);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(apic_ids_and_hypervisor_bit),
 		cmocka_unit_test(kvm_features_host_or_masked),
 		cmocka_unit_test(lockstep_leaves),
+		cmocka_unit_test(tsc_deadline_when_emulated),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,9 +1,13 @@
 /*
  * COM1 (vm_uart_io) driven as vCPU exits drive it: every byte written to THR reaches the
- * serial fd exactly once and in order, for single bytes, string I/O (`rep outsb`) and wider
- * accesses (the low byte of each element); LSR always reads 0x60 (transmitter empty), string
- * reads fill every element; with DLAB set, offsets 0 and 1 are the divisor latch and produce
- * no output; IER, MCR, FCR/IIR, LCR, MSR and SCR read back as a 16550A's do.
+ * serial fd (and a console client) exactly once and in order, for single bytes, string I/O
+ * (`rep outsb`) and wider accesses (the low byte of each element); LSR reads 0x60
+ * (transmitter empty) plus data ready while input waits; string reads fill every element;
+ * with DLAB set, offsets 0 and 1 are the divisor latch and produce no output; IER, MCR,
+ * FCR/IIR, LCR, MSR and SCR read back as a 16550A's do.  The interrupt identification follows
+ * the 16550's priorities and Linux's 8250 probes (THR empty re-asserted by IER, cleared by
+ * reading IIR; the loopback test of MSR), and the interrupt line follows it.  Input is taken
+ * up to the receive buffer's size; the room eventfd fires once the guest drained half.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -13,6 +17,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -207,19 +212,30 @@ static void test_divisor_latch(void **state)
 	assert_int_equal(in(f, IER), 0x12);
 }
 
+static bool irq_level(struct fixture *f)
+{
+	struct vm_console_stats st;
+
+	vm_uart_stats(f->vm->uart, &st);
+	return st.irq_level;
+}
+
 static void test_control_registers(void **state)
 {
 	struct fixture *f = *state;
 
 	outb(f, IER, 0xff);
 	assert_int_equal(in(f, IER), 0x0f); /* four interrupt enables */
-	outb(f, MCR, 0xff);
-	assert_int_equal(in(f, MCR), 0x1f);
-	assert_int_equal(in(f, IIR), 0x01); /* no interrupt pending, FIFOs off */
-	outb(f, IIR, 0x01);		    /* FCR: FIFOs on */
+	outb(f, MCR, 0x0f);
+	assert_int_equal(in(f, MCR), 0x0f);
+	assert_int_equal(in(f, IIR), 0x02); /* THR empty, FIFOs off; now acknowledged */
+	assert_int_equal(in(f, IIR), 0x01);
+	outb(f, IIR, 0x01); /* FCR: FIFOs on */
 	assert_int_equal(in(f, IIR), 0xc1);
 	outb(f, IIR, 0x06);
 	assert_int_equal(in(f, IIR), 0x01);
+	outb(f, MCR, 0xff);
+	assert_int_equal(in(f, MCR), 0x1f);
 	assert_int_equal(in(f, SCR), 0);
 	outb(f, SCR, 0xa5);
 	assert_int_equal(in(f, SCR), 0xa5);
@@ -227,6 +243,132 @@ static void test_control_registers(void **state)
 	out(f, SCR, 1, 3, "\x01\x02\x03");
 	assert_int_equal(in(f, SCR), 0x03);
 	expect_output(f, "", 0);
+}
+
+/* What Linux's serial8250_do_startup checks: THRE is re-asserted when IER's THRI is set again. */
+static void test_thre_interrupt(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_false(irq_level(f));
+	outb(f, IER, 0x02);
+	assert_true(irq_level(f));
+	assert_int_equal(in(f, IIR), 0x02);
+	assert_false(irq_level(f));
+	assert_int_equal(in(f, IIR), 0x01);
+	outb(f, IER, 0x00);
+	outb(f, IER, 0x02);
+	assert_int_equal(in(f, IIR), 0x02);
+	/* Rewriting IER with THRI still set re-asserts nothing. */
+	outb(f, IER, 0x02);
+	assert_int_equal(in(f, IIR), 0x01);
+	/* A byte sent: THR empty again, one more interrupt (a rising edge). */
+	outb(f, DATA, 'a');
+	assert_true(irq_level(f));
+	assert_int_equal(in(f, IIR), 0x02);
+	assert_false(irq_level(f));
+	/* Without THRI nothing is pending after a write. */
+	outb(f, IER, 0x00);
+	outb(f, DATA, 'b');
+	assert_int_equal(in(f, IIR), 0x01);
+	assert_false(irq_level(f));
+	expect_output(f, "ab", 2);
+}
+
+/* The autoconfig loopback test: MCR = LOOP | OUT2 | RTS gives MSR 0x90 in the top bits, and
+ * THR goes to the receiver instead of the output. */
+static void test_loopback(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_int_equal(in(f, MSR), 0xb0);
+	outb(f, MCR, 0x1a);
+	assert_int_equal(in(f, MSR) & 0xf0, 0x90);
+	outb(f, MCR, 0x10);
+	assert_int_equal(in(f, MSR), 0x09); /* CTS and DCD dropped: their delta bits */
+	assert_int_equal(in(f, MSR), 0x00);
+	outb(f, DATA, 'L');
+	assert_int_equal(in(f, LSR), 0x61);
+	assert_int_equal(in(f, DATA), 'L');
+	assert_int_equal(in(f, LSR), 0x60);
+	outb(f, MCR, 0x0b); /* loopback off: DTR, RTS, OUT2 */
+	assert_int_equal(in(f, MSR) & 0xf0, 0xb0);
+	outb(f, DATA, 'o');
+	expect_output(f, "o", 1);
+}
+
+static void test_receive(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t big[5000];
+	uint64_t count;
+
+	outb(f, IER, 0x01); /* received data only */
+	assert_int_equal(vm_uart_input(f->vm->uart, (const uint8_t *)"ls\r", 3), 3);
+	assert_true(irq_level(f));
+	assert_int_equal(in(f, IIR), 0x04);
+	assert_int_equal(in(f, LSR), 0x61);
+	assert_int_equal(in(f, DATA), 'l');
+	assert_int_equal(in(f, DATA), 's');
+	assert_int_equal(in(f, IIR), 0x04); /* still data: still pending */
+	assert_int_equal(in(f, DATA), '\r');
+	assert_false(irq_level(f));
+	assert_int_equal(in(f, IIR), 0x01);
+	assert_int_equal(in(f, LSR), 0x60);
+	assert_int_equal(in(f, DATA), 0);
+
+	/* Received data outranks THR empty. */
+	outb(f, IER, 0x03);
+	vm_uart_input(f->vm->uart, (const uint8_t *)"x", 1);
+	assert_int_equal(in(f, IIR), 0x04);
+	assert_int_equal(in(f, DATA), 'x');
+	assert_int_equal(in(f, IIR), 0x02);
+
+	/* A full buffer takes no more; half drained, the room eventfd fires. */
+	memset(big, 'z', sizeof(big));
+	assert_int_equal(vm_uart_input(f->vm->uart, big, sizeof(big)), 4096);
+	assert_false(vm_uart_has_room(f->vm->uart));
+	assert_int_equal(vm_uart_input(f->vm->uart, big, 1), 0);
+	assert_int_equal(read(vm_uart_room_fd(f->vm->uart), &count, sizeof(count)), -1);
+	for (int i = 0; i < 2047; i++)
+		assert_int_equal(in(f, DATA), 'z');
+	assert_int_equal(read(vm_uart_room_fd(f->vm->uart), &count, sizeof(count)), -1);
+	assert_int_equal(in(f, DATA), 'z');
+	assert_int_equal(read(vm_uart_room_fd(f->vm->uart), &count, sizeof(count)), sizeof(count));
+	assert_true(vm_uart_has_room(f->vm->uart));
+	/* FCR's receiver reset empties it. */
+	outb(f, IIR, 0x03);
+	assert_int_equal(in(f, LSR), 0x60);
+	expect_output(f, "", 0);
+}
+
+/* The console client gets the output next to the log; one that stops reading loses output
+ * (counted), the log none. */
+static void test_client(void **state)
+{
+	struct fixture *f = *state;
+	struct vm_console_stats st;
+	char buf[64];
+	int sv[2];
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+	vm_uart_set_client(f->vm->uart, sv[0]);
+	out(f, DATA, 1, 5, "hello");
+	assert_int_equal(read(sv[1], buf, sizeof(buf)), 5);
+	assert_memory_equal(buf, "hello", 5);
+	expect_output(f, "hello", 5);
+	vm_uart_set_client(f->vm->uart, -1);
+	outb(f, DATA, '!');
+	assert_int_equal(read(sv[1], buf, sizeof(buf)), -1);
+	expect_output(f, "!", 1);
+	close(sv[1]);
+	vm_uart_set_client(f->vm->uart, sv[0]);
+	outb(f, DATA, '?'); /* the client is gone: dropped for it, kept in the log */
+	vm_uart_stats(f->vm->uart, &st);
+	assert_int_equal(st.client_dropped, 1);
+	expect_output(f, "?", 1);
+	vm_uart_set_client(f->vm->uart, -1);
+	close(sv[0]);
 }
 
 int main(void)
@@ -237,6 +379,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_status_registers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_divisor_latch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_control_registers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_thre_interrupt, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_loopback, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_receive, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_client, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -68,6 +68,40 @@ struct vmtest_flat {
 /* A flat image: `file_size` bytes of vmtest_pattern(0, k) with the a.out-kludge header. */
 int vmtest_build_flat(const struct vmtest_flat *spec, uint8_t **out, size_t *len);
 
+/* A bzImage: the setup sectors with a setup header, then `payload` bytes of
+ * vmtest_pattern(0, k) (the protected-mode kernel). */
+struct vmtest_bzimage {
+	uint8_t setup_sects; /* 0 means 4, as in the boot protocol */
+	uint16_t version;    /* 0: 2.15 */
+	uint8_t loadflags;   /* 0: LOADED_HIGH */
+	bool zimage;	     /* loadflags 0 (LOADED_HIGH clear) */
+	uint8_t hdr_len;     /* the byte at 0x201: the header ends at 0x202 + it (0: 0x6a) */
+	size_t payload;
+	uint32_t init_size, cmdline_size, initrd_addr_max;
+};
+
+/* Offsets of the setup header (in the image and in boot_params). */
+#define VMTEST_HDR_SETUP_SECTS 0x1f1
+#define VMTEST_HDR_VERSION 0x206
+#define VMTEST_HDR_TYPE_OF_LOADER 0x210
+#define VMTEST_HDR_LOADFLAGS 0x211
+#define VMTEST_HDR_CODE32_START 0x214
+#define VMTEST_HDR_RAMDISK_IMAGE 0x218
+#define VMTEST_HDR_RAMDISK_SIZE 0x21c
+#define VMTEST_HDR_CMD_LINE_PTR 0x228
+#define VMTEST_HDR_INITRD_ADDR_MAX 0x22c
+#define VMTEST_HDR_CMDLINE_SIZE 0x238
+#define VMTEST_HDR_PREF_ADDRESS 0x258
+#define VMTEST_HDR_INIT_SIZE 0x260
+
+int vmtest_build_bzimage(const struct vmtest_bzimage *spec, uint8_t **out, size_t *len);
+/* File offset of a built bzImage's protected-mode kernel. */
+size_t vmtest_bzimage_payload_offset(const struct vmtest_bzimage *spec);
+
+/* Writes an ELF note (name, type, desc) at `p`; returns its size with padding. */
+size_t vmtest_elf_note(uint8_t *p, const char *name, uint32_t type, const void *desc,
+		       uint32_t descsz);
+
 /* ---- a machine without KVM ---- */
 
 #define VMTEST_COM1_PORT 0x3f8

@@ -1,8 +1,10 @@
 /*
- * Guest images for the loader tests and the multiboot fuzz seeds, built in memory: an ELF32 or
+ * Guest images for the loader tests and the boot fuzz seeds, built in memory: an ELF32 or
  * ELF64 executable with a multiboot header and program headers at fixed offsets (vmtest.h),
- * segment bytes in a known pattern, or a flat a.out-kludge image.  The builders take whatever
- * they are given, including nonsense, so tests can describe broken images too.
+ * segment bytes in a known pattern, a flat a.out-kludge image, a Linux bzImage (setup header
+ * and a patterned payload) and ELF notes (a PVH entry goes in a PT_NOTE segment).  The
+ * builders take whatever they are given, including nonsense, so tests can describe broken
+ * images too.
  */
 #include <elf.h>
 #include <errno.h>
@@ -165,4 +167,52 @@ int vmtest_build_flat(const struct vmtest_flat *spec, uint8_t **out, size_t *len
 	*out = buf;
 	*len = spec->file_size;
 	return 0;
+}
+
+size_t vmtest_bzimage_payload_offset(const struct vmtest_bzimage *spec)
+{
+	return ((size_t)(spec->setup_sects ? spec->setup_sects : 4) + 1) * 512;
+}
+
+int vmtest_build_bzimage(const struct vmtest_bzimage *spec, uint8_t **out, size_t *len)
+{
+	size_t off = vmtest_bzimage_payload_offset(spec), size = off + spec->payload;
+	uint16_t version = spec->version ? spec->version : 0x020f;
+	uint8_t *buf = calloc(1, size);
+
+	if (!buf)
+		return -ENOMEM;
+	buf[VMTEST_HDR_SETUP_SECTS] = spec->setup_sects;
+	buf[0x1fe] = 0x55;
+	buf[0x1ff] = 0xaa;
+	buf[0x200] = 0xeb; /* jmp short over the header */
+	buf[0x201] = spec->hdr_len ? spec->hdr_len : 0x6a;
+	memcpy(buf + 0x202, "HdrS", 4);
+	memcpy(buf + VMTEST_HDR_VERSION, &version, 2);
+	buf[VMTEST_HDR_LOADFLAGS] = spec->zimage ? 0 : spec->loadflags ? spec->loadflags : 0x01;
+	put32(buf + VMTEST_HDR_CODE32_START, 0x100000);
+	put32(buf + VMTEST_HDR_INITRD_ADDR_MAX, spec->initrd_addr_max);
+	put32(buf + VMTEST_HDR_CMDLINE_SIZE, spec->cmdline_size);
+	put32(buf + VMTEST_HDR_PREF_ADDRESS, 0x1000000);
+	put32(buf + VMTEST_HDR_INIT_SIZE, spec->init_size);
+	for (size_t k = 0; k < spec->payload; k++)
+		buf[off + k] = vmtest_pattern(0, k);
+	*out = buf;
+	*len = size;
+	return 0;
+}
+
+size_t vmtest_elf_note(uint8_t *p, const char *name, uint32_t type, const void *desc,
+		       uint32_t descsz)
+{
+	uint32_t namesz = (uint32_t)strlen(name) + 1;
+	size_t name_pad = round_up(namesz, 4), desc_pad = round_up(descsz, 4);
+
+	put32(p, namesz);
+	put32(p + 4, descsz);
+	put32(p + 8, type);
+	memset(p + 12, 0, name_pad + desc_pad);
+	memcpy(p + 12, name, namesz);
+	memcpy(p + 12 + name_pad, desc, descsz);
+	return 12 + name_pad + desc_pad;
 }
