@@ -211,6 +211,11 @@ int api_client_next_notification(struct api_client *c, int timeout_ms, json_t **
 	return read_frame(c, timeout_ms, msg);
 }
 
+int api_client_fd(const struct api_client *c)
+{
+	return c->fd;
+}
+
 const char *api_client_error_message(const json_t *error)
 {
 	const char *m = json_string_value(json_object_get(error, "message"));

@@ -30,8 +30,12 @@ typedef void (*api_client_tick_fn)(void *arg, unsigned elapsed_ms);
 int api_client_call_ticking(struct api_client *c, const char *method, json_t *params,
 			    json_t **result, json_t **error, unsigned tick_ms,
 			    api_client_tick_fn tick, void *arg);
-/* Waits up to timeout_ms (-1 = forever) for a notification; 0 and *msg, or -ETIMEDOUT. */
+/* Waits up to timeout_ms (-1 = forever) for a notification; 0 and *msg, or -ETIMEDOUT.  With
+ * timeout 0 it takes what has arrived: call it until -ETIMEDOUT before polling the fd. */
 int api_client_next_notification(struct api_client *c, int timeout_ms, json_t **msg);
+
+/* The connection's socket, to poll beside other fds. */
+int api_client_fd(const struct api_client *c);
 
 /* "message (errno text)" of an error object, for people. */
 const char *api_client_error_message(const json_t *error);

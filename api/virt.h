@@ -113,6 +113,7 @@ enum virt_proc {
 	VIRT_PROC_DOMAIN_SNAPSHOT_NUM = 187,
 	VIRT_PROC_DOMAIN_CREATE_WITH_FLAGS = 196,
 	VIRT_PROC_DOMAIN_GET_VCPUS_FLAGS = 200,
+	VIRT_PROC_DOMAIN_OPEN_CONSOLE = 201,
 	VIRT_PROC_DOMAIN_GET_STATE = 212,
 	VIRT_PROC_DOMAIN_PIN_VCPU_FLAGS = 225,
 	VIRT_PROC_DOMAIN_GET_CONTROL_INFO = 229,
@@ -263,6 +264,8 @@ enum virt_list_flag {
 #define VIRT_SHUTDOWN_ACPI_POWER_BTN (1u << 0)
 #define VIRT_UNDEFINE_ALL 0x7fu /* managed save, snapshots, nvram, checkpoints, TPM: none exist */
 #define VIRT_CONNECT_RO (1u << 0)
+#define VIRT_CONSOLE_FORCE (1u << 0) /* VIR_DOMAIN_CONSOLE_FORCE: take it from another client */
+#define VIRT_CONSOLE_SAFE (1u << 1)  /* VIR_DOMAIN_CONSOLE_SAFE: only with safe console handling */
 
 enum virt_vcpu_state {
 	VIRT_VCPU_OFFLINE = 0,
@@ -388,6 +391,8 @@ bool api_virt_read_only_allows(int32_t proc, const struct api_virt_args *args);
 /* The argument layout of a procedure, one letter per field (api/virt_proto.c), for tests and
  * fuzzers that build calls; NULL if lockstep does not know it. */
 const char *api_virt_proc_layout(int32_t proc);
+/* Whether a procedure opens a stream (STREAM packets on its serial follow its reply). */
+bool api_virt_proc_streams(int32_t proc);
 /* Decodes a call's arguments; -EBADMSG if the payload does not match the layout exactly.
  * api_virt_args_free releases what a decode (even a failed one) allocated. */
 int api_virt_args_decode(int32_t proc, const void *payload, size_t len, struct api_virt_args *args);
@@ -425,6 +430,15 @@ struct api_virt_session_ops {
 	/* Takes a complete malloc'ed packet; frees it when written.  Must not call back into
 	 * the session. */
 	void (*send)(void *opaque, uint8_t *packet, size_t len);
+	/*
+	 * A STREAM packet from the client for the stream its procedure and serial name (the
+	 * call that opened it): status VIRT_CONTINUE carries data, VIRT_OK finishes the stream
+	 * and VIRT_ERROR aborts it; each of the last two wants api_virt_stream_confirm().  The
+	 * owner matches the stream; one it does not know is its to answer or ignore.  NULL:
+	 * stream packets break the protocol.
+	 */
+	void (*stream)(void *opaque, int32_t proc, uint32_t serial, int32_t status,
+		       const uint8_t *data, size_t len);
 };
 
 int api_virt_session_new(const struct api_virt_config *cfg, const struct api_virt_session_ops *ops,
@@ -455,6 +469,20 @@ uint8_t *api_virt_refusal_packet(int code, const char *detail, size_t *len);
 /* Sends a MESSAGE (an event) of the REMOTE program.  Consumes `payload`. */
 void api_virt_session_send_event(struct api_virt_session *s, int32_t proc,
 				 struct api_xdr_out *payload);
+
+/*
+ * Streams (virStream over the wire: `virsh console`).  A handler that opens one answers its
+ * call and then sends on the call's procedure and serial: data as STREAM/CONTINUE packets,
+ * the end of the stream as an empty one (libvirt's EOF), or an error that ends it as
+ * STREAM/ERROR with a remote_error.  The client's finish and abort each get an empty
+ * STREAM/OK confirmation.  Nothing is sent once the session has closed.
+ */
+uint32_t api_virt_call_serial(const struct api_virt_call *call);
+void api_virt_stream_data(struct api_virt_session *s, int32_t proc, uint32_t serial,
+			  const void *data, size_t len);
+void api_virt_stream_confirm(struct api_virt_session *s, int32_t proc, uint32_t serial);
+void api_virt_stream_error(struct api_virt_session *s, int32_t proc, uint32_t serial, int code,
+			   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 /* Answers a call once: `ret` is the reply payload (NULL for void), consumed.  After the session
  * has closed the answer is dropped, but the call must still be answered to be freed. */

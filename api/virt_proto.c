@@ -74,6 +74,8 @@ static const struct proc_info procs[] = {
 	{ VIRT_PROC_DOMAIN_SNAPSHOT_NUM, "DOMAIN_SNAPSHOT_NUM", "df", false },
 	{ VIRT_PROC_DOMAIN_CREATE_WITH_FLAGS, "DOMAIN_CREATE_WITH_FLAGS", "df", true },
 	{ VIRT_PROC_DOMAIN_GET_VCPUS_FLAGS, "DOMAIN_GET_VCPUS_FLAGS", "df", false },
+	/* Typing into a guest is a change: libvirt refuses it on read-only connections too. */
+	{ VIRT_PROC_DOMAIN_OPEN_CONSOLE, "DOMAIN_OPEN_CONSOLE", "dSf", true },
 	{ VIRT_PROC_DOMAIN_GET_STATE, "DOMAIN_GET_STATE", "df", false },
 	{ VIRT_PROC_DOMAIN_PIN_VCPU_FLAGS, "DOMAIN_PIN_VCPU_FLAGS", "dimf", true },
 	{ VIRT_PROC_DOMAIN_GET_CONTROL_INFO, "DOMAIN_GET_CONTROL_INFO", "df", false },
@@ -137,6 +139,11 @@ const char *api_virt_proc_name(int32_t proc)
 	const struct proc_info *p = find_proc(proc);
 
 	return p ? p->name : NULL;
+}
+
+bool api_virt_proc_streams(int32_t proc)
+{
+	return proc == VIRT_PROC_DOMAIN_OPEN_CONSOLE;
 }
 
 bool api_virt_proc_writes(int32_t proc)

@@ -2,7 +2,9 @@
  * One libvirt remote-protocol connection, as bytes in and packets out: framing (a 4-byte length
  * that counts itself), header checks, keepalive (PING -> PONG), the connection procedures
  * every client starts with (AUTH_LIST, SUPPORTS_FEATURE, CONNECT_OPEN ...), read-only
- * enforcement, and dispatch of domain and host procedures to the owner's handler table.
+ * enforcement, dispatch of domain and host procedures to the owner's handler table, and the
+ * packets of streams (STREAM, in both directions) that such a procedure opened, which the
+ * owner matches to its streams by procedure and serial.
  *
  * Calls are objects that live until answered, so a slow operation (a start waits for the guest)
  * does not hold up later calls on the same connection: replies go out in completion order and
@@ -225,7 +227,8 @@ static void send_error(struct api_virt_session *s, const struct virt_header *cal
 	struct api_xdr_out out;
 
 	put_error(&out, code, detail);
-	h.type = VIRT_REPLY;
+	if (h.type != VIRT_STREAM)
+		h.type = VIRT_REPLY;
 	h.status = VIRT_ERROR;
 	if (!out.failed)
 		send_packet(s, &h, out.buf, out.len);
@@ -348,6 +351,81 @@ bool api_virt_call_cancelled(const struct api_virt_call *call)
 int32_t api_virt_call_proc(const struct api_virt_call *call)
 {
 	return call->h.proc;
+}
+
+uint32_t api_virt_call_serial(const struct api_virt_call *call)
+{
+	return call->h.serial;
+}
+
+/* ---- streams ---- */
+
+static void send_stream(struct api_virt_session *s, int32_t proc, uint32_t serial, int32_t status,
+			const void *data, size_t len)
+{
+	struct virt_header h = { .prog = VIRT_PROGRAM_REMOTE,
+				 .vers = VIRT_PROTOCOL_VERSION,
+				 .proc = proc,
+				 .type = VIRT_STREAM,
+				 .serial = serial,
+				 .status = status };
+
+	if (!s->failed)
+		send_packet(s, &h, data, len);
+}
+
+void api_virt_stream_data(struct api_virt_session *s, int32_t proc, uint32_t serial,
+			  const void *data, size_t len)
+{
+	/* Large writes go in packets of libvirt's stream chunk size (256 KiB). */
+	do {
+		size_t n = len > (256u << 10) ? (256u << 10) : len;
+
+		send_stream(s, proc, serial, VIRT_CONTINUE, data, n);
+		data = (const uint8_t *)data + n;
+		len -= n;
+	} while (len);
+}
+
+void api_virt_stream_confirm(struct api_virt_session *s, int32_t proc, uint32_t serial)
+{
+	send_stream(s, proc, serial, VIRT_OK, NULL, 0);
+}
+
+void api_virt_stream_error(struct api_virt_session *s, int32_t proc, uint32_t serial, int code,
+			   const char *fmt, ...)
+{
+	struct virt_header h = { .prog = VIRT_PROGRAM_REMOTE,
+				 .vers = VIRT_PROTOCOL_VERSION,
+				 .proc = proc,
+				 .type = VIRT_STREAM,
+				 .serial = serial };
+	char detail[ERROR_TEXT_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	if (!s->failed)
+		send_error(s, &h, code, detail);
+}
+
+static int handle_stream(struct api_virt_session *s, const struct virt_header *h,
+			 const uint8_t *payload, size_t len)
+{
+	struct virt_header call = *h;
+
+	if (!s->ops.stream || !s->opened || !api_virt_proc_streams(h->proc)) {
+		call.type = VIRT_CALL; /* answered as a call would be: with an error reply */
+		return protocol_error(
+			s, &call, "a stream packet for procedure %d, which has no stream", h->proc);
+	}
+	if (h->status != VIRT_CONTINUE && h->status != VIRT_OK && h->status != VIRT_ERROR)
+		return protocol_error(s, NULL, "stream packet with status %d", h->status);
+	if (h->status != VIRT_CONTINUE)
+		len = 0; /* a finish has no payload; an abort's error is the client's business */
+	s->ops.stream(s->opaque, h->proc, h->serial, h->status, payload, len);
+	return 0;
 }
 
 /* ---- the connection procedures ---- */
@@ -572,6 +650,8 @@ static int handle_packet(struct api_virt_session *s, const uint8_t *pkt, size_t 
 	}
 	if (h.vers != VIRT_PROTOCOL_VERSION)
 		return protocol_error(s, &h, "unknown protocol version %u", h.vers);
+	if (h.type == VIRT_STREAM)
+		return handle_stream(s, &h, pkt + VIRT_HEADER_LEN, len - VIRT_HEADER_LEN);
 	if (h.type != VIRT_CALL || h.status != VIRT_OK)
 		return protocol_error(s, &h, "unexpected message type %d, status %d from a client",
 				      h.type, h.status);

@@ -90,6 +90,8 @@ const char *str(json_t *obj, const char *key);
 long long num(json_t *obj, const char *key);
 /* Seconds since the epoch as local time, "2026-12-05 15:00:12.100". */
 void format_time(double epoch, char *buf, size_t size);
+/* lockstep vm console NAME [--force] on a terminal, interactive (clients/cli_console.c) */
+int console_interactive(struct cli *cli, const char *name, bool force);
 /* lockstep vm irqs NAME ... (clients/cli_irq.c); argv[0] is the command's name */
 int irq_command(struct cli *cli, int argc, char **argv);
 /* lockstep vm devices NAME: the DMA remapping report (clients/cli_device.c) */

@@ -445,11 +445,12 @@ static int vm_info(struct cli *cli, int argc, char **argv)
 
 static int vm_console(struct cli *cli, int argc, char **argv)
 {
-	bool follow = false, all = false;
+	bool follow = false, all = false, force = false;
 	const char *tail = NULL;
 	const struct cli_opt opts[] = { { "follow", 'f', false, NULL, &follow },
 					{ "tail", 'n', true, &tail, NULL },
 					{ "all", 0, false, NULL, &all },
+					{ "force", 0, false, NULL, &force },
 					{ 0 } };
 	json_t *params, *result, *msg;
 	uint64_t lines = 0;
@@ -462,6 +463,10 @@ static int vm_console(struct cli *cli, int argc, char **argv)
 				   tail);
 	if (tail && all)
 		return usage_error(cli, "--tail and --all exclude each other");
+	if (force && (follow || tail || all))
+		return usage_error(cli, "--force is for the interactive console, not the log");
+	if (!follow && !tail && !all && isatty(STDIN_FILENO) && isatty(STDOUT_FILENO))
+		return console_interactive(cli, argv[1], force);
 	params = json_pack("{s:s, s:b}", "name", argv[1], "follow", follow);
 	if (lines)
 		json_object_set_new(params, "lines", json_integer((json_int_t)lines));
@@ -581,8 +586,12 @@ const struct command cli_vm_commands[] = {
 	  "worker, and per vCPU thread: its id, state, host CPU, affinity, exits, halts and\n"
 	  "kicks.  Stored settings that differ from the running ones are listed last.\n",
 	  vm_info },
-	{ "vm", "console", "NAME [-f] [--tail N] [--all]", "the serial console",
-	  "Prints the VM's serial console from the start of its current (or last) run.\n\n"
+	{ "vm", "console", "NAME [--force] | NAME [-f] [--tail N] [--all]", "the serial console",
+	  "On a terminal, attaches to the VM's serial console: what the guest writes is shown\n"
+	  "as it comes and every key goes to the guest; Ctrl-] detaches.  One client has the\n"
+	  "console at a time.  Otherwise (or with -f, --tail or --all) prints the console log\n"
+	  "from the start of its current (or last) run.\n\n"
+	  "      --force     take the console from the client that has it\n"
 	  "  -f, --follow    then print what the guest writes, until the VM stops\n"
 	  "  -n, --tail N    only the last N lines\n"
 	  "      --all       every run lockstepd kept, each after a line marking its start\n",

@@ -7,8 +7,8 @@
  * The core's files call downwards only, never in a circle (a worker reports to the registry
  * through the callbacks it was spawned with):
  *   daemon.c   -> rpc/, virt/, ops.c, registry.c, scheduler.c, store.c, topology.c
- *   ops.c      -> registry.c, worker.c, schedglue.c, scheduler.c, devices.c
- *   registry.c -> worker.c, store.c, schedglue.c, scheduler.c, events.c, devices.c
+ *   ops.c      -> registry.c, worker.c, schedglue.c, scheduler.c, devices.c, console.c
+ *   registry.c -> worker.c, store.c, schedglue.c, scheduler.c, events.c, devices.c, console.c
  *   devices.c -> hostcheck.c
  *   worker.c -> store.c;  schedglue.c -> scheduler.c;  console.c -> store.c
  *   store.c, events.c, scheduler.c, topology.c, listener.c: nothing of the core
@@ -238,6 +238,7 @@ struct dvm {
 	/* Passthrough devices its worker holds, from its start to its end. */
 	unsigned nr_held;
 	struct dvm_device held[VMDEF_DEVICES_MAX];
+	struct console_session *console; /* the client attached to its serial console, or NULL */
 };
 
 struct dvm_waiter {
@@ -311,6 +312,25 @@ int console_read(const struct dvm *vm, uint64_t offset, size_t max, unsigned cha
 		 size_t *len, uint64_t *size);
 /* Guest bytes as a JSON string: invalid UTF-8 (and NUL) becomes U+FFFD. */
 json_t *console_text_json(const unsigned char *buf, size_t len);
+/* How many of the last bytes of buf[0, len) begin a UTF-8 sequence that continues beyond it
+ * (0-3): a stream holds them back for the next chunk. */
+size_t console_utf8_tail(const unsigned char *buf, size_t len);
+
+/*
+ * Live console sessions: one client at a time is attached to a running VM's serial console
+ * through the worker's console socket (NAME.cons in the run directory), gets the guest's
+ * output as it is written and types into the guest.  ops_console_open() applies the rules;
+ * these are its mechanics.
+ */
+int console_session_open(struct dvm *vm, const struct console_client *client,
+			 struct console_session **out);
+int console_session_write(struct console_session *s, const void *data, size_t len);
+/* Ends a session for its client: no `ended` call follows. */
+void console_session_close(struct console_session *s);
+/* Ends the VM's session with `why` (its `ended` runs); for another client's takeover. */
+void console_session_end(struct dvm *vm, const char *why);
+/* The VM's worker is gone: its session reads what is left, then ends ("the VM stopped"). */
+void console_vm_stopped(struct dvm *vm);
 
 /* ---- confinement (daemon/confine.c, daemon/conf.c) ---- */
 

@@ -756,3 +756,38 @@ int ops_device_detach(struct dvm *vm, const char *bdf, char *err, size_t err_len
 	vmdef_fini(&next);
 	return ret;
 }
+
+/* ---- the serial console ---- */
+
+int ops_console_open(struct dvm *vm, unsigned flags, const struct console_client *client,
+		     struct console_session **out, char *err, size_t err_len)
+{
+	int ret;
+
+	if (!vm->worker || (vm->state != DVM_RUNNING && vm->state != DVM_STOPPING))
+		return fail(err, err_len, -EBUSY, "VM %s is not running (%s)", vm->cfg.name,
+			    dvm_state_name(vm->state));
+	if (vm->console) {
+		if (!(flags & OPS_CONSOLE_FORCE))
+			return fail(err, err_len, -EBUSY,
+				    "the console of VM %s is in use by another client (forcing "
+				    "takes it over)",
+				    vm->cfg.name);
+		console_session_end(vm, "another client took the console over");
+	}
+	ret = console_session_open(vm, client, out);
+	if (ret)
+		return fail(err, err_len, ret, "cannot open the console of VM %s: %s", vm->cfg.name,
+			    strerror(-ret));
+	return 0;
+}
+
+int ops_console_input(struct console_session *s, const void *data, size_t len)
+{
+	return console_session_write(s, data, len);
+}
+
+void ops_console_close(struct console_session *s)
+{
+	console_session_close(s);
+}

@@ -146,4 +146,36 @@ int ops_device_attach(struct dvm *vm, const struct vmdef_device *dev, unsigned *
  * (-ERANGE when it has none). */
 int ops_device_detach(struct dvm *vm, const char *bdf, char *err, size_t err_len);
 
+/* ---- the serial console ---- */
+
+struct console_session;
+
+/* Who is attached to a console session: the front end's side. */
+struct console_client {
+	/* The guest's output, as it comes. */
+	void (*output)(void *arg, const unsigned char *data, size_t len);
+	/* The session ended: the VM stopped (`stopped`), or another client took the console over,
+	 * or the worker's console went away; `why` is for a person.  The session is gone when
+	 * this returns.  Never called from inside ops_console_open(). */
+	void (*ended)(void *arg, bool stopped, const char *why);
+	void *arg;
+};
+
+enum ops_console_flags {
+	OPS_CONSOLE_FORCE = 1u << 0, /* take the console from the client that has it */
+};
+
+/*
+ * Attaches `client` to a running VM's serial console: it gets what the guest writes from now
+ * on (the console log keeps everything) and may type with ops_console_input().  -EBUSY when
+ * the VM does not run, or when another client has the console and OPS_CONSOLE_FORCE is not
+ * given (with it, that client's session ends: "taken over").
+ */
+int ops_console_open(struct dvm *vm, unsigned flags, const struct console_client *client,
+		     struct console_session **out, char *err, size_t err_len);
+/* Types `len` bytes into the guest; -ENOBUFS when the guest is that far behind. */
+int ops_console_input(struct console_session *s, const void *data, size_t len);
+/* Detaches the client (no `ended` call). */
+void ops_console_close(struct console_session *s);
+
 #endif /* LOCKSTEP_DAEMON_OPS_H */

@@ -399,6 +399,7 @@ static void worker_ended(struct dvm *vm, bool crashed, const char *reason, int s
 	uint64_t ran_ns = util_now_ns() - vm->started_ns;
 
 	dvm_sched_detach(vm);
+	console_vm_stopped(vm);
 	vm->worker = NULL;
 	vm->destroying = false;
 	worker_free(w);

@@ -1,7 +1,7 @@
 /*
  * Persistence.  Definitions live in STATE_DIR/vms/NAME.json and survive reboots; what belongs
  * to a running VM lives in RUN_DIR/vms/ (NAME.run: the worker's pid and start time; NAME.ctl:
- * its control socket; NAME.def.json: the definition it runs, live changes included;
+ * its control socket; NAME.cons: its console socket; NAME.def.json: the definition it runs, live changes included;
  * NAME.exit: how it ended, written by the worker itself; NAME.console and NAME.log: its
  * serial output and its own log; NAME.state: how a VM that does not run last ended) and
  * survives daemon restarts, not reboots.
@@ -307,7 +307,7 @@ void store_remove_run_files(const struct dvm *vm)
 {
 	static const char *const suffixes[] = { ".console", ".console.1", ".log",
 						".log.1",   ".def.json",  ".exit",
-						".run",	    ".ctl",	  ".state" };
+						".run",	    ".ctl",	  ".state", ".cons" };
 	char path[PATH_MAX];
 
 	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {

@@ -310,11 +310,13 @@ static struct worker *worker_new(struct dvm *vm, const struct worker_events *eve
 int worker_spawn(struct dvm *vm, const struct worker_events *events)
 {
 	struct daemon *d = vm->d;
-	char def[PATH_MAX], console[PATH_MAX], ctl[PATH_MAX], exitf[PATH_MAX], logf[PATH_MAX];
+	char def[PATH_MAX], console[PATH_MAX], ctl[PATH_MAX], exitf[PATH_MAX], logf[PATH_MAX],
+		cons[PATH_MAX];
 	char fd_arg[16];
-	char *argv[] = { d->opts.vm_binary,  "--config",     def,    "--console-log",	 console,
-			 "--console-append", "--control-fd", fd_arg, "--control-socket", ctl,
-			 "--exit-file",	     exitf,	     NULL };
+	char *argv[] = { d->opts.vm_binary,  "--config",	   def,	       "--console-log",
+			 console,	     "--console-append", "--control-fd", fd_arg,
+			 "--control-socket", ctl,		   "--console-socket", cons,
+			 "--exit-file",	     exitf,		   NULL };
 	struct worker *w;
 	int sv[2], ret;
 	pid_t pid;
@@ -325,6 +327,7 @@ int worker_spawn(struct dvm *vm, const struct worker_events *events)
 	store_run_path(vm, ".def.json", def, sizeof(def));
 	store_console_path(vm, console, sizeof(console));
 	store_run_path(vm, ".ctl", ctl, sizeof(ctl));
+	store_run_path(vm, ".cons", cons, sizeof(cons));
 	store_run_path(vm, ".exit", exitf, sizeof(exitf));
 	store_run_path(vm, ".log", logf, sizeof(logf));
 	unlink(exitf);

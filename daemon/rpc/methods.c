@@ -534,6 +534,9 @@ const struct api_method rpc_methods[] = {
 	{ "device.attach", rpc_device_attach, true },
 	{ "device.detach", rpc_device_detach, true },
 	{ "device.host", rpc_device_host, false },
+	{ "vm.console_attach", rpc_console_attach, true },
+	{ "vm.console_input", rpc_console_input, true },
+	{ "vm.console_detach", rpc_console_detach, false },
 };
 
 const size_t rpc_nr_methods = sizeof(rpc_methods) / sizeof(rpc_methods[0]);

@@ -1,7 +1,8 @@
 /*
  * daemon/rpc — lockstepd's JSON-RPC 2.0 front end: the endpoint on the shared listener
  * (server.c: one api_session per client, event notifications to subscribers), the methods
- * (methods.c, methods_sched.c, methods_host.c, methods_irq.c, methods_device.c) and the console followers (follow.c).  Methods translate
+ * (methods.c, methods_sched.c, methods_host.c, methods_irq.c, methods_device.c), the console
+ * followers (follow.c) and the interactive consoles (console.c).  Methods translate
  * parameters into daemon/ops.h calls and -errno back out through api_call_fail_err, the one
  * table; they read the registry directly.  Loop thread only.
  */
@@ -39,8 +40,9 @@ struct rpc_client {
 	rpc_sink_fn sink;
 	void *sink_arg;
 	struct api_session *session;
-	bool subscribed;	  /* events.subscribe: lifecycle and pvlock notifications */
-	struct util_list follows; /* its console followers */
+	bool subscribed;	   /* events.subscribe: lifecycle and pvlock notifications */
+	struct util_list follows;  /* its console followers */
+	struct util_list consoles; /* its interactive consoles (console.c) */
 };
 
 /* Listens on opts.socket_path. */
@@ -89,5 +91,13 @@ void rpc_console_reply(struct dvm *vm, struct api_call *call, uint64_t offset, u
  * (with `err` saying which) past RPC_FOLLOWS_PER_CLIENT or RPC_FOLLOWS_PER_VM. */
 int rpc_follow(struct rpc_client *c, struct dvm *vm, uint64_t offset, char *err, size_t err_len);
 void rpc_unfollow_client(struct rpc_client *c);
+
+/* ---- interactive consoles (console.c) ---- */
+
+void rpc_console_attach(void *ctx, struct api_call *call, json_t *params);
+void rpc_console_input(void *ctx, struct api_call *call, json_t *params);
+void rpc_console_detach(void *ctx, struct api_call *call, json_t *params);
+/* The client leaves: its consoles are let go. */
+void rpc_console_detach_client(struct rpc_client *c);
 
 #endif /* LOCKSTEP_DAEMON_RPC_H */

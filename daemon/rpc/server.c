@@ -43,6 +43,7 @@ static int client_new(struct rpc_server *srv, const struct api_limits *limits, b
 		return -ENOMEM;
 	c->srv = srv;
 	util_list_init(&c->follows);
+	util_list_init(&c->consoles);
 	lim.max_frame = srv->d->opts.max_frame;
 	ret = api_session_new(rpc_methods, rpc_nr_methods, srv->d, &ops, c, limits ? limits : &lim,
 			      &c->session);
@@ -74,6 +75,7 @@ void rpc_client_close(struct rpc_client *c)
 	if (!c)
 		return;
 	rpc_unfollow_client(c);
+	rpc_console_detach_client(c);
 	util_list_del(&c->link);
 	c->srv->nr_clients--;
 	api_session_close(c->session);

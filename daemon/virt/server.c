@@ -33,10 +33,17 @@ static void conn_send_packet(void *opaque, uint8_t *packet, size_t len)
 		c->sink(c->sink_arg, packet, len);
 }
 
+static void conn_stream(void *opaque, int32_t proc, uint32_t serial, int32_t status,
+			const uint8_t *data, size_t len)
+{
+	virt_stream_packet(opaque, proc, serial, status, data, len);
+}
+
 static int conn_new(struct virt_server *srv, bool read_only, unsigned max_pending,
 		    struct virt_conn **out)
 {
-	static const struct api_virt_session_ops ops = { .send = conn_send_packet };
+	static const struct api_virt_session_ops ops = { .send = conn_send_packet,
+							 .stream = conn_stream };
 	struct virt_conn *c = calloc(1, sizeof(*c));
 	struct api_virt_config cfg = {
 		.handlers = &srv->handlers,
@@ -54,6 +61,7 @@ static int conn_new(struct virt_server *srv, bool read_only, unsigned max_pendin
 		return -ENOMEM;
 	c->srv = srv;
 	util_list_init(&c->callbacks);
+	util_list_init(&c->streams);
 	ret = api_virt_session_new(&cfg, &ops, c, &c->session);
 	if (ret) {
 		free(c);
@@ -81,6 +89,7 @@ void virt_conn_close(struct virt_conn *c)
 {
 	if (!c)
 		return;
+	virt_streams_close(c);
 	api_virt_session_close(c->session);
 	while (!util_list_empty(&c->callbacks)) {
 		struct virt_callback *cb =
@@ -218,7 +227,8 @@ static int add_handlers(struct virt_server *srv)
 	    api_virt_handlers_add(h, virt_host_handlers, virt_nr_host_handlers) ||
 	    api_virt_handlers_add(h, virt_vcpu_handlers, virt_nr_vcpu_handlers) ||
 	    api_virt_handlers_add(h, virt_stats_handlers, virt_nr_stats_handlers) ||
-	    api_virt_handlers_add(h, virt_event_handlers, virt_nr_event_handlers))
+	    api_virt_handlers_add(h, virt_event_handlers, virt_nr_event_handlers) ||
+	    api_virt_handlers_add(h, virt_console_handlers, virt_nr_console_handlers))
 		return -EINVAL;
 	return 0;
 }

@@ -2,7 +2,7 @@
  * daemon/virt — lockstepd's libvirt front end: the endpoint on the shared listener, with its
  * read-write and read-only sockets (server.c), events (events.c), and the handlers that turn
  * libvirt procedures into registry lookups and daemon/ops.h calls (domain.c, define.c,
- * lifecycle.c, node.c, vcpu.c, stats.c), -errno back out through virt_fail_err, the one table.  The
+ * lifecycle.c, node.c, vcpu.c, stats.c, console.c), -errno back out through virt_fail_err, the one table.  The
  * protocol itself (framing, XDR, the connection procedures) is api/virt.h's.  Loop thread
  * only.
  */
@@ -44,6 +44,7 @@ struct virt_conn {
 	struct util_list callbacks; /* struct virt_callback */
 	unsigned nr_callbacks;
 	int32_t next_callback;
+	struct util_list streams; /* struct virt_stream: its consoles (console.c) */
 };
 
 struct virt_callback {
@@ -68,6 +69,8 @@ extern const struct api_virt_handler virt_stats_handlers[];
 extern const size_t virt_nr_stats_handlers;
 extern const struct api_virt_handler virt_event_handlers[];
 extern const size_t virt_nr_event_handlers;
+extern const struct api_virt_handler virt_console_handlers[];
+extern const size_t virt_nr_console_handlers;
 
 /* ---- the endpoint (virt/server.c) ---- */
 
@@ -80,6 +83,14 @@ int virt_conn_open(struct virt_server *srv, virt_sink_fn sink, void *arg, bool r
 		   unsigned max_pending, struct virt_conn **out);
 /* The connection leaves: its parked calls are cancelled, their replies dropped. */
 void virt_conn_close(struct virt_conn *c);
+
+/* ---- consoles (virt/console.c) ---- */
+
+/* A stream packet from the client (api_virt_session_ops.stream). */
+void virt_stream_packet(struct virt_conn *c, int32_t proc, uint32_t serial, int32_t status,
+			const uint8_t *data, size_t len);
+/* The connection goes: its consoles are let go. */
+void virt_streams_close(struct virt_conn *c);
 
 /* ---- events (virt/events.c) ---- */
 

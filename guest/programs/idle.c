@@ -13,7 +13,10 @@
  *   reset_after_ms=N      port 0xCF9 reset (lockstep-vm exits 0, reason guest-reset)
  *
  * and with heartbeat_ms=N prints `idle: heartbeat K` (K = 1, 2, ...) every N ms meanwhile.
- * Times count from the ready line.  Without any of these it waits for the button for ever.
+ * With echo_ms=N it reads what is typed on COM1 every N ms (polling its line status) and
+ * prints each line back as `idle: echo LINE` (lines end at CR or LF; at most 200 bytes): a
+ * guest for the interactive console's tests.  Times count from the ready line.  Without any of
+ * these it waits for the button for ever.
  *
  * ignore_power=1 makes it a guest that does not heed the power button: each press is
  * acknowledged and printed (`idle: power button ignored`), and the machine runs on, so a
@@ -24,6 +27,10 @@
 
 #define NS_PER_MS 1000000ull
 #define NEVER UINT64_MAX
+#define COM1_DATA 0x3f8
+#define COM1_LSR 0x3fd
+#define LSR_DR 0x01
+#define ECHO_LINE_MAX 200
 
 struct idle_plan {
 	bool ignore_power;
@@ -31,7 +38,29 @@ struct idle_plan {
 	uint64_t heartbeat_cycles;	      /* 0 = no heartbeat */
 	uint64_t next_heartbeat;
 	uint64_t heartbeats;
+	uint64_t echo_cycles; /* 0 = no echo */
+	uint64_t next_echo;
+	char line[ECHO_LINE_MAX + 1];
+	unsigned line_len;
 };
+
+/* Takes what COM1 received; prints each complete line. */
+static void echo_input(struct idle_plan *plan)
+{
+	while (rt_pio_in(COM1_LSR, 1) & LSR_DR) {
+		char c = (char)rt_pio_in(COM1_DATA, 1);
+
+		if (c == '\r' || c == '\n') {
+			if (!plan->line_len)
+				continue;
+			plan->line[plan->line_len] = '\0';
+			rt_printf("idle: echo %s\n", plan->line);
+			plan->line_len = 0;
+		} else if (plan->line_len < ECHO_LINE_MAX) {
+			plan->line[plan->line_len++] = c;
+		}
+	}
+}
 
 static uint64_t deadline_from(uint64_t now, const char *key)
 {
@@ -50,6 +79,8 @@ static uint64_t earliest(const struct idle_plan *plan)
 		next = plan->reset_at;
 	if (plan->heartbeat_cycles && plan->next_heartbeat < next)
 		next = plan->next_heartbeat;
+	if (plan->echo_cycles && plan->next_echo < next)
+		next = plan->next_echo;
 	return next;
 }
 
@@ -61,6 +92,10 @@ static void run_due(struct idle_plan *plan, uint64_t now)
 		plan->next_heartbeat += plan->heartbeat_cycles;
 		if (plan->next_heartbeat <= now) /* fell behind (host preemption): skip, no burst */
 			plan->next_heartbeat = now + plan->heartbeat_cycles;
+	}
+	if (plan->echo_cycles && now >= plan->next_echo) {
+		echo_input(plan);
+		plan->next_echo = now + plan->echo_cycles;
 	}
 	if (now >= plan->crash_at) {
 		rt_printf("idle: crash (triple fault)\n");
@@ -93,6 +128,8 @@ int main(void)
 	plan.reset_at = deadline_from(now, "reset_after_ms");
 	plan.heartbeat_cycles = rt_ns_to_cycles(rt_arg_u64("heartbeat_ms", 0) * NS_PER_MS);
 	plan.next_heartbeat = now + plan.heartbeat_cycles;
+	plan.echo_cycles = rt_ns_to_cycles(rt_arg_u64("echo_ms", 0) * NS_PER_MS);
+	plan.next_echo = now;
 	rt_printf("idle: ready cpus=%u power_button=%s\n", rt_cpu_count(),
 		  button ? "acpi" : "none");
 
