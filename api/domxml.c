@@ -4,13 +4,13 @@
  * The document is parsed into a scratch struct vmdef and checked with vmdef_validate; the
  * caller's config changes only when all of it was accepted, so a bad document defines nothing.
  * What lockstep reads: name, uuid, memory/currentMemory, vcpu (+cpuset), cputune/vcpupin,
- * os/type|kernel|cmdline, on_poweroff/on_reboot/on_crash, devices/serial|console (a file),
+ * os/type|kernel|initrd|cmdline, on_poweroff/on_reboot/on_crash, devices/serial|console (a file),
  * devices/hostdev (PCI passthrough: managed, the vfio driver, host and guest addresses, the
  * ROM), and lockstep's own settings in <metadata> under DOMXML_NAMESPACE (a hostdev's reset
  * among them).
  * Elements that only describe the guest platform (features, clock, cpu, pm, ...) are
- * accepted and ignored; elements that ask for something lockstep cannot do (a disk, an
- * initrd, a NIC) are errors that name them, rather than silently dropped configuration.
+ * accepted and ignored; elements that ask for something lockstep cannot do (a disk, a NIC,
+ * a firmware loader) are errors that name them, rather than silently dropped configuration.
  *
  * Documents with a DOCTYPE are refused: entity expansion is how XML inputs blow up.  Called by
  * daemon/virt/define.c and daemon/virt/lifecycle.c, and the domxml fuzzer.
@@ -265,12 +265,15 @@ static int parse_os(struct parse *p, const xmlNode *n, struct vmdef *cfg)
 			/* Whether the path will do is the daemon's rule (daemon/ops.c), for
 			 * every front end alike. */
 			ret = get_text(p, c, "kernel", 4095, &cfg->kernel);
+		} else if (is(c, "initrd")) {
+			ret = get_text(p, c, "initrd", 4095, &cfg->initrd);
 		} else if (is(c, "cmdline")) {
 			ret = get_text(p, c, "cmdline", VMDEF_CMDLINE_MAX, &cfg->cmdline);
 		} else {
 			ret = fail(p,
 				   "<os><%s> is not supported: lockstep boots <kernel> directly "
-				   "(a multiboot image) with <cmdline>",
+				   "(a multiboot image or a Linux kernel) with <initrd> and "
+				   "<cmdline>",
 				   (const char *)c->name);
 		}
 		if (ret)

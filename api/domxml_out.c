@@ -104,6 +104,8 @@ static int format_os(xmlNode *root, const struct vmdef *cfg)
 		return -ENOMEM;
 	if (cfg->kernel && !child(os, "kernel", cfg->kernel))
 		return -ENOMEM;
+	if (cfg->initrd && !child(os, "initrd", cfg->initrd))
+		return -ENOMEM;
 	if (cfg->cmdline && !child(os, "cmdline", cfg->cmdline))
 		return -ENOMEM;
 	return 0;

@@ -102,6 +102,11 @@ def definitions(dr):
     dr.agree("a relative kernel path", "EINVAL", "vm.define",
              {"definition": dict(env.definition("rel"), kernel="guest/idle.elf")},
              ["define", env.write("rel.xml", rel)])
+    rel = env.xml("rel").replace(f"<kernel>{env.guest('idle')}</kernel>",
+                                 f"<kernel>{env.guest('idle')}</kernel><initrd>i.img</initrd>")
+    dr.agree("a relative initrd path", "EINVAL", "vm.define",
+             {"definition": dict(env.definition("rel"), initrd="i.img")},
+             ["define", env.write("reli.xml", rel)])
     rel = env.xml("rel", devices="<serial type='file'><source path='rel.log'/></serial>")
     dr.agree("a relative serial log", "EINVAL", "vm.define",
              {"definition": env.definition("rel", serial={"log": "rel.log"})},

@@ -230,6 +230,8 @@ BAD = [
     (None, "<devices><disk> is not supported"),
     ("<domain type='kvm'><name>bad</name><memory unit='KiB'>1500</memory><vcpu>1</vcpu>"
      "<os><type>hvm</type><kernel>/k</kernel></os></domain>", "whole number of MiB"),
+    ("<domain type='kvm'><name>bad</name><vcpu>1</vcpu><os><type>hvm</type><kernel>/k</kernel>"
+     "<loader>/ovmf</loader></os></domain>", "<os><loader> is not supported"),
     ("<domain type='kvm'><name>bad</name><vcpu>300</vcpu></domain>", "from 1 to 254"),
     ("<domain type='kvm'><name>bad</name><vcpu>1</vcpu></domain>", "needs a \"kernel\""),
     ("<!DOCTYPE d [<!ENTITY a 'aaaa'>]><domain type='kvm'><name>&a;</name></domain>",
@@ -239,6 +241,24 @@ BAD = [
     (None, "<cputune><emulatorpin> is not supported"),
     (None, "names a vCPU the VM does not have"),
 ]
+
+
+def linux_boot(env, d):
+    """<os><initrd> both ways; a multiboot kernel refuses it at start, saying why."""
+    initrd = env.write("initrd.cpio", "070701")
+    env.define(d, "lnx", cmdline="console=ttyS0 quiet", initrd=initrd)
+    text = env.ok(d, "dumpxml", "lnx")
+    root = ET.fromstring(text)
+    check([c.tag for c in root.find("os")] == ["type", "kernel", "initrd", "cmdline"] and
+          root.findtext("os/initrd") == initrd, "<os> with <initrd>", text)
+    check(d.vm("lnx")["definition"]["initrd"] == initrd, "the initrd reaches the definition")
+    validate(env, text)
+    env.ok(d, "define", env.write("lnx-again.xml", text))
+    check(env.ok(d, "dumpxml", "lnx") == text, "define(dumpxml) with an initrd changes nothing")
+    err = env.fails(d, "start", "lnx")
+    check("multiboot image and takes no initrd" in err, "start says why", err)
+    env.ok(d, "undefine", "lnx")
+    ok("<os><initrd>: define, dumpxml, round trip; refused at start for a multiboot kernel")
 
 
 def bad_xml(env, d):
@@ -279,6 +299,7 @@ def main():
         running(env, d)
         filters(env, d)
         undefine(env, d)
+        linux_boot(env, d)
         bad_xml(env, d)
 
 

@@ -31,8 +31,10 @@ def need_virsh():
 
 
 def domain_xml(name, kernel, vcpus=2, memory_mib=16, cmdline=None, extra="", devices="",
-               metadata="", uuid=None):
+               metadata="", uuid=None, initrd=None):
     cmd = f"<cmdline>{cmdline}</cmdline>" if cmdline is not None else ""
+    if initrd is not None:
+        cmd = f"<initrd>{initrd}</initrd>" + cmd
     uid = f"<uuid>{uuid}</uuid>" if uuid else ""
     meta = (f"<metadata><lockstep:vm xmlns:lockstep='{NAMESPACE}'>{metadata}"
             f"</lockstep:vm></metadata>") if metadata else ""
