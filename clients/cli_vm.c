@@ -407,15 +407,15 @@ static void print_info(json_t *info)
 		printf("worker pid: %lld\ndomain id:  %lld\n", num(info, "pid"), num(info, "id"));
 	if (json_array_size(vcpus)) {
 		printf("\n%-5s %-8s %-6s %-4s %-10s", "VCPU", "TID", "STATE", "CPU", "AFFINITY");
-		printf(" %10s %10s %10s\n", "EXITS", "HALTS", "KICKS");
+		printf(" %10s %10s %10s %10s\n", "EXITS", "HALTS", "HCALLS", "KICKS");
 		json_array_foreach(vcpus, i, v) {
 			json_t *s = json_array_get(json_object_get(stats, "vcpu"), i);
 			json_t *kvm = json_object_get(s, "kvm");
 
-			printf("%-5lld %-8lld %-6s %-4lld %-10s %10lld %10lld %10lld\n",
+			printf("%-5lld %-8lld %-6s %-4lld %-10s %10lld %10lld %10lld %10lld\n",
 			       num(v, "vcpu"), num(v, "tid"), str(v, "thread_state"), num(v, "cpu"),
 			       str(v, "affinity"), num(kvm, "exits"), num(kvm, "halt_exits"),
-			       num(s, "kicks"));
+			       num(kvm, "hypercalls"), num(s, "kicks"));
 		}
 	}
 	if (json_object_get(info, "stats_error"))

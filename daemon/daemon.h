@@ -448,6 +448,9 @@ json_t *dvm_devices_host_json(struct daemon *d);
 
 /* The engine's parameters for a definition (pins included; `pins` has def.vcpus entries). */
 void dvm_sched_params(const struct vmdef *def, struct sched_vm_params *p, struct util_cpuset *pins);
+/* Whether the definition offers the guest KVM pv calls (kicks, PV IPIs, yields), whose
+ * statistics the worker's detector reads for Linux guests. */
+bool dvm_kvm_pv_calls(const struct vmdef *cfg);
 /* Refuses a policy the host cannot give the VM; fills err.  0 or -E2BIG/-EINVAL. */
 int dvm_sched_check(struct daemon *d, const struct vmdef *def, char *err, size_t err_len);
 /* Hands a running VM to the scheduler (after its worker's hello); logs failures. */

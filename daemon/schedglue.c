@@ -27,8 +27,14 @@ void dvm_sched_params(const struct vmdef *cfg, struct sched_vm_params *p, struct
 		.has_cpus = cfg->sched.has_cpus,
 		.cpus = cfg->sched.cpus,
 		.pin = pins,
-		.pvlock = cfg->pvlock.enabled,
+		.pvlock = cfg->pvlock.enabled || dvm_kvm_pv_calls(cfg),
 	};
+}
+
+bool dvm_kvm_pv_calls(const struct vmdef *cfg)
+{
+	/* PV_UNHALT (kicks), PV_SEND_IPI, PV_SCHED_YIELD: "host" offers what KVM has. */
+	return cfg->pvlock.kvm_features & ((1u << 7) | (1u << 11) | (1u << 13));
 }
 
 int dvm_sched_check(struct daemon *d, const struct vmdef *cfg, char *err, size_t err_len)
@@ -60,8 +66,9 @@ void dvm_sched_notes(struct dvm *vm, enum vmdef_sched_policy policy)
 	if (!vm->scheduled)
 		return;
 	if (policy == VMDEF_SCHED_ADAPTIVE)
-		util_log(&d->log, UTIL_LOG_INFO, "VM %s: adaptive acts on %s%s%s%s", vm->cfg.name,
+		util_log(&d->log, UTIL_LOG_INFO, "VM %s: adaptive acts on %s%s%s%s%s", vm->cfg.name,
 			 dvm_def(vm)->pvlock.enabled ? "pvlock episodes" : "no pvlock episodes",
+			 dvm_kvm_pv_calls(dvm_def(vm)) ? ", KVM pv call episodes (Linux guests)" : "",
 			 d->host.ple == SCHED_PLE_EXPECTED ? " and PLE statistics (" :
 							     "; PLE statistics are not expected (",
 			 hostcheck_ple_why(d), ")");

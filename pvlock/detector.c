@@ -8,7 +8,9 @@
  *        locks the free lock belongs to the preempted one: everyone behind it spins);
  *   barrier preemption is reported as LWP on the barrier's address: vCPUs spin at a barrier
  *        while a vCPU that has not arrived is preempted;
- *   PLE  (pvlock/ple.c) KVM's directed-yield statistics show a vCPU spinning.
+ *   PLE  (pvlock/ple.c) KVM's directed-yield statistics show a vCPU spinning;
+ *   KVM  (pvlock/kvm.c) a Linux guest's pv calls (kicks, PV IPIs, yields), which KVM handles
+ *        itself, happen around a vCPU that KVM reports preempted.
  * A condition that holds in consecutive samples is one episode: reported when it begins and
  * when it ends, with its duration and culprit.  The spin pressure, a decaying average of the
  * share of vCPUs spinning for preempted ones, tells a scheduler whether the episodes cost
@@ -23,7 +25,7 @@
 
 #define MAX_EPISODES 256
 
-static const char *const event_names[] = { "lhp", "lwp", "ple" };
+static const char *const event_names[] = { "lhp", "lwp", "ple", "kvm" };
 
 const char *pvlock_event_name(enum pvlock_event_kind kind)
 {
@@ -297,6 +299,7 @@ void pvlock_detector_feed(struct pvlock_detector *det, uint64_t now_ns,
 			examine_barrier(det, now_ns, samples, i);
 	}
 	pvlock_ple_feed(det, now_ns, samples);
+	pvlock_kvm_feed(det, now_ns, samples);
 	update_pressure(det, now_ns);
 	announce_new(det);
 	end_stale(det, now_ns);

@@ -5,10 +5,11 @@
  *  - calls (pvlock/calls.c): WAIT, KICK, YIELD_TO, SHARED_SETUP and SWITCH from the doorbell
  *    (pvlock/abi.h), with the in-kernel KICK fast path (one ioeventfd per vCPU matching the
  *    vCPU's number).  A vCPU in WAIT sleeps on its eventfd in its own thread, out of KVM_RUN.
- *  - the detector (pvlock/detector.c, pvlock/ple.c): samples what each vCPU publishes in the
- *    guest's shared page, which vCPUs are running (from the scheduler, or from the kernel's
- *    per-thread scheduling statistics when no scheduler runs) and KVM's pause-loop statistics,
- *    and recognises lock-holder and lock-waiter preemption.
+ *  - the detector (pvlock/detector.c, pvlock/ple.c, pvlock/kvm.c): samples what each vCPU
+ *    publishes in the guest's shared page, which vCPUs are running (from the scheduler, or
+ *    from the kernel's per-thread scheduling statistics when no scheduler runs) and KVM's
+ *    statistics (pause-loop exits; a Linux guest's pv calls that KVM handles itself), and
+ *    recognises lock-holder and lock-waiter preemption.
  *
  * pvlock knows nothing of threads or signals: its VMM gives it an environment of callbacks.
  */
@@ -80,6 +81,7 @@ enum pvlock_event_kind {
 	PVLOCK_LHP = 0, /* a lock's holder is preempted while others wait for it */
 	PVLOCK_LWP,	/* the lock is free but the waiter next in line is preempted */
 	PVLOCK_PLE,	/* pause-loop exits show spinning (real hardware only) */
+	PVLOCK_KVM,	/* KVM's pv calls (kicks, PV IPIs, yields) around a preempted vCPU */
 	PVLOCK_EVENT_KINDS,
 };
 
@@ -108,9 +110,11 @@ struct pvlock_event {
 struct pvlock_sample {
 	enum pvlock_run_state run;
 	struct lks_vcpu_pub pub; /* copied from the shared page (zero if none) */
-	bool has_ple;
+	bool has_ple;		 /* the PLE path reads directed_yield_* */
+	bool has_kvm;		 /* the KVM pv path reads the statistics below */
 	uint64_t directed_yield_attempted, directed_yield_successful;
 	uint64_t exits, halt_exits, preemption_reported;
+	uint64_t hypercalls, halt_wakeup, irq_injections;
 };
 
 struct pvlock_vcpu_detect {

@@ -27,6 +27,10 @@ struct pvlock_detector_vcpu {
 	bool ple_valid;	 /* previous PLE counters are known */
 	uint64_t ple_ns; /* when they were taken */
 	uint64_t ple_attempted, ple_successful;
+	/* The KVM pv path (pvlock/kvm.c): the previous sample's counters, this one's findings. */
+	bool kvm_valid;
+	uint64_t kvm_hypercalls, kvm_yields, kvm_preempted;
+	bool kvm_calls, kvm_yielding, kvm_was_preempted;
 };
 
 struct pvlock_detector {
@@ -49,6 +53,8 @@ void pvlock_detector_observe(struct pvlock_detector *det, uint64_t now_ns,
 bool pvlock_detector_active(const struct pvlock_detector *det, enum pvlock_event_kind kind,
 			    uint64_t lock, uint32_t culprit);
 void pvlock_ple_feed(struct pvlock_detector *det, uint64_t now_ns,
+		     const struct pvlock_sample *samples);
+void pvlock_kvm_feed(struct pvlock_detector *det, uint64_t now_ns,
 		     const struct pvlock_sample *samples);
 
 #endif /* LOCKSTEP_PVLOCK_INTERNAL_H */

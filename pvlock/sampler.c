@@ -1,6 +1,7 @@
 /*
  * Sampling for the detector: what each vCPU published in the guest's shared page, and KVM's
- * directed-yield statistics when pause exits are on, next to the run states the VMM sampled
+ * statistics (directed yields when pause exits are on; the pv calls of a Linux guest that
+ * KVM handles itself, once the VMM saw one), next to the run states the VMM sampled
  * (exact thread CPU time and thread state; see vm/runstate.c).  Called from one thread (the
  * worker's control thread).
  */
@@ -17,6 +18,7 @@
 struct sampler_vcpu {
 	struct hv_stats *stats;
 	int idx_attempted, idx_successful, idx_exits, idx_halts, idx_preempt;
+	int idx_hypercalls, idx_wakeups, idx_injections;
 };
 
 struct pvlock_sampler {
@@ -60,6 +62,9 @@ void pvlock_sampler_set_stats(struct pvlock_sampler *s, uint32_t vcpu, struct hv
 	v->idx_exits = hv_stats_find(stats, "exits");
 	v->idx_halts = hv_stats_find(stats, "halt_exits");
 	v->idx_preempt = hv_stats_find(stats, "preemption_reported");
+	v->idx_hypercalls = hv_stats_find(stats, "hypercalls");
+	v->idx_wakeups = hv_stats_find(stats, "halt_wakeup");
+	v->idx_injections = hv_stats_find(stats, "irq_injections");
 }
 
 static uint64_t stat_at(const uint64_t *values, int n, int idx)
@@ -67,7 +72,7 @@ static uint64_t stat_at(const uint64_t *values, int n, int idx)
 	return idx >= 0 && idx < n ? values[idx] : 0;
 }
 
-static void read_ple(struct sampler_vcpu *v, struct pvlock_sample *out)
+static void read_stats(struct sampler_vcpu *v, bool ple, bool kvm, struct pvlock_sample *out)
 {
 	uint64_t values[128];
 	int n;
@@ -77,7 +82,11 @@ static void read_ple(struct sampler_vcpu *v, struct pvlock_sample *out)
 	n = hv_stats_read(v->stats, values, 128);
 	if (n <= 0)
 		return;
-	out->has_ple = true;
+	out->has_ple = ple;
+	out->has_kvm = kvm && v->idx_hypercalls >= 0 && v->idx_preempt >= 0;
+	out->hypercalls = stat_at(values, n, v->idx_hypercalls);
+	out->halt_wakeup = stat_at(values, n, v->idx_wakeups);
+	out->irq_injections = stat_at(values, n, v->idx_injections);
 	out->directed_yield_attempted = stat_at(values, n, v->idx_attempted);
 	out->directed_yield_successful = stat_at(values, n, v->idx_successful);
 	out->exits = stat_at(values, n, v->idx_exits);
@@ -85,7 +94,7 @@ static void read_ple(struct sampler_vcpu *v, struct pvlock_sample *out)
 	out->preemption_reported = stat_at(values, n, v->idx_preempt);
 }
 
-void pvlock_sampler_sample(struct pvlock_sampler *s, const struct pvlock_vm *pv, bool ple,
+void pvlock_sampler_sample(struct pvlock_sampler *s, const struct pvlock_vm *pv, bool ple, bool kvm,
 			   const enum pvlock_run_state *run, struct pvlock_sample *out)
 {
 	uint32_t nr_pub = 0;
@@ -100,7 +109,7 @@ void pvlock_sampler_sample(struct pvlock_sampler *s, const struct pvlock_vm *pv,
 		 * scheduling, and the next sample corrects it. */
 		if (page && i < nr_pub)
 			memcpy(&o->pub, (const void *)&page->vcpu[i], sizeof(o->pub));
-		if (ple)
-			read_ple(&s->vcpu[i], o);
+		if (ple || kvm)
+			read_stats(&s->vcpu[i], ple, kvm, o);
 	}
 }

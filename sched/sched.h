@@ -346,7 +346,9 @@ struct sched_vm_params {
 	bool has_cpus;
 	struct util_cpuset cpus;       /* host CPUs the VM may use */
 	const struct util_cpuset *pin; /* per vCPU, from the definition (empty = none); or NULL */
-	bool pvlock; /* the pvlock channel is on: its guests can report lock-holder preemption */
+	/* Its guests can report lock-holder preemption: the pvlock channel is on, or KVM's pv
+	 * calls are offered (a Linux guest's, seen in KVM's statistics). */
+	bool pvlock;
 	bool no_mux; /* its worker predates the multiplexer (a version 2 sched page) */
 };
 

@@ -2,8 +2,10 @@
  * lockstep-vm's side of pvlock: it gives the pvlock calls their environment (guest memory,
  * sleeping a vCPU thread out of KVM_RUN, scheduler hints), and runs the lock-holder-preemption
  * detector from the control thread on every run-state sample (vm/runstate.c: every 2 ms, or
- * faster while lockstepd's scheduler asks) once the guest registered its shared page or
- * pause-loop statistics are watched, with episodes forwarded to lockstepd as "pvlock" events
+ * faster while lockstepd's scheduler asks) once the guest registered its shared page, or
+ * pause-loop statistics are watched, or the guest made KVM pv calls (a Linux guest's pv
+ * spinlock kicks, PV IPIs and yields, which only KVM's statistics show: looked for every
+ * 100 ms until the first), with episodes forwarded to lockstepd as "pvlock" events
  * (rate-limited; the counters stay exact).
  *
  * The calls run on vCPU threads, the detector on the control thread; they share only the
@@ -18,6 +20,10 @@
 #include "vm/vm_internal.h"
 
 #define EVENTS_PER_S 100
+#define KVM_PV_LOOK_NS 100000000ull
+/* KVM_FEATURE_* bits whose use shows as hypercalls: PV_UNHALT (kicks), PV_SEND_IPI,
+ * PV_SCHED_YIELD. */
+#define KVM_PV_CALL_FEATURES ((1u << 7) | (1u << 11) | (1u << 13))
 
 struct vm_lockwatch {
 	struct vm *vm;
@@ -26,6 +32,9 @@ struct vm_lockwatch {
 	struct pvlock_sampler *sampler;
 	struct pvlock_sample *samples;
 	bool stats_known;
+	bool kvm_pv;		 /* the guest makes KVM pv calls: sample their statistics */
+	bool kvm_pv_possible;	 /* its CPUID offers them */
+	uint64_t kvm_pv_look_ns; /* when to look for the first one again */
 	struct util_ratelimit event_limit;
 	struct vm_control *ctl; /* during a tick: where events go */
 	uint64_t events_dropped;
@@ -128,6 +137,7 @@ int vm_lockwatch_new(struct vm *vm, struct vm_lockwatch **out)
 	if (!lw)
 		return -ENOMEM;
 	lw->vm = vm;
+	lw->kvm_pv_possible = vm_kvm_features(vm) & KVM_PV_CALL_FEATURES;
 	util_ratelimit_init(&lw->event_limit, 1000000000ull, EVENTS_PER_S);
 	lw->samples = calloc(vm->cfg.vcpus, sizeof(*lw->samples));
 	if (!lw->samples) {
@@ -185,7 +195,26 @@ bool vm_lockwatch_wants_samples(struct vm_lockwatch *lw)
 {
 	uint32_t nr_pub = 0;
 
-	return (lw->pv && pvlock_shared_page(lw->pv, &nr_pub)) || lw->vm->pause_exits;
+	return (lw->pv && pvlock_shared_page(lw->pv, &nr_pub)) || lw->vm->pause_exits || lw->kvm_pv;
+}
+
+/* Whether the guest has begun making KVM pv calls (any vCPU's hypercalls above 0). */
+static void look_for_kvm_pv(struct vm_lockwatch *lw)
+{
+	struct vm *vm = lw->vm;
+	uint64_t now = util_now_ns(), calls = 0;
+
+	if (lw->kvm_pv || !lw->kvm_pv_possible || now < lw->kvm_pv_look_ns)
+		return;
+	lw->kvm_pv_look_ns = now + KVM_PV_LOOK_NS;
+	for (uint32_t i = 0; i < vm->nr_vcpus && !calls; i++)
+		if (vm->vcpus[i].stats)
+			hv_stats_read_one(vm->vcpus[i].stats, "hypercalls", &calls);
+	if (!calls)
+		return;
+	lw->kvm_pv = true;
+	util_log(&vm->log, UTIL_LOG_INFO,
+		 "the guest makes KVM pv calls: their statistics feed the preemption detector");
 }
 
 /* The PLE statistics need each vCPU's KVM statistics, known once the vCPUs exist. */
@@ -205,6 +234,7 @@ uint64_t vm_lockwatch_tick(struct vm_lockwatch *lw, struct vm_control *ctl)
 	struct vm *vm = lw->vm;
 	enum pvlock_run_state run[VMDEF_VCPUS_MAX];
 
+	look_for_kvm_pv(lw);
 	if (!vm_lockwatch_wants_samples(lw))
 		return 0;
 	if (!vm->runstate_fresh)
@@ -214,7 +244,7 @@ uint64_t vm_lockwatch_tick(struct vm_lockwatch *lw, struct vm_control *ctl)
 	/* enum sched_run and enum pvlock_run_state name the same states in the same order. */
 	for (uint32_t i = 0; i < vm->nr_vcpus; i++)
 		run[i] = (enum pvlock_run_state)vm->vcpus[i].run.state;
-	pvlock_sampler_sample(lw->sampler, lw->pv, vm->pause_exits, run, lw->samples);
+	pvlock_sampler_sample(lw->sampler, lw->pv, vm->pause_exits, lw->kvm_pv, run, lw->samples);
 	lw->ctl = ctl;
 	pvlock_detector_feed(lw->det, vm->vcpus[0].run.sample_ns, lw->samples);
 	lw->ctl = NULL;
@@ -252,15 +282,14 @@ json_t *vm_lockwatch_json(struct vm_lockwatch *lw)
 
 	for (uint32_t i = 0; i < lw->vm->nr_vcpus; i++)
 		json_array_append_new(vcpus, vcpu_json(lw, i));
-	return json_pack("{s:b, s:b, s:b, s:I, s:o}", "enabled", lw->pv != NULL, "shared_page",
+	return json_pack("{s:b, s:b, s:b, s:b, s:I, s:o}", "enabled", lw->pv != NULL, "shared_page",
 			 lw->pv && pvlock_shared_page(lw->pv, &nr_pub), "pause_exits",
-			 lw->vm->pause_exits, "events_dropped", (json_int_t)lw->events_dropped,
-			 "vcpu", vcpus);
+			 lw->vm->pause_exits, "kvm_pv", lw->kvm_pv, "events_dropped",
+			 (json_int_t)lw->events_dropped, "vcpu", vcpus);
 }
 
-json_t *vm_kvm_features_json(struct vm *vm)
+uint32_t vm_kvm_features(const struct vm *vm)
 {
-	json_t *list = json_array();
 	const struct kvm_cpuid2 *c = vm->supported_cpuid;
 	uint32_t eax = 0;
 
@@ -269,6 +298,14 @@ json_t *vm_kvm_features_json(struct vm *vm)
 			eax = c->entries[i].eax;
 	if (vm->cfg.pvlock.kvm_features != VMDEF_KVM_FEATURES_HOST)
 		eax &= vm->cfg.pvlock.kvm_features;
+	return eax;
+}
+
+json_t *vm_kvm_features_json(struct vm *vm)
+{
+	json_t *list = json_array();
+	uint32_t eax = vm_kvm_features(vm);
+
 	for (unsigned bit = 0; bit < 32; bit++) {
 		const char *name = vmdef_kvm_feature_name(bit);
 

@@ -112,17 +112,18 @@ static void print_pvlock(FILE *out, struct vm *vm)
 		long long lhp = (long long)json_integer_value(json_object_get(ev, "lhp"));
 		long long lwp = (long long)json_integer_value(json_object_get(ev, "lwp"));
 		long long ple = (long long)json_integer_value(json_object_get(ev, "ple"));
+		long long kvm = (long long)json_integer_value(json_object_get(ev, "kvm"));
 
-		if (!waits && !lhp && !lwp && !ple)
+		if (!waits && !lhp && !lwp && !ple && !kvm)
 			continue;
 		if (!header)
-			fprintf(out, "  %-5s %8s %8s %8s %8s %6s %6s %6s\n", "vcpu", "waits",
-				"woken", "timeout", "wait ms", "lhp", "lwp", "ple");
+			fprintf(out, "  %-5s %8s %8s %8s %8s %6s %6s %6s %6s\n", "vcpu", "waits",
+				"woken", "timeout", "wait ms", "lhp", "lwp", "ple", "kvm");
 		header = true;
-		fprintf(out, "  %-5zu %8lld %8lld %8lld %8.1f %6lld %6lld %6lld\n", i, waits,
+		fprintf(out, "  %-5zu %8lld %8lld %8lld %8.1f %6lld %6lld %6lld %6lld\n", i, waits,
 			(long long)json_integer_value(json_object_get(v, "waits_woken")),
 			(long long)json_integer_value(json_object_get(v, "waits_timeout")),
-			json_real_value(json_object_get(v, "wait_ms")), lhp, lwp, ple);
+			json_real_value(json_object_get(v, "wait_ms")), lhp, lwp, ple, kvm);
 	}
 	json_decref(pv);
 }
@@ -169,19 +170,21 @@ void vm_report_text(struct vm *vm, int fd)
 		(unsigned long long)db.calls[LKS_CALL_PROBE],
 		(unsigned long long)db.calls[LKS_CALL_NOP],
 		(unsigned long long)db.calls[LKS_CALL_TIME_NS], (unsigned long long)db.errors);
-	fprintf(out, "  %-5s %8s %8s %8s %8s %7s %12s %12s\n", "vcpu", "pio", "mmio", "intr",
-		"halts", "kicks", "kick med us", "kick p99 us");
+	fprintf(out, "  %-5s %8s %8s %8s %8s %8s %7s %12s %12s\n", "vcpu", "pio", "mmio", "intr",
+		"halts", "hcalls", "kicks", "kick med us", "kick p99 us");
 	for (uint32_t i = 0; i < vm->nr_vcpus; i++) {
 		struct vm_vcpu *v = &vm->vcpus[i];
-		uint64_t halts = 0;
+		uint64_t halts = 0, hcalls = 0;
 
-		if (v->stats)
+		if (v->stats) {
 			hv_stats_read_one(v->stats, "halt_exits", &halts);
-		fprintf(out, "  %-5u %8llu %8llu %8llu %8llu %7llu %12.1f %12.1f\n", v->index,
+			hv_stats_read_one(v->stats, "hypercalls", &hcalls);
+		}
+		fprintf(out, "  %-5u %8llu %8llu %8llu %8llu %8llu %7llu %12.1f %12.1f\n", v->index,
 			(unsigned long long)v->counters.exits_io,
 			(unsigned long long)v->counters.exits_mmio,
 			(unsigned long long)v->counters.exits_intr, (unsigned long long)halts,
-			(unsigned long long)v->counters.kicks,
+			(unsigned long long)hcalls, (unsigned long long)v->counters.kicks,
 			(double)util_samples_percentile(&v->kick_latency, 50) / 1e3,
 			(double)util_samples_percentile(&v->kick_latency, 99) / 1e3);
 	}

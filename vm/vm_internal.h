@@ -365,6 +365,7 @@ const struct lks_shared_page *vm_lockwatch_shared(struct vm_lockwatch *lw, uint3
 uint64_t vm_lockwatch_tick(struct vm_lockwatch *lw, struct vm_control *ctl);
 json_t *vm_lockwatch_json(struct vm_lockwatch *lw);
 /* KVM paravirtual features (CPUID 0x40000001 EAX) the VM's vCPUs were given. */
+uint32_t vm_kvm_features(const struct vm *vm);
 json_t *vm_kvm_features_json(struct vm *vm);
 
 /* ---- the multiplexer's worker side (vm/mux.c) ---- */

@@ -1,9 +1,10 @@
 /*
  * The lock-holder-preemption detector on recorded sample sequences: lock-holder preemption,
  * lock-waiter preemption (a FIFO hand-off to a preempted waiter), barrier preemption, episodes
- * that begin, last and end with their durations, and the pause-loop-exit path fed with
+ * that begin, last and end with their durations, the pause-loop-exit path fed with
  * directed-yield statistics as KVM reports them on hosts with PLE (the machines lockstep is
- * developed on report none, so these recorded sequences are how that path is verified).
+ * developed on report none, so these recorded sequences are how that path is verified), and
+ * the KVM pv path: a Linux guest's hypercalls and yields around a vCPU KVM reports preempted.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -361,6 +362,73 @@ static void spin_pressure(void **state)
 	pvlock_detector_free(det);
 }
 
+/*
+ * A 4-vCPU Linux guest, per 2 ms sample: hypercalls (pv kicks, PV IPIs), directed yields (PV
+ * sched yield) and preemption_reported per vCPU.  Samples 0-1: kicks between running vCPUs,
+ * nobody preempted; 2-4: vCPU 3 preempted (its counter rises in 2, its thread waits for a
+ * CPU in 3-4) while 0 and 1 kick and 1 yields to it; 5: all run, no calls.
+ */
+static const struct {
+	uint64_t hypercalls[4], yields[4], preempted[4];
+	enum pvlock_run_state run3;
+} kvm_seq[] = {
+	{ { 10, 10, 5, 5 }, { 0, 0, 0, 0 }, { 1, 1, 1, 1 }, PVLOCK_RUN_RUNNING },
+	{ { 12, 11, 5, 5 }, { 0, 0, 0, 0 }, { 1, 1, 1, 1 }, PVLOCK_RUN_RUNNING },
+	{ { 14, 13, 5, 5 }, { 0, 1, 0, 0 }, { 1, 1, 1, 2 }, PVLOCK_RUN_RUNNING },
+	{ { 15, 15, 5, 5 }, { 0, 3, 0, 0 }, { 1, 1, 1, 2 }, PVLOCK_RUN_PREEMPTED },
+	{ { 17, 16, 5, 5 }, { 0, 4, 0, 0 }, { 1, 1, 1, 2 }, PVLOCK_RUN_PREEMPTED },
+	{ { 17, 16, 5, 5 }, { 0, 4, 0, 0 }, { 1, 1, 1, 2 }, PVLOCK_RUN_RUNNING },
+};
+
+static void kvm_pv_calls_around_a_preempted_vcpu(void **state)
+{
+	struct pvlock_sample s[4];
+	struct pvlock_detector *det;
+	struct pvlock_vcpu_detect d;
+	struct recorder r = { .n = 0 };
+
+	assert_int_equal(pvlock_detector_new(4, record, &r, &det), 0);
+	for (unsigned t = 0; t < sizeof(kvm_seq) / sizeof(kvm_seq[0]); t++) {
+		memset(s, 0, sizeof(s));
+		for (int i = 0; i < 4; i++) {
+			s[i].run = i == 3 ? kvm_seq[t].run3 : PVLOCK_RUN_RUNNING;
+			s[i].has_kvm = true;
+			s[i].hypercalls = kvm_seq[t].hypercalls[i];
+			s[i].directed_yield_attempted = kvm_seq[t].yields[i];
+			s[i].preemption_reported = kvm_seq[t].preempted[i];
+		}
+		pvlock_detector_feed(det, (t + 1) * 2 * MS, s);
+		/* Without a preempted vCPU calls are no episode (samples 0 and 1). */
+		if (t == 1)
+			assert_int_equal(r.n, 0);
+	}
+	assert_int_equal(r.n, 2);
+	assert_int_equal(r.ev[0].kind, PVLOCK_KVM);
+	assert_string_equal(pvlock_event_name(PVLOCK_KVM), "kvm");
+	assert_int_equal(r.ev[0].culprit, 3);
+	assert_int_equal(r.ev[0].nr_waiters, 2);
+	assert_int_equal(r.ev[0].lock, 0);
+	assert_true(r.ev[0].pressure > 0); /* vCPU 1 yielded while running: it counts */
+	assert_true(r.ev[1].ended);
+	assert_int_equal(r.ev[1].duration_ns, 6 * MS);
+	pvlock_detector_vcpu(det, 3, &d);
+	assert_int_equal(d.events[PVLOCK_KVM], 1);
+	assert_int_equal(d.ns[PVLOCK_KVM], 6 * MS);
+	pvlock_detector_vcpu(det, 1, &d);
+	assert_int_equal(d.events[PVLOCK_KVM], 0);
+
+	/* A vCPU without KVM statistics, or whose counters went back (a new run), is skipped. */
+	memset(s, 0, sizeof(s));
+	for (int i = 0; i < 4; i++)
+		s[i].run = PVLOCK_RUN_PREEMPTED;
+	s[0].has_kvm = true;
+	s[0].hypercalls = 1;
+	pvlock_detector_feed(det, 20 * MS, s);
+	pvlock_detector_feed(det, 22 * MS, s);
+	assert_int_equal(r.n, 2);
+	pvlock_detector_free(det);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -373,6 +441,7 @@ int main(void)
 		cmocka_unit_test(ple_spinning_from_statistics),
 		cmocka_unit_test(ple_threshold_and_hysteresis),
 		cmocka_unit_test(spin_pressure),
+		cmocka_unit_test(kvm_pv_calls_around_a_preempted_vcpu),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
