@@ -4,9 +4,13 @@
  * them.  Both describe the same machine: vCPU n has APIC id n, the IOAPIC takes id `vcpus`,
  * and ISA IRQ 0 arrives on IOAPIC pin 2.
  *
- * The FADT describes the ACPI PM registers of vm/acpi_pm.c (power button, soft-off, PM timer);
- * the DSDT carries the \_S5 sleep package, which is what a guest needs to power off, and the
- * PCI host bridge with its interrupt routing table (_PRT).  The MCFG gives the ECAM window.
+ * The FADT (ACPI 5.0 layout) describes the ACPI PM registers of vm/acpi_pm.c (power button,
+ * soft-off, PM timer), the reset register (0xCF9) and what the machine lacks: no i8042
+ * keyboard controller, no CMOS RTC, no VGA.  Linux reads those boot-architecture flags only
+ * from an FADT longer than ACPI 1.0's, and would otherwise probe for both devices, for
+ * seconds when every port access exits to the VMM.  The DSDT carries the \_S5 sleep package,
+ * which is what a guest needs to power off, and the PCI host bridge with its interrupt
+ * routing table (_PRT).  The MCFG gives the ECAM window.
  *
  * PCI interrupts are described as QEMU's PC machine describes them after SeaBIOS: INTx of
  * slot s, pin p arrives on ISA IRQ 10 or 11 (vm_pci_intx_irq), which the MADT overrides to
@@ -27,7 +31,8 @@
 #define FACS_ADDR 0xe00c0u /* 64-byte aligned, as ACPI requires */
 #define MADT_ADDR 0xe0100u
 #define FADT_ADDR 0xe1100u
-#define MCFG_ADDR 0xe1200u
+#define FADT_SIZE 0x200u
+#define MCFG_ADDR 0xe1300u
 #define DSDT_ADDR 0xe2000u
 #define DSDT_SIZE 0x2000u
 #define MPFP_ADDR 0xf0000u
@@ -144,12 +149,40 @@ static int build_madt(struct blob *b, uint32_t vcpus)
 	return 0;
 }
 
-/* ACPI 1.0 FADT (revision 1, 116 bytes): fixed-feature power button, PM1a blocks, SCI 9. */
+/* A Generic Address Structure for a block in I/O space, `bytes` wide (0: none).  The access
+ * size stays undefined, as QEMU leaves it: ACPICA then splits PM1 blocks into their 16-bit
+ * registers itself. */
+static void put_gas_io(struct blob *b, uint32_t port, unsigned bytes)
+{
+	uint64_t address = port;
+
+	put8(b, port ? 1 : 0); /* system I/O */
+	put8(b, (uint8_t)(bytes * 8));
+	put8(b, 0); /* bit offset */
+	put8(b, 0); /* access size */
+	put(b, &address, 8);
+}
+
+/*
+ * ACPI 5.0 FADT (revision 5, 268 bytes): fixed-feature power button, PM1a blocks, PM timer,
+ * SCI 9, reset through 0xCF9, and IAPC_BOOT_ARCH: legacy devices (COM1) beyond the
+ * namespace, no i8042, no VGA, no CMOS RTC.  Each block also in its 64-bit (X_) form.
+ */
+#define FADT_BOOT_LEGACY_DEVICES (1u << 0)
+#define FADT_BOOT_NO_VGA (1u << 2)
+#define FADT_BOOT_NO_CMOS_RTC (1u << 5)
+/* WBINVD, PROC_C1, no sleep button (the power button is fixed), TMR_VAL_EXT (32 bits),
+ * RESET_REG_SUP */
+#define FADT_FLAGS 0x525u
+#define RESET_PORT 0xcf9
+#define RESET_VALUE 0x06 /* reset (bit 2) with a full reset (bit 1), as QEMU's */
+
 static void build_fadt(struct blob *b)
 {
 	static const uint8_t zeros[8] = { 0 };
+	uint64_t facs = FACS_ADDR, dsdt = DSDT_ADDR;
 
-	acpi_header(b, "FACP", 1);
+	acpi_header(b, "FACP", 5);
 	put32(b, FACS_ADDR);
 	put32(b, DSDT_ADDR);
 	put8(b, 0); /* INT_MODEL (ACPI 1.0) */
@@ -174,10 +207,24 @@ static void build_fadt(struct blob *b)
 	put16(b, 1001);		  /* P_LVL3_LAT > 1000: no C3 */
 	put(b, zeros, 8);	  /* FLUSH_SIZE, FLUSH_STRIDE, DUTY_OFFSET/WIDTH, DAY/MON_ALRM */
 	put8(b, 0);		  /* CENTURY */
-	put16(b, 0);		  /* IAPC_BOOT_ARCH */
+	put16(b, FADT_BOOT_LEGACY_DEVICES | FADT_BOOT_NO_VGA | FADT_BOOT_NO_CMOS_RTC);
 	put8(b, 0);
-	/* WBINVD, PROC_C1, no sleep button (the power button is fixed), TMR_VAL_EXT: 32 bits */
-	put32(b, 0x125);
+	put32(b, FADT_FLAGS);
+	put_gas_io(b, RESET_PORT, 1);
+	put8(b, RESET_VALUE);
+	put(b, zeros, 3);		   /* ARM_BOOT_ARCH, minor version */
+	put(b, &facs, 8);		   /* X_FIRMWARE_CTRL */
+	put(b, &dsdt, 8);		   /* X_DSDT */
+	put_gas_io(b, VM_ACPI_PM1_EVT, 4); /* X_PM1a_EVT_BLK */
+	put_gas_io(b, 0, 0);		   /* X_PM1b_EVT_BLK */
+	put_gas_io(b, VM_ACPI_PM1_CNT, 2); /* X_PM1a_CNT_BLK */
+	put_gas_io(b, 0, 0);		   /* X_PM1b_CNT_BLK */
+	put_gas_io(b, 0, 0);		   /* X_PM2_CNT_BLK */
+	put_gas_io(b, VM_ACPI_PM_TMR, 4);  /* X_PM_TMR_BLK */
+	put_gas_io(b, 0, 0);		   /* X_GPE0_BLK */
+	put_gas_io(b, 0, 0);		   /* X_GPE1_BLK */
+	put_gas_io(b, 0, 0);		   /* SLEEP_CONTROL_REG: not reduced hardware */
+	put_gas_io(b, 0, 0);		   /* SLEEP_STATUS_REG */
 	acpi_finish(b);
 }
 
@@ -319,7 +366,7 @@ static int build_acpi(struct vm_memory *mem, uint32_t vcpus)
 {
 	struct blob madt = { vm_memory_ptr(mem, MADT_ADDR, 0x1000), 0, 0x1000 };
 	struct blob rsdt = { vm_memory_ptr(mem, RSDT_ADDR, 0x80), 0, 0x80 };
-	struct blob fadt = { vm_memory_ptr(mem, FADT_ADDR, 0x100), 0, 0x100 };
+	struct blob fadt = { vm_memory_ptr(mem, FADT_ADDR, FADT_SIZE), 0, FADT_SIZE };
 	struct blob dsdt = { vm_memory_ptr(mem, DSDT_ADDR, DSDT_SIZE), 0, DSDT_SIZE };
 	struct blob mcfg = { vm_memory_ptr(mem, MCFG_ADDR, 0x100), 0, 0x100 };
 	uint8_t *rsdp = vm_memory_ptr(mem, RSDP_ADDR, 20);

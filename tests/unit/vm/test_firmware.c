@@ -49,6 +49,14 @@ static uint32_t rd32(const uint8_t *p)
 	return v;
 }
 
+static uint64_t rd64(const uint8_t *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, 8);
+	return v;
+}
+
 static const uint8_t *guest(const struct vm_memory *mem, uint64_t gpa, uint64_t len)
 {
 	const uint8_t *p = vm_memory_ptr(mem, gpa, len);
@@ -420,9 +428,10 @@ static uint32_t rsdt_lookup(const struct vm_memory *mem, const char *sig)
 }
 
 /*
- * The ACPI 1.0 FADT, where the machine has one (the PM registers of the power button and
- * soft-off): 116 bytes with every field at its offset in the specification (ACPI 1.0b
- * table 5-7), the FACS 64-byte aligned, the DSDT whole.
+ * The FADT (the PM registers of the power button, soft-off and the PM timer): ACPI 5.0's 268
+ * bytes with every field at its offset in the specification (ACPI 5.0 table 5-34), the FACS
+ * 64-byte aligned, the DSDT whole; the boot-architecture flags that keep Linux from probing
+ * an i8042 and a CMOS RTC the machine lacks, the reset register, the 64-bit block forms.
  */
 static void test_fadt_layout(void **state)
 {
@@ -438,8 +447,8 @@ static void test_fadt_layout(void **state)
 		skip(); /* no FADT in this machine */
 	}
 	fadt = acpi_table(&mem, addr, "FACP", &len);
-	assert_int_equal(len, 116);
-	assert_int_equal(fadt[8], 1); /* revision */
+	assert_int_equal(len, 268);
+	assert_int_equal(fadt[8], 5); /* revision: ACPI 5.0 */
 
 	facs = guest(&mem, rd32(fadt + 36), 64);
 	assert_int_equal(rd32(fadt + 36) % 64, 0);
@@ -458,8 +467,28 @@ static void test_fadt_layout(void **state)
 	assert_int_equal(fadt[91], 4);		  /* PM_TM_LEN */
 	assert_true(rd16(fadt + 96) > 100);	  /* P_LVL2_LAT: no C2 */
 	assert_true(rd16(fadt + 98) > 1000);	  /* P_LVL3_LAT: no C3 */
-	/* flags: WBINVD, PROC_C1, SLP_BUTTON, TMR_VAL_EXT */
-	assert_int_equal(rd32(fadt + 112), 0x125);
+	/* IAPC_BOOT_ARCH: legacy devices, no VGA, no CMOS RTC -- and no i8042 (bit 1 clear) */
+	assert_int_equal(rd16(fadt + 109), 0x25);
+	/* flags: WBINVD, PROC_C1, SLP_BUTTON, TMR_VAL_EXT, RESET_REG_SUP */
+	assert_int_equal(rd32(fadt + 112), 0x525);
+	/* RESET_REG: I/O port 0xCF9, 8 bits; RESET_VALUE 6 */
+	assert_int_equal(fadt[116], 1);
+	assert_int_equal(fadt[117], 8);
+	assert_int_equal(rd64(fadt + 120), 0xcf9);
+	assert_int_equal(fadt[128], 6);
+	/* The 64-bit forms agree with the 32-bit ones. */
+	assert_int_equal(rd64(fadt + 132), rd32(fadt + 36)); /* X_FIRMWARE_CTRL */
+	assert_int_equal(rd64(fadt + 140), rd32(fadt + 40)); /* X_DSDT */
+	assert_int_equal(fadt[148], 1);			     /* X_PM1a_EVT_BLK: I/O */
+	assert_int_equal(fadt[149], 32);
+	assert_int_equal(rd64(fadt + 152), 0x600);
+	assert_int_equal(fadt[173], 16); /* X_PM1a_CNT_BLK */
+	assert_int_equal(rd64(fadt + 176), 0x604);
+	assert_int_equal(fadt[209], 32); /* X_PM_TMR_BLK */
+	assert_int_equal(rd64(fadt + 212), 0x608);
+	for (unsigned off = 160; off < 268; off += 12) /* PM1b, PM2, GPEs, sleep registers */
+		if (off != 172 && off != 208)
+			assert_int_equal(rd64(fadt + off + 4), 0);
 	vm_memory_fini(&mem);
 }
 
