@@ -59,6 +59,9 @@ MODULE_GROUPS = {
     # VFIO: the type1 container and vfio-pci; pci-stub, a driver that holds a device and
     # does nothing (the passthrough tests give edu to it to have a host driver to take it from)
     "vfio": ["vfio_pci", "vfio_iommu_type1", "pci_stub"],
+    # L2 Linux guests (bed_linux_guest.py): the ACPI power button and the event devices
+    # busybox acpid reads it from
+    "l2": ["button", "evdev"],
 }
 
 

@@ -1,0 +1,201 @@
+#!/usr/bin/env python3
+"""The Linux-guest checks, run inside the test bed's L1 (bed_linux.py boots it): SMP Linux L2
+guests under lockstep-vm and under a lockstepd, on L1's real-SVM KVM.
+
+usage: bed_linux_l1.py BIN_DIR GUEST_DIR VMLINUX VMLINUZ INITRD
+
+  1. lockstep-vm boots the vmlinux (PVH) with 2 vCPUs: KVM detected, PV spinlocks, PV IPIs,
+     kvm-clock, the TSC-deadline timer, 2 CPUs, ACPI S5, the 8250 on IRQ 4; the lock-heavy
+     program runs; the guest powers off (status 0) and the report lists KVM's pv features.
+  2. lockstep-vm boots the bzImage with 4 vCPUs on L1's 2 CPUs, offering KVM pv features
+     without PV IPIs and PV sched yield: 4 CPUs, PV spinlocks but no PV IPIs (the per-VM
+     mask holds), and hypercalls in the per-vCPU statistics while the lock-heavy program
+     runs -- with those two features masked, they can only be KVM_HC_KICK_CPU, the pv
+     spinlock's kicks.
+  3. A lockstepd runs a 4-vCPU guest that serves a shell on its console: vm.info shows the
+     KVM pv path active with hypercalls; `lockstep vm console` (on a pty) types a command and
+     shows its output; `virsh console` does the same through libvirt's stream, and is refused
+     read-only; `lockstep vm shutdown` presses the ACPI power button, acpid powers the guest
+     off (guest-poweroff).
+Prints "ok ..." per step and what it measured; exits 1 at the first failure.
+"""
+import json
+import os
+import pty
+import select
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bed_linux_guest as lg  # noqa: E402
+import daemon_harness as dh  # noqa: E402
+import virsh_env as ve  # noqa: E402
+
+check = dh.check
+
+# Everything KVM offers but PV IPIs and PV sched yield: the hypercalls left are kicks.
+KICKS_ONLY = ["clocksource", "clocksource2", "steal_time", "pv_eoi", "pv_unhalt",
+              "pv_tlb_flush", "poll_control"]
+
+
+def lockstep_vm(bin_dir, name, kernel, initrd, vcpus, cmdline, pvlock=None, timeout=400):
+    """Boots a guest under lockstep-vm; returns (status, console, report, seconds)."""
+    tmp = f"/tmp/{name}"
+    os.makedirs(tmp, exist_ok=True)
+    definition = {"name": name, "vcpus": vcpus, "memory": 256, "kernel": kernel,
+                  "initrd": initrd, "cmdline": cmdline, "serial": {"log": f"{tmp}/console"}}
+    if pvlock:
+        definition["pvlock"] = pvlock
+    with open(f"{tmp}/vm.json", "w") as f:
+        json.dump(definition, f)
+    t0 = time.monotonic()
+    p = subprocess.run([f"{bin_dir}/lockstep-vm", "--config", f"{tmp}/vm.json", "--timeout",
+                        str(timeout), "--stats-json", f"{tmp}/stats.json"],
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    seconds = time.monotonic() - t0
+    console = open(f"{tmp}/console", errors="replace").read()
+    report = json.load(open(f"{tmp}/stats.json")) if os.path.exists(f"{tmp}/stats.json") else {}
+    check(p.returncode == 0, f"{name}: lockstep-vm exited {p.returncode}", p.stderr[-3000:],
+          console[-3000:])
+    return console, report, seconds
+
+
+def hypercalls(report):
+    return [v["kvm"].get("hypercalls", 0) for v in report.get("vcpu", [])]
+
+
+def direct(bin_dir, vmlinux, vmlinuz, initrd):
+    console, report, secs = lockstep_vm(
+        bin_dir, "pvh2", vmlinux, initrd, 2, lg.CMDLINE + " l2_lockheavy=3")
+    f = lg.facts(console)
+    for fact in lg.DMESG_FACTS:
+        check(f[fact], f"pvh2: the guest's log lacks {lg.DMESG_FACTS[fact]!r}", console)
+    check(f["cpus"] == 2, "pvh2: 2 CPUs", f)
+    check(f["lockheavy"] and int(f["lockheavy"]["ops"]) > 0, "pvh2: the lock-heavy program",
+          console)
+    check("pv_unhalt" in report["kvm_pv_features"] and
+          "pv_send_ipi" in report["kvm_pv_features"], "pvh2: KVM pv features offered",
+          report.get("kvm_pv_features"))
+    print(f"ok   lockstep-vm, vmlinux (PVH), 2 vCPUs: KVM, PV spinlocks, PV IPIs, kvm-clock, "
+          f"TSC deadline, ACPI S5, 8250 on IRQ 4; init at uptime {f['init_uptime']} s, "
+          f"{secs:.1f} s to power-off; lockheavy {f['lockheavy']['ops_per_s']} ops/s; "
+          f"hypercalls {hypercalls(report)}", flush=True)
+
+    console, report, secs = lockstep_vm(
+        bin_dir, "bz4", vmlinuz, initrd, 4, lg.CMDLINE + " l2_lockheavy=6",
+        pvlock={"kvm_features": KICKS_ONLY})
+    f = lg.facts(console)
+    check(f["cpus"] == 4 and f["pv_spinlocks"] and f["kvm"], "bz4: 4 CPUs, PV spinlocks", f,
+          console)
+    check(not f["pv_ipis"], "bz4: PV IPIs masked by kvm_features", console)
+    check(sorted(report["kvm_pv_features"]) == sorted(KICKS_ONLY),
+          "bz4: exactly the features asked for", report["kvm_pv_features"])
+    check(f["lockheavy"], "bz4: the lock-heavy program", console)
+    calls = hypercalls(report)
+    check(sum(calls) > 0, "bz4: KICK_CPU hypercalls in the per-vCPU statistics", calls,
+          console)
+    check(report["pvlock"]["kvm_pv"] is True, "bz4: the detector watches KVM's pv calls",
+          report["pvlock"])
+    halts = [v["kvm"].get("halt_exits", 0) for v in report["vcpu"]]
+    print(f"ok   lockstep-vm, bzImage, 4 vCPUs on 2 CPUs, PV IPIs masked: KICK_CPU hypercalls "
+          f"{calls} (halt exits {halts}); lockheavy {f['lockheavy']['ops_per_s']} ops/s; "
+          f"{secs:.1f} s to power-off", flush=True)
+
+
+def on_pty(argv, env, typed, want, timeout=60):
+    """Runs argv on a pty, types `typed` once it sees its banner, waits for `want`, then
+    Ctrl-]; returns (output, exit status)."""
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execvpe(argv[0], argv, env)
+    out, sent, deadline = b"", False, time.monotonic() + timeout
+    while time.monotonic() < deadline and want not in out:
+        r, _, _ = select.select([fd], [], [], 0.2)
+        if r:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        if not sent and (b"Escape character is" in out or b"escape character is" in out):
+            time.sleep(0.5)
+            os.write(fd, typed)
+            sent = True
+    try:
+        os.write(fd, b"\x1d")
+    except OSError:
+        pass
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return out.decode(errors="replace"), os.waitstatus_to_exitcode(status)
+
+
+def daemon(bin_dir, guest_dir, vmlinux, initrd):
+    ve.need_virsh()
+    with ve.VirshEnv(bin_dir, guest_dir) as env:
+        d = env.daemon()
+        c = d.client()
+        c.result("vm.define", definition={
+            "name": "lx", "vcpus": 4, "memory": 256, "kernel": vmlinux, "initrd": initrd,
+            "cmdline": lg.CMDLINE + " l2_mode=serve l2_lockheavy=3"})
+        t0 = time.monotonic()
+        c.result("vm.start", name="lx")
+        dh.wait_for(lambda: "l2: ready" in c.result("vm.console", name="lx")["data"], 400,
+                    "the guest's shell")
+        ready = time.monotonic() - t0
+        info = c.result("vm.info", name="lx")
+        calls = hypercalls(info["stats"])
+        check(info["stats"]["pvlock"]["kvm_pv"] is True and sum(calls) > 0,
+              "lockstepd: vm.info shows the KVM pv path", info["stats"]["pvlock"], calls)
+        episodes = [v["culprit_events"]["kvm"] for v in info["stats"]["pvlock"]["vcpu"]]
+        print(f"ok   lockstepd: 4-vCPU guest ready {ready:.1f} s after vm.start; hypercalls "
+              f"{calls}, KVM episodes per culprit {episodes}", flush=True)
+
+        out, status = on_pty([f"{bin_dir}/lockstep", "--socket", d.socket, "vm", "console",
+                              "lx"], os.environ, b"echo typed-$((6*7))\r", b"typed-42")
+        check(status == 0 and "typed-42" in out, "lockstep vm console: typed and answered",
+              status, out)
+        print("ok   lockstep vm console: a command typed on a pty ran in the guest", flush=True)
+
+        out, status = on_pty(["virsh", "-c", d.uri, "console", "lx"], env.virsh_env,
+                             b"echo virsh-$((7*6))\r", b"virsh-42")
+        check(status == 0 and "virsh-42" in out, "virsh console: typed and answered", status,
+              out)
+        out, status = on_pty(["virsh", "-r", "-c", d.uri, "console", "lx"], env.virsh_env,
+                             b"", b"read only access prevents", timeout=20)
+        check(status != 0 and "read only access prevents" in out,
+              "virsh -r console is refused", status, out)
+        print("ok   virsh console: typed through libvirt's stream; refused read-only",
+              flush=True)
+
+        t1 = time.monotonic()
+        r = d.cli("vm", "shutdown", "lx", "--timeout", "120", timeout=180)
+        check(r[0] == 0, "lockstep vm shutdown", r)
+        info = c.result("vm.info", name="lx")
+        check(info["state"] == "shutoff" and info["reason"] == "guest-poweroff",
+              "powered off through ACPI", info)
+        check("l2: power button" in c.result("vm.console", name="lx")["data"],
+              "acpid saw the power button")
+        print(f"ok   lockstep vm shutdown: ACPI power button, acpid, poweroff in "
+              f"{time.monotonic() - t1:.1f} s", flush=True)
+
+
+def main():
+    if len(sys.argv) != 6:
+        print(__doc__)
+        return 2
+    bin_dir, guest_dir, vmlinux, vmlinuz, initrd = sys.argv[1:]
+    try:
+        direct(bin_dir, vmlinux, vmlinuz, initrd)
+        daemon(bin_dir, guest_dir, vmlinux, initrd)
+    except dh.TestFailure as e:
+        print(f"FAIL: {e}", flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
