@@ -89,3 +89,21 @@ def wait_quiet(limit=0.25, quiet_s=3, wait_s=30):
 
 def skip_busy(load, what):
     skip(f"machine busy: {load:.2f} CPUs of other work; {what}")
+
+
+def bzimage(version=0x020F, payload=4096, init_size=1 << 20):
+    """A Linux bzImage as far as a loader looks: the setup header (boot protocol `version`,
+    loaded high, 4 setup sectors) and `payload` bytes of HLT as the protected-mode kernel."""
+    import struct
+    setup = bytearray(5 * 512)
+    setup[0x1F1] = 4
+    setup[0x1FE:0x200] = b"\x55\xaa"
+    setup[0x200:0x202] = b"\xeb\x66"
+    setup[0x202:0x206] = b"HdrS"
+    struct.pack_into("<H", setup, 0x206, version)
+    setup[0x211] = 0x01
+    struct.pack_into("<I", setup, 0x214, 0x100000)
+    struct.pack_into("<I", setup, 0x22C, 0x7FFFFFFF)
+    struct.pack_into("<I", setup, 0x238, 2047)
+    struct.pack_into("<I", setup, 0x260, init_size)
+    return bytes(setup) + b"\xf4" * payload

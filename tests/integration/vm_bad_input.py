@@ -4,7 +4,9 @@
 usage: vm_bad_input.py LOCKSTEP_VM GUEST_DIR
 Cases: truncated ELF (header, program headers, segment data), no multiboot header, a kernel
 larger than memory, 0 and 1000 vCPUs (flag and definition), unknown definition keys, syntax
-errors, missing files, an unwritable serial log, bad sizes and an over-long command line.
+errors, missing files, an unwritable serial log, bad sizes and an over-long command line;
+Linux kernels: an initrd for a multiboot image, a missing initrd, a bzImage of too old a boot
+protocol or too large for the VM, an ELF file with neither a multiboot header nor a PVH note.
 Each refusal also leaves its exit file (--exit-file): reason "error" and the exit status, what
 lockstepd reads to say why a start failed.
 """
@@ -99,6 +101,20 @@ def main():
         ("command line too long", ["--kernel", hello, "--cmdline", "x" * 5000], EX_USAGE,
          "--cmdline is longer than 4095"),
         ("no kernel at all", [], EX_USAGE, "no kernel"),
+        ("an initrd for a multiboot image",
+         ["--kernel", hello, "--initrd", write("i.cpio", b"070701")], EX_CONFIG,
+         "multiboot image and takes no initrd"),
+        ("a missing initrd", ["--kernel", write("bz", lt.bzimage()), "--initrd",
+                              os.path.join(tmp, "nope.cpio")], EX_NOINPUT, "initrd"),
+        ("boot protocol 2.04", ["--kernel", write("old.bz", lt.bzimage(0x0204))], EX_CONFIG,
+         "boot protocol 2.04; lockstep needs 2.06"),
+        ("a bzImage that unpacks beyond RAM",
+         ["--memory", "8", "--kernel", write("big.bz", lt.bzimage(init_size=64 << 20))], EX_CONFIG,
+         "give the VM more memory"),
+        ("an ELF with no multiboot header or PVH note",
+         ["--kernel", write("plain.elf", image.replace(struct.pack("<I", 0x1BADB002),
+                                                       b"\0\0\0\0"))], EX_CONFIG,
+         "no PVH entry note"),
         ("unknown flag", ["--kernel", hello, "--frobnicate"], EX_USAGE, "usage:"),
     ]
     failures = 0
