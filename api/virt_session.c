@@ -220,15 +220,15 @@ static void put_error(struct api_xdr_out *out, int code, const char *detail)
 	api_xdr_put_u32(out, 0); /* net */
 }
 
-static void send_error(struct api_virt_session *s, const struct virt_header *call, int code,
-		       const char *detail)
+/* A remote_error as the reply to a call, or (type VIRT_STREAM) as the end of a stream. */
+static void send_error_as(struct api_virt_session *s, const struct virt_header *call, int32_t type,
+			  int code, const char *detail)
 {
 	struct virt_header h = *call;
 	struct api_xdr_out out;
 
 	put_error(&out, code, detail);
-	if (h.type != VIRT_STREAM)
-		h.type = VIRT_REPLY;
+	h.type = type;
 	h.status = VIRT_ERROR;
 	if (!out.failed)
 		send_packet(s, &h, out.buf, out.len);
@@ -256,6 +256,12 @@ uint8_t *api_virt_refusal_packet(int code, const char *detail, size_t *len)
 	}
 	api_xdr_out_fini(&out);
 	return pkt;
+}
+
+static void send_error(struct api_virt_session *s, const struct virt_header *call, int code,
+		       const char *detail)
+{
+	send_error_as(s, call, VIRT_REPLY, code, detail);
 }
 
 static void send_errorf(struct api_virt_session *s, const struct virt_header *call, int code,
@@ -398,7 +404,6 @@ void api_virt_stream_error(struct api_virt_session *s, int32_t proc, uint32_t se
 	struct virt_header h = { .prog = VIRT_PROGRAM_REMOTE,
 				 .vers = VIRT_PROTOCOL_VERSION,
 				 .proc = proc,
-				 .type = VIRT_STREAM,
 				 .serial = serial };
 	char detail[ERROR_TEXT_MAX];
 	va_list ap;
@@ -407,19 +412,15 @@ void api_virt_stream_error(struct api_virt_session *s, int32_t proc, uint32_t se
 	vsnprintf(detail, sizeof(detail), fmt, ap);
 	va_end(ap);
 	if (!s->failed)
-		send_error(s, &h, code, detail);
+		send_error_as(s, &h, VIRT_STREAM, code, detail);
 }
 
 static int handle_stream(struct api_virt_session *s, const struct virt_header *h,
 			 const uint8_t *payload, size_t len)
 {
-	struct virt_header call = *h;
-
-	if (!s->ops.stream || !s->opened || !api_virt_proc_streams(h->proc)) {
-		call.type = VIRT_CALL; /* answered as a call would be: with an error reply */
-		return protocol_error(
-			s, &call, "a stream packet for procedure %d, which has no stream", h->proc);
-	}
+	if (!s->ops.stream || !s->opened || !api_virt_proc_streams(h->proc))
+		return protocol_error(s, h, "a stream packet for procedure %d, which has no stream",
+				      h->proc);
 	if (h->status != VIRT_CONTINUE && h->status != VIRT_OK && h->status != VIRT_ERROR)
 		return protocol_error(s, NULL, "stream packet with status %d", h->status);
 	if (h->status != VIRT_CONTINUE)

@@ -12,8 +12,9 @@
  *   flags bit 2  the bytes arrive in pieces of (flags >> 3) + 1 bytes, with a turn of the
  *                event loop in between
  *
- * Every packet the daemon sends must be well-formed: its length word right, a REPLY or a
- * MESSAGE, and every error a complete remote_error with a code and a message.  A session that
+ * Every packet the daemon sends must be well-formed: its length word right, a REPLY, a
+ * MESSAGE or a STREAM packet of the console procedure (data, an empty confirmation, or an
+ * error), and every error a complete remote_error with a code and a message.  A session that
  * reports a protocol error is fed nothing more (the server closes it).  After each input every
  * worker is gone, every call answered and every VM undefined, so inputs do not leak into each
  * other.  The daemon is fuzz_daemon.h's.
@@ -85,6 +86,13 @@ static void check_packet(void *opaque, uint8_t *pkt, size_t len)
 	if (type == VIRT_MESSAGE) {
 		if (status != VIRT_OK || (prog == VIRT_PROGRAM_KEEPALIVE && len != VIRT_HEADER_LEN))
 			abort();
+	} else if (type == VIRT_STREAM) {
+		if (prog != VIRT_PROGRAM_REMOTE ||
+		    be32(pkt + 12) != VIRT_PROC_DOMAIN_OPEN_CONSOLE ||
+		    (status == VIRT_OK && len != VIRT_HEADER_LEN) || status > VIRT_CONTINUE)
+			abort();
+		if (status == VIRT_ERROR)
+			check_error(pkt + VIRT_HEADER_LEN, len - VIRT_HEADER_LEN);
 	} else if (type != VIRT_REPLY || status > VIRT_ERROR) {
 		abort();
 	} else if (status == VIRT_ERROR) {

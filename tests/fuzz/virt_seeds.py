@@ -95,6 +95,15 @@ def conversations():
         .call(11, s(XML)).call(29, dom() + u32(1))
     yield "truncated", Conv().handshake().call(23, u32(100) + b"fz")
     yield "qemu", Conv().handshake().call(1, b"", prog=0x20008087)
+    # virsh console: OPEN_CONSOLE (refused, the fuzz daemon's VMs never run), then stream
+    # packets of each status for its serial and for others
+    conv = Conv().handshake().call(11, s(XML)).call(9, dom())
+    serial = conv.serial
+    conv.call(201, dom() + u32(0) + u32(0)).call(201, dom() + u32(1) + s("serial0") + u32(1))
+    for status, payload in ((2, b"ls\r"), (0, b""), (1, b""), (2, b"")):
+        body = struct.pack(">IIiiIi", REMOTE, 1, 201, 3, serial + 1, status) + payload
+        conv.out += u32(4 + len(body)) + body
+    yield "console", conv.call(201, dom() + u32(1) + s("serial9") + u32(0)).call(2)
 
 
 def main():

@@ -26,12 +26,13 @@ import virsh_env as ve  # noqa: E402
 from daemon_harness import check, ok  # noqa: E402
 
 REMOTE, KEEPALIVE, QEMU = 0x20008086, 0x6b656570, 0x20008087
-CALL, REPLY, MESSAGE = 0, 1, 2
+CALL, REPLY, MESSAGE, STREAM = 0, 1, 2, 3
+OPEN_CONSOLE, CONTINUE, ERROR = 201, 2, 1
 AUTH_LIST, CONNECT_OPEN, GET_VERSION, GET_HOSTNAME = 66, 1, 4, 59
 LOOKUP_BY_NAME, DOMAIN_CREATE, DOMAIN_DESTROY, GET_STATE = 23, 9, 12, 212
 GET_XML_DESC, XML_SECURE, XML_MIGRATABLE = 14, 1, 8
 ERR_NO_SUPPORT, ERR_NO_CONNECT, ERR_INVALID_ARG = 3, 5, 8
-ERR_OPERATION_DENIED, ERR_RPC, ERR_NO_DOMAIN = 29, 39, 42
+ERR_OPERATION_DENIED, ERR_RPC, ERR_NO_DOMAIN, ERR_INTERNAL = 29, 39, 42, 1
 
 
 def u32(v):
@@ -271,6 +272,47 @@ def no_leaks(d):
     ok("100 connections closed mid-call leave no descriptor behind")
 
 
+def streams(env, d):
+    """The console stream as virsh drives it, in raw packets: OPEN_CONSOLE, data both ways,
+    the client's finish confirmed; a finish for a stream that does not exist is confirmed
+    too (the client waits for it), stray data dropped; a bad device name refused."""
+    env.define(d, "echo", cmdline="echo_ms=10")
+    c = Conn(d.virt_socket).open()
+    dom = domain_arg(c.ok_call(LOOKUP_BY_NAME, string("echo")))
+    c.ok_call(DOMAIN_CREATE, dom)
+    e = c.err_call(OPEN_CONSOLE, dom + u32(1) + string("serial1") + u32(0),
+                   code=ERR_INTERNAL)
+    check("cannot find character device serial1" in e[1], "an unknown device", e)
+    serial = c.call(OPEN_CONSOLE, dom + u32(0) + u32(0))
+    check(c.reply(serial)[4] == 0, "OPEN_CONSOLE")
+    c.send(packet(OPEN_CONSOLE, b"raw\r", serial=serial, type_=STREAM, status=CONTINUE))
+    got, deadline = b"", time.monotonic() + 20
+    while b"idle: echo raw" not in got and time.monotonic() < deadline:
+        p = c.read()
+        check(p[:5] == (REMOTE, OPEN_CONSOLE, STREAM, serial, CONTINUE), "stream data", p)
+        got += p[5]
+    check(b"idle: echo raw\n" in got, "typed through the stream, output back", got)
+    c.send(packet(OPEN_CONSOLE, serial=9999, type_=STREAM, status=CONTINUE) + b"")
+    c.send(packet(OPEN_CONSOLE, serial=9998, type_=STREAM, status=0))
+    p = c.read()
+    while p[2] == STREAM and p[4] == CONTINUE:
+        p = c.read()  # output still on its way
+    check(p[:5] == (REMOTE, OPEN_CONSOLE, STREAM, 9998, 0) and p[5] == b"",
+          "a finish of an unknown stream is confirmed", p)
+    c.send(packet(OPEN_CONSOLE, serial=serial, type_=STREAM, status=ERROR))
+    p = c.read()
+    while p[3] == serial and p[4] == CONTINUE:
+        p = c.read()
+    check(p[:5] == (REMOTE, OPEN_CONSOLE, STREAM, serial, 0), "the abort is confirmed", p)
+    check(c.ok_call(GET_HOSTNAME), "the connection carries on")
+    # the console is free again
+    serial = c.call(OPEN_CONSOLE, dom + u32(0) + u32(0))
+    check(c.reply(serial)[4] == 0, "OPEN_CONSOLE after the abort")
+    c.close()
+    ok("console streams in raw packets: data both ways, finish and abort confirmed (also of "
+       "unknown streams), stray data dropped, unknown devices refused")
+
+
 def main():
     with ve.VirshEnv(sys.argv[1], sys.argv[2]) as env:
         d = env.daemon()
@@ -278,6 +320,7 @@ def main():
         dom = basics(d)
         overlapping(d, dom)
         read_only(d, dom)
+        streams(env, d)
         malformed(env, d)
         no_leaks(d)
 
