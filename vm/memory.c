@@ -14,14 +14,39 @@ enum {
 	SLOT_HIGH = 1
 };
 
+#define HUGE_ALIGN (2ull << 20)
+
+/*
+ * The mapping starts on a 2 MiB boundary, as QEMU's RAM does: KVM maps a guest page with a
+ * 2 MiB entry in its nested page table only where the guest-physical and the host-virtual
+ * address agree modulo 2 MiB and the host has a huge page there.  A mapping that starts
+ * elsewhere gets huge pages from the host (MADV_HUGEPAGE) but 4 KiB entries from KVM: every
+ * 4 KiB the guest touches first is a nested page fault, which a nested KVM pays dearly for.
+ */
+static void *map_aligned(uint64_t size)
+{
+	uint8_t *raw, *host;
+	uint64_t head;
+
+	raw = mmap(NULL, size + HUGE_ALIGN, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (raw == MAP_FAILED)
+		return MAP_FAILED;
+	host = (uint8_t *)(((uintptr_t)raw + HUGE_ALIGN - 1) & ~(uintptr_t)(HUGE_ALIGN - 1));
+	head = (uint64_t)(host - raw);
+	if (head)
+		munmap(raw, head);
+	munmap(host + size, HUGE_ALIGN - head);
+	return host;
+}
+
 int vm_memory_init(struct vm_memory *mem, uint64_t size)
 {
 	void *host;
 
 	if (size == 0 || size > VMDEF_MEMORY_MAX)
 		return -EINVAL;
-	host = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-		    -1, 0);
+	host = map_aligned(size);
 	if (host == MAP_FAILED)
 		return -errno;
 	/* Best effort: fewer TLB misses for the guest; not every host allows it. */
