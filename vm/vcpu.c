@@ -99,6 +99,19 @@ int vm_vcpu_setup(struct vm_vcpu *vcpu)
 	if (!ret)
 		ret = hv_vcpu_set_cpuid(vcpu->hv, cpuid);
 	free(cpuid);
+	/*
+	 * KVM's map from APIC id to vCPU, which KVM_HC_KICK_CPU uses to find a pv spinlock
+	 * waiter, is rebuilt when a LAPIC's state is set: each vCPU's creation rebuilt it
+	 * without the vCPUs created after it.  Setting the state back once every vCPU exists
+	 * rebuilds it whole, before the guest could kick anyone.
+	 */
+	if (!ret) {
+		struct kvm_lapic_state lapic;
+
+		ret = hv_vcpu_get_lapic(vcpu->hv, &lapic);
+		if (!ret)
+			ret = hv_vcpu_set_lapic(vcpu->hv, &lapic);
+	}
 	/* Statistics must be opened before the vCPU's first KVM_RUN; they are optional. */
 	if (!ret && hv_vcpu_stats_open(vcpu->hv, &vcpu->stats))
 		vcpu->stats = NULL;
