@@ -3,7 +3,7 @@
  * a worker is started into its sandbox, what is cleaned up after it, and the daemon's own
  * capabilities.
  *
- *   - definitions: kernel and serial.log must lie beneath an allowed directory (--allow-path,
+ *   - definitions: kernel, initrd and serial.log must lie beneath an allowed directory (--allow-path,
  *     allow_path in lockstepd.conf); the worker checks again and opens them as its user;
  *   - start: the worker user must exist; the VM gets cgroup lockstep/NAME.UUID (memory and
  *     pids limits, sandbox/cgroup.c), and the worker starts as pid 1 of a new pid namespace
@@ -61,6 +61,9 @@ int confine_check_definition(struct daemon *d, const struct vmdef *cfg, char *er
 
 	if (cfg->kernel)
 		ret = sandbox_paths_check(&d->opts.allowed, "kernel", cfg->kernel, NULL, err,
+					  err_len);
+	if (!ret && cfg->initrd)
+		ret = sandbox_paths_check(&d->opts.allowed, "initrd", cfg->initrd, NULL, err,
 					  err_len);
 	if (!ret && cfg->serial_log)
 		ret = sandbox_paths_check(&d->opts.allowed, "serial.log", cfg->serial_log, NULL,

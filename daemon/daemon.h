@@ -336,7 +336,7 @@ void console_vm_stopped(struct dvm *vm);
 
 /* Whether workers start sandboxed: lockstepd runs as root and was not told --no-sandbox. */
 bool confine_sandboxed(const struct daemon *d);
-/* Refuses (-EPERM) a definition whose kernel or serial.log is not beneath an allowed
+/* Refuses (-EPERM) a definition whose kernel, initrd or serial.log is not beneath an allowed
  * directory, with a message that names the key and the rule. */
 int confine_check_definition(struct daemon *d, const struct vmdef *def, char *err, size_t err_len);
 /* Whether a VM may start now: the worker user exists.  -ECHILD with a message otherwise. */

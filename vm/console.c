@@ -111,7 +111,8 @@ void vm_console_fini(struct vm_console *con)
 	}
 	if (con->listen_fd >= 0) {
 		close(con->listen_fd);
-		unlink(con->listen_path);
+		if (!con->keep_socket_file)
+			unlink(con->listen_path);
 	}
 	free(con->listen_path);
 	con->listen_fd = -1;

@@ -81,8 +81,8 @@ static void usage(FILE *out)
 	      "                          rlimits, no_new_privs, seccomp (see docs/security.md)\n"
 	      "      --no-sandbox        do not\n"
 	      "      --user NAME         the sandbox's unprivileged user (default lockstep-vm)\n"
-	      "      --allow-path DIR    the definition's files (kernel, serial.log) must lie\n"
-	      "                          beneath DIR (repeatable); as root, opened as --user\n"
+	      "      --allow-path DIR    the definition's files (kernel, initrd, serial.log) must\n"
+	      "                          lie beneath DIR (repeatable); as root, opened as --user\n"
 	      "      --confine-paths     the same rule with no --allow-path: no file may be named\n"
 	      "  -q, --quiet             only report errors\n"
 	      "  -h, --help              this text\n"
@@ -743,7 +743,7 @@ int main(int argc, char **argv)
 	else if (vm_run(vm) == 0) {
 		/* Stops the VM if it fails.  Confined, it can no longer remove its socket's file. */
 		if (jail.enabled && !vm_jail_lock_thread(vm, VM_THREAD_CONTROL))
-			ctl.keep_socket_file = true;
+			ctl.keep_socket_file = con.keep_socket_file = true;
 		control_loop(vm, &cli, &ctl, &con, sigfd, vm_has_stopped);
 	}
 	vm_stop_vcpus(vm);

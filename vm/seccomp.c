@@ -63,7 +63,9 @@ static const char *const common_calls[] = {
  * malloc()'s per-thread arena.
  */
 static const char *const vcpu_calls[] = {
-	"ppoll", "rt_sigtimedwait", "eventfd2", "close", "timerfd_settime", NULL,
+	"ppoll",  "rt_sigtimedwait", "eventfd2", "close", "timerfd_settime",
+	"sendto", /* COM1's output to the console client (vm/uart.c), which never blocks */
+	NULL,
 };
 
 /* The device thread: its epoll loop, device timers. */
@@ -238,6 +240,10 @@ static int add_rules(scmp_filter_ctx ctx, struct vm *vm, enum vm_thread_kind kin
 	const struct scmp_arg_cmp own_process =
 		SCMP_A0(SCMP_CMP_MASKED_EQ, LOW32, (uint64_t)getpid());
 	const struct scmp_arg_cmp tcgets = SCMP_A1(SCMP_CMP_MASKED_EQ, LOW32, (uint64_t)TCGETS);
+	const struct scmp_arg_cmp stdin_tcsetsf[] = {
+		SCMP_A0(SCMP_CMP_MASKED_EQ, LOW32, (uint64_t)STDIN_FILENO),
+		SCMP_A1(SCMP_CMP_MASKED_EQ, LOW32, (uint64_t)TCSETSF),
+	};
 	const struct scmp_arg_cmp task_dir =
 		SCMP_A0(SCMP_CMP_MASKED_EQ, LOW32, (uint64_t)vm->task_dir_fd);
 	int ret;
@@ -263,6 +269,9 @@ static int add_rules(scmp_filter_ctx ctx, struct vm *vm, enum vm_thread_kind kin
 		return ret;
 	/* stdio asks whether stdout and stderr are terminals. */
 	ret = allow_if(ctx, a, SCMP_SYS(ioctl), 1, &tcgets);
+	/* --console on a terminal: its mode is restored at the end (vm_console_fini). */
+	if (!ret)
+		ret = allow_if(ctx, a, SCMP_SYS(ioctl), 2, stdin_tcsetsf);
 	/* Run-state samples: /proc/self/task/TID/stat of its own threads, nothing else. */
 	if (!ret && vm->task_dir_fd >= 0)
 		ret = allow_if(ctx, a, SCMP_SYS(openat), 1, &task_dir);

@@ -245,11 +245,12 @@ struct vm_console {
 	struct vm *vm;
 	int listen_fd; /* --console-socket, -1 = none */
 	char *listen_path;
-	int client_fd;	     /* the connected console client, -1 = none */
-	int stdin_fd;	     /* forwarded standard input, -1 = none or at its end */
-	bool stdin_tty;	     /* ... a terminal, put in raw mode */
-	void *saved_termios; /* the terminal's mode to restore */
-	uint8_t held[512];   /* input read but not yet taken by the UART */
+	bool keep_socket_file; /* confined: it can no longer unlink; lockstepd removes it */
+	int client_fd;	       /* the connected console client, -1 = none */
+	int stdin_fd;	       /* forwarded standard input, -1 = none or at its end */
+	bool stdin_tty;	       /* ... a terminal, put in raw mode */
+	void *saved_termios;   /* the terminal's mode to restore */
+	uint8_t held[512];     /* input read but not yet taken by the UART */
 	size_t held_off, held_len;
 	uint64_t input_bytes;
 };

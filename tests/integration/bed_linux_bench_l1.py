@@ -155,6 +155,7 @@ def main():
             while f.read(1 << 20):
                 pass
     with dh.Env(bin_dir, guest_dir) as env:
+        vmlinux, initrd = env.image(vmlinux), env.image(initrd)  # where lockstepd allows
         d = env.daemon()
         c = d.client(timeout=600)
         boot = {k: [] for k in ("lockstepd", "qemu-microvm", "qemu-q35")}

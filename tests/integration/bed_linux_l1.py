@@ -138,6 +138,7 @@ def daemon(bin_dir, guest_dir, vmlinux, initrd):
     with ve.VirshEnv(bin_dir, guest_dir) as env:
         d = env.daemon()
         c = d.client()
+        vmlinux, initrd = env.image(vmlinux), env.image(initrd)  # where lockstepd allows
         c.result("vm.define", definition={
             "name": "lx", "vcpus": 4, "memory": 256, "kernel": vmlinux, "initrd": initrd,
             "cmdline": lg.CMDLINE + " l2_mode=serve l2_lockheavy=3"})

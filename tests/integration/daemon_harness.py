@@ -289,6 +289,15 @@ class Env:
             os.chmod(path, 0o644)
         return path
 
+    def image(self, src):
+        """A copy of file `src` beneath the directory the daemons allow (a Linux kernel, an
+        initrd), readable by the worker user."""
+        path = os.path.join(self.images, os.path.basename(src))
+        if not os.path.exists(path):
+            shutil.copyfile(src, path)
+            os.chmod(path, 0o644)
+        return path
+
     def definition(self, name, prog="idle", cmdline=None, vcpus=2, **extra):
         d = {"name": name, "vcpus": vcpus, "memory": "16M", "kernel": self.guest(prog)}
         if cmdline is not None:

@@ -122,6 +122,12 @@ def definitions(dr):
     dr.agree("a kernel outside the allowed directories", "EPERM", "vm.define",
              {"definition": dict(env.definition("shadow"), kernel="/etc/shadow")},
              ["define", env.write("shadow-k.xml", shadow)])
+    shadow = env.xml("shadow").replace(f"<kernel>{env.guest('idle')}</kernel>",
+                                       f"<kernel>{env.guest('idle')}</kernel>"
+                                       "<initrd>/etc/shadow</initrd>")
+    dr.agree("an initrd outside the allowed directories", "EPERM", "vm.define",
+             {"definition": dict(env.definition("shadow"), initrd="/etc/shadow")},
+             ["define", env.write("shadow-i.xml", shadow)])
 
     dr.c.result("vm.define", definition=env.definition("a", uuid=UUID_A))
     dr.agree("a redefinition with another uuid", "EEXIST", "vm.define",
