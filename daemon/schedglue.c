@@ -68,7 +68,8 @@ void dvm_sched_notes(struct dvm *vm, enum vmdef_sched_policy policy)
 	if (policy == VMDEF_SCHED_ADAPTIVE)
 		util_log(&d->log, UTIL_LOG_INFO, "VM %s: adaptive acts on %s%s%s%s%s", vm->cfg.name,
 			 dvm_def(vm)->pvlock.enabled ? "pvlock episodes" : "no pvlock episodes",
-			 dvm_kvm_pv_calls(dvm_def(vm)) ? ", KVM pv call episodes (Linux guests)" : "",
+			 dvm_kvm_pv_calls(dvm_def(vm)) ? ", KVM pv call episodes (Linux guests)" :
+							 "",
 			 d->host.ple == SCHED_PLE_EXPECTED ? " and PLE statistics (" :
 							     "; PLE statistics are not expected (",
 			 hostcheck_ple_why(d), ")");

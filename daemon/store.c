@@ -305,9 +305,9 @@ int store_read_exit(const struct dvm *vm, enum vm_stop_reason *reason, int *stat
 
 void store_remove_run_files(const struct dvm *vm)
 {
-	static const char *const suffixes[] = { ".console", ".console.1", ".log",
-						".log.1",   ".def.json",  ".exit",
-						".run",	    ".ctl",	  ".state", ".cons" };
+	static const char *const suffixes[] = { ".console",  ".console.1", ".log", ".log.1",
+						".def.json", ".exit",	   ".run", ".ctl",
+						".state",    ".cons" };
 	char path[PATH_MAX];
 
 	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {

@@ -313,10 +313,21 @@ int worker_spawn(struct dvm *vm, const struct worker_events *events)
 	char def[PATH_MAX], console[PATH_MAX], ctl[PATH_MAX], exitf[PATH_MAX], logf[PATH_MAX],
 		cons[PATH_MAX];
 	char fd_arg[16];
-	char *argv[] = { d->opts.vm_binary,  "--config",	   def,	       "--console-log",
-			 console,	     "--console-append", "--control-fd", fd_arg,
-			 "--control-socket", ctl,		   "--console-socket", cons,
-			 "--exit-file",	     exitf,		   NULL };
+	char *argv[] = { d->opts.vm_binary,
+			 "--config",
+			 def,
+			 "--console-log",
+			 console,
+			 "--console-append",
+			 "--control-fd",
+			 fd_arg,
+			 "--control-socket",
+			 ctl,
+			 "--console-socket",
+			 cons,
+			 "--exit-file",
+			 exitf,
+			 NULL };
 	struct worker *w;
 	int sv[2], ret;
 	pid_t pid;
