@@ -123,22 +123,18 @@ static int load_multiboot(struct vm_memory *mem, const struct vm_boot_files *fil
 	return ret;
 }
 
-static bool is_bzimage(const uint8_t *image, size_t len)
-{
-	return len >= 0x206 && image[0x1fe] == 0x55 && image[0x1ff] == 0xaa &&
-	       memcmp(image + 0x202, "HdrS", 4) == 0;
-}
-
 int vm_boot_load(struct vm_memory *mem, const struct vm_boot_files *files, const char *cmdline,
 		 struct vm_boot_entry *entry, char *err, size_t err_len)
 {
+	enum vmdef_image_kind kind = vmdef_image_kind(files->image, files->len);
 	struct vm_multiboot_header hdr;
 	struct vm_elf parsed;
 	bool elf = files->len >= SELFMAG && memcmp(files->image, ELFMAG, SELFMAG) == 0;
+	uint64_t pvh_entry;
 	int ret;
 
 	*entry = (struct vm_boot_entry){ .kind = VM_BOOT_MULTIBOOT };
-	if (is_bzimage(files->image, files->len)) {
+	if (kind == VMDEF_IMAGE_BZIMAGE) {
 		entry->kind = VM_BOOT_LINUX;
 		return vm_linux_load(mem, files, cmdline, entry, err, err_len);
 	}
@@ -148,7 +144,8 @@ int vm_boot_load(struct vm_memory *mem, const struct vm_boot_files *files, const
 		if (ret)
 			return ret;
 	}
-	if (vm_multiboot_find(files->image, files->len, &hdr) == 0) {
+	if (kind == VMDEF_IMAGE_MULTIBOOT &&
+	    vm_multiboot_find(files->image, files->len, &hdr) == 0) {
 		if (files->initrd)
 			return fail(err, err_len,
 				    "the kernel is a multiboot image and takes no initrd: lockstep "
@@ -156,7 +153,7 @@ int vm_boot_load(struct vm_memory *mem, const struct vm_boot_files *files, const
 		return load_multiboot(mem, files, cmdline, entry, err, err_len);
 	}
 	if (elf) {
-		ret = vm_pvh_find(files->image, files->len, &parsed, NULL, err, err_len);
+		ret = vmdef_pvh_entry(files->image, files->len, &pvh_entry, err, err_len);
 		if (ret != -ENOENT) {
 			if (ret)
 				return ret;

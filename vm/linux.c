@@ -60,7 +60,6 @@
 #define CMDLINE_ADDR (VM_BOOT_AREA + 0x1000)
 
 #define PVH_MAGIC 0x336ec578u
-#define XEN_ELFNOTE_PHYS32_ENTRY 18
 
 struct hvm_start_info {
 	uint32_t magic, version, flags, nr_modules;
@@ -191,94 +190,6 @@ int vm_linux_load(struct vm_memory *mem, const struct vm_boot_files *files, cons
 
 /* ---- PVH ---- */
 
-/* The notes in [off, off + size) of the file: the PVH entry, if one is there. */
-static int scan_notes(const uint8_t *buf, uint64_t off, uint64_t size, uint64_t *entry_out,
-		      char *err, size_t err_len)
-{
-	uint64_t pos = 0;
-
-	while (size - pos >= 12) {
-		const uint8_t *n = buf + off + pos;
-		uint64_t namesz = rd32(n), descsz = rd32(n + 4), body;
-		uint32_t type = rd32(n + 8);
-
-		/* name and desc are each padded to 4 bytes */
-		body = 12 + ((namesz + 3) & ~3ull) + ((descsz + 3) & ~3ull);
-		if (namesz > size || descsz > size || body > size - pos)
-			return fail(err, err_len, "an ELF note runs past its segment (truncated?)");
-		if (type == XEN_ELFNOTE_PHYS32_ENTRY && namesz == 4 &&
-		    memcmp(n + 12, "Xen", 4) == 0) {
-			const uint8_t *desc = n + 12 + 4;
-			uint64_t value = 0;
-
-			if (descsz != 4 && descsz != 8)
-				return fail(err, err_len,
-					    "the PVH entry note holds %llu bytes, not 4 or 8",
-					    (unsigned long long)descsz);
-			memcpy(&value, desc, descsz);
-			if (value >= (1ull << 32))
-				return fail(err, err_len, "the PVH entry 0x%llx is above 4 GiB",
-					    (unsigned long long)value);
-			if (entry_out)
-				*entry_out = value;
-			return 0;
-		}
-		pos += body;
-	}
-	return -ENOENT;
-}
-
-int vm_pvh_find(const uint8_t *buf, size_t len, const struct vm_elf *elf, uint64_t *entry,
-		char *err, size_t err_len)
-{
-	size_t phsize = elf->is64 ? sizeof(Elf64_Phdr) : sizeof(Elf32_Phdr);
-	uint64_t phoff, phnum, phentsize;
-
-	/* vm_elf_parse() checked the program header table against the file. */
-	if (elf->is64) {
-		Elf64_Ehdr eh;
-
-		memcpy(&eh, buf, sizeof(eh));
-		phoff = eh.e_phoff, phnum = eh.e_phnum, phentsize = eh.e_phentsize;
-	} else {
-		Elf32_Ehdr eh;
-
-		memcpy(&eh, buf, sizeof(eh));
-		phoff = eh.e_phoff, phnum = eh.e_phnum, phentsize = eh.e_phentsize;
-	}
-	if (phentsize < phsize)
-		return -ENOENT;
-	for (uint64_t i = 0; i < phnum; i++) {
-		const uint8_t *p = buf + phoff + i * phentsize;
-		uint64_t off, size;
-		int ret;
-
-		if (elf->is64) {
-			Elf64_Phdr ph;
-
-			memcpy(&ph, p, sizeof(ph));
-			if (ph.p_type != PT_NOTE)
-				continue;
-			off = ph.p_offset, size = ph.p_filesz;
-		} else {
-			Elf32_Phdr ph;
-
-			memcpy(&ph, p, sizeof(ph));
-			if (ph.p_type != PT_NOTE)
-				continue;
-			off = ph.p_offset, size = ph.p_filesz;
-		}
-		if (off > len || size > len - off)
-			return fail(
-				err, err_len,
-				"an ELF note segment lies past the end of the file (truncated?)");
-		ret = scan_notes(buf, off, size, entry, err, err_len);
-		if (ret != -ENOENT)
-			return ret;
-	}
-	return -ENOENT;
-}
-
 int vm_pvh_load(struct vm_memory *mem, const struct vm_boot_files *files, const char *cmdline,
 		struct vm_boot_entry *entry, char *err, size_t err_len)
 {
@@ -294,7 +205,7 @@ int vm_pvh_load(struct vm_memory *mem, const struct vm_boot_files *files, const 
 
 	ret = vm_elf_parse(files->image, files->len, &elf, err, err_len);
 	if (!ret)
-		ret = vm_pvh_find(files->image, files->len, &elf, &pvh_entry, err, err_len);
+		ret = vmdef_pvh_entry(files->image, files->len, &pvh_entry, err, err_len);
 	if (ret)
 		return ret == -ENOENT ? fail(err, err_len, "no PVH entry note") : ret;
 	for (unsigned i = 0; i < elf.nr_segments; i++) {

@@ -16,9 +16,7 @@
 
 #include "vm/vm_internal.h"
 
-#define MB_MAGIC 0x1badb002u
 #define MB_BOOT_MAGIC 0x2badb002u
-#define MB_SEARCH 8192u
 #define MB_FLAG_PAGE_ALIGN (1u << 0)
 #define MB_FLAG_MEMORY_INFO (1u << 1)
 #define MB_FLAG_VIDEO_MODE (1u << 2)
@@ -62,30 +60,23 @@ static uint32_t rd32(const uint8_t *p)
 
 int vm_multiboot_find(const uint8_t *image, size_t len, struct vm_multiboot_header *hdr)
 {
-	size_t limit = len < MB_SEARCH ? len : MB_SEARCH;
+	int off = vmdef_multiboot_offset(image, len);
+	const uint8_t *p;
 
-	for (size_t off = 0; off + 12 <= limit; off += 4) {
-		const uint8_t *p = image + off;
-		uint32_t flags;
-
-		if (rd32(p) != MB_MAGIC)
-			continue;
-		flags = rd32(p + 4);
-		if (MB_MAGIC + flags + rd32(p + 8) != 0)
-			continue;
-		*hdr = (struct vm_multiboot_header){ .offset = off, .flags = flags };
-		if (flags & MB_FLAG_AOUT_KLUDGE) {
-			if (off + 32 > len)
-				return -ENOENT;
-			hdr->header_addr = rd32(p + 12);
-			hdr->load_addr = rd32(p + 16);
-			hdr->load_end_addr = rd32(p + 20);
-			hdr->bss_end_addr = rd32(p + 24);
-			hdr->entry_addr = rd32(p + 28);
-		}
-		return 0;
+	if (off < 0)
+		return off;
+	p = image + off;
+	*hdr = (struct vm_multiboot_header){ .offset = (size_t)off, .flags = rd32(p + 4) };
+	if (hdr->flags & MB_FLAG_AOUT_KLUDGE) {
+		if ((size_t)off + 32 > len)
+			return -ENOENT;
+		hdr->header_addr = rd32(p + 12);
+		hdr->load_addr = rd32(p + 16);
+		hdr->load_end_addr = rd32(p + 20);
+		hdr->bss_end_addr = rd32(p + 24);
+		hdr->entry_addr = rd32(p + 28);
 	}
-	return -ENOENT;
+	return 0;
 }
 
 static int load_elf(struct vm_memory *mem, const uint8_t *image, size_t len,

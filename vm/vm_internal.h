@@ -169,12 +169,10 @@ int vm_boot_place_initrd(struct vm_memory *mem, const struct vm_boot_files *file
 /* The GDT with Linux's boot selectors (code 0x10, data 0x18) at VM_BOOT_GDT. */
 void vm_boot_write_gdt(struct vm_memory *mem);
 
-/* Linux: a bzImage (vm_linux_load) or a PVH vmlinux (vm_pvh_load); vm_pvh_find looks for the
- * PVH entry note of a parsed ELF file (-ENOENT: none; *entry may be NULL). */
+/* Linux: a bzImage (vm_linux_load) or a PVH vmlinux (vm_pvh_load; vmdef_pvh_entry finds its
+ * entry note). */
 int vm_linux_load(struct vm_memory *mem, const struct vm_boot_files *files, const char *cmdline,
 		  struct vm_boot_entry *entry, char *err, size_t err_len);
-int vm_pvh_find(const uint8_t *buf, size_t len, const struct vm_elf *elf, uint64_t *entry,
-		char *err, size_t err_len);
 int vm_pvh_load(struct vm_memory *mem, const struct vm_boot_files *files, const char *cmdline,
 		struct vm_boot_entry *entry, char *err, size_t err_len);
 

@@ -137,11 +137,23 @@ json_t *vmdef_to_json(const struct vmdef *def);
 /* Sets vCPU `vcpu`'s pin (adding one if it has none). */
 int vmdef_set_pin(struct vmdef *def, uint32_t vcpu, const struct util_cpuset *cpus);
 
-/* True if the head of an image (its first 8 KiB or less) is a multiboot v1 image or a Linux
- * kernel (vmdef/image.c). */
-bool vmdef_image_bootable(const uint8_t *head, size_t len);
+/* The kinds of kernel image lockstep boots (vmdef/image.c), in the order they are checked. */
+enum vmdef_image_kind {
+	VMDEF_IMAGE_NONE = 0,
+	VMDEF_IMAGE_BZIMAGE,   /* a Linux setup header: the x86 boot protocol */
+	VMDEF_IMAGE_MULTIBOOT, /* a multiboot v1 header in the first 8 KiB */
+	VMDEF_IMAGE_ELF,       /* an ELF file without one: booted through its PVH note */
+};
+/* What `image` (the whole file, or as much as there is) is; pure, any bytes. */
+enum vmdef_image_kind vmdef_image_kind(const uint8_t *image, size_t len);
+/* The offset of a valid multiboot v1 header (4-byte aligned, in the first 8 KiB, checksum
+ * adding up), or -ENOENT. */
+int vmdef_multiboot_offset(const uint8_t *image, size_t len);
+/* The PVH entry of an ELF image (Xen's PHYS32_ENTRY note in a PT_NOTE segment): 0 and
+ * *entry, -ENOENT if there is none, -ENOEXEC with the reason for a malformed file. */
+int vmdef_pvh_entry(const uint8_t *image, size_t len, uint64_t *entry, char *err, size_t err_len);
 /* -EINVAL, with the reason naming "kernel", unless `path` is a readable regular file that
- * vmdef_image_bootable accepts. */
+ * lockstep boots: a bzImage, a multiboot image, or an ELF file with a PVH entry. */
 int vmdef_kernel_check(const char *path, char *err, size_t err_len);
 /* The same for a file already open (`path` only names it in messages). */
 int vmdef_kernel_check_fd(int fd, const char *path, char *err, size_t err_len);
