@@ -97,6 +97,7 @@ def cases(env):
     for c in ("destroy", "preserve"):
         case(f"on_crash {c}", good, on_crash=c)
     case("serial.log null", good, serial={"log": None})
+    case("initrd null", good, initrd=None)
     case("kvm_features host", good, pvlock={"kvm_features": "host"})
     case("kvm_features []", good, pvlock={"kvm_features": []})
     case("pause_exits on", good, pvlock={"pause_exits": "on"})
@@ -120,6 +121,8 @@ def cases(env):
     for k in ("", 7, None):
         case(f"kernel {k!r}", bad, kernel=k)
     case("cmdline too long", bad, cmdline="x" * 4096)
+    for i in ("", 5, "x" * 4096):
+        case(f"initrd {i!r:.10}", bad, initrd=i)
     case("cmdline 5", bad, cmdline=5)
     case("on_crash reboot", bad, on_crash="reboot")
     case("autostart 'yes'", bad, autostart="yes")
