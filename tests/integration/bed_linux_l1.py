@@ -103,22 +103,76 @@ def direct(bin_dir, vmlinux, vmlinuz, initrd):
           f"{secs:.1f} s to power-off", flush=True)
 
 
-def on_pty(argv, env, typed, want, timeout=60):
+def threads(pid):
+    """Where each thread of process `pid` is: its name, state, kernel wait channel and the
+    system call it is in (its number and arguments, from /proc)."""
+    out = []
+    try:
+        tids = sorted(os.listdir(f"/proc/{pid}/task"), key=int)
+    except OSError:
+        return [f"  {pid}: gone"]
+    for tid in tids:
+        base = f"/proc/{pid}/task/{tid}"
+        fields = {}
+        for name in ("comm", "wchan", "syscall"):
+            try:
+                with open(f"{base}/{name}") as f:
+                    fields[name] = f.read().strip()
+            except OSError as e:
+                fields[name] = f"({e.strerror})"
+        state = dh.status_field(pid, "State", tid) or "?"
+        out.append(f"  {pid}/{tid} {fields['comm']}: {state}, in {fields['wchan']}, "
+                   f"syscall {fields['syscall']}")
+    return out
+
+
+def backtraces(pid):
+    """Every thread's stack of process `pid` (gdb, bounded)."""
+    try:
+        p = subprocess.run(["gdb", "-p", str(pid), "-batch", "-nx", "-ex",
+                            "thread apply all bt 12"], capture_output=True, text=True,
+                           timeout=60, errors="replace")
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"  (no backtrace: {e})"
+    return "\n".join(ln for ln in p.stdout.splitlines()
+                     if ln.startswith(("Thread", "#")))
+
+
+def diagnosis(env, d, pids=()):
+    """What lockstepd, its workers and the clients in `pids` are doing, for a failure."""
+    parts = [f"---- lockstepd (pid {d.pid}) threads ----"] + threads(d.pid)
+    parts.append(backtraces(d.pid))
+    for pid in env.our_processes() + list(pids):
+        if pid != d.pid:
+            parts.append(f"---- pid {pid} threads ----")
+            parts += threads(pid)
+    for name, text in env.worker_logs():
+        parts.append(f"---- {name} (last 30 lines) ----")
+        parts += text.splitlines()[-30:]
+    return "\n".join(parts)
+
+
+class Stuck(dh.TestFailure):
+    pass
+
+
+def on_pty(argv, env, typed, want, timeout=60, stuck=None):
     """Runs argv on a pty, types `typed` once it sees its banner, waits for `want`, then
-    Ctrl-]; returns (output, exit status)."""
+    Ctrl-]; returns (output, exit status).  A client that has not ended 20 s after Ctrl-]
+    fails the test with stuck(pid)'s diagnosis, then is killed."""
     pid, fd = pty.fork()
     if pid == 0:
         os.execvpe(argv[0], argv, env)
     out, sent, deadline = b"", False, time.monotonic() + timeout
-    while time.monotonic() < deadline and want not in out:
+    eof = False
+    while time.monotonic() < deadline and want not in out and not eof:
         r, _, _ = select.select([fd], [], [], 0.2)
         if r:
             try:
                 chunk = os.read(fd, 4096)
             except OSError:
-                break
-            if not chunk:
-                break
+                chunk = b""
+            eof = not chunk
             out += chunk
         if not sent and (b"Escape character is" in out or b"escape character is" in out):
             time.sleep(0.5)
@@ -128,7 +182,24 @@ def on_pty(argv, env, typed, want, timeout=60):
         os.write(fd, b"\x1d")
     except OSError:
         pass
-    _, status = os.waitpid(pid, 0)
+    end = time.monotonic() + 20
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > end:
+            why = stuck(pid) if stuck else ""
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            os.close(fd)
+            raise Stuck(f"{argv[0]} {' '.join(argv[1:])} did not end 20 s after Ctrl-] "
+                        f"(saw {'its banner' if sent else 'no banner'}); output:\n"
+                        + out.decode(errors="replace")[-2000:] + "\n" + why)
+        try:
+            if select.select([fd], [], [], 0.2)[0]:
+                out += os.read(fd, 4096)
+        except OSError:
+            time.sleep(0.2)
     os.close(fd)
     return out.decode(errors="replace"), os.waitstatus_to_exitcode(status)
 
@@ -137,51 +208,65 @@ def daemon(bin_dir, guest_dir, vmlinux, initrd):
     ve.need_virsh()
     with ve.VirshEnv(bin_dir, guest_dir) as env:
         d = env.daemon()
-        c = d.client()
-        vmlinux, initrd = env.image(vmlinux), env.image(initrd)  # where lockstepd allows
-        c.result("vm.define", definition={
-            "name": "lx", "vcpus": 4, "memory": 256, "kernel": vmlinux, "initrd": initrd,
-            "cmdline": lg.CMDLINE + " l2_mode=serve l2_lockheavy=3"})
-        t0 = time.monotonic()
-        c.result("vm.start", name="lx")
-        dh.wait_for(lambda: "l2: ready" in c.result("vm.console", name="lx")["data"], 400,
-                    "the guest's shell")
-        ready = time.monotonic() - t0
-        info = c.result("vm.info", name="lx")
-        calls = hypercalls(info["stats"])
-        check(info["stats"]["pvlock"]["kvm_pv"] is True and sum(calls) > 0,
-              "lockstepd: vm.info shows the KVM pv path", info["stats"]["pvlock"], calls)
-        episodes = [v["culprit_events"]["kvm"] for v in info["stats"]["pvlock"]["vcpu"]]
-        print(f"ok   lockstepd: 4-vCPU guest ready {ready:.1f} s after vm.start; hypercalls "
-              f"{calls}, KVM episodes per culprit {episodes}", flush=True)
+        try:
+            daemon_checks(env, d, bin_dir, vmlinux, initrd)
+        except Stuck:
+            raise
+        except dh.TestFailure as e:
+            # Every request has its timeout: a hang is a failure, with where each process is.
+            raise dh.TestFailure(f"{e}\n{diagnosis(env, d)}")
 
-        out, status = on_pty([f"{bin_dir}/lockstep", "--socket", d.socket, "vm", "console",
-                              "lx"], os.environ, b"echo typed-$((6*7))\r", b"typed-42")
-        check(status == 0 and "typed-42" in out, "lockstep vm console: typed and answered",
-              status, out)
-        print("ok   lockstep vm console: a command typed on a pty ran in the guest", flush=True)
 
-        out, status = on_pty(["virsh", "-c", d.uri, "console", "lx"], env.virsh_env,
-                             b"echo virsh-$((7*6))\r", b"virsh-42")
-        check(status == 0 and "virsh-42" in out, "virsh console: typed and answered", status,
-              out)
-        out, status = on_pty(["virsh", "-r", "-c", d.uri, "console", "lx"], env.virsh_env,
-                             b"", b"read only access prevents", timeout=20)
-        check(status != 0 and "read only access prevents" in out,
-              "virsh -r console is refused", status, out)
-        print("ok   virsh console: typed through libvirt's stream; refused read-only",
-              flush=True)
+def daemon_checks(env, d, bin_dir, vmlinux, initrd):
+    """Step 3 (the module's docstring), on lockstepd `d`."""
+    c = d.client(timeout=60)
+    vmlinux, initrd = env.image(vmlinux), env.image(initrd)  # where lockstepd allows
+    c.result("vm.define", definition={
+        "name": "lx", "vcpus": 4, "memory": 256, "kernel": vmlinux, "initrd": initrd,
+        "cmdline": lg.CMDLINE + " l2_mode=serve l2_lockheavy=3"})
+    t0 = time.monotonic()
+    c.result("vm.start", name="lx")
+    dh.wait_for(lambda: "l2: ready" in c.result("vm.console", name="lx")["data"], 400,
+                "the guest's shell")
+    ready = time.monotonic() - t0
+    info = c.result("vm.info", name="lx")
+    calls = hypercalls(info["stats"])
+    check(info["stats"]["pvlock"]["kvm_pv"] is True and sum(calls) > 0,
+          "lockstepd: vm.info shows the KVM pv path", info["stats"]["pvlock"], calls)
+    episodes = [v["culprit_events"]["kvm"] for v in info["stats"]["pvlock"]["vcpu"]]
+    print(f"ok   lockstepd: 4-vCPU guest ready {ready:.1f} s after vm.start; hypercalls "
+          f"{calls}, KVM episodes per culprit {episodes}", flush=True)
 
-        t1 = time.monotonic()
-        r = d.cli("vm", "shutdown", "lx", "--timeout", "120", timeout=180)
-        check(r[0] == 0, "lockstep vm shutdown", r)
-        info = c.result("vm.info", name="lx")
-        check(info["state"] == "shutoff" and info["reason"] == "guest-poweroff",
-              "powered off through ACPI", info)
-        check("l2: power button" in c.result("vm.console", name="lx")["data"],
-              "acpid saw the power button")
-        print(f"ok   lockstep vm shutdown: ACPI power button, acpid, poweroff in "
-              f"{time.monotonic() - t1:.1f} s", flush=True)
+    out, status = on_pty([f"{bin_dir}/lockstep", "--socket", d.socket, "vm", "console",
+                          "lx"], os.environ, b"echo typed-$((6*7))\r", b"typed-42",
+                          stuck=lambda pid: diagnosis(env, d, [pid]))
+    check(status == 0 and "typed-42" in out, "lockstep vm console: typed and answered",
+          status, out)
+    print("ok   lockstep vm console: a command typed on a pty ran in the guest", flush=True)
+
+    out, status = on_pty(["virsh", "-c", d.uri, "console", "lx"], env.virsh_env,
+                         b"echo virsh-$((7*6))\r", b"virsh-42",
+                         stuck=lambda pid: diagnosis(env, d, [pid]))
+    check(status == 0 and "virsh-42" in out, "virsh console: typed and answered", status,
+          out)
+    out, status = on_pty(["virsh", "-r", "-c", d.uri, "console", "lx"], env.virsh_env,
+                         b"", b"read only access prevents", timeout=20,
+                         stuck=lambda pid: diagnosis(env, d, [pid]))
+    check(status != 0 and "read only access prevents" in out,
+          "virsh -r console is refused", status, out)
+    print("ok   virsh console: typed through libvirt's stream; refused read-only",
+          flush=True)
+
+    t1 = time.monotonic()
+    r = d.cli("vm", "shutdown", "lx", "--timeout", "120", timeout=180)
+    check(r[0] == 0, "lockstep vm shutdown", r)
+    info = c.result("vm.info", name="lx")
+    check(info["state"] == "shutoff" and info["reason"] == "guest-poweroff",
+          "powered off through ACPI", info)
+    check("l2: power button" in c.result("vm.console", name="lx")["data"],
+          "acpid saw the power button")
+    print(f"ok   lockstep vm shutdown: ACPI power button, acpid, poweroff in "
+          f"{time.monotonic() - t1:.1f} s", flush=True)
 
 
 def main():

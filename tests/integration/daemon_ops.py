@@ -64,7 +64,8 @@ def kernel_checks(env, c):
     for kernel, why in ((missing, ": No such file or directory"),
                         (folder, " is not a regular file"),
                         (text, " is not a bootable image: lockstep boots multiboot v1 images (a "
-                               "header in the first 8 KiB) and Linux kernels")):
+                               "header in the first 8 KiB), Linux bzImages and vmlinux files "
+                               "with a PVH entry")):
         e = c.error("vm.define", {"definition": dict(base, kernel=kernel)}, dh.BAD_DEFINITION)
         check(e["message"] == f'"kernel": {kernel}{why}', "define names the kernel and why", e)
     e = c.error("vm.define", {"definition": dict(base, kernel="/etc/hostname")}, dh.PERMISSION)
