@@ -3,8 +3,9 @@
  * a worker is started into its sandbox, what is cleaned up after it, and the daemon's own
  * capabilities.
  *
- *   - definitions: kernel, initrd and serial.log must lie beneath an allowed directory (--allow-path,
- *     allow_path in lockstepd.conf); the worker checks again and opens them as its user;
+ *   - definitions: kernel, initrd and serial.log must lie beneath an allowed directory
+ *     (--allow-path, allow_path in lockstepd.conf); the worker checks again and opens them as
+ *     its user;
  *   - start: the worker user must exist; the VM gets cgroup lockstep/NAME.UUID (memory and
  *     pids limits, sandbox/cgroup.c), and the worker starts as pid 1 of a new pid namespace
  *     in that cgroup, with a clean environment and the sandbox flags (lockstep-vm confines
