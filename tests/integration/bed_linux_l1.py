@@ -149,6 +149,11 @@ def diagnosis(env, d, pids=()):
     for name, text in env.worker_logs():
         parts.append(f"---- {name} (last 30 lines) ----")
         parts += text.splitlines()[-30:]
+    console = os.path.join(d.run_dir, "vms", "lx.console")
+    if os.path.exists(console):
+        with open(console, errors="replace") as f:
+            parts.append(f"---- {console} (last 30 lines) ----")
+            parts += f.read().splitlines()[-30:]
     return "\n".join(parts)
 
 
@@ -226,8 +231,9 @@ def daemon_checks(env, d, bin_dir, vmlinux, initrd):
         "cmdline": lg.CMDLINE + " l2_mode=serve l2_lockheavy=3"})
     t0 = time.monotonic()
     c.result("vm.start", name="lx")
+    # Twice a second: each read is the whole run's console, and L1 has only 2 CPUs.
     dh.wait_for(lambda: "l2: ready" in c.result("vm.console", name="lx")["data"], 400,
-                "the guest's shell")
+                "the guest's shell", interval=0.5)
     ready = time.monotonic() - t0
     info = c.result("vm.info", name="lx")
     calls = hypercalls(info["stats"])
