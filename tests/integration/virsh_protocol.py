@@ -287,7 +287,7 @@ def streams(env, d):
     check(c.reply(serial)[4] == 0, "OPEN_CONSOLE")
     c.send(packet(OPEN_CONSOLE, b"raw\r", serial=serial, type_=STREAM, status=CONTINUE))
     got, deadline = b"", time.monotonic() + 20
-    while b"idle: echo raw" not in got and time.monotonic() < deadline:
+    while b"idle: echo raw\n" not in got and time.monotonic() < deadline:
         p = c.read()
         check(p[:5] == (REMOTE, OPEN_CONSOLE, STREAM, serial, CONTINUE), "stream data", p)
         got += p[5]
