@@ -130,6 +130,9 @@ cat >$run/pt.json <<DEF
               "rom": {"file": "$run/edu.rom"}}]}
 DEF
 lsc vm define $run/pt.json
+# The kernel logs IOMMU faults rate-limited (10 lines per 5 s): let the probe's faults of step
+# (a) age out, or the fault this guest provokes may never reach the log the report reads
+sleep 6
 lsc vm start pt
 echo "start=$?"
 echo "driver_running=$(bed_driver $edu)"
@@ -139,7 +142,18 @@ while ! grep -q '^result:' "$BED_OUT/console" 2>/dev/null && [ $(date +%s) -lt $
 	lsc vm console pt >"$BED_OUT/console"
 done
 grep -q '^result:' "$BED_OUT/console" || where_stuck "no result from passthru"
-lsc --json vm devices pt >"$BED_OUT/report.json"
+# VT-d reports the blocked DMA by an interrupt of its own, and the kernel logs it: the guest
+# can print its result before the faults reach the log the report reads
+end=$(($(date +%s) + 60))
+while :; do
+	lsc --json vm devices pt >"$BED_OUT/report.json"
+	python3 -c 'import json, sys
+sys.exit(json.load(open(sys.argv[1]))["devices"][0]["faults"]["count"] < 2)' \
+		"$BED_OUT/report.json" 2>/dev/null && break
+	[ $(date +%s) -lt $end ] || break
+	sleep 0.5
+done
+dmesg | grep -i -E 'dmar|iommu|fault|suppressed' | tail -n 40 >"$BED_OUT/dmesg_faults"
 lsc vm devices pt >"$BED_OUT/report.txt"
 lsc --json device list pt >"$BED_OUT/list.json"
 lsc --json vm info pt >"$BED_OUT/info.json"
@@ -298,6 +312,9 @@ def measure(build_dir, iommu, env):
         return 0 if r.status == 0 else 1
 
 
+STEP_TIMEOUT = 300  # seconds per script: a run takes 20-100 s here
+
+
 def kv(text):
     out = {}
     for line in text.splitlines():
@@ -325,22 +342,33 @@ def main():
     # and, alone, a virtio device with MSI-X whose DMA the IOMMU translates
     devices = ["edu,addr=0x6.0,multifunction=on", "virtio-rng-pci,addr=0x6.1",
                "virtio-rng-pci,disable-legacy=on,iommu_platform=on"] if iommu == "intel" else []
-    with bed.for_test(build_dir, machine="q35", iommu=iommu, intremap=True, edu=True, smp=2,
-                      mem_mib=1024, kvm=True, env=env, devices=devices) as b:
-        if iommu == "amd":
-            r = b.run(COMMON + AMD, timeout=600)
-            for name in ("probe", "console", "stats.json"):
-                files[name] = b.read(name) if os.path.exists(b.path(name)) else ""
-            return check_amd(r, files)
-        steps = [("probe", b.run(COMMON + PROBE, timeout=600)),
-                 ("pass", b.run(COMMON + PASS, timeout=600)),
-                 ("msix", b.run(COMMON + MSIX, timeout=600)),
-                 ("refuse", b.run(COMMON + REFUSE, timeout=600))]
-        for name in os.listdir(b.share):
-            path = os.path.join(b.share, name)
-            if os.path.isfile(path):
-                files[name] = open(path, errors="replace").read()
-    return check_intel(dict(steps), files)
+    # A script that stalls in L1 (seen: a write to the bed's 9p share that never returned,
+    # with lockstepd idle; L1 prints its blocked tasks when a script nears its timeout) gets
+    # one more try in a fresh L1; a second stall fails the test.
+    for attempt in (1, 2):
+        files, stalled = {}, None
+        with bed.for_test(build_dir, machine="q35", iommu=iommu, intremap=True, edu=True,
+                          smp=2, mem_mib=1024, kvm=True, env=env, devices=devices) as b:
+            try:
+                if iommu == "amd":
+                    r = b.run(COMMON + AMD, timeout=STEP_TIMEOUT)
+                    for name in ("probe", "console", "stats.json"):
+                        files[name] = b.read(name) if os.path.exists(b.path(name)) else ""
+                    return check_amd(r, files)
+                steps = [(name, b.run(COMMON + script, timeout=STEP_TIMEOUT))
+                         for name, script in (("probe", PROBE), ("pass", PASS),
+                                              ("msix", MSIX), ("refuse", REFUSE))]
+                for name in os.listdir(b.share):
+                    path = os.path.join(b.share, name)
+                    if os.path.isfile(path):
+                        files[name] = open(path, errors="replace").read()
+            except bed.BedTimeout as e:
+                stalled = e
+        if stalled is None:
+            return check_intel(dict(steps), files)
+        if attempt == 2:
+            lt.fail(f"the bed stalled twice: {stalled}")
+        print(f"bed stalled ({stalled}); trying once more in a fresh L1", flush=True)
 
 
 def check_amd(r, f):
@@ -410,7 +438,7 @@ def check_intel(steps, f):
           dev["iommu"]["interrupt_remapping"] is True and dev["iommu"]["group"] >= 0,
           "(b) the report: VT-d, its group, interrupt remapping", dev)
     check(dev["faults"]["count"] >= 2 and dev["faults"]["last"]["address"] == "0x6000000",
-          "(b) the DMA outside RAM: faults at its address", dev)
+          "(b) the DMA outside RAM: faults at its address", dev, f.get("dmesg_faults"))
     check(dev["interrupts"]["wired"] == "msi" and dev["interrupts"]["straight_to_kvm"] == 1,
           "(b) edu's MSI goes straight to KVM", dev)
     check(dev["host_interrupts"]["count"] >= int(res[-1]["msi"]) and
