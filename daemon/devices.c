@@ -228,8 +228,8 @@ int dvm_devices_held_from_json(struct dvm *vm, const json_t *list)
 		const char *bdf = json_string_value(json_object_get(v, "bdf"));
 		const char *prev = json_string_value(json_object_get(v, "prev"));
 
-		if (vm->nr_held == VMDEF_DEVICES_MAX || !bdf || !iommu_bdf_valid(bdf) || !prev ||
-		    strlen(prev) >= sizeof(h->prev) || strchr(prev, '/'))
+		if (vm->nr_held == VMDEF_DEVICES_MAX || !bdf || !util_pci_address_valid(bdf) ||
+		    !prev || strlen(prev) >= sizeof(h->prev) || strchr(prev, '/'))
 			return -EPROTO;
 		*h = (struct dvm_device){
 			.group = (int)json_integer_value(json_object_get(v, "group")),
@@ -298,7 +298,7 @@ void dvm_devices_report_complete(json_t *report)
 		const char *bdf = json_string_value(json_object_get(dev, "host"));
 		struct iommu_host_irqs irqs;
 
-		if (!bdf || !iommu_bdf_valid(bdf) || iommu_host_irqs("", bdf, &irqs))
+		if (!bdf || !util_pci_address_valid(bdf) || iommu_host_irqs("", bdf, &irqs))
 			continue;
 		json_object_set_new(dev, "host_interrupts",
 				    json_pack("{s:i, s:I, s:s, s:b}", "handlers", (int)irqs.lines,

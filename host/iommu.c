@@ -534,25 +534,6 @@ void gather_iommu_facts(struct gather *g)
 	faults_fact(g, &u);
 }
 
-static bool valid_bdf(const char *s)
-{
-	static const char pattern[] = "hhhh:hh:hh.o";
-
-	if (strlen(s) != sizeof(pattern) - 1)
-		return false;
-	for (size_t i = 0; pattern[i]; i++) {
-		char c = s[i];
-
-		if (pattern[i] == 'h' && !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
-			return false;
-		if (pattern[i] == 'o' && !(c >= '0' && c <= '7'))
-			return false;
-		if (pattern[i] != 'h' && pattern[i] != 'o' && c != pattern[i])
-			return false;
-	}
-	return true;
-}
-
 /* "VALUE; fix: FIX" of a fact, for an error message. */
 static int refuse(char *why, size_t why_len, int code, const char *what, const struct host_fact *f)
 {
@@ -570,7 +551,7 @@ int host_iommu_ready(const char *root, const char *bdf, char *why, size_t why_le
 	struct gather *g;
 	int ret = 0;
 
-	if (bdf && !valid_bdf(bdf))
+	if (bdf && !util_pci_address_valid(bdf))
 		ret = util_error(why, why_len, -EINVAL,
 				 "\"%.32s\" is not a PCI address such as 0000:03:00.0", bdf);
 	if (!r || ret) {

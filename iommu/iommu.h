@@ -45,9 +45,6 @@ enum iommu_prefer {
 
 const char *iommu_backend_name(enum iommu_backend b);
 
-/* Whether a PCI address is in the kernel's form, "dddd:bb:ss.f" in lower-case hex. */
-bool iommu_bdf_valid(const char *bdf);
-
 /* ---- the DMA address space ---- */
 
 struct iommu_options {

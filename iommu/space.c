@@ -31,26 +31,6 @@ const char *iommu_backend_name(enum iommu_backend b)
 	return b == IOMMU_IOMMUFD ? "iommufd" : "vfio-type1";
 }
 
-bool iommu_bdf_valid(const char *s)
-{
-	static const char pattern[] = "hhhh:hh:hh.o";
-
-	if (!s || strlen(s) != sizeof(pattern) - 1)
-		return false;
-	for (size_t i = 0; pattern[i]; i++) {
-		char c = s[i];
-
-		if (pattern[i] == 'h' && !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
-			return false;
-		if (pattern[i] == 'o' && !(c >= '0' && c <= '7'))
-			return false;
-		if (pattern[i] != 'h' && pattern[i] != 'o' && c != pattern[i])
-			return false;
-	}
-	/* slot 0x00-0x1f */
-	return (s[8] >= '0' && s[8] <= '1');
-}
-
 void iommu_path(const char *root, char *buf, size_t size, const char *fmt, ...)
 {
 	int n = snprintf(buf, size, "%s", root ? root : "");
@@ -477,7 +457,7 @@ int iommu_dev_open(struct iommu *io, const char *bdf, struct iommu_dev **out, ch
 	struct iommu_dev *dev;
 	int ret;
 
-	if (!iommu_bdf_valid(bdf))
+	if (!util_pci_address_valid(bdf))
 		return util_error(why, why_len, -EINVAL,
 				  "\"%.32s\" is not a PCI address such as 0000:03:00.0", bdf);
 	dev = calloc(1, sizeof(*dev));

@@ -66,7 +66,7 @@ int iommu_pci_read(const char *root, const char *bdf, struct iommu_pci *out)
 {
 	char path[PATH_MAX], line[64], group[32];
 
-	if (!iommu_bdf_valid(bdf))
+	if (!util_pci_address_valid(bdf))
 		return -EINVAL;
 	iommu_path(root, path, sizeof(path), "/sys/bus/pci/devices/%s", bdf);
 	if (access(path, F_OK))
@@ -126,7 +126,7 @@ int iommu_pci_list(const char *root, struct iommu_pci **out, unsigned *n)
 	if (!dir)
 		return errno == ENOENT ? 0 : -errno;
 	while ((e = readdir(dir))) {
-		if (!iommu_bdf_valid(e->d_name))
+		if (!util_pci_address_valid(e->d_name))
 			continue;
 		if (count == cap) {
 			struct iommu_pci *l =
@@ -166,7 +166,7 @@ int iommu_group_devices(const char *root, int group, char (*bdfs)[IOMMU_BDF_MAX]
 	if (!dir)
 		return -errno;
 	while ((e = readdir(dir)) && n < max)
-		if (iommu_bdf_valid(e->d_name))
+		if (util_pci_address_valid(e->d_name))
 			util_strlcpy(bdfs[n++], e->d_name, IOMMU_BDF_MAX);
 	closedir(dir);
 	qsort(bdfs, n, IOMMU_BDF_MAX, cmp_bdf);
@@ -270,7 +270,7 @@ int iommu_bind_vfio(const char *root, const char *bdf, char *prev, size_t prev_l
 	int ret;
 
 	prev[0] = '\0';
-	if (!iommu_bdf_valid(bdf))
+	if (!util_pci_address_valid(bdf))
 		return util_error(why, why_len, -EINVAL,
 				  "\"%.32s\" is not a PCI address such as 0000:03:00.0", bdf);
 	iommu_path(root, rel, sizeof(rel), "/sys/bus/pci/devices/%s", bdf);
@@ -332,7 +332,7 @@ int iommu_unbind_vfio(const char *root, const char *bdf, const char *prev, char 
 	char rel[128], drv[64];
 	int ret;
 
-	if (!iommu_bdf_valid(bdf))
+	if (!util_pci_address_valid(bdf))
 		return util_error(why, why_len, -EINVAL, "\"%.32s\" is not a PCI address", bdf);
 	if (strcmp(prev, "vfio-pci") == 0)
 		return 0; /* it was on vfio-pci before lockstep took it: it stays there */

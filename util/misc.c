@@ -406,3 +406,23 @@ int util_exe_relative(const char *rel, char *buf, size_t size)
 		return -ENOENT;
 	return util_strlcpy(buf, resolved, size);
 }
+
+bool util_pci_address_valid(const char *s)
+{
+	static const char pattern[] = "hhhh:hh:hh.o";
+
+	if (!s || strlen(s) != sizeof(pattern) - 1)
+		return false;
+	for (size_t i = 0; pattern[i]; i++) {
+		char c = s[i];
+
+		if (pattern[i] == 'h' && !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+			return false;
+		if (pattern[i] == 'o' && !(c >= '0' && c <= '7'))
+			return false;
+		if (pattern[i] != 'h' && pattern[i] != 'o' && c != pattern[i])
+			return false;
+	}
+	/* slot 0x00-0x1f */
+	return (s[8] >= '0' && s[8] <= '1');
+}

@@ -154,6 +154,10 @@ int util_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
  */
 int util_parse_size(const char *s, uint64_t default_unit, uint64_t *bytes);
 
+/* Whether a PCI address is in the kernel's sysfs form, "dddd:bb:ss.f" in lower-case hex
+ * with a slot below 0x20: the only spelling a client's device name is taken in. */
+bool util_pci_address_valid(const char *s);
+
 /* Copies at most size-1 bytes and always terminates; -ENAMETOOLONG if `src` did not fit. */
 int util_strlcpy(char *dst, const char *src, size_t size);
 

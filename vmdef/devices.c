@@ -11,20 +11,6 @@
 
 #include "vmdef/vmdef_internal.h"
 
-/* DDDD:BB:DD.F in hex digits exactly (one spelling per device), device < 32, function < 8. */
-static bool pci_address_valid(const char *s)
-{
-	static const char shape[] = "xxxx:xx:xx.x";
-	unsigned dom, bus, dev, fn;
-
-	if (strlen(s) != sizeof(shape) - 1)
-		return false;
-	for (size_t i = 0; shape[i]; i++)
-		if (shape[i] == 'x' ? !isxdigit((unsigned char)s[i]) : s[i] != shape[i])
-			return false;
-	return sscanf(s, "%4x:%2x:%2x.%1x", &dom, &bus, &dev, &fn) == 4 && dev < 32 && fn < 8;
-}
-
 static const char *const device_types[] = { "vfio-pci", "testdev", "pci-testdev", "pc-testdev" };
 static const char *const reset_names[] = { "auto", "on", "off" };
 
@@ -94,14 +80,17 @@ static int parse_device(struct vmdef_parse *p, struct vmdef_device *d, const cha
 		} else if (strcmp(key, "host") == 0) {
 			if ((ret = vmdef_get_string(p, path, v, sizeof(d->host) - 1, &s)))
 				return ret;
-			if (!pci_address_valid(s))
+			/* one spelling per device: the kernel's, lower case */
+			char lower[sizeof(d->host)] = { 0 };
+
+			for (size_t i = 0; s[i] && i < sizeof(lower) - 1; i++)
+				lower[i] = (char)tolower((unsigned char)s[i]);
+			if (!util_pci_address_valid(lower))
 				return vmdef_fail(p,
 						  "\"%s\" must be a PCI address such as "
 						  "\"0000:00:03.0\"",
 						  path);
-			/* one spelling per device: the kernel's, lower case */
-			for (size_t i = 0; s[i]; i++)
-				d->host[i] = (char)tolower((unsigned char)s[i]);
+			memcpy(d->host, lower, sizeof(d->host));
 		} else if (strcmp(key, "slot") == 0) {
 			if ((ret = vmdef_get_uint(p, path, v, 1, 31, &slot)))
 				return ret;

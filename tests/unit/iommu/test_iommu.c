@@ -111,14 +111,14 @@ static int teardown(void **state)
 
 static void bdfs(void **state)
 {
-	assert_true(iommu_bdf_valid("0000:00:03.0"));
-	assert_true(iommu_bdf_valid("ffff:ff:1f.7"));
-	assert_false(iommu_bdf_valid("0000:00:20.0"));
-	assert_false(iommu_bdf_valid("0000:00:03.8"));
-	assert_false(iommu_bdf_valid("0000:00:0A.0")); /* the kernel's spelling only */
-	assert_false(iommu_bdf_valid("0000:00:03.0/.."));
-	assert_false(iommu_bdf_valid("00:03.0"));
-	assert_false(iommu_bdf_valid(NULL));
+	assert_true(util_pci_address_valid("0000:00:03.0"));
+	assert_true(util_pci_address_valid("ffff:ff:1f.7"));
+	assert_false(util_pci_address_valid("0000:00:20.0"));
+	assert_false(util_pci_address_valid("0000:00:03.8"));
+	assert_false(util_pci_address_valid("0000:00:0A.0")); /* the kernel's spelling only */
+	assert_false(util_pci_address_valid("0000:00:03.0/.."));
+	assert_false(util_pci_address_valid("00:03.0"));
+	assert_false(util_pci_address_valid(NULL));
 }
 
 /* A region info buffer: the struct, then caps at the offsets given. */
