@@ -311,12 +311,16 @@ static void answer_waiters(struct dvm *vm, bool stopped)
 			continue;
 		util_list_del(&w->link);
 		if (stopped && !w->for_stop) {
-			/* The worker's own words when it said why, else how it ended. */
+			/* The worker's own words when it said why, else how it ended; a system
+			 * call its seccomp list stopped is named whatever the worker said. */
+			bool seccomp = strncmp(vm->reason, "seccomp:", 8) == 0;
+
 			snprintf(msg, sizeof(msg),
-				 "VM %s did not start: %s (exit status %d); its log is "
+				 "VM %s did not start: %s (exit status %d)%s%.400s; its log is "
 				 "%.300s/vms/%s.log",
-				 vm->cfg.name, vm->error[0] ? vm->error : vm->reason,
-				 vm->last_status, vm->d->opts.run_dir, vm->cfg.name);
+				 vm->cfg.name, seccomp || !vm->error[0] ? vm->reason : vm->error,
+				 vm->last_status, seccomp && vm->error[0] ? ": " : "",
+				 seccomp ? vm->error : "", vm->d->opts.run_dir, vm->cfg.name);
 			w->done(vm, w->arg, -ECHILD, msg);
 		} else {
 			w->done(vm, w->arg, 0, NULL);
