@@ -51,6 +51,15 @@ class BedTimeout(BedError):
     pass
 
 
+class BedDied(BedError):
+    """QEMU (L1) ended on its own while a job ran: an emulation fault of the bed."""
+
+
+# for_test's exit status when L1 itself died or stalled, not a check: bed_retry.py runs such
+# a test once more in a fresh L1
+BED_FAULT_EXIT = 3
+
+
 class Result:
     """One script's run in L1."""
 
@@ -369,7 +378,7 @@ class Bed:
         while not done():
             if self.proc.poll() is not None:
                 panic = [ln for ln in self.console().splitlines() if "Kernel panic" in ln]
-                raise BedError(f"QEMU exited with status {self.proc.returncode} while waiting "
+                raise BedDied(f"QEMU exited with status {self.proc.returncode} while waiting "
                                f"for {what}" + (f"; L1 {panic[0].strip()}" if panic else "")
                                + self._tail())
             if time.monotonic() > deadline:
@@ -403,6 +412,9 @@ class for_test:
         except bed_image.ArchiveUnreachable as e:
             self.lt.skip(f"Debian's archive is unreachable and the bed's kernel is not cached: "
                          f"{e}")
+        except (BedDied, BedTimeout) as e:
+            print(f"FAIL (the bed's L1 died or stalled): {e}", flush=True)
+            sys.exit(BED_FAULT_EXIT)
         except BedError as e:
             self.lt.fail(str(e))
         b = self.bed
@@ -413,6 +425,9 @@ class for_test:
     def __exit__(self, exc_type, exc, tb):
         self.bed.__exit__(exc_type, exc, tb)
         print(f"bed: {time.monotonic() - self.t0:.1f}s from start to power-off")
+        if isinstance(exc, (BedDied, BedTimeout)):
+            print(f"FAIL (the bed's L1 died or stalled): {exc}", flush=True)
+            sys.exit(BED_FAULT_EXIT)
         if isinstance(exc, BedError):
             self.lt.fail(str(exc))
         return False
