@@ -24,26 +24,38 @@
 
 #include "vm/vm_internal.h"
 
+/*
+ * Listens at `path`, which appears only once it accepts: bound and listening under a
+ * temporary name first, then renamed into place, so a client (lockstepd, a test) that sees
+ * the file never finds it refusing connections.
+ */
 static int listen_on(const char *path)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
-	int fd;
+	int fd, n, ret;
 
-	if (strlen(path) >= sizeof(addr.sun_path))
+	n = snprintf(addr.sun_path, sizeof(addr.sun_path), "%s.new", path);
+	if (n < 0 || (size_t)n >= sizeof(addr.sun_path))
 		return -ENAMETOOLONG;
-	strcpy(addr.sun_path, path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -errno;
-	unlink(path);
-	if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || chmod(path, 0600) < 0 ||
-	    listen(fd, 2) < 0) {
-		int ret = -errno;
-
-		close(fd);
-		return ret;
-	}
+	unlink(addr.sun_path);
+	if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0)
+		goto err_close;
+	if (chmod(addr.sun_path, 0600) < 0 || listen(fd, 2) < 0 || rename(addr.sun_path, path) < 0)
+		goto err_unlink;
 	return fd;
+
+err_unlink:
+	ret = -errno;
+	unlink(addr.sun_path);
+	close(fd);
+	return ret;
+err_close:
+	ret = -errno;
+	close(fd);
+	return ret;
 }
 
 static void make_raw(struct vm_console *con)

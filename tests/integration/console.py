@@ -211,11 +211,11 @@ def virsh(env, d):
     if pid == 0:
         os.execvpe("virsh", base, env.virsh_env)
     first = b""
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60
     while b"Escape character" not in first and time.monotonic() < deadline:
         if select.select([fd], [], [], 0.2)[0]:
             first += os.read(fd, 4096)
-    dh.wait_for(lambda: in_use(c, "v"), 20, "the first virsh attached")
+    dh.wait_for(lambda: in_use(c, "v"), 60, "the first virsh attached")
     out, status = on_pty(base, env.virsh_env, None, None)
     check(status != 0 and "in use by another client" in out, "a second virsh console", out)
     out, status = on_pty(base + ["--force"], env.virsh_env, b"forced\r", b"idle: echo forced")
