@@ -248,7 +248,9 @@ def shared_budget(env):
           "the libvirt client that passes the budget is told so and dropped", got)
     v.close()
     grown = peak_kib(d.pid) - base
-    check(grown < (budget >> 10) + PEAK_SLACK_KIB,
+    # ASan keeps freed buffers in its quarantine and adds shadow memory, so RSS says nothing
+    # of what lockstepd holds there; the refusal above is the invariant in every build
+    check(env.asan or grown < (budget >> 10) + PEAK_SLACK_KIB,
           f"peak RSS grew by {grown} KiB (budget {budget >> 10} KiB)")
     # The JSON-RPC client it shares the budget with is served on.
     j.send_raw(b'"}}\n')
