@@ -185,13 +185,20 @@ def cli(env, d):
     ok("lockstep vm console: interactive on a pty (Ctrl-] detaches), the log otherwise")
 
 
-def in_use(c, name):
-    """Whether another client has the VM's console (an attach that succeeds lets go)."""
-    r = c.request("vm.console_attach", {"name": name})
-    if "result" in r:
-        c.result("vm.console_detach", name=name)
-        return False
-    return "in use" in r["error"]["message"]
+def wait_attached(fd, word, timeout):
+    """Types `word` into a virsh console on pty `fd` until the guest's echo comes back: then
+    virsh holds the console (probing with an attach of our own could take it from under a
+    virsh that was just opening it).  Returns what the pty printed."""
+    got, deadline, sent = b"", time.monotonic() + timeout, 0.0
+    want = b"idle: echo " + word
+    while want not in got:
+        check(time.monotonic() < deadline, f"virsh attached (no echo of {word!r})", got)
+        if time.monotonic() - sent > 1:
+            os.write(fd, word + b"\r")
+            sent = time.monotonic()
+        if select.select([fd], [], [], 0.2)[0]:
+            got += os.read(fd, 4096)
+    return got
 
 
 def virsh(env, d):
@@ -215,7 +222,7 @@ def virsh(env, d):
     while b"Escape character" not in first and time.monotonic() < deadline:
         if select.select([fd], [], [], 0.2)[0]:
             first += os.read(fd, 4096)
-    dh.wait_for(lambda: in_use(c, "v"), 60, "the first virsh attached")
+    first += wait_attached(fd, b"first-ready", 60)
     out, status = on_pty(base, env.virsh_env, None, None)
     check(status != 0 and "in use by another client" in out, "a second virsh console", out)
     out, status = on_pty(base + ["--force"], env.virsh_env, b"forced\r", b"idle: echo forced")
@@ -242,7 +249,7 @@ def virsh(env, d):
     while b"Escape character" not in out:
         out += os.read(fd, 4096)
     # virsh prints its banner before it opens the console: wait until it has
-    dh.wait_for(lambda: in_use(c, "v"), 20, "virsh attached")
+    out += wait_attached(fd, b"ready", 60)
     c.result("vm.destroy", name="v")
     deadline = time.monotonic() + 20
     done = 0
