@@ -60,7 +60,7 @@ def main():
     with bed.for_test(build_dir, machine=machine, edu=False, smp=2, mem_mib=1024,
                       env={"BIN": os.path.abspath(bin_dir),
                            "GUEST": os.path.abspath(guest_dir)}) as b:
-        r = b.run(SCRIPT, timeout=600)
+        r = b.run(SCRIPT, timeout=300)
         out = {name: b.read(name) for name in
                ("dmesg", "hello.1", "hello.2", "hello.4", "smp-counter.2", "ipi.2")}
     print(r.stdout, end="")
