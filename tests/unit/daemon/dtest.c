@@ -266,3 +266,11 @@ char *dtest_events(struct dtest *t, const char *vm)
 	}
 	return out;
 }
+
+void dtest_free(struct dtest *t)
+{
+	dtest_kill_workers(t);
+	dtest_stop(t);
+	dtest_cleanup(t);
+	free(t);
+}

@@ -42,6 +42,8 @@ void dtest_stop(struct dtest *t);
 void dtest_cleanup(struct dtest *t);
 /* Kills the daemon's workers and reaps those this process spawned: none outlives a test. */
 void dtest_kill_workers(struct dtest *t);
+/* A test's end: its workers killed, its lockstepd stopped, its files removed, `t` freed. */
+void dtest_free(struct dtest *t);
 /* Turns the loop until pred() or DTEST_WAIT_MS pass; whether pred() came true. */
 bool dtest_wait(struct dtest *t, bool (*pred)(struct dtest *t, void *arg), void *arg);
 /* Waits for an operation's done callback. */

@@ -37,12 +37,7 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	struct dtest *t = *state;
-
-	dtest_kill_workers(t);
-	dtest_stop(t);
-	dtest_cleanup(t);
-	free(t);
+	dtest_free(*state);
 	return 0;
 }
 
