@@ -122,6 +122,12 @@ int vm_linux_load(struct vm_memory *mem, const struct vm_boot_files *files, cons
 	uint8_t *bp;
 	int ret;
 
+	/* Every field read below lies before init_size's end: a shorter file is not a bzImage. */
+	if (len < HDR_INIT_SIZE + 4)
+		return fail(
+			err, err_len,
+			"truncated bzImage: %zu bytes, shorter than the setup header (%u bytes)",
+			len, HDR_INIT_SIZE + 4);
 	version = rd16(img + HDR_VERSION);
 	if (version < PROTOCOL_MIN)
 		return fail(

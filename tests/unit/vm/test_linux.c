@@ -238,6 +238,17 @@ static void test_bzimage_refused(void **state)
 	expect_refused(64 * MIB, img, vmtest_bzimage_payload_offset(&spec), false, NULL,
 		       "truncated bzImage");
 	expect_refused(64 * MIB, img, 0x300, false, NULL, "truncated bzImage");
+	{
+		/* "HdrS" and the version are there, the fields after them are not (an exact
+		 * copy, so that a read past the end is one past the allocation). */
+		uint8_t *head = malloc(0x212);
+
+		assert_non_null(head);
+		memcpy(head, img, 0x212);
+		expect_refused(64 * MIB, head, 0x212, false, NULL,
+			       "truncated bzImage: 530 bytes, shorter than the setup header");
+		free(head);
+	}
 	memset(line, 'a', sizeof(line) - 1);
 	line[sizeof(line) - 1] = '\0';
 	expect_refused(64 * MIB, img, len, false, line,
