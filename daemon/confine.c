@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -337,32 +338,45 @@ const char *confine_stop_reason(enum vm_stop_reason reason, int syscall, char *b
  * What the loop thread keeps: CAP_SYS_ADMIN to start workers in pid namespaces (and for them
  * to build their empty root), CAP_SETUID/CAP_SETGID for workers to become their user (and to
  * open definitions' files as it), CAP_KILL to signal workers that run as another user,
- * CAP_SYS_NICE to pin their threads, CAP_SYS_PTRACE to take their sched pages (pidfd_getfd).
- * Unsandboxed, workers may pass devices through (docs/passthrough.md), so it also keeps
- * CAP_IPC_LOCK for them to pin guest RAM for DMA beyond RLIMIT_MEMLOCK (VFIO counts it there
- * otherwise) and CAP_SYSLOG to read the IOMMU's faults from the kernel log.
+ * CAP_SYS_NICE to pin their threads, CAP_SYS_PTRACE to take their sched pages (pidfd_getfd),
+ * CAP_SYSLOG for a worker with passthrough devices to open the kernel log (the IOMMU's faults)
+ * before it drops every capability.  Sandboxed workers pin guest RAM for DMA within
+ * RLIMIT_MEMLOCK, which each sets for itself (vm_jail_memlock: guest RAM only where the VM has
+ * passthrough devices), so the hard limit they inherit is lifted here, while lockstepd may.
+ * Unsandboxed, workers keep CAP_IPC_LOCK instead (VFIO counts nothing against the rlimit then).
  * A worker never has more: lockstepd sets no_new_privs, so an execve() cannot raise them.
  */
 int confine_drop_privileges(struct daemon *d)
 {
-	static const int sandboxed[] = { CAP_SYS_ADMIN, CAP_SETUID,   CAP_SETGID,
-					 CAP_KILL,	CAP_SYS_NICE, CAP_SYS_PTRACE };
+	static const int sandboxed[] = { CAP_SYS_ADMIN, CAP_SETUID,	CAP_SETGID, CAP_KILL,
+					 CAP_SYS_NICE,	CAP_SYS_PTRACE, CAP_SYSLOG };
 	static const int plain[] = { CAP_SETUID,     CAP_SETGID,   CAP_KILL,  CAP_SYS_NICE,
 				     CAP_SYS_PTRACE, CAP_IPC_LOCK, CAP_SYSLOG };
 	bool jail = confine_sandboxed(d);
+	struct rlimit memlock;
 	int ret = 0;
 
 	if (geteuid() == 0) {
-		ret = jail ? sandbox_caps_limit(sandboxed, 6, true) :
+		if (jail && getrlimit(RLIMIT_MEMLOCK, &memlock) == 0) {
+			memlock.rlim_max = RLIM_INFINITY;
+			if (setrlimit(RLIMIT_MEMLOCK, &memlock) < 0)
+				util_log(
+					&d->log, UTIL_LOG_INFO,
+					"RLIMIT_MEMLOCK's hard limit stays as it is (%s): workers "
+					"with passthrough devices cannot pin more guest RAM for DMA",
+					strerror(errno));
+		}
+		ret = jail ? sandbox_caps_limit(sandboxed, 7, true) :
 			     sandbox_caps_limit(plain, 7, true);
 		if (ret) {
 			util_log(&d->log, UTIL_LOG_ERROR, "cannot drop capabilities: %s",
 				 strerror(-ret));
 			return ret;
 		}
-		util_log(&d->log, UTIL_LOG_INFO,
-			 "capabilities kept: %skill, setuid, setgid, sys_nice, sys_ptrace%s",
-			 jail ? "sys_admin, " : "", jail ? "" : ", ipc_lock, syslog");
+		util_log(
+			&d->log, UTIL_LOG_INFO,
+			"capabilities kept: %skill, setuid, setgid, sys_nice, sys_ptrace, %ssyslog",
+			jail ? "sys_admin, " : "", jail ? "" : "ipc_lock, ");
 	}
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
 		ret = -errno;

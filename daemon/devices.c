@@ -43,9 +43,6 @@ int dvm_devices_check_definition(struct daemon *d, const struct vmdef *def, char
 		if (ret)
 			return fail(err, err_len, -EINVAL, "devices[%u] (vfio-pci %s): %s", i,
 				    dev->host, why);
-		if (confine_sandboxed(d))
-			return fail(err, err_len, -EINVAL, "devices[%u] (vfio-pci %s): %s", i,
-				    dev->host, VMDEF_PASSTHROUGH_UNSANDBOXED);
 	}
 	return 0;
 }

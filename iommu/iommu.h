@@ -104,6 +104,23 @@ int iommu_dev_group(const struct iommu_dev *dev);
 /* The descriptor KVM's VFIO device takes: the group (type1) or the device cdev (iommufd). */
 int iommu_dev_kvm_fd(const struct iommu_dev *dev);
 
+/*
+ * The ioctls a process still issues once it is confined, for its seccomp lists: the descriptor
+ * and the exact command.  Everything else (opening, container and IOMMU set-up, DMA maps,
+ * region and interrupt queries, mmaps) happens before.
+ */
+struct iommu_ioctl {
+	int fd;
+	unsigned long cmd;
+};
+
+/* Unmapping guest RAM at teardown (VFIO_IOMMU_UNMAP_DMA, or iommufd's IOAS unmap). */
+struct iommu_ioctl iommu_unmap_ioctl(const struct iommu *io);
+/* Pointing a device's interrupts at eventfds (VFIO_DEVICE_SET_IRQS). */
+struct iommu_ioctl iommu_dev_set_irqs_ioctl(const struct iommu_dev *dev);
+/* Resetting it (VFIO_DEVICE_RESET). */
+struct iommu_ioctl iommu_dev_reset_ioctl(const struct iommu_dev *dev);
+
 /* The vfio-pci region and interrupt indexes (VFIO_PCI_*_INDEX). */
 #define IOMMU_REGION_BAR0 0
 #define IOMMU_REGION_ROM 6

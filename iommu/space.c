@@ -551,3 +551,21 @@ int iommu_dev_kvm_fd(const struct iommu_dev *dev)
 {
 	return dev->group_slot >= 0 ? dev->io->group[dev->group_slot].fd : dev->fd;
 }
+
+struct iommu_ioctl iommu_unmap_ioctl(const struct iommu *io)
+{
+	return (struct iommu_ioctl){
+		.fd = io->fd,
+		.cmd = io->backend == IOMMU_IOMMUFD ? IOMMU_UAPI_IOAS_UNMAP : VFIO_IOMMU_UNMAP_DMA,
+	};
+}
+
+struct iommu_ioctl iommu_dev_set_irqs_ioctl(const struct iommu_dev *dev)
+{
+	return (struct iommu_ioctl){ .fd = dev->fd, .cmd = VFIO_DEVICE_SET_IRQS };
+}
+
+struct iommu_ioctl iommu_dev_reset_ioctl(const struct iommu_dev *dev)
+{
+	return (struct iommu_ioctl){ .fd = dev->fd, .cmd = VFIO_DEVICE_RESET };
+}

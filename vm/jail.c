@@ -10,7 +10,9 @@
  *                   /proc/self/task of the worker's own pid namespace stays open for
  *                   run-state sampling, from a procfs that is never attached to the tree
  *   rlimits         NOFILE (what is open plus room for run-state files and a controller),
- *                   FSIZE (SIGXFSZ ignored: a write past it fails), CORE 0, RTPRIO 1
+ *                   FSIZE (SIGXFSZ ignored: a write past it fails), CORE 0, MEMLOCK's hard
+ *                   limit down to its soft one (guest RAM more where the VM has passthrough
+ *                   devices: vm/passthrough.c raised it to pin RAM for DMA), RTPRIO 1
  *                   where it may (the steering thread's priority, kept as the worker user)
  *   user            setgroups/setresgid/setresuid to the unprivileged worker user: every
  *                   capability goes; checked with capget()
@@ -232,6 +234,7 @@ static int become_user(const struct sandbox_user *u, char *err, size_t err_len)
 
 int vm_jail_enter(struct vm_jail *j, struct vm *vm, char *err, size_t err_len)
 {
+	struct rlimit memlock;
 	int ret;
 
 	signal(SIGXFSZ, SIG_IGN);
@@ -254,8 +257,12 @@ int vm_jail_enter(struct vm_jail *j, struct vm *vm, char *err, size_t err_len)
 		if (ret)
 			return ret;
 	}
+	if (getrlimit(RLIMIT_MEMLOCK, &memlock) < 0)
+		return fail(err, err_len, -errno, "rlimits");
+	j->memlock = memlock.rlim_cur;
 	if ((ret = set_limit(RLIMIT_NOFILE, j->nofile)) ||
-	    (ret = set_limit(RLIMIT_FSIZE, j->fsize)) || (ret = set_limit(RLIMIT_CORE, 0)))
+	    (ret = set_limit(RLIMIT_FSIZE, j->fsize)) || (ret = set_limit(RLIMIT_CORE, 0)) ||
+	    (ret = set_limit(RLIMIT_MEMLOCK, j->memlock)))
 		return fail(err, err_len, ret, "rlimits");
 	/* The steering thread's real-time priority 1 (vm/steering.c), which it sets before its
 	 * filter; no other thread's list has sched_setscheduler().  Raising the hard limit takes
@@ -337,13 +344,14 @@ json_t *vm_jail_json(const struct vm_jail *j)
 			       j->cgroup.memory_dir, "pids", j->cgroup.pids_dir, "memory_max",
 			       (json_int_t)j->cgroup.memory_max, "pids_max",
 			       (json_int_t)j->cgroup.pids_max);
-	out = json_pack("{s:b, s:i, s:i, s:b, s:{s:i, s:i, s:i, s:i}, s:o, s:{s:I, s:I, s:i}}",
+	out = json_pack("{s:b, s:i, s:i, s:b, s:{s:i, s:i, s:i, s:i}, s:o, s:{s:I, s:I, s:i, s:I}}",
 			"enabled", true, "uid", (int)j->uid, "gid", (int)j->gid, "no_new_privs",
 			true, "seccomp", "control", (int)j->syscalls[VM_THREAD_CONTROL], "vcpu",
 			(int)j->syscalls[VM_THREAD_VCPU], "devices",
 			(int)j->syscalls[VM_THREAD_DEVICES], "irq_steer",
 			(int)j->syscalls[VM_THREAD_STEERING], "cgroup", cg, "rlimits", "nofile",
-			(json_int_t)j->nofile, "fsize", (json_int_t)j->fsize, "core", 0);
+			(json_int_t)j->nofile, "fsize", (json_int_t)j->fsize, "core", 0, "memlock",
+			(json_int_t)j->memlock);
 	if (j->privileged)
 		json_object_set_new(out, "user", json_string(j->user.name));
 	json_object_set_new(out, "namespaces",

@@ -735,10 +735,7 @@ int main(int argc, char **argv)
 		goto out_vm;
 	}
 	ctl.keep_socket_file = jail.privileged; /* the relay removes it */
-	if (jail.enabled && vm->passthrough) {
-		util_log(&vm->log, UTIL_LOG_ERROR, "%s", VMDEF_PASSTHROUGH_UNSANDBOXED);
-		vm_request_stop(vm, VM_STOP_ERROR, VM_EXIT_DEVICE);
-	} else if (jail.enabled && confine(vm, &jail))
+	if (jail.enabled && confine(vm, &jail))
 		vm_request_stop(vm, VM_STOP_ERROR, VM_EXIT_SANDBOX); /* reported as any error */
 	else if (vm_run(vm) == 0) {
 		/* Stops the VM if it fails.  Confined, it can no longer remove its socket's file. */

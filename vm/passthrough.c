@@ -12,9 +12,12 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "host/host.h"
@@ -91,6 +94,47 @@ static bool msi_remapped(void)
 		on = strstr(text, "IR-PCI-MSI") != NULL;
 	free(text);
 	return on;
+}
+
+static bool ipc_lock_effective(void)
+{
+	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct caps[2];
+
+	return syscall(SYS_capget, &hdr, caps) == 0 &&
+	       (caps[CAP_IPC_LOCK / 32].effective & (1u << (CAP_IPC_LOCK % 32)));
+}
+
+/*
+ * VFIO type1 counts the pinned pages against RLIMIT_MEMLOCK unless the process has
+ * CAP_IPC_LOCK, which a sandboxed worker does not: the soft and hard limits become guest RAM on
+ * top of what was inherited (lockstepd lifted its workers' hard limit; vm/jail.c then fixes
+ * the limit where it is).  A process that cannot raise it and has CAP_IPC_LOCK needs none.
+ */
+static int memlock_for_dma(struct vm *vm)
+{
+	struct rlimit rl;
+	uint64_t want;
+
+	if (getrlimit(RLIMIT_MEMLOCK, &rl) < 0)
+		return -errno;
+	if (rl.rlim_cur == RLIM_INFINITY)
+		return 0;
+	want = vm->mem.size > RLIM_INFINITY - 1 - rl.rlim_cur ? RLIM_INFINITY - 1 :
+								rl.rlim_cur + vm->mem.size;
+	if (setrlimit(RLIMIT_MEMLOCK,
+		      &(struct rlimit){ .rlim_cur = want,
+					.rlim_max =
+						rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want ?
+							want :
+							rl.rlim_max }) == 0 ||
+	    ipc_lock_effective())
+		return 0;
+	util_log(&vm->log, UTIL_LOG_ERROR,
+		 "cannot raise RLIMIT_MEMLOCK to %llu MiB for the guest RAM VFIO pins for DMA "
+		 "(hard limit %llu MiB; lockstepd lifts it for its workers; by hand: ulimit -l)",
+		 (unsigned long long)(want >> 20), (unsigned long long)(rl.rlim_max >> 20));
+	return -EPERM;
 }
 
 static int map_ram(struct vm *vm, struct vm_passthrough *pt)
@@ -182,6 +226,9 @@ int vm_passthrough_init(struct vm *vm, const struct vm_options *opts, int *statu
 		if (ret && ret != -EEXIST) /* a group's second device: KVM has it */
 			return refuse(vm, &pt->dev[i], ret, "KVM's VFIO device refuses it");
 	}
+	ret = memlock_for_dma(vm);
+	if (ret)
+		return ret;
 	*status = VM_EXIT_INTERNAL;
 	ret = map_ram(vm, pt);
 	if (ret)
@@ -222,6 +269,33 @@ void vm_passthrough_fini(struct vm *vm)
 		close(pt->kmsg_fd);
 	free(pt);
 	vm->passthrough = NULL;
+}
+
+/*
+ * What the confined threads still ask of VFIO (docs/security.md): vCPU threads rewire a
+ * device's interrupts when the guest programs MSI, MSI-X or INTx through configuration space
+ * or the MSI-X table; the control thread does that too when it takes the devices down, resets
+ * them and unmaps guest RAM.  Opening, the IOMMU's set-up, the DMA maps, region queries and
+ * BAR mmaps all happen in vm_passthrough_init and vm_vfio_add, before the filters.
+ */
+unsigned vm_passthrough_ioctls(const struct vm *vm, enum vm_thread_kind kind,
+			       struct iommu_ioctl *out, unsigned max)
+{
+	const struct vm_passthrough *pt = vm->passthrough;
+	unsigned n = 0;
+
+	if (!pt || !pt->io || (kind != VM_THREAD_VCPU && kind != VM_THREAD_CONTROL))
+		return 0;
+	for (unsigned i = 0; i < pt->n && n < max; i++) {
+		if (!pt->dev[i].dev)
+			continue;
+		out[n++] = iommu_dev_set_irqs_ioctl(pt->dev[i].dev);
+		if (kind == VM_THREAD_CONTROL && n < max)
+			out[n++] = iommu_dev_reset_ioctl(pt->dev[i].dev);
+	}
+	if (kind == VM_THREAD_CONTROL && n < max)
+		out[n++] = iommu_unmap_ioctl(pt->io);
+	return n;
 }
 
 /* New kernel log records: the IOMMU faults among them, to their devices. */

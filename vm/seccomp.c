@@ -14,7 +14,9 @@
  * so a thread installs its filter with a single seccomp() call.
  *
  * ioctl() is allowed only on the thread's own KVM fds and only with the commands that thread
- * issues; openat() only relative to the run-state directory (vm/runstate.c); tgkill() only
+ * issues, and, in a VM with passthrough devices, on its VFIO descriptors with the few commands
+ * that still run once confined (vm_passthrough_ioctls; KVM_SET_USER_MEMORY_REGION for the
+ * BARs' memory slots); openat() only relative to the run-state directory (vm/runstate.c); tgkill() only
  * within this process; mmap() and mprotect() never with PROT_EXEC.  Anything else traps
  * (SECCOMP_RET_TRAP): the SIGSYS handler writes {"reason":"seccomp","syscall":NR,"status":159}
  * to the exit report (VM_REPORT_FD) and a line to stderr, then ends the process with status
@@ -37,6 +39,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "iommu/iommu.h"
 #include "vm/vm_internal.h"
 
 struct vm_filter {
@@ -139,6 +142,10 @@ static const unsigned long vm_fd_cmds_control[] = {
 	KVM_IRQ_LINE, KVM_IOEVENTFD, KVM_IRQFD, KVM_SET_GSI_ROUTING, KVM_GET_IRQCHIP,
 };
 
+/* Where the VM has passthrough devices: a vCPU thread moves a BAR's memory slots when the guest
+ * moves the BAR, the control thread takes them down at the end. */
+static const unsigned long vm_fd_cmds_passthrough[] = { KVM_SET_USER_MEMORY_REGION };
+
 #define LOW32 0xffffffffull /* int and ioctl-command arguments: compare their low 32 bits */
 
 /* The distinct system calls a filter allows (with or without conditions on arguments). */
@@ -233,6 +240,22 @@ static int allow_memory(scmp_filter_ctx ctx, struct allowed *a)
 	return ret;
 }
 
+/* Only a VM with passthrough devices, and only its own VFIO descriptors and commands. */
+static int allow_passthrough(scmp_filter_ctx ctx, struct vm *vm, enum vm_thread_kind kind,
+			     struct allowed *a)
+{
+	struct iommu_ioctl calls[2 * VMDEF_DEVICES_MAX + 1];
+	unsigned n = vm_passthrough_ioctls(vm, kind, calls, ARRAY_LEN(calls));
+	int ret = 0;
+
+	if (n)
+		ret = allow_ioctls(ctx, a, hv_vm_fd(vm->hv), vm_fd_cmds_passthrough,
+				   ARRAY_LEN(vm_fd_cmds_passthrough));
+	for (unsigned i = 0; i < n && !ret; i++)
+		ret = allow_ioctls(ctx, a, calls[i].fd, &calls[i].cmd, 1);
+	return ret;
+}
+
 static int add_rules(scmp_filter_ctx ctx, struct vm *vm, enum vm_thread_kind kind,
 		     struct vm_vcpu *v, struct allowed *a)
 {
@@ -265,6 +288,8 @@ static int add_rules(scmp_filter_ctx ctx, struct vm *vm, enum vm_thread_kind kin
 	if (!ret && v)
 		ret = allow_ioctls(ctx, a, hv_vcpu_fd(v->hv), vcpu_fd_cmds,
 				   ARRAY_LEN(vcpu_fd_cmds));
+	if (!ret)
+		ret = allow_passthrough(ctx, vm, kind, a);
 	if (ret || kind != VM_THREAD_CONTROL)
 		return ret;
 	/* stdio asks whether stdout and stderr are terminals. */

@@ -550,6 +550,7 @@ struct vm_jail {
 	bool namespaces;	      /* pid, mount, network and IPC of its own */
 	bool relayed;		      /* started by the relay (by hand), not by lockstepd */
 	uint64_t nofile, fsize;	      /* rlimits set */
+	uint64_t memlock;	      /* RLIMIT_MEMLOCK, soft and hard */
 	uid_t uid;		      /* what it runs as */
 	gid_t gid;
 	unsigned syscalls[VM_THREAD_KINDS];	   /* allow-list sizes */
@@ -576,6 +577,12 @@ int vm_jail_lock_thread(struct vm *vm, enum vm_thread_kind kind);
 void vm_jail_fini(struct vm_jail *j);
 /* The sandbox as run statistics report it ({"enabled": false} for none). */
 json_t *vm_jail_json(const struct vm_jail *j);
+
+/* The VFIO ioctls a thread of `kind` issues once confined (into out[max]); their number.  0
+ * without passthrough devices. */
+struct iommu_ioctl;
+unsigned vm_passthrough_ioctls(const struct vm *vm, enum vm_thread_kind kind,
+			       struct iommu_ioctl *out, unsigned max);
 
 /* A filter for a thread of `kind` (vCPU `v`'s thread for VM_THREAD_VCPU); *count: the number
  * of system calls it allows. */

@@ -80,11 +80,6 @@ enum vmdef_reset {
 	VMDEF_RESET_OFF,      /* never */
 };
 
-/* Why a vfio-pci device is refused in a sandboxed worker, the same words on both sides. */
-#define VMDEF_PASSTHROUGH_UNSANDBOXED                                                          \
-	"passthrough needs an unsandboxed worker for now (the workers' seccomp lists have no " \
-	"VFIO calls): start lockstepd with --no-sandbox, or lockstep-vm with --no-sandbox"
-
 struct vmdef_device {
 	char type[16]; /* "vfio-pci", or a test device: "testdev", "pci-testdev", "pc-testdev" */
 	char host[16]; /* vfio-pci: PCI address "0000:00:03.0" (lower-case hex) */

@@ -39,8 +39,9 @@ import daemon_harness as dh  # noqa: E402
 from daemon_harness import check, ok  # noqa: E402
 
 SECRET = b"root only: must stay unread and untouched\n"
-# lockstepd's capabilities after start: kill, setgid, setuid, sys_ptrace, sys_admin, sys_nice.
-DAEMON_CAPS = (1 << 5) | (1 << 6) | (1 << 7) | (1 << 19) | (1 << 21) | (1 << 23)
+# lockstepd's capabilities after start: kill, setgid, setuid, sys_ptrace, sys_admin, sys_nice,
+# syslog (a passthrough worker opens the kernel log before it drops every capability).
+DAEMON_CAPS = (1 << 5) | (1 << 6) | (1 << 7) | (1 << 19) | (1 << 21) | (1 << 23) | (1 << 34)
 CANARY = "LOCKSTEP_SECURITY_TEST_CANARY"
 
 
