@@ -6,7 +6,10 @@
  * report: the IOMMU in front of each device and its domain, the mappings, whether interrupts
  * are remapped, and the faults the kernel logged for the device since the VM started (read
  * from /dev/kmsg, opened at start and positioned at its end, so it still reads once the
- * worker is confined).
+ * worker is confined).  Everything VFIO needs is opened and set up here, before the worker
+ * confines itself; RLIMIT_MEMLOCK is raised by guest RAM just before the DMA map (VFIO counts
+ * the pinned pages there), and vm_passthrough_ioctls says what the confined threads still
+ * issue, for their seccomp lists.
  *
  * Control thread: set-up in vm_create, the report on request, teardown in vm_destroy.
  */
