@@ -38,6 +38,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 LIB_SH = os.path.join(HERE, "bed_lib.sh")
 EDU = "1234:11e8"
 CONSOLE_TAIL = 60  # console lines quoted in an error
+HEARTBEAT_LOST = 120  # seconds without a heartbeat from a ready L1 before it counts as stalled
 # handed on to every script, so that a sanitizer build tested in L1 behaves as on the host
 PASS_ENV = ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS")
 
@@ -373,6 +374,14 @@ class Bed:
                 + (f"\n---- QEMU ----\n{qemu}" if qemu else "")
                 + (f"\n---- run directory: {self.run_dir}" if self.run_dir else ""))
 
+    def _heartbeat_age(self):
+        """Seconds since L1 last wrote its heartbeat (bed_init.sh, every 5 s once ready);
+        None before the first one."""
+        try:
+            return time.time() - os.stat(os.path.join(self.share, "alive")).st_mtime
+        except FileNotFoundError:
+            return None
+
     def _wait(self, done, timeout, what, partial=lambda: ""):
         deadline = time.monotonic() + timeout
         while not done():
@@ -381,6 +390,14 @@ class Bed:
                 raise BedDied(f"QEMU exited with status {self.proc.returncode} while waiting "
                                f"for {what}" + (f"; L1 {panic[0].strip()}" if panic else "")
                                + self._tail())
+            silent = self._heartbeat_age()
+            if silent is not None and silent > HEARTBEAT_LOST:
+                self._kill()
+                out = partial()
+                raise BedTimeout(f"L1 stopped its heartbeat {silent:.0f}s ago while waiting "
+                                 f"for {what}; QEMU killed"
+                                 + (f"\n---- output so far ----\n{out}" if out else "")
+                                 + self._tail())
             if time.monotonic() > deadline:
                 self._kill()
                 out = partial()

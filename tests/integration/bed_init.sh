@@ -86,6 +86,13 @@ mkdir -p "/host$BED_SHARE" && mount --bind /bed "/host$BED_SHARE" ||
 } >/bed/ready.tmp && mv /bed/ready.tmp /bed/ready
 say "ready: rootfs=$rootfs failed_modules=${failed:-none}"
 
+# A heartbeat through the share: the host gives up on an L1 that stops beating (a guest
+# kernel stuck under TCG, or the share itself stalled) long before a job's own deadline.
+(while :; do
+	date +%s >/bed/alive.tmp && mv /bed/alive.tmp /bed/alive
+	sleep 5
+done) &
+
 n=0
 while :; do
 	if [ -e "/bed/jobs/$n.sh" ]; then
