@@ -638,6 +638,8 @@ static void steering_replied(struct dvm *vm, void *arg, json_t *result, const ch
 		/* The run's definition records it, so vm.info shows it and a new daemon keeps it. */
 		if (vm->worker && vm->live && !vmdef_copy(&next, vm->live)) {
 			next.irq.steering = op->on;
+			if (vm->scheduled)
+				scheduler_set_irq_boost(vm->d->scheduler, vm->domain_id, op->on);
 			if (dvm_set_live(vm, &next))
 				util_log(&vm->d->log, UTIL_LOG_WARN,
 					 "VM %s: cannot record its live steering", vm->cfg.name);

@@ -28,6 +28,8 @@ void dvm_sched_params(const struct vmdef *cfg, struct sched_vm_params *p, struct
 		.cpus = cfg->sched.cpus,
 		.pin = pins,
 		.pvlock = cfg->pvlock.enabled || dvm_kvm_pv_calls(cfg),
+		/* Steering means "to a running vCPU": under gang that takes running the VM. */
+		.irq_boost = cfg->irq.steering,
 	};
 }
 

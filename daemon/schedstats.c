@@ -132,6 +132,22 @@ static json_t *mux_json(const struct sched_entry *e, const struct sched_vm_stats
 		handoff_percentile(mux, 50), "handoff_us_max", us(mux->handoff_max_ns));
 }
 
+/* Interrupt boost: requests, what became of them, the time moved, and raise -> gates open. */
+static json_t *irq_boost_json(const struct sched_entry *e, const struct sched_vm_stats *st)
+{
+	const struct util_samples *w = e->irq_wait;
+
+	return json_pack("{s:b, s:I, s:I, s:I, s:I, s:f, s:f, s:I, s:I, s:{s:I, s:f, s:f, s:f}}",
+			 "on", st->irq_boost, "requests", (json_int_t)st->irq_requests, "granted",
+			 (json_int_t)st->irq_boosts, "refused", (json_int_t)st->irq_boost_refused,
+			 "deferred", (json_int_t)st->irq_boost_deferred, "boosted_ms",
+			 ms(st->irq_boost_ns), "debt_ms", ms(st->irq_boost_debt_ns), "paid_slices",
+			 (json_int_t)st->irq_boost_paid_slices, "preempted",
+			 (json_int_t)st->irq_boost_preempted, "wait", "count", (json_int_t)w->count,
+			 "us_p50", us(util_samples_percentile(w, 50)), "us_p99",
+			 us(util_samples_percentile(w, 99)), "us_max", us(w->max));
+}
+
 json_t *scheduler_stats_json(struct scheduler *sch, int id)
 {
 	struct sched_vcpu_stats *vs;
@@ -174,6 +190,7 @@ json_t *scheduler_stats_json(struct scheduler *sch, int id)
 			json_pack("{s:I, s:f, s:f, s:f}", "count", (json_int_t)sw->count, "us_p50",
 				  us(util_samples_percentile(sw, 50)), "us_p90",
 				  us(util_samples_percentile(sw, 90)), "us_max", us(sw->max)));
+		json_object_set_new(out, "irq_boost", irq_boost_json(e, &st));
 		if (e->mux)
 			json_object_set_new(out, "mux", mux_json(e, &st));
 	}

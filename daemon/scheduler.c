@@ -9,12 +9,16 @@
  *
  * The loop thread hands it VMs (when a worker says hello), policy changes, preemption events
  * and queries through the functions below, under the scheduler's mutex; the thread holds the
- * mutex for one tick at a time (tens of microseconds) and sleeps between ticks on a condition
- * variable, so a change takes effect at once.  The accounting queries are in schedstats.c.
+ * mutex for one tick at a time (tens of microseconds) and sleeps between ticks on a futex word
+ * (scheduler_wake), so a change takes effect at once.  Workers wake it too, through the
+ * irq_wait word of their sched page, when an interrupt is raised for a VM gated out of its
+ * gang slices (interrupt boost, sched/gang.c); it sleeps on those words with futex_waitv.
+ * The accounting queries are in schedstats.c.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/capability.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -62,6 +66,7 @@ static void entry_free(struct sched_entry *e)
 	free(e->closing);
 	free(e->opening);
 	free(e->switch_in);
+	free(e->irq_wait);
 	if (e->page)
 		sched_view_unmap(&e->view);
 	free(e);
@@ -326,6 +331,13 @@ static void switch_gates(struct scheduler *sch)
 				opened = true;
 			}
 		}
+		/* Interrupt boost (or the VM's regular slice): the interrupt it asked for can be
+		 * taken now.  The worker's timestamp is only believed within reason. */
+		if (opened && e->irq_raise_ns) {
+			if (e->irq_raise_ns <= start && start - e->irq_raise_ns < 1000000000ull)
+				util_samples_add(e->irq_wait, start - e->irq_raise_ns);
+			e->irq_raise_ns = 0;
+		}
 		if (e->switching)
 			sched_view_switch_end(&e->view);
 		e->switching = false;
@@ -427,6 +439,70 @@ static void take_yield_requests(struct scheduler *sch, uint64_t now)
 	}
 }
 
+/*
+ * Interrupt boost requests: a worker whose device raised an interrupt for a gated vCPU sets
+ * its page's irq_wait.  Taken only from VMs the engine would act on (the others' requests wait
+ * for their slice, which clears them): a worker cannot make this thread work for nothing more
+ * than once per gating.
+ */
+static void take_irq_requests(struct scheduler *sch, uint64_t now)
+{
+	for (unsigned i = 0; i < sch->nr_vms; i++) {
+		struct sched_entry *e = sch->vms[i];
+		uint64_t raise = 0;
+
+		if (sched_vm_irq_watch(sch->engine, e->id, now)) {
+			if (!sched_view_irq_take(&e->view, &raise))
+				continue;
+			sched_vm_irq_pending(sch->engine, e->id, now);
+			if (!e->irq_raise_ns)
+				e->irq_raise_ns = raise;
+		} else if (!sched_vm_gated_out(sch->engine, e->id, now)) {
+			/* Its gates are open (or it is not gang): nothing waits for a slice. */
+			sched_view_irq_take(&e->view, &raise);
+			e->irq_raise_ns = 0;
+		}
+	}
+}
+
+void scheduler_wake(struct scheduler *sch)
+{
+	__atomic_add_fetch(&sch->wake_seq, 1, __ATOMIC_RELEASE);
+	syscall(SYS_futex, &sch->wake_seq, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+/*
+ * Sleeps until `until` (CLOCK_MONOTONIC), a scheduler_wake(), or an interrupt boost request
+ * from a VM the engine would act on (futex_waitv over this thread's word and those VMs'
+ * pages' words, up to the kernel's limit; without futex_waitv, requests wait for the next
+ * tick).  A page unmapped meanwhile only ends the sleep early.
+ */
+static void thread_sleep(struct scheduler *sch, uint64_t now, uint64_t until)
+{
+	struct futex_waitv w[FUTEX_WAITV_MAX];
+	struct timespec ts = { .tv_sec = (time_t)(until / 1000000000ull),
+			       .tv_nsec = (long)(until % 1000000000ull) };
+	uint32_t seq = __atomic_load_n(&sch->wake_seq, __ATOMIC_ACQUIRE);
+	unsigned n = 0;
+
+	memset(w, 0, sizeof(w));
+	w[n++] = (struct futex_waitv){ .val = seq,
+				       .uaddr = (uintptr_t)&sch->wake_seq,
+				       .flags = FUTEX_32 | FUTEX_PRIVATE_FLAG };
+	for (unsigned i = 0; sch->futex_waitv && i < sch->nr_vms && n < FUTEX_WAITV_MAX; i++)
+		if (sched_vm_irq_watch(sch->engine, sch->vms[i]->id, now))
+			w[n++] = (struct futex_waitv){
+				.uaddr = (uintptr_t)&sch->vms[i]->page->irq_wait, .flags = FUTEX_32
+			};
+	pthread_mutex_unlock(&sch->lock);
+	if (sch->futex_waitv)
+		syscall(SYS_futex_waitv, w, n, 0, &ts, CLOCK_MONOTONIC);
+	else
+		syscall(SYS_futex, &sch->wake_seq, FUTEX_WAIT_BITSET_PRIVATE, seq, &ts, NULL,
+			FUTEX_BITSET_MATCH_ANY);
+	pthread_mutex_lock(&sch->lock);
+}
+
 static void *scheduler_thread(void *arg)
 {
 	struct scheduler *sch = arg;
@@ -445,19 +521,16 @@ static void *scheduler_thread(void *arg)
 	pthread_mutex_lock(&sch->lock);
 	while (!sch->quit) {
 		uint64_t now = now_ns(), next;
-		struct timespec until;
 
 		take_yield_requests(sch, now);
+		take_irq_requests(sch, now);
 		measure_switches(sch);
 		next = sched_tick(sch->engine, now, observe, apply, sch);
 		switch_gates(sch);
 		check_gates(sch, now);
 		sch->ticks++;
 		sch->cpu_ns = thread_cpu_ns();
-		now += next;
-		until.tv_sec = (time_t)(now / 1000000000ull);
-		until.tv_nsec = (long)(now % 1000000000ull);
-		pthread_cond_timedwait(&sch->wake, &sch->lock, &until);
+		thread_sleep(sch, now, now + next);
 	}
 	pthread_mutex_unlock(&sch->lock);
 	return NULL;
@@ -466,7 +539,6 @@ static void *scheduler_thread(void *arg)
 int scheduler_new(const struct sched_host *host, int kick_signal, struct scheduler **out)
 {
 	struct scheduler *sch = calloc(1, sizeof(*sch));
-	pthread_condattr_t attr;
 	int ret;
 
 	if (!sch)
@@ -479,10 +551,9 @@ int scheduler_new(const struct sched_host *host, int kick_signal, struct schedul
 	sch->kick_signal = kick_signal;
 	sch->started_ns = now_ns();
 	pthread_mutex_init(&sch->lock, NULL);
-	pthread_condattr_init(&attr);
-	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	pthread_cond_init(&sch->wake, &attr);
-	pthread_condattr_destroy(&attr);
+	/* An empty vector is refused (EINVAL) by a kernel that has the call (5.16 and later). */
+	sch->futex_waitv =
+		syscall(SYS_futex_waitv, NULL, 0, 0, NULL, CLOCK_MONOTONIC) < 0 && errno != ENOSYS;
 	ret = -pthread_create(&sch->thread, NULL, scheduler_thread, sch);
 	if (ret) {
 		scheduler_free(sch);
@@ -500,7 +571,7 @@ void scheduler_free(struct scheduler *sch)
 	if (sch->running) {
 		pthread_mutex_lock(&sch->lock);
 		sch->quit = true;
-		pthread_cond_signal(&sch->wake);
+		scheduler_wake(sch);
 		pthread_mutex_unlock(&sch->lock);
 		pthread_join(sch->thread, NULL);
 	}
@@ -515,7 +586,6 @@ void scheduler_free(struct scheduler *sch)
 	}
 	free(sch->vms);
 	sched_free(sch->engine);
-	pthread_cond_destroy(&sch->wake);
 	pthread_mutex_destroy(&sch->lock);
 	free(sch);
 }
@@ -549,8 +619,9 @@ int scheduler_attach(struct scheduler *sch, int id, pid_t pid, int page_fd, cons
 	e->closing = calloc(nr, sizeof(bool));
 	e->opening = calloc(nr, sizeof(bool));
 	e->switch_in = calloc(1, sizeof(*e->switch_in));
+	e->irq_wait = calloc(1, sizeof(*e->irq_wait));
 	if (!e->schedstat_fd || !e->tids || !e->obs || !e->closing || !e->opening ||
-	    !e->switch_in) {
+	    !e->switch_in || !e->irq_wait) {
 		entry_free(e);
 		return -ENOMEM;
 	}
@@ -581,7 +652,7 @@ int scheduler_attach(struct scheduler *sch, int id, pid_t pid, int page_fd, cons
 				 __ATOMIC_RELAXED);
 		sch->vms[sch->nr_vms++] = e;
 		e = NULL;
-		pthread_cond_signal(&sch->wake);
+		scheduler_wake(sch);
 	}
 unlock:
 	pthread_mutex_unlock(&sch->lock);
@@ -629,7 +700,7 @@ int scheduler_set_policy(struct scheduler *sch, int id, enum vmdef_sched_policy 
 					 (uint32_t)(sched_vm_sample_period(sch->engine, id) / 1000),
 					 __ATOMIC_RELAXED);
 	}
-	pthread_cond_signal(&sch->wake);
+	scheduler_wake(sch);
 	pthread_mutex_unlock(&sch->lock);
 	return ret;
 }
@@ -645,6 +716,14 @@ void scheduler_preempted(struct scheduler *sch, int id, uint32_t culprit, double
 {
 	pthread_mutex_lock(&sch->lock);
 	sched_vm_preempted(sch->engine, id, culprit, pressure, now_ns());
-	pthread_cond_signal(&sch->wake);
+	scheduler_wake(sch);
+	pthread_mutex_unlock(&sch->lock);
+}
+
+void scheduler_set_irq_boost(struct scheduler *sch, int id, bool on)
+{
+	pthread_mutex_lock(&sch->lock);
+	sched_vm_set_irq_boost(sch->engine, id, on);
+	scheduler_wake(sch);
 	pthread_mutex_unlock(&sch->lock);
 }

@@ -27,6 +27,8 @@ int scheduler_set_policy(struct scheduler *sch, int id, enum vmdef_sched_policy 
 			 uint64_t quantum_ns, uint64_t skew_ns, char *err, size_t err_len);
 void scheduler_set_pin(struct scheduler *sch, int id, uint32_t vcpu, const struct util_cpuset *c);
 void scheduler_preempted(struct scheduler *sch, int id, uint32_t culprit, double pressure);
+/* Interrupt boost for VM `id` on or off (it follows the VM's interrupt steering). */
+void scheduler_set_irq_boost(struct scheduler *sch, int id, bool on);
 /* Accounting of one VM (NULL if not scheduled), of the scheduler itself, recent slices. */
 json_t *scheduler_stats_json(struct scheduler *sch, int id);
 json_t *scheduler_self_json(struct scheduler *sch);

@@ -33,13 +33,20 @@ struct sched_entry {
 	bool switch_pending;
 	struct util_samples *switch_in;
 	bool switching; /* its gates change this tick: publish the runnable set after */
+	/* Interrupt boost: when the worker raised the interrupt it asked for (0: none
+	 * outstanding), and (in samples) raise -> this VM's gates open. */
+	uint64_t irq_raise_ns;
+	struct util_samples *irq_wait;
 };
 
 struct scheduler {
 	pthread_t thread;
 	bool running;
 	pthread_mutex_t lock;
-	pthread_cond_t wake;
+	/* The thread sleeps on this futex word (and on the sched pages' irq_wait words of the
+	 * VMs whose interrupt requests it would act on); scheduler_wake() bumps it. */
+	uint32_t wake_seq;
+	bool futex_waitv; /* the kernel has futex_waitv: the pages' words wake it too */
 	bool quit;
 	int kick_signal;
 	struct sched *engine;
@@ -55,6 +62,9 @@ struct scheduler {
 	uint64_t started_ns;
 	uint64_t closed_ns; /* when this tick closed gates (0: it closed none) */
 };
+
+/* Wakes the thread for a change made under sch->lock. */
+void scheduler_wake(struct scheduler *sch);
 
 /* The VM `id`'s entry, or NULL; under sch->lock. */
 struct sched_entry *scheduler_find(struct scheduler *sch, int id);

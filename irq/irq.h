@@ -200,6 +200,14 @@ bool irq_msi_targets(const struct irq_msi *msg, uint32_t vcpu, const struct irq_
  */
 typedef bool (*irq_gate_fn)(void *arg, uint32_t vcpu, uint64_t *gen);
 void irq_set_gate_probe(struct irq *irq, irq_gate_fn fn, void *arg);
+/*
+ * A hook the raise path calls, with steering on, when an interrupt goes to a vCPU whose gate
+ * is closed (as the gate probe says): the worker asks the scheduler to run the VM soon (an
+ * interrupt boost).  `raise_ns`: CLOCK_MONOTONIC of the raise.  It must be cheap and never
+ * block.  Set once, before lines are raised.
+ */
+typedef void (*irq_gated_fn)(void *arg, uint64_t raise_ns);
+void irq_set_gated_hook(struct irq *irq, irq_gated_fn fn, void *arg);
 
 /* ---- counters and the report ---- */
 

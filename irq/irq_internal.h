@@ -68,6 +68,8 @@ struct irq {
 	uint64_t gen;
 	irq_gate_fn gate_fn;
 	void *gate_arg;
+	irq_gated_fn gated_fn;
+	void *gated_arg;
 	/* statistics, under the lock */
 	uint64_t commits, commit_failures;
 	uint64_t steer_passes, steer_commits, steer_moves;

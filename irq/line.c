@@ -6,8 +6,8 @@
  * calls irq_line_resampled() and raises again if it still wants service.
  *
  * The raise path takes no lock: it counts in the GSI's atomics, reads the route's published
- * state (destination, steering generation) for the "delivered to a gated vCPU" counters, and
- * writes the eventfd.  Creating, rebinding and freeing a line take the table's lock for the
+ * state (destination, steering generation) for the "delivered to a gated vCPU" counters (and,
+ * with steering on, asks for the gated VM to run: the gated hook), and writes the eventfd.  Creating, rebinding and freeing a line take the table's lock for the
  * GSI's line count; the caller makes sure no thread raises a line while it is freed.
  */
 #include <errno.h>
@@ -164,10 +164,10 @@ static void count_injection(struct irq *irq, struct irq_counter *c)
 {
 	uint64_t state = atomic_load_explicit(&c->state, memory_order_acquire);
 	uint32_t dest = (uint32_t)(state & IRQ_STATE_DEST_MASK);
-	uint64_t gen = 0;
+	uint64_t gen = 0, now = util_now_ns();
 
 	atomic_fetch_add_explicit(&c->injected, 1, memory_order_relaxed);
-	atomic_store_explicit(&c->last_inject_ns, util_now_ns(), memory_order_relaxed);
+	atomic_store_explicit(&c->last_inject_ns, now, memory_order_relaxed);
 	if (dest == IRQ_STATE_DEST_MASK) {
 		atomic_store_explicit(&c->last_dest, IRQ_NO_VCPU, memory_order_relaxed);
 		return;
@@ -176,6 +176,9 @@ static void count_injection(struct irq *irq, struct irq_counter *c)
 	if (!irq->gate_fn || irq->gate_fn(irq->gate_arg, dest, &gen))
 		return;
 	atomic_fetch_add_explicit(&c->to_gated, 1, memory_order_relaxed);
+	/* Steering means "to a running vCPU": none runs that may take it, so ask for one. */
+	if (irq->gated_fn && __atomic_load_n(&irq->steering, __ATOMIC_RELAXED))
+		irq->gated_fn(irq->gated_arg, now);
 	if (!(state & IRQ_STATE_STEERED))
 		return;
 	if ((gen & 1) || gen != state >> IRQ_STATE_GEN_SHIFT)

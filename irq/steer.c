@@ -288,3 +288,9 @@ void irq_set_gate_probe(struct irq *irq, irq_gate_fn fn, void *arg)
 	irq->gate_fn = fn;
 	irq->gate_arg = arg;
 }
+
+void irq_set_gated_hook(struct irq *irq, irq_gated_fn fn, void *arg)
+{
+	irq->gated_fn = fn;
+	irq->gated_arg = arg;
+}

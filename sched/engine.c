@@ -6,7 +6,8 @@
  *
  *   host      gates open, the VM's allowed CPUs (or its pins); Linux schedules the threads
  *   pinned    gates open, each vCPU on its pinned or placed CPU
- *   gang      all vCPUs of a VM run in the same slices, on distinct placed CPUs; VMs rotate
+ *   gang      all vCPUs of a VM run in the same slices, on distinct placed CPUs; VMs rotate,
+ *             and one with an interrupt waiting may have its slice brought forward (boost)
  *   relaxed   a vCPU that runs ahead of its slowest active sibling by more than the skew
  *             bound is co-stopped until the sibling catches up (sched/relaxed.c)
  *   mux       at most as many vCPUs run as the VM has CPUs, switched at the guest's release
@@ -198,6 +199,7 @@ int sched_vm_add(struct sched *s, int id, const struct sched_vm_params *params, 
 		vm->v[i].was_active = true; /* until seen idle: a new VM's vCPUs are busy booting */
 	}
 	vm->st.policy = params->policy;
+	vm->st.irq_boost = params->irq_boost;
 	place(s, vm);
 	adaptive_start(s, vm);
 	s->vms[s->nr_vms++] = vm;
@@ -249,6 +251,36 @@ int sched_vm_set_policy(struct sched *s, int id, enum vmdef_sched_policy policy,
 	if (policy != VMDEF_SCHED_GANG)
 		gang_forget(s, id);
 	return 0;
+}
+
+void sched_vm_set_irq_boost(struct sched *s, int id, bool on)
+{
+	struct engine_vm *vm = engine_find(s, id);
+
+	if (!vm)
+		return;
+	vm->p.irq_boost = vm->st.irq_boost = on;
+	/* A debt already run up is still paid back: turning it off takes no time back. */
+	if (!on)
+		vm->irq_pending = vm->irq_refused = vm->irq_deferred = false;
+}
+
+bool sched_vm_irq_watch(const struct sched *s, int id, uint64_t now)
+{
+	const struct engine_vm *vm = engine_find(s, id);
+
+	return vm && vm->p.irq_boost && engine_in_gang(vm, now) && !vm->in_slice &&
+	       !vm->irq_pending && !vm->irq_refused;
+}
+
+void sched_vm_irq_pending(struct sched *s, int id, uint64_t now)
+{
+	struct engine_vm *vm = engine_find(s, id);
+
+	if (!vm || !sched_vm_irq_watch(s, id, now))
+		return;
+	vm->irq_pending = true;
+	vm->st.irq_requests++;
 }
 
 void sched_vm_set_pin(struct sched *s, int id, uint32_t vcpu, const struct util_cpuset *cpus)
@@ -474,13 +506,17 @@ uint64_t sched_vm_sample_period(const struct sched *s, int id)
  * else at the end of the gang slice or after one host tick. */
 static uint64_t next_tick(const struct sched *s, uint64_t now)
 {
-	uint64_t next = s->nr_vms ? SCHED_COARSE_TICK_NS : SCHED_IDLE_TICK_NS;
+	uint64_t next = s->nr_vms ? SCHED_COARSE_TICK_NS : SCHED_IDLE_TICK_NS, due;
 
 	for (unsigned k = 0; k < s->nr_vms; k++)
 		if (sched_vm_sample_period(s, s->vms[k]->id) < next)
 			next = sched_vm_sample_period(s, s->vms[k]->id);
 	if (s->slice_n && s->slice_end > now && s->slice_end - now < next)
 		next = s->slice_end - now;
+	/* An interrupt boost held for the running slice's minimum run. */
+	due = gang_boost_due(s, now);
+	if (due > now && due - now < next)
+		next = due - now;
 	return next;
 }
 
@@ -610,6 +646,7 @@ int sched_vm_stats(const struct sched *s, int id, struct sched_vm_stats *st,
 	st->ple = s->host.ple;
 	st->no_signals = adaptive_without_signals(s, vm);
 	st->smt_shared_vcpus = smt_shared(s, vm, s->last_tick);
+	st->irq_boost_debt_ns = vm->irq_debt;
 	for (uint32_t i = 0; vcpus && i < nr && i < vm->p.nr_vcpus; i++)
 		vcpus[i] = vm->v[i].st;
 	return 0;

@@ -77,6 +77,11 @@ struct engine_vm {
 	const struct sched_obs *obs;	    /* this tick's observations */
 	uint32_t over_samples; /* mux: samples in a row with more vCPUs running than slots */
 	uint32_t contended;    /* adaptive, wide: samples in a row of sibling contention */
+	/* Interrupt boost (sched/gang.c): */
+	bool irq_pending;  /* an interrupt waits for its next slice: bring it forward */
+	bool irq_refused;  /* ... refused: wait for the regular slice, stop looking */
+	bool irq_deferred; /* ... held for the running slice's minimum run (counted) */
+	uint64_t irq_debt; /* boosted run time not yet paid back */
 };
 
 struct sched {
@@ -91,6 +96,12 @@ struct sched {
 	unsigned rr; /* rotation cursor into vms[] */
 	struct sched_slice_record log[SLICE_LOG];
 	unsigned log_head, log_count;
+	/* Interrupt boost: the current slice is a boosted VM's; the slice it preempted resumes
+	 * after it with its VMs and the time it had left. */
+	bool boosting;
+	int resume_vm[SLICE_VMS];
+	unsigned resume_n;
+	uint64_t resume_left;
 };
 
 struct engine_vm *engine_find(const struct sched *s, int id);
@@ -106,6 +117,8 @@ void engine_allowed(const struct sched *s, const struct engine_vm *vm, struct ut
 void gang_tick(struct sched *s, uint64_t now);
 void gang_account(struct sched *s, struct engine_vm *vm, uint64_t now);
 void gang_forget(struct sched *s, int id);
+/* When a held interrupt boost can be decided next (0: none held). */
+uint64_t gang_boost_due(const struct sched *s, uint64_t now);
 void relaxed_decide(struct engine_vm *vm, uint64_t dt);
 void adaptive_decide(struct engine_vm *vm, uint64_t now, uint64_t dt);
 void mux_decide(struct engine_vm *vm, uint64_t now);

@@ -16,6 +16,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <linux/futex.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -333,6 +334,27 @@ bool sched_page_gate_open(const struct sched_page *page, uint32_t vcpu, uint32_t
 	if (mux && __atomic_load_n(&mux->slots, __ATOMIC_RELAXED))
 		*gen = 1;
 	return open;
+}
+
+/* The boost request fits the header's padding: the slots stay where both versions had them. */
+_Static_assert(offsetof(struct sched_page, slot) == 128, "sched page header grew");
+
+void sched_page_irq_wait(struct sched_page *page, uint64_t raise_ns)
+{
+	/* Asked already: an interrupt storm costs one load per raise, no system call. */
+	if (__atomic_load_n(&page->irq_wait, __ATOMIC_RELAXED))
+		return;
+	__atomic_store_n(&page->irq_raise_ns, raise_ns, __ATOMIC_RELAXED);
+	if (!__atomic_exchange_n(&page->irq_wait, 1, __ATOMIC_ACQ_REL))
+		futex_wake(&page->irq_wait);
+}
+
+bool sched_view_irq_take(const struct sched_view *view, uint64_t *raise_ns)
+{
+	if (!__atomic_exchange_n(&view->page->irq_wait, 0, __ATOMIC_ACQ_REL))
+		return false;
+	*raise_ns = __atomic_load_n(&view->page->irq_raise_ns, __ATOMIC_RELAXED);
+	return true;
 }
 
 void sched_page_wait_switch(const struct sched_page *page, uint32_t gen, uint64_t timeout_ns)

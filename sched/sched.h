@@ -172,6 +172,16 @@ struct sched_page {
 	uint32_t mux_offset; /* v3: where struct sched_mux starts; 0 = none (v2) */
 	uint32_t
 		hints_offset; /* v3: where the guest's hints page starts (page-aligned); 0 = none */
+	/*
+	 * Worker (the device thread), with interrupt steering on: an interrupt was raised for a
+	 * vCPU whose gate is closed.  A futex word: set 0 -> 1 with a wake, so lockstepd's
+	 * scheduler thread can bring the VM's gang slice forward (an interrupt boost); the
+	 * scheduler takes it back to 0.  irq_raise_ns: when the first such interrupt was raised.
+	 * In the header's padding: pages of either version have it, readers of old builds
+	 * ignore it.
+	 */
+	uint32_t irq_wait;
+	uint64_t irq_raise_ns;
 	struct sched_slot slot[];
 } __attribute__((aligned(128)));
 
@@ -245,6 +255,11 @@ uint32_t sched_page_runnable(const struct sched_page *page, uint64_t runnable[4]
 /* Whether vCPU `vcpu`'s gate is open, and the generation it was seen in, or 1 (odd) when the
  * scheduler was moving gates at the time. */
 bool sched_page_gate_open(const struct sched_page *page, uint32_t vcpu, uint32_t *gen);
+/* Worker side, on an interrupt's raise path: asks the scheduler to run the gated VM soon
+ * (sets irq_wait and wakes it, once until the scheduler takes it). */
+void sched_page_irq_wait(struct sched_page *page, uint64_t raise_ns);
+/* Scheduler side: takes the request, if any (and when its interrupt was raised). */
+bool sched_view_irq_take(const struct sched_view *view, uint64_t *raise_ns);
 /* Waits until slice_gen differs from `gen` or `timeout_ns` passes. */
 void sched_page_wait_switch(const struct sched_page *page, uint32_t gen, uint64_t timeout_ns);
 /* Open and close vCPU `i`'s gate (also marking it in the guest's hints page, if any). */
@@ -350,6 +365,9 @@ struct sched_vm_params {
 	 * calls are offered (a Linux guest's, seen in KVM's statistics). */
 	bool pvlock;
 	bool no_mux; /* its worker predates the multiplexer (a version 2 sched page) */
+	/* Interrupt boost (its interrupt steering is on): an interrupt for the VM while it is
+	 * gated out of the gang slices brings its slice forward (sched/gang.c). */
+	bool irq_boost;
 };
 
 /* What the engine is told about one vCPU at each tick. */
@@ -435,6 +453,16 @@ struct sched_vm_stats {
 	/* adaptive, wider than its CPUs: times its vCPUs queued for host CPUs while siblings
 	 * slept in pv WAITs (a convoy), which multiplexes it like a preemption episode */
 	uint64_t contention_events;
+	/* Interrupt boost (gang): */
+	bool irq_boost;			/* on (its interrupt steering is) */
+	uint64_t irq_requests;		/* interrupts raised while it was gated out, as asked */
+	uint64_t irq_boosts;		/* granted: its slice brought forward */
+	uint64_t irq_boost_refused;	/* refused: it had taken a whole quantum ahead */
+	uint64_t irq_boost_deferred;	/* held until the running slice's minimum run was done */
+	uint64_t irq_boost_ns;		/* time it ran in boosted slices */
+	uint64_t irq_boost_debt_ns;	/* ... not yet paid back from its regular slices */
+	uint64_t irq_boost_paid_slices; /* regular slices it skipped to pay it back */
+	uint64_t irq_boost_preempted;	/* its own slices cut short by another VM's boost */
 };
 
 struct sched;
@@ -460,6 +488,19 @@ void sched_vm_set_pin(struct sched *s, int id, uint32_t vcpu, const struct util_
 void sched_vm_preempted(struct sched *s, int id, uint32_t culprit, double pressure,
 			uint64_t now_ns);
 #define SCHED_MIN_PRESSURE 0.05
+/*
+ * Interrupt boost: a gang VM with boost on that has an interrupt pending while it is gated
+ * out (sched_vm_irq_pending) gets a slice of SCHED_BOOST_SLICE_NS at once, once the running
+ * slice has run SCHED_BOOST_MIN_RUN_NS (and has as much left), unless it is a whole quantum
+ * ahead already; the preempted slice resumes for the rest of its time afterwards, and the
+ * boosted VM pays the time back from its next regular slices.  sched_vm_irq_watch says
+ * whether a request would be acted on now (else the caller need not even look).
+ */
+#define SCHED_BOOST_MIN_RUN_NS 500000ull
+#define SCHED_BOOST_SLICE_NS 500000ull
+void sched_vm_set_irq_boost(struct sched *s, int id, bool on);
+bool sched_vm_irq_watch(const struct sched *s, int id, uint64_t now_ns);
+void sched_vm_irq_pending(struct sched *s, int id, uint64_t now_ns);
 /* The multiplexer asks a vCPU to switch at its next release point; a guest that has not done
  * so after SCHED_MUX_CHECK_NS is kicked and stopped unless it holds or waits for a lock
  * (again at every tick), and after SCHED_MUX_GRACE_NS it is stopped regardless. */

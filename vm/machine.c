@@ -225,6 +225,7 @@ static int add_interrupts_and_pci(struct vm *vm)
 		return ret;
 	}
 	irq_set_gate_probe(vm->irq, vm_steering_gate_probe, vm);
+	irq_set_gated_hook(vm->irq, vm_steering_gated, vm);
 	/* What the host offers for posting, while /sys is still there (the sandbox hides it). */
 	irq_posting_probe("/", &vm->host_posting);
 	ret = vm_devloop_new(vm, &vm->devloop);

@@ -53,6 +53,15 @@ bool vm_steering_gate_probe(void *arg, uint32_t vcpu, uint64_t *gen)
 	return open;
 }
 
+/* An interrupt went to a gated vCPU with steering on: the scheduler may bring the VM's slice
+ * forward (one store and a futex wake, once until the scheduler takes it). */
+void vm_steering_gated(void *arg, uint64_t raise_ns)
+{
+	struct vm *vm = arg;
+
+	sched_page_irq_wait(vm->sched_page, raise_ns);
+}
+
 void vm_steering_note_exit(struct vm_vcpu *vcpu)
 {
 	struct kvm_lapic_state lapic;

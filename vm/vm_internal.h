@@ -444,6 +444,8 @@ int vm_steering_start(struct vm *vm);
 void vm_steering_stop(struct vm *vm);
 /* irq/'s gate probe: whether vCPU `vcpu` may run now, and the schedule generation. */
 bool vm_steering_gate_probe(void *vm, uint32_t vcpu, uint64_t *gen);
+/* irq/'s gated hook: asks the scheduler to run the VM soon (interrupt boost). */
+void vm_steering_gated(void *vm, uint64_t raise_ns);
 /* vCPU thread, after an exit: refreshes its published LDR/DFR every so often. */
 void vm_steering_note_exit(struct vm_vcpu *vcpu);
 /* Turns steering on or off while the VM runs (the control channel). */

@@ -28,7 +28,17 @@ struct fake {
 	/* gates as the probe reports them */
 	bool open[NR];
 	uint64_t gen;
+	unsigned gated_calls; /* the gated hook (interrupt boost requests) */
+	uint64_t gated_raise_ns;
 };
+
+static void gated_hook(void *arg, uint64_t raise_ns)
+{
+	struct fake *f = arg;
+
+	f->gated_calls++;
+	f->gated_raise_ns = raise_ns;
+}
 
 static int set_routing(void *ctx, const struct kvm_irq_routing *r)
 {
@@ -288,6 +298,7 @@ static void test_gated_counters(void **state)
 
 	assert_int_equal(irq_new(&ops, &f, &p, &irq), 0);
 	irq_set_gate_probe(irq, gate_probe, &f);
+	irq_set_gated_hook(irq, gated_hook, &f);
 	assert_int_equal(irq_msi_add(irq, &lp, "d", &gsi), 0);
 	assert_int_equal(irq_msi_add(irq, &fixed, "d", &fgsi), 0);
 	assert_int_equal(irq_line_new(irq, gsi, IRQ_LINE_EDGE, "lp", &line), 0);
@@ -343,6 +354,13 @@ static void test_gated_counters(void **state)
 			assert_int_equal(info[i].last_dest_vcpu, 3);
 		}
 	}
+	/* Steering on: every injection to a gated vCPU asked for its VM to run (a boost). */
+	assert_int_equal(f.gated_calls, 4);
+	assert_true(f.gated_raise_ns > 0);
+	/* Off: gated injections are counted, but ask for nothing. */
+	assert_int_equal(irq_set_steering(irq, false), 0);
+	assert_int_equal(irq_line_raise(fline), 0);
+	assert_int_equal(f.gated_calls, 4);
 	while (read(irq_line_fd(line), &sink, 8) == 8)
 		;
 	irq_line_free(line);

@@ -268,6 +268,34 @@ static void view_ignores_a_rewritten_header(void **state)
 	close(fd);
 }
 
+/* The worker's interrupt boost request: set once with the first raise's time, taken once. */
+static void irq_wait_is_asked_once_and_taken_once(void **state)
+{
+	struct sched_page *mine;
+	struct sched_view view;
+	uint64_t raise = 0;
+	int fd;
+
+	(void)state;
+	assert_int_equal(sched_page_create(2, &fd, &mine), 0);
+	assert_int_equal(sched_view_map(fd, 2, &view), 0);
+	assert_false(sched_view_irq_take(&view, &raise));
+	sched_page_irq_wait(mine, 100);
+	sched_page_irq_wait(mine, 200); /* asked already: the first raise's time stays */
+	assert_int_equal(view.page->irq_wait, 1);
+	assert_true(sched_view_irq_take(&view, &raise));
+	assert_int_equal(raise, 100);
+	assert_false(sched_view_irq_take(&view, &raise));
+	sched_page_irq_wait(mine, 300);
+	assert_true(sched_view_irq_take(&view, &raise));
+	assert_int_equal(raise, 300);
+	/* The slots stay where a page without the request had them. */
+	assert_int_equal(offsetof(struct sched_page, slot), 128);
+	sched_view_unmap(&view);
+	sched_page_unmap(mine, 2, SCHED_PAGE_VERSION);
+	close(fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -279,6 +307,7 @@ int main(void)
 		cmocka_unit_test(unsealed_page_is_refused),
 		cmocka_unit_test(unmap_ignores_the_header),
 		cmocka_unit_test(view_ignores_a_rewritten_header),
+		cmocka_unit_test(irq_wait_is_asked_once_and_taken_once),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
