@@ -12,8 +12,8 @@
  * the preempted slice then resumes for the time it had left.  Fairness is kept by accounting,
  * as Xen's credit scheduler boosts only VMs under their share: the boosted time is a debt
  * paid from the VM's next regular slices (shortened, or skipped once a whole quantum is owed),
- * and a VM a whole quantum ahead is refused until its regular turn.  Over any run a VM gets
- * its rotation's share within about a quantum plus a boost slice.
+ * and a VM two quanta ahead is refused until its regular turn.  Over any run a VM gets its
+ * rotation's share within about two quanta plus a boost slice.
  *
  * Every slice is logged with its VMs; gang_account measures what the others ran meanwhile,
  * which is how "VMs never interleave within a slice" is checked against reality.
@@ -110,6 +110,16 @@ static uint64_t boost_min_run(uint64_t quantum)
 static bool pays_back(const struct engine_vm *vm)
 {
 	return vm->irq_debt >= vm->p.quantum_ns;
+}
+
+/*
+ * Two quanta ahead: no more boosts until its turn.  Not one: boosted slices run a little
+ * over when the scheduler wakes late, and a VM whose device keeps raising would then be
+ * refused every few slices, its interrupts waiting a slice each time.
+ */
+static bool over_share(const struct engine_vm *vm)
+{
+	return vm->irq_debt >= 2 * vm->p.quantum_ns;
 }
 
 /*
@@ -215,8 +225,8 @@ uint64_t gang_boost_due(const struct sched *s, uint64_t now)
 /*
  * Brings forward the slice of a VM with an interrupt pending, if the running slice has run
  * its minimum and has as much left (else the request is held: the slice's end comes soon
- * enough) and the VM has not run a whole quantum ahead already (else it is refused: its
- * regular slice comes).
+ * enough) and the VM has not run two quanta ahead already (else it is refused: its regular
+ * slice comes).
  */
 static void boost_try(struct sched *s, uint64_t now)
 {
@@ -233,7 +243,7 @@ static void boost_try(struct sched *s, uint64_t now)
 			vm->irq_deferred = true;
 			return;
 		}
-		if (!pays_back(vm))
+		if (!over_share(vm))
 			break;
 		vm->irq_pending = false;
 		vm->irq_refused = true;

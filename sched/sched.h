@@ -457,7 +457,7 @@ struct sched_vm_stats {
 	bool irq_boost;			/* on (its interrupt steering is) */
 	uint64_t irq_requests;		/* interrupts raised while it was gated out, as asked */
 	uint64_t irq_boosts;		/* granted: its slice brought forward */
-	uint64_t irq_boost_refused;	/* refused: it had taken a whole quantum ahead */
+	uint64_t irq_boost_refused;	/* refused: it had run two quanta ahead */
 	uint64_t irq_boost_deferred;	/* held until the running slice's minimum run was done */
 	uint64_t irq_boost_ns;		/* time it ran in boosted slices */
 	uint64_t irq_boost_debt_ns;	/* ... not yet paid back from its regular slices */
@@ -491,8 +491,8 @@ void sched_vm_preempted(struct sched *s, int id, uint32_t culprit, double pressu
 /*
  * Interrupt boost: a gang VM with boost on that has an interrupt pending while it is gated
  * out (sched_vm_irq_pending) gets a slice of SCHED_BOOST_SLICE_NS at once, once the running
- * slice has run SCHED_BOOST_MIN_RUN_NS (and has as much left), unless it is a whole quantum
- * ahead already; the preempted slice resumes for the rest of its time afterwards, and the
+ * slice has run SCHED_BOOST_MIN_RUN_NS (and has as much left), unless it is two quanta ahead
+ * already; the preempted slice resumes for the rest of its time afterwards, and the
  * boosted VM pays the time back from its next regular slices.  sched_vm_irq_watch says
  * whether a request would be acted on now (else the caller need not even look).
  */

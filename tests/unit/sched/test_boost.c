@@ -3,8 +3,8 @@
  * alternate, a device in one of them raises an interrupt every millisecond, and the test
  * plays the scheduler thread's part: a raise while the VM is gated out is handed to the engine
  * when it would act on it (sched_vm_irq_watch), and wakes it at once.  Checked: a boost is
- * granted once the running slice ran its minimum, held before that, refused to a VM a whole
- * quantum ahead, never made with boost off; and every VM keeps its share over many slices.
+ * granted once the running slice ran its minimum, held before that, refused to a VM two
+ * quanta ahead, never made with boost off; and every VM keeps its share over many slices.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -225,11 +225,11 @@ static void no_boost_with_steering_off(void **state)
 }
 
 /*
- * A VM with a short quantum next to one with a long one: it boosts until it is a whole
- * quantum ahead, then it is refused and waits for its turn, so its share stays near what its
+ * A VM with a short quantum next to one with a long one: it boosts until it is two
+ * quanta ahead, then it is refused and waits for its turn, so its share stays near what its
  * quantum gives it (1/21) however often its device raises.
  */
-static void boost_refused_a_quantum_ahead(void **state)
+static void boost_refused_two_quanta_ahead(void **state)
 {
 	struct sched_vm_stats b;
 	struct device dev;
@@ -238,12 +238,10 @@ static void boost_refused_a_quantum_ahead(void **state)
 
 	(void)state;
 	two_gang_vms(&sim, true);
-	assert_int_equal(sched_vm_set_policy(sim.s, 0, VMDEF_SCHED_GANG, 20 * MS, 0, err,
-					     sizeof(err)),
-			 0);
-	assert_int_equal(sched_vm_set_policy(sim.s, 1, VMDEF_SCHED_GANG, 1 * MS, 0, err,
-					     sizeof(err)),
-			 0);
+	assert_int_equal(
+		sched_vm_set_policy(sim.s, 0, VMDEF_SCHED_GANG, 20 * MS, 0, err, sizeof(err)), 0);
+	assert_int_equal(
+		sched_vm_set_policy(sim.s, 1, VMDEF_SCHED_GANG, 1 * MS, 0, err, sizeof(err)), 0);
 	device_init(&dev, 1, 200 * US, sim.now);
 	run(&sim, &dev, 1, 2000 * MS);
 	stats(&sim, 1, &b);
@@ -294,7 +292,7 @@ int main(void)
 		cmocka_unit_test(boost_granted_after_minimum_run),
 		cmocka_unit_test(boost_keeps_shares_fair),
 		cmocka_unit_test(no_boost_with_steering_off),
-		cmocka_unit_test(boost_refused_a_quantum_ahead),
+		cmocka_unit_test(boost_refused_two_quanta_ahead),
 		cmocka_unit_test(two_boosting_vms_share_evenly),
 	};
 
