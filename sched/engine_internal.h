@@ -102,6 +102,7 @@ struct sched {
 	int resume_vm[SLICE_VMS];
 	unsigned resume_n;
 	uint64_t resume_left;
+	uint64_t boost_ran; /* how long the last boosted slice lasted, switch included */
 };
 
 struct engine_vm *engine_find(const struct sched *s, int id);

@@ -100,10 +100,18 @@ static void enter_slice(struct sched *s, struct engine_vm *vm, uint64_t now)
 	vm->irq_pending = vm->irq_refused = vm->irq_deferred = false;
 }
 
-/* The shortest a slice runs before a boost may cut it, and the least it must have left. */
-static uint64_t boost_min_run(uint64_t quantum)
+/*
+ * The shortest a slice runs before a boost may cut it, and the least it must have left: at
+ * least as long as the last boosted slice lasted, switches included (which a busy host
+ * stretches), so the preempted VM runs as much between boosts as the boosted one did, and
+ * the shares stay even without refusals; at most half a quantum.
+ */
+static uint64_t boost_min_run(const struct sched *s, uint64_t quantum)
 {
-	return quantum / 2 < SCHED_BOOST_MIN_RUN_NS ? quantum / 2 : SCHED_BOOST_MIN_RUN_NS;
+	uint64_t min_run =
+		s->boost_ran > SCHED_BOOST_MIN_RUN_NS ? s->boost_ran : SCHED_BOOST_MIN_RUN_NS;
+
+	return quantum / 2 < min_run ? quantum / 2 : min_run;
 }
 
 /* A whole quantum run ahead in boosts: it skips a regular slice to pay it back. */
@@ -163,7 +171,7 @@ static void start_slice(struct sched *s, uint64_t now)
 			continue;
 		}
 		if (s->slice_n == 0) {
-			uint64_t most = vm->p.quantum_ns - boost_min_run(vm->p.quantum_ns);
+			uint64_t most = vm->p.quantum_ns - boost_min_run(s, vm->p.quantum_ns);
 
 			s->rr = idx + 1; /* the next slice starts after the first VM of this one */
 			cut = vm->irq_debt < most ? vm->irq_debt : most;
@@ -217,7 +225,7 @@ uint64_t gang_boost_due(const struct sched *s, uint64_t now)
 
 	if (s->boosting || !first || !boost_candidate(s, now))
 		return 0;
-	min_run = boost_min_run(first->p.quantum_ns);
+	min_run = boost_min_run(s, first->p.quantum_ns);
 	due = s->slice_start + min_run;
 	return due > now && due + min_run <= s->slice_end ? due : 0;
 }
@@ -236,7 +244,7 @@ static void boost_try(struct sched *s, uint64_t now)
 
 	if (!first)
 		return;
-	min_run = boost_min_run(first->p.quantum_ns);
+	min_run = boost_min_run(s, first->p.quantum_ns);
 	while ((vm = boost_candidate(s, now))) {
 		if (now - s->slice_start < min_run || s->slice_end - now < min_run) {
 			vm->st.irq_boost_deferred += !vm->irq_deferred;
@@ -274,6 +282,7 @@ static void boost_try(struct sched *s, uint64_t now)
 /* A boosted slice ends: its VM ran that much ahead of its turn. */
 static void charge_boost(struct sched *s, uint64_t now)
 {
+	s->boost_ran = now - s->slice_start;
 	for (unsigned k = 0; k < s->slice_n; k++) {
 		struct engine_vm *vm = engine_find(s, s->slice_vm[k]);
 

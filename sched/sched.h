@@ -491,7 +491,8 @@ void sched_vm_preempted(struct sched *s, int id, uint32_t culprit, double pressu
 /*
  * Interrupt boost: a gang VM with boost on that has an interrupt pending while it is gated
  * out (sched_vm_irq_pending) gets a slice of SCHED_BOOST_SLICE_NS at once, once the running
- * slice has run SCHED_BOOST_MIN_RUN_NS (and has as much left), unless it is two quanta ahead
+ * slice has run SCHED_BOOST_MIN_RUN_NS (or as long as the last boosted slice lasted, if
+ * longer; and has as much left), unless it is two quanta ahead
  * already; the preempted slice resumes for the rest of its time afterwards, and the
  * boosted VM pays the time back from its next regular slices.  sched_vm_irq_watch says
  * whether a request would be acted on now (else the caller need not even look).
