@@ -316,11 +316,21 @@ static void apply(void *arg, int id, const struct sched_decision *d)
  * the host runs it in place of the outgoing one, which then leaves KVM_RUN (its kick pending)
  * as soon as it runs again, without running guest code, or the outgoing one leaves first.
  */
-static void switch_gates(struct scheduler *sch)
+static void switch_gates(struct scheduler *sch, uint64_t next_tick)
 {
 	uint64_t start = now_ns(), deadline = start + SWITCH_WAIT_MAX_NS;
 	bool closed = sch->closed_ns != 0, late = false;
 
+	/* Never past the next tick: a boosted slice (500 us) must end on time, whether or not
+	 * the vCPUs it replaced got a CPU to leave yet (the incoming ones run meanwhile).  Nor
+	 * past the minimum run before a boost while a VM may ask for one: its request is not
+	 * seen while this thread waits here. */
+	if (next_tick > start && next_tick < deadline)
+		deadline = next_tick;
+	for (unsigned k = 0; k < sch->nr_vms; k++)
+		if (sched_vm_irq_watch(sch->engine, sch->vms[k]->id, start) &&
+		    start + SCHED_BOOST_MIN_RUN_NS < deadline)
+			deadline = start + SCHED_BOOST_MIN_RUN_NS;
 	for (unsigned k = 0; k < sch->nr_vms; k++) {
 		struct sched_entry *e = sch->vms[k];
 		bool opened = false;
@@ -526,7 +536,7 @@ static void *scheduler_thread(void *arg)
 		take_irq_requests(sch, now);
 		measure_switches(sch);
 		next = sched_tick(sch->engine, now, observe, apply, sch);
-		switch_gates(sch);
+		switch_gates(sch, now + next);
 		check_gates(sch, now);
 		sch->ticks++;
 		sch->cpu_ns = thread_cpu_ns();
