@@ -137,11 +137,13 @@ static json_t *irq_boost_json(const struct sched_entry *e, const struct sched_vm
 {
 	const struct util_samples *w = e->irq_wait;
 
-	return json_pack("{s:b, s:I, s:I, s:I, s:I, s:f, s:f, s:I, s:I, s:{s:I, s:f, s:f, s:f}}",
-			 "on", st->irq_boost, "requests", (json_int_t)st->irq_requests, "granted",
-			 (json_int_t)st->irq_boosts, "refused", (json_int_t)st->irq_boost_refused,
-			 "deferred", (json_int_t)st->irq_boost_deferred, "boosted_ms",
-			 ms(st->irq_boost_ns), "debt_ms", ms(st->irq_boost_debt_ns), "paid_slices",
+	return json_pack("{s:b, s:f, s:I, s:I, s:I, s:I, s:f, s:f, s:I, s:I, "
+			 "s:{s:I, s:f, s:f, s:f}}",
+			 "on", st->irq_boost, "slice_ms", ms(st->slice_ns), "requests",
+			 (json_int_t)st->irq_requests, "granted", (json_int_t)st->irq_boosts,
+			 "refused", (json_int_t)st->irq_boost_refused, "deferred",
+			 (json_int_t)st->irq_boost_deferred, "boosted_ms", ms(st->irq_boost_ns),
+			 "debt_ms", ms(st->irq_boost_debt_ns), "paid_slices",
 			 (json_int_t)st->irq_boost_paid_slices, "preempted",
 			 (json_int_t)st->irq_boost_preempted, "wait", "count", (json_int_t)w->count,
 			 "us_p50", us(util_samples_percentile(w, 50)), "us_p99",

@@ -86,6 +86,8 @@ static void end_slice(struct sched *s, uint64_t now)
 
 		if (vm && interleaved)
 			vm->st.interleaved_slices++;
+		if (vm)
+			vm->st.slice_ns += now - s->slice_start;
 	}
 	log_slice(s, now);
 	s->slice_n = 0;

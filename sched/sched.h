@@ -422,6 +422,7 @@ struct sched_vm_stats {
 	uint64_t run_ns;   /* time at least one vCPU ran (estimated per tick: max over vCPUs) */
 	uint64_t corun_ns; /* time all its vCPUs ran together (per tick: min over vCPUs) */
 	uint64_t slices;   /* gang slices */
+	uint64_t slice_ns; /* gang: time its gates were open in slices (boosted ones included) */
 	uint64_t interleaved_slices;  /* its slices in which another gang VM ran > 10 % */
 	uint64_t leak_ns;	      /* time its vCPUs ran while their gates were closed */
 	uint64_t max_skew_ns;	      /* relaxed: largest sibling skew seen */

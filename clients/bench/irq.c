@@ -18,8 +18,8 @@
  * Under gang every vCPU of a VM runs in the same slices, so while the VM is descheduled a
  * steered interrupt has nowhere better to go by itself: with steering on, the scheduler
  * brings the VM's slice forward (interrupt boost, sched/gang.c); boosts, the raise -> gates
- * open latency the scheduler measured, and the share of its run the VM was on a CPU (fair:
- * 0.5) are printed under each gang run.
+ * open latency the scheduler measured, and the share of its run the VM's gates were open
+ * (fair: 0.5) are printed under each gang run.
  * The target: p99 with steering at least 5x lower than without, in the same run.
  *
  * Every figure comes from a machine that may be busy: the host's load before each run and
@@ -63,7 +63,7 @@ struct irq_run {
 	uint64_t delivered, raised, coalesced;
 	uint64_t to_gated, to_gated_switching, steer_commits;
 	/* gang: interrupt boosts (the measured VM's scheduler stats), and the share of its run
-	 * it was on a CPU (the CPU-bound VM beside it all along: fair is 0.5) */
+	 * its gates were open (the CPU-bound VM beside it all along: fair is 0.5) */
 	uint64_t boosts, boost_refused, boost_deferred;
 	double boost_wait_p99_us, run_share, boosted_ms;
 	double load1, foreign_cpus;
@@ -226,7 +226,7 @@ static void read_boost_report(struct irq_run *r, json_t *info)
 {
 	json_t *sched = json_object_get(json_object_get(info, "last_run"), "sched");
 	json_t *b = json_object_get(sched, "irq_boost");
-	double run = json_number_value(json_object_get(sched, "run_ms"));
+	double run = json_number_value(json_object_get(b, "slice_ms"));
 	double watched = json_number_value(json_object_get(sched, "watched_ms"));
 
 	r->boosts = json_integer_value(json_object_get(b, "granted"));
@@ -403,7 +403,7 @@ int bench_irq(int argc, char **argv)
 		       (unsigned long long)runs[i].to_gated, runs[i].load1, runs[i].foreign_cpus);
 		if (runs[i].with_load)
 			printf("%-22s boosts %llu (refused %llu, held %llu, %.2f ms each), "
-			       "raise->gates open p99 %.1f us, run share %.3f\n",
+			       "raise->gates open p99 %.1f us, slice share %.3f\n",
 			       "", (unsigned long long)runs[i].boosts,
 			       (unsigned long long)runs[i].boost_refused,
 			       (unsigned long long)runs[i].boost_deferred,

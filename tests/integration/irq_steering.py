@@ -92,11 +92,23 @@ def wide(env, d, c):
 
 
 def gang_run(env, d, c, steering):
-    """irqlat beside the CPU-bound VM, both gang; the route, and both VMs' scheduler stats."""
+    """irqlat beside the CPU-bound VM, both gang; the route, and both VMs' scheduler stats.
+    The CPU-bound VM is scheduled before irqlat starts and stopped after it ends, so irqlat
+    never runs alone: its fair share of its run is half."""
     name = "gang-on" if steering else "gang-off"
     load = env.definition("load", "lockbench", "lock=ticket mode=plain duration_ms=150000",
                           vcpus=2, sched={"policy": "gang"})
-    irq, r = run(d, c, [irqlat(env, name, 2, "gang", steering), load], name)
+    c.result("vm.define", definition=load)
+    c.result("vm.start", name="load")
+    deadline = time.time() + 60
+    while True:
+        vms = c.result("sched.stats", name="load").get("vms") or [{}]
+        if vms[0].get("watched_ms", 0) > 0:
+            break
+        check(time.time() < deadline, "the load VM is scheduled", vms)
+        time.sleep(0.1)
+    irq, r = run(d, c, [irqlat(env, name, 2, "gang", steering)], name)
+    c.result("vm.destroy", name="load")
     mine = c.result("vm.info", name=name)["last_run"]["sched"]
     other = c.result("vm.info", name="load")["last_run"]["sched"]
     c.result("vm.undefine", name="load")
@@ -112,9 +124,10 @@ def gang(env, d, c):
        f"{r['to_gated']['switching']} in switches, none missed")
     # Interrupt boost: steering on brings the gated VM's slice forward; the other VM's
     # slices it cut short are exactly its boosts; its boosted time is paid back (what it
-    # still owes is bounded by two quanta and a boosted slice); it takes no more than its
-    # share of the time it was watched (half, with a margin for sampling: 0.65); the lower
-    # side depends on what else the host runs, so it is only checked to be far from 0.
+    # still owes is bounded by two quanta and a boosted slice); the share of its run its
+    # gates were open (the scheduler's own accounting, not the host's: the CPU-bound VM runs
+    # beside it throughout, so fair is half) stays within [0.35, 0.6] -- 0.6: two quanta
+    # and a slice over a run of seconds; 0.35: slices it gave back while it booted halted.
     b, ob = mine["irq_boost"], other["irq_boost"]
     check(b["on"], "boost follows steering", b)
     check(b["granted"] > 0, "gang, steering on: boosts granted", b)
@@ -125,21 +138,21 @@ def gang(env, d, c):
     # (a boosted slice lasts 0.5 ms and its switches: a quantum is a generous bound for it)
     check(b["debt_ms"] <= 3 * 5, "boosted time paid back: under two quanta and a slice", b)
     check(b["wait"]["count"] > 0, "raise -> gates open measured", b)
-    share = mine["run_ms"] / mine["watched_ms"] if mine["watched_ms"] else 0
-    check(0.1 < share < 0.65, f"gang, boosted: run share {share:.3f} within [0.1, 0.65]",
+    share = b["slice_ms"] / mine["watched_ms"] if mine["watched_ms"] else 0
+    check(0.35 <= share <= 0.6, f"gang, boosted: slice share {share:.3f} within [0.35, 0.6]",
           mine)
     ok(f"gang, steering on: {b['granted']} boosts of {b['requests']} requests "
-       f"({b['refused']} refused, {b['deferred']} held), run share {share:.3f}")
+       f"({b['refused']} refused, {b['deferred']} held), slice share {share:.3f}")
     r, mine, other = gang_run(env, d, c, False)
     b = mine["irq_boost"]
     check(not b["on"] and b["requests"] == 0 and b["granted"] == 0,
           "gang, steering off: no boost asked or granted", b)
     check(other["irq_boost"]["preempted"] == 0, "steering off: no slice cut short", other)
     check(r["to_gated"]["total"] > 0, "steering off: interrupts wait for the VM's slice", r)
-    share = mine["run_ms"] / mine["watched_ms"] if mine["watched_ms"] else 0
-    check(0.1 < share < 0.65, f"gang, not boosted: run share {share:.3f}", mine)
+    share = b["slice_ms"] / mine["watched_ms"] if mine["watched_ms"] else 0
+    check(0.35 <= share <= 0.6, f"gang, not boosted: slice share {share:.3f}", mine)
     ok(f"gang, steering off: no boosts, {r['to_gated']['total']} interrupts to gated vCPUs, "
-       f"run share {share:.3f}")
+       f"slice share {share:.3f}")
 
 
 def control(path, request):

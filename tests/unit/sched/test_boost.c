@@ -179,6 +179,9 @@ static void boost_keeps_shares_fair(void **state)
 	assert_true(a.irq_boost_preempted == b.irq_boosts);
 	assert_int_equal(a.irq_boosts, 0);
 	assert_true(sim_share(&on, 1) > 0.45 && sim_share(&on, 1) < 0.55);
+	/* The scheduler's own account agrees: gate-open time within two quanta and a slice. */
+	assert_true(a.slice_ns + 2 * 5 * MS + SCHED_BOOST_SLICE_NS >= b.slice_ns &&
+		    b.slice_ns + 2 * 5 * MS + SCHED_BOOST_SLICE_NS >= a.slice_ns);
 	assert_true(percentile(&dev, 99) <= SCHED_BOOST_MIN_RUN_NS + 2 * SIM_STEP_NS);
 	assert_int_equal(on.interleave_ns, 0);
 	assert_int_equal(on.gate_overlaps, 0);
