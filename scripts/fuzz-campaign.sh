@@ -85,6 +85,11 @@ campaign() {
 	runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/fuzz.log" | tail -n 1)
 	rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$work/fuzz.log" | tail -n 1)
 	cov=$(grep -Eo 'cov: [0-9]+ ft: [0-9]+' "$work/fuzz.log" | tail -n 1)
+	# -fork=N prints no stat:: lines; its status lines read "#RUNS: cov: ... exec/s RATE ..."
+	if [ -z "$runs" ]; then
+		runs=$(sed -n 's/^#\([0-9]*\): cov:.*/\1/p' "$work/fuzz.log" | tail -n 1)
+		rate=$(sed -n 's/^#[0-9]*: cov:.* exec\/s \([0-9]*\).*/\1/p' "$work/fuzz.log" | tail -n 1)
+	fi
 	line="fuzz_$target: ${runs:-?} executions, ${rate:-?} exec/s, ${cov:-cov: ?}, corpus $before -> $after inputs"
 	echo "$line"
 	echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) $line" >>"$build/campaigns.log"
