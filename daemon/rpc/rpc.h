@@ -61,8 +61,14 @@ extern const struct api_method rpc_methods[];
 extern const size_t rpc_nr_methods;
 /* The VM named by params.name, or NULL with the call failed (missing name, no such VM). */
 struct dvm *rpc_find_vm(struct daemon *d, struct api_call *call, json_t *params);
-/* The client a call came from, or NULL once it has gone. */
-struct rpc_client *rpc_call_client(struct api_call *call);
+/* The client a call came from, or NULL once it has gone.  Inline: the method files read it
+ * without calling into server.c, which calls them (check_calls.py: no circle). */
+static inline struct rpc_client *rpc_call_client(struct api_call *call)
+{
+	struct api_session *s = api_call_session(call);
+
+	return s ? api_session_opaque(s) : NULL;
+}
 /* A VM in a line: state, what it runs with (the stored definition when it does not run),
  * the worker's error, a pending restart, and "pending". */
 json_t *rpc_vm_summary(struct dvm *vm);

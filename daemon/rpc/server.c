@@ -82,13 +82,6 @@ void rpc_client_close(struct rpc_client *c)
 	free(c);
 }
 
-struct rpc_client *rpc_call_client(struct api_call *call)
-{
-	struct api_session *s = api_call_session(call);
-
-	return s ? api_session_opaque(s) : NULL;
-}
-
 /* ---- the listener's hooks ---- */
 
 static int conn_open(void *arg, struct conn *conn)
