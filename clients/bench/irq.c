@@ -36,6 +36,7 @@
 #include "clients/bench/bench.h"
 #include "clients/bench/matrix.h"
 #include "util/util.h"
+#include "vmdef/vmdef.h"
 
 #define RUN_TIMEOUT_S 300
 #define MAX_RUNS 16
@@ -46,6 +47,7 @@ struct irq_opts {
 	const char *scenarios;
 	const char *wide_policy;
 	unsigned period_us, count;
+	unsigned quantum_us; /* the gang VMs' sched.quantum_us; 0: lockstepd's default */
 	bool json;
 };
 
@@ -75,14 +77,15 @@ static void usage(FILE *out)
 {
 	fputs("usage: lockstep-bench irq [--socket PATH] [--guest-dir DIR]\n"
 	      "                          [--scenarios floor,gang,wide] [--wide-policy POLICY]\n"
-	      "                          [--period-us N] [--count N] [--json]\n"
+	      "                          [--period-us N] [--count N] [--quantum-us N] [--json]\n"
 	      "Device interrupt delivery latency (p50/p99) and rate under lockstepd: the floor\n"
 	      "(INTx, MSI, MSI-X, KVM_SIGNAL_MSI, HLT wake-up) and steering on vs off at 2x\n"
 	      "overcommit, under gang and with one VM wider than the host.\n"
 	      "  --socket PATH      a running lockstepd (default: start one of our own)\n"
 	      "  --wide-policy P    the policy of the wide scenario (default relaxed)\n"
 	      "  --period-us N      one raise every N us (default 1000)\n"
-	      "  --count N          deliveries per run (default 3000)\n",
+	      "  --count N          deliveries per run (default 3000)\n"
+	      "  --quantum-us N     the gang VMs' slice (sched.quantum_us; default lockstepd's)\n",
 	      out);
 }
 
@@ -95,6 +98,7 @@ static int parse(struct irq_opts *o, int argc, char **argv)
 		{ "wide-policy", required_argument, NULL, 'w' },
 		{ "period-us", required_argument, NULL, 'p' },
 		{ "count", required_argument, NULL, 'n' },
+		{ "quantum-us", required_argument, NULL, 'q' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -131,6 +135,15 @@ static int parse(struct irq_opts *o, int argc, char **argv)
 			}
 			*(opt == 'p' ? &o->period_us : &o->count) = (unsigned)v;
 			break;
+		case 'q':
+			if (util_parse_u64(optarg, VMDEF_QUANTUM_US_MIN, VMDEF_QUANTUM_US_MAX,
+					   &v)) {
+				fprintf(stderr, "lockstep-bench irq: bad --quantum-us %s (%u-%u)\n",
+					optarg, VMDEF_QUANTUM_US_MIN, VMDEF_QUANTUM_US_MAX);
+				return -EINVAL;
+			}
+			o->quantum_us = (unsigned)v;
+			break;
 		case 'j':
 			o->json = true;
 			break;
@@ -161,6 +174,15 @@ static int parse(struct irq_opts *o, int argc, char **argv)
 	return 0;
 }
 
+/* A gang VM's definition with --quantum-us, when given. */
+static json_t *with_quantum(const struct irq_opts *o, const char *policy, json_t *def)
+{
+	if (def && o->quantum_us && strcmp(policy, "gang") == 0)
+		json_object_set_new(json_object_get(def, "sched"), "quantum_us",
+				    json_integer(o->quantum_us));
+	return def;
+}
+
 static json_t *irqlat_definition(const struct irq_opts *o, const struct irq_run *r,
 				 const char *name)
 {
@@ -169,10 +191,12 @@ static json_t *irqlat_definition(const struct irq_opts *o, const struct irq_run 
 	snprintf(kernel, sizeof(kernel), "%s/irqlat.elf", o->guest_dir);
 	snprintf(cmdline, sizeof(cmdline), "%s period_us=%u count=%u seconds=120", r->args,
 		 o->period_us, o->count);
-	return json_pack("{s:s, s:i, s:s, s:s, s:s, s:{s:s}, s:{s:b}, s:[{s:s}]}", "name", name,
-			 "vcpus", (int)r->vcpus, "memory", "64M", "kernel", kernel, "cmdline",
-			 cmdline, "sched", "policy", r->policy, "irq", "steering", r->steering != 0,
-			 "devices", "type", "testdev");
+	return with_quantum(o, r->policy,
+			    json_pack("{s:s, s:i, s:s, s:s, s:s, s:{s:s}, s:{s:b}, s:[{s:s}]}",
+				      "name", name, "vcpus", (int)r->vcpus, "memory", "64M",
+				      "kernel", kernel, "cmdline", cmdline, "sched", "policy",
+				      r->policy, "irq", "steering", r->steering != 0, "devices",
+				      "type", "testdev"));
 }
 
 /* The CPU-bound companion of the gang scenario: a plain ticket lock, stopped when irqlat is. */
@@ -182,8 +206,10 @@ static json_t *load_definition(const struct irq_opts *o, const char *name, unsig
 
 	snprintf(kernel, sizeof(kernel), "%s/lockbench.elf", o->guest_dir);
 	snprintf(cmdline, sizeof(cmdline), "lock=ticket mode=plain duration_ms=%u", ms);
-	return json_pack("{s:s, s:i, s:s, s:s, s:s, s:{s:s}}", "name", name, "vcpus", 2, "memory",
-			 "64M", "kernel", kernel, "cmdline", cmdline, "sched", "policy", "gang");
+	return with_quantum(o, "gang",
+			    json_pack("{s:s, s:i, s:s, s:s, s:s, s:{s:s}}", "name", name, "vcpus",
+				      2, "memory", "64M", "kernel", kernel, "cmdline", cmdline,
+				      "sched", "policy", "gang"));
 }
 
 /* "key=value" of the last result line of `console`. */
