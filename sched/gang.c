@@ -106,14 +106,19 @@ static void enter_slice(struct sched *s, struct engine_vm *vm, uint64_t now)
  * The shortest a slice runs before a boost may cut it, and the least it must have left: at
  * least as long as the last boosted slice lasted, switches included (which a busy host
  * stretches), so the preempted VM runs as much between boosts as the boosted one did, and
- * the shares stay even without refusals; at most half a quantum.
+ * the shares stay even without refusals; at most a quarter of a quantum and four minimum
+ * runs.  At half a quantum a slice would have no moment with both its minimum run behind it
+ * and as much left: one boosted slice stretched past that by a late wake-up stopped every
+ * later boost (boost_ran is only renewed by a boost), and interrupts waited whole slices.
  */
 static uint64_t boost_min_run(const struct sched *s, uint64_t quantum)
 {
 	uint64_t min_run =
 		s->boost_ran > SCHED_BOOST_MIN_RUN_NS ? s->boost_ran : SCHED_BOOST_MIN_RUN_NS;
+	uint64_t most =
+		quantum / 4 < 4 * SCHED_BOOST_MIN_RUN_NS ? quantum / 4 : 4 * SCHED_BOOST_MIN_RUN_NS;
 
-	return quantum / 2 < min_run ? quantum / 2 : min_run;
+	return min_run < most ? min_run : most;
 }
 
 /* A whole quantum run ahead in boosts: it skips a regular slice to pay it back. */
