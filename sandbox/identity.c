@@ -66,6 +66,15 @@ int sandbox_user_lookup(const char *name, struct sandbox_user *u, char *err, siz
 	return 0;
 }
 
+bool sandbox_cap_effective(int cap)
+{
+	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct caps[2];
+
+	return cap >= 0 && cap < 64 && syscall(SYS_capget, &hdr, caps) == 0 &&
+	       (caps[cap / 32].effective & (1u << (cap % 32)));
+}
+
 int sandbox_caps_limit(const int *keep, unsigned n, bool bounding)
 {
 	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };

@@ -71,6 +71,8 @@ int sandbox_user_lookup(const char *name, struct sandbox_user *u, char *err, siz
  * afterwards inherit the result, threads that exist keep theirs.
  */
 int sandbox_caps_limit(const int *keep, unsigned n, bool bounding);
+/* Whether the calling thread has the CAP_* number `cap` in its effective set. */
+bool sandbox_cap_effective(int cap);
 
 /*
  * Opens a file a client named (definition key `key`), as `flags`/`mode` of open(2) ask: it

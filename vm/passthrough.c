@@ -20,7 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "host/host.h"
@@ -99,15 +98,6 @@ static bool msi_remapped(void)
 	return on;
 }
 
-static bool ipc_lock_effective(void)
-{
-	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
-	struct __user_cap_data_struct caps[2];
-
-	return syscall(SYS_capget, &hdr, caps) == 0 &&
-	       (caps[CAP_IPC_LOCK / 32].effective & (1u << (CAP_IPC_LOCK % 32)));
-}
-
 /*
  * VFIO type1 counts the pinned pages against RLIMIT_MEMLOCK unless the process has
  * CAP_IPC_LOCK, which a sandboxed worker does not: the soft and hard limits become guest RAM on
@@ -131,7 +121,7 @@ static int memlock_for_dma(struct vm *vm)
 						rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want ?
 							want :
 							rl.rlim_max }) == 0 ||
-	    ipc_lock_effective())
+	    sandbox_cap_effective(CAP_IPC_LOCK))
 		return 0;
 	util_log(&vm->log, UTIL_LOG_ERROR,
 		 "cannot raise RLIMIT_MEMLOCK to %llu MiB for the guest RAM VFIO pins for DMA "
