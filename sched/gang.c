@@ -127,6 +127,12 @@ static bool pays_back(const struct engine_vm *vm)
 	return vm->irq_debt >= vm->p.quantum_ns;
 }
 
+static void skip_slice_to_pay(struct engine_vm *vm)
+{
+	vm->irq_debt -= vm->p.quantum_ns;
+	vm->st.irq_boost_paid_slices++;
+}
+
 /*
  * Two quanta ahead: no more boosts until its turn.  Not one: boosted slices run a little
  * over when the scheduler wakes late, and a VM whose device keeps raising would then be
@@ -156,10 +162,8 @@ static void start_slice(struct sched *s, uint64_t now)
 	for (unsigned k = 0; k < s->nr_vms && !eligible; k++) {
 		struct engine_vm *vm = s->vms[k];
 
-		if (engine_in_gang(vm, now) && pays_back(vm)) {
-			vm->irq_debt -= vm->p.quantum_ns;
-			vm->st.irq_boost_paid_slices++;
-		}
+		if (engine_in_gang(vm, now) && pays_back(vm))
+			skip_slice_to_pay(vm);
 	}
 	for (unsigned n = 0; n < s->nr_vms && s->slice_n < SLICE_VMS; n++) {
 		unsigned idx = (s->rr + n) % s->nr_vms;
@@ -173,8 +177,7 @@ static void start_slice(struct sched *s, uint64_t now)
 		if (!fits)
 			continue;
 		if (eligible && pays_back(vm)) {
-			vm->irq_debt -= vm->p.quantum_ns;
-			vm->st.irq_boost_paid_slices++;
+			skip_slice_to_pay(vm);
 			continue;
 		}
 		if (s->slice_n == 0) {
