@@ -141,12 +141,22 @@ static void log_guest_state(struct vm_vcpu *vcpu, enum util_log_level level, con
 		util_log(&vcpu->vm->log, level, "vCPU %u: %s", vcpu->index, what);
 		return;
 	}
+	/*
+	 * AMD's KVM re-initialises a vCPU when it intercepts a shutdown (the VMCB is undefined
+	 * after one), so a triple fault there reports the state after INIT: say so rather than
+	 * let 0xfff0 pass for where the guest failed.
+	 */
+	bool reset = regs.rip == 0xfff0 && sregs.cs.selector == 0xf000 && !(sregs.cr0 & 1);
+
 	util_log(&vcpu->vm->log, level,
 		 "vCPU %u: %s at rip=0x%llx rsp=0x%llx cs=0x%x cr0=0x%llx cr3=0x%llx cr4=0x%llx "
-		 "efer=0x%llx",
+		 "efer=0x%llx%s",
 		 vcpu->index, what, (unsigned long long)regs.rip, (unsigned long long)regs.rsp,
 		 sregs.cs.selector, (unsigned long long)sregs.cr0, (unsigned long long)sregs.cr3,
-		 (unsigned long long)sregs.cr4, (unsigned long long)sregs.efer);
+		 (unsigned long long)sregs.cr4, (unsigned long long)sregs.efer,
+		 reset ? " (the state after INIT: KVM re-initialised the vCPU, the fault's "
+			 "registers are lost)" :
+			 "");
 }
 
 static void guest_crash(struct vm_vcpu *vcpu, const char *what)
