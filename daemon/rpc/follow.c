@@ -26,24 +26,6 @@ struct follow {
 	uint64_t offset;
 };
 
-void rpc_console_reply(struct dvm *vm, struct api_call *call, uint64_t offset, uint64_t max)
-{
-	unsigned char *data;
-	uint64_t size;
-	size_t len;
-	int ret = console_read(vm, offset, (size_t)max, &data, &len, &size);
-
-	if (ret) {
-		api_call_fail_errno(call, ret, "cannot read the console of %s", vm->cfg.name);
-		return;
-	}
-	api_call_reply(call, json_pack("{s:s, s:o, s:I, s:I, s:I}", "vm", vm->cfg.name, "data",
-				       console_text_json(data, len), "offset", (json_int_t)offset,
-				       "next_offset", (json_int_t)(offset + len), "size",
-				       (json_int_t)size));
-	free(data);
-}
-
 static void drop(struct rpc_server *srv, struct follow *f)
 {
 	util_list_del(&f->link);
@@ -96,7 +78,8 @@ static void poll_followers(uv_timer_t *t)
 	}
 }
 
-int rpc_follow(struct rpc_client *c, struct dvm *vm, uint64_t offset, char *err, size_t err_len)
+/* Sends what is appended to the VM's console from `offset` on, as "console.output". */
+static int follow(struct rpc_client *c, struct dvm *vm, uint64_t offset, char *err, size_t err_len)
 {
 	struct rpc_server *srv = c->srv;
 	unsigned mine = 0, its = 0;
@@ -131,6 +114,36 @@ int rpc_follow(struct rpc_client *c, struct dvm *vm, uint64_t offset, char *err,
 		srv->console_timer_on = true;
 	}
 	return 0;
+}
+
+void rpc_console_reply(struct dvm *vm, struct api_call *call, uint64_t offset, uint64_t max,
+		       struct rpc_client *follower)
+{
+	unsigned char *data;
+	uint64_t size;
+	size_t len;
+	char err[128];
+	int ret = console_read(vm, offset, (size_t)max, &data, &len, &size);
+
+	if (ret) {
+		api_call_fail_errno(call, ret, "cannot read the console of %s", vm->cfg.name);
+		return;
+	}
+	/*
+	 * The follower starts where this read ended, not at a size taken before it: the worker
+	 * appends while lockstepd reads, and bytes written in between would reach the client
+	 * twice, in the reply and again in a notification.
+	 */
+	if (follower && (ret = follow(follower, vm, offset + len, err, sizeof(err)))) {
+		free(data);
+		api_call_fail_err(call, ret, err);
+		return;
+	}
+	api_call_reply(call, json_pack("{s:s, s:o, s:I, s:I, s:I}", "vm", vm->cfg.name, "data",
+				       console_text_json(data, len), "offset", (json_int_t)offset,
+				       "next_offset", (json_int_t)(offset + len), "size",
+				       (json_int_t)size));
+	free(data);
 }
 
 void rpc_unfollow_client(struct rpc_client *c)

@@ -464,18 +464,7 @@ static void vm_console(void *ctx, struct api_call *call, json_t *params)
 		/* By default the current (or last) run's console, from its start marker. */
 		offset = vm->console_start <= size ? vm->console_start : 0;
 	c = rpc_call_client(call);
-	if (follow && c) {
-		/* Followers get what the read below does not cover. */
-		char err[128];
-		int ret = rpc_follow(c, vm, offset + max < size ? offset + max : size, err,
-				     sizeof(err));
-
-		if (ret) {
-			api_call_fail_err(call, ret, err);
-			return;
-		}
-	}
-	rpc_console_reply(vm, call, offset, max);
+	rpc_console_reply(vm, call, offset, max, follow ? c : NULL);
 }
 
 static void vcpu_pin(void *ctx, struct api_call *call, json_t *params)

@@ -88,14 +88,17 @@ void rpc_device_host(void *ctx, struct api_call *call, json_t *params);
 
 /* ---- consoles (follow.c) ---- */
 
-/* Answers vm.console with [offset, offset + max) of the VM's console log. */
-void rpc_console_reply(struct dvm *vm, struct api_call *call, uint64_t offset, uint64_t max);
 #define RPC_FOLLOWS_PER_CLIENT 16
 #define RPC_FOLLOWS_PER_VM 64
 
-/* Sends what is appended to the VM's console from `offset` on, as "console.output"; -EUSERS
- * (with `err` saying which) past RPC_FOLLOWS_PER_CLIENT or RPC_FOLLOWS_PER_VM. */
-int rpc_follow(struct rpc_client *c, struct dvm *vm, uint64_t offset, char *err, size_t err_len);
+/*
+ * Answers vm.console with [offset, offset + max) of the VM's console log as it is now.  With
+ * a `follower`, that client then gets what follows the bytes of the reply as
+ * "console.output" notifications, or the call fails with -EUSERS past
+ * RPC_FOLLOWS_PER_CLIENT or RPC_FOLLOWS_PER_VM.
+ */
+void rpc_console_reply(struct dvm *vm, struct api_call *call, uint64_t offset, uint64_t max,
+		       struct rpc_client *follower);
 void rpc_unfollow_client(struct rpc_client *c);
 
 /* ---- interactive consoles (console.c) ---- */

@@ -11,7 +11,8 @@ the kernel's Cpus_allowed_list of the vCPU thread), shutdown through the ACPI po
 JSON-RPC: the same steps with every result's fields checked, plus the errors each step can
 give (wrong state, unknown VM, bad pin) with their exact codes and messages, and
 vm.shutdown of a guest that ignores the power button: -32005 after the timeout, VM still
-running.
+running; and followers of a console the guest writes every millisecond, each getting every
+byte once.
 """
 import json
 import os
@@ -247,11 +248,39 @@ def rpc_lifecycle(env, d):
     c.close()
 
 
+def follow_exact(env, d):
+    """Followers of a console the guest writes to all the time (a heartbeat every ms): each
+    follower's first console.output starts exactly where its reply ended.  The worker
+    appends while lockstepd reads, so a follower placed by a size taken before the read got
+    the bytes written in between twice (once a byte of a guest's line doubled)."""
+    c = d.client()
+    c.result("vm.define", definition=env.definition("chatty", "idle", "heartbeat_ms=1"))
+    c.result("vm.start", name="chatty")
+    dh.wait_for(lambda: "idle: heartbeat 20\n" in c.result("vm.console", name="chatty")["data"],
+                30, "chatty's heartbeats")
+    followers = 0
+    for _ in range(8):
+        clients = [d.client() for _ in range(16)]
+        replies = [x.result("vm.console", name="chatty", follow=True, tail=64) for x in clients]
+        for x, r in zip(clients, replies):
+            n = x.notification(timeout=20, method="console.output")
+            check(n and n["params"]["offset"] == r["next_offset"],
+                  "a follower's first notification starts where its reply ended", r, n)
+            followers += 1
+        for x in clients:
+            x.close()
+    c.result("vm.destroy", name="chatty")
+    c.result("vm.undefine", name="chatty")
+    c.close()
+    ok(f"rpc: {followers} followers of a console written every ms: none got a byte twice")
+
+
 def main():
     with dh.Env(sys.argv[1], sys.argv[2]) as env:
         d = env.daemon()
         cli_lifecycle(env, d)
         rpc_lifecycle(env, d)
+        follow_exact(env, d)
 
 
 if __name__ == "__main__":
