@@ -396,6 +396,13 @@ class Bed:
         return None
 
     def _wait(self, done, timeout, what, partial=lambda: ""):
+        def give_up(why):
+            self._kill()
+            out = partial()
+            raise BedTimeout(f"{why} while waiting for {what}; QEMU killed"
+                             + (f"\n---- output so far ----\n{out}" if out else "")
+                             + self._tail())
+
         deadline = time.monotonic() + timeout
         next_look = time.monotonic()
         while not done():
@@ -406,29 +413,14 @@ class Bed:
                                + self._tail())
             silent = self._heartbeat_age()
             if silent is not None and silent > HEARTBEAT_LOST:
-                self._kill()
-                out = partial()
-                raise BedTimeout(f"L1 stopped its heartbeat {silent:.0f}s ago while waiting "
-                                 f"for {what}; QEMU killed"
-                                 + (f"\n---- output so far ----\n{out}" if out else "")
-                                 + self._tail())
-            stuck = None
+                give_up(f"L1 stopped its heartbeat {silent:.0f}s ago")
             if time.monotonic() > next_look:
                 next_look = time.monotonic() + 2
                 stuck = self._stuck_cpu()
-            if stuck:
-                self._kill()
-                out = partial()
-                raise BedTimeout(f"L1's kernel reports \"{stuck}\" while waiting for {what}: "
-                                 f"the emulated CPU is stuck; QEMU killed"
-                                 + (f"\n---- output so far ----\n{out}" if out else "")
-                                 + self._tail())
+                if stuck:
+                    give_up(f"L1's kernel reports \"{stuck}\": the emulated CPU is stuck")
             if time.monotonic() > deadline:
-                self._kill()
-                out = partial()
-                raise BedTimeout(f"timed out after {timeout}s waiting for {what}; QEMU killed"
-                                 + (f"\n---- output so far ----\n{out}" if out else "")
-                                 + self._tail())
+                give_up(f"timed out after {timeout}s")
             time.sleep(0.05)
 
 
