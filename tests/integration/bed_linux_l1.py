@@ -45,8 +45,8 @@ KICKS_ONLY = ["clocksource", "clocksource2", "steal_time", "pv_eoi", "pv_unhalt"
 
 TRACEFS = "/sys/kernel/tracing"
 # Few and cheap: a shutdown exit (SVM_EXIT_SHUTDOWN, with the rip it happened at) and the
-# exceptions KVM itself injects.  Recording every exit slows the L2 guests enough to change
-# the timing under test.
+# exceptions KVM itself injects, rare events, where recording every exit would add to the
+# cost of each one in the guests under test.
 TRACE_EVENTS = {"kvm/kvm_exit": "exit_reason == 127", "kvm/kvm_inj_exception": None}
 
 
@@ -54,7 +54,7 @@ def trace_start():
     """Records L1's KVM shutdown exits and injected exceptions in tracefs' ring buffer, so
     that a guest's triple fault can be placed: AMD's KVM re-initialises a vCPU on a SHUTDOWN
     intercept, so the registers lockstep-vm reports afterwards are the reset state (rip
-    0xfff0), not the fault's."""
+    0xfff0), not the fault's.  Best effort: without tracefs, failures print no trace."""
     try:
         if not os.path.exists(f"{TRACEFS}/events"):
             subprocess.run(["mount", "-t", "tracefs", "nodev", TRACEFS], check=False,
@@ -69,9 +69,8 @@ def trace_start():
             f.write("")
         with open(f"{TRACEFS}/tracing_on", "w") as f:
             f.write("1")
-        return True
     except OSError:
-        return False
+        pass
 
 
 def trace_tail(lines=40):
